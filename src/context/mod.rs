@@ -1,0 +1,569 @@
+//! Cancellation and deadlines: the Rust form of Go's `context.Context`.
+//!
+//! A [`Context`] is a node in a cancellation tree. Cancelling a node cancels
+//! every descendant; a child's deadline is the earlier of its own and its
+//! parent's. Jobs receive a `&Context` and poll it ([`Context::is_done`],
+//! [`Context::check`]) or block on it ([`Context::done`],
+//! [`Context::sleep`]).
+//!
+//! # Design
+//!
+//! * **Children link lazily.** A new child is not registered with its parent;
+//!   polling ([`is_done`](Context::is_done)) walks up the ancestors, which
+//!   costs a few atomic loads. Only a context that someone *blocks* on
+//!   ([`done`](Context::done), [`sleep`](Context::sleep)) registers with its
+//!   parent, so that cancellation can wake the blocked thread. This keeps a
+//!   per-job context to one allocation and no lock on the shared parent,
+//!   which matters on a pool's hot path.
+//! * **A registered child is unregistered when it is cancelled or dropped**,
+//!   so creating and dropping any number of children under a long-lived
+//!   parent leaves the parent's child table empty.
+//! * **One timer thread** (`brigade-timer`, started on first use and then
+//!   kept for the life of the process) fires every deadline that someone
+//!   blocks on. Polling compares the deadline with the clock directly, so a
+//!   deadline is exact for [`is_done`](Context::is_done) and within the
+//!   timer's wake-up latency for [`done`](Context::done). A cancelled or
+//!   dropped context removes its timer entry.
+//! * **The first cause wins.** When both a deadline and a cancellation have
+//!   happened by the time they are observed, the reason reported is the one
+//!   that happened first, judged by the deadline instant and the time
+//!   `cancel` was called. Once observed, the reason never changes.
+//! * **Dropping a context does not cancel it.** Cancellation is always an
+//!   explicit [`cancel`](Context::cancel) (or a deadline), as in Go. Clones
+//!   share one node: cancelling any clone cancels them all.
+//!
+//! # Lock order
+//!
+//! A child's lock may be held while taking its parent's (registration); a
+//! parent never holds its own lock while taking a child's (cancellation
+//! collects the children first, then releases the lock). The timer's lock
+//! is never held while a context's lock is taken.
+
+mod timer;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::error::Cancelled;
+use crate::sync::{Arc, AtomicBool, AtomicU8, Mutex, Ordering, Weak};
+
+/// A cancellation signal with an optional deadline, shared by a tree of work.
+///
+/// Cheap to clone (one reference count); clones are the same context.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use brigade::{Cancelled, Context};
+///
+/// let root = Context::new();
+/// let request = root.with_timeout(Duration::from_secs(30));
+/// let step = request.child();
+///
+/// assert!(step.check().is_ok());
+/// root.cancel();
+/// assert_eq!(step.check(), Err(Cancelled::Canceled));
+/// assert!(request.is_done());
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    node: Arc<Node>,
+}
+
+/// `status` values. Written once, from `LIVE` to one of the others, under the
+/// node's lock; read without it.
+const LIVE: u8 = 0;
+const CANCELED: u8 = 1;
+const DEADLINE: u8 = 2;
+
+struct Node {
+    /// `None` for roots and for children of the background context (which
+    /// can never be cancelled, so there is nothing to inherit).
+    parent: Option<Arc<Node>>,
+    /// Effective deadline: the earlier of this node's own and its parent's.
+    deadline: Option<Instant>,
+    /// This node's own deadline is strictly earlier than its parent's, so it
+    /// needs its own timer entry once linked.
+    own_timer: bool,
+    /// `false` only for [`Context::background`].
+    cancellable: bool,
+    /// One of `LIVE`, `CANCELED`, `DEADLINE`.
+    status: AtomicU8,
+    /// Registered with the parent (or has no parent). A linked node is
+    /// cancelled by propagation, so polling need not walk its ancestors.
+    linked: AtomicBool,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The reason and when it happened (the deadline instant for deadlines).
+    reason: Option<(Cancelled, Instant)>,
+    /// Registered children, keyed by node address (unique while registered,
+    /// because a child unregisters before its memory is freed).
+    children: HashMap<usize, Weak<Node>>,
+    /// Dropped on cancellation, which disconnects every `done()` receiver.
+    done_tx: Option<Sender<()>>,
+    done_rx: Option<Receiver<()>>,
+    timer: Option<timer::Key>,
+}
+
+impl Context {
+    /// The context that is never cancelled and has no deadline; the root for
+    /// work that only its own children may cancel.
+    ///
+    /// [`cancel`](Self::cancel) on it does nothing.
+    pub fn background() -> Self {
+        static BACKGROUND: OnceLock<Arc<Node>> = OnceLock::new();
+        let node = BACKGROUND.get_or_init(|| Arc::new(Node::new(None, None, false, false)));
+        Self {
+            node: Arc::clone(node),
+        }
+    }
+
+    /// A new cancellable root context with no deadline.
+    #[must_use]
+    #[allow(
+        clippy::new_without_default,
+        reason = "a root context is not a default value; Context::background() is the neutral one"
+    )]
+    pub fn new() -> Self {
+        Self {
+            node: Arc::new(Node::new(None, None, false, true)),
+        }
+    }
+
+    /// A child that is cancelled when this context is, and can be cancelled
+    /// on its own without affecting this one.
+    #[must_use]
+    pub fn child(&self) -> Self {
+        self.derive(None)
+    }
+
+    /// A child whose deadline is `timeout` from now, or this context's
+    /// deadline if that is earlier. A zero timeout gives a context that is
+    /// already done with [`Cancelled::DeadlineExceeded`]; a timeout too large
+    /// to represent means no deadline of its own.
+    #[must_use]
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        self.derive(Instant::now().checked_add(timeout))
+    }
+
+    /// A child whose deadline is `deadline`, or this context's deadline if
+    /// that is earlier. A deadline in the past gives a context that is
+    /// already done with [`Cancelled::DeadlineExceeded`].
+    #[must_use]
+    pub fn with_deadline(&self, deadline: Instant) -> Self {
+        self.derive(Some(deadline))
+    }
+
+    /// A child with an optional deadline of its own.
+    pub(crate) fn derive(&self, own: Option<Instant>) -> Self {
+        let parent = &self.node;
+        let (deadline, own_timer) = match (own, parent.deadline) {
+            (Some(own), Some(inherited)) if own < inherited => (Some(own), true),
+            (Some(own), None) => (Some(own), true),
+            (_, inherited) => (inherited, false),
+        };
+        let parent = parent.cancellable.then(|| Arc::clone(parent));
+        Self {
+            node: Arc::new(Node::new(parent, deadline, own_timer, true)),
+        }
+    }
+
+    /// Cancels this context and all its descendants with
+    /// [`Cancelled::Canceled`]. Idempotent; a context that is already done
+    /// keeps its first reason. Does nothing on [`Context::background`].
+    pub fn cancel(&self) {
+        if self.node.cancellable {
+            self.node.cancel_with(Cancelled::Canceled, Instant::now());
+        }
+    }
+
+    /// Whether this context is cancelled or past its deadline.
+    ///
+    /// Never blocks. Costs a few atomic loads, plus a clock read when a
+    /// deadline is set.
+    #[inline]
+    pub fn is_done(&self) -> bool {
+        self.node.status.load(Ordering::Acquire) != LIVE || self.node.poll().is_some()
+    }
+
+    /// Why this context is done, or `None` while it is live.
+    pub fn reason(&self) -> Option<Cancelled> {
+        self.node.poll()
+    }
+
+    /// `Ok(())` while live, `Err(reason)` once done; for `?` inside jobs.
+    ///
+    /// # Errors
+    ///
+    /// [`Cancelled::Canceled`] after a cancel, [`Cancelled::DeadlineExceeded`]
+    /// after the deadline.
+    #[inline]
+    pub fn check(&self) -> Result<(), Cancelled> {
+        match self.reason() {
+            None => Ok(()),
+            Some(reason) => Err(reason),
+        }
+    }
+
+    /// The effective deadline: the earliest along this context's ancestry.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline
+    }
+
+    /// Time left before the deadline (zero once it has passed), or `None`
+    /// without a deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.node
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// A receiver that never yields a value and disconnects when this context
+    /// is cancelled or its deadline passes, for use in your own
+    /// [`crossbeam_channel::select!`].
+    ///
+    /// The first call registers this context for wake-ups (with its parent,
+    /// and with the timer if it has a deadline of its own); later calls
+    /// return clones of the same receiver. On [`Context::background`] it is
+    /// [`crossbeam_channel::never`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brigade::Context;
+    /// use crossbeam_channel::{select, unbounded};
+    ///
+    /// let ctx = Context::new().with_timeout(Duration::from_millis(20));
+    /// let (_tx, jobs) = unbounded::<u32>();
+    /// select! {
+    ///     recv(jobs) -> _ => unreachable!("nobody sends"),
+    ///     recv(ctx.done()) -> _ => assert!(ctx.is_done()),
+    /// }
+    /// ```
+    pub fn done(&self) -> Receiver<()> {
+        if !self.node.cancellable {
+            return crossbeam_channel::never();
+        }
+        self.node.link();
+        let mut state = self.node.state.lock();
+        if let Some(rx) = &state.done_rx {
+            return rx.clone();
+        }
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        if state.reason.is_none() {
+            state.done_tx = Some(tx);
+        }
+        state.done_rx = Some(rx.clone());
+        rx
+    }
+
+    /// Sleeps for `duration`, waking early if this context is done.
+    ///
+    /// # Errors
+    ///
+    /// The reason, if the context is done before or during the sleep.
+    pub fn sleep(&self, duration: Duration) -> Result<(), Cancelled> {
+        self.check()?;
+        match self.done().recv_timeout(duration) {
+            Err(RecvTimeoutError::Timeout) => Ok(()),
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                Err(self.reason().unwrap_or(Cancelled::Canceled))
+            }
+        }
+    }
+
+    /// How many children are registered for wake-ups right now. A
+    /// diagnostic for tests of the cancel tree; not part of the stable API.
+    #[doc(hidden)]
+    pub fn registered_children(&self) -> usize {
+        self.node.state.lock().children.len()
+    }
+
+    /// Whether `self` and `other` are the same context (clones of one node).
+    pub fn same_context(&self, other: &Context) -> bool {
+        Arc::ptr_eq(&self.node, &other.node)
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("reason", &self.reason())
+            .field("deadline", &self.node.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    fn new(
+        parent: Option<Arc<Node>>,
+        deadline: Option<Instant>,
+        own_timer: bool,
+        cancellable: bool,
+    ) -> Self {
+        Self {
+            linked: AtomicBool::new(parent.is_none()),
+            parent,
+            deadline,
+            own_timer,
+            cancellable,
+            status: AtomicU8::new(LIVE),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// The reason, observing (and recording) a passed deadline or an
+    /// ancestor's cancellation that has not been propagated here yet.
+    fn poll(&self) -> Option<Cancelled> {
+        let mut now = None;
+        self.poll_at(&mut now).map(|(reason, _)| reason)
+    }
+
+    fn poll_at(&self, now: &mut Option<Instant>) -> Option<(Cancelled, Instant)> {
+        if self.status.load(Ordering::Acquire) != LIVE {
+            return self.state.lock().reason;
+        }
+        if !self.cancellable {
+            return None;
+        }
+        // Walk up while the nodes are unlinked: their ancestors' cancellation
+        // has not been propagated to them. The first linked ancestor is kept
+        // up to date by propagation, so the walk stops there. A loop, not
+        // recursion, so deep chains cannot overflow the stack.
+        let mut first: Option<(Cancelled, Instant)> = None;
+        let mut node: &Node = self;
+        // ORDERING: Acquire pairs with the Release in `link_one`: a node seen
+        // as linked has been registered and is cancelled by propagation.
+        while !node.linked.load(Ordering::Acquire) {
+            let Some(parent) = node.parent.as_deref() else {
+                break;
+            };
+            if parent.status.load(Ordering::Acquire) != LIVE {
+                if let Some((reason, at)) = parent.state.lock().reason {
+                    if first.is_none_or(|(_, seen)| at < seen) {
+                        first = Some((reason, at));
+                    }
+                }
+            }
+            node = parent;
+        }
+        // The effective deadline already folds in every ancestor's deadline.
+        if let Some(deadline) = self.deadline {
+            let now = *now.get_or_insert_with(Instant::now);
+            if deadline <= now && first.is_none_or(|(_, at)| deadline < at) {
+                first = Some((Cancelled::DeadlineExceeded, deadline));
+            }
+        }
+        let (reason, at) = first?;
+        self.cancel_with(reason, at);
+        self.state.lock().reason
+    }
+
+    /// Records `reason` (unless a reason is already recorded), wakes every
+    /// `done()` receiver and cancels every registered descendant.
+    fn cancel_with(&self, reason: Cancelled, at: Instant) {
+        let mut pending: Vec<Arc<Node>> = Vec::new();
+        self.cancel_one(reason, at, &mut pending);
+        // An explicit work list rather than recursion: a deep chain of
+        // contexts must not overflow the stack of whoever cancels the root.
+        while let Some(node) = pending.pop() {
+            node.cancel_one(reason, at, &mut pending);
+        }
+    }
+
+    fn cancel_one(&self, reason: Cancelled, at: Instant, pending: &mut Vec<Arc<Node>>) {
+        let (children, done_tx, timer) = {
+            let mut state = self.state.lock();
+            if state.reason.is_some() {
+                return;
+            }
+            state.reason = Some((reason, at));
+            let status = match reason {
+                Cancelled::Canceled => CANCELED,
+                Cancelled::DeadlineExceeded => DEADLINE,
+            };
+            self.status.store(status, Ordering::Release);
+            (
+                std::mem::take(&mut state.children),
+                state.done_tx.take(),
+                state.timer.take(),
+            )
+        };
+        drop(done_tx);
+        if let Some(key) = timer {
+            timer::Timer::global().remove(key);
+        }
+        pending.extend(children.into_values().filter_map(|child| child.upgrade()));
+        if self.linked.load(Ordering::Acquire) {
+            if let Some(parent) = &self.parent {
+                parent.unregister(self.key());
+            }
+        }
+    }
+
+    /// Registers this node (and, first, its ancestors) for propagated
+    /// cancellation and, if it has a deadline of its own, with the timer.
+    fn link(self: &Arc<Self>) {
+        if self.linked.load(Ordering::Acquire) {
+            return;
+        }
+        // Collect the unlinked ancestry, then link it top-down, so every node
+        // registers with a parent that is already linked.
+        let mut chain = vec![Arc::clone(self)];
+        let mut next = self.parent.clone();
+        while let Some(node) = next {
+            if node.linked.load(Ordering::Acquire) {
+                break;
+            }
+            next = node.parent.clone();
+            chain.push(node);
+        }
+        for node in chain.into_iter().rev() {
+            node.link_one();
+        }
+    }
+
+    fn link_one(self: &Arc<Self>) {
+        let Some(parent) = &self.parent else { return };
+        let mut state = self.state.lock();
+        if self.linked.load(Ordering::Relaxed) || state.reason.is_some() {
+            return;
+        }
+        let inherited = parent.register(self);
+        let mut expired = inherited;
+        if expired.is_none() && self.own_timer {
+            if let Some(deadline) = self.deadline {
+                if deadline <= Instant::now() {
+                    expired = Some((Cancelled::DeadlineExceeded, deadline));
+                } else {
+                    state.timer =
+                        Some(timer::Timer::global().insert(deadline, Arc::downgrade(self)));
+                }
+            }
+        }
+        // ORDERING: Release publishes the registration to `poll_at`.
+        self.linked.store(inherited.is_none(), Ordering::Release);
+        drop(state);
+        if let Some((reason, at)) = expired {
+            self.cancel_with(reason, at);
+        }
+    }
+
+    /// Adds `child` to this node's table, or returns this node's reason if it
+    /// is already done (then the child must cancel itself).
+    fn register(&self, child: &Arc<Node>) -> Option<(Cancelled, Instant)> {
+        let mut state = self.state.lock();
+        if state.reason.is_some() {
+            return state.reason;
+        }
+        state.children.insert(child.key(), Arc::downgrade(child));
+        None
+    }
+
+    fn unregister(&self, key: usize) {
+        let mut state = self.state.lock();
+        state.children.remove(&key);
+        // Keep memory flat under churn: a table that once held many children
+        // gives its memory back when it empties.
+        if state.children.is_empty() && state.children.capacity() > 64 {
+            state.children = HashMap::new();
+        }
+    }
+}
+
+impl Node {
+    /// Gives back what this node holds elsewhere: its timer entry and its
+    /// slot in the parent's table. Idempotent.
+    fn release(&mut self) {
+        let state = self.state.get_mut();
+        if let Some(key) = state.timer.take() {
+            timer::Timer::global().remove(key);
+        }
+        if std::mem::replace(self.linked.get_mut(), false) {
+            if let Some(parent) = &self.parent {
+                parent.unregister(std::ptr::from_ref(self) as usize);
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.release();
+        // Free a chain of ancestors that only we kept alive in a loop, not by
+        // recursive drops that could overflow the stack on a deep chain.
+        let mut next = self.parent.take();
+        while let Some(node) = next {
+            match Arc::try_unwrap(node) {
+                Ok(mut node) => {
+                    node.release();
+                    next = node.parent.take();
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazily_linked_child_sees_parent_cancel() {
+        let parent = Context::new();
+        let child = parent.child();
+        assert_eq!(parent.registered_children(), 0);
+        parent.cancel();
+        assert_eq!(child.reason(), Some(Cancelled::Canceled));
+    }
+
+    #[test]
+    fn done_registers_and_drop_unregisters() {
+        let parent = Context::new();
+        let child = parent.child();
+        let _rx = child.done();
+        assert_eq!(parent.registered_children(), 1);
+        drop(child);
+        assert_eq!(parent.registered_children(), 0);
+    }
+
+    #[test]
+    fn earlier_cause_wins() {
+        let parent = Context::new();
+        let child = parent.with_deadline(Instant::now() - Duration::from_millis(5));
+        parent.cancel();
+        assert_eq!(child.reason(), Some(Cancelled::DeadlineExceeded));
+    }
+
+    #[test]
+    fn deep_chain_cancels_without_recursion() {
+        let root = Context::new();
+        let mut leaf = root.clone();
+        let mut keep = Vec::new();
+        for _ in 0..100_000 {
+            leaf = leaf.child();
+            keep.push(leaf.clone());
+        }
+        let _rx = leaf.done();
+        root.cancel();
+        assert!(leaf.is_done());
+        // Drop leaf-first so dropping the chain does not recurse either.
+        while let Some(ctx) = keep.pop() {
+            drop(ctx);
+        }
+    }
+}

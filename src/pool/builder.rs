@@ -1,0 +1,265 @@
+//! [`Builder`] for [`ThreadPool`], and the options every pool shares.
+//!
+//! Setters only record; every check happens in [`Builder::build`], which
+//! returns a [`BuildError`] that says what to fix. No setter panics.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::ThreadPool;
+use super::job::PoolExec;
+use crate::context::Context;
+use crate::crew::{Crew, CrewConfig, Hook, PanicPolicy};
+use crate::error::BuildError;
+use crate::sizing::Sizing;
+use crate::sync::Arc;
+
+/// The queue capacity when none is set.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+
+/// The largest bounded queue: a bounded queue allocates all its slots up
+/// front. Use `unbounded_queue()` for more.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// The settings every pool front door shares, validated by [`Options::validate`].
+#[derive(Clone)]
+pub(crate) struct Options {
+    pub(crate) sizing: Sizing,
+    /// `None` means unbounded.
+    pub(crate) queue_capacity: Option<usize>,
+    pub(crate) thread_name: String,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) job_timeout: Option<Duration>,
+    pub(crate) context: Option<Context>,
+    pub(crate) panic_policy: PanicPolicy,
+    pub(crate) on_thread_start: Option<Hook>,
+    pub(crate) on_thread_exit: Option<Hook>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            sizing: Sizing::CpuBound,
+            queue_capacity: Some(DEFAULT_QUEUE_CAPACITY),
+            thread_name: "brigade".to_owned(),
+            stack_size: None,
+            job_timeout: None,
+            context: None,
+            panic_policy: PanicPolicy::Respawn,
+            on_thread_start: None,
+            on_thread_exit: None,
+        }
+    }
+}
+
+impl Options {
+    /// Checks every setting; returns the crew configuration and the pool's
+    /// own context (a child of the configured one, so cancelling the pool
+    /// never cancels the caller's context).
+    pub(crate) fn validate(self) -> Result<(CrewConfig, Context), BuildError> {
+        let workers = self.sizing.workers()?;
+        if let Some(requested) = self.queue_capacity.filter(|&c| c > MAX_QUEUE_CAPACITY) {
+            return Err(BuildError::QueueTooLarge {
+                requested,
+                max: MAX_QUEUE_CAPACITY,
+            });
+        }
+        if self.stack_size == Some(0) {
+            return Err(BuildError::ZeroStackSize);
+        }
+        if let Some(timeout) = self.job_timeout.filter(Duration::is_zero) {
+            return Err(BuildError::ZeroJobTimeout(timeout));
+        }
+        if self.thread_name.contains('\0') {
+            return Err(BuildError::InvalidThreadName(self.thread_name));
+        }
+        let ctx = self
+            .context
+            .as_ref()
+            .map_or_else(Context::new, Context::child);
+        let config = CrewConfig {
+            workers,
+            queue_capacity: self.queue_capacity,
+            thread_name: self.thread_name,
+            stack_size: self.stack_size,
+            panic_policy: self.panic_policy,
+            on_thread_start: self.on_thread_start,
+            on_thread_exit: self.on_thread_exit,
+        };
+        Ok((config, ctx))
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hook = |h: &Option<Hook>| {
+            if h.is_some() {
+                "Some(<closure>)"
+            } else {
+                "None"
+            }
+        };
+        f.debug_struct("Options")
+            .field("sizing", &self.sizing)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("thread_name", &self.thread_name)
+            .field("stack_size", &self.stack_size)
+            .field("job_timeout", &self.job_timeout)
+            .field("context", &self.context)
+            .field("panic_policy", &self.panic_policy)
+            .field("on_thread_start", &hook(&self.on_thread_start))
+            .field("on_thread_exit", &hook(&self.on_thread_exit))
+            .finish()
+    }
+}
+
+/// Configures and starts a [`ThreadPool`]; from [`ThreadPool::builder`].
+///
+/// Defaults: [`Sizing::CpuBound`] workers, a queue of
+/// [`DEFAULT_QUEUE_CAPACITY`] jobs, threads named `brigade-0`,
+/// `brigade-1`, …, the OS's default stack size, no per-job timeout, a fresh
+/// root context, and [`PanicPolicy::Respawn`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use brigade::{Context, PanicPolicy, ThreadPool};
+///
+/// let shutdown = Context::new();
+/// let pool = ThreadPool::builder()
+///     .workers(4)
+///     .queue_capacity(64)
+///     .thread_name("resize")
+///     .job_timeout(Duration::from_secs(5))
+///     .context(&shutdown)
+///     .panic_policy(PanicPolicy::Respawn)
+///     .build()?;
+/// assert_eq!(pool.stats().workers, 4);
+/// # Ok::<(), brigade::BuildError>(())
+/// ```
+#[must_use = "a Builder does nothing until build() is called"]
+#[derive(Debug, Default)]
+pub struct Builder {
+    options: Options,
+}
+
+impl Builder {
+    /// Exactly `n` workers; shorthand for `sizing(Sizing::Fixed(n))`. Zero
+    /// is rejected by [`build`](Self::build).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.options.sizing = Sizing::Fixed(n);
+        self
+    }
+
+    /// How to pick the worker count; see [`Sizing`].
+    pub fn sizing(mut self, sizing: Sizing) -> Self {
+        self.options.sizing = sizing;
+        self
+    }
+
+    /// The most jobs that may wait in the queue; a submit to a full queue
+    /// blocks (backpressure). `0` makes a rendezvous queue: a submit waits
+    /// until a worker takes the job. At most [`MAX_QUEUE_CAPACITY`].
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.options.queue_capacity = Some(capacity);
+        self
+    }
+
+    /// No limit on queued jobs: submits never block and never see `Full`.
+    /// Memory then grows with the backlog.
+    pub fn unbounded_queue(mut self) -> Self {
+        self.options.queue_capacity = None;
+        self
+    }
+
+    /// The thread name prefix: workers are named `{prefix}-{index}`. Linux
+    /// shows the first 15 bytes.
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.options.thread_name = prefix.into();
+        self
+    }
+
+    /// The stack size of each worker thread, in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.options.stack_size = Some(bytes);
+        self
+    }
+
+    /// A deadline for every job, counted from when the job starts running.
+    /// A job's context carries the earlier of this and the pool's deadline.
+    ///
+    /// # Warning: timeouts are cooperative
+    ///
+    /// Rust cannot stop a running thread. A job that never looks at its
+    /// context runs to the end; its handle then reports
+    /// [`JobError::TimedOut`](crate::JobError::TimedOut) and its value is
+    /// dropped, but the worker was busy all along.
+    pub fn job_timeout(mut self, timeout: Duration) -> Self {
+        self.options.job_timeout = Some(timeout);
+        self
+    }
+
+    /// A parent context: cancelling it (or its deadline passing) cancels the
+    /// pool. The pool works under a child of it, so shutting the pool down
+    /// never cancels `ctx` itself.
+    pub fn context(mut self, ctx: &Context) -> Self {
+        self.options.context = Some(ctx.clone());
+        self
+    }
+
+    /// What a panicking job does to the pool; see [`PanicPolicy`].
+    pub fn panic_policy(mut self, policy: PanicPolicy) -> Self {
+        self.options.panic_policy = policy;
+        self
+    }
+
+    /// Runs on each worker thread when it starts (including replacements),
+    /// with the worker's index. A panic in it is logged and ignored.
+    ///
+    /// The hook may be invoked on several threads at once.
+    pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.options.on_thread_start = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs on each worker thread as it exits normally or retires after a
+    /// panic, with the worker's index. A panic in it is logged and ignored.
+    ///
+    /// The hook may be invoked on several threads at once.
+    pub fn on_thread_exit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.options.on_thread_exit = Some(Arc::new(hook));
+        self
+    }
+
+    /// Validates the settings and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// * [`BuildError::Sizing`]: zero or too many workers, bad
+    ///   [`Sizing::Io`] inputs, or a bad `BRIGADE_WORKERS`;
+    /// * [`BuildError::QueueTooLarge`], [`BuildError::ZeroStackSize`],
+    ///   [`BuildError::ZeroJobTimeout`], [`BuildError::InvalidThreadName`];
+    /// * [`BuildError::Spawn`] if the OS refuses a thread; the threads
+    ///   already started are stopped and joined first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let err = ThreadPool::builder().workers(0).build().unwrap_err();
+    /// assert_eq!(err.to_string(), "worker count must be at least 1, got 0");
+    /// ```
+    pub fn build(self) -> Result<ThreadPool, BuildError> {
+        let job_timeout = self.options.job_timeout;
+        let (config, ctx) = self.options.validate()?;
+        let exec = PoolExec {
+            ctx: ctx.clone(),
+            job_timeout,
+        };
+        Ok(ThreadPool {
+            crew: Crew::start(config, ctx, exec)?,
+        })
+    }
+}

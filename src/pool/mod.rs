@@ -1,0 +1,327 @@
+//! [`ThreadPool`]: a supervised pool of OS threads for closures.
+//!
+//! * [`builder.rs`](Builder): configuration, validated in `build()`.
+//! * `handle.rs`: [`JobHandle`], the caller's end of a submitted job.
+//! * `job.rs`: the type-erased jobs the pool queues.
+//!
+//! # Submitting
+//!
+//! The operation families are named once: `try_x` never blocks, `x` blocks
+//! while the queue is full (backpressure, woken by the pool's cancellation),
+//! and `x_timeout` blocks at most so long. A job that is not accepted is
+//! handed back inside the error, so nothing the caller gave is lost.
+//!
+//! # Shutdown
+//!
+//! The seed's three flavours, each one call that consumes the pool:
+//! [`join`](ThreadPool::join) drains, [`shutdown_now`](ThreadPool::shutdown_now)
+//! cancels, [`shutdown_timeout`](ThreadPool::shutdown_timeout) drains until
+//! a deadline and then cancels. Dropping the pool drains and joins like
+//! `join`. Called from inside one of the pool's own jobs, none of them can
+//! wait for the thread it runs on; they close intake and return at once,
+//! and the workers finish the queue and exit on their own.
+
+mod builder;
+mod handle;
+mod job;
+
+use std::time::{Duration, Instant};
+
+pub use builder::{Builder, DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
+pub use handle::JobHandle;
+use job::{ExecJob, PoolExec, SubmitJob, Task, unerase};
+
+use crate::context::Context;
+use crate::crew::Crew;
+use crate::error::{SubmitError, TrySubmitError};
+use crate::stats::Stats;
+
+/// A pool of supervised worker threads that runs closures.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use brigade::ThreadPool;
+///
+/// let pool = ThreadPool::builder().workers(4).job_timeout(Duration::from_secs(1)).build()?;
+/// let handles: Vec<_> = (0..8u64)
+///     .map(|n| pool.submit(move |ctx| {
+///         ctx.check()?; // stop early if the job was cancelled
+///         Ok::<u64, brigade::Cancelled>(n * n)
+///     }))
+///     .collect::<Result<_, _>>()
+///     .map_err(|e| e.to_string())?;
+/// let squares: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
+/// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49]);
+/// pool.join();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Differences from `rayon::ThreadPool`
+///
+/// * Jobs get a [`Context`] for cancellation and deadlines; rayon has none.
+/// * A panicking job is caught and reported on its handle, and its worker
+///   is replaced; rayon aborts the process on an unhandled job panic.
+/// * The queue is bounded by default, so a fast producer is slowed down
+///   rather than allowed to queue without limit.
+/// * There is no work stealing: jobs run in submission order across the
+///   workers, and a job waiting on another job of the same pool can
+///   deadlock a pool with too few workers.
+pub struct ThreadPool {
+    crew: Crew<Task, PoolExec>,
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("stats", &self.stats())
+            .field("context", self.context())
+            .finish()
+    }
+}
+
+/// What a shutdown found, from [`ThreadPool::shutdown_now`] and
+/// [`ThreadPool::shutdown_timeout`].
+///
+/// Counts cover the pool's whole life. Every accepted job either ran or
+/// never ran: `ran + never_ran == submitted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Jobs accepted over the pool's life.
+    pub submitted: u64,
+    /// Jobs that started running, whatever their outcome.
+    pub ran: u64,
+    /// Of `ran`, jobs that finished cleanly.
+    pub completed: u64,
+    /// Accepted jobs that never started: discarded by cancellation or this
+    /// shutdown, or cancelled through their handle first. Their handles say
+    /// [`JobError::Cancelled`](crate::JobError::Cancelled).
+    pub never_ran: u64,
+    /// Whether the queue drained without a hard cancel (always `false` for
+    /// `shutdown_now`).
+    pub drained: bool,
+    /// How long the shutdown took.
+    pub elapsed: Duration,
+}
+
+impl ThreadPool {
+    /// A [`Builder`] with the defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Queues a fire-and-forget closure, waiting while the queue is full.
+    ///
+    /// A panic in `f` is caught, logged and counted, and under the default
+    /// policy its worker is replaced.
+    ///
+    /// # Errors
+    ///
+    /// The closure is handed back in [`SubmitError::Closed`] if the pool no
+    /// longer accepts jobs, or [`SubmitError::Cancelled`] if the pool is (or
+    /// becomes, while waiting) cancelled.
+    #[inline]
+    pub fn execute<F>(&self, f: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.crew
+            .submit(Box::new(ExecJob(f)), Some(None))
+            .map_err(|err| blocking(err, |task| unerase::<ExecJob<F>>(task).0))
+    }
+
+    /// Like [`execute`](Self::execute), but never blocks.
+    ///
+    /// # Errors
+    ///
+    /// The closure is handed back: [`TrySubmitError::Full`] if the queue is
+    /// full (with a rendezvous queue: if no worker is waiting),
+    /// [`TrySubmitError::Closed`] or [`TrySubmitError::Cancelled`].
+    pub fn try_execute<F>(&self, f: F) -> Result<(), TrySubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.crew
+            .submit(Box::new(ExecJob(f)), None)
+            .map_err(|err| err.map(|task| unerase::<ExecJob<F>>(task).0))
+    }
+
+    /// Queues a job that receives its [`Context`] and returns a value,
+    /// waiting while the queue is full.
+    ///
+    /// The job's context is a child of the pool's, with the earlier of the
+    /// per-job timeout (counted from when the job starts) and the pool's
+    /// deadline.
+    ///
+    /// # Warning: timeouts are cooperative
+    ///
+    /// A job that ignores its context runs to the end. If it returns after
+    /// its context is done, the value is dropped and the handle reports
+    /// [`JobError::TimedOut`](crate::JobError::TimedOut) (its own timeout)
+    /// or [`JobError::Cancelled`](crate::JobError::Cancelled) (a
+    /// cancellation or the pool's deadline).
+    ///
+    /// # Errors
+    ///
+    /// The closure is handed back in [`SubmitError::Closed`] or
+    /// [`SubmitError::Cancelled`], as for [`execute`](Self::execute).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brigade::{JobError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().workers(1).job_timeout(Duration::from_millis(10)).build()?;
+    /// let slow = pool.submit(|ctx| {
+    ///     // A well-behaved job waits on its context, not a bare sleep.
+    ///     let _ = ctx.sleep(Duration::from_secs(60));
+    ///     "done"
+    /// }).map_err(|e| e.to_string())?;
+    /// assert_eq!(slow.join(), Err(JobError::TimedOut));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn submit<F, T>(&self, f: F) -> Result<JobHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (task, handle) = SubmitJob::boxed(f);
+        match self.crew.submit(task, Some(None)) {
+            Ok(()) => Ok(handle),
+            Err(err) => Err(blocking(err, |task| {
+                unerase::<SubmitJob<F, T>>(task).into_closure()
+            })),
+        }
+    }
+
+    /// Like [`submit`](Self::submit), but never blocks.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_execute`](Self::try_execute).
+    pub fn try_submit<F, T>(&self, f: F) -> Result<JobHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_with(f, None)
+    }
+
+    /// Like [`submit`](Self::submit), but waits at most `wait` for room in
+    /// the queue.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_execute`](Self::try_execute); `Full` means the queue
+    /// stayed full for the whole wait.
+    pub fn submit_timeout<F, T>(
+        &self,
+        f: F,
+        wait: Duration,
+    ) -> Result<JobHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_with(f, Some(Instant::now().checked_add(wait)))
+    }
+
+    fn submit_with<F, T>(
+        &self,
+        f: F,
+        wait: Option<Option<Instant>>,
+    ) -> Result<JobHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (task, handle) = SubmitJob::boxed(f);
+        match self.crew.submit(task, wait) {
+            Ok(()) => Ok(handle),
+            Err(err) => Err(err.map(|task| unerase::<SubmitJob<F, T>>(task).into_closure())),
+        }
+    }
+
+    /// A snapshot of the pool's counters; see [`Stats`].
+    pub fn stats(&self) -> Stats {
+        self.crew.stats()
+    }
+
+    /// The pool's context. Cancelling it cancels the pool: queued jobs are
+    /// discarded (their handles say `Cancelled`), running jobs see their
+    /// contexts cancelled, and submits are refused.
+    pub fn context(&self) -> &Context {
+        self.crew.context()
+    }
+
+    /// Drain shutdown: stops intake, runs everything already queued, and
+    /// waits for every worker to exit.
+    ///
+    /// Called from one of the pool's own jobs, it cannot wait for itself:
+    /// it stops intake and returns, and the workers drain and exit on their
+    /// own.
+    pub fn join(mut self) {
+        self.crew.close();
+        self.crew.wait(None);
+    }
+
+    /// Cancel shutdown: cancels the pool, discards the queue, and waits for
+    /// the workers to exit. Running jobs see their contexts cancelled; a job
+    /// that ignores its context delays the return until it finishes.
+    ///
+    /// From one of the pool's own jobs it cannot wait for itself; it returns
+    /// after cancelling, and the report's counts may still grow.
+    pub fn shutdown_now(mut self) -> ShutdownReport {
+        let start = Instant::now();
+        self.crew.cancel();
+        self.crew.wait(None);
+        self.report(start, false)
+    }
+
+    /// Stop-accepting-then-drain shutdown: stops intake, lets the workers
+    /// drain the queue until `timeout`, then cancels whatever is left (as
+    /// [`shutdown_now`](Self::shutdown_now)).
+    ///
+    /// # Warning: timeouts are cooperative
+    ///
+    /// The hard cancel at `timeout` reaches running jobs through their
+    /// contexts; one that ignores it delays the return until it finishes.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> ShutdownReport {
+        let start = Instant::now();
+        self.crew.close();
+        let drained = self.crew.wait(start.checked_add(timeout));
+        if !drained {
+            self.crew.cancel();
+            self.crew.wait(None);
+        }
+        self.report(start, drained)
+    }
+
+    fn report(&self, start: Instant, drained: bool) -> ShutdownReport {
+        let stats = self.crew.stats();
+        ShutdownReport {
+            submitted: stats.submitted,
+            ran: stats.completed + stats.failed,
+            completed: stats.completed,
+            never_ran: stats.cancelled,
+            drained,
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
+/// Converts the error of a waiting submit. A waiting submit never reports
+/// `Full`: it waits for room instead, until it succeeds or the pool is
+/// closed or cancelled.
+fn blocking<J>(err: TrySubmitError<Task>, unerase: impl FnOnce(Task) -> J) -> SubmitError<J> {
+    match err {
+        TrySubmitError::Cancelled(task) => SubmitError::Cancelled(unerase(task)),
+        TrySubmitError::Closed(task) | TrySubmitError::Full(task) => {
+            SubmitError::Closed(unerase(task))
+        }
+    }
+}
