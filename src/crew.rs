@@ -76,7 +76,11 @@ pub(crate) type Hook = Arc<dyn Fn(usize) + Send + Sync>;
 /// Knows how to run and how to discard one kind of job.
 pub(crate) trait Exec<J>: Send + Sync + 'static {
     /// Runs `job` on the calling worker. May unwind; the crew catches it.
-    fn run(&self, job: J) -> Outcome;
+    ///
+    /// A job that hands its result to someone (a handle, a channel) calls
+    /// [`Worker::record`] *before* handing it over, so that whoever receives
+    /// the result also sees it counted in the pool's stats.
+    fn run(&self, job: J, worker: &Worker<'_>) -> Outcome;
     /// Reports that `job` will never run, for `reason`. Must not unwind.
     fn discard(&self, job: J, reason: Cancelled);
 }
@@ -120,6 +124,30 @@ thread_local! {
     /// Address of the crew this thread works for (0 on other threads): lets
     /// a pool dropped from inside its own job detach instead of deadlocking.
     static CURRENT_CREW: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The running worker, as a job sees it: where to record its outcome.
+pub(crate) struct Worker<'a> {
+    slot: &'a WorkerSlot,
+    recorded: Cell<bool>,
+    /// The pool's context under `PanicPolicy::CancelPool`, else `None`.
+    cancel_on_panic: Option<&'a Context>,
+}
+
+impl Worker<'_> {
+    /// Counts the job's outcome now, marks the worker idle and, for a panic
+    /// under `PanicPolicy::CancelPool`, cancels the pool — all before the
+    /// job hands its result over, so whoever receives it sees the effects.
+    /// Later calls for the same job, and the crew's own call, are ignored.
+    pub(crate) fn record(&self, outcome: &Outcome) {
+        if !self.recorded.replace(true) {
+            self.slot.set_busy(false);
+            self.slot.record(outcome);
+            if let (Outcome::Panicked(_), Some(ctx)) = (outcome, self.cancel_on_panic) {
+                ctx.cancel();
+            }
+        }
+    }
 }
 
 enum Exit {
@@ -352,20 +380,22 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 break;
             }
             slot.set_busy(true);
-            let outcome = match catch_unwind(AssertUnwindSafe(|| self.exec.run(job))) {
+            let cancel_on_panic = (self.config.panic_policy == PanicPolicy::CancelPool).then_some(&self.ctx);
+            let worker = Worker { slot, recorded: Cell::new(false), cancel_on_panic };
+            let outcome = match catch_unwind(AssertUnwindSafe(|| self.exec.run(job, &worker))) {
                 Ok(outcome) => outcome,
                 Err(payload) => Outcome::Panicked(unwind::message(payload)),
             };
-            slot.set_busy(false);
-            slot.record(&outcome);
+            worker.record(&outcome);
             if let Outcome::Panicked(message) = outcome {
                 log::warn!(
                     "brigade: a job panicked on worker {}-{index}: {message}",
                     self.config.thread_name
                 );
-                match self.config.panic_policy {
-                    PanicPolicy::Respawn => return Exit::Retire,
-                    PanicPolicy::CancelPool => self.ctx.cancel(),
+                // Under CancelPool, `record` has cancelled the pool and the
+                // loop ends at the next job; under Respawn, retire now.
+                if self.config.panic_policy == PanicPolicy::Respawn {
+                    return Exit::Retire;
                 }
             }
         }

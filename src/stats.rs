@@ -42,8 +42,9 @@ pub struct Stats {
     pub failed: u64,
     /// Of `failed`, jobs that panicked.
     pub panicked: u64,
-    /// Jobs that never ran: cancelled through their handle before starting,
-    /// or discarded from the queue by cancellation or shutdown.
+    /// Jobs that never ran: cancelled through their handle before starting
+    /// (counted when a worker dequeues and skips them), or discarded from
+    /// the queue by cancellation or shutdown.
     pub cancelled: u64,
     /// Of `failed`, jobs that returned after their per-job timeout.
     pub timed_out: u64,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::handle::{Completer, JobHandle, pair};
 use crate::context::Context;
-use crate::crew::Exec;
+use crate::crew::{Exec, Worker};
 use crate::error::{Cancelled, JobError};
 use crate::stats::Outcome;
 use crate::unwind;
@@ -16,7 +16,7 @@ use crate::unwind;
 pub(crate) type Task = Box<dyn Job>;
 
 pub(crate) trait Job: Send + 'static {
-    fn run(self: Box<Self>, exec: &PoolExec) -> Outcome;
+    fn run(self: Box<Self>, exec: &PoolExec, worker: &Worker<'_>) -> Outcome;
     fn discard(self: Box<Self>, reason: Cancelled);
     /// The job as `Any`, so a rejected submit can hand the caller's closure
     /// back with its own type.
@@ -33,8 +33,8 @@ pub(crate) struct PoolExec {
 
 impl Exec<Task> for PoolExec {
     #[inline]
-    fn run(&self, job: Task) -> Outcome {
-        job.run(self)
+    fn run(&self, job: Task, worker: &Worker<'_>) -> Outcome {
+        job.run(self, worker)
     }
 
     fn discard(&self, job: Task, reason: Cancelled) {
@@ -48,7 +48,7 @@ pub(crate) struct ExecJob<F>(pub(crate) F);
 
 impl<F: FnOnce() + Send + 'static> Job for ExecJob<F> {
     #[inline]
-    fn run(self: Box<Self>, _exec: &PoolExec) -> Outcome {
+    fn run(self: Box<Self>, _exec: &PoolExec, _worker: &Worker<'_>) -> Outcome {
         (self.0)();
         Outcome::Completed
     }
@@ -85,7 +85,7 @@ where
     F: FnOnce(&Context) -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn run(self: Box<Self>, exec: &PoolExec) -> Outcome {
+    fn run(self: Box<Self>, exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
         let Self { f, done } = *self;
         // The per-job timeout counts from when the job starts, not from
         // when it was queued.
@@ -123,6 +123,7 @@ where
                 )
             }
         };
+        worker.record(&outcome);
         done.complete(result);
         outcome
     }

@@ -1,0 +1,191 @@
+//! Helpers shared by the integration tests: bounded waits, gates and
+//! latches for ordering threads, a drop counter, and thread counts read from
+//! `/proc/self/task`.
+#![allow(
+    dead_code,
+    reason = "each test file uses a different subset of these helpers"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::{Condvar, Mutex};
+
+/// The generous bound on every wait that should end almost at once: long
+/// enough for a loaded CI machine, short enough that a bug fails the test
+/// instead of hanging it.
+pub(crate) const LONG: Duration = Duration::from_secs(30);
+
+/// Runs `f` on its own thread and returns its value, or panics if it has not
+/// finished within `limit` (so a deadlock fails the test instead of hanging
+/// CI). A panic inside `f` is resumed on the caller.
+pub(crate) fn with_timeout<T, F>(limit: Duration, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    // Keep the test's name on the thread, so a failure names the test.
+    let name = thread::current()
+        .name()
+        .unwrap_or("with_timeout")
+        .to_owned();
+    let handle = thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("spawn the with_timeout thread");
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            handle.join().expect("the with_timeout thread sent its value");
+            value
+        }
+        Err(RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(payload) => std::panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the thread either sends or panics"),
+        },
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("the test did not finish within {limit:?}: a hang or a deadlock")
+        }
+    }
+}
+
+/// Polls `cond` every millisecond until it holds or `timeout` passes;
+/// returns whether it held. For conditions that become true eventually
+/// (thread counts, counters), never for ordering events.
+pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return cond();
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A one-shot gate: [`wait`](Gate::wait) blocks until someone calls
+/// [`open`](Gate::open). Clones share the gate.
+#[derive(Clone, Debug)]
+pub(crate) struct Gate {
+    tx: Arc<Mutex<Option<Sender<()>>>>,
+    rx: Receiver<()>,
+}
+
+impl Gate {
+    pub(crate) fn new() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        Self {
+            tx: Arc::new(Mutex::new(Some(tx))),
+            rx,
+        }
+    }
+
+    /// Opens the gate for every waiter, now and later.
+    pub(crate) fn open(&self) {
+        self.tx.lock().take();
+    }
+
+    /// Waits for the gate to open; panics if it stays shut for [`LONG`].
+    pub(crate) fn wait(&self) {
+        match self.rx.recv_timeout(LONG) {
+            Err(RecvTimeoutError::Disconnected) => {}
+            Err(RecvTimeoutError::Timeout) => panic!("the gate was not opened within {LONG:?}"),
+            Ok(()) => unreachable!("nobody sends on a gate"),
+        }
+    }
+}
+
+/// A count-down latch: [`wait`](Latch::wait) blocks until
+/// [`count_down`](Latch::count_down) was called `n` times.
+#[derive(Debug)]
+pub(crate) struct Latch {
+    count: Mutex<usize>,
+    zero: Condvar,
+}
+
+impl Latch {
+    pub(crate) fn new(n: usize) -> Arc<Self> {
+        Arc::new(Self {
+            count: Mutex::new(n),
+            zero: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn count_down(&self) {
+        let mut count = self.count.lock();
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.zero.notify_all();
+        }
+    }
+
+    /// Waits until the count reaches zero; returns `false` if `timeout`
+    /// passed first.
+    pub(crate) fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut count = self.count.lock();
+        while *count > 0 {
+            if self.zero.wait_until(&mut count, deadline).timed_out() {
+                return *count == 0;
+            }
+        }
+        true
+    }
+
+    /// Waits until the count reaches zero; panics after [`LONG`].
+    pub(crate) fn wait(&self) {
+        assert!(
+            self.wait_timeout(LONG),
+            "the latch did not reach zero within {LONG:?}"
+        );
+    }
+}
+
+/// Counts its own drops in a shared counter, to prove values are dropped
+/// exactly once.
+#[derive(Debug)]
+pub(crate) struct DropCounter(pub(crate) Arc<AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The names (`comm`) of this process's live threads. A thread that exits
+/// while the directory is read is skipped.
+pub(crate) fn thread_names() -> Vec<String> {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("read /proc/self/task");
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path().join("comm");
+            let comm = std::fs::read_to_string(path).ok()?;
+            Some(comm.trim_end_matches('\n').to_owned())
+        })
+        .collect()
+}
+
+/// How many live threads are named `{prefix}-…`, as brigade names its
+/// workers. Linux keeps only the first 15 bytes of a name, so keep prefixes
+/// short and unique per test.
+pub(crate) fn threads_named(prefix: &str) -> usize {
+    let want = format!("{prefix}-");
+    thread_names()
+        .iter()
+        .filter(|name| name.starts_with(&want))
+        .count()
+}
+
+/// How many threads this process has.
+pub(crate) fn task_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .count()
+}
