@@ -71,12 +71,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 total += count;
                 println!("{label:<24} {count:>10}");
             }
-            Ok(Err(reason)) | Err(JobError::Cancelled(reason)) => println!("{label:<24} {:>10}", format!("({reason})")),
+            Ok(Err(reason)) | Err(JobError::Cancelled(reason)) => {
+                println!("{label:<24} {:>10}", format!("({reason})"))
+            }
             Err(err) => println!("{label:<24} {:>10}", format!("({err})")),
         }
     }
     println!("{:<24} {total:>10}", "total");
-    println!("elapsed: {:.2?} on {} workers", started.elapsed(), sizing::cpu_bound());
+    println!(
+        "elapsed: {:.2?} on {} workers",
+        started.elapsed(),
+        sizing::cpu_bound()
+    );
     println!("stats:   {}", pool.stats());
     pool.join();
     Ok(())

@@ -380,8 +380,13 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 break;
             }
             slot.set_busy(true);
-            let cancel_on_panic = (self.config.panic_policy == PanicPolicy::CancelPool).then_some(&self.ctx);
-            let worker = Worker { slot, recorded: Cell::new(false), cancel_on_panic };
+            let cancel_on_panic =
+                (self.config.panic_policy == PanicPolicy::CancelPool).then_some(&self.ctx);
+            let worker = Worker {
+                slot,
+                recorded: Cell::new(false),
+                cancel_on_panic,
+            };
             let outcome = match catch_unwind(AssertUnwindSafe(|| self.exec.run(job, &worker))) {
                 Ok(outcome) => outcome,
                 Err(payload) => Outcome::Panicked(unwind::message(payload)),
@@ -466,6 +471,8 @@ fn spawn_worker<J: Send + 'static, E: Exec<J>>(
     if let Some(size) = shared.config.stack_size {
         builder = builder.stack_size(size);
     }
+    #[cfg(test)]
+    tests::maybe_fail_spawn(&shared.config.thread_name, index)?;
     let worker = Arc::clone(shared);
     let mut threads = shared.threads.lock();
     shared.counters.live.fetch_add(1, Ordering::Relaxed);
@@ -554,5 +561,85 @@ impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
             }
         }
         shared.worker_exited();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::sync::{AtomicUsize, Mutex};
+
+    /// Thread-name prefix and worker index whose spawn fails, for the
+    /// half-built crew test.
+    static FAIL_SPAWN: Mutex<Option<(String, usize)>> = Mutex::new(None);
+
+    pub(super) fn maybe_fail_spawn(name: &str, index: usize) -> std::io::Result<()> {
+        match &*FAIL_SPAWN.lock() {
+            Some((prefix, at)) if prefix == name && *at == index => {
+                Err(std::io::Error::other("injected spawn failure"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    struct Noop;
+
+    impl Exec<()> for Noop {
+        fn run(&self, (): (), _worker: &Worker<'_>) -> Outcome {
+            Outcome::Completed
+        }
+        fn discard(&self, (): (), _reason: Cancelled) {}
+    }
+
+    fn threads_named(prefix: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .filter_map(Result::ok)
+                    .filter(|task| {
+                        std::fs::read_to_string(task.path().join("comm"))
+                            .is_ok_and(|comm| comm.starts_with(prefix))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn half_built_crew_leaks_no_thread() {
+        // Workers 0..3 start, worker 3 fails: start() must stop and join the
+        // three it started before returning the error.
+        let name = "halfbuilt";
+        *FAIL_SPAWN.lock() = Some((name.to_owned(), 3));
+        let exited = Arc::new(AtomicUsize::new(0));
+        let on_exit = Arc::clone(&exited);
+        let config = CrewConfig {
+            workers: 6,
+            queue_capacity: Some(4),
+            thread_name: name.to_owned(),
+            stack_size: None,
+            panic_policy: PanicPolicy::Respawn,
+            on_thread_start: None,
+            on_thread_exit: Some(Arc::new(move |_| {
+                on_exit.fetch_add(1, Ordering::SeqCst);
+            })),
+        };
+        let result = Crew::start(config, Context::new(), Noop);
+        *FAIL_SPAWN.lock() = None;
+        // Joined, not merely told to stop: all three exit hooks already ran.
+        assert_eq!(exited.load(Ordering::SeqCst), 3);
+        let err = result.err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("failed to spawn worker thread: injected spawn failure")
+        );
+        // Joined threads may linger in /proc for a moment after join returns.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while threads_named(name) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(threads_named(name), 0);
     }
 }

@@ -60,7 +60,11 @@ fn child_cancel_leaves_parent_live() {
     assert_eq!(a.reason(), Some(Cancelled::Canceled));
     assert!(!root.is_done());
     assert!(!b.is_done());
-    assert_eq!(root.registered_children(), 0, "a cancelled child unregisters");
+    assert_eq!(
+        root.registered_children(),
+        0,
+        "a cancelled child unregisters"
+    );
 }
 
 #[test]
@@ -110,7 +114,10 @@ fn child_deadline_never_later_than_parent() {
 
     // A grandchild inherits through a child without a deadline of its own.
     assert_eq!(
-        earlier.child().with_timeout(Duration::from_secs(3600)).deadline(),
+        earlier
+            .child()
+            .with_timeout(Duration::from_secs(3600))
+            .deadline(),
         Some(deadline)
     );
     // Without a parent deadline the child's own is kept.
@@ -131,8 +138,10 @@ fn done_fires_on_deadline_in_select() {
     // done() disconnects when the deadline passes, inside a user select!.
     with_timeout(LONG, || {
         let ctx = Context::new().with_timeout(Duration::from_millis(50));
-        let waited = select_done(&ctx, LONG);
-        assert!(waited >= Duration::from_millis(40), "fired early: {waited:?}");
+        let deadline = ctx.deadline().expect("has a deadline");
+        select_done(&ctx, LONG);
+        let now = Instant::now();
+        assert!(now >= deadline, "fired {:?} early", deadline - now);
         assert_eq!(ctx.reason(), Some(Cancelled::DeadlineExceeded));
     });
 }
@@ -389,7 +398,11 @@ fn million_cancelled_children_leave_parent_empty() {
         }
     }
     assert_eq!(parent.registered_children(), 0);
-    assert!(alive.iter().all(|c| c.reason() == Some(Cancelled::Canceled)));
+    assert!(
+        alive
+            .iter()
+            .all(|c| c.reason() == Some(Cancelled::Canceled))
+    );
     drop(alive);
     assert_eq!(parent.registered_children(), 0);
     assert!(!parent.is_done());

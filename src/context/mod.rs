@@ -94,7 +94,8 @@ struct Node {
     cancellable: bool,
     /// One of `LIVE`, `CANCELED`, `DEADLINE`.
     status: AtomicU8,
-    /// Registered with the parent (or has no parent). A linked node is
+    /// Registered with the parent and, for a deadline of its own, with the
+    /// timer (trivially true for a node with neither). A linked node is
     /// cancelled by propagation, so polling need not walk its ancestors.
     linked: AtomicBool,
     state: Mutex<State>,
@@ -311,7 +312,9 @@ impl Node {
         cancellable: bool,
     ) -> Self {
         Self {
-            linked: AtomicBool::new(parent.is_none()),
+            // Nothing to register with: no parent to propagate from, and no
+            // deadline of its own for the timer to fire.
+            linked: AtomicBool::new(parent.is_none() && !own_timer),
             parent,
             deadline,
             own_timer,
@@ -437,12 +440,16 @@ impl Node {
     }
 
     fn link_one(self: &Arc<Self>) {
-        let Some(parent) = &self.parent else { return };
         let mut state = self.state.lock();
         if self.linked.load(Ordering::Relaxed) || state.reason.is_some() {
             return;
         }
-        let inherited = parent.register(self);
+        // A child of the background context has no parent to register with,
+        // but may still have a deadline of its own for the timer.
+        let inherited = self
+            .parent
+            .as_ref()
+            .and_then(|parent| parent.register(self));
         let mut expired = inherited;
         if expired.is_none() && self.own_timer {
             if let Some(deadline) = self.deadline {

@@ -41,7 +41,9 @@ where
         .expect("spawn the with_timeout thread");
     match rx.recv_timeout(limit) {
         Ok(value) => {
-            handle.join().expect("the with_timeout thread sent its value");
+            handle
+                .join()
+                .expect("the with_timeout thread sent its value");
             value
         }
         Err(RecvTimeoutError::Disconnected) => match handle.join() {
