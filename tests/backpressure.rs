@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use brigade::{Cancelled, Context, JobError, JobHandle, SubmitError, ThreadPool, TrySubmitError};
 use crossbeam_channel::RecvTimeoutError;
 
-use common::{Gate, LONG, with_timeout};
+use common::{Gate, LONG, occupy_worker, with_timeout};
 
 /// A pool whose only worker is held by a job and whose queue (of
 /// `capacity`) is full, with the handles of the blocker and the queued jobs.
@@ -31,16 +31,7 @@ fn full_pool(capacity: usize, parent: Option<&Context>) -> FullPool {
     }
     let pool = builder.build().expect("build");
     let gate = Gate::new();
-    let (started_tx, started_rx) = crossbeam_channel::bounded(1);
-    let blocker = {
-        let gate = gate.clone();
-        pool.submit(move |_ctx: &Context| {
-            started_tx.send(()).expect("the test waits");
-            gate.wait();
-        })
-        .expect("the pool accepts the blocker")
-    };
-    started_rx.recv_timeout(LONG).expect("the blocker started");
+    let blocker = occupy_worker(&pool, &gate);
     let queued = (0..capacity as u32)
         .map(|n| {
             pool.try_submit(move |_ctx: &Context| n)

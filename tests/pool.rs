@@ -13,27 +13,10 @@ use std::time::Duration;
 use brigade::{Cancelled, Context, JobError, ThreadPool};
 use parking_lot::Mutex;
 
-use common::{Gate, LONG, Latch, threads_named, wait_until, with_timeout};
+use common::{Gate, LONG, Latch, occupy_worker, threads_named, wait_until, with_timeout};
 
 const SUBMITTERS: usize = 8;
 const JOBS_PER_SUBMITTER: usize = 5_000;
-
-/// Starts a job on `pool` that signals `started` and then holds its worker
-/// until `gate` opens; returns once it is running.
-fn occupy_worker(pool: &ThreadPool, gate: &Gate) -> brigade::JobHandle<()> {
-    let (started_tx, started_rx) = crossbeam_channel::bounded(1);
-    let gate = gate.clone();
-    let handle = pool
-        .submit(move |_ctx: &Context| {
-            started_tx.send(()).expect("the test waits for the start");
-            gate.wait();
-        })
-        .expect("the pool accepts the blocker");
-    started_rx
-        .recv_timeout(LONG)
-        .expect("the blocker started running");
-    handle
-}
 
 #[test]
 fn every_job_runs_exactly_once() {

@@ -13,7 +13,9 @@ use brigade::{Cancelled, Context, JobError, JobHandle, SubmitError, ThreadPool};
 use crossbeam_channel::{RecvTimeoutError, select};
 use parking_lot::Mutex;
 
-use common::{DropCounter, Gate, LONG, Latch, threads_named, wait_until, with_timeout};
+use common::{
+    DropCounter, Gate, LONG, Latch, occupy_worker, threads_named, wait_until, with_timeout,
+};
 
 /// A one-worker pool named `prefix` whose worker is held by a job until
 /// `gate` opens, so everything submitted next stays queued.
@@ -23,16 +25,7 @@ fn held_pool(prefix: &str, gate: &Gate) -> (ThreadPool, JobHandle<()>) {
         .thread_name(prefix)
         .build()
         .expect("build");
-    let (started_tx, started_rx) = crossbeam_channel::bounded(1);
-    let blocker = {
-        let gate = gate.clone();
-        pool.submit(move |_ctx: &Context| {
-            started_tx.send(()).expect("the test waits");
-            gate.wait();
-        })
-        .expect("submit the blocker")
-    };
-    started_rx.recv_timeout(LONG).expect("the blocker started");
+    let blocker = occupy_worker(&pool, gate);
     (pool, blocker)
 }
 

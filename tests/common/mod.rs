@@ -191,3 +191,20 @@ pub(crate) fn task_count() -> usize {
         .expect("read /proc/self/task")
         .count()
 }
+
+/// Starts a job on `pool` that signals `started` and then holds its worker
+/// until `gate` opens; returns once it is running.
+pub(crate) fn occupy_worker(pool: &brigade::ThreadPool, gate: &Gate) -> brigade::JobHandle<()> {
+    let (started_tx, started_rx) = crossbeam_channel::bounded(1);
+    let gate = gate.clone();
+    let handle = pool
+        .submit(move |_ctx: &brigade::Context| {
+            started_tx.send(()).expect("the test waits for the start");
+            gate.wait();
+        })
+        .expect("the pool accepts the blocker");
+    started_rx
+        .recv_timeout(LONG)
+        .expect("the blocker started running");
+    handle
+}
