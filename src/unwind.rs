@@ -11,15 +11,20 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// reporting it. A payload that panics on drop is leaked rather than dropped
 /// twice.
 pub(crate) fn message(payload: Box<dyn Any + Send>) -> String {
-    let text = if let Some(s) = payload.downcast_ref::<&'static str>() {
+    let text = describe(payload.as_ref());
+    drop_quietly(payload);
+    text
+}
+
+/// The text of a panic payload, leaving the payload in place.
+pub(crate) fn describe(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
         "<non-string panic payload>".to_owned()
-    };
-    drop_quietly(payload);
-    text
+    }
 }
 
 /// Drops `value`, swallowing a panic from its `Drop`. A second payload from

@@ -258,8 +258,11 @@ impl Builder {
             ctx: ctx.clone(),
             job_timeout,
         };
+        let (tx, rx) = config.channel();
+        let crew = Crew::start(config, ctx, exec, rx, || ())?;
         Ok(ThreadPool {
-            crew: Crew::start(config, ctx, exec)?,
+            intake: Some(tx),
+            crew,
         })
     }
 }

@@ -2,13 +2,12 @@
 //! channel carries closures of every type.
 
 use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::handle::{Completer, JobHandle, pair};
 use crate::context::Context;
-use crate::crew::{Exec, Worker};
-use crate::error::{Cancelled, JobError};
+use crate::crew::{Exec, Worker, call, job_context};
+use crate::error::Cancelled;
 use crate::stats::Outcome;
 use crate::unwind;
 
@@ -32,8 +31,10 @@ pub(crate) struct PoolExec {
 }
 
 impl Exec<Task> for PoolExec {
+    type Local = ();
+
     #[inline]
-    fn run(&self, job: Task, worker: &Worker<'_>) -> Outcome {
+    fn run(&self, job: Task, worker: &Worker<'_>, (): &mut ()) -> Outcome {
         job.run(self, worker)
     }
 
@@ -87,44 +88,15 @@ where
 {
     fn run(self: Box<Self>, exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
         let Self { f, done } = *self;
-        // The per-job timeout counts from when the job starts, not from
-        // when it was queued.
-        let own_deadline = exec
-            .job_timeout
-            .and_then(|timeout| Instant::now().checked_add(timeout));
-        let ctx = exec.ctx.derive(own_deadline);
+        let (ctx, own_deadline) = job_context(&exec.ctx, exec.job_timeout);
         if !done.start(&ctx) {
             unwind::drop_quietly(f);
             return Outcome::Skipped;
         }
-        let (result, outcome) = match catch_unwind(AssertUnwindSafe(|| f(&ctx))) {
-            Ok(value) => match ctx.reason() {
-                None => (Ok(value), Outcome::Completed),
-                Some(reason) => {
-                    // Cancelled or past the deadline: the value was produced
-                    // under a context that was already done, so it is
-                    // discarded and the handle says why.
-                    unwind::drop_quietly(value);
-                    let own_timeout = reason == Cancelled::DeadlineExceeded
-                        && own_deadline.is_some()
-                        && ctx.deadline() == own_deadline;
-                    if own_timeout {
-                        (Err(JobError::TimedOut), Outcome::TimedOut)
-                    } else {
-                        (Err(JobError::Cancelled(reason)), Outcome::Interrupted)
-                    }
-                }
-            },
-            Err(payload) => {
-                let message = unwind::message(payload);
-                (
-                    Err(JobError::Panicked(message.clone())),
-                    Outcome::Panicked(message),
-                )
-            }
-        };
+        let finish = call(&ctx, own_deadline, f);
+        let outcome = finish.outcome();
         worker.record(&outcome);
-        done.complete(result);
+        done.complete(finish.into_result());
         outcome
     }
 

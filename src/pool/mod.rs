@@ -31,6 +31,8 @@ pub use builder::{Builder, DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub use handle::JobHandle;
 use job::{ExecJob, PoolExec, SubmitJob, Task, unerase};
 
+use crossbeam_channel::Sender;
+
 use crate::context::Context;
 use crate::crew::Crew;
 use crate::error::{SubmitError, TrySubmitError};
@@ -69,7 +71,16 @@ use crate::stats::Stats;
 ///   workers, and a job waiting on another job of the same pool can
 ///   deadlock a pool with too few workers.
 pub struct ThreadPool {
+    /// `None` once intake is closed. Dropped before `crew`, whose own drop
+    /// waits for the workers that this disconnection lets finish.
+    intake: Option<Sender<Task>>,
     crew: Crew<Task, PoolExec>,
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.intake = None;
+    }
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -127,8 +138,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.crew
-            .submit(Box::new(ExecJob(f)), Some(None))
+        self.enqueue(Box::new(ExecJob(f)), Some(None))
             .map_err(|err| blocking(err, |task| unerase::<ExecJob<F>>(task).0))
     }
 
@@ -143,8 +153,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.crew
-            .submit(Box::new(ExecJob(f)), None)
+        self.enqueue(Box::new(ExecJob(f)), None)
             .map_err(|err| err.map(|task| unerase::<ExecJob<F>>(task).0))
     }
 
@@ -190,7 +199,7 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let (task, handle) = SubmitJob::boxed(f);
-        match self.crew.submit(task, Some(None)) {
+        match self.enqueue(task, Some(None)) {
             Ok(()) => Ok(handle),
             Err(err) => Err(blocking(err, |task| {
                 unerase::<SubmitJob<F, T>>(task).into_closure()
@@ -240,9 +249,22 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let (task, handle) = SubmitJob::boxed(f);
-        match self.crew.submit(task, wait) {
+        match self.enqueue(task, wait) {
             Ok(()) => Ok(handle),
             Err(err) => Err(err.map(|task| unerase::<SubmitJob<F, T>>(task).into_closure())),
+        }
+    }
+
+    /// Queues a task; `wait` as for [`Crew::submit`].
+    #[inline]
+    fn enqueue(
+        &self,
+        task: Task,
+        wait: Option<Option<Instant>>,
+    ) -> Result<(), TrySubmitError<Task>> {
+        match &self.intake {
+            Some(tx) => self.crew.submit(tx, task, wait, None),
+            None => Err(TrySubmitError::Closed(task)),
         }
     }
 
@@ -265,7 +287,7 @@ impl ThreadPool {
     /// it stops intake and returns, and the workers drain and exit on their
     /// own.
     pub fn join(mut self) {
-        self.crew.close();
+        self.intake = None;
         self.crew.wait(None);
     }
 
@@ -277,6 +299,7 @@ impl ThreadPool {
     /// after cancelling, and the report's counts may still grow.
     pub fn shutdown_now(mut self) -> ShutdownReport {
         let start = Instant::now();
+        self.intake = None;
         self.crew.cancel();
         self.crew.wait(None);
         self.report(start, false)
@@ -292,7 +315,7 @@ impl ThreadPool {
     /// contexts; one that ignores it delays the return until it finishes.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> ShutdownReport {
         let start = Instant::now();
-        self.crew.close();
+        self.intake = None;
         let drained = self.crew.wait(start.checked_add(timeout));
         if !drained {
             self.crew.cancel();

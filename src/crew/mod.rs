@@ -1,9 +1,17 @@
 //! The worker runtime: one supervised loop that every front door reuses.
 //!
+//! * `worker.rs`: the loop, supervision (the respawn [`Sentinel`](worker)),
+//!   and thread start-up.
+//! * `run.rs`: running one context-taking job and classifying its end.
+//!
 //! A crew is N OS threads sharing one jobs channel and the pool's
 //! [`Context`]. It is generic over the job type `J` and an [`Exec`] that
 //! knows how to run and how to discard a `J`, so [`ThreadPool`]'s boxed
-//! closures and later typed front doors run on this same loop.
+//! closures, `WorkerPool`'s typed jobs and pipeline stages all run on this
+//! same loop. Each worker may own a piece of local state ([`Exec::Local`],
+//! such as its clone of a results `Sender`); a replacement worker inherits
+//! its predecessor's, so a channel that workers feed disconnects exactly
+//! when the last worker has exited.
 //!
 //! # The loop
 //!
@@ -18,44 +26,53 @@
 //!
 //! # Supervision
 //!
-//! A job that panics is reported (by the `Exec`, on the job's handle),
-//! logged with `log::warn!` and counted. Under [`PanicPolicy::Respawn`] the
-//! worker that ran it then retires and a fresh thread takes its place and
-//! its counters, so thread-local state the panic may have corrupted leaves
-//! with the old thread and the pool keeps its size. The replacement is
-//! started from a [`Sentinel`] drop guard, which also fires if a panic
-//! escapes the loop itself (the `threadpool` crate's model). Under
-//! [`PanicPolicy::CancelPool`] the pool's context is cancelled instead.
+//! A job that panics is reported (by the `Exec`, on the job's handle or
+//! results channel), logged with `log::warn!` and counted. Under
+//! [`PanicPolicy::Respawn`] the worker that ran it then retires and a fresh
+//! thread takes its place, its counters and its local state, so
+//! thread-local state the panic may have corrupted leaves with the old
+//! thread and the pool keeps its size. The replacement is started from a
+//! `Sentinel` drop guard, which also fires if a panic escapes the loop
+//! itself (the `threadpool` crate's model). Under [`PanicPolicy::CancelPool`]
+//! the pool's context is cancelled instead.
 //!
-//! # Shutdown and accounting
+//! # Intake, shutdown and accounting
 //!
-//! Closing drops the crew's `Sender`: workers drain the queue and exit when
-//! it disconnects. Cancelling the context makes workers stop taking jobs;
-//! every job still queued is handed to [`Exec::discard`] (so its handle says
-//! it was cancelled) by whichever thread finds it — a worker on its way out,
-//! the shutdown call, or a submitter that re-checks the context after its
-//! send landed. Every accepted job is therefore either run exactly once or
-//! discarded exactly once.
+//! The front door owns the jobs channel's `Sender` and hands it to
+//! [`Crew::submit`]; dropping it closes intake, and workers drain the queue
+//! and exit when it disconnects. A front door that closes through `&self`
+//! also passes a *closed* signal, so a submit blocked on a full queue wakes
+//! when intake closes. Cancelling the context makes workers stop taking
+//! jobs; every job still queued is handed to [`Exec::discard`] by whichever
+//! thread finds it — a worker on its way out, the shutdown call, or a
+//! submitter that re-checks the context after its send landed. Every
+//! accepted job is therefore either run exactly once or discarded exactly
+//! once.
 //!
 //! [`ThreadPool`]: crate::ThreadPool
 
+mod run;
+mod worker;
+
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Select, SendError, Sender, TryRecvError, TrySendError, select};
+use crossbeam_channel::{Receiver, Select, SendError, Sender, TryRecvError, TrySendError};
+
+pub(crate) use run::{Finish, call, job_context};
+pub(crate) use worker::Worker;
 
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, TrySubmitError};
 use crate::stats::{Counters, Outcome, Stats, WorkerSlot};
 use crate::sync::{Arc, CachePadded, Condvar, Mutex, Ordering, Spin};
-use crate::unwind;
 
 /// What to do when a job panics.
 ///
-/// In both cases the panic is caught, reported on the job's handle with its
-/// message, logged with `log::warn!`, and counted in [`Stats::panicked`].
+/// In both cases the panic is caught, reported with its message (on the
+/// job's handle, or as the job's result), logged with `log::warn!`, and
+/// counted in [`Stats::panicked`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PanicPolicy {
@@ -75,12 +92,17 @@ pub(crate) type Hook = Arc<dyn Fn(usize) + Send + Sync>;
 
 /// Knows how to run and how to discard one kind of job.
 pub(crate) trait Exec<J>: Send + Sync + 'static {
+    /// State each worker owns for its whole life, and hands to its
+    /// replacement after a panic.
+    type Local: Send + 'static;
+
     /// Runs `job` on the calling worker. May unwind; the crew catches it.
     ///
     /// A job that hands its result to someone (a handle, a channel) calls
     /// [`Worker::record`] *before* handing it over, so that whoever receives
     /// the result also sees it counted in the pool's stats.
-    fn run(&self, job: J, worker: &Worker<'_>) -> Outcome;
+    fn run(&self, job: J, worker: &Worker<'_>, local: &mut Self::Local) -> Outcome;
+
     /// Reports that `job` will never run, for `reason`. Must not unwind.
     fn discard(&self, job: J, reason: Cancelled);
 }
@@ -97,6 +119,16 @@ pub(crate) struct CrewConfig {
     pub(crate) on_thread_exit: Option<Hook>,
 }
 
+impl CrewConfig {
+    /// A jobs channel of the configured capacity.
+    pub(crate) fn channel<J>(&self) -> (Sender<J>, Receiver<J>) {
+        match self.queue_capacity {
+            Some(capacity) => crossbeam_channel::bounded(capacity),
+            None => crossbeam_channel::unbounded(),
+        }
+    }
+}
+
 struct Shared<J, E> {
     jobs: Receiver<J>,
     ctx: Context,
@@ -105,19 +137,18 @@ struct Shared<J, E> {
     exec: E,
     config: CrewConfig,
     counters: Counters,
-    /// Handles of every thread started and not yet joined. Guarded with the
-    /// live-worker count's changes, so `exited` cannot miss a wake-up.
+    /// Handles of every thread started and not yet joined. Changes to the
+    /// live-worker count happen under this lock, so `exited` cannot miss a
+    /// wake-up.
     threads: Mutex<Vec<JoinHandle<()>>>,
     exited: Condvar,
 }
 
-/// A running crew and its intake. Dropping it closes intake and joins every
-/// thread (or detaches, when dropped on one of its own workers).
+/// A running crew. Dropping it waits for every worker to exit (so intake
+/// must be closed, or the pool cancelled, first), or detaches when dropped
+/// on one of its own workers.
 pub(crate) struct Crew<J, E> {
     shared: Arc<Shared<J, E>>,
-    /// `None` once closed: the channel disconnects when the last `Sender`
-    /// goes, and workers exit after draining.
-    intake: Option<Sender<J>>,
 }
 
 thread_local! {
@@ -126,48 +157,20 @@ thread_local! {
     static CURRENT_CREW: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The running worker, as a job sees it: where to record its outcome.
-pub(crate) struct Worker<'a> {
-    slot: &'a WorkerSlot,
-    recorded: Cell<bool>,
-    /// The pool's context under `PanicPolicy::CancelPool`, else `None`.
-    cancel_on_panic: Option<&'a Context>,
-}
-
-impl Worker<'_> {
-    /// Counts the job's outcome now, marks the worker idle and, for a panic
-    /// under `PanicPolicy::CancelPool`, cancels the pool — all before the
-    /// job hands its result over, so whoever receives it sees the effects.
-    /// Later calls for the same job, and the crew's own call, are ignored.
-    pub(crate) fn record(&self, outcome: &Outcome) {
-        if !self.recorded.replace(true) {
-            self.slot.set_busy(false);
-            self.slot.record(outcome);
-            if let (Outcome::Panicked(_), Some(ctx)) = (outcome, self.cancel_on_panic) {
-                ctx.cancel();
-            }
-        }
-    }
-}
-
-enum Exit {
-    /// Closed or cancelled: leave for good.
-    Done,
-    /// A job panicked under `PanicPolicy::Respawn`: leave and be replaced.
-    Retire,
-}
-
 impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
-    /// Starts `config.workers` threads. On failure every thread already
-    /// started is stopped and joined before the error is returned.
-    pub(crate) fn start(config: CrewConfig, ctx: Context, exec: E) -> Result<Self, BuildError> {
-        let (tx, rx) = match config.queue_capacity {
-            Some(capacity) => crossbeam_channel::bounded(capacity),
-            None => crossbeam_channel::unbounded(),
-        };
+    /// Starts `config.workers` threads taking jobs from `jobs`, each with
+    /// its own `make_local()`. On failure every thread already started is
+    /// stopped and joined before the error is returned.
+    pub(crate) fn start(
+        config: CrewConfig,
+        ctx: Context,
+        exec: E,
+        jobs: Receiver<J>,
+        mut make_local: impl FnMut() -> E::Local,
+    ) -> Result<Self, BuildError> {
         let workers = config.workers;
         let shared = Arc::new(Shared {
-            jobs: rx,
+            jobs,
             cancel: ctx.done(),
             ctx,
             exec,
@@ -176,17 +179,13 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             threads: Mutex::new(Vec::with_capacity(workers)),
             exited: Condvar::new(),
         });
-        let mut crew = Self {
-            shared,
-            intake: Some(tx),
-        };
+        let crew = Self { shared };
         for index in 0..workers {
             let slot = Arc::new(CachePadded(WorkerSlot::default()));
             crew.shared.counters.slots.lock().push(Arc::clone(&slot));
-            if let Err(err) = spawn_worker(&crew.shared, index, slot) {
+            if let Err(err) = worker::spawn(&crew.shared, index, slot, make_local()) {
                 // rayon's Terminator: a half-built crew must not leak threads.
                 crew.shared.ctx.cancel();
-                crew.close();
                 crew.wait(None);
                 return Err(BuildError::Spawn(err));
             }
@@ -202,18 +201,17 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         self.shared.counters.snapshot(self.shared.jobs.len())
     }
 
-    /// Queues `job`. `wait` is `None` to fail at once on a full queue,
-    /// `Some(None)` to wait as long as it takes, and `Some(Some(t))` to wait
-    /// until `t`. Every wait ends early, with `Cancelled`, if the pool is
-    /// cancelled.
+    /// Queues `job` through `tx`. `wait` is `None` to fail at once on a full
+    /// queue, `Some(None)` to wait as long as it takes, and `Some(Some(t))`
+    /// to wait until `t`. Every wait ends early, with `Cancelled`, if the
+    /// pool is cancelled, and with `Closed` if `closed` disconnects.
     pub(crate) fn submit(
         &self,
+        tx: &Sender<J>,
         job: J,
         wait: Option<Option<Instant>>,
+        closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
-        let Some(tx) = &self.intake else {
-            return Err(TrySubmitError::Closed(job));
-        };
         if self.shared.ctx.is_done() {
             return Err(TrySubmitError::Cancelled(job));
         }
@@ -229,7 +227,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job)) => match wait {
                 None => Err(TrySubmitError::Full(job)),
-                Some(deadline) => self.send_slow(tx, job, deadline),
+                Some(deadline) => self.send_slow(tx, job, deadline, closed),
             },
             Err(TrySendError::Disconnected(job)) => Err(TrySubmitError::Closed(job)),
         };
@@ -253,25 +251,23 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         }
     }
 
-    /// Cancels the pool's context and discards everything queued. Returns
-    /// how many jobs this call discarded.
-    pub(crate) fn cancel(&mut self) -> u64 {
-        self.shared.ctx.cancel();
-        self.intake = None;
-        self.shared.drain()
-    }
-
     #[cold]
     fn send_slow(
         &self,
         tx: &Sender<J>,
         mut job: J,
         deadline: Option<Instant>,
+        closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
+        let is_closed =
+            || closed.is_some_and(|c| matches!(c.try_recv(), Err(TryRecvError::Disconnected)));
         let mut spin = Spin::default();
         while spin.snooze() {
             if self.shared.ctx.is_done() {
                 return Err(TrySubmitError::Cancelled(job));
+            }
+            if is_closed() {
+                return Err(TrySubmitError::Closed(job));
             }
             match tx.try_send(job) {
                 Ok(()) => return Ok(()),
@@ -284,7 +280,10 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         }
         let mut select = Select::new();
         let send = select.send(tx);
-        select.recv(&self.shared.cancel);
+        let cancel = select.recv(&self.shared.cancel);
+        if let Some(closed) = closed {
+            select.recv(closed);
+        }
         let operation = match deadline {
             None => select.select(),
             Some(deadline) => match select.select_deadline(deadline) {
@@ -292,26 +291,34 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
                 Err(_) => return Err(TrySubmitError::Full(job)),
             },
         };
-        if operation.index() == send {
-            operation
+        match operation.index() {
+            i if i == send => operation
                 .send(tx, job)
-                .map_err(|SendError(job)| TrySubmitError::Closed(job))
-        } else {
-            // The cancel channel only ever disconnects; completing the
-            // selected receive just acknowledges that.
-            let _ = operation.recv(&self.shared.cancel);
-            Err(TrySubmitError::Cancelled(job))
+                .map_err(|SendError(job)| TrySubmitError::Closed(job)),
+            // The cancel and closed channels only ever disconnect; completing
+            // the selected receive just acknowledges that.
+            i if i == cancel => {
+                let _ = operation.recv(&self.shared.cancel);
+                Err(TrySubmitError::Cancelled(job))
+            }
+            _ => {
+                if let Some(closed) = closed {
+                    let _ = operation.recv(closed);
+                }
+                Err(TrySubmitError::Closed(job))
+            }
         }
+    }
+
+    /// Cancels the pool's context and discards everything queued. Returns
+    /// how many jobs this call discarded.
+    pub(crate) fn cancel(&self) -> u64 {
+        self.shared.ctx.cancel();
+        self.shared.drain()
     }
 }
 
 impl<J, E> Crew<J, E> {
-    /// Stops intake: later submits fail with `Closed`, and workers exit once
-    /// the queue is drained.
-    pub(crate) fn close(&mut self) {
-        self.intake = None;
-    }
-
     /// Whether the calling thread is one of this crew's workers.
     pub(crate) fn on_own_worker(&self) -> bool {
         CURRENT_CREW.with(Cell::get) == self.shared.id()
@@ -354,7 +361,6 @@ impl<J, E> Crew<J, E> {
 
 impl<J, E> Drop for Crew<J, E> {
     fn drop(&mut self) {
-        self.close();
         if self.on_own_worker() {
             log::debug!(
                 "brigade: pool dropped from one of its own jobs; its threads finish the queue and exit on their own"
@@ -372,72 +378,6 @@ impl<J, E> Shared<J, E> {
 }
 
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
-    /// The worker loop. Returns why the worker is leaving.
-    fn work(&self, index: usize, slot: &WorkerSlot) -> Exit {
-        while let Some(job) = self.next_job() {
-            if self.ctx.is_done() {
-                self.discard(job);
-                break;
-            }
-            slot.set_busy(true);
-            let cancel_on_panic =
-                (self.config.panic_policy == PanicPolicy::CancelPool).then_some(&self.ctx);
-            let worker = Worker {
-                slot,
-                recorded: Cell::new(false),
-                cancel_on_panic,
-            };
-            let outcome = match catch_unwind(AssertUnwindSafe(|| self.exec.run(job, &worker))) {
-                Ok(outcome) => outcome,
-                Err(payload) => Outcome::Panicked(unwind::message(payload)),
-            };
-            worker.record(&outcome);
-            if let Outcome::Panicked(message) = outcome {
-                log::warn!(
-                    "brigade: a job panicked on worker {}-{index}: {message}",
-                    self.config.thread_name
-                );
-                // Under CancelPool, `record` has cancelled the pool and the
-                // loop ends at the next job; under Respawn, retire now.
-                if self.config.panic_policy == PanicPolicy::Respawn {
-                    return Exit::Retire;
-                }
-            }
-        }
-        if self.ctx.is_done() {
-            self.drain();
-        }
-        Exit::Done
-    }
-
-    /// The next job, or `None` once the pool is cancelled or closed and
-    /// drained.
-    #[inline]
-    fn next_job(&self) -> Option<J> {
-        let mut spin = Spin::default();
-        loop {
-            match self.jobs.try_recv() {
-                Ok(job) => return Some(job),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) => {}
-            }
-            if self.ctx.is_done() {
-                return None;
-            }
-            if !spin.snooze() {
-                return self.next_job_blocking();
-            }
-        }
-    }
-
-    #[cold]
-    fn next_job_blocking(&self) -> Option<J> {
-        select! {
-            recv(self.jobs) -> job => job.ok(),
-            recv(self.cancel) -> _ => None,
-        }
-    }
-
     fn discard(&self, job: J) {
         let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
         self.exec.discard(job, reason);
@@ -454,114 +394,6 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
         discarded
     }
-
-    fn worker_exited(&self) {
-        let _threads = self.threads.lock();
-        self.counters.live.fetch_sub(1, Ordering::Release);
-        self.exited.notify_all();
-    }
-}
-
-fn spawn_worker<J: Send + 'static, E: Exec<J>>(
-    shared: &Arc<Shared<J, E>>,
-    index: usize,
-    slot: Arc<CachePadded<WorkerSlot>>,
-) -> std::io::Result<()> {
-    let mut builder = thread::Builder::new().name(format!("{}-{index}", shared.config.thread_name));
-    if let Some(size) = shared.config.stack_size {
-        builder = builder.stack_size(size);
-    }
-    #[cfg(test)]
-    tests::maybe_fail_spawn(&shared.config.thread_name, index)?;
-    let worker = Arc::clone(shared);
-    let mut threads = shared.threads.lock();
-    shared.counters.live.fetch_add(1, Ordering::Relaxed);
-    match builder.spawn(move || worker_main(&worker, index, &slot)) {
-        Ok(handle) => {
-            // Reap threads that already finished (retired after a panic), so
-            // a long-lived pool's handle list stays at about its size.
-            let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *threads)
-                .into_iter()
-                .partition(JoinHandle::is_finished);
-            *threads = running;
-            threads.push(handle);
-            drop(threads);
-            for handle in done {
-                let _ = handle.join();
-            }
-            Ok(())
-        }
-        Err(err) => {
-            shared.counters.live.fetch_sub(1, Ordering::Relaxed);
-            shared.exited.notify_all();
-            Err(err)
-        }
-    }
-}
-
-fn worker_main<J: Send + 'static, E: Exec<J>>(
-    shared: &Arc<Shared<J, E>>,
-    index: usize,
-    slot: &Arc<CachePadded<WorkerSlot>>,
-) {
-    let mut sentinel = Sentinel {
-        shared,
-        index,
-        slot,
-        respawn: true,
-    };
-    CURRENT_CREW.with(|current| current.set(shared.id()));
-    if let Some(hook) = &shared.config.on_thread_start {
-        unwind::call_logged("thread start hook", || hook(index));
-    }
-    let exit = shared.work(index, slot);
-    if let Some(hook) = &shared.config.on_thread_exit {
-        unwind::call_logged("thread exit hook", || hook(index));
-    }
-    sentinel.respawn = matches!(exit, Exit::Retire);
-}
-
-/// Replaces its worker when dropped with `respawn` set — after a panicking
-/// job under `PanicPolicy::Respawn`, or while unwinding from a panic that
-/// escaped the loop — unless the pool is cancelled. Always counts the
-/// worker out.
-struct Sentinel<'a, J: Send + 'static, E: Exec<J>> {
-    shared: &'a Arc<Shared<J, E>>,
-    index: usize,
-    slot: &'a Arc<CachePadded<WorkerSlot>>,
-    respawn: bool,
-}
-
-impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
-    fn drop(&mut self) {
-        let shared = self.shared;
-        if (self.respawn || thread::panicking()) && !shared.ctx.is_done() {
-            match spawn_worker(shared, self.index, Arc::clone(self.slot)) {
-                Ok(()) => {
-                    shared.counters.respawned.fetch_add(1, Ordering::Relaxed);
-                    log::debug!(
-                        "brigade: respawned worker {}-{}",
-                        shared.config.thread_name,
-                        self.index
-                    );
-                }
-                Err(err) => {
-                    log::error!(
-                        "brigade: could not respawn worker {}-{}: {err}",
-                        shared.config.thread_name,
-                        self.index
-                    );
-                    // The last worker gone with jobs queued would strand
-                    // them; cancel so their handles are told instead.
-                    if shared.counters.live.load(Ordering::Acquire) <= 1 {
-                        shared.ctx.cancel();
-                        shared.drain();
-                    }
-                }
-            }
-        }
-        shared.worker_exited();
-    }
 }
 
 #[cfg(test)]
@@ -575,7 +407,7 @@ mod tests {
     /// half-built crew test.
     static FAIL_SPAWN: Mutex<Option<(String, usize)>> = Mutex::new(None);
 
-    pub(super) fn maybe_fail_spawn(name: &str, index: usize) -> std::io::Result<()> {
+    pub(crate) fn maybe_fail_spawn(name: &str, index: usize) -> std::io::Result<()> {
         match &*FAIL_SPAWN.lock() {
             Some((prefix, at)) if prefix == name && *at == index => {
                 Err(std::io::Error::other("injected spawn failure"))
@@ -587,7 +419,8 @@ mod tests {
     struct Noop;
 
     impl Exec<()> for Noop {
-        fn run(&self, (): (), _worker: &Worker<'_>) -> Outcome {
+        type Local = ();
+        fn run(&self, (): (), _worker: &Worker<'_>, (): &mut ()) -> Outcome {
             Outcome::Completed
         }
         fn discard(&self, (): (), _reason: Cancelled) {}
@@ -626,7 +459,8 @@ mod tests {
                 on_exit.fetch_add(1, Ordering::SeqCst);
             })),
         };
-        let result = Crew::start(config, Context::new(), Noop);
+        let (_tx, rx) = config.channel();
+        let result = Crew::start(config, Context::new(), Noop, rx, || ());
         *FAIL_SPAWN.lock() = None;
         // Joined, not merely told to stop: all three exit hooks already ran.
         assert_eq!(exited.load(Ordering::SeqCst), 3);

@@ -1,0 +1,235 @@
+//! One worker thread: its loop, its supervision, and how it starts.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::thread;
+
+use crossbeam_channel::{TryRecvError, select};
+
+use super::{CURRENT_CREW, Exec, PanicPolicy, Shared};
+use crate::context::Context;
+use crate::stats::{Outcome, WorkerSlot};
+use crate::sync::{Arc, CachePadded, Ordering, Spin};
+use crate::unwind;
+
+/// The running worker, as a job sees it: where to record its outcome.
+pub(crate) struct Worker<'a> {
+    slot: &'a WorkerSlot,
+    recorded: Cell<bool>,
+    /// The pool's context under `PanicPolicy::CancelPool`, else `None`.
+    cancel_on_panic: Option<&'a Context>,
+}
+
+impl Worker<'_> {
+    /// Counts the job's outcome now, marks the worker idle and, for a panic
+    /// under `PanicPolicy::CancelPool`, cancels the pool — all before the
+    /// job hands its result over, so whoever receives it sees the effects.
+    /// Later calls for the same job, and the crew's own call, are ignored.
+    pub(crate) fn record(&self, outcome: &Outcome) {
+        if !self.recorded.replace(true) {
+            self.slot.set_busy(false);
+            self.slot.record(outcome);
+            if let (Outcome::Panicked(_), Some(ctx)) = (outcome, self.cancel_on_panic) {
+                ctx.cancel();
+            }
+        }
+    }
+}
+
+enum Exit {
+    /// Closed or cancelled: leave for good.
+    Done,
+    /// A job panicked under `PanicPolicy::Respawn`: leave and be replaced.
+    Retire,
+}
+
+impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
+    /// The worker loop. Returns why the worker is leaving.
+    fn work(&self, index: usize, slot: &WorkerSlot, local: &mut E::Local) -> Exit {
+        let cancel_on_panic =
+            (self.config.panic_policy == PanicPolicy::CancelPool).then_some(&self.ctx);
+        while let Some(job) = self.next_job() {
+            if self.ctx.is_done() {
+                self.discard(job);
+                break;
+            }
+            slot.set_busy(true);
+            let worker = Worker {
+                slot,
+                recorded: Cell::new(false),
+                cancel_on_panic,
+            };
+            let outcome =
+                match catch_unwind(AssertUnwindSafe(|| self.exec.run(job, &worker, local))) {
+                    Ok(outcome) => outcome,
+                    Err(payload) => Outcome::Panicked(unwind::message(payload)),
+                };
+            worker.record(&outcome);
+            if let Outcome::Panicked(message) = outcome {
+                log::warn!(
+                    "brigade: a job panicked on worker {}-{index}: {message}",
+                    self.config.thread_name
+                );
+                // Under CancelPool, `record` has cancelled the pool and the
+                // loop ends at the next job; under Respawn, retire now.
+                if self.config.panic_policy == PanicPolicy::Respawn {
+                    return Exit::Retire;
+                }
+            }
+        }
+        if self.ctx.is_done() {
+            self.drain();
+        }
+        Exit::Done
+    }
+
+    /// The next job, or `None` once the pool is cancelled or closed and
+    /// drained.
+    #[inline]
+    fn next_job(&self) -> Option<J> {
+        let mut spin = Spin::default();
+        loop {
+            match self.jobs.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            if self.ctx.is_done() {
+                return None;
+            }
+            if !spin.snooze() {
+                return self.next_job_blocking();
+            }
+        }
+    }
+
+    #[cold]
+    fn next_job_blocking(&self) -> Option<J> {
+        select! {
+            recv(self.jobs) -> job => job.ok(),
+            recv(self.cancel) -> _ => None,
+        }
+    }
+
+    fn worker_exited(&self) {
+        let _threads = self.threads.lock();
+        self.counters.live.fetch_sub(1, Ordering::Release);
+        self.exited.notify_all();
+    }
+}
+
+/// Starts worker `index` with its counters and local state.
+pub(super) fn spawn<J: Send + 'static, E: Exec<J>>(
+    shared: &Arc<Shared<J, E>>,
+    index: usize,
+    slot: Arc<CachePadded<WorkerSlot>>,
+    local: E::Local,
+) -> std::io::Result<()> {
+    #[cfg(test)]
+    super::tests::maybe_fail_spawn(&shared.config.thread_name, index)?;
+    let mut builder = thread::Builder::new().name(format!("{}-{index}", shared.config.thread_name));
+    if let Some(size) = shared.config.stack_size {
+        builder = builder.stack_size(size);
+    }
+    let worker = Arc::clone(shared);
+    let mut threads = shared.threads.lock();
+    shared.counters.live.fetch_add(1, Ordering::Relaxed);
+    match builder.spawn(move || main(&worker, index, &slot, local)) {
+        Ok(handle) => {
+            // Reap threads that already finished (retired after a panic), so
+            // a long-lived pool's handle list stays at about its size.
+            let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *threads)
+                .into_iter()
+                .partition(thread::JoinHandle::is_finished);
+            *threads = running;
+            threads.push(handle);
+            drop(threads);
+            for handle in done {
+                let _ = handle.join();
+            }
+            Ok(())
+        }
+        Err(err) => {
+            shared.counters.live.fetch_sub(1, Ordering::Relaxed);
+            shared.exited.notify_all();
+            Err(err)
+        }
+    }
+}
+
+fn main<J: Send + 'static, E: Exec<J>>(
+    shared: &Arc<Shared<J, E>>,
+    index: usize,
+    slot: &Arc<CachePadded<WorkerSlot>>,
+    local: E::Local,
+) {
+    let mut sentinel = Sentinel {
+        shared,
+        index,
+        slot,
+        local: Some(local),
+        respawn: true,
+    };
+    CURRENT_CREW.with(|current| current.set(shared.id()));
+    if let Some(hook) = &shared.config.on_thread_start {
+        unwind::call_logged("thread start hook", || hook(index));
+    }
+    let exit = match &mut sentinel.local {
+        Some(local) => shared.work(index, slot, local),
+        None => Exit::Done,
+    };
+    if let Some(hook) = &shared.config.on_thread_exit {
+        unwind::call_logged("thread exit hook", || hook(index));
+    }
+    sentinel.respawn = matches!(exit, Exit::Retire);
+}
+
+/// Replaces its worker when dropped with `respawn` set — after a panicking
+/// job under `PanicPolicy::Respawn`, or while unwinding from a panic that
+/// escaped the loop — unless the pool is cancelled. The replacement takes
+/// the worker's counters and local state. Always counts the worker out.
+struct Sentinel<'a, J: Send + 'static, E: Exec<J>> {
+    shared: &'a Arc<Shared<J, E>>,
+    index: usize,
+    slot: &'a Arc<CachePadded<WorkerSlot>>,
+    local: Option<E::Local>,
+    respawn: bool,
+}
+
+impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
+    fn drop(&mut self) {
+        let shared = self.shared;
+        if (self.respawn || thread::panicking()) && !shared.ctx.is_done() {
+            if let Some(local) = self.local.take() {
+                match spawn(shared, self.index, Arc::clone(self.slot), local) {
+                    Ok(()) => {
+                        shared.counters.respawned.fetch_add(1, Ordering::Relaxed);
+                        log::debug!(
+                            "brigade: respawned worker {}-{}",
+                            shared.config.thread_name,
+                            self.index
+                        );
+                    }
+                    Err(err) => {
+                        log::error!(
+                            "brigade: could not respawn worker {}-{}: {err}",
+                            shared.config.thread_name,
+                            self.index
+                        );
+                        // The last worker gone with jobs queued would strand
+                        // them; cancel so they are reported instead.
+                        if shared.counters.live.load(Ordering::Acquire) <= 1 {
+                            shared.ctx.cancel();
+                            shared.drain();
+                        }
+                    }
+                }
+            }
+        }
+        // Whatever the worker held (a results sender, say) goes before the
+        // worker is counted out, so a channel it fed disconnects no later
+        // than the pool's workers are all gone.
+        self.local = None;
+        shared.worker_exited();
+    }
+}
