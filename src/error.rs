@@ -153,6 +153,22 @@ pub enum BuildError {
         /// The largest capacity accepted.
         max: usize,
     },
+    /// The results capacity is beyond what a bounded channel can allocate.
+    #[error("results capacity must be at most {max}, got {requested}")]
+    ResultsTooLarge {
+        /// The capacity asked for.
+        requested: usize,
+        /// The largest capacity accepted.
+        max: usize,
+    },
+    /// An ordering window of zero, or beyond the largest accepted.
+    #[error("ordered window must be between 1 and {max}, got {requested}")]
+    InvalidWindow {
+        /// The window asked for.
+        requested: usize,
+        /// The largest window accepted.
+        max: usize,
+    },
     /// A stack size of zero bytes.
     #[error("stack size must be greater than 0 bytes")]
     ZeroStackSize,

@@ -156,11 +156,13 @@
 mod context;
 mod crew;
 mod error;
+mod ordered;
 mod pool;
 pub mod sizing;
 mod stats;
 mod sync;
 mod unwind;
+mod worker_pool;
 
 pub use context::Context;
 pub use crew::PanicPolicy;
@@ -170,3 +172,4 @@ pub use pool::{
 };
 pub use sizing::Sizing;
 pub use stats::Stats;
+pub use worker_pool::{Leftovers, Output, WorkerPool, WorkerPoolBuilder};

@@ -52,21 +52,23 @@
 //! [`ThreadPool`]: crate::ThreadPool
 
 mod run;
+mod send;
 mod worker;
 
 use std::cell::Cell;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Select, SendError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-pub(crate) use run::{Finish, call, job_context};
+pub(crate) use run::{call, job_context};
+pub(crate) use send::{SendFail, send};
 pub(crate) use worker::Worker;
 
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, TrySubmitError};
 use crate::stats::{Counters, Outcome, Stats, WorkerSlot};
-use crate::sync::{Arc, CachePadded, Condvar, Mutex, Ordering, Spin};
+use crate::sync::{Arc, CachePadded, Condvar, Mutex, Ordering};
 
 /// What to do when a job panics.
 ///
@@ -193,14 +195,6 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         Ok(crew)
     }
 
-    pub(crate) fn context(&self) -> &Context {
-        &self.shared.ctx
-    }
-
-    pub(crate) fn stats(&self) -> Stats {
-        self.shared.counters.snapshot(self.shared.jobs.len())
-    }
-
     /// Queues `job` through `tx`. `wait` is `None` to fail at once on a full
     /// queue, `Some(None)` to wait as long as it takes, and `Some(Some(t))`
     /// to wait until `t`. Every wait ends early, with `Cancelled`, if the
@@ -223,13 +217,19 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             .counters
             .submitted
             .fetch_add(1, Ordering::Relaxed);
-        let sent = match tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) => match wait {
-                None => Err(TrySubmitError::Full(job)),
-                Some(deadline) => self.send_slow(tx, job, deadline, closed),
-            },
-            Err(TrySendError::Disconnected(job)) => Err(TrySubmitError::Closed(job)),
+        let sent = match wait {
+            Some(deadline) => send(
+                tx,
+                job,
+                &self.shared.ctx,
+                &self.shared.cancel,
+                deadline,
+                closed,
+            ),
+            None => tx.try_send(job).map_err(|err| match err {
+                TrySendError::Full(job) => SendFail::Full(job),
+                TrySendError::Disconnected(job) => SendFail::Disconnected(job),
+            }),
         };
         match sent {
             Ok(()) => {
@@ -241,71 +241,18 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
                 }
                 Ok(())
             }
-            Err(err) => {
+            Err(fail) => {
                 self.shared
                     .counters
                     .submitted
                     .fetch_sub(1, Ordering::Relaxed);
-                Err(err)
-            }
-        }
-    }
-
-    #[cold]
-    fn send_slow(
-        &self,
-        tx: &Sender<J>,
-        mut job: J,
-        deadline: Option<Instant>,
-        closed: Option<&Receiver<()>>,
-    ) -> Result<(), TrySubmitError<J>> {
-        let is_closed =
-            || closed.is_some_and(|c| matches!(c.try_recv(), Err(TryRecvError::Disconnected)));
-        let mut spin = Spin::default();
-        while spin.snooze() {
-            if self.shared.ctx.is_done() {
-                return Err(TrySubmitError::Cancelled(job));
-            }
-            if is_closed() {
-                return Err(TrySubmitError::Closed(job));
-            }
-            match tx.try_send(job) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Full(back)) => job = back,
-                Err(TrySendError::Disconnected(back)) => return Err(TrySubmitError::Closed(back)),
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(TrySubmitError::Full(job));
-            }
-        }
-        let mut select = Select::new();
-        let send = select.send(tx);
-        let cancel = select.recv(&self.shared.cancel);
-        if let Some(closed) = closed {
-            select.recv(closed);
-        }
-        let operation = match deadline {
-            None => select.select(),
-            Some(deadline) => match select.select_deadline(deadline) {
-                Ok(operation) => operation,
-                Err(_) => return Err(TrySubmitError::Full(job)),
-            },
-        };
-        match operation.index() {
-            i if i == send => operation
-                .send(tx, job)
-                .map_err(|SendError(job)| TrySubmitError::Closed(job)),
-            // The cancel and closed channels only ever disconnect; completing
-            // the selected receive just acknowledges that.
-            i if i == cancel => {
-                let _ = operation.recv(&self.shared.cancel);
-                Err(TrySubmitError::Cancelled(job))
-            }
-            _ => {
-                if let Some(closed) = closed {
-                    let _ = operation.recv(closed);
-                }
-                Err(TrySubmitError::Closed(job))
+                Err(match fail {
+                    SendFail::Full(job) => TrySubmitError::Full(job),
+                    SendFail::Disconnected(job) | SendFail::Closed(job) => {
+                        TrySubmitError::Closed(job)
+                    }
+                    SendFail::Cancelled(job) => TrySubmitError::Cancelled(job),
+                })
             }
         }
     }
@@ -319,6 +266,18 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
 }
 
 impl<J, E> Crew<J, E> {
+    pub(crate) fn context(&self) -> &Context {
+        &self.shared.ctx
+    }
+
+    pub(crate) fn exec(&self) -> &E {
+        &self.shared.exec
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.shared.counters.snapshot(self.shared.jobs.len())
+    }
+
     /// Whether the calling thread is one of this crew's workers.
     pub(crate) fn on_own_worker(&self) -> bool {
         CURRENT_CREW.with(Cell::get) == self.shared.id()

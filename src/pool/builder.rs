@@ -12,7 +12,6 @@ use crate::context::Context;
 use crate::crew::{Crew, CrewConfig, Hook, PanicPolicy};
 use crate::error::BuildError;
 use crate::sizing::Sizing;
-use crate::sync::Arc;
 
 /// The queue capacity when none is set.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
@@ -144,93 +143,103 @@ pub struct Builder {
     options: Options,
 }
 
+/// The setters every pool builder shares, over a field `options: Options`.
+/// One definition, so the two builders cannot drift apart.
+macro_rules! common_setters {
+    () => {
+        /// Exactly `n` workers; shorthand for `sizing(Sizing::Fixed(n))`. Zero
+        /// is rejected by `build()`.
+        pub fn workers(mut self, n: usize) -> Self {
+            self.options.sizing = $crate::sizing::Sizing::Fixed(n);
+            self
+        }
+
+        /// How to pick the worker count; see [`Sizing`](crate::Sizing).
+        pub fn sizing(mut self, sizing: $crate::sizing::Sizing) -> Self {
+            self.options.sizing = sizing;
+            self
+        }
+
+        /// The most jobs that may wait in the queue; a submit to a full queue
+        /// blocks (backpressure). `0` makes a rendezvous queue: a submit waits
+        /// until a worker takes the job. At most [`MAX_QUEUE_CAPACITY`](crate::MAX_QUEUE_CAPACITY).
+        pub fn queue_capacity(mut self, capacity: usize) -> Self {
+            self.options.queue_capacity = Some(capacity);
+            self
+        }
+
+        /// No limit on queued jobs: submits never block and never see `Full`.
+        /// Memory then grows with the backlog.
+        pub fn unbounded_queue(mut self) -> Self {
+            self.options.queue_capacity = None;
+            self
+        }
+
+        /// The thread name prefix: workers are named `{prefix}-{index}`. Linux
+        /// shows the first 15 bytes.
+        pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+            self.options.thread_name = prefix.into();
+            self
+        }
+
+        /// The stack size of each worker thread, in bytes.
+        pub fn stack_size(mut self, bytes: usize) -> Self {
+            self.options.stack_size = Some(bytes);
+            self
+        }
+
+        /// A deadline for every job, counted from when the job starts running.
+        /// A job's context carries the earlier of this and the pool's deadline.
+        ///
+        /// # Warning: timeouts are cooperative
+        ///
+        /// Rust cannot stop a running thread. A job that never looks at its
+        /// context runs to the end; its handle then reports
+        /// [`JobError::TimedOut`](crate::JobError::TimedOut) and its value is
+        /// dropped, but the worker was busy all along.
+        pub fn job_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.job_timeout = Some(timeout);
+            self
+        }
+
+        /// A parent context: cancelling it (or its deadline passing) cancels the
+        /// pool. The pool works under a child of it, so shutting the pool down
+        /// never cancels `ctx` itself.
+        pub fn context(mut self, ctx: &$crate::context::Context) -> Self {
+            self.options.context = Some(ctx.clone());
+            self
+        }
+
+        /// What a panicking job does to the pool; see [`PanicPolicy`](crate::PanicPolicy).
+        pub fn panic_policy(mut self, policy: $crate::crew::PanicPolicy) -> Self {
+            self.options.panic_policy = policy;
+            self
+        }
+
+        /// Runs on each worker thread when it starts (including replacements),
+        /// with the worker's index. A panic in it is logged and ignored.
+        ///
+        /// The hook may be invoked on several threads at once.
+        pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+            self.options.on_thread_start = Some($crate::sync::Arc::new(hook));
+            self
+        }
+
+        /// Runs on each worker thread as it exits normally or retires after a
+        /// panic, with the worker's index. A panic in it is logged and ignored.
+        ///
+        /// The hook may be invoked on several threads at once.
+        pub fn on_thread_exit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+            self.options.on_thread_exit = Some($crate::sync::Arc::new(hook));
+            self
+        }
+    };
+}
+
+pub(crate) use common_setters;
+
 impl Builder {
-    /// Exactly `n` workers; shorthand for `sizing(Sizing::Fixed(n))`. Zero
-    /// is rejected by [`build`](Self::build).
-    pub fn workers(mut self, n: usize) -> Self {
-        self.options.sizing = Sizing::Fixed(n);
-        self
-    }
-
-    /// How to pick the worker count; see [`Sizing`].
-    pub fn sizing(mut self, sizing: Sizing) -> Self {
-        self.options.sizing = sizing;
-        self
-    }
-
-    /// The most jobs that may wait in the queue; a submit to a full queue
-    /// blocks (backpressure). `0` makes a rendezvous queue: a submit waits
-    /// until a worker takes the job. At most [`MAX_QUEUE_CAPACITY`].
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.options.queue_capacity = Some(capacity);
-        self
-    }
-
-    /// No limit on queued jobs: submits never block and never see `Full`.
-    /// Memory then grows with the backlog.
-    pub fn unbounded_queue(mut self) -> Self {
-        self.options.queue_capacity = None;
-        self
-    }
-
-    /// The thread name prefix: workers are named `{prefix}-{index}`. Linux
-    /// shows the first 15 bytes.
-    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
-        self.options.thread_name = prefix.into();
-        self
-    }
-
-    /// The stack size of each worker thread, in bytes.
-    pub fn stack_size(mut self, bytes: usize) -> Self {
-        self.options.stack_size = Some(bytes);
-        self
-    }
-
-    /// A deadline for every job, counted from when the job starts running.
-    /// A job's context carries the earlier of this and the pool's deadline.
-    ///
-    /// # Warning: timeouts are cooperative
-    ///
-    /// Rust cannot stop a running thread. A job that never looks at its
-    /// context runs to the end; its handle then reports
-    /// [`JobError::TimedOut`](crate::JobError::TimedOut) and its value is
-    /// dropped, but the worker was busy all along.
-    pub fn job_timeout(mut self, timeout: Duration) -> Self {
-        self.options.job_timeout = Some(timeout);
-        self
-    }
-
-    /// A parent context: cancelling it (or its deadline passing) cancels the
-    /// pool. The pool works under a child of it, so shutting the pool down
-    /// never cancels `ctx` itself.
-    pub fn context(mut self, ctx: &Context) -> Self {
-        self.options.context = Some(ctx.clone());
-        self
-    }
-
-    /// What a panicking job does to the pool; see [`PanicPolicy`].
-    pub fn panic_policy(mut self, policy: PanicPolicy) -> Self {
-        self.options.panic_policy = policy;
-        self
-    }
-
-    /// Runs on each worker thread when it starts (including replacements),
-    /// with the worker's index. A panic in it is logged and ignored.
-    ///
-    /// The hook may be invoked on several threads at once.
-    pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
-        self.options.on_thread_start = Some(Arc::new(hook));
-        self
-    }
-
-    /// Runs on each worker thread as it exits normally or retires after a
-    /// panic, with the worker's index. A panic in it is logged and ignored.
-    ///
-    /// The hook may be invoked on several threads at once.
-    pub fn on_thread_exit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
-        self.options.on_thread_exit = Some(Arc::new(hook));
-        self
-    }
+    common_setters!();
 
     /// Validates the settings and starts the workers.
     ///

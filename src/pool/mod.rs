@@ -28,6 +28,7 @@ mod job;
 use std::time::{Duration, Instant};
 
 pub use builder::{Builder, DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
+pub(crate) use builder::{Options, common_setters};
 pub use handle::JobHandle;
 use job::{ExecJob, PoolExec, SubmitJob, Task, unerase};
 

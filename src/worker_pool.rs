@@ -1,0 +1,487 @@
+//! [`WorkerPool`]: typed jobs in, a bounded results channel out.
+//!
+//! The seed's "Pool struct with Submit/Close/Stop/Results", as a library.
+//! One handler `Fn(&Context, J) -> R` runs on N workers of the same
+//! runtime as [`ThreadPool`](crate::ThreadPool); each worker waits for a
+//! job or cancellation, runs it, then waits to deliver the result *or*
+//! cancellation — so after [`stop`](WorkerPool::stop) no worker stays
+//! blocked behind a slow consumer (the seed's inner-select rule).
+//!
+//! # Results
+//!
+//! Every job that runs produces exactly one [`Output`]: its submission
+//! index and `Result<R, JobError>`. A panic, a per-job timeout or a
+//! cancellation while running reaches the consumer as the `Err`; nothing
+//! is dropped silently. With [`ordered`](WorkerPoolBuilder::ordered), outputs
+//! arrive in submission order through a reorder buffer whose window bounds
+//! memory (see `ordered.rs`).
+//!
+//! After a cancellation workers stop delivering; whatever could not be
+//! delivered, and every job that never ran, is handed back by
+//! [`join`](WorkerPool::join) as [`Leftovers`].
+//!
+//! # Lifecycle
+//!
+//! * [`close`](WorkerPool::close): no more jobs; workers finish the queue,
+//!   and the results channel disconnects after the last result.
+//! * [`stop`](WorkerPool::stop): cancel; queued jobs are not run.
+//! * [`join`](WorkerPool::join): close, wait for the workers, return the
+//!   leftovers.
+//! * `Drop`: stop, then wait for the workers. Dropping never blocks on
+//!   unread results; to finish the work, `close()` and read the results to
+//!   the end, or `join()` while another thread reads them.
+//!
+//! # Submission index
+//!
+//! [`submit`](WorkerPool::submit) returns the job's index: the number of
+//! jobs accepted before it. Indices have no gaps (a rejected job takes
+//! none), which is what lets ordered delivery wait for every index in turn.
+//! Submitters take a short lock to draw an index and enqueue together.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::context::Context;
+use crate::crew::{Crew, Exec, SendFail, Worker, call, job_context, send};
+use crate::error::{BuildError, Cancelled, JobError, SubmitError, TrySubmitError};
+use crate::ordered::Reorder;
+use crate::pool::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Options, common_setters};
+use crate::stats::{Outcome, Stats};
+use crate::sync::Mutex;
+
+/// One job's result, from [`WorkerPool::results`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Output<R> {
+    /// The job's submission index, as returned by [`WorkerPool::submit`].
+    pub index: u64,
+    /// The handler's value, or why there is none.
+    pub result: Result<R, JobError>,
+}
+
+/// What a [`WorkerPool`] could not finish, from [`WorkerPool::join`].
+#[non_exhaustive]
+pub struct Leftovers<J, R> {
+    /// Jobs that never ran (the pool was stopped first), with their
+    /// submission indices, in no particular order.
+    pub unprocessed: Vec<(u64, J)>,
+    /// Outputs produced but not delivered because the pool was stopped
+    /// while they waited for room in the results channel.
+    pub undelivered: Vec<Output<R>>,
+}
+
+impl<J, R> Leftovers<J, R> {
+    /// Whether nothing was left over.
+    pub fn is_empty(&self) -> bool {
+        self.unprocessed.is_empty() && self.undelivered.is_empty()
+    }
+}
+
+impl<J, R> fmt::Debug for Leftovers<J, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leftovers")
+            .field("unprocessed", &self.unprocessed.len())
+            .field("undelivered", &self.undelivered.len())
+            .finish()
+    }
+}
+
+/// A job with its submission index.
+pub(crate) struct Indexed<J> {
+    index: u64,
+    job: J,
+}
+
+type Handler<J, R> = Box<dyn Fn(&Context, J) -> R + Send + Sync>;
+
+/// Runs a [`WorkerPool`]'s jobs. Each worker's local state is its clone of
+/// the results `Sender`.
+struct WorkerExec<J, R> {
+    handler: Handler<J, R>,
+    ctx: Context,
+    cancel: Receiver<()>,
+    job_timeout: Option<Duration>,
+    reorder: Option<Reorder<Output<R>>>,
+    leftovers: Mutex<Leftovers<J, R>>,
+}
+
+impl<J: Send + 'static, R: Send + 'static> Exec<Indexed<J>> for WorkerExec<J, R> {
+    type Local = Sender<Output<R>>;
+
+    fn run(&self, job: Indexed<J>, worker: &Worker<'_>, results: &mut Self::Local) -> Outcome {
+        let Indexed { index, job } = job;
+        let (ctx, own_deadline) = job_context(&self.ctx, self.job_timeout);
+        let finish = call(&ctx, own_deadline, |ctx| (self.handler)(ctx, job));
+        let outcome = finish.outcome();
+        worker.record(&outcome);
+        let output = Output {
+            index,
+            result: finish.into_result(),
+        };
+        match &self.reorder {
+            None => {
+                self.deliver(results, output);
+            }
+            Some(reorder) => match reorder.insert(index, output, &self.cancel) {
+                Ok(None) => {}
+                Ok(Some(batch)) => self.emit(reorder, results, batch),
+                Err(output) => self.leftovers.lock().undelivered.push(output),
+            },
+        }
+        outcome
+    }
+
+    fn discard(&self, job: Indexed<J>, _reason: Cancelled) {
+        self.leftovers.lock().unprocessed.push((job.index, job.job));
+    }
+}
+
+impl<J, R> WorkerExec<J, R> {
+    /// Sends one output, or keeps it as a leftover if the pool is
+    /// cancelled first. Returns whether it was sent.
+    fn deliver(&self, results: &Sender<Output<R>>, output: Output<R>) -> bool {
+        match send(results, output, &self.ctx, &self.cancel, None, None) {
+            Ok(()) => true,
+            Err(
+                SendFail::Cancelled(output)
+                | SendFail::Disconnected(output)
+                | SendFail::Full(output)
+                | SendFail::Closed(output),
+            ) => {
+                self.leftovers.lock().undelivered.push(output);
+                false
+            }
+        }
+    }
+
+    /// Emits ready runs in order until none is ready. If delivery stops on
+    /// cancellation, the rest of the run is kept as leftovers, and this
+    /// worker keeps the emitter role: nothing is emitted after a
+    /// cancellation, and `join` collects what the window still holds.
+    fn emit(
+        &self,
+        reorder: &Reorder<Output<R>>,
+        results: &Sender<Output<R>>,
+        mut batch: Vec<Output<R>>,
+    ) {
+        loop {
+            let mut outputs = batch.into_iter();
+            while let Some(output) = outputs.next() {
+                if !self.deliver(results, output) {
+                    self.leftovers.lock().undelivered.extend(outputs);
+                    return;
+                }
+            }
+            match reorder.next_batch() {
+                Some(next) => batch = next,
+                None => return,
+            }
+        }
+    }
+}
+
+/// Where submissions go: the jobs channel and the next index, under one
+/// lock so that indices follow queue order.
+struct Intake<J> {
+    tx: Option<Sender<Indexed<J>>>,
+    next: u64,
+}
+
+/// A pool of workers running one handler over typed jobs, with a bounded
+/// results channel; see the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// use brigade::WorkerPool;
+///
+/// let pool = WorkerPool::builder().workers(4).build(|_ctx, n: u64| n * n)?;
+/// for n in 0..10 {
+///     pool.submit(n)?;
+/// }
+/// pool.close(); // no more jobs: results() disconnects after the last one
+/// let mut squares: Vec<u64> = pool.results().iter().map(|out| out.result.unwrap()).collect();
+/// squares.sort();
+/// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct WorkerPool<J, R> {
+    intake: Mutex<Intake<J>>,
+    /// Dropped by `close()`: wakes submitters blocked on a full queue.
+    closed_tx: Mutex<Option<Sender<()>>>,
+    closed_rx: Receiver<()>,
+    results: Receiver<Output<R>>,
+    crew: Crew<Indexed<J>, WorkerExec<J, R>>,
+}
+
+/// Configures a [`WorkerPool`]; from [`WorkerPool::builder`].
+///
+/// The same settings as [`Builder`](crate::Builder), plus the results
+/// channel's capacity and ordered delivery.
+#[must_use = "a WorkerPoolBuilder does nothing until build() is called"]
+#[derive(Debug)]
+pub struct WorkerPoolBuilder {
+    options: Options,
+    results_capacity: usize,
+    /// `Some(window)` for ordered delivery; `Some(None)` for the default
+    /// window.
+    ordered: Option<Option<usize>>,
+}
+
+impl Default for WorkerPoolBuilder {
+    fn default() -> Self {
+        Self {
+            options: Options::default(),
+            results_capacity: DEFAULT_QUEUE_CAPACITY,
+            ordered: None,
+        }
+    }
+}
+
+impl WorkerPoolBuilder {
+    common_setters!();
+
+    /// How many results may wait for the consumer (default
+    /// [`DEFAULT_QUEUE_CAPACITY`]); a worker with a result for a full
+    /// channel waits (backpressure). `0` hands each result over directly.
+    pub fn results_capacity(mut self, capacity: usize) -> Self {
+        self.results_capacity = capacity;
+        self
+    }
+
+    /// Deliver results in submission order, holding early finishers in a
+    /// reorder window of four results per worker (at least 16). See
+    /// [`ordered_window`](Self::ordered_window).
+    pub fn ordered(mut self) -> Self {
+        self.ordered = Some(None);
+        self
+    }
+
+    /// Deliver results in submission order, holding at most `window`
+    /// results that finished ahead of an earlier one. A worker whose
+    /// result is further ahead waits, so memory stays bounded even when
+    /// the first job is the slowest; a larger window lets workers run
+    /// further ahead.
+    pub fn ordered_window(mut self, window: usize) -> Self {
+        self.ordered = Some(Some(window));
+        self
+    }
+
+    /// Validates the settings and starts the workers, which all run
+    /// `handler`.
+    ///
+    /// The handler may be invoked on several threads at once.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Builder::build`](crate::Builder::build), plus
+    /// [`BuildError::ResultsTooLarge`] and [`BuildError::InvalidWindow`].
+    pub fn build<J, R, H>(self, handler: H) -> Result<WorkerPool<J, R>, BuildError>
+    where
+        J: Send + 'static,
+        R: Send + 'static,
+        H: Fn(&Context, J) -> R + Send + Sync + 'static,
+    {
+        if self.results_capacity > MAX_QUEUE_CAPACITY {
+            return Err(BuildError::ResultsTooLarge {
+                requested: self.results_capacity,
+                max: MAX_QUEUE_CAPACITY,
+            });
+        }
+        let job_timeout = self.options.job_timeout;
+        let (config, ctx) = self.options.validate()?;
+        let reorder = match self.ordered {
+            None => None,
+            Some(None) => Some(Reorder::new((config.workers * 4).max(16))),
+            Some(Some(window)) if window == 0 || window > MAX_QUEUE_CAPACITY => {
+                return Err(BuildError::InvalidWindow {
+                    requested: window,
+                    max: MAX_QUEUE_CAPACITY,
+                });
+            }
+            Some(Some(window)) => Some(Reorder::new(window)),
+        };
+        let exec = WorkerExec {
+            handler: Box::new(handler),
+            cancel: ctx.done(),
+            ctx: ctx.clone(),
+            job_timeout,
+            reorder,
+            leftovers: Mutex::new(Leftovers {
+                unprocessed: Vec::new(),
+                undelivered: Vec::new(),
+            }),
+        };
+        let (jobs_tx, jobs_rx) = config.channel();
+        let (results_tx, results_rx) = crossbeam_channel::bounded(self.results_capacity);
+        // Each worker owns a results sender; with this last clone dropped
+        // after start, the channel disconnects when the last worker exits.
+        let crew = Crew::start(config, ctx, exec, jobs_rx, || results_tx.clone())?;
+        drop(results_tx);
+        let (closed_tx, closed_rx) = crossbeam_channel::bounded(0);
+        Ok(WorkerPool {
+            intake: Mutex::new(Intake {
+                tx: Some(jobs_tx),
+                next: 0,
+            }),
+            closed_tx: Mutex::new(Some(closed_tx)),
+            closed_rx,
+            results: results_rx,
+            crew,
+        })
+    }
+}
+
+impl WorkerPool<(), ()> {
+    /// A [`WorkerPoolBuilder`] with the defaults. The job and result types
+    /// come from the handler given to [`build`](WorkerPoolBuilder::build).
+    pub fn builder() -> WorkerPoolBuilder {
+        WorkerPoolBuilder::default()
+    }
+}
+
+impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
+    /// Queues `job`, waiting while the queue is full. Returns the job's
+    /// submission index.
+    ///
+    /// # Errors
+    ///
+    /// The job is handed back in [`SubmitError::Closed`] if the pool was
+    /// closed (also while waiting), or [`SubmitError::Cancelled`] if it is
+    /// (or becomes, while waiting) stopped or cancelled.
+    pub fn submit(&self, job: J) -> Result<u64, SubmitError<J>> {
+        self.enqueue(job, Some(None)).map_err(|err| match err {
+            TrySubmitError::Cancelled(job) => SubmitError::Cancelled(job),
+            // A waiting submit never reports Full: it waits for room.
+            TrySubmitError::Closed(job) | TrySubmitError::Full(job) => SubmitError::Closed(job),
+        })
+    }
+
+    /// Like [`submit`](Self::submit), but never blocks.
+    ///
+    /// # Errors
+    ///
+    /// The job is handed back: [`TrySubmitError::Full`] if the queue is full
+    /// (or another submitter is waiting for room), [`TrySubmitError::Closed`]
+    /// or [`TrySubmitError::Cancelled`].
+    pub fn try_submit(&self, job: J) -> Result<u64, TrySubmitError<J>> {
+        self.enqueue(job, None)
+    }
+
+    /// Like [`submit`](Self::submit), but waits at most `wait` for room.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_submit`](Self::try_submit); `Full` means there was no
+    /// room for the whole wait.
+    pub fn submit_timeout(&self, job: J, wait: Duration) -> Result<u64, TrySubmitError<J>> {
+        self.enqueue(job, Some(Instant::now().checked_add(wait)))
+    }
+
+    fn enqueue(&self, job: J, wait: Option<Option<Instant>>) -> Result<u64, TrySubmitError<J>> {
+        let intake = match wait {
+            None => self.intake.try_lock(),
+            Some(None) => Some(self.intake.lock()),
+            Some(Some(deadline)) => self.intake.try_lock_until(deadline),
+        };
+        let Some(mut intake) = intake else {
+            return Err(TrySubmitError::Full(job));
+        };
+        let index = intake.next;
+        let Some(tx) = &intake.tx else {
+            return Err(TrySubmitError::Closed(job));
+        };
+        match self
+            .crew
+            .submit(tx, Indexed { index, job }, wait, Some(&self.closed_rx))
+        {
+            Ok(()) => {
+                intake.next += 1;
+                Ok(index)
+            }
+            Err(err) => Err(err.map(|indexed| indexed.job)),
+        }
+    }
+
+    /// The results channel: one [`Output`] per job that ran, in completion
+    /// order (or submission order, if built [`ordered`](WorkerPoolBuilder::ordered)).
+    /// It disconnects once the pool is closed or stopped and the last worker
+    /// has exited, so `for output in pool.results()` ends by itself.
+    ///
+    /// Clone the receiver to read from another thread.
+    pub fn results(&self) -> &Receiver<Output<R>> {
+        &self.results
+    }
+
+    /// No more jobs: later submits fail with `Closed`, submitters waiting
+    /// for room wake with `Closed`, and the workers finish the queue and
+    /// exit, after which the results channel disconnects. Idempotent.
+    pub fn close(&self) {
+        // First wake blocked submitters (they hold the intake lock), then
+        // drop the jobs sender under that lock.
+        drop(self.closed_tx.lock().take());
+        self.intake.lock().tx = None;
+    }
+
+    /// Cancels the pool: queued jobs do not run (they come back from
+    /// [`join`](Self::join)), running jobs see their context cancelled, and
+    /// no worker waits for the consumer any more. Idempotent.
+    pub fn stop(&self) {
+        self.crew.cancel();
+    }
+
+    /// Closes the pool, waits for every worker to exit, and returns what was
+    /// left over (nothing, unless the pool was stopped or cancelled).
+    ///
+    /// # Deadlock
+    ///
+    /// The workers deliver every result before they exit. If nobody reads
+    /// [`results`](Self::results) and it fills up, `join` waits for a reader;
+    /// read on another thread, or [`stop`](Self::stop) first.
+    pub fn join(self) -> Leftovers<J, R> {
+        self.close();
+        self.crew.wait(None);
+        let exec = self.crew.exec();
+        let mut leftovers = std::mem::replace(
+            &mut *exec.leftovers.lock(),
+            Leftovers {
+                unprocessed: Vec::new(),
+                undelivered: Vec::new(),
+            },
+        );
+        if let Some(reorder) = &exec.reorder {
+            leftovers.undelivered.extend(reorder.take_pending());
+        }
+        leftovers
+    }
+
+    /// The pool's context; cancelling it is [`stop`](Self::stop).
+    pub fn context(&self) -> &Context {
+        self.crew.context()
+    }
+
+    /// A snapshot of the pool's counters; see [`Stats`].
+    pub fn stats(&self) -> Stats {
+        self.crew.stats()
+    }
+}
+
+impl<J, R> Drop for WorkerPool<J, R> {
+    fn drop(&mut self) {
+        // Never wait on a consumer that may be this very thread: cancel, so
+        // workers stop delivering, then let the crew's drop join them.
+        self.crew.context().cancel();
+        drop(self.closed_tx.lock().take());
+        self.intake.lock().tx = None;
+    }
+}
+
+impl<J, R> fmt::Debug for WorkerPool<J, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("context", self.crew.context())
+            .finish_non_exhaustive()
+    }
+}
