@@ -151,7 +151,7 @@
 //! | expvar counters | [`ThreadPool::stats`] |
 
 #![deny(missing_docs)]
-#![deny(unsafe_code)]
+#![deny(unsafe_code)] // one audited exception: pool/scope.rs
 
 mod context;
 mod crew;
@@ -168,7 +168,8 @@ pub use context::Context;
 pub use crew::PanicPolicy;
 pub use error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 pub use pool::{
-    Builder, DEFAULT_QUEUE_CAPACITY, JobHandle, MAX_QUEUE_CAPACITY, ShutdownReport, ThreadPool,
+    Builder, DEFAULT_QUEUE_CAPACITY, JobHandle, MAX_QUEUE_CAPACITY, Map, Scope, ScopedJoinHandle,
+    ShutdownReport, ThreadPool, TryMapError,
 };
 pub use sizing::Sizing;
 pub use stats::Stats;

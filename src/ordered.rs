@@ -59,6 +59,7 @@ impl<T> Window<T> {
     }
 
     /// How many items are held.
+    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.held
     }

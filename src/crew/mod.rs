@@ -61,7 +61,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-pub(crate) use run::{call, job_context};
+pub(crate) use run::{Finish, call, job_context};
 pub(crate) use send::{SendFail, send};
 pub(crate) use worker::Worker;
 

@@ -24,6 +24,8 @@
 mod builder;
 mod handle;
 mod job;
+mod map;
+mod scope;
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,8 @@ pub use builder::{Builder, DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub(crate) use builder::{Options, common_setters};
 pub use handle::JobHandle;
 use job::{ExecJob, PoolExec, SubmitJob, Task, unerase};
+pub use map::{Map, TryMapError};
+pub use scope::{Scope, ScopedJoinHandle};
 
 use crossbeam_channel::Sender;
 

@@ -1,0 +1,515 @@
+//! [`ThreadPool::map`], [`ThreadPool::map_unordered`] and
+//! [`ThreadPool::try_map`]: a function over an iterator, on the pool.
+//!
+//! # Chunks and the window
+//!
+//! Items are taken from the input in **chunks** of consecutive items, and
+//! each chunk is one job: a hand-off costs about 100 ns here, so one job
+//! per trivial item would cost more than the work. By default the chunk
+//! size comes from the input's size hint (about four chunks per worker,
+//! between 1 and 1,024 items); an input of unknown length goes one item
+//! per job. [`Map::chunk_size`] overrides it.
+//!
+//! At most a **window** of items is taken from the input and not yet
+//! yielded (default: four chunks per worker; [`Map::window`]). The input is
+//! pulled lazily as results are consumed, so memory stays bounded however
+//! long the input and however slow the first item, and [`try_map`] stops
+//! pulling at most a window past the first error.
+//!
+//! # Errors and panics
+//!
+//! `map` yields `Result<R, JobError>` per item: a panicking item yields
+//! `Err(JobError::Panicked)` and the rest of its chunk still runs (the
+//! worker is then replaced, as for any panicking job); if the pool is
+//! cancelled, unfinished items yield `Err(JobError::Cancelled)`. Dropping
+//! the iterator early cancels the chunks still queued.
+//!
+//! Called from one of the pool's own jobs, the work runs inline on the
+//! calling worker: waiting for other workers from inside one could
+//! deadlock a busy pool.
+//!
+//! [`try_map`]: ThreadPool::try_map
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::ThreadPool;
+use super::job::{Job, PoolExec};
+use crate::context::Context;
+use crate::crew::Worker;
+use crate::error::{Cancelled, JobError, TrySubmitError};
+use crate::ordered::Window;
+use crate::stats::Outcome;
+use crate::sync::Arc;
+use crate::unwind;
+
+/// Results of one chunk: its index and one result per item, in order.
+type ChunkResults<R> = (u64, Vec<Result<R, JobError>>);
+
+/// The iterator returned by [`ThreadPool::map`] and
+/// [`ThreadPool::map_unordered`].
+///
+/// Nothing is submitted until the first call to `next`.
+#[must_use = "a Map does nothing unless iterated"]
+pub struct Map<'p, I: Iterator, F, R> {
+    pool: &'p ThreadPool,
+    input: std::iter::Fuse<I>,
+    f: Arc<F>,
+    ordered: bool,
+    chunk_size: Option<usize>,
+    window: Option<usize>,
+    run: Option<Run<R>>,
+}
+
+/// The state of a map once iteration has started.
+struct Run<R> {
+    /// Cancelled when the iterator is dropped or `try_map` fails, so queued
+    /// chunks are skipped.
+    ctx: Context,
+    tx: Sender<ChunkResults<R>>,
+    rx: Receiver<ChunkResults<R>>,
+    chunk: usize,
+    window: usize,
+    next_chunk: u64,
+    /// Items taken from the input and not yet yielded.
+    in_flight: usize,
+    /// Ordered mode: chunks that finished ahead of their turn.
+    pending: Window<Vec<Result<R, JobError>>>,
+    /// Input offset of each chunk not yet received (for `try_map`'s error
+    /// index).
+    offsets: HashMap<u64, usize>,
+    taken: usize,
+    /// The chunk being yielded, with its first item's input offset.
+    current: VecDeque<Result<R, JobError>>,
+    current_offset: usize,
+    inline: bool,
+}
+
+impl<'p, I, F, R> Map<'p, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    pub(super) fn new(pool: &'p ThreadPool, input: I, f: F, ordered: bool) -> Self {
+        Self {
+            pool,
+            input: input.fuse(),
+            f: Arc::new(f),
+            ordered,
+            chunk_size: None,
+            window: None,
+            run: None,
+        }
+    }
+
+    /// Consecutive items per job (default: from the input's size hint, see
+    /// the module docs). `0` is taken as 1. Takes effect for chunks not yet
+    /// taken.
+    pub fn chunk_size(mut self, items: usize) -> Self {
+        let items = items.max(1);
+        self.chunk_size = Some(items);
+        if let Some(run) = &mut self.run {
+            run.chunk = items;
+        }
+        self
+    }
+
+    /// The most items taken from the input and not yet yielded (default:
+    /// four chunks per worker). A window smaller than a chunk is one chunk.
+    pub fn window(mut self, items: usize) -> Self {
+        self.window = Some(items);
+        if let Some(run) = &mut self.run {
+            run.window = items.max(run.chunk);
+        }
+        self
+    }
+
+    fn start(&mut self) -> Run<R> {
+        let workers = self.pool.stats().workers.max(1);
+        let chunk = self.chunk_size.unwrap_or_else(|| {
+            let (low, high) = self.input.size_hint();
+            match high.unwrap_or(low) {
+                0 => 1,
+                len => (len / (workers * 4)).clamp(1, 1024),
+            }
+        });
+        let window = self.window.unwrap_or(chunk * workers * 4).max(chunk);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Run {
+            ctx: self.pool.context().child(),
+            tx,
+            rx,
+            chunk,
+            window,
+            next_chunk: 0,
+            in_flight: 0,
+            // Never the limit: the item window bounds the chunks in flight.
+            pending: Window::new(usize::MAX),
+            offsets: HashMap::new(),
+            taken: 0,
+            current: VecDeque::new(),
+            current_offset: 0,
+            inline: self.pool.crew.on_own_worker(),
+        }
+    }
+
+    /// The next result with its input offset.
+    fn next_indexed(&mut self) -> Option<(usize, Result<R, JobError>)> {
+        if self.run.is_none() {
+            self.run = Some(self.start());
+        }
+        loop {
+            let run = self.run.as_mut()?;
+            if let Some(result) = run.current.pop_front() {
+                let offset = run.current_offset;
+                run.current_offset += 1;
+                run.in_flight -= 1;
+                self.refill();
+                return Some((offset, result));
+            }
+            self.refill();
+            let run = self.run.as_mut()?;
+            if run.in_flight == 0 {
+                return None;
+            }
+            if self.ordered {
+                if let Some(results) = run.pending.pop() {
+                    run.current_offset = run.offsets.remove(&(run.pending.next() - 1)).unwrap_or(0);
+                    run.current = results.into();
+                    continue;
+                }
+            }
+            // Chunks always report, even when discarded, and we hold a
+            // sender, so this wait ends.
+            let Ok((index, results)) = run.rx.recv() else {
+                return None;
+            };
+            if self.ordered {
+                // Each chunk index arrives once, and is at or after `next`.
+                let _ = run.pending.insert(index, results);
+            } else {
+                run.current_offset = run.offsets.remove(&index).unwrap_or(0);
+                run.current = results.into();
+            }
+        }
+    }
+
+    /// Takes chunks from the input while the window has room (always at
+    /// least one, so the map makes progress) and submits them.
+    fn refill(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        while run.in_flight == 0 || run.in_flight + run.chunk <= run.window {
+            let items: Vec<I::Item> = self.input.by_ref().take(run.chunk).collect();
+            if items.is_empty() {
+                return;
+            }
+            let index = run.next_chunk;
+            run.next_chunk += 1;
+            run.in_flight += items.len();
+            run.offsets.insert(index, run.taken);
+            run.taken += items.len();
+            let job = Chunk {
+                index,
+                items,
+                f: Arc::clone(&self.f),
+                ctx: run.ctx.clone(),
+                tx: run.tx.clone(),
+            };
+            if run.inline {
+                job.process();
+                continue;
+            }
+            if let Err(err) = self.pool.enqueue(Box::new(job), Some(None)) {
+                let reason = self.pool.context().reason().unwrap_or(Cancelled::Canceled);
+                let (TrySubmitError::Full(task)
+                | TrySubmitError::Closed(task)
+                | TrySubmitError::Cancelled(task)) = err;
+                task.discard(reason);
+            }
+        }
+    }
+}
+
+impl<I, F, R> Iterator for Map<'_, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    type Item = Result<R, JobError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_indexed().map(|(_, result)| result)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (low, high) = self.input.size_hint();
+        let in_flight = self.run.as_ref().map_or(0, |run| run.in_flight);
+        (
+            low.saturating_add(in_flight),
+            high.and_then(|h| h.checked_add(in_flight)),
+        )
+    }
+}
+
+impl<I: Iterator, F, R> Drop for Map<'_, I, F, R> {
+    fn drop(&mut self) {
+        if let Some(run) = &self.run {
+            run.ctx.cancel();
+        }
+    }
+}
+
+impl<I: Iterator, F, R> fmt::Debug for Map<'_, I, F, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("ordered", &self.ordered)
+            .field(
+                "chunk_size",
+                &self.run.as_ref().map(|run| run.chunk).or(self.chunk_size),
+            )
+            .field(
+                "window",
+                &self.run.as_ref().map(|run| run.window).or(self.window),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A chunk of consecutive items as one pool job.
+struct Chunk<T, F, R> {
+    index: u64,
+    items: Vec<T>,
+    f: Arc<F>,
+    ctx: Context,
+    tx: Sender<ChunkResults<R>>,
+}
+
+impl<T, F, R> Chunk<T, F, R>
+where
+    T: Send + 'static,
+    F: Fn(T) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    /// Runs the chunk on the calling thread (a map started on one of the
+    /// pool's own workers).
+    fn process(self) {
+        let Self {
+            index,
+            items,
+            f,
+            ctx,
+            tx,
+        } = self;
+        let (results, _) = run_items(items, &*f, &ctx);
+        let _ = tx.send((index, results));
+    }
+}
+
+/// Runs `f` over `items`, catching panics per item; returns one result per
+/// item and the first panic's message.
+fn run_items<T, R>(
+    items: Vec<T>,
+    f: &impl Fn(T) -> R,
+    ctx: &Context,
+) -> (Vec<Result<R, JobError>>, Option<String>) {
+    let mut results = Vec::with_capacity(items.len());
+    let mut first_panic = None;
+    let mut items = items.into_iter();
+    // One catch_unwind per run of items rather than per item: after a
+    // panic, carry on with the items after the one that panicked.
+    loop {
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            for item in items.by_ref() {
+                if let Some(reason) = ctx.reason() {
+                    unwind::drop_quietly(item);
+                    results.push(Err(JobError::Cancelled(reason)));
+                } else {
+                    results.push(Ok(f(item)));
+                }
+            }
+        }));
+        match ran {
+            Ok(()) => return (results, first_panic),
+            Err(payload) => {
+                let message = unwind::message(payload);
+                first_panic.get_or_insert_with(|| message.clone());
+                results.push(Err(JobError::Panicked(message)));
+            }
+        }
+    }
+}
+
+impl<T, F, R> Job for Chunk<T, F, R>
+where
+    T: Send + 'static,
+    F: Fn(T) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    fn run(self: Box<Self>, _exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
+        let Self {
+            index,
+            items,
+            f,
+            ctx,
+            tx,
+        } = *self;
+        let (results, first_panic) = run_items(items, &*f, &ctx);
+        let outcome = first_panic.map_or(Outcome::Completed, Outcome::Panicked);
+        worker.record(&outcome);
+        // The map may have been dropped; then nobody wants the results.
+        let _ = tx.send((index, results));
+        outcome
+    }
+
+    fn discard(self: Box<Self>, reason: Cancelled) {
+        let Self {
+            index, items, tx, ..
+        } = *self;
+        let results = items
+            .into_iter()
+            .map(|item| {
+                unwind::drop_quietly(item);
+                Err(JobError::Cancelled(reason))
+            })
+            .collect();
+        let _ = tx.send((index, results));
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// Why [`ThreadPool::try_map`] stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryMapError<E> {
+    /// The function returned `Err` for the item at `index` (the first error
+    /// seen, which is not always the lowest index).
+    #[error("item {index} failed: {error}")]
+    Failed {
+        /// The item's position in the input.
+        index: usize,
+        /// The function's error.
+        error: E,
+    },
+    /// An item's job panicked or was cancelled.
+    #[error("item {index}: {error}")]
+    Job {
+        /// The item's position in the input.
+        index: usize,
+        /// What happened to it.
+        error: JobError,
+    },
+}
+
+impl ThreadPool {
+    /// Applies `f` to every item of `input` on the pool, yielding the results
+    /// in input order; see the [module docs](self) for chunking, the window
+    /// and errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(4).build()?;
+    /// let squares: Vec<u64> = pool.map(1..=5u64, |n| n * n).collect::<Result<_, _>>()?;
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map<I, F, R>(&self, input: I, f: F) -> Map<'_, I::IntoIter, F, R>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        Map::new(self, input.into_iter(), f, true)
+    }
+
+    /// Like [`map`](Self::map), but yields each result as soon as its chunk
+    /// finishes, in no particular order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(4).build()?;
+    /// let mut lengths: Vec<usize> = pool
+    ///     .map_unordered(["a", "bb", "ccc"], |s: &str| s.len())
+    ///     .collect::<Result<_, _>>()?;
+    /// lengths.sort();
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_unordered<I, F, R>(&self, input: I, f: F) -> Map<'_, I::IntoIter, F, R>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        Map::new(self, input.into_iter(), f, false)
+    }
+
+    /// Applies a fallible `f` to every item and collects the values in input
+    /// order, failing fast: the first error seen cancels the chunks not yet
+    /// run, stops taking items from `input` (at most a window past the
+    /// failing item has been taken), and is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`TryMapError::Failed`] with the first error `f` returned, or
+    /// [`TryMapError::Job`] if an item panicked or the pool was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{ThreadPool, TryMapError};
+    ///
+    /// let pool = ThreadPool::builder().workers(2).build()?;
+    /// let parsed = pool.try_map(["1", "2", "x"], |s: &str| s.parse::<u8>());
+    /// assert!(matches!(parsed, Err(TryMapError::Failed { index: 2, .. })));
+    /// let parsed = pool.try_map(["1", "2"], |s: &str| s.parse::<u8>());
+    /// assert_eq!(parsed, Ok(vec![1, 2]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_map<I, F, R, E>(&self, input: I, f: F) -> Result<Vec<R>, TryMapError<E>>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> Result<R, E> + Send + Sync + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let mut map = Map::new(self, input.into_iter(), f, false);
+        let mut values: Vec<Option<R>> = Vec::new();
+        while let Some((index, result)) = map.next_indexed() {
+            let failure = match result {
+                Ok(Ok(value)) => {
+                    if values.len() <= index {
+                        values.resize_with(index + 1, || None);
+                    }
+                    values[index] = Some(value);
+                    continue;
+                }
+                Ok(Err(error)) => TryMapError::Failed { index, error },
+                Err(error) => TryMapError::Job { index, error },
+            };
+            // Dropping the map cancels its chunks still queued or running.
+            drop(map);
+            return Err(failure);
+        }
+        Ok(values.into_iter().flatten().collect())
+    }
+}

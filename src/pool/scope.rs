@@ -1,0 +1,423 @@
+//! [`ThreadPool::scope`]: jobs that borrow from the caller's stack.
+//!
+//! # The contract
+//!
+//! `scope` runs its body, then does not return — or unwind — until every
+//! job spawned in it has finished or been discarded. That is what lets a
+//! job borrow anything that outlives the `scope` call, as with
+//! `std::thread::scope`, while running on the pool's workers.
+//!
+//! * The calling thread **helps** while it waits: it runs the scope's jobs
+//!   that no worker has started yet, and [`ScopedJoinHandle::join`] runs its
+//!   own job inline if it is still queued. So a scope never waits on a busy
+//!   pool, scopes nest, and a scope opened inside one of the pool's own
+//!   jobs cannot deadlock.
+//! * A panicking job is caught. [`ScopedJoinHandle::join`] returns it as
+//!   [`JobError::Panicked`]; a panic in a job nobody joined is resumed on the
+//!   caller, with its original payload, once every job has finished. A panic
+//!   in the body itself is resumed the same way, after the jobs finished.
+//! * Jobs get a [`Context`] like [`ThreadPool::submit`]'s: a child of the
+//!   pool's, with the per-job timeout. If the pool is cancelled, jobs not yet
+//!   started never run, and their handles say `Cancelled`.
+//!
+//! # Implementation notes
+//!
+//! This is brigade's only `unsafe` code: one lifetime erasure, turning a
+//! boxed job that borrows for `'scope` into one the pool's `'static`
+//! workers can hold. The argument that it is sound is at the `unsafe`
+//! block; the rest of the module exists to uphold it:
+//!
+//! * each erased job lives in a [`Cell`] and is taken out exactly once —
+//!   by a worker, by the waiting caller, or by a discard — under the cell's
+//!   lock;
+//! * the scope counts a job as pending from `spawn` until the job has been
+//!   called (or dropped) *and its box freed* ([`Finisher`]);
+//! * the wait at the end takes every job still in its cell, runs it, and
+//!   then blocks until the pending count is zero; user code it runs is
+//!   wrapped in `catch_unwind`, and an [`AbortOnUnwind`] guard turns any
+//!   unexpected unwind out of the wait into a process abort rather than a
+//!   return with jobs still running.
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::Duration;
+
+use super::ThreadPool;
+use super::job::{Job, PoolExec};
+use crate::context::Context;
+use crate::crew::{Finish, Worker, call, job_context};
+use crate::error::{Cancelled, JobError, TrySubmitError};
+use crate::stats::Outcome;
+use crate::sync::{Arc, Condvar, Mutex};
+
+/// How an erased job is finished: run (by a worker, which records the
+/// outcome, or by a helping caller) or discarded.
+enum Mode<'a> {
+    Run(Option<&'a Worker<'a>>),
+    Discard(Cancelled),
+}
+
+/// A scoped job, borrowing for `'s`.
+type ScopedJob<'s> = Box<dyn for<'a> FnOnce(Mode<'a>) -> Outcome + Send + 's>;
+
+/// A job with its borrows erased; see the module's implementation notes.
+type ErasedJob = ScopedJob<'static>;
+
+/// Erases the borrow of a scoped job so the pool's `'static` workers can
+/// hold it. Only [`Scope::spawn`] calls this.
+#[allow(
+    unsafe_code,
+    reason = "the one lifetime erasure; see the SAFETY comment"
+)]
+fn erase(job: ScopedJob<'_>) -> ErasedJob {
+    // SAFETY: `job` borrows for 'scope; the pool's workers are 'static.
+    // Erasing the lifetime is sound because the box is only ever called or
+    // dropped while 'scope is alive:
+    // * `Scope::spawn` stores it in exactly one `Cell`, counted in the
+    //   scope's `pending` before the cell is shared; it is taken out at most
+    //   once, under the cell's lock;
+    // * `Cell::finish` decrements `pending` only after the call has returned
+    //   and the box has been freed (`Finisher` drops last);
+    // * `ThreadPool::scope` keeps 'scope alive until `pending` is zero: after
+    //   the body returns or panics it takes and finishes every job still in
+    //   its cell, then waits for the rest, and it can neither return nor
+    //   unwind before that (`AbortOnUnwind`);
+    // * `Box<dyn Trait + 'a>` and `Box<dyn Trait + 'static>` have the same
+    //   layout; only the lifetime bound changes.
+    unsafe { std::mem::transmute::<ScopedJob<'_>, ErasedJob>(job) }
+}
+
+/// The one slot an erased job lives in until someone takes it.
+struct Cell {
+    job: Mutex<Option<ErasedJob>>,
+    pending: Arc<Pending>,
+}
+
+/// Jobs spawned and not yet finished, with a condition to wait for zero.
+struct Pending {
+    count: Mutex<usize>,
+    zero: Condvar,
+}
+
+/// Counts one job out when dropped — after the job's box is freed.
+struct Finisher<'a>(&'a Pending);
+
+impl Drop for Finisher<'_> {
+    fn drop(&mut self) {
+        let mut count = self.0.count.lock();
+        *count -= 1;
+        if *count == 0 {
+            self.0.zero.notify_all();
+        }
+    }
+}
+
+impl Cell {
+    /// Takes the job and finishes it in `mode`; `None` if someone else took
+    /// it first.
+    fn finish(&self, mode: Mode<'_>) -> Option<Outcome> {
+        let job = self.job.lock().take()?;
+        let _finisher = Finisher(&self.pending);
+        Some(job(mode))
+    }
+}
+
+/// The pool job that carries a scoped job's cell.
+struct ScopeJob {
+    cell: Arc<Cell>,
+}
+
+impl Job for ScopeJob {
+    fn run(self: Box<Self>, _exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
+        // An empty cell means the waiting caller ran the job already.
+        self.cell
+            .finish(Mode::Run(Some(worker)))
+            .unwrap_or(Outcome::Completed)
+    }
+
+    fn discard(self: Box<Self>, reason: Cancelled) {
+        self.cell.finish(Mode::Discard(reason));
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// Where a job's panic payload waits: taken by a join (the panic was
+/// handled) or, at the end of the scope, resumed on the caller. Holds only
+/// `'static` data, so the scope can keep a list of them.
+type PanicSlot = Mutex<Option<Box<dyn Any + Send>>>;
+
+struct Packet<T> {
+    slot: Mutex<Option<Result<T, JobError>>>,
+    ready: Condvar,
+    panic: Arc<PanicSlot>,
+}
+
+/// A scope for spawning jobs that borrow; see [`ThreadPool::scope`].
+pub struct Scope<'scope, 'env: 'scope> {
+    pool: &'scope ThreadPool,
+    pending: Arc<Pending>,
+    cells: Mutex<Vec<Arc<Cell>>>,
+    panics: Mutex<Vec<Arc<PanicSlot>>>,
+    /// Invariant in both lifetimes, as `std::thread::Scope` is.
+    _scope: PhantomData<&'scope mut &'scope ()>,
+    _env: PhantomData<&'env mut &'env ()>,
+}
+
+/// A handle to a job spawned with [`Scope::spawn`].
+#[must_use = "dropping a ScopedJoinHandle does not cancel the job; the scope still joins it"]
+pub struct ScopedJoinHandle<'scope, T> {
+    cell: Arc<Cell>,
+    packet: Arc<Packet<T>>,
+    _scope: PhantomData<&'scope ()>,
+}
+
+impl<'scope, 'env> Scope<'scope, 'env> {
+    /// Spawns a job that may borrow anything that outlives the scope. It runs
+    /// on one of the pool's workers, or on the scope's own thread if that
+    /// thread gets to it first while waiting.
+    ///
+    /// If the pool is closed or cancelled, the job is not queued: it runs
+    /// when the scope waits (or when joined), or, if the pool is cancelled,
+    /// never, and its handle reports [`JobError::Cancelled`].
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce(&Context) -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let panic = Arc::new(Mutex::new(None));
+        let packet = Arc::new(Packet {
+            slot: Mutex::new(None),
+            ready: Condvar::new(),
+            panic: Arc::clone(&panic),
+        });
+        let job_packet = Arc::clone(&packet);
+        let parent = self.pool.context().clone();
+        let timeout = self.pool.job_timeout();
+        let job: ScopedJob<'scope> = Box::new(move |mode: Mode<'_>| {
+            let (result, outcome) = match mode {
+                Mode::Discard(reason) => {
+                    drop(f);
+                    (Err(JobError::Cancelled(reason)), Outcome::Skipped)
+                }
+                Mode::Run(worker) => {
+                    let (ctx, own_deadline) = job_context(&parent, timeout);
+                    let finish = call(&ctx, own_deadline, f);
+                    let outcome = finish.outcome();
+                    if let Some(worker) = worker {
+                        worker.record(&outcome);
+                    }
+                    let result = match finish {
+                        Finish::Panicked(payload) => {
+                            let message = crate::unwind::describe(payload.as_ref());
+                            *job_packet.panic.lock() = Some(payload);
+                            Err(JobError::Panicked(message))
+                        }
+                        other => other.into_result(),
+                    };
+                    (result, outcome)
+                }
+            };
+            *job_packet.slot.lock() = Some(result);
+            job_packet.ready.notify_all();
+            outcome
+        });
+        // Counted as pending before the erased job can be seen by anyone.
+        let job = erase(job);
+        *self.pending.count.lock() += 1;
+        let cell = Arc::new(Cell {
+            job: Mutex::new(Some(job)),
+            pending: Arc::clone(&self.pending),
+        });
+        self.cells.lock().push(Arc::clone(&cell));
+        self.panics.lock().push(panic);
+        if let Err(err) = self.pool.enqueue(
+            Box::new(ScopeJob {
+                cell: Arc::clone(&cell),
+            }),
+            Some(None),
+        ) {
+            // Not queued: the cell stays with the scope, which runs it while
+            // waiting, or discards it if the pool is cancelled.
+            let (TrySubmitError::Full(task)
+            | TrySubmitError::Closed(task)
+            | TrySubmitError::Cancelled(task)) = err;
+            drop(task);
+        }
+        ScopedJoinHandle {
+            cell,
+            packet,
+            _scope: PhantomData,
+        }
+    }
+
+    /// Finishes every job still in its cell on this thread (or discards it,
+    /// if the pool is cancelled), then waits for the jobs workers are
+    /// running. Returns the first panic that escaped a job's own catch.
+    fn join_all(&self) -> Option<Box<dyn Any + Send>> {
+        let _abort = AbortOnUnwind;
+        let mut escaped = None;
+        let cells = std::mem::take(&mut *self.cells.lock());
+        for cell in &cells {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| help(self.pool, cell))) {
+                escaped.get_or_insert(payload);
+            }
+        }
+        let mut count = self.pending.count.lock();
+        while *count > 0 {
+            self.pending.zero.wait(&mut count);
+        }
+        escaped
+    }
+
+    /// The first panic of a job nobody joined.
+    fn unjoined_panic(&self) -> Option<Box<dyn Any + Send>> {
+        self.panics
+            .lock()
+            .iter()
+            .find_map(|slot| slot.lock().take())
+    }
+}
+
+/// Runs `cell`'s job on this thread if nobody has taken it, or discards it
+/// if the pool is cancelled.
+fn help(pool: &ThreadPool, cell: &Cell) {
+    match pool.context().reason() {
+        None => cell.finish(Mode::Run(None)),
+        Some(reason) => cell.finish(Mode::Discard(reason)),
+    };
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the job (running it on this thread if no worker has
+    /// started it) and returns its value.
+    ///
+    /// # Errors
+    ///
+    /// [`JobError::Panicked`] (the panic is then not resumed at the end of
+    /// the scope), [`JobError::Cancelled`] or [`JobError::TimedOut`], as for
+    /// [`JobHandle::join`](crate::JobHandle::join).
+    pub fn join(self) -> Result<T, JobError> {
+        // Run the job here if no worker has started it. Not counted in the
+        // pool's stats: it did not run on a worker.
+        self.cell.finish(Mode::Run(None));
+        let mut slot = self.packet.slot.lock();
+        loop {
+            if let Some(result) = slot.take() {
+                // Joined: a panic is handled here, not resumed by the scope.
+                crate::unwind::drop_quietly(self.packet.panic.lock().take());
+                return result;
+            }
+            self.packet.ready.wait(&mut slot);
+        }
+    }
+
+    /// Whether the job has finished (including being discarded).
+    pub fn is_finished(&self) -> bool {
+        self.packet.slot.lock().is_some()
+    }
+}
+
+/// Aborts the process if dropped during a panic: the scope's wait must not
+/// unwind while jobs may still be using borrowed data.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("brigade: a panic escaped while a scope waited for its jobs; aborting");
+            std::process::abort();
+        }
+    }
+}
+
+impl ThreadPool {
+    /// Runs `body` with a [`Scope`] whose jobs may borrow from the caller's
+    /// stack, and returns once every job spawned in it has finished; see
+    /// the [module docs](self).
+    ///
+    /// # Panics
+    ///
+    /// Resumes a panic from `body`, or else from a job whose handle was not
+    /// joined, after every job has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(2).build()?;
+    /// let words = vec!["apple", "banana", "cherry"];
+    /// let mut lengths = vec![0; words.len()];
+    /// pool.scope(|s| {
+    ///     for (word, len) in words.iter().zip(lengths.iter_mut()) {
+    ///         s.spawn(move |_ctx| *len = word.len());
+    ///     }
+    /// });
+    /// assert_eq!(lengths, [5, 6, 6]);
+    /// # Ok::<(), brigade::BuildError>(())
+    /// ```
+    ///
+    /// A job cannot outlive the scope:
+    ///
+    /// ```compile_fail
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(1).build().unwrap();
+    /// let handle = pool.scope(|s| {
+    ///     let local = String::from("dropped at the end of the closure");
+    ///     s.spawn(|_ctx| local.len())
+    /// });
+    /// ```
+    pub fn scope<'env, F, T>(&self, body: F) -> T
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+    {
+        let scope = Scope {
+            pool: self,
+            pending: Arc::new(Pending {
+                count: Mutex::new(0),
+                zero: Condvar::new(),
+            }),
+            cells: Mutex::new(Vec::new()),
+            panics: Mutex::new(Vec::new()),
+            _scope: PhantomData,
+            _env: PhantomData,
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
+        let escaped = scope.join_all();
+        match result {
+            Err(payload) => resume_unwind(payload),
+            Ok(value) => {
+                if let Some(payload) = escaped.or_else(|| scope.unjoined_panic()) {
+                    resume_unwind(payload);
+                }
+                value
+            }
+        }
+    }
+
+    fn job_timeout(&self) -> Option<Duration> {
+        self.crew.exec().job_timeout
+    }
+}
+
+impl fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("pending", &*self.pending.count.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedJoinHandle")
+            .field("finished", &self.is_finished())
+            .finish_non_exhaustive()
+    }
+}
