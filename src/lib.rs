@@ -157,6 +157,7 @@ mod context;
 mod crew;
 mod error;
 mod ordered;
+mod pipeline;
 mod pool;
 pub mod sizing;
 mod stats;
@@ -167,6 +168,7 @@ mod worker_pool;
 pub use context::Context;
 pub use crew::PanicPolicy;
 pub use error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
+pub use pipeline::{Pipeline, PipelineError, PipelineOutput, StageError, StageFailure, StageStats};
 pub use pool::{
     Builder, DEFAULT_QUEUE_CAPACITY, JobHandle, MAX_QUEUE_CAPACITY, Map, Scope, ScopedJoinHandle,
     ShutdownReport, ThreadPool, TryMapError,

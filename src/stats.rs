@@ -37,8 +37,9 @@ pub struct Stats {
     pub submitted: u64,
     /// Jobs that ran and finished cleanly.
     pub completed: u64,
-    /// Jobs that ran but did not finish cleanly: `panicked + timed_out`
-    /// plus jobs whose context was cancelled before they returned.
+    /// Jobs that ran but did not finish cleanly: `panicked + timed_out`,
+    /// plus jobs whose context was cancelled before they returned, plus
+    /// pipeline items whose stage returned an error.
     pub failed: u64,
     /// Of `failed`, jobs that panicked.
     pub panicked: u64,
@@ -84,6 +85,8 @@ pub(crate) enum Outcome {
     Panicked(String),
     /// Never ran: cancelled through its handle before a worker started it.
     Skipped,
+    /// Ran and returned an error value (a pipeline stage's `Err`).
+    Failed,
 }
 
 /// One worker's counters. Single writer: the worker thread using the slot
@@ -94,6 +97,7 @@ pub(crate) struct WorkerSlot {
     busy: AtomicBool,
     completed: AtomicU64,
     interrupted: AtomicU64,
+    errored: AtomicU64,
     panicked: AtomicU64,
     timed_out: AtomicU64,
     skipped: AtomicU64,
@@ -114,6 +118,7 @@ impl WorkerSlot {
             Outcome::Interrupted => &self.interrupted,
             Outcome::Panicked(_) => &self.panicked,
             Outcome::Skipped => &self.skipped,
+            Outcome::Failed => &self.errored,
         };
         // ORDERING: single writer, so load-then-store cannot lose counts;
         // Release pairs with the Acquire in `Counters::snapshot` (see the
@@ -139,17 +144,18 @@ impl Counters {
             queued,
             ..Stats::default()
         };
-        let mut interrupted = 0;
+        let mut other_failures = 0;
         for slot in self.slots.lock().iter() {
             stats.busy += usize::from(slot.busy.load(Ordering::Relaxed));
             stats.completed += slot.completed.load(Ordering::Acquire);
-            interrupted += slot.interrupted.load(Ordering::Acquire);
+            other_failures += slot.interrupted.load(Ordering::Acquire);
+            other_failures += slot.errored.load(Ordering::Acquire);
             stats.panicked += slot.panicked.load(Ordering::Acquire);
             stats.timed_out += slot.timed_out.load(Ordering::Acquire);
             stats.cancelled += slot.skipped.load(Ordering::Acquire);
         }
         stats.cancelled += self.discarded.load(Ordering::Acquire);
-        stats.failed = stats.panicked + stats.timed_out + interrupted;
+        stats.failed = stats.panicked + stats.timed_out + other_failures;
         stats.respawned = self.respawned.load(Ordering::Relaxed);
         stats.workers = self.live.load(Ordering::Relaxed);
         // ORDERING: read last, after the Acquire loads above (module docs).

@@ -1,0 +1,623 @@
+//! [`Pipeline`]: stages of workers chained by bounded channels.
+//!
+//! The seed's pipeline composition (fetch → parse → save) as a library:
+//!
+//! ```text
+//! inputs ─► [stage 1: n₁ workers] ─► [stage 2: n₂ workers] ─► … ─► outputs
+//!          bounded queue          bounded queue
+//! ```
+//!
+//! * Each stage has its own worker count and its own bounded input queue
+//!   ([`buffer`](Pipeline::buffer); default: one slot per worker), so a slow
+//!   stage slows the ones before it instead of letting memory grow.
+//! * Each stage closes its output when its input is exhausted and its
+//!   workers are done, so the end of the inputs flows through the whole
+//!   pipeline and [`run`](Pipeline::run) returns.
+//! * Cancellation anywhere — the parent context, a fail-fast error, a
+//!   panic — stops every stage promptly: workers blocked on a full queue,
+//!   workers waiting for input and the feeding caller all wake on it.
+//! * A stage error is **fail-fast** by default: the first error cancels the
+//!   pipeline and is returned. [`collect_errors`](Pipeline::collect_errors)
+//!   instead records each failed item and carries on with the others.
+//! * Output is in completion order, or input order with
+//!   [`ordered`](Pipeline::ordered) (a reorder window bounds how far the
+//!   feeder may run ahead of the slowest item).
+//! * [`PipelineOutput::stages`] reports each stage's [`Stats`].
+//!
+//! The calling thread feeds the inputs and collects the outputs in one
+//! `select` loop, so `run` needs no extra thread and the input iterator
+//! need not be `Send`.
+//!
+//! # Implementation notes
+//!
+//! Stages run on the same worker runtime as every pool, wired channel to
+//! channel: a stage's workers send straight into the next stage's queue,
+//! each worker owning a clone of that queue's sender. (DESIGN.md pictures
+//! each stage as a `WorkerPool`; a `WorkerPool` between stages would need a
+//! forwarding thread and a second hand-off per item.) When a stage's last
+//! worker exits, its clones are gone and the next stage's queue disconnects.
+//! The pipeline is built back to front, so each stage can be given the
+//! sender of the stage after it.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use crossbeam_channel::{Receiver, Select, Sender};
+
+use crate::context::Context;
+use crate::crew::{Crew, CrewConfig, Exec, Finish, PanicPolicy, Worker, call, job_context, send};
+use crate::error::{BuildError, Cancelled};
+use crate::ordered::Window;
+use crate::pool::MAX_QUEUE_CAPACITY;
+use crate::sizing;
+use crate::stats::{Outcome, Stats};
+use crate::unwind;
+
+/// A value travelling through the pipeline with its input index.
+struct Item<T> {
+    index: u64,
+    value: T,
+}
+
+/// What every stage of one run shares.
+struct Wiring<E> {
+    ctx: Context,
+    failures: Sender<StageFailure<E>>,
+    fail_fast: bool,
+}
+
+/// A stage's settings, validated at `run`.
+#[derive(Debug, Clone)]
+struct StageConfig {
+    name: String,
+    workers: usize,
+    buffer: Option<usize>,
+}
+
+/// A started stage, type-erased so the pipeline can hold all of them.
+trait Running {
+    fn stats(&self) -> StageStats;
+}
+
+/// A started stage. Dropping it joins its threads.
+struct Stage<A, B, E> {
+    name: String,
+    crew: Crew<Item<A>, StageExec<A, B, E>>,
+}
+
+impl<A, B, E> Running for Stage<A, B, E> {
+    fn stats(&self) -> StageStats {
+        StageStats {
+            name: self.name.clone(),
+            stats: self.crew.stats(),
+        }
+    }
+}
+
+/// Starts the stages added so far, back to front: given the sender the
+/// last of them should feed, returns the sender that feeds the first.
+/// A failure names the stage that could not start.
+type Launch<In, Out, E> = Box<
+    dyn FnOnce(
+        &Wiring<E>,
+        &[StageConfig],
+        Sender<Item<Out>>,
+    ) -> Result<Started<In>, (String, BuildError)>,
+>;
+
+/// The first stage's input, and every stage started, first stage first.
+type Started<In> = (Sender<Item<In>>, Vec<Box<dyn Running>>);
+
+/// A chain of stages from `In` to `Out`, whose stages fail with `E`; see
+/// the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// use brigade::{Context, Pipeline};
+///
+/// let ctx = Context::new();
+/// let out = Pipeline::new(&ctx)
+///     .stage("parse", 4, |_ctx, line: &str| line.trim().parse::<u32>())
+///     .stage("double", 2, |_ctx, n: u32| Ok(n * 2))
+///     .ordered()
+///     .run(["1", " 2", "3 "])?;
+/// assert_eq!(out.outputs, [2, 4, 6]);
+/// assert_eq!(out.stages[0].name, "parse");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a Pipeline does nothing until run() is called"]
+pub struct Pipeline<In, Out, E> {
+    ctx: Context,
+    configs: Vec<StageConfig>,
+    launch: Launch<In, Out, E>,
+    /// `Some(window)` for ordered output; `Some(None)` for the default.
+    ordered: Option<Option<usize>>,
+    fail_fast: bool,
+    _types: PhantomData<fn(In) -> (Out, E)>,
+}
+
+/// Why an item failed in a stage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StageError<E> {
+    /// The stage function returned this error.
+    #[error("{0}")]
+    Failed(E),
+    /// The stage function panicked with this message.
+    #[error("panicked: {0}")]
+    Panicked(String),
+}
+
+/// One item that failed, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stage {stage:?} failed on item {index}: {error}")]
+#[non_exhaustive]
+pub struct StageFailure<E> {
+    /// The stage's name.
+    pub stage: String,
+    /// The item's position in the inputs.
+    pub index: u64,
+    /// What went wrong.
+    pub error: StageError<E>,
+}
+
+/// Why [`Pipeline::run`] returned no output.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError<E> {
+    /// A stage failed (fail-fast mode): the first failure seen.
+    #[error(transparent)]
+    Stage(StageFailure<E>),
+    /// The pipeline's context was cancelled or its deadline passed.
+    #[error("pipeline cancelled: {0}")]
+    Cancelled(Cancelled),
+    /// A stage's settings are invalid, or its threads could not start.
+    #[error("pipeline stage {stage:?}: {error}")]
+    Build {
+        /// The stage's name.
+        stage: String,
+        /// What is wrong with it.
+        error: BuildError,
+    },
+}
+
+/// One stage's counters after a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StageStats {
+    /// The stage's name.
+    pub name: String,
+    /// Its counters: `completed` items passed on, `failed` items that
+    /// returned an error or panicked, `cancelled` items never run.
+    pub stats: Stats,
+}
+
+/// What a completed [`Pipeline::run`] produced.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PipelineOutput<Out, E> {
+    /// The last stage's outputs, in completion order, or input order if
+    /// [`ordered`](Pipeline::ordered).
+    pub outputs: Vec<Out>,
+    /// Items that failed, in the order seen (always empty unless
+    /// [`collect_errors`](Pipeline::collect_errors)).
+    pub failures: Vec<StageFailure<E>>,
+    /// Each stage's counters, first stage first.
+    pub stages: Vec<StageStats>,
+}
+
+impl<In, E> Pipeline<In, In, E>
+where
+    In: Send + 'static,
+    E: Send + 'static,
+{
+    /// An empty pipeline under `ctx`: cancelling `ctx` cancels every run.
+    /// Add stages with [`stage`](Self::stage).
+    pub fn new(ctx: &Context) -> Self {
+        Self {
+            ctx: ctx.clone(),
+            configs: Vec::new(),
+            launch: Box::new(|_, _, output| Ok((output, Vec::new()))),
+            ordered: None,
+            fail_fast: true,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<In, Out, E> Pipeline<In, Out, E>
+where
+    In: Send + 'static,
+    Out: Send + 'static,
+    E: Send + 'static,
+{
+    /// Adds a stage named `name` (its threads are named `{name}-0`, …) that
+    /// runs `f` on `workers` threads over the previous stage's outputs.
+    ///
+    /// `f` may be invoked on several threads at once. Settings are checked
+    /// by [`run`](Self::run).
+    pub fn stage<B, F>(self, name: impl Into<String>, workers: usize, f: F) -> Pipeline<In, B, E>
+    where
+        B: Send + 'static,
+        F: Fn(&Context, Out) -> Result<B, E> + Send + Sync + 'static,
+    {
+        let Self {
+            ctx,
+            mut configs,
+            launch: previous,
+            ordered,
+            fail_fast,
+            ..
+        } = self;
+        let position = configs.len();
+        configs.push(StageConfig {
+            name: name.into(),
+            workers,
+            buffer: None,
+        });
+        let launch: Launch<In, B, E> = Box::new(move |wiring, configs, output| {
+            let config = &configs[position];
+            let (tx, rx) = crossbeam_channel::bounded(config.buffer.unwrap_or(config.workers));
+            let exec = StageExec {
+                name: config.name.clone(),
+                f: Box::new(f),
+                ctx: wiring.ctx.clone(),
+                cancel: wiring.ctx.done(),
+                failures: wiring.failures.clone(),
+                fail_fast: wiring.fail_fast,
+            };
+            let crew_config = CrewConfig {
+                workers: config.workers,
+                queue_capacity: None,
+                thread_name: config.name.clone(),
+                stack_size: None,
+                panic_policy: PanicPolicy::Respawn,
+                on_thread_start: None,
+                on_thread_exit: None,
+            };
+            let crew = Crew::start(crew_config, wiring.ctx.clone(), exec, rx, || output.clone())
+                .map_err(|error| (config.name.clone(), error))?;
+            drop(output);
+            let (input, mut running) = previous(wiring, configs, tx)?;
+            running.push(Box::new(Stage {
+                name: config.name.clone(),
+                crew,
+            }));
+            Ok((input, running))
+        });
+        Pipeline {
+            ctx,
+            configs,
+            launch,
+            ordered,
+            fail_fast,
+            _types: PhantomData,
+        }
+    }
+
+    /// The capacity of the most recently added stage's input queue (default:
+    /// its worker count). `0` hands each item over directly. Does nothing
+    /// before the first stage.
+    pub fn buffer(mut self, capacity: usize) -> Self {
+        if let Some(config) = self.configs.last_mut() {
+            config.buffer = Some(capacity);
+        }
+        self
+    }
+
+    /// Outputs in input order, with a reorder window of four items per
+    /// worker across all stages (at least 16).
+    pub fn ordered(mut self) -> Self {
+        self.ordered = Some(None);
+        self
+    }
+
+    /// Outputs in input order; the feeder stays less than `window` items
+    /// ahead of the oldest item not yet output, so memory stays bounded even
+    /// when one item is very slow.
+    pub fn ordered_window(mut self, window: usize) -> Self {
+        self.ordered = Some(Some(window));
+        self
+    }
+
+    /// Keep going when an item fails: record it in
+    /// [`PipelineOutput::failures`] and process the rest, instead of
+    /// cancelling the pipeline at the first failure.
+    pub fn collect_errors(mut self) -> Self {
+        self.fail_fast = false;
+        self
+    }
+
+    /// Feeds `inputs` through every stage and collects the outputs. Starts
+    /// each stage's threads, and joins them all before returning.
+    ///
+    /// # Errors
+    ///
+    /// * [`PipelineError::Stage`]: the first failure, in fail-fast mode;
+    /// * [`PipelineError::Cancelled`]: the pipeline's context was cancelled;
+    /// * [`PipelineError::Build`]: a stage has zero or too many workers, a
+    ///   too large buffer, a name with a NUL byte, or its threads could not
+    ///   start; or the ordered window is zero or too large.
+    pub fn run<I>(self, inputs: I) -> Result<PipelineOutput<Out, E>, PipelineError<E>>
+    where
+        I: IntoIterator<Item = In>,
+    {
+        let Self {
+            ctx,
+            configs,
+            launch,
+            ordered,
+            fail_fast,
+            ..
+        } = self;
+        let window = check(&configs, ordered)?;
+        let run_ctx = ctx.child();
+        let (failures_tx, failures) = crossbeam_channel::unbounded();
+        let wiring = Wiring {
+            ctx: run_ctx.clone(),
+            failures: failures_tx,
+            fail_fast,
+        };
+        let (output_tx, output) = crossbeam_channel::bounded(0);
+        let started = launch(&wiring, &configs, output_tx);
+        drop(wiring);
+        let (input, running) =
+            started.map_err(|(stage, error)| PipelineError::Build { stage, error })?;
+        let mut drive = Drive {
+            ctx: &run_ctx,
+            cancel: run_ctx.done(),
+            input: Some(input),
+            output,
+            failures,
+            window: window.map(Window::new),
+            outputs: Vec::new(),
+            collected: Vec::new(),
+            fail_fast,
+        };
+        let ended = drive.run(inputs.into_iter());
+        let stages = running.iter().map(|stage| stage.stats()).collect();
+        // Dropping the stages joins their threads: on success they have all
+        // exited; on failure or cancellation they are exiting now.
+        run_ctx.cancel();
+        drop(running);
+        ended.map(|()| PipelineOutput {
+            outputs: drive.outputs,
+            failures: drive.collected,
+            stages,
+        })
+    }
+}
+
+/// Validates every stage and the window; returns the window size for
+/// ordered output.
+fn check<E>(
+    configs: &[StageConfig],
+    ordered: Option<Option<usize>>,
+) -> Result<Option<usize>, PipelineError<E>> {
+    let error = |config: &StageConfig, error| PipelineError::Build {
+        stage: config.name.clone(),
+        error,
+    };
+    for config in configs {
+        if let Err(err) = sizing::check_count(config.workers) {
+            return Err(error(config, err.into()));
+        }
+        if let Some(requested) = config.buffer.filter(|&b| b > MAX_QUEUE_CAPACITY) {
+            return Err(error(
+                config,
+                BuildError::QueueTooLarge {
+                    requested,
+                    max: MAX_QUEUE_CAPACITY,
+                },
+            ));
+        }
+        if config.name.contains('\0') {
+            return Err(error(
+                config,
+                BuildError::InvalidThreadName(config.name.clone()),
+            ));
+        }
+    }
+    let workers: usize = configs.iter().map(|c| c.workers).sum();
+    match ordered {
+        None => Ok(None),
+        Some(None) => Ok(Some((workers * 4).max(16))),
+        Some(Some(window)) if window == 0 || window > MAX_QUEUE_CAPACITY => {
+            Err(PipelineError::Build {
+                stage: String::new(),
+                error: BuildError::InvalidWindow {
+                    requested: window,
+                    max: MAX_QUEUE_CAPACITY,
+                },
+            })
+        }
+        Some(Some(window)) => Ok(Some(window)),
+    }
+}
+
+/// A stage's function.
+type StageFn<A, B, E> = Box<dyn Fn(&Context, A) -> Result<B, E> + Send + Sync>;
+
+/// Runs one stage's items.
+struct StageExec<A, B, E> {
+    name: String,
+    f: StageFn<A, B, E>,
+    ctx: Context,
+    cancel: Receiver<()>,
+    failures: Sender<StageFailure<E>>,
+    fail_fast: bool,
+}
+
+impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Exec<Item<A>> for StageExec<A, B, E> {
+    /// The sender into the next stage's queue (or the collector).
+    type Local = Sender<Item<B>>;
+
+    fn run(&self, item: Item<A>, worker: &Worker<'_>, next: &mut Self::Local) -> Outcome {
+        let Item { index, value } = item;
+        let (ctx, _) = job_context(&self.ctx, None);
+        let error = match call(&ctx, None, |ctx| (self.f)(ctx, value)) {
+            Finish::Value(Ok(value)) => {
+                worker.record(&Outcome::Completed);
+                // On cancellation the item is dropped: the run is over.
+                let _ = send(
+                    next,
+                    Item { index, value },
+                    &self.ctx,
+                    &self.cancel,
+                    None,
+                    None,
+                );
+                return Outcome::Completed;
+            }
+            Finish::Value(Err(error)) => StageError::Failed(error),
+            Finish::Panicked(payload) => StageError::Panicked(unwind::message(payload)),
+            Finish::TimedOut | Finish::Cancelled(_) => return Outcome::Interrupted,
+        };
+        let outcome = match &error {
+            StageError::Panicked(message) => Outcome::Panicked(message.clone()),
+            StageError::Failed(_) => Outcome::Failed,
+        };
+        worker.record(&outcome);
+        // Report before cancelling, so the driver finds the failure when it
+        // sees the cancellation.
+        let _ = self.failures.send(StageFailure {
+            stage: self.name.clone(),
+            index,
+            error,
+        });
+        if self.fail_fast {
+            self.ctx.cancel();
+        }
+        outcome
+    }
+
+    fn discard(&self, item: Item<A>, _reason: Cancelled) {
+        unwind::drop_quietly(item.value);
+    }
+}
+
+/// The calling thread's side of a run: feeds inputs, collects outputs and
+/// failures, and watches for cancellation, in one `select` loop.
+struct Drive<'a, In, Out, E> {
+    ctx: &'a Context,
+    cancel: Receiver<()>,
+    /// `None` once the inputs are exhausted (which closes stage 1's queue).
+    input: Option<Sender<Item<In>>>,
+    output: Receiver<Item<Out>>,
+    failures: Receiver<StageFailure<E>>,
+    /// Ordered mode: outputs (or holes, for failed items) by index.
+    window: Option<Window<Option<Out>>>,
+    outputs: Vec<Out>,
+    collected: Vec<StageFailure<E>>,
+    fail_fast: bool,
+}
+
+impl<In, Out, E> Drive<'_, In, Out, E> {
+    fn run(&mut self, inputs: impl Iterator<Item = In>) -> Result<(), PipelineError<E>> {
+        let mut inputs = inputs.enumerate();
+        let mut next: Option<Item<In>> = None;
+        loop {
+            if next.is_none() && self.input.is_some() {
+                match inputs.next() {
+                    Some((index, value)) => {
+                        next = Some(Item {
+                            index: index as u64,
+                            value,
+                        })
+                    }
+                    None => self.input = None,
+                }
+            }
+            let feed = match (&next, &self.input, &self.window) {
+                (Some(item), Some(input), Some(window)) if window.fits(item.index) => Some(input),
+                (Some(_), Some(input), None) => Some(input),
+                _ => None,
+            };
+            let mut select = Select::new();
+            let send_op = feed.map(|input| select.send(input));
+            let output_op = select.recv(&self.output);
+            let failure_op = select.recv(&self.failures);
+            select.recv(&self.cancel);
+            let operation = select.select();
+            match operation.index() {
+                i if Some(i) == send_op => {
+                    let (Some(input), Some(item)) = (feed, next.take()) else {
+                        unreachable!("send_op implies both")
+                    };
+                    // A stage queue disconnects only after a cancellation,
+                    // which the next turn of the loop reports.
+                    let _ = operation.send(input, item);
+                }
+                i if i == output_op => match operation.recv(&self.output) {
+                    Ok(item) => self.output(item.index, Some(item.value)),
+                    // Every stage has finished: collect late failures.
+                    Err(_) => return self.finish(),
+                },
+                i if i == failure_op => {
+                    if let Ok(failure) = operation.recv(&self.failures) {
+                        self.failure(failure)?;
+                    }
+                }
+                _ => {
+                    let _ = operation.recv(&self.cancel);
+                    return self.cancelled();
+                }
+            }
+        }
+    }
+
+    fn output(&mut self, index: u64, value: Option<Out>) {
+        match &mut self.window {
+            None => self.outputs.extend(value),
+            Some(window) => {
+                // Each index arrives once and was fed only if it fit.
+                let _ = window.insert(index, value);
+                while let Some(ready) = window.pop() {
+                    self.outputs.extend(ready);
+                }
+            }
+        }
+    }
+
+    fn failure(&mut self, failure: StageFailure<E>) -> Result<(), PipelineError<E>> {
+        if self.fail_fast {
+            self.ctx.cancel();
+            return Err(PipelineError::Stage(failure));
+        }
+        self.output(failure.index, None);
+        self.collected.push(failure);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), PipelineError<E>> {
+        while let Ok(failure) = self.failures.try_recv() {
+            self.failure(failure)?;
+        }
+        // Stages also end early on cancellation, dropping their items.
+        match self.ctx.reason() {
+            Some(reason) => Err(PipelineError::Cancelled(reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn cancelled(&mut self) -> Result<(), PipelineError<E>> {
+        // A fail-fast stage reports its failure before it cancels.
+        while let Ok(failure) = self.failures.try_recv() {
+            self.failure(failure)?;
+        }
+        Err(PipelineError::Cancelled(
+            self.ctx.reason().unwrap_or(Cancelled::Canceled),
+        ))
+    }
+}
+
+impl<In, Out, E> fmt::Debug for Pipeline<In, Out, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("stages", &self.configs)
+            .field("ordered", &self.ordered)
+            .field("fail_fast", &self.fail_fast)
+            .finish_non_exhaustive()
+    }
+}
