@@ -67,6 +67,106 @@
 //! that never looks at its context runs to the end (its handle still
 //! reports [`JobError::TimedOut`] and its value is dropped).
 //!
+//! # Worker pools with a results channel
+//!
+//! When every job is the same kind of work, a [`WorkerPool`] takes typed
+//! jobs and hands back typed results on a bounded channel: the Go guide's
+//! "pool struct with Submit, Close, Stop and Results", as a library. Every
+//! job that runs yields one [`Output`] — its submission index and
+//! `Result<R, JobError>` — so a panic or timeout reaches the consumer.
+//!
+//! ```
+//! use brigade::WorkerPool;
+//!
+//! let pool = WorkerPool::builder().workers(4).build(|_ctx, word: String| word.len())?;
+//! for word in ["pool", "of", "workers"] {
+//!     pool.submit(word.to_owned())?;
+//! }
+//! pool.close(); // the results channel disconnects after the last result
+//! let total: usize = pool.results().iter().map(|out| out.result.unwrap_or(0)).sum();
+//! assert_eq!(total, 13);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`WorkerPool::stop`] cancels instead: no worker then waits for a slow
+//! consumer, and [`WorkerPool::join`] hands back every job that never ran.
+//!
+//! # Ordered results
+//!
+//! Jobs finish in any order. [`ThreadPool::map`] yields results in input
+//! order and [`WorkerPoolBuilder::ordered`] delivers them in submission
+//! order, both through a reorder **window**: only so many results may wait
+//! for an earlier one, and whoever would exceed it waits, so memory stays
+//! bounded even when the first item is the slowest. `map` also batches
+//! consecutive items into one job ([`Map::chunk_size`]), because one
+//! hand-off per trivial item costs more than the item.
+//!
+//! ```
+//! use brigade::ThreadPool;
+//!
+//! let pool = ThreadPool::builder().workers(4).build()?;
+//! let lengths: Vec<usize> = pool
+//!     .map(["a", "bb", "ccc", "dddd"], |s: &str| s.len())
+//!     .window(2) // at most 2 items taken and not yet yielded
+//!     .collect::<Result<_, _>>()?;
+//! assert_eq!(lengths, [1, 2, 3, 4]);
+//!
+//! // try_map fails fast: the first error cancels the rest.
+//! let parsed = pool.try_map(["1", "2", "three"], |s: &str| s.parse::<u32>());
+//! assert!(parsed.is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Scoped jobs
+//!
+//! [`ThreadPool::scope`] runs jobs that borrow from the caller's stack and
+//! joins them all before it returns, like `std::thread::scope` but on the
+//! pool's threads. The waiting caller runs queued jobs of its own scope, so
+//! scopes nest without deadlock; a panic in a job is resumed on the caller
+//! after every job has finished.
+//!
+//! ```
+//! use brigade::ThreadPool;
+//!
+//! let pool = ThreadPool::builder().workers(2).build()?;
+//! let mut totals = [0u64; 4];
+//! let data: Vec<u64> = (1..=400).collect();
+//! pool.scope(|s| {
+//!     for (part, total) in data.chunks(100).zip(totals.iter_mut()) {
+//!         s.spawn(move |_ctx| *total = part.iter().sum());
+//!     }
+//! });
+//! assert_eq!(totals.iter().sum::<u64>(), 80_200);
+//! # Ok::<(), brigade::BuildError>(())
+//! ```
+//!
+//! # Pipelines
+//!
+//! A [`Pipeline`] chains stages, each with its own workers and bounded
+//! queue: each stage closes its output when its input is exhausted, any
+//! cancellation stops every stage, and the first error is fail-fast unless
+//! you [`collect_errors`](Pipeline::collect_errors).
+//!
+//! ```
+//! use brigade::{Context, Pipeline, PipelineError, StageError};
+//!
+//! let ctx = Context::new();
+//! let result = Pipeline::new(&ctx)
+//!     .stage("fetch", 8, |_ctx, id: u32| Ok(format!("<p>{id}</p>")))
+//!     .stage("parse", 2, |_ctx, page: String| {
+//!         page.trim_start_matches("<p>").trim_end_matches("</p>").parse::<u32>().map_err(|e| e.to_string())
+//!     })
+//!     .stage("save", 1, |_ctx, id: u32| if id == 7 { Err("disk full".to_owned()) } else { Ok(id) })
+//!     .run(0..100);
+//! match result {
+//!     Err(PipelineError::Stage(failure)) => {
+//!         assert_eq!((failure.stage.as_str(), failure.index), ("save", 7));
+//!         assert_eq!(failure.error, StageError::Failed("disk full".to_owned()));
+//!     }
+//!     other => panic!("expected the save stage to fail, got {other:?}"),
+//! }
+//! ```
+//!
 //! # Panics and supervision
 //!
 //! A panicking job does not take the pool down. The panic is caught,
@@ -145,6 +245,9 @@
 //! | `select { case <-ctx.Done(): … }` | `select! { recv(ctx.done()) -> _ => … }`, `ctx.check()?` |
 //! | `ctx.Err()` | [`Context::reason`], [`Context::check`] |
 //! | jobs channel + N goroutines + `WaitGroup` | [`ThreadPool`] with [`ThreadPool::join`] |
+//! | jobs / results channels, Pool struct with Submit/Close/Stop/Results | [`WorkerPool`]: `submit`, `results()`, `close()`, `stop()` |
+//! | `results[i]` slots, reorder buffer | [`ThreadPool::scope`], [`ThreadPool::map`], [`WorkerPoolBuilder::ordered`] |
+//! | pipeline stages, each closing its output | [`Pipeline`] |
 //! | per-job `context.WithTimeout` | [`Builder::job_timeout`] |
 //! | `recover()` in the worker + restart | built in: `catch_unwind`, respawn, [`PanicPolicy`] |
 //! | drain / cancel / stop-accept-then-drain | [`ThreadPool::join`], [`ThreadPool::shutdown_now`], [`ThreadPool::shutdown_timeout`] |

@@ -168,8 +168,8 @@ pub struct Scope<'scope, 'env: 'scope> {
     _env: PhantomData<&'env mut &'env ()>,
 }
 
-/// A handle to a job spawned with [`Scope::spawn`].
-#[must_use = "dropping a ScopedJoinHandle does not cancel the job; the scope still joins it"]
+/// A handle to a job spawned with [`Scope::spawn`]. Dropping it does not
+/// cancel the job: the scope still joins it.
 pub struct ScopedJoinHandle<'scope, T> {
     cell: Arc<Cell>,
     packet: Arc<Packet<T>>,
