@@ -235,12 +235,17 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         });
         self.cells.lock().push(Arc::clone(&cell));
         self.panics.lock().push(panic);
-        if let Err(err) = self.pool.enqueue(
-            Box::new(ScopeJob {
-                cell: Arc::clone(&cell),
-            }),
-            Some(None),
-        ) {
+        // On one of the pool's own workers, never wait for room: the queue
+        // may be full of jobs that only this thread's waiting would run.
+        let wait = if self.pool.crew.on_own_worker() {
+            None
+        } else {
+            Some(None)
+        };
+        let job = Box::new(ScopeJob {
+            cell: Arc::clone(&cell),
+        });
+        if let Err(err) = self.pool.enqueue(job, wait) {
             // Not queued: the cell stays with the scope, which runs it while
             // waiting, or discards it if the pool is cancelled.
             let (TrySubmitError::Full(task)
