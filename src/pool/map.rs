@@ -10,11 +10,13 @@
 //! between 1 and 1,024 items); an input of unknown length goes one item
 //! per job. [`Map::chunk_size`] overrides it.
 //!
-//! At most a **window** of items is taken from the input and not yet
-//! yielded (default: four chunks per worker; [`Map::window`]). The input is
-//! pulled lazily as results are consumed, so memory stays bounded however
-//! long the input and however slow the first item, and [`try_map`] stops
-//! pulling at most a window past the first error.
+//! The input is pulled lazily, never more than a **window** of items
+//! (default: four chunks per worker; [`Map::window`]) ahead of the oldest
+//! item not yet settled — not yet yielded, for `map`; not yet finished,
+//! for `map_unordered` and [`try_map`]. So memory stays bounded however
+//! long the input and however slow the first item, and `try_map`, which
+//! sees each error as soon as it happens, has read at most a window past
+//! the failing item when it stops.
 //!
 //! # Errors and panics
 //!
@@ -31,7 +33,7 @@
 //! [`try_map`]: ThreadPool::try_map
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -66,6 +68,18 @@ pub struct Map<'p, I: Iterator, F, R> {
 }
 
 /// The state of a map once iteration has started.
+///
+/// # The window
+///
+/// `frontier` is the input offset below which every item is settled:
+/// yielded, in ordered mode; in unordered mode, yielded or at least
+/// received from its chunk (results are yielded as their chunks arrive, so
+/// the frontier is the lower of the start of the lowest chunk still out and
+/// the next unyielded result of the chunk being yielded). Items are taken from the input
+/// only while `taken - frontier` stays within the window. So memory is
+/// bounded by the window, and in unordered mode (`try_map`) the input is
+/// never read more than a window past the lowest unfinished item, while
+/// errors are still seen as soon as they happen.
 struct Run<R> {
     /// Cancelled when the iterator is dropped or `try_map` fails, so queued
     /// chunks are skipped.
@@ -75,18 +89,45 @@ struct Run<R> {
     chunk: usize,
     window: usize,
     next_chunk: u64,
-    /// Items taken from the input and not yet yielded.
-    in_flight: usize,
+    taken: usize,
+    yielded: usize,
     /// Ordered mode: chunks that finished ahead of their turn.
     pending: Window<Vec<Result<R, JobError>>>,
-    /// Input offset of each chunk not yet received (for `try_map`'s error
-    /// index).
-    offsets: HashMap<u64, usize>,
-    taken: usize,
-    /// The chunk being yielded, with its first item's input offset.
+    /// Unordered mode: which chunks have been received.
+    received: Window<()>,
+    /// Input offset of each chunk's first item, for chunks not yet settled.
+    offsets: BTreeMap<u64, usize>,
+    /// The chunk being yielded, and the input offset of its next item.
     current: VecDeque<Result<R, JobError>>,
     current_offset: usize,
     inline: bool,
+}
+
+impl<R> Run<R> {
+    /// See the type's docs.
+    fn frontier(&self, ordered: bool) -> usize {
+        if ordered {
+            self.yielded
+        } else {
+            let unreceived = self
+                .offsets
+                .get(&self.received.next())
+                .copied()
+                .unwrap_or(self.taken);
+            // A received chunk's results not yet yielded are not settled
+            // either: an error among them must not let the input run on.
+            match self.current.is_empty() {
+                true => unreceived,
+                false => unreceived.min(self.current_offset),
+            }
+        }
+    }
+
+    /// Makes `results` of chunk `index` the ones to yield next.
+    fn take_chunk(&mut self, index: u64, results: Vec<Result<R, JobError>>) {
+        self.current_offset = self.offsets.get(&index).copied().unwrap_or(self.taken);
+        self.current = results.into();
+    }
 }
 
 impl<'p, I, F, R> Map<'p, I, F, R>
@@ -148,11 +189,12 @@ where
             chunk,
             window,
             next_chunk: 0,
-            in_flight: 0,
+            taken: 0,
+            yielded: 0,
             // Never the limit: the item window bounds the chunks in flight.
             pending: Window::new(usize::MAX),
-            offsets: HashMap::new(),
-            taken: 0,
+            received: Window::new(usize::MAX),
+            offsets: BTreeMap::new(),
             current: VecDeque::new(),
             current_offset: 0,
             inline: self.pool.crew.on_own_worker(),
@@ -164,24 +206,26 @@ where
         if self.run.is_none() {
             self.run = Some(self.start());
         }
+        let ordered = self.ordered;
         loop {
+            // Refill before yielding: the result about to be yielded still
+            // counts against the window until it is handed over.
+            self.refill();
             let run = self.run.as_mut()?;
             if let Some(result) = run.current.pop_front() {
                 let offset = run.current_offset;
                 run.current_offset += 1;
-                run.in_flight -= 1;
-                self.refill();
+                run.yielded += 1;
                 return Some((offset, result));
             }
-            self.refill();
-            let run = self.run.as_mut()?;
-            if run.in_flight == 0 {
+            if run.yielded == run.taken {
                 return None;
             }
-            if self.ordered {
+            if ordered {
                 if let Some(results) = run.pending.pop() {
-                    run.current_offset = run.offsets.remove(&(run.pending.next() - 1)).unwrap_or(0);
-                    run.current = results.into();
+                    let index = run.pending.next() - 1;
+                    run.take_chunk(index, results);
+                    run.offsets.remove(&index);
                     continue;
                 }
             }
@@ -190,12 +234,21 @@ where
             let Ok((index, results)) = run.rx.recv() else {
                 return None;
             };
-            if self.ordered {
+            if ordered {
                 // Each chunk index arrives once, and is at or after `next`.
                 let _ = run.pending.insert(index, results);
             } else {
-                run.current_offset = run.offsets.remove(&index).unwrap_or(0);
-                run.current = results.into();
+                run.take_chunk(index, results);
+                let _ = run.received.insert(index, ());
+                while run.received.pop().is_some() {}
+                let settled = run.received.next();
+                while run
+                    .offsets
+                    .first_key_value()
+                    .is_some_and(|(&chunk, _)| chunk < settled)
+                {
+                    run.offsets.pop_first();
+                }
             }
         }
     }
@@ -204,14 +257,17 @@ where
     /// least one, so the map makes progress) and submits them.
     fn refill(&mut self) {
         let Some(run) = self.run.as_mut() else { return };
-        while run.in_flight == 0 || run.in_flight + run.chunk <= run.window {
+        loop {
+            let out = run.taken - run.frontier(self.ordered);
+            if out != 0 && out + run.chunk > run.window {
+                return;
+            }
             let items: Vec<I::Item> = self.input.by_ref().take(run.chunk).collect();
             if items.is_empty() {
                 return;
             }
             let index = run.next_chunk;
             run.next_chunk += 1;
-            run.in_flight += items.len();
             run.offsets.insert(index, run.taken);
             run.taken += items.len();
             let job = Chunk {
@@ -251,7 +307,7 @@ where
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let (low, high) = self.input.size_hint();
-        let in_flight = self.run.as_ref().map_or(0, |run| run.in_flight);
+        let in_flight = self.run.as_ref().map_or(0, |run| run.taken - run.yielded);
         (
             low.saturating_add(in_flight),
             high.and_then(|h| h.checked_add(in_flight)),

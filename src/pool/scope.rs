@@ -171,6 +171,7 @@ pub struct Scope<'scope, 'env: 'scope> {
 /// A handle to a job spawned with [`Scope::spawn`]. Dropping it does not
 /// cancel the job: the scope still joins it.
 pub struct ScopedJoinHandle<'scope, T> {
+    pool: &'scope ThreadPool,
     cell: Arc<Cell>,
     packet: Arc<Packet<T>>,
     _scope: PhantomData<&'scope ()>,
@@ -181,9 +182,10 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// on one of the pool's workers, or on the scope's own thread if that
     /// thread gets to it first while waiting.
     ///
-    /// If the pool is closed or cancelled, the job is not queued: it runs
-    /// when the scope waits (or when joined), or, if the pool is cancelled,
-    /// never, and its handle reports [`JobError::Cancelled`].
+    /// Never blocks. If the pool's queue is full or the pool is closed, the
+    /// job is not queued: it runs on the scope's thread when the scope
+    /// waits (or when its handle is joined). If the pool is cancelled, it
+    /// never runs and its handle reports [`JobError::Cancelled`].
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce(&Context) -> T + Send + 'scope,
@@ -235,17 +237,14 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         });
         self.cells.lock().push(Arc::clone(&cell));
         self.panics.lock().push(panic);
-        // On one of the pool's own workers, never wait for room: the queue
-        // may be full of jobs that only this thread's waiting would run.
-        let wait = if self.pool.crew.on_own_worker() {
-            None
-        } else {
-            Some(None)
-        };
+        // Never wait for room in the queue: a job that does not fit stays
+        // with the scope, and the waiting caller runs it. Waiting here could
+        // deadlock on a pool whose workers are all busy (or on one of its
+        // own workers) and would gain nothing.
         let job = Box::new(ScopeJob {
             cell: Arc::clone(&cell),
         });
-        if let Err(err) = self.pool.enqueue(job, wait) {
+        if let Err(err) = self.pool.enqueue(job, None) {
             // Not queued: the cell stays with the scope, which runs it while
             // waiting, or discards it if the pool is cancelled.
             let (TrySubmitError::Full(task)
@@ -254,6 +253,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             drop(task);
         }
         ScopedJoinHandle {
+            pool: self.pool,
             cell,
             packet,
             _scope: PhantomData,
@@ -307,9 +307,10 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// the scope), [`JobError::Cancelled`] or [`JobError::TimedOut`], as for
     /// [`JobHandle::join`](crate::JobHandle::join).
     pub fn join(self) -> Result<T, JobError> {
-        // Run the job here if no worker has started it. Not counted in the
-        // pool's stats: it did not run on a worker.
-        self.cell.finish(Mode::Run(None));
+        // Run the job here if no worker has started it (not counted in the
+        // pool's stats: it did not run on a worker), or discard it if the
+        // pool is cancelled.
+        help(self.pool, &self.cell);
         let mut slot = self.packet.slot.lock();
         loop {
             if let Some(result) = slot.take() {
@@ -424,5 +425,60 @@ impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
         f.debug_struct("ScopedJoinHandle")
             .field("finished", &self.is_finished())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Small enough to run under Miri (`cargo +nightly miri test --lib
+    //! pool::scope`), which checks the lifetime erasure against the
+    //! borrows it carries.
+
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::ThreadPool;
+
+    #[test]
+    fn borrows_are_written_and_read_back() {
+        let pool = ThreadPool::builder().workers(2).build().expect("build");
+        let input = [1u64, 2, 3, 4];
+        let mut out = vec![0u64; 4];
+        pool.scope(|s| {
+            for (x, slot) in input.iter().zip(out.iter_mut()) {
+                s.spawn(move |_ctx| *slot = x * 10);
+            }
+        });
+        assert_eq!(out, [10, 20, 30, 40]);
+    }
+
+    #[test]
+    fn body_panic_joins_every_job_first() {
+        let pool = ThreadPool::builder().workers(1).build().expect("build");
+        let done = AtomicUsize::new(0);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            pool.scope(|s| {
+                for _ in 0..3 {
+                    s.spawn(|_ctx| done.fetch_add(1, Ordering::SeqCst));
+                }
+                panic!("body");
+            })
+        }));
+        assert!(result.is_err());
+        assert_eq!(done.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn nested_scope_on_one_worker() {
+        let pool = ThreadPool::builder().workers(1).build().expect("build");
+        let mut value = 0;
+        pool.scope(|s| {
+            s.spawn(|_ctx| {
+                pool.scope(|inner| {
+                    inner.spawn(|_ctx| value += 1);
+                });
+            });
+        });
+        assert_eq!(value, 1);
     }
 }

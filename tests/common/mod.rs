@@ -208,3 +208,42 @@ pub(crate) fn occupy_worker(pool: &brigade::ThreadPool, gate: &Gate) -> brigade:
         .expect("the blocker started running");
     handle
 }
+
+/// Whether the live thread named exactly `name` is asleep in the kernel
+/// (state `S` in `/proc/self/task/*/stat`), as a thread parked on a lock or
+/// a channel is. For eventually-true conditions with [`wait_until`]: "the
+/// submitter has blocked".
+pub(crate) fn thread_sleeping(name: &str) -> bool {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("read /proc/self/task");
+    tasks.filter_map(Result::ok).any(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end_matches('\n') != name {
+            return false;
+        }
+        // `stat` reads "tid (comm) S …"; the state follows the last ')'.
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('S'))
+    })
+}
+
+/// A small deterministic PRNG (SplitMix64), so randomised tests need no
+/// dependency and every seed replays exactly.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix64(pub(crate) u64);
+
+impl SplitMix64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..bound` (`bound` > 0); the slight modulo bias does not
+    /// matter for test latencies.
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+}

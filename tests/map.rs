@@ -1,0 +1,413 @@
+//! `ThreadPool::map`, `map_unordered` and `try_map`: input order is kept
+//! (or the same multiset, unordered), at most a window of items is taken
+//! from the input and not yet yielded, `try_map` stops pulling after the
+//! first error, panics and cancellation come back per item, an early drop
+//! or a map from inside a job does not hang, and `chunk_size(0)` means 1.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use brigade::{Cancelled, JobError, ThreadPool, TryMapError};
+
+use common::{Gate, LONG, SplitMix64, threads_named, wait_until, with_timeout};
+
+fn pool(workers: usize) -> ThreadPool {
+    ThreadPool::builder()
+        .workers(workers)
+        .build()
+        .expect("build")
+}
+
+/// `0..len`, counting every item it yields in `pulled`. Its length is
+/// unknown (`size_hint` is `(0, None)`), so `map` defaults to one item per
+/// chunk and a window of four items per worker.
+fn counted(len: usize, pulled: &Arc<AtomicUsize>) -> impl Iterator<Item = usize> + use<> {
+    let pulled = Arc::clone(pulled);
+    let mut next = 0;
+    std::iter::from_fn(move || {
+        (next < len).then(|| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+            next += 1;
+            next - 1
+        })
+    })
+}
+
+/// Polls `counter` until it has not changed for 100 ms (bounded by
+/// [`LONG`]); returns its value. For "the input is no longer pulled".
+fn wait_until_stalled(counter: &AtomicUsize) -> usize {
+    let mut seen = counter.load(Ordering::SeqCst);
+    let steady = wait_until(LONG, || {
+        let moved = wait_until(Duration::from_millis(100), || {
+            counter.load(Ordering::SeqCst) != seen
+        });
+        seen = counter.load(Ordering::SeqCst);
+        !moved
+    });
+    assert!(steady, "the counter kept moving for {LONG:?}");
+    seen
+}
+
+#[test]
+fn map_keeps_input_order() {
+    // map yields f(item) in input order even when some items are slow, with
+    // default and explicit chunks; map_unordered yields the same multiset.
+    with_timeout(LONG, || {
+        const N: u64 = 10_000;
+        let pool = pool(4);
+        let f = |i: u64| {
+            if i % 997 == 0 {
+                // Scrambles completion order; nothing waits on it.
+                thread::sleep(Duration::from_micros(SplitMix64(i).below(2000)));
+            }
+            i * 3
+        };
+        let expected: Vec<u64> = (0..N).map(|i| i * 3).collect();
+        for chunk in [None, Some(1), Some(7)] {
+            let map = pool.map(0..N, f);
+            let map = match chunk {
+                Some(items) => map.chunk_size(items),
+                None => map,
+            };
+            let got: Vec<u64> = map.collect::<Result<_, _>>().expect("no failures");
+            assert_eq!(got, expected, "chunk {chunk:?}");
+        }
+        let mut got: Vec<u64> = pool
+            .map_unordered(0..N, f)
+            .chunk_size(7)
+            .collect::<Result<_, _>>()
+            .expect("no failures");
+        got.sort_unstable();
+        assert_eq!(got, expected);
+    });
+}
+
+#[test]
+fn map_never_takes_more_than_window() {
+    // Over 1,000,000 items with item 0 held until the input stalls, items
+    // taken from the input and not yet received never exceed the window,
+    // and the results still come in order.
+    with_timeout(LONG, || {
+        const N: u64 = 1_000_000;
+        const CHUNK: usize = 64;
+        const WINDOW: usize = 1024;
+        let pool = Arc::new(pool(4));
+        let gate = Gate::new();
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let live = Arc::new(AtomicUsize::new(0));
+        let max_live = Arc::new(AtomicUsize::new(0));
+        let consumer = thread::spawn({
+            let (pool, gate) = (Arc::clone(&pool), gate.clone());
+            let (pulled, live, max_live) = (
+                Arc::clone(&pulled),
+                Arc::clone(&live),
+                Arc::clone(&max_live),
+            );
+            move || {
+                let input = (0..N).inspect(|_| {
+                    pulled.fetch_add(1, Ordering::SeqCst);
+                    let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_live.fetch_max(now, Ordering::SeqCst);
+                });
+                let map = pool.map(input, move |i| {
+                    if i == 0 {
+                        gate.wait();
+                    }
+                    i
+                });
+                let mut expected = 0;
+                for result in map.chunk_size(CHUNK).window(WINDOW) {
+                    live.fetch_sub(1, Ordering::SeqCst);
+                    assert_eq!(result, Ok(expected));
+                    expected += 1;
+                }
+                expected
+            }
+        });
+        // The window is a whole number of chunks, so the map fills it and
+        // then waits for item 0.
+        assert!(
+            wait_until(LONG, || pulled.load(Ordering::SeqCst) == WINDOW),
+            "pulled {}",
+            pulled.load(Ordering::SeqCst)
+        );
+        assert!(
+            !wait_until(Duration::from_millis(50), || pulled.load(Ordering::SeqCst)
+                > WINDOW),
+            "pulled past the window while item 0 is held"
+        );
+        gate.open();
+        assert_eq!(consumer.join().expect("consumer"), N);
+        let max = max_live.load(Ordering::SeqCst);
+        assert!(max <= WINDOW, "{max} items taken and not yet received");
+    });
+}
+
+#[test]
+fn try_map_fails_fast_at_first_error() {
+    // One worker, one item per chunk, a window of 4: item K fails, and
+    // try_map returns Failed { index: K } having taken at most a window past
+    // it. Chunks run in input order on one worker, so when K's error is
+    // seen, items 0..K have been yielded and at most the window (plus K
+    // itself) is in flight: pulled <= K + 1 + window.
+    with_timeout(LONG, || {
+        const K: usize = 1000;
+        const WINDOW: usize = 4; // 1 item per chunk x 4 chunks x 1 worker
+        let pool = pool(1);
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let err = pool
+            .try_map(counted(100_000, &pulled), |i| {
+                if i == K {
+                    Err(format!("bad item {i}"))
+                } else {
+                    Ok(i)
+                }
+            })
+            .expect_err("item K fails");
+        assert_eq!(
+            err,
+            TryMapError::Failed {
+                index: K,
+                error: "bad item 1000".to_owned()
+            }
+        );
+        assert_eq!(err.to_string(), "item 1000 failed: bad item 1000");
+        let pulled = pulled.load(Ordering::SeqCst);
+        assert!(pulled <= K + 1 + WINDOW, "pulled {pulled} items");
+    });
+}
+
+#[test]
+fn try_map_slow_failing_item_bounds_pulling() {
+    // Item K is slow and then fails: however long it takes, try_map takes at
+    // most a window past it from the input (four workers, one item per
+    // chunk, a window of 16), and returns Failed { index: K }.
+    with_timeout(LONG, || {
+        const K: usize = 100;
+        const WINDOW: usize = 16; // 1 item per chunk x 4 chunks x 4 workers
+        let pool = Arc::new(pool(4));
+        let gate = Gate::new();
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mapper = thread::spawn({
+            let (pool, gate, input) = (Arc::clone(&pool), gate.clone(), counted(10_000, &pulled));
+            move || {
+                pool.try_map(input, move |i| {
+                    if i == K {
+                        gate.wait();
+                        return Err(format!("bad item {i}"));
+                    }
+                    Ok(i)
+                })
+            }
+        });
+        assert!(wait_until(LONG, || pulled.load(Ordering::SeqCst) > K));
+        let stalled_at = wait_until_stalled(&pulled);
+        gate.open();
+        let err = mapper.join().expect("mapper").expect_err("item K fails");
+        assert!(
+            matches!(err, TryMapError::Failed { index: K, .. }),
+            "{err:?}"
+        );
+        let pulled = pulled.load(Ordering::SeqCst);
+        assert!(
+            pulled <= K + 1 + WINDOW,
+            "pulled {pulled} items (stalled at {stalled_at}) for a failure at {K} with a window of {WINDOW}"
+        );
+    });
+}
+
+#[test]
+fn try_map_collects_in_input_order() {
+    // With no error, try_map returns Ok with every value in input order.
+    with_timeout(LONG, || {
+        let pool = pool(4);
+        let got = pool.try_map(0..5_000u64, |i| Ok::<u64, String>(i * 2));
+        assert_eq!(got, Ok((0..5_000).map(|i| i * 2).collect()));
+        let empty = pool.try_map(Vec::<u64>::new(), Ok::<u64, String>);
+        assert_eq!(empty, Ok(Vec::new()));
+    });
+}
+
+#[test]
+fn panicking_item_yields_error_at_its_position() {
+    // A panicking item yields Err(Panicked(message)) at its own position and
+    // every other item, its chunk-mates included, still yields Ok; try_map
+    // reports it as Job { index }.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        let f = |i: u64| {
+            if i == 42 {
+                panic!("item {i} exploded");
+            }
+            i
+        };
+        let results: Vec<Result<u64, JobError>> = pool.map(0..100u64, f).chunk_size(10).collect();
+        assert_eq!(results.len(), 100);
+        for (i, result) in results.into_iter().enumerate() {
+            if i == 42 {
+                assert_eq!(
+                    result,
+                    Err(JobError::Panicked("item 42 exploded".to_owned()))
+                );
+            } else {
+                assert_eq!(result, Ok(i as u64));
+            }
+        }
+        assert_eq!(pool.stats().panicked, 1);
+
+        let err = pool
+            .try_map(0..100u64, move |i| Ok::<u64, String>(f(i)))
+            .expect_err("item 42 panics");
+        assert_eq!(
+            err,
+            TryMapError::Job {
+                index: 42,
+                error: JobError::Panicked("item 42 exploded".to_owned())
+            }
+        );
+        assert_eq!(err.to_string(), "item 42: job panicked: item 42 exploded");
+    });
+}
+
+#[test]
+fn map_on_cancelled_pool_yields_cancelled() {
+    // On a cancelled pool every item yields Err(Cancelled(Canceled)) and the
+    // function never runs.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        pool.context().cancel();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let results: Vec<Result<u64, JobError>> = pool
+            .map(0..5u64, {
+                let calls = Arc::clone(&calls);
+                move |i| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    i
+                }
+            })
+            .collect();
+        assert_eq!(
+            results,
+            vec![Err(JobError::Cancelled(Cancelled::Canceled)); 5]
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn dropping_map_early_does_not_hang() {
+    // Dropping a Map unstarted, half-read, or with a chunk still running
+    // returns at once; the pool still maps and joins afterwards.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .thread_name("mdrop")
+            .build()
+            .expect("build");
+
+        let submitted = pool.stats().submitted;
+        drop(pool.map(0..10u64, |i| i));
+        assert_eq!(pool.stats().submitted, submitted, "nothing until next()");
+
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mut map = pool
+            .map(counted(1_000_000, &pulled), |i| i)
+            .chunk_size(64)
+            .window(1024);
+        let first: Vec<usize> = map.by_ref().take(10).map(Result::unwrap).collect();
+        assert_eq!(first, (0..10).collect::<Vec<_>>());
+        drop(map);
+        let pulled = pulled.load(Ordering::SeqCst);
+        assert!(pulled <= 10 + 1024, "pulled {pulled}");
+
+        let gate = Gate::new();
+        let (started_tx, started_rx) = crossbeam_channel::bounded(1);
+        let mut map = pool
+            .map_unordered(0..1000u64, {
+                let gate = gate.clone();
+                move |i| {
+                    if i == 0 {
+                        started_tx.send(()).expect("the test waits");
+                        gate.wait();
+                    }
+                    i
+                }
+            })
+            .chunk_size(1)
+            .window(8);
+        let some: Vec<u64> = map.by_ref().take(3).map(Result::unwrap).collect();
+        assert!(!some.contains(&0), "item 0 is held");
+        started_rx.recv_timeout(LONG).expect("item 0 started");
+        drop(map);
+        gate.open();
+
+        let again: Vec<u64> = pool
+            .map(0..100u64, |i| i + 1)
+            .collect::<Result<_, _>>()
+            .expect("the pool still works");
+        assert_eq!(again, (1..=100).collect::<Vec<_>>());
+        pool.join();
+        assert!(wait_until(LONG, || threads_named("mdrop") == 0));
+    });
+}
+
+#[test]
+fn map_inside_own_job_completes() {
+    // map and try_map called from a job of the same one-worker pool run
+    // inline and complete instead of deadlocking.
+    with_timeout(LONG, || {
+        let pool = Arc::new(pool(1));
+        let inner = Arc::clone(&pool);
+        let handle = pool
+            .submit(move |_ctx| {
+                let doubled: Vec<u64> = inner
+                    .map(0..1_000u64, |i| i * 2)
+                    .chunk_size(3)
+                    .collect::<Result<_, _>>()
+                    .expect("no failures");
+                let mut unordered: Vec<u64> = inner
+                    .map_unordered(0..100u64, |i| i)
+                    .collect::<Result<_, _>>()
+                    .expect("no failures");
+                unordered.sort_unstable();
+                let tried = inner.try_map(0..10u64, Ok::<u64, String>);
+                (doubled, unordered, tried)
+            })
+            .expect("accepted");
+        let (doubled, unordered, tried) = handle.join().expect("the job finished");
+        assert_eq!(doubled, (0..1_000).map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(unordered, (0..100).collect::<Vec<_>>());
+        assert_eq!(tried, Ok((0..10).collect()));
+    });
+}
+
+#[test]
+fn chunk_size_zero_means_one() {
+    // chunk_size(0) is taken as one item per job (one job per item), and a
+    // window smaller than a chunk is one chunk; results are unchanged.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        let before = pool.stats().submitted;
+        let got: Vec<u64> = pool
+            .map(0..100u64, |i| i)
+            .chunk_size(0)
+            .collect::<Result<_, _>>()
+            .expect("no failures");
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        assert_eq!(pool.stats().submitted - before, 100, "one job per item");
+
+        let before = pool.stats().submitted;
+        let got: Vec<u64> = pool
+            .map(0..50u64, |i| i)
+            .chunk_size(0)
+            .window(0)
+            .collect::<Result<_, _>>()
+            .expect("no failures");
+        assert_eq!(got, (0..50).collect::<Vec<_>>());
+        assert_eq!(pool.stats().submitted - before, 50);
+    });
+}
