@@ -47,7 +47,7 @@ use crossbeam_channel::{Receiver, Select, Sender};
 use crate::context::Context;
 use crate::crew::{Crew, CrewConfig, Exec, Finish, PanicPolicy, Worker, call, job_context, send};
 use crate::error::{BuildError, Cancelled};
-use crate::ordered::Window;
+use crate::ordered::{Window, window_size};
 use crate::pool::MAX_QUEUE_CAPACITY;
 use crate::sizing;
 use crate::stats::{Outcome, Stats};
@@ -420,20 +420,10 @@ fn check<E>(
         }
     }
     let workers: usize = configs.iter().map(|c| c.workers).sum();
-    match ordered {
-        None => Ok(None),
-        Some(None) => Ok(Some((workers * 4).max(16))),
-        Some(Some(window)) if window == 0 || window > MAX_QUEUE_CAPACITY => {
-            Err(PipelineError::Build {
-                stage: String::new(),
-                error: BuildError::InvalidWindow {
-                    requested: window,
-                    max: MAX_QUEUE_CAPACITY,
-                },
-            })
-        }
-        Some(Some(window)) => Ok(Some(window)),
-    }
+    window_size(ordered, workers).map_err(|error| PipelineError::Build {
+        stage: String::new(),
+        error,
+    })
 }
 
 /// A stage's function.

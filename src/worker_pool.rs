@@ -46,7 +46,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::context::Context;
 use crate::crew::{Crew, Exec, SendFail, Worker, call, job_context, send};
 use crate::error::{BuildError, Cancelled, JobError, SubmitError, TrySubmitError};
-use crate::ordered::Reorder;
+use crate::ordered::{Reorder, window_size};
 use crate::pool::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Options, common_setters};
 use crate::stats::{Outcome, Stats};
 use crate::sync::Mutex;
@@ -292,17 +292,7 @@ impl WorkerPoolBuilder {
         }
         let job_timeout = self.options.job_timeout;
         let (config, ctx) = self.options.validate()?;
-        let reorder = match self.ordered {
-            None => None,
-            Some(None) => Some(Reorder::new((config.workers * 4).max(16))),
-            Some(Some(window)) if window == 0 || window > MAX_QUEUE_CAPACITY => {
-                return Err(BuildError::InvalidWindow {
-                    requested: window,
-                    max: MAX_QUEUE_CAPACITY,
-                });
-            }
-            Some(Some(window)) => Some(Reorder::new(window)),
-        };
+        let reorder = window_size(self.ordered, config.workers)?.map(Reorder::new);
         let exec = WorkerExec {
             handler: Box::new(handler),
             cancel: ctx.done(),
