@@ -153,6 +153,15 @@ pub enum BuildError {
         /// The largest capacity accepted.
         max: usize,
     },
+    /// A pipeline stage's buffer is beyond what a bounded channel can
+    /// allocate.
+    #[error("stage buffer must be at most {max}, got {requested}")]
+    BufferTooLarge {
+        /// The buffer asked for.
+        requested: usize,
+        /// The largest buffer accepted.
+        max: usize,
+    },
     /// The results capacity is beyond what a bounded channel can allocate.
     #[error("results capacity must be at most {max}, got {requested}")]
     ResultsTooLarge {

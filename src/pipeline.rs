@@ -1,32 +1,6 @@
 //! [`Pipeline`]: stages of workers chained by bounded channels.
 //!
-//! The seed's pipeline composition (fetch → parse → save) as a library:
-//!
-//! ```text
-//! inputs ─► [stage 1: n₁ workers] ─► [stage 2: n₂ workers] ─► … ─► outputs
-//!          bounded queue          bounded queue
-//! ```
-//!
-//! * Each stage has its own worker count and its own bounded input queue
-//!   ([`buffer`](Pipeline::buffer); default: one slot per worker), so a slow
-//!   stage slows the ones before it instead of letting memory grow.
-//! * Each stage closes its output when its input is exhausted and its
-//!   workers are done, so the end of the inputs flows through the whole
-//!   pipeline and [`run`](Pipeline::run) returns.
-//! * Cancellation anywhere — the parent context, a fail-fast error, a
-//!   panic — stops every stage promptly: workers blocked on a full queue,
-//!   workers waiting for input and the feeding caller all wake on it.
-//! * A stage error is **fail-fast** by default: the first error cancels the
-//!   pipeline and is returned. [`collect_errors`](Pipeline::collect_errors)
-//!   instead records each failed item and carries on with the others.
-//! * Output is in completion order, or input order with
-//!   [`ordered`](Pipeline::ordered) (a reorder window bounds how far the
-//!   feeder may run ahead of the slowest item).
-//! * [`PipelineOutput::stages`] reports each stage's [`Stats`].
-//!
-//! The calling thread feeds the inputs and collects the outputs in one
-//! `select` loop, so `run` needs no extra thread and the input iterator
-//! need not be `Send`.
+//! The user contract is on [`Pipeline`].
 //!
 //! # Implementation notes
 //!
@@ -108,8 +82,35 @@ type Launch<In, Out, E> = Box<
 /// The first stage's input, and every stage started, first stage first.
 type Started<In> = (Sender<Item<In>>, Vec<Box<dyn Running>>);
 
-/// A chain of stages from `In` to `Out`, whose stages fail with `E`; see
-/// the [module docs](self).
+/// A chain of stages from `In` to `Out`, whose stages fail with `E`.
+///
+/// The seed's pipeline composition (fetch → parse → save) as a library:
+///
+/// ```text
+/// inputs ─► [stage 1: n₁ workers] ─► [stage 2: n₂ workers] ─► … ─► outputs
+///          bounded queue          bounded queue
+/// ```
+///
+/// * Each stage has its own worker count and its own bounded input queue
+///   ([`buffer`](Pipeline::buffer); default: one slot per worker), so a slow
+///   stage slows the ones before it instead of letting memory grow.
+/// * Each stage closes its output when its input is exhausted and its
+///   workers are done, so the end of the inputs flows through the whole
+///   pipeline and [`run`](Pipeline::run) returns.
+/// * Cancellation anywhere — the parent context, a fail-fast error, a
+///   panic — stops every stage promptly: workers blocked on a full queue,
+///   workers waiting for input and the feeding caller all wake on it.
+/// * A stage error is **fail-fast** by default: the first error cancels the
+///   pipeline and is returned. [`collect_errors`](Pipeline::collect_errors)
+///   instead records each failed item and carries on with the others.
+/// * Output is in completion order, or input order with
+///   [`ordered`](Pipeline::ordered) (a reorder window bounds how far the
+///   feeder may run ahead of the slowest item).
+/// * [`PipelineOutput::stages`] reports each stage's [`Stats`].
+///
+/// The calling thread feeds the inputs and collects the outputs in one
+/// `select` loop, so `run` needs no extra thread and the input iterator
+/// need not be `Send`.
 ///
 /// # Examples
 ///
@@ -172,6 +173,9 @@ pub enum PipelineError<E> {
     /// The pipeline's context was cancelled or its deadline passed.
     #[error("pipeline cancelled: {0}")]
     Cancelled(Cancelled),
+    /// A setting of the whole pipeline is invalid (the ordered window).
+    #[error("pipeline: {0}")]
+    Settings(BuildError),
     /// A stage's settings are invalid, or its threads could not start.
     #[error("pipeline stage {stage:?}: {error}")]
     Build {
@@ -275,6 +279,7 @@ where
                 panic_policy: PanicPolicy::Respawn,
                 on_thread_start: None,
                 on_thread_exit: None,
+                fed: true,
             };
             let crew = Crew::start(crew_config, wiring.ctx.clone(), exec, rx, || output.clone())
                 .map_err(|error| (config.name.clone(), error))?;
@@ -338,7 +343,9 @@ where
     /// * [`PipelineError::Cancelled`]: the pipeline's context was cancelled;
     /// * [`PipelineError::Build`]: a stage has zero or too many workers, a
     ///   too large buffer, a name with a NUL byte, or its threads could not
-    ///   start; or the ordered window is zero or too large.
+    ///   start;
+    /// * [`PipelineError::Settings`]: the ordered window is zero or too
+    ///   large.
     pub fn run<I>(self, inputs: I) -> Result<PipelineOutput<Out, E>, PipelineError<E>>
     where
         I: IntoIterator<Item = In>,
@@ -359,7 +366,9 @@ where
             failures: failures_tx,
             fail_fast,
         };
-        let (output_tx, output) = crossbeam_channel::bounded(0);
+        // Room for one: with no stages at all, the feeder sends into this
+        // channel itself, and the same thread must then receive.
+        let (output_tx, output) = crossbeam_channel::bounded(1);
         let started = launch(&wiring, &configs, output_tx);
         drop(wiring);
         let (input, running) =
@@ -375,17 +384,29 @@ where
             collected: Vec::new(),
             fail_fast,
         };
+        // Declared after `running`, so dropped first: if the input iterator
+        // panics, the stages are cancelled before their threads are joined.
+        let cancel_on_unwind = CancelOnDrop(&run_ctx);
         let ended = drive.run(inputs.into_iter());
         let stages = running.iter().map(|stage| stage.stats()).collect();
         // Dropping the stages joins their threads: on success they have all
         // exited; on failure or cancellation they are exiting now.
-        run_ctx.cancel();
+        drop(cancel_on_unwind);
         drop(running);
         ended.map(|()| PipelineOutput {
             outputs: drive.outputs,
             failures: drive.collected,
             stages,
         })
+    }
+}
+
+/// Cancels the run when dropped, on every path out of `run`.
+struct CancelOnDrop<'a>(&'a Context);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -406,7 +427,7 @@ fn check<E>(
         if let Some(requested) = config.buffer.filter(|&b| b > MAX_QUEUE_CAPACITY) {
             return Err(error(
                 config,
-                BuildError::QueueTooLarge {
+                BuildError::BufferTooLarge {
                     requested,
                     max: MAX_QUEUE_CAPACITY,
                 },
@@ -420,10 +441,7 @@ fn check<E>(
         }
     }
     let workers: usize = configs.iter().map(|c| c.workers).sum();
-    window_size(ordered, workers).map_err(|error| PipelineError::Build {
-        stage: String::new(),
-        error,
-    })
+    window_size(ordered, workers).map_err(PipelineError::Settings)
 }
 
 /// A stage's function.

@@ -101,6 +101,9 @@ pub(crate) struct WorkerSlot {
     panicked: AtomicU64,
     timed_out: AtomicU64,
     skipped: AtomicU64,
+    /// Jobs this worker took from the queue (for crews fed by a channel
+    /// rather than by `submit`, whose `submitted` is counted from this).
+    received: AtomicU64,
 }
 
 impl WorkerSlot {
@@ -108,6 +111,15 @@ impl WorkerSlot {
     pub(crate) fn set_busy(&self, busy: bool) {
         // ORDERING: Relaxed; `busy` is a gauge for snapshots only.
         self.busy.store(busy, Ordering::Relaxed);
+    }
+
+    /// Counts a job taken from the queue; before its outcome is recorded.
+    #[inline]
+    pub(crate) fn count_received(&self) {
+        // ORDERING: single writer; Relaxed, as the outcome's Release store
+        // that follows publishes it.
+        self.received
+            .store(self.received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     #[inline]
@@ -133,18 +145,25 @@ pub(crate) struct Counters {
     pub(crate) submitted: CachePadded<AtomicU64>,
     /// Jobs discarded without running (cancellation or shutdown drains).
     pub(crate) discarded: CachePadded<AtomicU64>,
+    /// Of `discarded`, jobs a drain took straight from the queue (not
+    /// counted as received by any worker).
+    pub(crate) drained: AtomicU64,
     pub(crate) respawned: AtomicU64,
     pub(crate) live: AtomicUsize,
     pub(crate) slots: Mutex<Vec<std::sync::Arc<CachePadded<WorkerSlot>>>>,
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, queued: usize) -> Stats {
+    /// A snapshot. `fed` crews are fed through their channel by someone
+    /// else (pipeline stages): their `submitted` is what their workers and
+    /// drains took from the queue plus what is still queued.
+    pub(crate) fn snapshot(&self, queued: usize, fed: bool) -> Stats {
         let mut stats = Stats {
             queued,
             ..Stats::default()
         };
         let mut other_failures = 0;
+        let mut received = 0;
         for slot in self.slots.lock().iter() {
             stats.busy += usize::from(slot.busy.load(Ordering::Relaxed));
             stats.completed += slot.completed.load(Ordering::Acquire);
@@ -153,13 +172,18 @@ impl Counters {
             stats.panicked += slot.panicked.load(Ordering::Acquire);
             stats.timed_out += slot.timed_out.load(Ordering::Acquire);
             stats.cancelled += slot.skipped.load(Ordering::Acquire);
+            received += slot.received.load(Ordering::Relaxed);
         }
         stats.cancelled += self.discarded.load(Ordering::Acquire);
         stats.failed = stats.panicked + stats.timed_out + other_failures;
         stats.respawned = self.respawned.load(Ordering::Relaxed);
         stats.workers = self.live.load(Ordering::Relaxed);
         // ORDERING: read last, after the Acquire loads above (module docs).
-        stats.submitted = self.submitted.load(Ordering::Acquire);
+        stats.submitted = if fed {
+            received + self.drained.load(Ordering::Acquire) + queued as u64
+        } else {
+            self.submitted.load(Ordering::Acquire)
+        };
         stats
     }
 }

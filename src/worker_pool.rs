@@ -1,42 +1,9 @@
 //! [`WorkerPool`]: typed jobs in, a bounded results channel out.
 //!
-//! The seed's "Pool struct with Submit/Close/Stop/Results", as a library.
-//! One handler `Fn(&Context, J) -> R` runs on N workers of the same
-//! runtime as [`ThreadPool`](crate::ThreadPool); each worker waits for a
-//! job or cancellation, runs it, then waits to deliver the result *or*
-//! cancellation — so after [`stop`](WorkerPool::stop) no worker stays
-//! blocked behind a slow consumer (the seed's inner-select rule).
-//!
-//! # Results
-//!
-//! Every job that runs produces exactly one [`Output`]: its submission
-//! index and `Result<R, JobError>`. A panic, a per-job timeout or a
-//! cancellation while running reaches the consumer as the `Err`; nothing
-//! is dropped silently. With [`ordered`](WorkerPoolBuilder::ordered), outputs
-//! arrive in submission order through a reorder buffer whose window bounds
-//! memory (see `ordered.rs`).
-//!
-//! After a cancellation workers stop delivering; whatever could not be
-//! delivered, and every job that never ran, is handed back by
-//! [`join`](WorkerPool::join) as [`Leftovers`].
-//!
-//! # Lifecycle
-//!
-//! * [`close`](WorkerPool::close): no more jobs; workers finish the queue,
-//!   and the results channel disconnects after the last result.
-//! * [`stop`](WorkerPool::stop): cancel; queued jobs are not run.
-//! * [`join`](WorkerPool::join): close, wait for the workers, return the
-//!   leftovers.
-//! * `Drop`: stop, then wait for the workers. Dropping never blocks on
-//!   unread results; to finish the work, `close()` and read the results to
-//!   the end, or `join()` while another thread reads them.
-//!
-//! # Submission index
-//!
-//! [`submit`](WorkerPool::submit) returns the job's index: the number of
-//! jobs accepted before it. Indices have no gaps (a rejected job takes
-//! none), which is what lets ordered delivery wait for every index in turn.
-//! Submitters take a short lock to draw an index and enqueue together.
+//! The user contract is on [`WorkerPool`]. Design notes: the pool runs on
+//! the shared worker runtime (`crew`), each worker owning a clone of the
+//! results `Sender`, so the channel disconnects when the last worker exits;
+//! ordered delivery goes through `ordered::Reorder`.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -190,7 +157,45 @@ struct Intake<J> {
 }
 
 /// A pool of workers running one handler over typed jobs, with a bounded
-/// results channel; see the [module docs](self).
+/// results channel.
+///
+/// The seed's "Pool struct with Submit/Close/Stop/Results", as a library.
+/// One handler `Fn(&Context, J) -> R` runs on N workers of the same
+/// runtime as [`ThreadPool`](crate::ThreadPool); each worker waits for a
+/// job or cancellation, runs it, then waits to deliver the result *or*
+/// cancellation — so after [`stop`](WorkerPool::stop) no worker stays
+/// blocked behind a slow consumer (the seed's inner-select rule).
+///
+/// # Results
+///
+/// Every job that runs produces exactly one [`Output`]: its submission
+/// index and `Result<R, JobError>`. A panic, a per-job timeout or a
+/// cancellation while running reaches the consumer as the `Err`; nothing
+/// is dropped silently. With [`ordered`](WorkerPoolBuilder::ordered), outputs
+/// arrive in submission order through a reorder buffer whose window bounds
+/// memory (see `ordered.rs`).
+///
+/// After a cancellation workers stop delivering; whatever could not be
+/// delivered, and every job that never ran, is handed back by
+/// [`join`](WorkerPool::join) as [`Leftovers`].
+///
+/// # Lifecycle
+///
+/// * [`close`](WorkerPool::close): no more jobs; workers finish the queue,
+///   and the results channel disconnects after the last result.
+/// * [`stop`](WorkerPool::stop): cancel; queued jobs are not run.
+/// * [`join`](WorkerPool::join): close, wait for the workers, return the
+///   leftovers.
+/// * `Drop`: stop, then wait for the workers. Dropping never blocks on
+///   unread results; to finish the work, `close()` and read the results to
+///   the end, or `join()` while another thread reads them.
+///
+/// # Submission index
+///
+/// [`submit`](WorkerPool::submit) returns the job's index: the number of
+/// jobs accepted before it. Indices have no gaps (a rejected job takes
+/// none), which is what lets ordered delivery wait for every index in turn.
+/// Submitters take a short lock to draw an index and enqueue together.
 ///
 /// # Examples
 ///

@@ -53,7 +53,16 @@ use crate::sync::{Arc, AtomicBool, AtomicU8, Mutex, Ordering, Weak};
 
 /// A cancellation signal with an optional deadline, shared by a tree of work.
 ///
-/// Cheap to clone (one reference count); clones are the same context.
+/// Cheap to clone (one reference count); clones are the same context, and
+/// cancelling any clone cancels them all. Dropping a context never cancels
+/// it: cancellation is always an explicit [`cancel`](Self::cancel) or a
+/// deadline, as in Go. When a context is both past its deadline and
+/// cancelled by the time anyone looks, [`reason`](Self::reason) reports the
+/// cause that happened first, and never changes afterwards.
+///
+/// Deadlines are exact for polling ([`is_done`](Self::is_done),
+/// [`check`](Self::check)) and fire within the shared timer thread's wake-up
+/// latency for blocking waits ([`done`](Self::done), [`sleep`](Self::sleep)).
 ///
 /// # Examples
 ///

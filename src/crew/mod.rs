@@ -119,6 +119,10 @@ pub(crate) struct CrewConfig {
     pub(crate) panic_policy: PanicPolicy,
     pub(crate) on_thread_start: Option<Hook>,
     pub(crate) on_thread_exit: Option<Hook>,
+    /// Jobs arrive through the channel from someone other than
+    /// [`Crew::submit`] (pipeline stages), which changes how `submitted`
+    /// is counted.
+    pub(crate) fed: bool,
 }
 
 impl CrewConfig {
@@ -275,7 +279,9 @@ impl<J, E> Crew<J, E> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.shared.counters.snapshot(self.shared.jobs.len())
+        self.shared
+            .counters
+            .snapshot(self.shared.jobs.len(), self.shared.config.fed)
     }
 
     /// Whether the calling thread is one of this crew's workers.
@@ -351,6 +357,9 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             self.discard(job);
             discarded += 1;
         }
+        self.counters
+            .drained
+            .fetch_add(discarded, Ordering::Relaxed);
         discarded
     }
 }
@@ -414,6 +423,7 @@ mod tests {
             stack_size: None,
             panic_policy: PanicPolicy::Respawn,
             on_thread_start: None,
+            fed: false,
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);
             })),

@@ -49,6 +49,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         let cancel_on_panic =
             (self.config.panic_policy == PanicPolicy::CancelPool).then_some(&self.ctx);
         while let Some(job) = self.next_job() {
+            slot.count_received();
             if self.ctx.is_done() {
                 self.discard(job);
                 break;

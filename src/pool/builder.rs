@@ -84,6 +84,7 @@ impl Options {
             panic_policy: self.panic_policy,
             on_thread_start: self.on_thread_start,
             on_thread_exit: self.on_thread_exit,
+            fed: false,
         };
         Ok((config, ctx))
     }

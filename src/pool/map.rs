@@ -1,36 +1,7 @@
 //! [`ThreadPool::map`], [`ThreadPool::map_unordered`] and
-//! [`ThreadPool::try_map`]: a function over an iterator, on the pool.
 //!
-//! # Chunks and the window
-//!
-//! Items are taken from the input in **chunks** of consecutive items, and
-//! each chunk is one job: a hand-off costs about 100 ns here, so one job
-//! per trivial item would cost more than the work. By default the chunk
-//! size comes from the input's size hint (about four chunks per worker,
-//! between 1 and 1,024 items); an input of unknown length goes one item
-//! per job. [`Map::chunk_size`] overrides it.
-//!
-//! The input is pulled lazily, never more than a **window** of items
-//! (default: four chunks per worker; [`Map::window`]) ahead of the oldest
-//! item not yet settled — not yet yielded, for `map`; not yet finished,
-//! for `map_unordered` and [`try_map`]. So memory stays bounded however
-//! long the input and however slow the first item, and `try_map`, which
-//! sees each error as soon as it happens, has read at most a window past
-//! the failing item when it stops.
-//!
-//! # Errors and panics
-//!
-//! `map` yields `Result<R, JobError>` per item: a panicking item yields
-//! `Err(JobError::Panicked)` and the rest of its chunk still runs (the
-//! worker is then replaced, as for any panicking job); if the pool is
-//! cancelled, unfinished items yield `Err(JobError::Cancelled)`. Dropping
-//! the iterator early cancels the chunks still queued.
-//!
-//! Called from one of the pool's own jobs, the work runs inline on the
-//! calling worker: waiting for other workers from inside one could
-//! deadlock a busy pool.
-//!
-//! [`try_map`]: ThreadPool::try_map
+//! The user contract is on [`Map`] (chunks, the window, errors). Design
+//! notes are on `Run`, the state of a started map.
 
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
@@ -56,6 +27,38 @@ type ChunkResults<R> = (u64, Vec<Result<R, JobError>>);
 /// [`ThreadPool::map_unordered`].
 ///
 /// Nothing is submitted until the first call to `next`.
+///
+///
+/// # Chunks and the window
+///
+/// Items are taken from the input in **chunks** of consecutive items, and
+/// each chunk is one job: a hand-off costs about 100 ns here, so one job
+/// per trivial item would cost more than the work. By default the chunk
+/// size comes from the input's size hint (about four chunks per worker,
+/// between 1 and 1,024 items); an input of unknown length goes one item
+/// per job. [`Map::chunk_size`] overrides it.
+///
+/// The input is pulled lazily, never more than a **window** of items
+/// (default: four chunks per worker; [`Map::window`]) ahead of the oldest
+/// item not yet settled — not yet yielded, for `map`; not yet finished,
+/// for `map_unordered` and [`try_map`]. So memory stays bounded however
+/// long the input and however slow the first item, and `try_map`, which
+/// sees each error as soon as it happens, has read at most a window past
+/// the failing item when it stops.
+///
+/// # Errors and panics
+///
+/// `map` yields `Result<R, JobError>` per item: a panicking item yields
+/// `Err(JobError::Panicked)` and the rest of its chunk still runs (the
+/// worker is then replaced, as for any panicking job); if the pool is
+/// cancelled, unfinished items yield `Err(JobError::Cancelled)`. Dropping
+/// the iterator early cancels the chunks still queued.
+///
+/// Called from one of the pool's own jobs, the work runs inline on the
+/// calling worker: waiting for other workers from inside one could
+/// deadlock a busy pool.
+///
+/// [`try_map`]: ThreadPool::try_map
 #[must_use = "a Map does nothing unless iterated"]
 pub struct Map<'p, I: Iterator, F, R> {
     pool: &'p ThreadPool,
@@ -469,7 +472,7 @@ pub enum TryMapError<E> {
 
 impl ThreadPool {
     /// Applies `f` to every item of `input` on the pool, yielding the results
-    /// in input order; see the [module docs](self) for chunking, the window
+    /// in input order; see [`Map`] for chunking, the window
     /// and errors.
     ///
     /// # Examples

@@ -1,24 +1,6 @@
 //! [`ThreadPool::scope`]: jobs that borrow from the caller's stack.
 //!
-//! # The contract
-//!
-//! `scope` runs its body, then does not return — or unwind — until every
-//! job spawned in it has finished or been discarded. That is what lets a
-//! job borrow anything that outlives the `scope` call, as with
-//! `std::thread::scope`, while running on the pool's workers.
-//!
-//! * The calling thread **helps** while it waits: it runs the scope's jobs
-//!   that no worker has started yet, and [`ScopedJoinHandle::join`] runs its
-//!   own job inline if it is still queued. So a scope never waits on a busy
-//!   pool, scopes nest, and a scope opened inside one of the pool's own
-//!   jobs cannot deadlock.
-//! * A panicking job is caught. [`ScopedJoinHandle::join`] returns it as
-//!   [`JobError::Panicked`]; a panic in a job nobody joined is resumed on the
-//!   caller, with its original payload, once every job has finished. A panic
-//!   in the body itself is resumed the same way, after the jobs finished.
-//! * Jobs get a [`Context`] like [`ThreadPool::submit`]'s: a child of the
-//!   pool's, with the per-job timeout. If the pool is cancelled, jobs not yet
-//!   started never run, and their handles say `Cancelled`.
+//! The user contract is on [`Scope`].
 //!
 //! # Implementation notes
 //!
@@ -157,7 +139,27 @@ struct Packet<T> {
     panic: Arc<PanicSlot>,
 }
 
-/// A scope for spawning jobs that borrow; see [`ThreadPool::scope`].
+/// A scope for spawning jobs that borrow, from [`ThreadPool::scope`].
+///
+/// # The contract
+///
+/// `scope` runs its body, then does not return — or unwind — until every
+/// job spawned in it has finished or been discarded. That is what lets a
+/// job borrow anything that outlives the `scope` call, as with
+/// `std::thread::scope`, while running on the pool's workers.
+///
+/// * The calling thread **helps** while it waits: it runs the scope's jobs
+///   that no worker has started yet, and [`ScopedJoinHandle::join`] runs its
+///   own job inline if it is still queued. So a scope never waits on a busy
+///   pool, scopes nest, and a scope opened inside one of the pool's own
+///   jobs cannot deadlock.
+/// * A panicking job is caught. [`ScopedJoinHandle::join`] returns it as
+///   [`JobError::Panicked`]; a panic in a job nobody joined is resumed on the
+///   caller, with its original payload, once every job has finished. A panic
+///   in the body itself is resumed the same way, after the jobs finished.
+/// * Jobs get a [`Context`] like [`ThreadPool::submit`]'s: a child of the
+///   pool's, with the per-job timeout. If the pool is cancelled, jobs not yet
+///   started never run, and their handles say `Cancelled`.
 pub struct Scope<'scope, 'env: 'scope> {
     pool: &'scope ThreadPool,
     pending: Arc<Pending>,
@@ -344,7 +346,7 @@ impl Drop for AbortOnUnwind {
 impl ThreadPool {
     /// Runs `body` with a [`Scope`] whose jobs may borrow from the caller's
     /// stack, and returns once every job spawned in it has finished; see
-    /// the [module docs](self).
+    /// [`Scope`] for the contract.
     ///
     /// # Panics
     ///
