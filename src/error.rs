@@ -109,6 +109,117 @@ impl<J> From<SubmitError<J>> for TrySubmitError<J> {
     }
 }
 
+/// A [`Semaphore`](crate::Semaphore) could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SemaphoreError {
+    /// Zero permits: no acquire could ever succeed.
+    #[error("a semaphore needs at least 1 permit, got 0")]
+    ZeroPermits,
+}
+
+/// An acquire on a [`Semaphore`](crate::Semaphore) failed; nothing was
+/// acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum AcquireError {
+    /// More permits were asked for than the semaphore has in all.
+    #[error(
+        "cannot acquire {requested} permits from a semaphore of {total}; ask for at most {total}"
+    )]
+    TooMany {
+        /// Permits asked for.
+        requested: usize,
+        /// The semaphore's total.
+        total: usize,
+    },
+    /// The semaphore is closed.
+    #[error("the semaphore is closed")]
+    Closed,
+    /// The context was done before the permits were granted.
+    #[error("acquire cancelled: {0}")]
+    Cancelled(Cancelled),
+    /// The timeout passed before the permits were granted.
+    #[error("timed out waiting for permits")]
+    TimedOut,
+    /// `try_acquire` would have had to wait: too few permits free, or other
+    /// acquires queued first.
+    #[error("no permits available without waiting")]
+    WouldBlock,
+}
+
+/// Why an [`ErrGroup`](crate::ErrGroup) failed: the first failure of any
+/// of its tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum GroupError<E> {
+    /// A task returned this error.
+    #[error("{0}")]
+    Failed(E),
+    /// A task panicked with this message.
+    #[error("a task panicked: {0}")]
+    Panicked(String),
+}
+
+impl<E> GroupError<E> {
+    /// The task's error, if the failure was an error rather than a panic.
+    pub fn into_error(self) -> Option<E> {
+        match self {
+            Self::Failed(error) => Some(error),
+            Self::Panicked(_) => None,
+        }
+    }
+}
+
+/// An [`ErrGroup`](crate::ErrGroup) limit was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum GroupLimitError {
+    /// A limit of zero would let no task ever run.
+    #[error("an ErrGroup limit must be at least 1, got 0")]
+    Zero,
+    /// More than [`MAX_WORKERS`](crate::sizing::MAX_WORKERS).
+    #[error("an ErrGroup limit must be at most {max}, got {requested}")]
+    TooLarge {
+        /// The limit asked for.
+        requested: usize,
+        /// The largest accepted.
+        max: usize,
+    },
+    /// Tasks were already spawned; set the limit first.
+    #[error("set an ErrGroup's limit before spawning tasks")]
+    AlreadySpawned,
+}
+
+/// A task was not started; it is handed back.
+pub enum SpawnError<F> {
+    /// The group's context is done (a task failed, or it was cancelled).
+    Cancelled(F),
+    /// `try_spawn`: the group is at its limit.
+    Full(F),
+    /// No thread could run the task: the OS refused a new thread, or the
+    /// group's pool refused the job.
+    Unavailable(F),
+}
+
+impl<F> fmt::Display for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cancelled(_) => "the group is cancelled; the task was not started",
+            Self::Full(_) => "the group is at its limit",
+            Self::Unavailable(_) => "no thread is available to run the task",
+        })
+    }
+}
+
+impl<F> std::error::Error for SpawnError<F> {}
+
+job_carrier!(SpawnError {
+    Cancelled,
+    Full,
+    Unavailable
+});
+
 /// A pool size could not be worked out from the inputs given.
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]

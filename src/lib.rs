@@ -258,10 +258,12 @@
 
 mod context;
 mod crew;
+mod errgroup;
 mod error;
 mod ordered;
 mod pipeline;
 mod pool;
+mod semaphore;
 pub mod sizing;
 mod stats;
 mod sync;
@@ -270,12 +272,17 @@ mod worker_pool;
 
 pub use context::Context;
 pub use crew::PanicPolicy;
-pub use error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
+pub use errgroup::{ErrGroup, ScopedGroup};
+pub use error::{
+    AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, SemaphoreError,
+    SizingError, SpawnError, SubmitError, TrySubmitError,
+};
 pub use pipeline::{Pipeline, PipelineError, PipelineOutput, StageError, StageFailure, StageStats};
 pub use pool::{
     Builder, DEFAULT_QUEUE_CAPACITY, JobHandle, MAX_QUEUE_CAPACITY, Map, Scope, ScopedJoinHandle,
     ShutdownReport, ThreadPool, TryMapError,
 };
+pub use semaphore::{Permit, Semaphore};
 pub use sizing::Sizing;
 pub use stats::Stats;
 pub use worker_pool::{Leftovers, Output, WorkerPool, WorkerPoolBuilder};

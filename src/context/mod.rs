@@ -121,6 +121,28 @@ struct State {
     done_tx: Option<Sender<()>>,
     done_rx: Option<Receiver<()>>,
     timer: Option<timer::Key>,
+    /// Callbacks to run once when the context becomes done (see
+    /// `Context::on_done`), keyed for removal.
+    hooks: Vec<(u64, Hook)>,
+    next_hook: u64,
+}
+
+/// A callback run on the thread that cancels a context (or the timer
+/// thread), with the reason. Must be quick and must not block: it only
+/// wakes whoever waits.
+pub(crate) type Hook = Box<dyn FnOnce(Cancelled) + Send>;
+
+/// What [`Context::on_done`] did with a hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hooked {
+    /// Registered; pass the key to [`Context::remove_hook`] when no longer
+    /// waiting.
+    Registered(u64),
+    /// The context was already done: the hook ran on the calling thread.
+    AlreadyDone,
+    /// The context can never be done (the background context): the hook
+    /// was dropped unrun.
+    Never,
 }
 
 impl Context {
@@ -129,7 +151,13 @@ impl Context {
     ///
     /// [`cancel`](Self::cancel) on it does nothing.
     pub fn background() -> Self {
+        #[cfg(not(loom))]
         static BACKGROUND: OnceLock<Arc<Node>> = OnceLock::new();
+        // Under loom every model runs in fresh state, so no node may
+        // outlive one: give each caller its own never-cancelled node.
+        #[cfg(loom)]
+        let node = &Arc::new(Node::new(None, None, false, false));
+        #[cfg(not(loom))]
         let node = BACKGROUND.get_or_init(|| Arc::new(Node::new(None, None, false, false)));
         Self {
             node: Arc::clone(node),
@@ -298,6 +326,43 @@ impl Context {
         self.node.state.lock().children.len()
     }
 
+    /// Runs `hook` once, with the reason, when this context becomes done —
+    /// cancelled or past its deadline, its own or an ancestor's. Like Go's
+    /// `context.AfterFunc`, for waits that cannot `select` on
+    /// [`done`](Self::done), such as a condition variable. Registers the
+    /// context for wake-ups, as `done` does.
+    pub(crate) fn on_done(&self, hook: impl FnOnce(Cancelled) + Send + 'static) -> Hooked {
+        if !self.node.cancellable {
+            return Hooked::Never;
+        }
+        self.node.link();
+        let mut state = self.node.state.lock();
+        let reason = match state.reason {
+            Some((reason, _)) => reason,
+            None => {
+                let key = state.next_hook;
+                state.next_hook += 1;
+                state.hooks.push((key, Box::new(hook)));
+                return Hooked::Registered(key);
+            }
+        };
+        drop(state);
+        hook(reason);
+        Hooked::AlreadyDone
+    }
+
+    /// Removes a hook registered by [`on_done`](Self::on_done). Returns
+    /// `false` if it already ran (or is running).
+    pub(crate) fn remove_hook(&self, hooked: Hooked) -> bool {
+        let Hooked::Registered(key) = hooked else {
+            return false;
+        };
+        let mut state = self.node.state.lock();
+        let before = state.hooks.len();
+        state.hooks.retain(|(k, _)| *k != key);
+        state.hooks.len() != before
+    }
+
     /// Whether `self` and `other` are the same context (clones of one node).
     pub fn same_context(&self, other: &Context) -> bool {
         Arc::ptr_eq(&self.node, &other.node)
@@ -397,7 +462,7 @@ impl Node {
     }
 
     fn cancel_one(&self, reason: Cancelled, at: Instant, pending: &mut Vec<Arc<Node>>) {
-        let (children, done_tx, timer) = {
+        let (children, done_tx, timer, hooks) = {
             let mut state = self.state.lock();
             if state.reason.is_some() {
                 return;
@@ -412,9 +477,13 @@ impl Node {
                 std::mem::take(&mut state.children),
                 state.done_tx.take(),
                 state.timer.take(),
+                std::mem::take(&mut state.hooks),
             )
         };
         drop(done_tx);
+        for (_, hook) in hooks {
+            crate::unwind::call_logged("context done hook", || hook(reason));
+        }
         if let Some(key) = timer {
             timer::Timer::global().remove(key);
         }
@@ -508,7 +577,7 @@ impl Node {
         if let Some(key) = state.timer.take() {
             timer::Timer::global().remove(key);
         }
-        if std::mem::replace(self.linked.get_mut(), false) {
+        if self.linked.swap(false, Ordering::Relaxed) {
             if let Some(parent) = &self.parent {
                 parent.unregister(std::ptr::from_ref(self) as usize);
             }
