@@ -254,35 +254,56 @@
 //! | expvar counters | [`ThreadPool::stats`] |
 
 #![deny(missing_docs)]
-#![deny(unsafe_code)] // one audited exception: pool/scope.rs
+#![deny(unsafe_code)]
+// one audited exception: pool/scope.rs
+// A loom build leaves out the modules that use some of the shared helpers.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+// Under `--cfg loom` only the parts that the models in `tests/loom.rs`
+// check are built: they use nothing but the `sync` shim's primitives.
+// Everything that starts OS threads of its own is left out.
 mod context;
-mod crew;
-mod errgroup;
 mod error;
-mod ordered;
-mod pipeline;
-mod pool;
 mod semaphore;
 pub mod sizing;
-mod stats;
 mod sync;
 mod unwind;
+
+#[cfg(not(loom))]
+mod crew;
+#[cfg(not(loom))]
+mod errgroup;
+#[cfg(not(loom))]
+mod ordered;
+#[cfg(not(loom))]
+mod pipeline;
+#[cfg(not(loom))]
+mod pool;
+#[cfg(not(loom))]
+mod stats;
+#[cfg(not(loom))]
 mod worker_pool;
 
 pub use context::Context;
-pub use crew::PanicPolicy;
-pub use errgroup::{ErrGroup, ScopedGroup};
 pub use error::{
     AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, SemaphoreError,
     SizingError, SpawnError, SubmitError, TrySubmitError,
 };
+pub use semaphore::{Permit, Semaphore};
+pub use sizing::Sizing;
+
+#[cfg(not(loom))]
+pub use crew::PanicPolicy;
+#[cfg(not(loom))]
+pub use errgroup::{ErrGroup, ScopedGroup};
+#[cfg(not(loom))]
 pub use pipeline::{Pipeline, PipelineError, PipelineOutput, StageError, StageFailure, StageStats};
+#[cfg(not(loom))]
 pub use pool::{
     Builder, DEFAULT_QUEUE_CAPACITY, JobHandle, MAX_QUEUE_CAPACITY, Map, Scope, ScopedJoinHandle,
     ShutdownReport, ThreadPool, TryMapError,
 };
-pub use semaphore::{Permit, Semaphore};
-pub use sizing::Sizing;
+#[cfg(not(loom))]
 pub use stats::Stats;
+#[cfg(not(loom))]
 pub use worker_pool::{Leftovers, Output, WorkerPool, WorkerPoolBuilder};
