@@ -167,6 +167,74 @@
 //! }
 //! ```
 //!
+//! # Fail-fast groups
+//!
+//! An [`ErrGroup`] runs a batch of fallible tasks and returns the first
+//! failure: the Go guide's `errgroup.WithContext` with `SetLimit`. The first
+//! error (or panic) cancels the group's context, so the other tasks can
+//! stop early; [`ErrGroup::limit`] bounds how many run at once, and tasks
+//! reuse a bounded set of threads.
+//!
+//! ```
+//! use brigade::{Context, ErrGroup, GroupError};
+//!
+//! let group = ErrGroup::<String>::new(&Context::new()).limit(8)?;
+//! for n in 1..=20u32 {
+//!     let spawned = group.spawn(move |ctx| {
+//!         ctx.check().map_err(|reason| reason.to_string())?;
+//!         if n % 7 == 0 { Err(format!("{n} is unlucky")) } else { Ok(()) }
+//!     });
+//!     if spawned.is_err() {
+//!         break; // cancelled by a failure: stop feeding the group
+//!     }
+//! }
+//! assert!(matches!(group.wait(), Err(GroupError::Failed(msg)) if msg.ends_with("is unlucky")));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Differences from Go's `errgroup`:
+//!
+//! * a `spawn` waiting for a free slot wakes, and hands the task back, when
+//!   the group is cancelled;
+//! * a panicking task is reported as [`GroupError::Panicked`] instead of
+//!   crashing the process;
+//! * tasks reuse threads instead of starting one per task, and
+//!   [`ErrGroup::scope`] lets them borrow from the caller's stack.
+//!
+//! # Bounded concurrency
+//!
+//! A [`Semaphore`] bounds how much of something is in use at once — jobs,
+//! connections, gigabytes — with weighted, strictly first-come-first-served
+//! permits that are returned when the [`Permit`] is dropped. Waits can be
+//! cancelled with a [`Context`] or bounded with a timeout.
+//!
+//! ```
+//! use std::time::Duration;
+//! use brigade::{AcquireError, Context, Semaphore};
+//!
+//! let connections = Semaphore::new(2)?;
+//! let first = connections.acquire()?;
+//! let second = connections.acquire()?;
+//! // Both are taken: a bounded wait gives up, a cancelled one too.
+//! assert_eq!(connections.acquire_timeout(1, Duration::from_millis(10)).err(), Some(AcquireError::TimedOut));
+//! let ctx = Context::new();
+//! ctx.cancel();
+//! assert!(matches!(connections.acquire_ctx(&ctx, 1), Err(AcquireError::Cancelled(_))));
+//! drop(first); // returns the permit
+//! assert_eq!(connections.available(), 1);
+//! # drop(second);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Differences from Go's `semaphore.Weighted`:
+//!
+//! * asking for more than the total fails at once
+//!   ([`AcquireError::TooMany`]) instead of blocking until cancelled;
+//! * a cancellable acquire on a context that is already done fails even if
+//!   permits are free;
+//! * permits are returned by dropping them, so releasing more than was
+//!   acquired cannot happen; [`Semaphore::close`] wakes every waiter.
+//!
 //! # Panics and supervision
 //!
 //! A panicking job does not take the pool down. The panic is caught,
@@ -248,6 +316,8 @@
 //! | jobs / results channels, Pool struct with Submit/Close/Stop/Results | [`WorkerPool`]: `submit`, `results()`, `close()`, `stop()` |
 //! | `results[i]` slots, reorder buffer | [`ThreadPool::scope`], [`ThreadPool::map`], [`WorkerPoolBuilder::ordered`] |
 //! | pipeline stages, each closing its output | [`Pipeline`] |
+//! | `errgroup.WithContext` + `SetLimit` | [`ErrGroup::new`] + [`ErrGroup::limit`] |
+//! | `chan struct{}` semaphore, `semaphore.Weighted` | [`Semaphore`] (weighted, FIFO, cancellable) |
 //! | per-job `context.WithTimeout` | [`Builder::job_timeout`] |
 //! | `recover()` in the worker + restart | built in: `catch_unwind`, respawn, [`PanicPolicy`] |
 //! | drain / cancel / stop-accept-then-drain | [`ThreadPool::join`], [`ThreadPool::shutdown_now`], [`ThreadPool::shutdown_timeout`] |
