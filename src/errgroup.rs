@@ -32,7 +32,7 @@ use std::thread::{self, JoinHandle};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::error::{AcquireError, GroupError, GroupLimitError, SpawnError};
+use crate::error::{AcquireError, Cancelled, GroupError, GroupLimitError, SpawnError};
 use crate::pool::ThreadPool;
 use crate::semaphore::{Permit, Semaphore};
 use crate::sizing::MAX_WORKERS;
@@ -353,19 +353,25 @@ where
     };
     // Keep the task where it can be taken back if the pool refuses the job.
     let slot = Arc::new(Mutex::new(Some(task)));
-    let job = {
-        let (core, slot) = (Arc::clone(core), Arc::clone(&slot));
-        move || {
-            if let Some(task) = slot.lock().take() {
-                core.run(task);
-            }
-            drop(permit);
+    let guard = PoolTask {
+        core: Arc::clone(core),
+        slot: Arc::clone(&slot),
+        pool: pool.context().clone(),
+        _permit: permit,
+    };
+    let job = move || {
+        let task = guard.slot.lock().take();
+        if let Some(task) = task {
+            guard.core.run(task);
         }
     };
     if let Err(refused) = pool.execute(job) {
+        // Take the task back before the job (and its guard) is dropped, so
+        // the guard does not count it as discarded.
+        let task = slot.lock().take();
         drop(refused);
         core.task_done();
-        if let Some(task) = slot.lock().take() {
+        if let Some(task) = task {
             return Err(SpawnError::Unavailable(task));
         }
     }
@@ -403,6 +409,29 @@ where
         }
     }
     Ok(())
+}
+
+/// A group task travelling as a pool job. A pool that is cancelled drops
+/// its queued jobs unrun; then this guard counts the task done and records
+/// that it never ran, so `wait` neither hangs nor reports success for work
+/// that did not happen. The permit goes back when the guard is dropped.
+struct PoolTask<E, F> {
+    core: Arc<Core<E>>,
+    slot: Arc<Mutex<Option<F>>>,
+    pool: Context,
+    _permit: Option<Permit>,
+}
+
+impl<E, F> Drop for PoolTask<E, F> {
+    fn drop(&mut self) {
+        let unrun = self.slot.lock().take();
+        if let Some(task) = unrun {
+            unwind::drop_quietly(task);
+            let reason = self.pool.reason().unwrap_or(Cancelled::Canceled);
+            self.core.fail(GroupError::Discarded(reason));
+            self.core.task_done();
+        }
+    }
 }
 
 /// Why a task was not admitted, before the task is attached.
@@ -452,6 +481,13 @@ impl<E> Core<E> {
                 }
             }
         };
+        // A failing task cancels the group before its slot is released, so
+        // a spawn that got that slot sees the cancellation here (the
+        // semaphore, like Go's, may grant a waiter whose context was
+        // cancelled a moment before).
+        if self.ctx.is_done() {
+            return Err(Refused::Cancelled);
+        }
         self.spawned.fetch_add(1, Ordering::Relaxed);
         *self.pending.lock() += 1;
         Ok(permit)
@@ -468,14 +504,19 @@ impl<E> Core<E> {
             Err(payload) => Some(GroupError::Panicked(unwind::message(payload))),
         };
         if let Some(failure) = failure {
-            let mut first = self.first.lock();
-            if first.is_none() {
-                *first = Some(failure);
-                drop(first);
-                self.ctx.cancel();
-            }
+            self.fail(failure);
         }
         self.task_done();
+    }
+
+    /// Records `failure` if it is the first, and cancels the group.
+    fn fail(&self, failure: GroupError<E>) {
+        let mut first = self.first.lock();
+        if first.is_none() {
+            *first = Some(failure);
+            drop(first);
+            self.ctx.cancel();
+        }
     }
 
     fn task_done(&self) {

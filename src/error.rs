@@ -159,14 +159,18 @@ pub enum GroupError<E> {
     /// A task panicked with this message.
     #[error("a task panicked: {0}")]
     Panicked(String),
+    /// A task never ran: the pool it was handed to
+    /// ([`ErrGroup::on_pool`](crate::ErrGroup::on_pool)) discarded it.
+    #[error("a task never ran: its pool discarded it ({0})")]
+    Discarded(Cancelled),
 }
 
 impl<E> GroupError<E> {
-    /// The task's error, if the failure was an error rather than a panic.
+    /// The task's error, if the failure was an error returned by a task.
     pub fn into_error(self) -> Option<E> {
         match self {
             Self::Failed(error) => Some(error),
-            Self::Panicked(_) => None,
+            Self::Panicked(_) | Self::Discarded(_) => None,
         }
     }
 }
@@ -312,6 +316,230 @@ impl<J> TrySubmitError<J> {
             Self::Full(job) => TrySubmitError::Full(f(job)),
             Self::Closed(job) => TrySubmitError::Closed(f(job)),
             Self::Cancelled(job) => TrySubmitError::Cancelled(f(job)),
+        }
+    }
+}
+
+/// A [`RateLimiter`](crate::RateLimiter) could not be built, or could not
+/// grant a request.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum RateError {
+    /// The rate is NaN, infinite, zero or negative.
+    #[error(
+        "rate must be a finite number of tokens per second greater than 0, got {0}; use RateLimiter::unlimited() for no limit"
+    )]
+    InvalidRate(f64),
+    /// The interval given to [`RateLimiter::every`](crate::RateLimiter::every)
+    /// is zero.
+    #[error("interval must be greater than zero; use RateLimiter::unlimited() for no limit")]
+    ZeroInterval,
+    /// A burst of zero would refuse every request.
+    #[error("burst must be at least 1, got 0")]
+    ZeroBurst,
+    /// More tokens were asked for at once than the bucket can ever hold.
+    #[error(
+        "cannot take {requested} tokens at once from a limiter whose burst is {burst}; ask for at most {burst} or raise the burst"
+    )]
+    ExceedsBurst {
+        /// The tokens asked for.
+        requested: u32,
+        /// The limiter's burst.
+        burst: u32,
+    },
+    /// The tokens would be ready only after the time allowed: the context's
+    /// deadline for a wait, `max_wait` for a bounded reservation. Nothing
+    /// was taken and nobody slept.
+    #[error(
+        "waiting {wait:?} for {} would run past the deadline, {max_wait:?} away",
+        Count(*.requested, "token")
+    )]
+    WouldExceedDeadline {
+        /// The tokens asked for.
+        requested: u32,
+        /// How long they would take to be ready (`Duration::MAX` if longer
+        /// than a `Duration` can hold).
+        wait: Duration,
+        /// How long the caller was willing to wait.
+        max_wait: Duration,
+    },
+    /// The ready time is too far ahead to represent: the rate is tiny, or
+    /// the bucket is deep in debt from earlier reservations.
+    #[error(
+        "{} would not be ready within any representable time; raise the rate or cancel earlier reservations",
+        Count(*.requested, "token")
+    )]
+    TooFarAhead {
+        /// The tokens asked for.
+        requested: u32,
+    },
+    /// The context was cancelled or its deadline passed, before or during
+    /// the wait; any tokens reserved for the wait were given back.
+    #[error("rate limit wait cancelled: {0}")]
+    Cancelled(Cancelled),
+}
+
+/// A [`RetryBuilder`](crate::RetryBuilder) or [`Backoff`](crate::Backoff)
+/// setting is out of range.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum RetrySettingsError {
+    /// Zero attempts would never run the operation.
+    #[error("max attempts must be at least 1, got 0")]
+    ZeroAttempts,
+    /// A zero initial delay would retry at once, in a busy loop.
+    #[error("initial backoff delay must be greater than zero")]
+    ZeroInitialDelay,
+    /// The cap is below the first delay.
+    #[error(
+        "max backoff delay must be at least the initial delay, got max {max:?} < initial {initial:?}"
+    )]
+    InvertedDelays {
+        /// The initial delay.
+        initial: Duration,
+        /// The cap.
+        max: Duration,
+    },
+    /// The multiplier is NaN, infinite or below 1 (delays must not shrink).
+    #[error("backoff multiplier must be a finite number at least 1, got {0}")]
+    InvalidMultiplier(f64),
+}
+
+/// [`Retry::run`](crate::Retry::run) gave up. Every variant says how many
+/// attempts ran and carries the last error, if there was one.
+///
+/// `Display` needs only `E: Display`, and `Debug` needs nothing of `E` (it
+/// prints the error as `..`; use `Display` or [`last_error`](Self::last_error)
+/// to see it).
+#[derive(Error)]
+#[non_exhaustive]
+pub enum RetryError<E> {
+    /// Every allowed attempt failed; `error` is the last one's.
+    #[error("gave up after {}: {error}", Count(*.attempts, "attempt"))]
+    Exhausted {
+        /// How many attempts ran (the configured maximum).
+        attempts: u32,
+        /// The last attempt's error.
+        error: E,
+    },
+    /// The retry-if predicate refused to retry this error.
+    #[error("stopped after {}: the error is not retried: {error}", Count(*.attempts, "attempt"))]
+    NotRetryable {
+        /// How many attempts ran, the last being the one that failed so.
+        attempts: u32,
+        /// The error the predicate refused.
+        error: E,
+    },
+    /// The context was cancelled or its deadline passed, before an attempt
+    /// or during a backoff.
+    #[error("stopped after {}: {reason}{}", Count(*.attempts, "attempt"), LastError(.last))]
+    Cancelled {
+        /// How many attempts ran (0 if the context was done before the
+        /// first).
+        attempts: u32,
+        /// Why the context is done.
+        reason: Cancelled,
+        /// The last attempt's error, if any attempt ran.
+        last: Option<E>,
+    },
+    /// The next backoff would end at or past the context's deadline, so the
+    /// run stopped at once instead of sleeping.
+    #[error(
+        "stopped after {}: the next backoff of {delay:?} would end past the context's deadline; last error: {error}",
+        Count(*.attempts, "attempt")
+    )]
+    WouldExceedDeadline {
+        /// How many attempts ran.
+        attempts: u32,
+        /// The last attempt's error.
+        error: E,
+        /// The backoff that did not fit before the deadline.
+        delay: Duration,
+    },
+}
+
+impl<E> RetryError<E> {
+    /// How many times the operation ran.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Exhausted { attempts, .. }
+            | Self::NotRetryable { attempts, .. }
+            | Self::Cancelled { attempts, .. }
+            | Self::WouldExceedDeadline { attempts, .. } => *attempts,
+        }
+    }
+
+    /// The last attempt's error; `None` only for a run cancelled before its
+    /// first attempt.
+    pub fn last_error(&self) -> Option<&E> {
+        match self {
+            Self::Exhausted { error, .. }
+            | Self::NotRetryable { error, .. }
+            | Self::WouldExceedDeadline { error, .. } => Some(error),
+            Self::Cancelled { last, .. } => last.as_ref(),
+        }
+    }
+
+    /// Hands back the last attempt's error; `None` only for a run cancelled
+    /// before its first attempt.
+    pub fn into_last_error(self) -> Option<E> {
+        match self {
+            Self::Exhausted { error, .. }
+            | Self::NotRetryable { error, .. }
+            | Self::WouldExceedDeadline { error, .. } => Some(error),
+            Self::Cancelled { last, .. } => last,
+        }
+    }
+}
+
+impl<E> fmt::Debug for RetryError<E> {
+    /// Prints the error as `..`, so `E` need not be `Debug`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exhausted { attempts, .. } => f
+                .debug_struct("Exhausted")
+                .field("attempts", attempts)
+                .finish_non_exhaustive(),
+            Self::NotRetryable { attempts, .. } => f
+                .debug_struct("NotRetryable")
+                .field("attempts", attempts)
+                .finish_non_exhaustive(),
+            Self::Cancelled {
+                attempts, reason, ..
+            } => f
+                .debug_struct("Cancelled")
+                .field("attempts", attempts)
+                .field("reason", reason)
+                .finish_non_exhaustive(),
+            Self::WouldExceedDeadline {
+                attempts, delay, ..
+            } => f
+                .debug_struct("WouldExceedDeadline")
+                .field("attempts", attempts)
+                .field("delay", delay)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A count and its noun: "1 attempt", "3 attempts".
+struct Count(u32, &'static str);
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self(n, noun) = *self;
+        write!(f, "{n} {noun}{}", if n == 1 { "" } else { "s" })
+    }
+}
+
+/// "; last error: …", or nothing when no attempt ran.
+struct LastError<'a, E>(&'a Option<E>);
+
+impl<E: fmt::Display> fmt::Display for LastError<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(error) => write!(f, "; last error: {error}"),
+            None => Ok(()),
         }
     }
 }

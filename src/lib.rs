@@ -235,6 +235,92 @@
 //! * permits are returned by dropping them, so releasing more than was
 //!   acquired cannot happen; [`Semaphore::close`] wakes every waiter.
 //!
+//! # Rate limiting
+//!
+//! A [`RateLimiter`] is a token bucket: it holds up to `burst` tokens,
+//! refills at `rate` per second and starts full. Clones share one bucket,
+//! so give every worker a clone and call [`RateLimiter::wait`] before each
+//! job: the crew together keeps to the rate. The wait sleeps with
+//! [`Context::sleep`], so cancellation cuts it short and gives the tokens
+//! back, and a wait that could only end after the context's deadline fails
+//! at once without sleeping.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use brigade::{Context, RateLimiter, ThreadPool};
+//!
+//! let limiter = RateLimiter::new(200.0, 1)?; // 200 calls per second, no bursts
+//! let pool = ThreadPool::builder().workers(4).build()?;
+//! let started = Instant::now();
+//! let calls: Vec<_> = (0..20)
+//!     .map(|i| {
+//!         let limiter = limiter.clone();
+//!         pool.submit(move |ctx: &Context| -> Result<u32, brigade::RateError> {
+//!             limiter.wait(ctx)?; // before calling the rate-limited API
+//!             Ok(i)
+//!         })
+//!     })
+//!     .collect::<Result<_, _>>()
+//!     .map_err(|e| e.to_string())?;
+//! for call in calls {
+//!     call.join()??;
+//! }
+//! // 1 token at the start, then 19 more at 5 ms each: at least 95 ms.
+//! assert!(started.elapsed() >= Duration::from_millis(90));
+//!
+//! // The arithmetic has an explicit clock, for deterministic tests.
+//! let t0 = Instant::now();
+//! let bucket = RateLimiter::new(10.0, 3)?;
+//! assert!(bucket.try_acquire_at(t0, 3));
+//! assert!(!bucket.try_acquire_at(t0, 1));
+//! assert!(bucket.try_acquire_at(t0 + Duration::from_millis(100), 1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Differences from Go's `rate.Limiter`: construction rejects a zero,
+//! negative or non-finite rate and a zero burst ([`RateLimiter::unlimited`]
+//! stands for `rate.Inf`); asking for more than the burst is an error, not
+//! a reservation that is not OK; [`Reservation::cancel`] consumes the
+//! reservation, and dropping one does not cancel it (as in Go); rate and
+//! burst are fixed, so there is no `SetLimit`.
+//!
+//! # Retries
+//!
+//! [`Retry`] runs an operation until it succeeds, up to a number of
+//! attempts, pausing between them for a [`Backoff`]: exponential, capped,
+//! and with full jitter unless switched off. A retry-if predicate stops at
+//! permanent errors. The context bounds the whole run: every pause is
+//! [`Context::sleep`], and a pause that would end past the deadline is not
+//! started at all.
+//!
+//! ```
+//! use std::time::Duration;
+//! use brigade::{Backoff, Context, Retry, RetryError};
+//!
+//! let retry = Retry::builder()
+//!     .max_attempts(5)
+//!     .backoff(Backoff::new(Duration::from_millis(1), Duration::from_millis(20)))
+//!     .retry_if(|status: &u16| *status >= 500) // retry server errors only
+//!     .build()?;
+//! let ctx = Context::new().with_timeout(Duration::from_secs(10));
+//!
+//! let flaky = retry.run(&ctx, |_ctx, attempt| if attempt < 3 { Err(503) } else { Ok("body") });
+//! assert_eq!(flaky.ok(), Some("body"));
+//!
+//! let missing: Result<&str, _> = retry.run(&ctx, |_ctx, _attempt| Err(404));
+//! match missing {
+//!     Err(RetryError::NotRetryable { attempts: 1, error: 404 }) => {}
+//!     other => panic!("a 404 is not retried: {other:?}"),
+//! }
+//! # Ok::<(), brigade::RetrySettingsError>(())
+//! ```
+//!
+//! Differences from the Go guide's retry loop: the pause wakes on
+//! cancellation instead of being a naked `time.Sleep`; jitter and a cap are
+//! built in; a predicate marks permanent errors; there is no pause after
+//! the final failure; and the error reports how many attempts ran along
+//! with the last error.
+//!
 //! # Panics and supervision
 //!
 //! A panicking job does not take the pool down. The panic is caught,
@@ -321,6 +407,8 @@
 //! | per-job `context.WithTimeout` | [`Builder::job_timeout`] |
 //! | `recover()` in the worker + restart | built in: `catch_unwind`, respawn, [`PanicPolicy`] |
 //! | drain / cancel / stop-accept-then-drain | [`ThreadPool::join`], [`ThreadPool::shutdown_now`], [`ThreadPool::shutdown_timeout`] |
+//! | `rate.NewLimiter` + `limiter.Wait(ctx)` in the worker | [`RateLimiter`], [`RateLimiter::wait`] |
+//! | retry loop with backoff | [`Retry`], [`Backoff`] |
 //! | expvar counters | [`ThreadPool::stats`] |
 
 #![deny(missing_docs)]
@@ -334,6 +422,8 @@
 // Everything that starts OS threads of its own is left out.
 mod context;
 mod error;
+mod rate;
+mod retry;
 mod semaphore;
 pub mod sizing;
 mod sync;
@@ -356,9 +446,12 @@ mod worker_pool;
 
 pub use context::Context;
 pub use error::{
-    AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, SemaphoreError,
-    SizingError, SpawnError, SubmitError, TrySubmitError,
+    AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, RateError,
+    RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError, SubmitError,
+    TrySubmitError,
 };
+pub use rate::{RateLimiter, Reservation};
+pub use retry::{Backoff, Retry, RetryBuilder};
 pub use semaphore::{Permit, Semaphore};
 pub use sizing::Sizing;
 
