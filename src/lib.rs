@@ -277,6 +277,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A pool can do the waiting itself: built with
+//! [`Builder::rate_limit`], its workers take a token before they *start*
+//! each job, and the wait wakes when the pool is cancelled.
+//!
+//! ```
+//! use brigade::{RateLimiter, ThreadPool};
+//!
+//! let pool = ThreadPool::builder().workers(4).rate_limit(RateLimiter::new(500.0, 5)?).build()?;
+//! for _ in 0..20 {
+//!     pool.execute(|| { /* call the rate-limited API */ }).map_err(|e| e.to_string())?;
+//! }
+//! pool.join();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Differences from Go's `rate.Limiter`: construction rejects a zero,
 //! negative or non-finite rate and a zero burst ([`RateLimiter::unlimited`]
 //! stands for `rate.Inf`); asking for more than the burst is an error, not

@@ -279,6 +279,7 @@ where
                 panic_policy: PanicPolicy::Respawn,
                 on_thread_start: None,
                 on_thread_exit: None,
+                rate_limit: None,
                 fed: true,
             };
             let crew = Crew::start(crew_config, wiring.ctx.clone(), exec, rx, || output.clone())

@@ -67,6 +67,7 @@ pub(crate) use worker::Worker;
 
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, TrySubmitError};
+use crate::rate::RateLimiter;
 use crate::stats::{Counters, Outcome, Stats, WorkerSlot};
 use crate::sync::{Arc, CachePadded, Condvar, Mutex, Ordering};
 
@@ -119,6 +120,8 @@ pub(crate) struct CrewConfig {
     pub(crate) panic_policy: PanicPolicy,
     pub(crate) on_thread_start: Option<Hook>,
     pub(crate) on_thread_exit: Option<Hook>,
+    /// Job starts wait for a token from this limiter, if any.
+    pub(crate) rate_limit: Option<RateLimiter>,
     /// Jobs arrive through the channel from someone other than
     /// [`Crew::submit`] (pipeline stages), which changes how `submitted`
     /// is counted.
@@ -345,9 +348,10 @@ impl<J, E> Shared<J, E> {
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn discard(&self, job: J) {
         let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
-        self.exec.discard(job, reason);
+        // Counted before the handle is told, as every outcome is.
         // ORDERING: Release pairs with the snapshot's Acquire (stats.rs).
         self.counters.discarded.fetch_add(1, Ordering::Release);
+        self.exec.discard(job, reason);
     }
 
     /// Discards every job queued now; returns how many.
@@ -423,6 +427,7 @@ mod tests {
             stack_size: None,
             panic_policy: PanicPolicy::Respawn,
             on_thread_start: None,
+            rate_limit: None,
             fed: false,
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);

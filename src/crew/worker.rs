@@ -8,6 +8,7 @@ use crossbeam_channel::{TryRecvError, select};
 
 use super::{CURRENT_CREW, Exec, PanicPolicy, Shared};
 use crate::context::Context;
+use crate::error::{Cancelled, RateError};
 use crate::stats::{Outcome, WorkerSlot};
 use crate::sync::{Arc, CachePadded, Ordering, Spin};
 use crate::unwind;
@@ -54,6 +55,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 self.discard(job);
                 break;
             }
+            let job = match self.pace(job) {
+                Some(job) => job,
+                None => continue,
+            };
             slot.set_busy(true);
             let worker = Worker {
                 slot,
@@ -82,6 +87,30 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             self.drain();
         }
         Exit::Done
+    }
+
+    /// Waits for the rate limiter, if any, before `job` may start. Returns
+    /// the job, or `None` after discarding it: the pool was cancelled during
+    /// the wait, or the wait would run past the pool's deadline.
+    fn pace(&self, job: J) -> Option<J> {
+        let Some(limiter) = &self.config.rate_limit else {
+            return Some(job);
+        };
+        match limiter.wait(&self.ctx) {
+            Ok(()) => Some(job),
+            Err(err) => {
+                let reason = match err {
+                    RateError::Cancelled(reason) => reason,
+                    // The job could not start before the pool's deadline.
+                    _ => Cancelled::DeadlineExceeded,
+                };
+                // Counted before the handle is told, as every outcome is.
+                // ORDERING: Release pairs with the snapshot's Acquire.
+                self.counters.discarded.fetch_add(1, Ordering::Release);
+                self.exec.discard(job, reason);
+                None
+            }
+        }
     }
 
     /// The next job, or `None` once the pool is cancelled or closed and

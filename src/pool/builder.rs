@@ -11,6 +11,7 @@ use super::job::PoolExec;
 use crate::context::Context;
 use crate::crew::{Crew, CrewConfig, Hook, PanicPolicy};
 use crate::error::BuildError;
+use crate::rate::RateLimiter;
 use crate::sizing::Sizing;
 
 /// The queue capacity when none is set.
@@ -33,6 +34,7 @@ pub(crate) struct Options {
     pub(crate) panic_policy: PanicPolicy,
     pub(crate) on_thread_start: Option<Hook>,
     pub(crate) on_thread_exit: Option<Hook>,
+    pub(crate) rate_limit: Option<RateLimiter>,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             panic_policy: PanicPolicy::Respawn,
             on_thread_start: None,
             on_thread_exit: None,
+            rate_limit: None,
         }
     }
 }
@@ -84,6 +87,7 @@ impl Options {
             panic_policy: self.panic_policy,
             on_thread_start: self.on_thread_start,
             on_thread_exit: self.on_thread_exit,
+            rate_limit: self.rate_limit,
             fed: false,
         };
         Ok((config, ctx))
@@ -109,6 +113,7 @@ impl fmt::Debug for Options {
             .field("panic_policy", &self.panic_policy)
             .field("on_thread_start", &hook(&self.on_thread_start))
             .field("on_thread_exit", &hook(&self.on_thread_exit))
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -232,6 +237,17 @@ macro_rules! common_setters {
         /// The hook may be invoked on several threads at once.
         pub fn on_thread_exit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
             self.options.on_thread_exit = Some($crate::sync::Arc::new(hook));
+            self
+        }
+
+        /// Paces job *starts*: before a worker starts a job it waits for a
+        /// token from `limiter` (the Go guide's `limiter.Wait(ctx)` in the
+        /// worker). The wait wakes on the pool's cancellation; a job that
+        /// could not start before the pool's deadline is discarded and
+        /// reported cancelled with `DeadlineExceeded`. Clones of one
+        /// limiter share its budget, across pools too.
+        pub fn rate_limit(mut self, limiter: $crate::rate::RateLimiter) -> Self {
+            self.options.rate_limit = Some(limiter);
             self
         }
     };
