@@ -17,10 +17,12 @@
 //!   lock, either because it was granted (by a release) or because it gave
 //!   up (cancellation, timeout, close). A cancellation merely *wakes* the
 //!   waiter, through a [`Context`] done-hook; the waiter then takes the
-//!   lock, and if a release granted it in the meantime it keeps the
-//!   permits (as Go does) instead of handing them back. A waiter that gives
-//!   up from the head of the queue re-runs the grant loop, so the smaller
-//!   waiters it was blocking are not left asleep with permits free.
+//!   lock and leaves the queue. If a release granted it in the meantime, a
+//!   cancelled waiter hands the permits straight back (so `Cancelled`
+//!   always means the context won, as in Go since go.dev/issue/63615),
+//!   while a timed-out one keeps them. A waiter that gives up from the
+//!   head of the queue re-runs the grant loop, so the smaller waiters it
+//!   was blocking are not left asleep with permits free.
 //! * **Too large a request** fails at once rather than sleeping forever.
 //!
 //! Lock order: the semaphore's lock, then a waiter's. A done-hook takes
@@ -182,8 +184,9 @@ impl Semaphore {
     /// # Errors
     ///
     /// [`AcquireError::Cancelled`] if `ctx` is done — already (even if
-    /// permits are free), or while waiting (unless the permits were granted
-    /// first); [`AcquireError::TooMany`]; [`AcquireError::Closed`].
+    /// permits are free), or while waiting (permits granted at the same
+    /// moment are handed back); [`AcquireError::TooMany`];
+    /// [`AcquireError::Closed`].
     ///
     /// # Examples
     ///
@@ -328,16 +331,26 @@ impl Semaphore {
         if let Some((ctx, hooked)) = hooked {
             ctx.remove_hook(hooked);
         }
-        // Having given up, leave the queue — unless a release granted the
-        // permits first, in which case keep them.
-        if woken.granted || self.leave(&waiter) {
+        if woken.granted && woken.interrupt.is_none() {
             return Ok(self.permit(n));
         }
-        Err(match woken.interrupt {
-            Some(Interrupt::Cancelled(reason)) => AcquireError::Cancelled(reason),
-            Some(Interrupt::Closed) => AcquireError::Closed,
-            None => AcquireError::TimedOut,
-        })
+        // Leave the queue; a release may have granted the permits while we
+        // were being woken. A timed-out waiter keeps such permits. A
+        // cancelled one gives them back (handing them on to the waiters
+        // behind it): the caller must be able to trust `Cancelled` to mean
+        // the context won, as in Go since go.dev/issue/63615.
+        let granted = woken.granted || self.leave(&waiter);
+        match woken.interrupt {
+            None if granted => Ok(self.permit(n)),
+            None => Err(AcquireError::TimedOut),
+            Some(Interrupt::Cancelled(reason)) => {
+                if granted {
+                    drop(self.permit(n));
+                }
+                Err(AcquireError::Cancelled(reason))
+            }
+            Some(Interrupt::Closed) => Err(AcquireError::Closed),
+        }
     }
 
     /// A permit for `n` permits already taken from the count.
@@ -405,9 +418,12 @@ impl Waiter {
         }
     }
 
+    /// Records why the waiter must stop waiting — even if a grant got
+    /// there first: a cancellation that happened before the waiter could
+    /// register its hook still wins (`acquire_with` hands the permits back).
     fn interrupt(&self, why: Interrupt) {
         let mut signal = self.signal.lock();
-        if !signal.granted && signal.interrupt.is_none() {
+        if signal.interrupt.is_none() {
             signal.interrupt = Some(why);
             self.wake.notify_one();
         }
