@@ -37,7 +37,7 @@ impl<R> Batch<R> {
         Self::Values(Vec::new().into_iter())
     }
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Result<R, JobError>> {
         match self {
             Self::Values(values) => values.next().map(Ok),
@@ -134,6 +134,11 @@ struct Run<R> {
     current: Batch<R>,
     current_offset: usize,
     inline: bool,
+    /// The progress counter (items yielded when ordered, the offset of the
+    /// next result when not) below which the window cannot have room, so
+    /// the consumer need not try to refill: it keeps the per-item path to a
+    /// comparison. Reset to 0 whenever the window might have moved.
+    refill_at: usize,
 }
 
 impl<R> Run<R> {
@@ -190,6 +195,7 @@ where
         self.chunk_size = Some(items);
         if let Some(run) = &mut self.run {
             run.chunk = items;
+            run.refill_at = 0;
         }
         self
     }
@@ -200,6 +206,7 @@ where
         self.window = Some(items);
         if let Some(run) = &mut self.run {
             run.window = items.max(run.chunk);
+            run.refill_at = 0;
         }
         self
     }
@@ -231,6 +238,7 @@ where
             current: Batch::empty(),
             current_offset: 0,
             inline: self.pool.crew.on_own_worker(),
+            refill_at: 0,
         }
     }
 
@@ -243,7 +251,15 @@ where
         loop {
             // Refill before yielding: the result about to be yielded still
             // counts against the window until it is handed over.
-            self.refill();
+            let run = self.run.as_mut()?;
+            let progress = if ordered {
+                run.yielded
+            } else {
+                run.current_offset
+            };
+            if progress >= run.refill_at {
+                self.refill();
+            }
             let run = self.run.as_mut()?;
             if let Some(result) = run.current.next() {
                 let offset = run.current_offset;
@@ -272,6 +288,8 @@ where
                 let _ = run.pending.insert(index, results);
             } else {
                 run.take_chunk(index, results);
+                // The frontier may have jumped: look at the window again.
+                run.refill_at = 0;
                 let _ = run.received.insert(index, ());
                 while run.received.pop().is_some() {}
                 let settled = run.received.next();
@@ -293,10 +311,14 @@ where
         loop {
             let out = run.taken - run.frontier(self.ordered);
             if out != 0 && out + run.chunk > run.window {
+                // Room comes back once progress passes this point (the
+                // frontier never runs ahead of the progress counter).
+                run.refill_at = (run.taken + run.chunk).saturating_sub(run.window);
                 return;
             }
             let items: Vec<I::Item> = self.input.by_ref().take(run.chunk).collect();
             if items.is_empty() {
+                run.refill_at = usize::MAX;
                 return;
             }
             let index = run.next_chunk;
@@ -334,7 +356,24 @@ where
 {
     type Item = Result<R, JobError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        // Fast path, a few instructions per item: a result is at hand and
+        // the window cannot have room yet.
+        if let Some(run) = &mut self.run {
+            let progress = if self.ordered {
+                run.yielded
+            } else {
+                run.current_offset
+            };
+            if progress < run.refill_at {
+                if let Some(result) = run.current.next() {
+                    run.current_offset += 1;
+                    run.yielded += 1;
+                    return Some(result);
+                }
+            }
+        }
         self.next_indexed().map(|(_, result)| result)
     }
 
