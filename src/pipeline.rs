@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 use crossbeam_channel::{Receiver, Select, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, CrewConfig, Exec, Finish, PanicPolicy, Worker, call, job_context, send};
+use crate::crew::{Crew, CrewConfig, Exec, Finish, PanicPolicy, Worker, call, send};
 use crate::error::{BuildError, Cancelled};
 use crate::ordered::{Window, window_size};
 use crate::pool::MAX_QUEUE_CAPACITY;
@@ -464,8 +464,10 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Exec<Item<A>> for 
 
     fn run(&self, item: Item<A>, worker: &Worker<'_>, next: &mut Self::Local) -> Outcome {
         let Item { index, value } = item;
-        let (ctx, _) = job_context(&self.ctx, None);
-        let error = match call(&ctx, None, |ctx| (self.f)(ctx, value)) {
+        let (ctx, _) = worker.job_context(None);
+        let finished = call(&ctx, None, |ctx| (self.f)(ctx, value));
+        worker.recycle(ctx);
+        let error = match finished {
             Finish::Value(Ok(value)) => {
                 worker.record(&Outcome::Completed);
                 // On cancellation the item is dropped: the run is over.

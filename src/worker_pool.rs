@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, Exec, SendFail, Worker, call, job_context, send};
+use crate::crew::{Crew, Exec, SendFail, Worker, call, send};
 use crate::error::{BuildError, Cancelled, JobError, SubmitError, TrySubmitError};
 use crate::ordered::{Reorder, window_size};
 use crate::pool::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Options, common_setters};
@@ -79,8 +79,9 @@ impl<J: Send + 'static, R: Send + 'static> Exec<Indexed<J>> for WorkerExec<J, R>
 
     fn run(&self, job: Indexed<J>, worker: &Worker<'_>, results: &mut Self::Local) -> Outcome {
         let Indexed { index, job } = job;
-        let (ctx, own_deadline) = job_context(&self.ctx, self.job_timeout);
+        let (ctx, own_deadline) = worker.job_context(self.job_timeout);
         let finish = call(&ctx, own_deadline, |ctx| (self.handler)(ctx, job));
+        worker.recycle(ctx);
         let outcome = finish.outcome();
         worker.record(&outcome);
         let output = Output {

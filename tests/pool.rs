@@ -479,9 +479,11 @@ fn job_contexts_do_not_pile_up_in_the_pool_context() {
         for handle in handles {
             assert_eq!(handle.join(), Ok(Ok(())));
         }
+        // Each worker keeps one registered context of its own, the parent
+        // of its jobs' contexts; job contexts add nothing that stays.
         assert!(
-            wait_until(LONG, || pool.context().registered_children() == 0),
-            "{} job contexts left registered",
+            wait_until(LONG, || pool.context().registered_children() <= 2),
+            "{} contexts left registered",
             pool.context().registered_children()
         );
     });

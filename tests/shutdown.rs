@@ -462,7 +462,9 @@ fn every_job_closure_is_dropped_once() {
                 .unwrap_err();
             drop(err.into_inner());
         }
-        assert_eq!(drops.load(Ordering::SeqCst), 1 + 2);
+        // Cancelling a queued job releases its closure at once; the two
+        // handed-back closures were dropped by the test.
+        assert_eq!(drops.load(Ordering::SeqCst), 1 + 4 + 2);
 
         let report = pool.shutdown_now();
 

@@ -203,15 +203,28 @@ impl Context {
     /// A child with an optional deadline of its own.
     pub(crate) fn derive(&self, own: Option<Instant>) -> Self {
         let parent = &self.node;
-        let (deadline, own_timer) = match (own, parent.deadline) {
-            (Some(own), Some(inherited)) if own < inherited => (Some(own), true),
-            (Some(own), None) => (Some(own), true),
-            (_, inherited) => (inherited, false),
-        };
+        let (deadline, own_timer) = effective_deadline(own, parent.deadline);
         let parent = parent.cancellable.then(|| Arc::clone(parent));
         Self {
             node: Arc::new(Node::new(parent, deadline, own_timer, true)),
         }
+    }
+
+    /// A child like [`derive`](Self::derive) that reuses `spare`'s
+    /// allocation when nothing else can reach it: no clone, no registration
+    /// (registrations and timer entries hold weak references, so
+    /// `Arc::get_mut` refuses them), and the same parent. Workers keep their
+    /// last job's context as the spare, so a job whose context is not kept
+    /// allocates nothing for it.
+    pub(crate) fn derive_reusing(&self, own: Option<Instant>, spare: Option<Context>) -> Self {
+        if let Some(mut spare) = spare {
+            if let Some(node) = Arc::get_mut(&mut spare.node) {
+                if node.reset_as_child_of(&self.node, own) {
+                    return spare;
+                }
+            }
+        }
+        self.derive(own)
     }
 
     /// Cancels this context and all its descendants with
@@ -326,6 +339,15 @@ impl Context {
         self.node.state.lock().children.len()
     }
 
+    /// Registers this context with its ancestors (and the timer) for
+    /// propagated cancellation, as [`done`](Self::done) does, without
+    /// making a channel.
+    pub(crate) fn link(&self) {
+        if self.node.cancellable {
+            self.node.link();
+        }
+    }
+
     /// Runs `hook` once, with the reason, when this context becomes done —
     /// cancelled or past its deadline, its own or an ancestor's. Like Go's
     /// `context.AfterFunc`, for waits that cannot `select` on
@@ -369,6 +391,16 @@ impl Context {
     }
 }
 
+/// A child's deadline: the earlier of its own and the inherited one, and
+/// whether its own is the earlier (then it needs its own timer entry).
+fn effective_deadline(own: Option<Instant>, inherited: Option<Instant>) -> (Option<Instant>, bool) {
+    match (own, inherited) {
+        (Some(own), Some(inherited)) if own < inherited => (Some(own), true),
+        (Some(own), None) => (Some(own), true),
+        (_, inherited) => (inherited, false),
+    }
+}
+
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
@@ -396,6 +428,23 @@ impl Node {
             status: AtomicU8::new(LIVE),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Makes this unreachable node a fresh child of `parent` with an own
+    /// deadline `own`, as `derive` would build it. Returns `false` (and
+    /// changes nothing) unless it already is an unregistered child of
+    /// `parent`.
+    fn reset_as_child_of(&mut self, parent: &Arc<Node>, own: Option<Instant>) -> bool {
+        let same_parent = self.parent.as_ref().is_some_and(|p| Arc::ptr_eq(p, parent));
+        if !same_parent || self.linked.load(Ordering::Relaxed) {
+            return false;
+        }
+        let (deadline, own_timer) = effective_deadline(own, parent.deadline);
+        self.deadline = deadline;
+        self.own_timer = own_timer;
+        self.status = AtomicU8::new(LIVE);
+        *self.state.get_mut() = State::default();
+        true
     }
 
     fn key(&self) -> usize {

@@ -3,6 +3,7 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{TryRecvError, select};
 
@@ -16,12 +17,36 @@ use crate::unwind;
 /// The running worker, as a job sees it: where to record its outcome.
 pub(crate) struct Worker<'a> {
     slot: &'a WorkerSlot,
+    /// This worker's own registered child of the pool's context: the
+    /// parent of the jobs it runs (see `Shared::work`).
+    ctx: &'a Context,
+    /// The last job's context, kept for reuse (see `job_context`).
+    spare: &'a Cell<Option<Context>>,
     recorded: Cell<bool>,
     /// The pool's context under `PanicPolicy::CancelPool`, else `None`.
     cancel_on_panic: Option<&'a Context>,
 }
 
 impl Worker<'_> {
+    /// The context jobs on this worker descend from: cancelled with the
+    /// pool's.
+    pub(crate) fn context(&self) -> &Context {
+        self.ctx
+    }
+
+    /// A context for a job starting now, with the per-job `timeout`, and
+    /// the job's own deadline. Reuses the last job's context allocation
+    /// when that job kept no reference to it.
+    pub(crate) fn job_context(&self, timeout: Option<Duration>) -> (Context, Option<Instant>) {
+        let own = timeout.and_then(|t| Instant::now().checked_add(t));
+        (self.ctx.derive_reusing(own, self.spare.take()), own)
+    }
+
+    /// Hands a finished job's context back for reuse by the next job.
+    pub(crate) fn recycle(&self, ctx: Context) {
+        self.spare.set(Some(ctx));
+    }
+
     /// Counts the job's outcome now, marks the worker idle and, for a panic
     /// under `PanicPolicy::CancelPool`, cancels the pool — all before the
     /// job hands its result over, so whoever receives it sees the effects.
@@ -49,6 +74,14 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn work(&self, index: usize, slot: &WorkerSlot, local: &mut E::Local) -> Exit {
         let cancel_on_panic =
             (self.config.panic_policy == PanicPolicy::CancelPool).then_some(&self.ctx);
+        // Job contexts descend from a context of this worker's own rather
+        // than from the pool's: creating and dropping a child touches its
+        // parent's reference count, and on the pool's context that count
+        // would bounce between every worker's cache. Registered once, so
+        // the pool's cancellation still reaches every job.
+        let worker_ctx = self.ctx.child();
+        worker_ctx.link();
+        let spare = Cell::new(None);
         while let Some(job) = self.next_job() {
             slot.count_received();
             if self.ctx.is_done() {
@@ -62,6 +95,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             slot.set_busy(true);
             let worker = Worker {
                 slot,
+                ctx: &worker_ctx,
+                spare: &spare,
                 recorded: Cell::new(false),
                 cancel_on_panic,
             };

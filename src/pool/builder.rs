@@ -280,10 +280,7 @@ impl Builder {
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let job_timeout = self.options.job_timeout;
         let (config, ctx) = self.options.validate()?;
-        let exec = PoolExec {
-            ctx: ctx.clone(),
-            job_timeout,
-        };
+        let exec = PoolExec { job_timeout };
         let (tx, rx) = config.channel();
         let crew = Crew::start(config, ctx, exec, rx, || ())?;
         Ok(ThreadPool {

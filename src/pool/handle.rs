@@ -1,39 +1,59 @@
 //! [`JobHandle`]: the caller's end of one submitted job.
 //!
-//! The handle and the job share a [`Packet`] (a mutex-guarded slot and a
-//! condition variable; no channel per job). The slot moves
-//! `Queued → Running → Done → Taken`, or `Queued → Done` when the job is
-//! cancelled before it starts. The job side holds a [`Completer`], whose
-//! `Drop` fills the slot with `Cancelled` if the job is dropped without
-//! running, so a handle can never wait forever.
+//! The queue and the handle share one [`JobCell`]: the closure, a
+//! mutex-guarded state and a condition variable, in a single allocation
+//! (no channel and no second allocation per job). The state moves
+//! `Queued(f) → Running(ctx) → Done(result) → Taken`, or `Queued → Done`
+//! when the job is cancelled or discarded before it starts. The queue's
+//! reference is a [`SharedTask`], whose `Drop` discards a job that was
+//! never run, so a handle can never wait forever.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::job::PoolExec;
 use crate::context::Context;
+use crate::crew::{Worker, call};
 use crate::error::{Cancelled, JobError};
+use crate::stats::Outcome;
 use crate::sync::{Arc, Condvar, Mutex};
+use crate::unwind;
 
-/// The state one job and its handle share.
-pub(crate) struct Packet<T> {
-    slot: Mutex<Slot<T>>,
+/// One submitted job and its result, shared by the queue and the handle.
+pub(crate) struct JobCell<F, T> {
+    state: Mutex<State<F, T>>,
     ready: Condvar,
 }
 
-enum Slot<T> {
+enum State<F, T> {
     /// In the queue; `cancel` now means it never runs.
-    Queued,
+    Queued(F),
     /// Running under this context; `cancel` cancels it.
     Running(Context),
-    /// Finished (or cancelled before it started); the handle may take it.
+    /// Finished, or cancelled before it started; the handle may take it.
     Done(Result<T, JobError>),
-    /// The handle took the result.
+    /// The handle took the result (or a rejected submit took the closure
+    /// back).
     Taken,
 }
 
-/// The job's side of a [`Packet`]: delivers exactly one result.
-pub(crate) struct Completer<T> {
-    packet: Option<Arc<Packet<T>>>,
+/// What the queue needs of a cell, with the closure type erased.
+pub(crate) trait CellJob: Send + Sync {
+    fn run(&self, exec: &PoolExec, worker: &Worker<'_>) -> Outcome;
+    fn discard(&self, reason: Cancelled);
+}
+
+/// What a handle needs of a cell, with the closure type erased.
+trait CellResult<T>: Send + Sync {
+    fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>>;
+    fn cancel(&self);
+    fn is_finished(&self) -> bool;
+}
+
+/// The queue's reference to a cell. Dropped without running (or being
+/// discarded), it discards the job, so its handle is told.
+pub(crate) struct SharedTask {
+    cell: Option<Arc<dyn CellJob>>,
 }
 
 /// A handle to a job submitted with [`ThreadPool::submit`](crate::ThreadPool::submit).
@@ -56,76 +76,160 @@ pub(crate) struct Completer<T> {
 /// ```
 #[must_use = "dropping a JobHandle detaches the job and discards its result"]
 pub struct JobHandle<T> {
-    packet: Arc<Packet<T>>,
+    cell: Arc<dyn CellResult<T>>,
 }
 
-pub(crate) fn pair<T>() -> (Completer<T>, JobHandle<T>) {
-    let packet = Arc::new(Packet {
-        slot: Mutex::new(Slot::Queued),
-        ready: Condvar::new(),
-    });
-    (
-        Completer {
-            packet: Some(Arc::clone(&packet)),
-        },
-        JobHandle { packet },
-    )
-}
-
-impl<T> Completer<T> {
-    /// Marks the job running under `ctx`. Returns `false` if it was
-    /// cancelled first: then it must not run.
-    pub(crate) fn start(&self, ctx: &Context) -> bool {
-        let Some(packet) = &self.packet else {
-            return false;
+impl<F, T> JobCell<F, T>
+where
+    F: FnOnce(&Context) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    /// A cell for `f`, and the queue's reference to it.
+    pub(crate) fn new(f: F) -> (Arc<Self>, SharedTask) {
+        let cell = Arc::new(Self {
+            state: Mutex::new(State::Queued(f)),
+            ready: Condvar::new(),
+        });
+        let task = SharedTask {
+            cell: Some(Arc::clone(&cell) as Arc<dyn CellJob>),
         };
-        let mut slot = packet.slot.lock();
-        match *slot {
-            Slot::Queued => {
-                *slot = Slot::Running(ctx.clone());
-                true
+        (cell, task)
+    }
+
+    /// The handle for this cell.
+    pub(crate) fn handle(self: Arc<Self>) -> JobHandle<T> {
+        JobHandle { cell: self }
+    }
+
+    /// Takes the closure back from a job that was never accepted.
+    pub(crate) fn take_closure(&self) -> Option<F> {
+        let mut state = self.state.lock();
+        match std::mem::replace(&mut *state, State::Taken) {
+            State::Queued(f) => Some(f),
+            other => {
+                *state = other;
+                None
             }
-            _ => false,
         }
     }
 
-    /// Delivers the result and wakes the handle.
-    pub(crate) fn complete(mut self, result: Result<T, JobError>) {
-        if let Some(packet) = self.packet.take() {
-            packet.fill(result);
-        }
-    }
-
-    /// The job will never run: tell the handle why.
-    pub(crate) fn discard(mut self, reason: Cancelled) {
-        if let Some(packet) = self.packet.take() {
-            packet.fill(Err(JobError::Cancelled(reason)));
-        }
-    }
-
-    /// Drops the packet without telling anyone: for a job that was handed
-    /// back to its submitter before a handle was given out.
-    pub(crate) fn forget(mut self) {
-        self.packet = None;
-    }
-}
-
-impl<T> Drop for Completer<T> {
-    fn drop(&mut self) {
-        if let Some(packet) = self.packet.take() {
-            packet.fill(Err(JobError::Cancelled(Cancelled::Canceled)));
-        }
-    }
-}
-
-impl<T> Packet<T> {
-    /// Stores `result` unless one is already there (a job cancelled before
-    /// it started keeps its `Cancelled`).
+    /// Stores `result` unless one is already there, and wakes the handle.
     fn fill(&self, result: Result<T, JobError>) {
-        let mut slot = self.slot.lock();
-        if matches!(*slot, Slot::Queued | Slot::Running(_)) {
-            *slot = Slot::Done(result);
+        let mut state = self.state.lock();
+        if matches!(*state, State::Queued(_) | State::Running(_)) {
+            let previous = std::mem::replace(&mut *state, State::Done(result));
             self.ready.notify_all();
+            drop(state);
+            // A queued closure is dropped outside the lock, quietly.
+            unwind::drop_quietly(previous);
+        }
+    }
+}
+
+impl<F, T> CellJob for JobCell<F, T>
+where
+    F: FnOnce(&Context) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(&self, exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
+        let (ctx, own_deadline) = worker.job_context(exec.job_timeout);
+        let f = {
+            let mut state = self.state.lock();
+            match std::mem::replace(&mut *state, State::Running(ctx.clone())) {
+                State::Queued(f) => f,
+                other => {
+                    // Cancelled through the handle before it started.
+                    *state = other;
+                    drop(state);
+                    worker.recycle(ctx);
+                    return Outcome::Skipped;
+                }
+            }
+        };
+        let finish = call(&ctx, own_deadline, f);
+        let outcome = finish.outcome();
+        worker.record(&outcome);
+        self.fill(finish.into_result());
+        worker.recycle(ctx);
+        outcome
+    }
+
+    fn discard(&self, reason: Cancelled) {
+        self.fill(Err(JobError::Cancelled(reason)));
+    }
+}
+
+impl<F, T> CellResult<T> for JobCell<F, T>
+where
+    F: Send,
+    T: Send,
+{
+    fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>> {
+        let mut state = self.state.lock();
+        loop {
+            match std::mem::replace(&mut *state, State::Taken) {
+                State::Done(result) => return Some(result),
+                State::Taken => return Some(Err(JobError::AlreadyJoined)),
+                pending => *state = pending,
+            }
+            match deadline {
+                None => self.ready.wait(&mut state),
+                Some(deadline) => {
+                    if self.ready.wait_until(&mut state, deadline).timed_out() {
+                        return match std::mem::replace(&mut *state, State::Taken) {
+                            State::Done(result) => Some(result),
+                            pending => {
+                                *state = pending;
+                                None
+                            }
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    fn cancel(&self) {
+        let mut state = self.state.lock();
+        match &*state {
+            State::Queued(_) => {
+                let queued = std::mem::replace(
+                    &mut *state,
+                    State::Done(Err(JobError::Cancelled(Cancelled::Canceled))),
+                );
+                self.ready.notify_all();
+                drop(state);
+                unwind::drop_quietly(queued);
+            }
+            State::Running(ctx) => ctx.cancel(),
+            State::Done(_) | State::Taken => {}
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(*self.state.lock(), State::Done(_) | State::Taken)
+    }
+}
+
+impl SharedTask {
+    pub(crate) fn run(mut self, exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
+        match self.cell.take() {
+            Some(cell) => cell.run(exec, worker),
+            None => Outcome::Skipped,
+        }
+    }
+
+    pub(crate) fn discard(mut self, reason: Cancelled) {
+        if let Some(cell) = self.cell.take() {
+            cell.discard(reason);
+        }
+    }
+}
+
+impl Drop for SharedTask {
+    fn drop(&mut self) {
+        if let Some(cell) = self.cell.take() {
+            cell.discard(Cancelled::Canceled);
         }
     }
 }
@@ -143,13 +247,7 @@ impl<T> JobHandle<T> {
     /// * [`JobError::AlreadyJoined`] if [`join_timeout`](Self::join_timeout)
     ///   already returned the result.
     pub fn join(self) -> Result<T, JobError> {
-        let mut slot = self.packet.slot.lock();
-        loop {
-            if let Some(result) = take(&mut slot) {
-                return result;
-            }
-            self.packet.ready.wait(&mut slot);
-        }
+        self.cell.wait(None).unwrap_or(Err(JobError::AlreadyJoined))
     }
 
     /// Waits at most `timeout` for the job. `None` means it has not finished
@@ -157,59 +255,25 @@ impl<T> JobHandle<T> {
     /// would have returned, after which the result is gone and later joins
     /// return [`JobError::AlreadyJoined`].
     pub fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, JobError>> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut slot = self.packet.slot.lock();
-        loop {
-            if let Some(result) = take(&mut slot) {
-                return Some(result);
-            }
-            match deadline {
-                Some(deadline) => {
-                    if self
-                        .packet
-                        .ready
-                        .wait_until(&mut slot, deadline)
-                        .timed_out()
-                    {
-                        return take(&mut slot);
-                    }
-                }
-                None => self.packet.ready.wait(&mut slot),
-            }
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.cell.wait(Some(deadline)),
+            None => self.cell.wait(None),
         }
     }
 
-    /// Cancels the job. If it has not started, it never will, and the handle
-    /// reports [`JobError::Cancelled`] at once. If it is running, its
+    /// Cancels the job. If it has not started, it never will: the handle
+    /// reports [`JobError::Cancelled`] at once and the closure is dropped
+    /// now, not when the queue reaches it. If it is running, its
     /// context is cancelled (cooperatively: the job must look). If it has
     /// finished, nothing happens.
     pub fn cancel(&self) {
-        let mut slot = self.packet.slot.lock();
-        match &*slot {
-            Slot::Queued => {
-                *slot = Slot::Done(Err(JobError::Cancelled(Cancelled::Canceled)));
-                self.packet.ready.notify_all();
-            }
-            Slot::Running(ctx) => ctx.cancel(),
-            Slot::Done(_) | Slot::Taken => {}
-        }
+        self.cell.cancel();
     }
 
     /// Whether a result is ready (including a cancellation), so that
     /// [`join`](Self::join) would not block.
     pub fn is_finished(&self) -> bool {
-        matches!(*self.packet.slot.lock(), Slot::Done(_) | Slot::Taken)
-    }
-}
-
-fn take<T>(slot: &mut Slot<T>) -> Option<Result<T, JobError>> {
-    match std::mem::replace(slot, Slot::Taken) {
-        Slot::Done(result) => Some(result),
-        Slot::Taken => Some(Err(JobError::AlreadyJoined)),
-        pending => {
-            *slot = pending;
-            None
-        }
+        self.cell.is_finished()
     }
 }
 

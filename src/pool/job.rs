@@ -4,15 +4,32 @@
 use std::any::Any;
 use std::time::Duration;
 
-use super::handle::{Completer, JobHandle, pair};
-use crate::context::Context;
-use crate::crew::{Exec, Worker, call, job_context};
+use super::handle::SharedTask;
+use crate::crew::{Exec, Worker};
 use crate::error::Cancelled;
 use crate::stats::Outcome;
 use crate::unwind;
 
-/// A queued job of any closure type.
-pub(crate) type Task = Box<dyn Job>;
+/// A queued job of any closure type: boxed and run once (`execute`, map
+/// chunks, scoped jobs), or a cell shared with a [`JobHandle`](super::JobHandle)
+/// (`submit`).
+pub(crate) enum Task {
+    Boxed(Box<dyn Job>),
+    Shared(SharedTask),
+}
+
+impl Task {
+    pub(crate) fn boxed(job: impl Job) -> Self {
+        Self::Boxed(Box::new(job))
+    }
+
+    pub(crate) fn discard(self, reason: Cancelled) {
+        match self {
+            Self::Boxed(job) => job.discard(reason),
+            Self::Shared(task) => task.discard(reason),
+        }
+    }
+}
 
 pub(crate) trait Job: Send + 'static {
     fn run(self: Box<Self>, exec: &PoolExec, worker: &Worker<'_>) -> Outcome;
@@ -26,7 +43,6 @@ pub(crate) trait Job: Send + 'static {
 /// context-taking job a child of the pool's context, narrowed by the
 /// per-job timeout.
 pub(crate) struct PoolExec {
-    pub(crate) ctx: Context,
     pub(crate) job_timeout: Option<Duration>,
 }
 
@@ -35,7 +51,10 @@ impl Exec<Task> for PoolExec {
 
     #[inline]
     fn run(&self, job: Task, worker: &Worker<'_>, (): &mut ()) -> Outcome {
-        job.run(self, worker)
+        match job {
+            Task::Boxed(job) => job.run(self, worker),
+            Task::Shared(task) => task.run(self, worker),
+        }
     }
 
     fn discard(&self, job: Task, reason: Cancelled) {
@@ -63,67 +82,14 @@ impl<F: FnOnce() + Send + 'static> Job for ExecJob<F> {
     }
 }
 
-/// A context-taking closure from `submit`, with the completer that
-/// delivers its result to the [`JobHandle`].
-pub(crate) struct SubmitJob<F, T> {
-    f: F,
-    done: Completer<T>,
-}
-
-impl<F, T> SubmitJob<F, T>
-where
-    F: FnOnce(&Context) -> T + Send + 'static,
-    T: Send + 'static,
-{
-    pub(crate) fn boxed(f: F) -> (Task, JobHandle<T>) {
-        let (done, handle) = pair();
-        (Box::new(Self { f, done }), handle)
-    }
-}
-
-impl<F, T> Job for SubmitJob<F, T>
-where
-    F: FnOnce(&Context) -> T + Send + 'static,
-    T: Send + 'static,
-{
-    fn run(self: Box<Self>, exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
-        let Self { f, done } = *self;
-        let (ctx, own_deadline) = job_context(&exec.ctx, exec.job_timeout);
-        if !done.start(&ctx) {
-            unwind::drop_quietly(f);
-            return Outcome::Skipped;
-        }
-        let finish = call(&ctx, own_deadline, f);
-        let outcome = finish.outcome();
-        worker.record(&outcome);
-        done.complete(finish.into_result());
-        outcome
-    }
-
-    fn discard(self: Box<Self>, reason: Cancelled) {
-        let Self { f, done } = *self;
-        unwind::drop_quietly(f);
-        done.discard(reason);
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
-    }
-}
-
-impl<F: 'static, T: 'static> SubmitJob<F, T> {
-    /// The closure of a job that was never accepted.
-    pub(crate) fn into_closure(self) -> F {
-        self.done.forget();
-        self.f
-    }
-}
-
 /// Recovers the concrete job from a task the pool handed back.
 ///
 /// A task handed back by a failed submit is always the one that call
 /// boxed, so the downcast cannot fail.
 pub(crate) fn unerase<J: 'static>(task: Task) -> J {
+    let Task::Boxed(task) = task else {
+        unreachable!("brigade: only boxed tasks are handed back through unerase")
+    };
     match task.into_any().downcast::<J>() {
         Ok(job) => *job,
         Err(_) => unreachable!(

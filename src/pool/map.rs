@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::ThreadPool;
-use super::job::{Job, PoolExec};
+use super::job::{Job, PoolExec, Task};
 use crate::context::Context;
 use crate::crew::Worker;
 use crate::error::{Cancelled, JobError, TrySubmitError};
@@ -336,7 +336,7 @@ where
                 job.process();
                 continue;
             }
-            if let Err(err) = self.pool.enqueue(Box::new(job), Some(None)) {
+            if let Err(err) = self.pool.enqueue(Task::boxed(job), Some(None)) {
                 let reason = self.pool.context().reason().unwrap_or(Cancelled::Canceled);
                 let (TrySubmitError::Full(task)
                 | TrySubmitError::Closed(task)

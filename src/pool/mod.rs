@@ -31,8 +31,9 @@ use std::time::{Duration, Instant};
 
 pub use builder::{Builder, DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub(crate) use builder::{Options, common_setters};
+use handle::JobCell;
 pub use handle::JobHandle;
-use job::{ExecJob, PoolExec, SubmitJob, Task, unerase};
+use job::{ExecJob, PoolExec, Task, unerase};
 pub use map::{Map, TryMapError};
 pub use scope::{Scope, ScopedJoinHandle};
 
@@ -143,7 +144,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.enqueue(Box::new(ExecJob(f)), Some(None))
+        self.enqueue(Task::boxed(ExecJob(f)), Some(None))
             .map_err(|err| blocking(err, |task| unerase::<ExecJob<F>>(task).0))
     }
 
@@ -158,7 +159,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.enqueue(Box::new(ExecJob(f)), None)
+        self.enqueue(Task::boxed(ExecJob(f)), None)
             .map_err(|err| err.map(|task| unerase::<ExecJob<F>>(task).0))
     }
 
@@ -203,12 +204,10 @@ impl ThreadPool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (task, handle) = SubmitJob::boxed(f);
-        match self.enqueue(task, Some(None)) {
-            Ok(()) => Ok(handle),
-            Err(err) => Err(blocking(err, |task| {
-                unerase::<SubmitJob<F, T>>(task).into_closure()
-            })),
+        let (cell, task) = JobCell::new(f);
+        match self.enqueue(Task::Shared(task), Some(None)) {
+            Ok(()) => Ok(cell.handle()),
+            Err(err) => Err(blocking(err, |task| take_back(&cell, task))),
         }
     }
 
@@ -253,10 +252,10 @@ impl ThreadPool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (task, handle) = SubmitJob::boxed(f);
-        match self.enqueue(task, wait) {
-            Ok(()) => Ok(handle),
-            Err(err) => Err(err.map(|task| unerase::<SubmitJob<F, T>>(task).into_closure())),
+        let (cell, task) = JobCell::new(f);
+        match self.enqueue(Task::Shared(task), wait) {
+            Ok(()) => Ok(cell.handle()),
+            Err(err) => Err(err.map(|task| take_back(&cell, task))),
         }
     }
 
@@ -339,6 +338,23 @@ impl ThreadPool {
             drained,
             elapsed: start.elapsed(),
         }
+    }
+}
+
+/// The closure of a submit the pool refused, taken back out of its cell
+/// before the refused task (whose drop would discard it) goes.
+fn take_back<F, T>(cell: &JobCell<F, T>, refused: Task) -> F
+where
+    F: FnOnce(&Context) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let closure = cell.take_closure();
+    drop(refused);
+    match closure {
+        Some(f) => f,
+        // A refused task never reached a worker or a drain, so its cell
+        // still holds the closure.
+        None => unreachable!("brigade: a refused submit's closure is still in its cell"),
     }
 }
 

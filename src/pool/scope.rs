@@ -27,7 +27,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Duration;
 
 use super::ThreadPool;
-use super::job::{Job, PoolExec};
+use super::job::{Job, PoolExec, Task};
 use crate::context::Context;
 use crate::crew::{Finish, Worker, call, job_context};
 use crate::error::{Cancelled, JobError, TrySubmitError};
@@ -209,7 +209,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                     (Err(JobError::Cancelled(reason)), Outcome::Skipped)
                 }
                 Mode::Run(worker) => {
-                    let (ctx, own_deadline) = job_context(&parent, timeout);
+                    let parent = worker.map_or(&parent, Worker::context);
+                    let (ctx, own_deadline) = job_context(parent, timeout);
                     let finish = call(&ctx, own_deadline, f);
                     let outcome = finish.outcome();
                     if let Some(worker) = worker {
@@ -243,10 +244,10 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // with the scope, and the waiting caller runs it. Waiting here could
         // deadlock on a pool whose workers are all busy (or on one of its
         // own workers) and would gain nothing.
-        let job = Box::new(ScopeJob {
+        let job = ScopeJob {
             cell: Arc::clone(&cell),
-        });
-        if let Err(err) = self.pool.enqueue(job, None) {
+        };
+        if let Err(err) = self.pool.enqueue(Task::boxed(job), None) {
             // Not queued: the cell stays with the scope, which runs it while
             // waiting, or discards it if the pool is cancelled.
             let (TrySubmitError::Full(task)

@@ -1,0 +1,282 @@
+//! How many workers? Runs one workload — each job computes for `--cpu-us`
+//! and then waits for `--io-ms` — over a sweep of worker counts N, and
+//! prints the measured throughput beside Little's Law's prediction and the
+//! CPU utilisation, then a recommended N. With `--svg FILE` it also writes
+//! a chart of throughput against N.
+//!
+//! ```text
+//! cargo run --release --example sizing -- --cpu-us 50 --io-ms 2 --jobs 2000
+//! cargo run --release --example sizing -- --cpu-us 50 --io-ms 2 --jobs 2000 --svg sizing.svg
+//! ```
+//!
+//! The prediction: a job occupies a worker for W = cpu + io, so N workers
+//! finish at most N / W jobs a second (Little's Law); and the CPUs finish at
+//! most C / cpu a second. Throughput is the smaller of the two, so it grows
+//! linearly with N until N = C × W / cpu, then stays flat.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use brigade::{ThreadPool, sizing};
+
+struct Args {
+    cpu: Duration,
+    io: Duration,
+    jobs: usize,
+    svg: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        cpu: Duration::from_micros(50),
+        io: Duration::from_millis(2),
+        jobs: 2000,
+        svg: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--cpu-us" => args.cpu = Duration::from_micros(number(&value()?)?),
+            "--io-ms" => args.io = Duration::from_millis(number(&value()?)?),
+            "--jobs" => args.jobs = number(&value()?)?.max(1) as usize,
+            "--svg" => args.svg = Some(value()?),
+            other => {
+                return Err(format!(
+                    "unknown flag {other:?}; use --cpu-us N, --io-ms N, --jobs N, --svg FILE"
+                ));
+            }
+        }
+    }
+    if args.cpu.is_zero() && args.io.is_zero() {
+        return Err("a job must take some time: give --cpu-us or --io-ms above 0".to_owned());
+    }
+    Ok(args)
+}
+
+fn number(text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| format!("expected a whole number, got {text:?}"))
+}
+
+/// A fixed amount of arithmetic, calibrated to take about `target`.
+fn calibrate(target: Duration) -> u64 {
+    let mut iterations = 1_000u64;
+    loop {
+        let start = Instant::now();
+        black_box(spin(iterations));
+        let took = start.elapsed();
+        if took >= Duration::from_millis(20) {
+            return (iterations as f64 * target.as_secs_f64() / took.as_secs_f64()) as u64;
+        }
+        iterations *= 2;
+    }
+}
+
+fn spin(iterations: u64) -> u64 {
+    let mut x = 1u64;
+    for i in 0..iterations {
+        x = black_box(x.rotate_left(7) ^ i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    x
+}
+
+/// CPU time this process has used, from /proc (Linux); `None` elsewhere.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every mainstream Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+struct Row {
+    n: usize,
+    throughput: f64,
+    predicted: f64,
+    utilisation: Option<f64>,
+}
+
+fn run(n: usize, args: &Args, iterations: u64) -> Result<Row, Box<dyn std::error::Error>> {
+    let pool = ThreadPool::builder().workers(n).build()?;
+    let (cpu_before, start) = (cpu_time(), Instant::now());
+    let io = args.io;
+    for _ in 0..args.jobs {
+        pool.execute(move || {
+            black_box(spin(iterations));
+            std::thread::sleep(io);
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    pool.join();
+    let wall = start.elapsed();
+    let cpus = sizing::cpu_bound() as f64;
+    let w = (args.cpu + args.io).as_secs_f64();
+    let by_workers = n as f64 / w;
+    let by_cpus = if args.cpu.is_zero() {
+        f64::INFINITY
+    } else {
+        cpus / args.cpu.as_secs_f64()
+    };
+    let utilisation = cpu_time().zip(cpu_before).map(|(after, before)| {
+        (after.saturating_sub(before)).as_secs_f64() / (wall.as_secs_f64() * cpus)
+    });
+    Ok(Row {
+        n,
+        throughput: args.jobs as f64 / wall.as_secs_f64(),
+        predicted: by_workers.min(by_cpus),
+        utilisation,
+    })
+}
+
+fn svg(rows: &[Row], args: &Args) -> String {
+    let (w, h, pad) = (640.0, 400.0, 50.0);
+    let max_y = rows
+        .iter()
+        .map(|r| r.throughput.max(r.predicted))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let max_x = (rows.len() - 1).max(1) as f64;
+    let x = |i: usize| pad + i as f64 / max_x * (w - 2.0 * pad);
+    let y = |v: f64| h - pad - v / max_y * (h - 2.0 * pad);
+    let line = |value: &dyn Fn(&Row) -> f64| {
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| format!("{:.1},{:.1}", x(i), y(value(r))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{pad}" y="25" font-size="14">Throughput vs workers: {} µs CPU + {} ms wait per job</text>"#,
+        args.cpu.as_micros(),
+        args.io.as_millis()
+    );
+    let _ = writeln!(
+        out,
+        r#"<line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
+        h - pad,
+        w - pad,
+        h - pad
+    );
+    let _ = writeln!(
+        out,
+        r#"<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/>"#,
+        h - pad
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            x(i),
+            h - pad + 18.0,
+            r.n
+        );
+    }
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{}" text-anchor="middle">workers (N)</text>"#,
+        w / 2.0,
+        h - 10.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">jobs / s</text>"#,
+        h / 2.0,
+        h / 2.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{:.1}" text-anchor="end">{:.0}</text>"#,
+        pad - 4.0,
+        y(max_y / 1.1),
+        max_y / 1.1
+    );
+    let _ = writeln!(
+        out,
+        r#"<polyline fill="none" stroke="gray" stroke-dasharray="6 4" stroke-width="2" points="{}"/>"#,
+        line(&|r| r.predicted)
+    );
+    let _ = writeln!(
+        out,
+        r#"<polyline fill="none" stroke="steelblue" stroke-width="2.5" points="{}"/>"#,
+        line(&|r| r.throughput)
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{}" fill="steelblue">measured</text>"#,
+        w - pad - 120.0,
+        pad + 10.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{}" fill="gray">Little's Law</text>"#,
+        w - pad - 120.0,
+        pad + 26.0
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args().map_err(|e| format!("sizing: {e}"))?;
+    let iterations = calibrate(args.cpu);
+    let cpus = sizing::cpu_bound();
+    println!(
+        "{} jobs of {} µs CPU + {} ms wait on {cpus} CPUs",
+        args.jobs,
+        args.cpu.as_micros(),
+        args.io.as_millis()
+    );
+    println!(
+        "{:>5} {:>12} {:>12} {:>8}",
+        "N", "jobs/s", "predicted", "CPU use"
+    );
+    let mut rows = Vec::new();
+    let mut n = 1;
+    while n <= 256 {
+        let row = run(n, &args, iterations)?;
+        let use_text = row
+            .utilisation
+            .map_or("n/a".to_owned(), |u| format!("{:.0}%", u * 100.0));
+        println!(
+            "{:>5} {:>12.0} {:>12.0} {:>8}",
+            row.n, row.throughput, row.predicted, use_text
+        );
+        rows.push(row);
+        n *= 2;
+    }
+    let best = rows.iter().map(|r| r.throughput).fold(0.0, f64::max);
+    let recommended = rows
+        .iter()
+        .find(|r| r.throughput >= 0.95 * best)
+        .map_or(1, |r| r.n);
+    // The knee of the prediction: CPUs × (wait + compute) / compute.
+    let knee = if args.cpu.is_zero() {
+        None
+    } else {
+        Some(
+            (cpus as f64 * (args.cpu + args.io).as_secs_f64() / args.cpu.as_secs_f64()).ceil()
+                as usize,
+        )
+    };
+    println!(
+        "\nrecommended N: {recommended} (smallest N within 5% of the best measured throughput)"
+    );
+    if let Some(knee) = knee {
+        println!("Little's Law knee: N = CPUs x (compute + wait) / compute = {knee}");
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, svg(&rows, &args))?;
+        println!("wrote {path}");
+    }
+    Ok(())
+}
