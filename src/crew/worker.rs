@@ -28,12 +28,6 @@ pub(crate) struct Worker<'a> {
 }
 
 impl Worker<'_> {
-    /// The context jobs on this worker descend from: cancelled with the
-    /// pool's.
-    pub(crate) fn context(&self) -> &Context {
-        self.ctx
-    }
-
     /// A context for a job starting now, with the per-job `timeout`, and
     /// the job's own deadline. Reuses the last job's context allocation
     /// when that job kept no reference to it.

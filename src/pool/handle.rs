@@ -212,6 +212,11 @@ where
 }
 
 impl SharedTask {
+    /// The queue's reference to `cell`.
+    pub(crate) fn new(cell: Arc<dyn CellJob>) -> Self {
+        Self { cell: Some(cell) }
+    }
+
     pub(crate) fn run(mut self, exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
         match self.cell.take() {
             Some(cell) => cell.run(exec, worker),

@@ -27,12 +27,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Duration;
 
 use super::ThreadPool;
-use super::job::{Job, PoolExec, Task};
+use super::handle::{CellJob, SharedTask};
+use super::job::{PoolExec, Task};
 use crate::context::Context;
 use crate::crew::{Finish, Worker, call, job_context};
 use crate::error::{Cancelled, JobError, TrySubmitError};
 use crate::stats::Outcome;
-use crate::sync::{Arc, Condvar, Mutex};
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// How an erased job is finished: run (by a worker, which records the
 /// outcome, or by a helping caller) or discarded.
@@ -79,8 +82,21 @@ struct Cell {
 
 /// Jobs spawned and not yet finished, with a condition to wait for zero.
 struct Pending {
-    count: Mutex<usize>,
-    zero: Condvar,
+    count: AtomicUsize,
+    /// Guards the sleep of the final wait: whoever changes what that wait
+    /// looks at (the count reaching zero, a new cell while joining) takes
+    /// it before notifying, so no wake-up is lost.
+    lock: Mutex<()>,
+    changed: Condvar,
+    /// Set once the scope's body has returned and the final wait runs.
+    joining: AtomicBool,
+}
+
+impl Pending {
+    fn notify(&self) {
+        let _lock = self.lock.lock();
+        self.changed.notify_all();
+    }
 }
 
 /// Counts one job out when dropped — after the job's box is freed.
@@ -88,10 +104,10 @@ struct Finisher<'a>(&'a Pending);
 
 impl Drop for Finisher<'_> {
     fn drop(&mut self) {
-        let mut count = self.0.count.lock();
-        *count -= 1;
-        if *count == 0 {
-            self.0.zero.notify_all();
+        // ORDERING: AcqRel; the final wait's Acquire load of zero must see
+        // everything the job did.
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.notify();
         }
     }
 }
@@ -106,37 +122,28 @@ impl Cell {
     }
 }
 
-/// The pool job that carries a scoped job's cell.
-struct ScopeJob {
-    cell: Arc<Cell>,
-}
-
-impl Job for ScopeJob {
-    fn run(self: Box<Self>, _exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
-        // An empty cell means the waiting caller ran the job already.
-        self.cell
-            .finish(Mode::Run(Some(worker)))
+/// The queue runs a scoped job through its cell (one allocation fewer than
+/// boxing a wrapper). An empty cell means the scope's own thread ran the
+/// job already.
+impl CellJob for Cell {
+    fn run(&self, _exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
+        self.finish(Mode::Run(Some(worker)))
             .unwrap_or(Outcome::Completed)
     }
 
-    fn discard(self: Box<Self>, reason: Cancelled) {
-        self.cell.finish(Mode::Discard(reason));
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
+    fn discard(&self, reason: Cancelled) {
+        self.finish(Mode::Discard(reason));
     }
 }
 
-/// Where a job's panic payload waits: taken by a join (the panic was
-/// handled) or, at the end of the scope, resumed on the caller. Holds only
-/// `'static` data, so the scope can keep a list of them.
-type PanicSlot = Mutex<Option<Box<dyn Any + Send>>>;
+/// Panic payloads of scoped jobs, by job id: a join takes its job's
+/// payload out (the panic was handled); whatever is left when every job has
+/// finished is resumed on the caller. Only jobs that panicked have an entry.
+type Panics = Mutex<Vec<(u64, Box<dyn Any + Send>)>>;
 
 struct Packet<T> {
     slot: Mutex<Option<Result<T, JobError>>>,
     ready: Condvar,
-    panic: Arc<PanicSlot>,
 }
 
 /// A scope for spawning jobs that borrow, from [`ThreadPool::scope`].
@@ -148,11 +155,12 @@ struct Packet<T> {
 /// job borrow anything that outlives the `scope` call, as with
 /// `std::thread::scope`, while running on the pool's workers.
 ///
-/// * The calling thread **helps** while it waits: it runs the scope's jobs
-///   that no worker has started yet, and [`ScopedJoinHandle::join`] runs its
-///   own job inline if it is still queued. So a scope never waits on a busy
-///   pool, scopes nest, and a scope opened inside one of the pool's own
-///   jobs cannot deadlock.
+/// * The calling thread **helps**: a job that finds the queue full runs at
+///   once on the spawning thread (caller-runs backpressure), the final wait
+///   runs the scope's jobs that no worker has started yet, and
+///   [`ScopedJoinHandle::join`] runs its own job inline if it is still
+///   queued. So a scope never waits on a busy pool, scopes nest, and a
+///   scope opened inside one of the pool's own jobs cannot deadlock.
 /// * A panicking job is caught. [`ScopedJoinHandle::join`] returns it as
 ///   [`JobError::Panicked`]; a panic in a job nobody joined is resumed on the
 ///   caller, with its original payload, once every job has finished. A panic
@@ -163,8 +171,11 @@ struct Packet<T> {
 pub struct Scope<'scope, 'env: 'scope> {
     pool: &'scope ThreadPool,
     pending: Arc<Pending>,
-    cells: Mutex<Vec<Arc<Cell>>>,
-    panics: Mutex<Vec<Arc<PanicSlot>>>,
+    /// Every spawned job's cell, for the final wait to run those no worker
+    /// has started (a lock-free queue: spawning is the hot path).
+    cells: (Sender<Arc<Cell>>, Receiver<Arc<Cell>>),
+    panics: Panics,
+    next_id: AtomicU64,
     /// Invariant in both lifetimes, as `std::thread::Scope` is.
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
@@ -174,6 +185,8 @@ pub struct Scope<'scope, 'env: 'scope> {
 /// cancel the job: the scope still joins it.
 pub struct ScopedJoinHandle<'scope, T> {
     pool: &'scope ThreadPool,
+    panics: &'scope Panics,
+    id: u64,
     cell: Arc<Cell>,
     packet: Arc<Packet<T>>,
     _scope: PhantomData<&'scope ()>,
@@ -184,20 +197,22 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// on one of the pool's workers, or on the scope's own thread if that
     /// thread gets to it first while waiting.
     ///
-    /// Never blocks. If the pool's queue is full or the pool is closed, the
-    /// job is not queued: it runs on the scope's thread when the scope
-    /// waits (or when its handle is joined). If the pool is cancelled, it
-    /// never runs and its handle reports [`JobError::Cancelled`].
+    /// Never waits for room in the queue. If the queue is full, the job runs
+    /// right here on the calling thread (caller-runs backpressure) before
+    /// `spawn` returns. If the pool is closed, the job runs on the scope's
+    /// thread when the scope waits (or when its handle is joined). If the
+    /// pool is cancelled, it never runs and its handle reports
+    /// [`JobError::Cancelled`].
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce(&Context) -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let panic = Arc::new(Mutex::new(None));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let panics = &self.panics;
         let packet = Arc::new(Packet {
             slot: Mutex::new(None),
             ready: Condvar::new(),
-            panic: Arc::clone(&panic),
         });
         let job_packet = Arc::clone(&packet);
         let parent = self.pool.context().clone();
@@ -209,17 +224,20 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                     (Err(JobError::Cancelled(reason)), Outcome::Skipped)
                 }
                 Mode::Run(worker) => {
-                    let parent = worker.map_or(&parent, Worker::context);
-                    let (ctx, own_deadline) = job_context(parent, timeout);
+                    let (ctx, own_deadline) = match worker {
+                        Some(worker) => worker.job_context(timeout),
+                        None => job_context(&parent, timeout),
+                    };
                     let finish = call(&ctx, own_deadline, f);
                     let outcome = finish.outcome();
                     if let Some(worker) = worker {
                         worker.record(&outcome);
+                        worker.recycle(ctx);
                     }
                     let result = match finish {
                         Finish::Panicked(payload) => {
                             let message = crate::unwind::describe(payload.as_ref());
-                            *job_packet.panic.lock() = Some(payload);
+                            panics.lock().push((id, payload));
                             Err(JobError::Panicked(message))
                         }
                         other => other.into_result(),
@@ -233,30 +251,37 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         });
         // Counted as pending before the erased job can be seen by anyone.
         let job = erase(job);
-        *self.pending.count.lock() += 1;
+        self.pending.count.fetch_add(1, Ordering::AcqRel);
         let cell = Arc::new(Cell {
             job: Mutex::new(Some(job)),
             pending: Arc::clone(&self.pending),
         });
-        self.cells.lock().push(Arc::clone(&cell));
-        self.panics.lock().push(panic);
-        // Never wait for room in the queue: a job that does not fit stays
-        // with the scope, and the waiting caller runs it. Waiting here could
-        // deadlock on a pool whose workers are all busy (or on one of its
-        // own workers) and would gain nothing.
-        let job = ScopeJob {
-            cell: Arc::clone(&cell),
-        };
-        if let Err(err) = self.pool.enqueue(Task::boxed(job), None) {
-            // Not queued: the cell stays with the scope, which runs it while
-            // waiting, or discards it if the pool is cancelled.
-            let (TrySubmitError::Full(task)
-            | TrySubmitError::Closed(task)
-            | TrySubmitError::Cancelled(task)) = err;
-            drop(task);
+        let _ = self.cells.0.send(Arc::clone(&cell));
+        if self.pending.joining.load(Ordering::Acquire) {
+            // Spawned by a running job during the final wait: wake it.
+            self.pending.notify();
+        }
+        // Never wait for room in the queue: waiting could deadlock on a pool
+        // whose workers are all busy (or on one of its own workers). A job
+        // that does not fit runs here and now instead — caller-runs
+        // backpressure, which also keeps the spawning thread from outrunning
+        // the pool. A closed or cancelled pool leaves the job to the final
+        // wait, which runs or discards it.
+        let task = Task::Shared(SharedTask::new(Arc::clone(&cell) as Arc<dyn CellJob>));
+        match self.pool.enqueue(task, None) {
+            Ok(()) => {}
+            Err(TrySubmitError::Full(task)) => {
+                // Run first: dropping the refused task discards whatever is
+                // still in the cell.
+                help(self.pool, &cell);
+                drop(task);
+            }
+            Err(TrySubmitError::Closed(task) | TrySubmitError::Cancelled(task)) => drop(task),
         }
         ScopedJoinHandle {
             pool: self.pool,
+            panics,
+            id,
             cell,
             packet,
             _scope: PhantomData,
@@ -269,25 +294,28 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     fn join_all(&self) -> Option<Box<dyn Any + Send>> {
         let _abort = AbortOnUnwind;
         let mut escaped = None;
-        let cells = std::mem::take(&mut *self.cells.lock());
-        for cell in &cells {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| help(self.pool, cell))) {
-                escaped.get_or_insert(payload);
+        self.pending.joining.store(true, Ordering::Release);
+        loop {
+            while let Ok(cell) = self.cells.1.try_recv() {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| help(self.pool, &cell))) {
+                    escaped.get_or_insert(payload);
+                }
+            }
+            let lock = self.pending.lock.lock();
+            if self.pending.count.load(Ordering::Acquire) == 0 {
+                return escaped;
+            }
+            if self.cells.1.is_empty() {
+                let mut lock = lock;
+                self.pending.changed.wait(&mut lock);
             }
         }
-        let mut count = self.pending.count.lock();
-        while *count > 0 {
-            self.pending.zero.wait(&mut count);
-        }
-        escaped
     }
 
     /// The first panic of a job nobody joined.
     fn unjoined_panic(&self) -> Option<Box<dyn Any + Send>> {
-        self.panics
-            .lock()
-            .iter()
-            .find_map(|slot| slot.lock().take())
+        let mut panics = self.panics.lock();
+        (!panics.is_empty()).then(|| panics.remove(0).1)
     }
 }
 
@@ -318,7 +346,12 @@ impl<T> ScopedJoinHandle<'_, T> {
         loop {
             if let Some(result) = slot.take() {
                 // Joined: a panic is handled here, not resumed by the scope.
-                crate::unwind::drop_quietly(self.packet.panic.lock().take());
+                if matches!(result, Err(JobError::Panicked(_))) {
+                    let mut panics = self.panics.lock();
+                    if let Some(at) = panics.iter().position(|(id, _)| *id == self.id) {
+                        crate::unwind::drop_quietly(panics.remove(at));
+                    }
+                }
                 return result;
             }
             self.packet.ready.wait(&mut slot);
@@ -389,11 +422,14 @@ impl ThreadPool {
         let scope = Scope {
             pool: self,
             pending: Arc::new(Pending {
-                count: Mutex::new(0),
-                zero: Condvar::new(),
+                count: AtomicUsize::new(0),
+                lock: Mutex::new(()),
+                changed: Condvar::new(),
+                joining: AtomicBool::new(false),
             }),
-            cells: Mutex::new(Vec::new()),
+            cells: crossbeam_channel::unbounded(),
             panics: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
             _scope: PhantomData,
             _env: PhantomData,
         };
@@ -418,7 +454,7 @@ impl ThreadPool {
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("pending", &*self.pending.count.lock())
+            .field("pending", &self.pending.count.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
