@@ -459,6 +459,14 @@ mod stats;
 #[cfg(not(loom))]
 mod worker_pool;
 
+// The job cell behind `JobHandle` is model-checked on its own under loom.
+#[cfg(loom)]
+#[path = "pool/handle.rs"]
+mod handle;
+#[cfg(loom)]
+#[doc(hidden)]
+pub use handle::{JobHandle, model};
+
 pub use context::Context;
 pub use error::{
     AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, RateError,

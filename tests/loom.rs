@@ -10,7 +10,8 @@
 //! which `.ci/run` sets to keep the run to a few minutes). The models
 //! check the semaphore's hand-off from a release to a blocked acquire, a
 //! cancelled waiter leaving the queue (and waking the waiters behind it),
-//! and a context cancelled while a child registers with it.
+//! a context cancelled while a child registers with it, `JobHandle::cancel`
+//! racing a job's completion, and the runtime's shutdown accounting.
 #![cfg(loom)]
 
 use std::sync::Arc;
@@ -171,5 +172,176 @@ fn context_cancel_races_chain_registration() {
             Err(crossbeam_channel::TryRecvError::Disconnected)
         );
         assert_eq!(root.registered_children(), 0);
+    });
+}
+
+/// `JobHandle::cancel` racing the worker that starts and completes the
+/// job: the job runs at most once, its closure is dropped exactly once,
+/// `join` never hangs, and it reports the value only if the job ran to
+/// completion under a context that was not cancelled.
+#[test]
+fn job_handle_cancel_races_completion() {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    loom::model(|| {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let closure = {
+            let (ran, token) = (Arc::clone(&ran), Counted(Arc::clone(&dropped)));
+            move |_ctx: &Context| {
+                let _token = token;
+                ran.fetch_add(1, Ordering::SeqCst);
+                7
+            }
+        };
+        let (job, handle) = brigade::model::job(closure);
+        let handle = Arc::new(handle);
+        let worker = thread::spawn(move || job.run(&Context::new()));
+        let canceller = thread::spawn({
+            let handle = Arc::clone(&handle);
+            move || handle.cancel()
+        });
+        let started = worker.join().expect("worker");
+        canceller.join().expect("canceller");
+        let handle = Arc::try_unwrap(handle).expect("both threads are done");
+        match handle.join() {
+            Ok(value) => {
+                assert_eq!(value, 7);
+                assert!(started);
+            }
+            Err(brigade::JobError::Cancelled(Cancelled::Canceled)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        assert!(ran.load(Ordering::SeqCst) <= 1);
+        assert_eq!(ran.load(Ordering::SeqCst), usize::from(started));
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "the closure is dropped exactly once"
+        );
+    });
+}
+
+/// A cancelled pool discarding a queued job races the handle's cancel:
+/// exactly one of them settles the handle, which always wakes.
+#[test]
+fn job_handle_discard_races_cancel() {
+    loom::model(|| {
+        let (job, handle) = brigade::model::job(|_ctx: &Context| 1u8);
+        let handle = Arc::new(handle);
+        let pool = thread::spawn(move || job.discard());
+        let canceller = thread::spawn({
+            let handle = Arc::clone(&handle);
+            move || handle.cancel()
+        });
+        pool.join().expect("pool");
+        canceller.join().expect("canceller");
+        let handle = Arc::try_unwrap(handle).expect("both threads are done");
+        assert_eq!(
+            handle.join(),
+            Err(brigade::JobError::Cancelled(Cancelled::Canceled))
+        );
+    });
+}
+
+/// The worker runtime's shutdown accounting, as a protocol model. The crew
+/// (`src/crew/mod.rs`) queues jobs on a crossbeam channel and starts OS
+/// threads, neither of which loom can drive, so this model replays its
+/// protocol over a loom mutex-guarded queue and the real `Context`:
+///
+/// * submit: refuse if cancelled; enqueue; **re-check** cancellation and,
+///   if cancelled, drain the queue itself;
+/// * cancel: cancel the context; drain;
+/// * worker: take a job; discard it if cancelled, else run it.
+///
+/// Whatever the interleaving, every accepted job is run or discarded
+/// exactly once and nothing is left in the queue. Dropping the submitter's
+/// re-check makes the model fail: a job enqueued just after the last drain
+/// is stranded.
+#[test]
+fn runtime_shutdown_accounts_for_every_job() {
+    use std::collections::VecDeque;
+
+    use loom::sync::Mutex;
+
+    struct Crew {
+        ctx: Context,
+        queue: Mutex<VecDeque<u32>>,
+        ran: Mutex<Vec<u32>>,
+        discarded: Mutex<Vec<u32>>,
+    }
+
+    impl Crew {
+        fn submit(&self, job: u32) -> bool {
+            if self.ctx.is_done() {
+                return false;
+            }
+            self.queue.lock().expect("queue").push_back(job);
+            if self.ctx.is_done() {
+                self.drain();
+            }
+            true
+        }
+
+        fn drain(&self) {
+            loop {
+                let job = self.queue.lock().expect("queue").pop_front();
+                match job {
+                    Some(job) => self.discarded.lock().expect("discarded").push(job),
+                    None => return,
+                }
+            }
+        }
+
+        fn work_once(&self) {
+            let job = self.queue.lock().expect("queue").pop_front();
+            if let Some(job) = job {
+                if self.ctx.is_done() {
+                    self.discarded.lock().expect("discarded").push(job);
+                } else {
+                    self.ran.lock().expect("ran").push(job);
+                }
+            }
+        }
+    }
+
+    loom::model(|| {
+        let crew = Arc::new(Crew {
+            ctx: Context::new(),
+            queue: Mutex::new(VecDeque::new()),
+            ran: Mutex::new(Vec::new()),
+            discarded: Mutex::new(Vec::new()),
+        });
+        let submitter = thread::spawn({
+            let crew = Arc::clone(&crew);
+            move || (1..=2).filter(|&job| crew.submit(job)).collect::<Vec<_>>()
+        });
+        let worker = thread::spawn({
+            let crew = Arc::clone(&crew);
+            move || crew.work_once()
+        });
+        crew.ctx.cancel();
+        crew.drain();
+        let accepted = submitter.join().expect("submitter");
+        worker.join().expect("worker");
+        // After shutdown (the cancel and drain above), nothing is stranded.
+        assert!(
+            crew.queue.lock().expect("queue").is_empty(),
+            "a job was stranded in the queue"
+        );
+        let mut settled: Vec<u32> = crew.ran.lock().expect("ran").clone();
+        settled.extend(crew.discarded.lock().expect("discarded").iter().copied());
+        settled.sort_unstable();
+        assert_eq!(
+            settled, accepted,
+            "every accepted job is run or discarded exactly once"
+        );
     });
 }
