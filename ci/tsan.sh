@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ThreadSanitizer pass over the concurrency-heavy tests (issue 6).
 #
-# Builds the tests with `-Zsanitizer=thread` on the nightly toolchain and
+# Builds the tests (and std) with `-Zsanitizer=thread` on the nightly
+# toolchain and
 # runs them with the suppressions in ci/tsan.supp (only proven false
 # positives). Any other TSan report fails the run. Where no nightly
 # toolchain is installed, says so loudly and skips rather than failing CI.
@@ -10,6 +11,18 @@ cd "$(dirname "$0")/.."
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   echo "!!! no nightly toolchain installed: SKIPPING the ThreadSanitizer pass !!!"
+  exit 0
+fi
+
+# std is rebuilt with the sanitizer (-Zbuild-std): an uninstrumented std
+# hides synchronisation TSan must see (Arc's release/acquire pair on drop
+# uses a fence that only an instrumented std replaces with a load), which
+# would otherwise show up as false races. That needs the rust-src component.
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+  timeout 300 rustup component add rust-src --toolchain nightly >/dev/null 2>&1 || true
+fi
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+  echo "!!! nightly rust-src is not available: SKIPPING the ThreadSanitizer pass !!!"
   exit 0
 fi
 
@@ -30,5 +43,5 @@ for t in "${tests[@]}"; do
   if [ -f "tests/$t.rs" ]; then args+=(--test "$t"); fi
 done
 
-cargo +nightly test --target "$target" --lib "${args[@]}" -- --test-threads=2
+cargo +nightly test -Zbuild-std --target "$target" --lib "${args[@]}" -- --test-threads=2
 echo "ThreadSanitizer: no reports"
