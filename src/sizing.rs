@@ -84,7 +84,13 @@ pub fn io_bound(throughput_per_sec: f64, latency: Duration) -> Result<usize, Siz
     let in_flight = throughput_per_sec * latency.as_secs_f64();
     // Products that should be whole (500/s × 0.2 s) can land a hair above
     // the integer in binary floating point; do not round those up.
-    let workers = (in_flight - in_flight * 1e-12).ceil().max(1.0);
+    // A product too large for f64 is infinite (and `inf - inf` would be a
+    // NaN that `max` then hides): that is too many workers.
+    let workers = if in_flight.is_finite() {
+        (in_flight - in_flight * 1e-12).ceil().max(1.0)
+    } else {
+        f64::INFINITY
+    };
     if workers > MAX_WORKERS as f64 {
         // Saturating float-to-int conversion: huge values become u128::MAX.
         let requested = workers as u128;

@@ -17,6 +17,7 @@ use crate::ordered::{Reorder, window_size};
 use crate::pool::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Options, common_setters};
 use crate::stats::{Outcome, Stats};
 use crate::sync::Mutex;
+use crate::unwind;
 
 /// One job's result, from [`WorkerPool::results`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -431,14 +432,21 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     /// Closes the pool, waits for every worker to exit, and returns what was
     /// left over (nothing, unless the pool was stopped or cancelled).
     ///
+    /// Outputs still unread stay in the results channel for any clone of
+    /// [`results`](Self::results) still held; if the pool's was the last
+    /// receiver, they are dropped. An output whose `Drop` panics is
+    /// contained, but the channel then stops dropping: the outputs behind it
+    /// are leaked.
+    ///
     /// # Deadlock
     ///
     /// The workers deliver every result before they exit. If nobody reads
     /// [`results`](Self::results) and it fills up, `join` waits for a reader;
     /// read on another thread, or [`stop`](Self::stop) first.
-    pub fn join(self) -> Leftovers<J, R> {
+    pub fn join(mut self) -> Leftovers<J, R> {
         self.close();
         self.crew.wait(None);
+        self.release_results();
         let exec = self.crew.exec();
         let mut leftovers = std::mem::replace(
             &mut *exec.leftovers.lock(),
@@ -464,13 +472,28 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     }
 }
 
+impl<J, R> WorkerPool<J, R> {
+    /// Lets go of the pool's own results receiver once the workers are
+    /// gone. Results nobody else can read are dropped with it; quietly, so
+    /// that an output whose `Drop` panics cannot unwind out of `join` or
+    /// `drop`. (The channel stops at such an output: the outputs after it
+    /// are leaked rather than dropped.)
+    fn release_results(&mut self) {
+        let results = std::mem::replace(&mut self.results, crossbeam_channel::never());
+        unwind::drop_quietly(results);
+    }
+}
+
 impl<J, R> Drop for WorkerPool<J, R> {
     fn drop(&mut self) {
         // Never wait on a consumer that may be this very thread: cancel, so
-        // workers stop delivering, then let the crew's drop join them.
+        // workers stop delivering, then join them while the results
+        // receiver still keeps the channel (and its unread outputs) alive.
         self.crew.context().cancel();
         drop(self.closed_tx.lock().take());
         self.intake.lock().tx = None;
+        self.crew.wait(None);
+        self.release_results();
     }
 }
 

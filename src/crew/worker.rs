@@ -287,8 +287,10 @@ impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
         }
         // Whatever the worker held (a results sender, say) goes before the
         // worker is counted out, so a channel it fed disconnects no later
-        // than the pool's workers are all gone.
-        self.local = None;
+        // than the pool's workers are all gone. Quietly: the last sender of
+        // a channel nobody reads drops the unread results, and one whose
+        // `Drop` panics must not keep this worker from being counted out.
+        unwind::drop_quietly(self.local.take());
         shared.worker_exited();
     }
 }

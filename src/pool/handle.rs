@@ -232,7 +232,15 @@ impl SharedTask {
 
     pub(crate) fn run(mut self, exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
         match self.cell.take() {
-            Some(cell) => cell.run(exec, worker),
+            Some(cell) => {
+                let outcome = cell.run(exec, worker);
+                // If the handle is gone this is the last reference, and the
+                // result goes with it: a result whose `Drop` panics is the
+                // caller's value misbehaving, not the job panicking, so it
+                // must not retire the worker.
+                unwind::drop_quietly(cell);
+                outcome
+            }
             None => Outcome::Skipped,
         }
     }

@@ -317,9 +317,18 @@ impl ThreadPool {
     ///
     /// The hard cancel at `timeout` reaches running jobs through their
     /// contexts; one that ignores it delays the return until it finishes.
+    ///
+    /// From one of the pool's own jobs it cannot wait for itself: it stops
+    /// intake and returns at once (`drained` is `false`), and the workers
+    /// finish the queue without a hard cancel.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> ShutdownReport {
         let start = Instant::now();
         self.intake = None;
+        if self.crew.on_own_worker() {
+            // It cannot wait for the thread it runs on: intake is closed,
+            // and the workers finish the queue on their own.
+            return self.report(start, false);
+        }
         let drained = self.crew.wait(start.checked_add(timeout));
         if !drained {
             self.crew.cancel();

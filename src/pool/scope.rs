@@ -247,6 +247,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             };
             *job_packet.slot.lock() = Some(result);
             job_packet.ready.notify_all();
+            // With the handle gone, this drops the result: quietly, so a
+            // result whose `Drop` panics does not pass for a panicking job.
+            crate::unwind::drop_quietly(job_packet);
             outcome
         });
         // Counted as pending before the erased job can be seen by anyone.
