@@ -490,6 +490,6 @@ pub use pool::{
     ShutdownReport, ThreadPool, TryMapError,
 };
 #[cfg(not(loom))]
-pub use stats::Stats;
+pub use stats::{JobEvent, JobOutcome, Latencies, Stats};
 #[cfg(not(loom))]
 pub use worker_pool::{Leftovers, Output, WorkerPool, WorkerPoolBuilder};

@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 use crossbeam_channel::{Receiver, Select, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, CrewConfig, Exec, Finish, PanicPolicy, Worker, call, send};
+use crate::crew::{Crew, CrewConfig, Envelope, Exec, Finish, PanicPolicy, Worker, call, send};
 use crate::error::{BuildError, Cancelled};
 use crate::ordered::{Window, window_size};
 use crate::pool::MAX_QUEUE_CAPACITY;
@@ -75,12 +75,12 @@ type Launch<In, Out, E> = Box<
     dyn FnOnce(
         &Wiring<E>,
         &[StageConfig],
-        Sender<Item<Out>>,
+        Sender<Envelope<Item<Out>>>,
     ) -> Result<Started<In>, (String, BuildError)>,
 >;
 
 /// The first stage's input, and every stage started, first stage first.
-type Started<In> = (Sender<Item<In>>, Vec<Box<dyn Running>>);
+type Started<In> = (Sender<Envelope<Item<In>>>, Vec<Box<dyn Running>>);
 
 /// A chain of stages from `In` to `Out`, whose stages fail with `E`.
 ///
@@ -187,7 +187,7 @@ pub enum PipelineError<E> {
 }
 
 /// One stage's counters after a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StageStats {
     /// The stage's name.
@@ -280,6 +280,7 @@ where
                 on_thread_start: None,
                 on_thread_exit: None,
                 rate_limit: None,
+                on_job_done: None,
                 fed: true,
             };
             let crew = Crew::start(crew_config, wiring.ctx.clone(), exec, rx, || output.clone())
@@ -460,7 +461,7 @@ struct StageExec<A, B, E> {
 
 impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Exec<Item<A>> for StageExec<A, B, E> {
     /// The sender into the next stage's queue (or the collector).
-    type Local = Sender<Item<B>>;
+    type Local = Sender<Envelope<Item<B>>>;
 
     fn run(&self, item: Item<A>, worker: &Worker<'_>, next: &mut Self::Local) -> Outcome {
         let Item { index, value } = item;
@@ -473,7 +474,7 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Exec<Item<A>> for 
                 // On cancellation the item is dropped: the run is over.
                 let _ = send(
                     next,
-                    Item { index, value },
+                    Envelope::unstamped(Item { index, value }),
                     &self.ctx,
                     &self.cancel,
                     None,
@@ -514,8 +515,8 @@ struct Drive<'a, In, Out, E> {
     ctx: &'a Context,
     cancel: Receiver<()>,
     /// `None` once the inputs are exhausted (which closes stage 1's queue).
-    input: Option<Sender<Item<In>>>,
-    output: Receiver<Item<Out>>,
+    input: Option<Sender<Envelope<Item<In>>>>,
+    output: Receiver<Envelope<Item<Out>>>,
     failures: Receiver<StageFailure<E>>,
     /// Ordered mode: outputs (or holes, for failed items) by index.
     window: Option<Window<Option<Out>>>,
@@ -558,10 +559,10 @@ impl<In, Out, E> Drive<'_, In, Out, E> {
                     };
                     // A stage queue disconnects only after a cancellation,
                     // which the next turn of the loop reports.
-                    let _ = operation.send(input, item);
+                    let _ = operation.send(input, Envelope::unstamped(item));
                 }
                 i if i == output_op => match operation.recv(&self.output) {
-                    Ok(item) => self.output(item.index, Some(item.value)),
+                    Ok(queued) => self.output(queued.job.index, Some(queued.job.value)),
                     // Every stage has finished: collect late failures.
                     Err(_) => return self.finish(),
                 },

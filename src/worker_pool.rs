@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, Exec, SendFail, Worker, call, send};
+use crate::crew::{Crew, Envelope, Exec, SendFail, Worker, call, send};
 use crate::error::{BuildError, Cancelled, JobError, SubmitError, TrySubmitError};
 use crate::ordered::{Reorder, window_size};
 use crate::pool::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Options, common_setters};
@@ -154,7 +154,7 @@ impl<J, R> WorkerExec<J, R> {
 /// Where submissions go: the jobs channel and the next index, under one
 /// lock so that indices follow queue order.
 struct Intake<J> {
-    tx: Option<Sender<Indexed<J>>>,
+    tx: Option<Sender<Envelope<Indexed<J>>>>,
     next: u64,
 }
 

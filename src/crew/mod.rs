@@ -57,7 +57,7 @@ mod worker;
 
 use std::cell::Cell;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -68,8 +68,9 @@ pub(crate) use worker::Worker;
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, TrySubmitError};
 use crate::rate::RateLimiter;
-use crate::stats::{Counters, Outcome, Stats, WorkerSlot};
+use crate::stats::{Counters, JobEvent, JobOutcome, Outcome, Stats, WorkerSlot, sampled, stamp};
 use crate::sync::{Arc, CachePadded, Condvar, Mutex, Ordering};
+use crate::unwind;
 
 /// What to do when a job panics.
 ///
@@ -110,6 +111,31 @@ pub(crate) trait Exec<J>: Send + Sync + 'static {
     fn discard(&self, job: J, reason: Cancelled);
 }
 
+/// A queued job with what the worker runtime tracks about it: its
+/// submission sequence number (the job id an `on_job_done` hook sees) and,
+/// for a sampled job, when it was queued (a [`stats::stamp`], 0 if not
+/// sampled).
+pub(crate) struct Envelope<J> {
+    pub(crate) job: J,
+    pub(crate) seq: u64,
+    pub(crate) queued_at: u64,
+}
+
+impl<J> Envelope<J> {
+    /// A job queued by someone other than [`Crew::submit`] (a pipeline
+    /// stage feeding the next): no sequence number, not timed in the queue.
+    pub(crate) fn unstamped(job: J) -> Self {
+        Self {
+            job,
+            seq: 0,
+            queued_at: 0,
+        }
+    }
+}
+
+/// A user callback run after each job, with what happened to it.
+pub(crate) type JobHook = Arc<dyn Fn(&JobEvent) + Send + Sync>;
+
 /// Validated settings for [`Crew::start`].
 pub(crate) struct CrewConfig {
     pub(crate) workers: usize,
@@ -122,6 +148,8 @@ pub(crate) struct CrewConfig {
     pub(crate) on_thread_exit: Option<Hook>,
     /// Job starts wait for a token from this limiter, if any.
     pub(crate) rate_limit: Option<RateLimiter>,
+    /// Runs after every job, and for every job discarded unrun.
+    pub(crate) on_job_done: Option<JobHook>,
     /// Jobs arrive through the channel from someone other than
     /// [`Crew::submit`] (pipeline stages), which changes how `submitted`
     /// is counted.
@@ -130,7 +158,7 @@ pub(crate) struct CrewConfig {
 
 impl CrewConfig {
     /// A jobs channel of the configured capacity.
-    pub(crate) fn channel<J>(&self) -> (Sender<J>, Receiver<J>) {
+    pub(crate) fn channel<J>(&self) -> (Sender<Envelope<J>>, Receiver<Envelope<J>>) {
         match self.queue_capacity {
             Some(capacity) => crossbeam_channel::bounded(capacity),
             None => crossbeam_channel::unbounded(),
@@ -139,7 +167,7 @@ impl CrewConfig {
 }
 
 struct Shared<J, E> {
-    jobs: Receiver<J>,
+    jobs: Receiver<Envelope<J>>,
     ctx: Context,
     /// `ctx.done()`, fetched once: disconnects when the pool is cancelled.
     cancel: Receiver<()>,
@@ -174,17 +202,21 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         config: CrewConfig,
         ctx: Context,
         exec: E,
-        jobs: Receiver<J>,
+        jobs: Receiver<Envelope<J>>,
         mut make_local: impl FnMut() -> E::Local,
     ) -> Result<Self, BuildError> {
         let workers = config.workers;
+        let counters = Counters::default();
+        if config.on_job_done.is_some() {
+            counters.time_all.store(true, Ordering::Relaxed);
+        }
         let shared = Arc::new(Shared {
             jobs,
             cancel: ctx.done(),
             ctx,
             exec,
             config,
-            counters: Counters::default(),
+            counters,
             threads: Mutex::new(Vec::with_capacity(workers)),
             exited: Condvar::new(),
         });
@@ -208,7 +240,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     /// pool is cancelled, and with `Closed` if `closed` disconnects.
     pub(crate) fn submit(
         &self,
-        tx: &Sender<J>,
+        tx: &Sender<Envelope<J>>,
         job: J,
         wait: Option<Option<Instant>>,
         closed: Option<&Receiver<()>>,
@@ -220,10 +252,21 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         // it was submitted; undone below if the send fails.
         // ORDERING: Relaxed; the channel orders it before the worker's
         // Release of the outcome (see stats.rs).
-        self.shared
+        let seq = self
+            .shared
             .counters
             .submitted
             .fetch_add(1, Ordering::Relaxed);
+        let queued_at = if sampled(seq) || self.shared.counters.time_all.load(Ordering::Relaxed) {
+            stamp(Instant::now())
+        } else {
+            0
+        };
+        let job = Envelope {
+            job,
+            seq,
+            queued_at,
+        };
         let sent = match wait {
             Some(deadline) => send(
                 tx,
@@ -254,11 +297,11 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
                     .submitted
                     .fetch_sub(1, Ordering::Relaxed);
                 Err(match fail {
-                    SendFail::Full(job) => TrySubmitError::Full(job),
-                    SendFail::Disconnected(job) | SendFail::Closed(job) => {
-                        TrySubmitError::Closed(job)
+                    SendFail::Full(queued) => TrySubmitError::Full(queued.job),
+                    SendFail::Disconnected(queued) | SendFail::Closed(queued) => {
+                        TrySubmitError::Closed(queued.job)
                     }
-                    SendFail::Cancelled(job) => TrySubmitError::Cancelled(job),
+                    SendFail::Cancelled(queued) => TrySubmitError::Cancelled(queued.job),
                 })
             }
         }
@@ -346,19 +389,35 @@ impl<J, E> Shared<J, E> {
 }
 
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
-    fn discard(&self, job: J) {
+    fn discard(&self, queued: Envelope<J>) {
         let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
+        self.discard_for(queued, reason);
+    }
+
+    /// Discards `queued` for `reason`: counted, reported to the job's
+    /// owner, and to the `on_job_done` hook.
+    fn discard_for(&self, queued: Envelope<J>, reason: Cancelled) {
         // Counted before the handle is told, as every outcome is.
         // ORDERING: Release pairs with the snapshot's Acquire (stats.rs).
         self.counters.discarded.fetch_add(1, Ordering::Release);
+        let Envelope {
+            job,
+            seq,
+            queued_at,
+        } = queued;
         self.exec.discard(job, reason);
+        if let Some(hook) = &self.config.on_job_done {
+            let queue_wait = wait_since(queued_at, Instant::now()).unwrap_or_default();
+            let event = JobEvent::new(seq, JobOutcome::Cancelled, queue_wait, Duration::ZERO);
+            unwind::call_logged("on_job_done hook", || hook(&event));
+        }
     }
 
     /// Discards every job queued now; returns how many.
     fn drain(&self) -> u64 {
         let mut discarded = 0;
-        while let Ok(job) = self.jobs.try_recv() {
-            self.discard(job);
+        while let Ok(queued) = self.jobs.try_recv() {
+            self.discard(queued);
             discarded += 1;
         }
         self.counters
@@ -366,6 +425,12 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             .fetch_add(discarded, Ordering::Relaxed);
         discarded
     }
+}
+
+/// How long a job queued at `queued_at` (a stamp; 0 if not stamped) has
+/// waited by `now`.
+pub(crate) fn wait_since(queued_at: u64, now: Instant) -> Option<Duration> {
+    (queued_at != 0).then(|| Duration::from_nanos(stamp(now).saturating_sub(queued_at)))
 }
 
 #[cfg(test)]
@@ -428,6 +493,7 @@ mod tests {
             panic_policy: PanicPolicy::Respawn,
             on_thread_start: None,
             rate_limit: None,
+            on_job_done: None,
             fed: false,
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{TryRecvError, select};
 
-use super::{CURRENT_CREW, Exec, PanicPolicy, Shared};
+use super::{CURRENT_CREW, Envelope, Exec, PanicPolicy, Shared, wait_since};
 use crate::context::Context;
 use crate::error::{Cancelled, RateError};
-use crate::stats::{Outcome, WorkerSlot};
+use crate::stats::{JobEvent, JobOutcome, Outcome, WorkerSlot, sampled};
 use crate::sync::{Arc, CachePadded, Ordering, Spin};
 use crate::unwind;
 
@@ -76,16 +76,28 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         let worker_ctx = self.ctx.child();
         worker_ctx.link();
         let spare = Cell::new(None);
-        while let Some(job) = self.next_job() {
+        // Jobs fed through the channel by a pipeline stage carry no stamp;
+        // such a worker samples its own jobs, by its own count.
+        let mut seen = 0u64;
+        while let Some(queued) = self.next_job() {
             slot.count_received();
             if self.ctx.is_done() {
-                self.discard(job);
+                self.discard(queued);
                 break;
             }
-            let job = match self.pace(job) {
-                Some(job) => job,
-                None => continue,
+            let Some(queued) = self.pace(queued) else {
+                continue;
             };
+            let Envelope {
+                job,
+                seq,
+                queued_at,
+            } = queued;
+            let timed = queued_at != 0
+                || (self.config.fed && sampled(seen))
+                || self.counters.time_all.load(Ordering::Relaxed);
+            seen += 1;
+            let started = timed.then(Instant::now);
             slot.set_busy(true);
             let worker = Worker {
                 slot,
@@ -100,6 +112,9 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                     Err(payload) => Outcome::Panicked(unwind::message(payload)),
                 };
             worker.record(&outcome);
+            if let Some(started) = started {
+                self.timed(slot, seq, queued_at, started, &outcome);
+            }
             if let Outcome::Panicked(message) = outcome {
                 log::warn!(
                     "brigade: a job panicked on worker {}-{index}: {message}",
@@ -118,25 +133,50 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         Exit::Done
     }
 
-    /// Waits for the rate limiter, if any, before `job` may start. Returns
-    /// the job, or `None` after discarding it: the pool was cancelled during
-    /// the wait, or the wait would run past the pool's deadline.
-    fn pace(&self, job: J) -> Option<J> {
+    /// Records a timed job's queue wait and run time, keeps the stats
+    /// window moving, and tells the `on_job_done` hook.
+    #[cold]
+    fn timed(
+        &self,
+        slot: &WorkerSlot,
+        seq: u64,
+        queued_at: u64,
+        started: Instant,
+        outcome: &Outcome,
+    ) {
+        let ended = Instant::now();
+        let run = ended.saturating_duration_since(started);
+        let queue_wait = wait_since(queued_at, started);
+        slot.record_timing(queue_wait, run);
+        self.counters.tick(ended);
+        if let Some(hook) = &self.config.on_job_done {
+            let event = JobEvent::new(
+                seq,
+                JobOutcome::from(outcome),
+                queue_wait.unwrap_or_default(),
+                run,
+            );
+            unwind::call_logged("on_job_done hook", || hook(&event));
+        }
+    }
+
+    /// Waits for the rate limiter, if any, before `queued` may start.
+    /// Returns the job, or `None` after discarding it: the pool was
+    /// cancelled during the wait, or the wait would run past the pool's
+    /// deadline.
+    fn pace(&self, queued: Envelope<J>) -> Option<Envelope<J>> {
         let Some(limiter) = &self.config.rate_limit else {
-            return Some(job);
+            return Some(queued);
         };
         match limiter.wait(&self.ctx) {
-            Ok(()) => Some(job),
+            Ok(()) => Some(queued),
             Err(err) => {
                 let reason = match err {
                     RateError::Cancelled(reason) => reason,
                     // The job could not start before the pool's deadline.
                     _ => Cancelled::DeadlineExceeded,
                 };
-                // Counted before the handle is told, as every outcome is.
-                // ORDERING: Release pairs with the snapshot's Acquire.
-                self.counters.discarded.fetch_add(1, Ordering::Release);
-                self.exec.discard(job, reason);
+                self.discard_for(queued, reason);
                 None
             }
         }
@@ -145,7 +185,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// The next job, or `None` once the pool is cancelled or closed and
     /// drained.
     #[inline]
-    fn next_job(&self) -> Option<J> {
+    fn next_job(&self) -> Option<Envelope<J>> {
         let mut spin = Spin::default();
         loop {
             match self.jobs.try_recv() {
@@ -163,7 +203,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     }
 
     #[cold]
-    fn next_job_blocking(&self) -> Option<J> {
+    fn next_job_blocking(&self) -> Option<Envelope<J>> {
         select! {
             recv(self.jobs) -> job => job.ok(),
             recv(self.cancel) -> _ => None,

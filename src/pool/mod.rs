@@ -40,7 +40,7 @@ pub use scope::{Scope, ScopedJoinHandle};
 use crossbeam_channel::Sender;
 
 use crate::context::Context;
-use crate::crew::Crew;
+use crate::crew::{Crew, Envelope};
 use crate::error::{SubmitError, TrySubmitError};
 use crate::stats::Stats;
 
@@ -79,7 +79,7 @@ use crate::stats::Stats;
 pub struct ThreadPool {
     /// `None` once intake is closed. Dropped before `crew`, whose own drop
     /// waits for the workers that this disconnection lets finish.
-    intake: Option<Sender<Task>>,
+    intake: Option<Sender<Envelope<Task>>>,
     crew: Crew<Task, PoolExec>,
 }
 
