@@ -245,6 +245,16 @@ pub enum SizingError {
     /// The latency is zero.
     #[error("latency must be greater than zero")]
     ZeroLatency,
+    /// `Sizing::Adaptive` bounds out of order or out of range.
+    #[error("adaptive sizing needs 1 <= min <= max <= {limit}, got min {min} and max {max}")]
+    InvalidBounds {
+        /// The lower bound given.
+        min: usize,
+        /// The upper bound given.
+        max: usize,
+        /// [`MAX_WORKERS`](crate::sizing::MAX_WORKERS).
+        limit: usize,
+    },
     /// `BRIGADE_WORKERS` is set but is not a positive integer.
     #[error("BRIGADE_WORKERS must be a positive integer, got {0:?}")]
     InvalidEnv(String),

@@ -281,11 +281,16 @@ where
                 on_thread_exit: None,
                 rate_limit: None,
                 on_job_done: None,
+                adaptive: None,
                 fed: true,
             };
-            let crew = Crew::start(crew_config, wiring.ctx.clone(), exec, rx, || output.clone())
-                .map_err(|error| (config.name.clone(), error))?;
-            drop(output);
+            let crew = Crew::start(crew_config, wiring.ctx.clone(), exec, rx, move || {
+                output.clone()
+            })
+            .map_err(|error| (config.name.clone(), error))?;
+            // Stages never grow: let go of the sender the maker holds, so the
+            // next stage's queue disconnects when this stage's workers exit.
+            crew.seal();
             let (input, mut running) = previous(wiring, configs, tx)?;
             running.push(Box::new(Stage {
                 name: config.name.clone(),

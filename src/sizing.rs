@@ -121,6 +121,17 @@ pub enum Sizing {
     },
     /// [`mixed`].
     Mixed,
+    /// Starts at [`cpu_bound`] (within the bounds) and lets a controller
+    /// steer the count between `min` and `max` by Little's Law: toward the
+    /// arrival rate × the time a job holds a worker, growing while a
+    /// backlog waits, not growing once the CPUs are saturated, and
+    /// shrinking only slowly. See the crate docs' "Sizing" chapter.
+    Adaptive {
+        /// The fewest workers.
+        min: usize,
+        /// The most workers.
+        max: usize,
+    },
 }
 
 impl Sizing {
@@ -143,9 +154,31 @@ impl Sizing {
                 latency,
             } => io_bound(throughput_per_sec, latency)?,
             Self::Mixed => mixed(),
+            Self::Adaptive { min, max } => {
+                if min == 0 || min > max || max > MAX_WORKERS {
+                    return Err(SizingError::InvalidBounds {
+                        min,
+                        max,
+                        limit: MAX_WORKERS,
+                    });
+                }
+                cpu_bound().clamp(min, max)
+            }
         };
         check_count(n)
     }
+}
+
+/// CPU time this process has used, from `/proc/self/stat` (Linux); `None`
+/// elsewhere or if it cannot be read.
+pub(crate) fn process_cpu_time() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which may itself hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks; USER_HZ is 100 on every mainstream Linux.
+    Some(std::time::Duration::from_millis((user + system) * 10))
 }
 
 /// Accepts a worker count in `1..=MAX_WORKERS`.

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
 use crate::crew::{Crew, Envelope, Exec, SendFail, Worker, call, send};
-use crate::error::{BuildError, Cancelled, JobError, SubmitError, TrySubmitError};
+use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 use crate::ordered::{Reorder, window_size};
 use crate::pool::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Options, common_setters};
 use crate::stats::{Outcome, Stats};
@@ -315,8 +315,9 @@ impl WorkerPoolBuilder {
         let (results_tx, results_rx) = crossbeam_channel::bounded(self.results_capacity);
         // Each worker owns a results sender; with this last clone dropped
         // after start, the channel disconnects when the last worker exits.
-        let crew = Crew::start(config, ctx, exec, jobs_rx, || results_tx.clone())?;
-        drop(results_tx);
+        // The crew's maker keeps one sender for workers started later
+        // (`set_workers`); it is let go when intake closes (`seal`).
+        let crew = Crew::start(config, ctx, exec, jobs_rx, move || results_tx.clone())?;
         let (closed_tx, closed_rx) = crossbeam_channel::bounded(0);
         Ok(WorkerPool {
             intake: Mutex::new(Intake {
@@ -420,6 +421,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
         // drop the jobs sender under that lock.
         drop(self.closed_tx.lock().take());
         self.intake.lock().tx = None;
+        self.crew.seal();
     }
 
     /// Cancels the pool: queued jobs do not run (they come back from
@@ -427,6 +429,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     /// no worker waits for the consumer any more. Idempotent.
     pub fn stop(&self) {
         self.crew.cancel();
+        self.crew.seal();
     }
 
     /// Closes the pool, waits for every worker to exit, and returns what was
@@ -466,6 +469,21 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
         self.crew.context()
     }
 
+    /// Resizes the pool to `n` workers. Growing starts the new workers at
+    /// once; shrinking lets idle workers leave first and busy ones after
+    /// their current job, so no job is lost or run twice. Returns at once:
+    /// [`Stats::workers`] reaches `n` as workers start and leave. A pool
+    /// built with [`Sizing::Adaptive`](crate::Sizing::Adaptive) keeps
+    /// steering its own size; a closed pool only shrinks.
+    ///
+    /// # Errors
+    ///
+    /// [`SizingError::ZeroWorkers`] or [`SizingError::TooManyWorkers`]; the
+    /// pool is unchanged.
+    pub fn set_workers(&self, n: usize) -> Result<(), SizingError> {
+        self.crew.set_workers(n)
+    }
+
     /// A snapshot of the pool's counters; see [`Stats`].
     pub fn stats(&self) -> Stats {
         self.crew.stats()
@@ -492,6 +510,7 @@ impl<J, R> Drop for WorkerPool<J, R> {
         self.crew.context().cancel();
         drop(self.closed_tx.lock().take());
         self.intake.lock().tx = None;
+        self.crew.seal();
         self.crew.wait(None);
         self.release_results();
     }

@@ -51,10 +51,12 @@
 //!
 //! [`ThreadPool`]: crate::ThreadPool
 
+mod adaptive;
 mod run;
 mod send;
 mod worker;
 
+use std::any::Any;
 use std::cell::Cell;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -66,10 +68,11 @@ pub(crate) use send::{SendFail, send};
 pub(crate) use worker::Worker;
 
 use crate::context::Context;
-use crate::error::{BuildError, Cancelled, TrySubmitError};
+use crate::error::{BuildError, Cancelled, SizingError, TrySubmitError};
 use crate::rate::RateLimiter;
+use crate::sizing::check_count;
 use crate::stats::{Counters, JobEvent, JobOutcome, Outcome, Stats, WorkerSlot, sampled, stamp};
-use crate::sync::{Arc, CachePadded, Condvar, Mutex, Ordering};
+use crate::sync::{Arc, AtomicUsize, CachePadded, Condvar, Mutex, Ordering};
 use crate::unwind;
 
 /// What to do when a job panics.
@@ -150,6 +153,9 @@ pub(crate) struct CrewConfig {
     pub(crate) rate_limit: Option<RateLimiter>,
     /// Runs after every job, and for every job discarded unrun.
     pub(crate) on_job_done: Option<JobHook>,
+    /// `Sizing::Adaptive`'s bounds: a controller steers the worker count
+    /// between them.
+    pub(crate) adaptive: Option<(usize, usize)>,
     /// Jobs arrive through the channel from someone other than
     /// [`Crew::submit`] (pipeline stages), which changes how `submitted`
     /// is counted.
@@ -179,7 +185,27 @@ struct Shared<J, E> {
     /// wake-up.
     threads: Mutex<Vec<JoinHandle<()>>>,
     exited: Condvar,
+    /// The worker count asked for; `live` converges to it. Its lock
+    /// serialises resizes.
+    target: Mutex<usize>,
+    /// One token per worker `set_workers` asked to leave: idle workers,
+    /// blocked on this channel too, take them first; busy ones look after
+    /// their job.
+    retire: (Sender<()>, Receiver<()>),
+    /// Tokens sent and not yet taken, so the hot path reads an atomic.
+    retiring: AtomicUsize,
+    next_index: AtomicUsize,
+    /// Makes the local state of workers started after `start` (a
+    /// `LocalMaker<E::Local>`, kept type-erased so that `Shared` needs no
+    /// `Exec` bound); dropped (sealed) when intake closes, so a channel the
+    /// workers feed still disconnects when the last of them exits.
+    make_local: Mutex<Option<Box<dyn Any + Send>>>,
+    /// The adaptive sizing controller, if any: its stop signal and thread.
+    controller: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
 }
+
+/// Makes one worker's local state.
+type LocalMaker<L> = Box<dyn FnMut() -> L + Send>;
 
 /// A running crew. Dropping it waits for every worker to exit (so intake
 /// must be closed, or the pool cancelled, first), or detaches when dropped
@@ -203,13 +229,15 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         ctx: Context,
         exec: E,
         jobs: Receiver<Envelope<J>>,
-        mut make_local: impl FnMut() -> E::Local,
+        make_local: impl FnMut() -> E::Local + Send + 'static,
     ) -> Result<Self, BuildError> {
         let workers = config.workers;
         let counters = Counters::default();
         if config.on_job_done.is_some() {
             counters.time_all.store(true, Ordering::Relaxed);
         }
+        let adaptive = config.adaptive;
+        let maker: LocalMaker<E::Local> = Box::new(make_local);
         let shared = Arc::new(Shared {
             jobs,
             cancel: ctx.done(),
@@ -219,19 +247,40 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             counters,
             threads: Mutex::new(Vec::with_capacity(workers)),
             exited: Condvar::new(),
+            target: Mutex::new(0),
+            retire: crossbeam_channel::unbounded(),
+            retiring: AtomicUsize::new(0),
+            next_index: AtomicUsize::new(0),
+            make_local: Mutex::new(Some(Box::new(maker))),
+            controller: Mutex::new(None),
         });
         let crew = Self { shared };
-        for index in 0..workers {
-            let slot = Arc::new(CachePadded(WorkerSlot::default()));
-            crew.shared.counters.slots.lock().push(Arc::clone(&slot));
-            if let Err(err) = worker::spawn(&crew.shared, index, slot, make_local()) {
-                // rayon's Terminator: a half-built crew must not leak threads.
+        if let Err(err) = crew.grow_to(workers) {
+            // rayon's Terminator: a half-built crew must not leak threads.
+            crew.shared.ctx.cancel();
+            crew.wait(None);
+            return Err(BuildError::Spawn(err));
+        }
+        if let Some((min, max)) = adaptive {
+            if let Err(err) = adaptive::start(&crew.shared, min, max) {
                 crew.shared.ctx.cancel();
                 crew.wait(None);
                 return Err(BuildError::Spawn(err));
             }
         }
         Ok(crew)
+    }
+
+    /// Asks for `n` workers: starts the missing ones now, or lets the extra
+    /// ones leave — idle workers first, busy ones after their current job.
+    /// No job is lost or run twice: a worker only leaves between jobs. On a
+    /// pool whose intake is closed, only shrinking does anything.
+    pub(crate) fn set_workers(&self, n: usize) -> Result<(), SizingError> {
+        self.shared.set_workers(n)
+    }
+
+    fn grow_to(&self, n: usize) -> std::io::Result<()> {
+        self.shared.grow_to(n)
     }
 
     /// Queues `job` through `tx`. `wait` is `None` to fail at once on a full
@@ -316,6 +365,13 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
 }
 
 impl<J, E> Crew<J, E> {
+    /// Intake is closed: no worker will be started again except to replace
+    /// one that panicked (the replacement inherits its predecessor's local
+    /// state). Drops what `make_local` held, such as a results sender.
+    pub(crate) fn seal(&self) {
+        let maker = self.shared.make_local.lock().take();
+        drop(maker);
+    }
     pub(crate) fn context(&self) -> &Context {
         &self.shared.ctx
     }
@@ -342,6 +398,13 @@ impl<J, E> Crew<J, E> {
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
         if self.on_own_worker() {
             return false;
+        }
+        // The sizing controller goes first: it must not start workers for a
+        // pool that is shutting down.
+        let controller = self.shared.controller.lock().take();
+        if let Some((stop, thread)) = controller {
+            drop(stop);
+            let _ = thread.join();
         }
         let mut threads = self.shared.threads.lock();
         while self.shared.counters.live.load(Ordering::Acquire) > 0 {
@@ -389,6 +452,51 @@ impl<J, E> Shared<J, E> {
 }
 
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
+    /// Asks for `n` workers: starts the missing ones now, or lets the extra
+    /// ones leave — idle workers first, busy ones after their current job.
+    /// No job is lost or run twice: a worker only leaves between jobs. On a
+    /// pool whose intake is closed, only shrinking does anything.
+    pub(crate) fn set_workers(self: &Arc<Self>, n: usize) -> Result<(), SizingError> {
+        let n = check_count(n)?;
+        let mut target = self.target.lock();
+        if n < *target {
+            for _ in n..*target {
+                // ORDERING: Release pairs with the workers' Acquire check.
+                self.retiring.fetch_add(1, Ordering::Release);
+                let _ = self.retire.0.send(());
+            }
+            *target = n;
+        } else if n > *target {
+            drop(target);
+            if let Err(err) = self.grow_to(n) {
+                log::error!("brigade: could not start more workers: {err}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts workers until the target is `n`. Stops at the first thread
+    /// the OS refuses, keeping the target at what was started.
+    fn grow_to(self: &Arc<Self>, n: usize) -> std::io::Result<()> {
+        let mut target = self.target.lock();
+        let mut maker = self.make_local.lock();
+        let Some(make) = maker
+            .as_mut()
+            .and_then(|m| m.downcast_mut::<LocalMaker<E::Local>>())
+        else {
+            // Sealed: intake is closed, and a closed pool does not grow.
+            return Ok(());
+        };
+        while *target < n {
+            let index = self.next_index.fetch_add(1, Ordering::Relaxed);
+            let slot = Arc::new(CachePadded(WorkerSlot::default()));
+            self.counters.slots.lock().push(Arc::clone(&slot));
+            worker::spawn(self, index, slot, make())?;
+            *target += 1;
+        }
+        Ok(())
+    }
+
     fn discard(&self, queued: Envelope<J>) {
         let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
         self.discard_for(queued, reason);
@@ -494,6 +602,7 @@ mod tests {
             on_thread_start: None,
             rate_limit: None,
             on_job_done: None,
+            adaptive: None,
             fed: false,
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);

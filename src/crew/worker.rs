@@ -115,7 +115,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             if let Some(started) = started {
                 self.timed(slot, seq, queued_at, started, &outcome);
             }
-            if let Outcome::Panicked(message) = outcome {
+            if let Outcome::Panicked(message) = &outcome {
                 log::warn!(
                     "brigade: a job panicked on worker {}-{index}: {message}",
                     self.config.thread_name
@@ -125,6 +125,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 if self.config.panic_policy == PanicPolicy::Respawn {
                     return Exit::Retire;
                 }
+            }
+            // A busy worker asked to leave goes after its job.
+            if self.take_retire() {
+                break;
             }
         }
         if self.ctx.is_done() {
@@ -193,7 +197,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) => {}
             }
-            if self.ctx.is_done() {
+            if self.ctx.is_done() || self.take_retire() {
                 return None;
             }
             if !spin.snooze() {
@@ -207,7 +211,26 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         select! {
             recv(self.jobs) -> job => job.ok(),
             recv(self.cancel) -> _ => None,
+            recv(self.retire.1) -> token => {
+                if token.is_ok() {
+                    // ORDERING: pairs with set_workers' Release.
+                    self.retiring.fetch_sub(1, Ordering::AcqRel);
+                }
+                None
+            }
         }
+    }
+
+    /// Takes a retire token if `set_workers` left one: then this worker
+    /// leaves. One atomic load when none is pending.
+    #[inline]
+    fn take_retire(&self) -> bool {
+        // ORDERING: Acquire pairs with set_workers' Release.
+        if self.retiring.load(Ordering::Acquire) == 0 || self.retire.1.try_recv().is_err() {
+            return false;
+        }
+        self.retiring.fetch_sub(1, Ordering::AcqRel);
+        true
     }
 
     fn worker_exited(&self) {

@@ -91,6 +91,10 @@ impl Options {
             on_thread_exit: self.on_thread_exit,
             rate_limit: self.rate_limit,
             on_job_done: self.on_job_done,
+            adaptive: match self.sizing {
+                Sizing::Adaptive { min, max } => Some((min, max)),
+                _ => None,
+            },
             fed: false,
         };
         Ok((config, ctx))

@@ -41,7 +41,7 @@ use crossbeam_channel::Sender;
 
 use crate::context::Context;
 use crate::crew::{Crew, Envelope};
-use crate::error::{SubmitError, TrySubmitError};
+use crate::error::{SizingError, SubmitError, TrySubmitError};
 use crate::stats::Stats;
 
 /// A pool of supervised worker threads that runs closures.
@@ -86,6 +86,7 @@ pub struct ThreadPool {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         self.intake = None;
+        self.crew.seal();
     }
 }
 
@@ -272,6 +273,32 @@ impl ThreadPool {
         }
     }
 
+    /// Resizes the pool to `n` workers. Growing starts the new workers at
+    /// once; shrinking lets idle workers leave first and busy ones after
+    /// their current job, so no job is lost or run twice. Returns at once:
+    /// [`Stats::workers`] reaches `n` as workers start and leave. A pool
+    /// built with [`Sizing::Adaptive`](crate::Sizing::Adaptive) keeps
+    /// steering its own size; a closed pool only shrinks.
+    ///
+    /// # Errors
+    ///
+    /// [`SizingError::ZeroWorkers`] or [`SizingError::TooManyWorkers`]; the
+    /// pool is unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(2).build()?;
+    /// pool.set_workers(6)?; // more threads for a burst of waiting jobs
+    /// pool.set_workers(1)?; // and back down afterwards
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_workers(&self, n: usize) -> Result<(), SizingError> {
+        self.crew.set_workers(n)
+    }
+
     /// A snapshot of the pool's counters; see [`Stats`].
     pub fn stats(&self) -> Stats {
         self.crew.stats()
@@ -292,6 +319,7 @@ impl ThreadPool {
     /// own.
     pub fn join(mut self) {
         self.intake = None;
+        self.crew.seal();
         self.crew.wait(None);
     }
 
@@ -304,6 +332,7 @@ impl ThreadPool {
     pub fn shutdown_now(mut self) -> ShutdownReport {
         let start = Instant::now();
         self.intake = None;
+        self.crew.seal();
         self.crew.cancel();
         self.crew.wait(None);
         self.report(start, false)
@@ -324,6 +353,7 @@ impl ThreadPool {
     pub fn shutdown_timeout(mut self, timeout: Duration) -> ShutdownReport {
         let start = Instant::now();
         self.intake = None;
+        self.crew.seal();
         if self.crew.on_own_worker() {
             // It cannot wait for the thread it runs on: intake is closed,
             // and the workers finish the queue on their own.

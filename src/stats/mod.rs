@@ -462,6 +462,18 @@ impl Counters {
         marks.front().copied().unwrap_or(now)
     }
 
+    /// Jobs finished, estimated busy nanoseconds, and workers busy now,
+    /// summed over every worker.
+    pub(crate) fn totals(&self) -> (u64, f64, usize) {
+        let mut totals = (0, 0.0, 0);
+        for slot in self.slots.lock().iter() {
+            totals.0 += slot.ran();
+            totals.1 += slot.busy_nanos();
+            totals.2 += usize::from(slot.busy.load(Ordering::Relaxed));
+        }
+        totals
+    }
+
     /// Called by workers after a sampled job: keeps the window's ring
     /// moving even when nobody asks for stats. Cheap unless a mark is due.
     pub(crate) fn tick(&self, now: Instant) {
