@@ -14,11 +14,13 @@
 //! most C / cpu a second. Throughput is the smaller of the two, so it grows
 //! linearly with N until N = C × W / cpu, then stays flat.
 
-use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use brigade::{ThreadPool, sizing};
+
+#[path = "support/chart.rs"]
+mod chart;
 
 struct Args {
     cpu: Duration,
@@ -132,98 +134,31 @@ fn run(n: usize, args: &Args, iterations: u64) -> Result<Row, Box<dyn std::error
 }
 
 fn svg(rows: &[Row], args: &Args) -> String {
-    let (w, h, pad) = (640.0, 400.0, 50.0);
-    let max_y = rows
-        .iter()
-        .map(|r| r.throughput.max(r.predicted))
-        .fold(1.0, f64::max)
-        * 1.1;
-    let max_x = (rows.len() - 1).max(1) as f64;
-    let x = |i: usize| pad + i as f64 / max_x * (w - 2.0 * pad);
-    let y = |v: f64| h - pad - v / max_y * (h - 2.0 * pad);
-    let line = |value: &dyn Fn(&Row) -> f64| {
-        rows.iter()
-            .enumerate()
-            .map(|(i, r)| format!("{:.1},{:.1}", x(i), y(value(r))))
-            .collect::<Vec<_>>()
-            .join(" ")
+    // x is log2(N), so the doubling sweep is evenly spaced.
+    let x = |r: &Row| (r.n as f64).log2();
+    let line = |name: &str, colour, dashed, value: &dyn Fn(&Row) -> f64| chart::Series {
+        name: name.to_owned(),
+        colour,
+        dashed,
+        points: rows.iter().map(|r| (x(r), value(r))).collect(),
     };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        out,
-        r#"<text x="{pad}" y="25" font-size="14">Throughput vs workers: {} µs CPU + {} ms wait per job</text>"#,
-        args.cpu.as_micros(),
-        args.io.as_millis()
-    );
-    let _ = writeln!(
-        out,
-        r#"<line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
-        h - pad,
-        w - pad,
-        h - pad
-    );
-    let _ = writeln!(
-        out,
-        r#"<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/>"#,
-        h - pad
-    );
-    for (i, r) in rows.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            x(i),
-            h - pad + 18.0,
-            r.n
-        );
+    chart::Chart {
+        title: format!(
+            "Throughput vs workers: {} µs CPU + {} ms wait per job",
+            args.cpu.as_micros(),
+            args.io.as_millis()
+        ),
+        x_label: "workers (N)".to_owned(),
+        x_ticks: rows.iter().map(|r| (x(r), r.n.to_string())).collect(),
+        panels: vec![chart::Panel {
+            y_label: "jobs / s".to_owned(),
+            series: vec![
+                line("measured", "steelblue", false, &|r| r.throughput),
+                line("Little's Law", "gray", true, &|r| r.predicted),
+            ],
+        }],
     }
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="{}" text-anchor="middle">workers (N)</text>"#,
-        w / 2.0,
-        h - 10.0
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">jobs / s</text>"#,
-        h / 2.0,
-        h / 2.0
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="{:.1}" text-anchor="end">{:.0}</text>"#,
-        pad - 4.0,
-        y(max_y / 1.1),
-        max_y / 1.1
-    );
-    let _ = writeln!(
-        out,
-        r#"<polyline fill="none" stroke="gray" stroke-dasharray="6 4" stroke-width="2" points="{}"/>"#,
-        line(&|r| r.predicted)
-    );
-    let _ = writeln!(
-        out,
-        r#"<polyline fill="none" stroke="steelblue" stroke-width="2.5" points="{}"/>"#,
-        line(&|r| r.throughput)
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="{}" fill="steelblue">measured</text>"#,
-        w - pad - 120.0,
-        pad + 10.0
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="{}" fill="gray">Little's Law</text>"#,
-        w - pad - 120.0,
-        pad + 26.0
-    );
-    out.push_str("</svg>\n");
-    out
+    .to_svg()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -404,6 +404,70 @@
 //! # Ok::<(), brigade::BuildError>(())
 //! ```
 //!
+//! When the load is not known in advance, or changes, let the pool find its
+//! size: [`Sizing::Adaptive`] starts at the CPU count and a controller
+//! steers the worker count between `min` and `max` toward λ·W, the arrival
+//! rate times the time a job holds a worker (Little's Law). It grows at
+//! once while a backlog waits, stops growing once the CPUs are saturated
+//! (compute-bound work gains nothing from more threads than cores), and
+//! shrinks only after several samples agree, a quarter at a time, so it
+//! does not flap. [`ThreadPool::set_workers`] resizes by hand: growing
+//! starts workers now; shrinking retires idle workers first and busy ones
+//! after their current job, and never loses or repeats a job.
+//!
+//! ```
+//! use brigade::{Sizing, ThreadPool};
+//!
+//! let pool = ThreadPool::builder()
+//!     .sizing(Sizing::Adaptive { min: 2, max: 64 })
+//!     .build()?;
+//! pool.execute(|| { /* calls a backend whose latency varies */ })
+//!     .map_err(|e| e.to_string())?;
+//! pool.set_workers(8)?; // a manual override; the controller moves on from here
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Observability
+//!
+//! [`ThreadPool::stats`] is one snapshot: counts of what happened to every
+//! job, the worker, busy and queue gauges, queue-wait and run-time
+//! percentiles ([`Latencies`]: p50/p90/p99/max, from log-bucketed
+//! histograms recorded without locks), and utilisation and throughput over
+//! the last five seconds. Its `Display` is one line for a log. Jobs are
+//! timed by sampling (every job of the first 1,024, then one in 16), which
+//! keeps the cost of timing below the noise of a tiny job.
+//!
+//! For per-job events — a progress bar, your own metrics — set
+//! [`Builder::on_job_done`]: it sees each job's id, [`JobOutcome`], queue
+//! wait and run time (every job is timed while a hook is set).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use brigade::{JobOutcome, ThreadPool};
+//!
+//! let done = Arc::new(AtomicU64::new(0));
+//! let pool = {
+//!     let done = Arc::clone(&done);
+//!     ThreadPool::builder()
+//!         .workers(2)
+//!         .on_job_done(move |event| {
+//!             if event.outcome == JobOutcome::Completed {
+//!                 done.fetch_add(1, Ordering::Relaxed);
+//!             }
+//!         })
+//!         .build()?
+//! };
+//! for _ in 0..100 {
+//!     pool.execute(|| { /* work */ }).map_err(|e| e.to_string())?;
+//! }
+//! let stats = pool.stats();
+//! println!("{stats}"); // workers=2 busy=… | … jobs/s, …% busy | wait p50 … | run p50 …
+//! pool.join();
+//! assert_eq!(done.load(Ordering::Relaxed), 100);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Coming from Go
 //!
 //! | Go | brigade |
@@ -424,7 +488,8 @@
 //! | drain / cancel / stop-accept-then-drain | [`ThreadPool::join`], [`ThreadPool::shutdown_now`], [`ThreadPool::shutdown_timeout`] |
 //! | `rate.NewLimiter` + `limiter.Wait(ctx)` in the worker | [`RateLimiter`], [`RateLimiter::wait`] |
 //! | retry loop with backoff | [`Retry`], [`Backoff`] |
-//! | expvar counters | [`ThreadPool::stats`] |
+//! | expvar counters | [`ThreadPool::stats`] (counts, percentiles, utilisation, throughput), [`Builder::on_job_done`] |
+//! | "dynamic resizing", backpressure modelling | [`ThreadPool::set_workers`], [`Sizing::Adaptive`] |
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]

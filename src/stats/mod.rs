@@ -278,10 +278,14 @@ pub(crate) struct WorkerSlot {
     received: AtomicU64,
     queue_wait: Histogram,
     run_time: Histogram,
-    /// Run time of the sampled jobs, and how many were sampled: scaled by
-    /// the share of jobs sampled, an estimate of this worker's busy time.
-    sampled_busy_nanos: AtomicU64,
-    sampled_runs: AtomicU64,
+    /// Estimated busy time: each sampled job's run time counts once for
+    /// itself and once for every unsampled job this worker ran since the
+    /// previous sample. Weighting each sample by the jobs it stands for
+    /// (not scaling a lifetime mean) keeps the estimate current when job
+    /// lengths change: deltas over a window reflect that window's jobs.
+    busy_nanos: AtomicU64,
+    /// `ran()` at the last sample.
+    ran_at_sample: AtomicU64,
 }
 
 impl WorkerSlot {
@@ -309,13 +313,14 @@ impl WorkerSlot {
         self.run_time.record(run);
         let nanos = u64::try_from(run.as_nanos()).unwrap_or(u64::MAX);
         // ORDERING: single writer; Relaxed, an estimate read at snapshots.
-        let busy = &self.sampled_busy_nanos;
+        let ran = self.ran();
+        let stands_for = ran
+            .saturating_sub(self.ran_at_sample.swap(ran, Ordering::Relaxed))
+            .max(1);
+        let busy = &self.busy_nanos;
         busy.store(
-            busy.load(Ordering::Relaxed).saturating_add(nanos),
-            Ordering::Relaxed,
-        );
-        self.sampled_runs.store(
-            self.sampled_runs.load(Ordering::Relaxed) + 1,
+            busy.load(Ordering::Relaxed)
+                .saturating_add(nanos.saturating_mul(stands_for)),
             Ordering::Relaxed,
         );
     }
@@ -334,13 +339,10 @@ impl WorkerSlot {
         .sum()
     }
 
-    /// Estimated busy time: sampled run time scaled up to every job run.
+    /// Estimated busy time of every job this worker has run (see the
+    /// field).
     fn busy_nanos(&self) -> f64 {
-        let sampled = self.sampled_runs.load(Ordering::Relaxed);
-        if sampled == 0 {
-            return 0.0;
-        }
-        self.sampled_busy_nanos.load(Ordering::Relaxed) as f64 * self.ran() as f64 / sampled as f64
+        self.busy_nanos.load(Ordering::Relaxed) as f64
     }
 
     #[inline]
@@ -385,6 +387,9 @@ struct Mark {
     at: Instant,
     finished: u64,
     busy_nanos: f64,
+    /// Workers alive at `at`: utilisation divides busy time by the
+    /// worker-time available, which changes when the pool is resized.
+    workers: usize,
 }
 
 impl Counters {
@@ -423,12 +428,14 @@ impl Counters {
             at: Instant::now(),
             finished: stats.completed + stats.failed,
             busy_nanos,
+            workers: stats.workers,
         };
-        let oldest = self.mark(now, true);
+        let (oldest, capacity) = self.mark(now, true);
         let elapsed = now.at.saturating_duration_since(oldest.at).as_secs_f64();
         if elapsed > 0.0 {
             stats.throughput = (now.finished - oldest.finished.min(now.finished)) as f64 / elapsed;
-            let capacity = elapsed * 1e9 * stats.workers.max(1) as f64;
+        }
+        if capacity > 0.0 {
             stats.utilisation = ((now.busy_nanos - oldest.busy_nanos).max(0.0) / capacity).min(1.0);
         }
         // ORDERING: read last, after the Acquire loads above (module docs).
@@ -442,8 +449,10 @@ impl Counters {
 
     /// Adds `now` to the window's ring (if the newest mark is old enough,
     /// or `force`), drops marks older than the window, and returns the
-    /// oldest mark left (the start of the window).
-    fn mark(&self, now: Mark, force: bool) -> Mark {
+    /// oldest mark left (the start of the window) with the worker-time in
+    /// nanoseconds from it to `now`: the sum, mark to mark, of the time
+    /// between them × the mean of their worker counts.
+    fn mark(&self, now: Mark, force: bool) -> (Mark, f64) {
         let mut marks = self.marks.lock();
         let due = marks
             .back()
@@ -459,7 +468,16 @@ impl Counters {
         {
             marks.pop_front();
         }
-        marks.front().copied().unwrap_or(now)
+        let mut capacity = 0.0;
+        let mut previous: Option<&Mark> = None;
+        for mark in marks.iter().chain(std::iter::once(&now)) {
+            if let Some(p) = previous {
+                let span = mark.at.saturating_duration_since(p.at).as_nanos() as f64;
+                capacity += span * (p.workers + mark.workers).max(1) as f64 / 2.0;
+            }
+            previous = Some(mark);
+        }
+        (marks.front().copied().unwrap_or(now), capacity)
     }
 
     /// Jobs finished, estimated busy nanoseconds, and workers busy now,
@@ -481,17 +499,13 @@ impl Counters {
         if stamp(now).saturating_sub(last) < MARK_EVERY.as_nanos() as u64 {
             return;
         }
-        let mut finished = 0;
-        let mut busy_nanos = 0.0;
-        for slot in self.slots.lock().iter() {
-            finished += slot.ran();
-            busy_nanos += slot.busy_nanos();
-        }
+        let (finished, busy_nanos, _) = self.totals();
         self.mark(
             Mark {
                 at: now,
                 finished,
                 busy_nanos,
+                workers: self.live.load(Ordering::Relaxed),
             },
             false,
         );
