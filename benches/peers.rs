@@ -77,20 +77,30 @@ fn fire_and_forget(
     });
     drop(floor);
 
-    let pool = brigade_pool(workers);
-    g.bench_function("brigade execute", |b| {
-        b.iter(|| {
-            let latch = Latch::new(jobs);
-            for _ in 0..jobs {
-                let latch = Arc::clone(&latch);
-                let _ = pool.execute(move || {
-                    work();
-                    latch.count_down();
-                });
-            }
-            latch.wait();
-        });
+    let execute_all = |pool: &ThreadPool| {
+        let latch = Latch::new(jobs);
+        for _ in 0..jobs {
+            let latch = Arc::clone(&latch);
+            let _ = pool.execute(move || {
+                work();
+                latch.count_down();
+            });
+        }
+        latch.wait();
+    };
+    // The same pool with latency timing off: the difference is what
+    // recording queue waits and run times costs (issue 7 budgets 5%).
+    let untimed = ThreadPool::builder()
+        .workers(workers)
+        .record_latencies(false)
+        .build()
+        .expect("pool");
+    g.bench_function("brigade execute (latencies off)", |b| {
+        b.iter(|| execute_all(&untimed));
     });
+    drop(untimed);
+    let pool = brigade_pool(workers);
+    g.bench_function("brigade execute", |b| b.iter(|| execute_all(&pool)));
     g.bench_function("brigade scope", |b| {
         b.iter(|| {
             pool.scope(|s| {

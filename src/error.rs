@@ -314,6 +314,16 @@ pub enum BuildError {
     /// The thread name contains a NUL byte, which the OS cannot store.
     #[error("thread name must not contain NUL bytes, got {0:?}")]
     InvalidThreadName(String),
+    /// `record_latencies(false)` together with a feature that is driven
+    /// by each job's timings.
+    #[error(
+        "record_latencies(false) conflicts with {needed_by}, which is driven by job timings; remove one of the two"
+    )]
+    LatenciesNeeded {
+        /// The setting that needs the timings: `"on_job_done"` or
+        /// `"Sizing::Adaptive"`.
+        needed_by: &'static str,
+    },
     /// The OS refused to start a worker thread.
     #[error("failed to spawn worker thread: {0}")]
     Spawn(#[source] std::io::Error),

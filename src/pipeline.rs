@@ -281,6 +281,7 @@ where
                 on_thread_exit: None,
                 rate_limit: None,
                 on_job_done: None,
+                timing: true,
                 adaptive: None,
                 fed: true,
             };

@@ -291,6 +291,87 @@ fn builder_rows(rows: &mut Vec<(String, Check)>) {
         ThreadPool::builder().workers(1).thread_name("bad\0name").build(),
         BuildError::InvalidThreadName(ref name) if name == "bad\0name",
         r#"thread name must not contain NUL bytes, got "bad\0name""#);
+    for (min, max) in [(0, 4), (5, 4), (1, MAX_WORKERS + 1)] {
+        row!(rows, "Sizing::Adaptive with bad bounds",
+            ThreadPool::builder().sizing(Sizing::Adaptive { min, max }).build(),
+            BuildError::Sizing(SizingError::InvalidBounds { min: m, max: x, limit })
+                if m == min && x == max && limit == MAX_WORKERS,
+            format!("adaptive sizing needs 1 <= min <= max <= {MAX_WORKERS}, got min {min} and max {max}"));
+    }
+    row!(
+        rows,
+        "record_latencies(false) with on_job_done",
+        ThreadPool::builder()
+            .workers(1)
+            .on_job_done(|_| {})
+            .record_latencies(false)
+            .build(),
+        BuildError::LatenciesNeeded {
+            needed_by: "on_job_done"
+        },
+        "record_latencies(false) conflicts with on_job_done, which is driven by job timings; remove one of the two"
+    );
+    row!(
+        rows,
+        "record_latencies(false) with Sizing::Adaptive",
+        WorkerPool::builder()
+            .sizing(Sizing::Adaptive { min: 1, max: 4 })
+            .record_latencies(false)
+            .build(|_ctx, n: u8| n),
+        BuildError::LatenciesNeeded {
+            needed_by: "Sizing::Adaptive"
+        },
+        "record_latencies(false) conflicts with Sizing::Adaptive, which is driven by job timings; remove one of the two"
+    );
+    // A rejected resize leaves the pool as it was.
+    row!(
+        rows,
+        "ThreadPool::set_workers(0)",
+        {
+            let pool = small_pool("bad-resize");
+            let result = pool.set_workers(0);
+            assert_eq!(
+                pool.stats().workers,
+                1,
+                "a rejected set_workers changed the pool"
+            );
+            result
+        },
+        SizingError::ZeroWorkers,
+        "worker count must be at least 1, got 0"
+    );
+    row!(
+        rows,
+        "ThreadPool::set_workers(MAX_WORKERS + 1)",
+        small_pool("bad-resize").set_workers(MAX_WORKERS + 1),
+        SizingError::TooManyWorkers {
+            requested: 32_769,
+            max: MAX_WORKERS
+        },
+        format!(
+            "worker count must be at most {MAX_WORKERS}, got {}",
+            MAX_WORKERS + 1
+        )
+    );
+    row!(
+        rows,
+        "WorkerPool::set_workers(0)",
+        {
+            let pool = WorkerPool::builder()
+                .workers(2)
+                .build(|_ctx, n: u8| n)
+                .expect("pool");
+            let result = pool.set_workers(0);
+            assert_eq!(
+                pool.stats().workers,
+                2,
+                "a rejected set_workers changed the pool"
+            );
+            result
+        },
+        SizingError::ZeroWorkers,
+        "worker count must be at least 1, got 0"
+    );
     row!(
         rows,
         "WorkerPoolBuilder::queue_capacity(MAX + 1)",

@@ -153,6 +153,8 @@ pub(crate) struct CrewConfig {
     pub(crate) rate_limit: Option<RateLimiter>,
     /// Runs after every job, and for every job discarded unrun.
     pub(crate) on_job_done: Option<JobHook>,
+    /// Time a sample of jobs (`record_latencies`).
+    pub(crate) timing: bool,
     /// `Sizing::Adaptive`'s bounds: a controller steers the worker count
     /// between them.
     pub(crate) adaptive: Option<(usize, usize)>,
@@ -306,7 +308,8 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             .counters
             .submitted
             .fetch_add(1, Ordering::Relaxed);
-        let queued_at = if sampled(seq) || self.shared.counters.time_all.load(Ordering::Relaxed) {
+        let timed = sampled(seq) || self.shared.counters.time_all.load(Ordering::Relaxed);
+        let queued_at = if timed && self.shared.config.timing {
             stamp(Instant::now())
         } else {
             0
@@ -602,6 +605,7 @@ mod tests {
             on_thread_start: None,
             rate_limit: None,
             on_job_done: None,
+            timing: true,
             adaptive: None,
             fed: false,
             on_thread_exit: Some(Arc::new(move |_| {

@@ -94,7 +94,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 queued_at,
             } = queued;
             let timed = queued_at != 0
-                || (self.config.fed && sampled(seen))
+                || (self.config.fed && self.config.timing && sampled(seen))
                 || self.counters.time_all.load(Ordering::Relaxed);
             seen += 1;
             let started = timed.then(Instant::now);
