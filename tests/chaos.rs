@@ -701,6 +701,63 @@ impl Drop for SubmitterDone<'_> {
     }
 }
 
+/// Live resizes during a round: submitter 0 calls `set_workers` with the
+/// next target every `every` of its jobs, racing the other submitters, the
+/// workers and the round's end.
+#[derive(Debug)]
+struct Resizes {
+    targets: Vec<usize>,
+    every: usize,
+    /// The last target applied: the size a settled, uncancelled pool has.
+    size: AtomicUsize,
+    /// The largest size the pool was ever asked for: the most jobs that
+    /// may run at once.
+    most: AtomicUsize,
+}
+
+impl Resizes {
+    /// No resizes in a third of the rounds; otherwise 1-8 targets of 1-6
+    /// workers, spread over submitter 0's share of `jobs`.
+    fn random(rng: &mut SplitMix64, workers: usize, jobs: usize, submitters: usize) -> Self {
+        let count = if rng.below(3) == 0 {
+            0
+        } else {
+            1 + rng.below(8) as usize
+        };
+        let targets: Vec<usize> = (0..count).map(|_| 1 + rng.below(6) as usize).collect();
+        Self {
+            every: (jobs / submitters / (count + 1)).max(1),
+            targets,
+            size: AtomicUsize::new(workers),
+            most: AtomicUsize::new(workers),
+        }
+    }
+
+    /// Before submitter 0's `done`-th job: resizes through `set` if one is
+    /// due. `set` returns false when the pool is already gone.
+    fn before_job(&self, submitter: usize, done: usize, set: impl FnOnce(usize) -> bool) {
+        if submitter != 0 || done == 0 || done % self.every != 0 {
+            return;
+        }
+        let Some(&target) = self.targets.get(done / self.every - 1) else {
+            return;
+        };
+        // Raised first: a grown pool may run more jobs at once straight away.
+        self.most.fetch_max(target, SeqCst);
+        if set(target) {
+            self.size.store(target, SeqCst);
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.size.load(SeqCst)
+    }
+
+    fn most(&self) -> usize {
+        self.most.load(SeqCst)
+    }
+}
+
 // ------------------------------------------------------------------- tally
 
 /// What rounds did, summed for the report.
@@ -992,17 +1049,21 @@ struct PoolPlan {
     trigger_at: usize,
     /// Wait for quiescence and check `Stats` before a consuming end.
     settle_first: bool,
+    resizes: Resizes,
 }
 
 impl PoolPlan {
     fn new(seed: u64, jobs: usize) -> Self {
         let mut rng = SplitMix64(seed);
         let job_timeout = (rng.below(10) < 7).then(|| Duration::from_millis(2 + rng.below(4)));
+        let submitters = 2 + rng.below(3) as usize;
+        let workers = 1 + rng.below(4) as usize;
         Self {
             seed,
             jobs,
-            submitters: 2 + rng.below(3) as usize,
-            workers: 1 + rng.below(4) as usize,
+            submitters,
+            workers,
+            resizes: Resizes::random(&mut rng, workers, jobs, submitters),
             queue: pick(&mut rng, &[0, 1, 2, 4, 16, 64]),
             job_timeout,
             policy: if rng.below(8) == 0 {
@@ -1112,7 +1173,13 @@ impl PoolRound<'_> {
         let _done = self.feed.submitter();
         let mut rng = submitter_rng(self.plan.seed, index);
         let mut handles = Vec::new();
-        for id in ids {
+        for (done, id) in ids.enumerate() {
+            self.plan.resizes.before_job(index, done, |target| {
+                self.slot.read().as_ref().is_some_and(|pool| {
+                    pool.set_workers(target).expect("resize targets are valid");
+                    true
+                })
+            });
             let token = self.ledger.token(id);
             let work = self.plan.mix.pick(&mut rng);
             let offer = if rng.below(1000) < self.plan.execute {
@@ -1252,7 +1319,8 @@ impl PoolRound<'_> {
     fn finish(&self, pool: ThreadPool, end: PoolEnd, ending: &mut Ending, found: &mut Vec<String>) {
         if self.plan.settle_first || ending.cancelled {
             let full = !ending.cancelled && self.plan.policy == PanicPolicy::Respawn;
-            ending.stats = settle(found, || pool.stats(), full.then_some(self.plan.workers));
+            let size = self.plan.resizes.size();
+            ending.stats = settle(found, || pool.stats(), full.then_some(size));
         }
         match end {
             PoolEnd::Join => pool.join(),
@@ -1306,11 +1374,11 @@ impl PoolRound<'_> {
             }
             want.add(class);
         }
-        if self.ledger.peak(0) > plan.workers {
+        if self.ledger.peak(0) > plan.resizes.most() {
             found.push(format!(
-                "{} jobs ran at once on {} workers",
+                "{} jobs ran at once on at most {} workers",
                 self.ledger.peak(0),
-                plan.workers
+                plan.resizes.most()
             ));
         }
         if let Some(stats) = &ending.stats {
@@ -1370,6 +1438,7 @@ struct WorkerPlan {
     end: WorkerEnd,
     trigger_at: usize,
     settle_first: bool,
+    resizes: Resizes,
 }
 
 /// A `WorkerPool` job.
@@ -1390,11 +1459,14 @@ impl WorkerPlan {
             WorkerEnd::CancelOwn,
             WorkerEnd::Drop,
         ];
+        let submitters = 2 + rng.below(3) as usize;
+        let workers = 1 + rng.below(4) as usize;
         Self {
             seed,
             jobs,
-            submitters: 2 + rng.below(3) as usize,
-            workers: 1 + rng.below(4) as usize,
+            submitters,
+            workers,
+            resizes: Resizes::random(&mut rng, workers, jobs, submitters),
             queue: pick(&mut rng, &[0, 1, 2, 4, 16, 64]),
             results: pick(&mut rng, &[0, 1, 4, 64]),
             job_timeout,
@@ -1488,7 +1560,11 @@ fn worker_round(seed: u64, jobs: usize) -> Tally {
             // panicked one is replaced and the pool is back at full size.
             let open = matches!(plan.end, WorkerEnd::Finish | WorkerEnd::Drop);
             let full = open && plan.policy == PanicPolicy::Respawn;
-            settle(&mut found, || pool.stats(), full.then_some(plan.workers))
+            settle(
+                &mut found,
+                || pool.stats(),
+                full.then_some(plan.resizes.size()),
+            )
         })
         .flatten();
     let leftovers = if plan.end == WorkerEnd::Drop {
@@ -1539,10 +1615,14 @@ impl WorkerRound<'_> {
         let _done = self.feed.submitter();
         let mut rng = submitter_rng(self.plan.seed, index);
         let mut indices = Vec::new();
-        for id in ids {
+        for (done, id) in ids.enumerate() {
             if self.quit.load(SeqCst) {
                 break;
             }
+            self.plan.resizes.before_job(index, done, |target| {
+                pool.set_workers(target).expect("resize targets are valid");
+                true
+            });
             let job = WJob {
                 token: self.ledger.token(id),
                 work: self.plan.mix.pick(&mut rng),
@@ -1653,11 +1733,11 @@ impl WorkerRound<'_> {
             }
             want.add(class);
         }
-        if self.ledger.peak(0) > plan.workers {
+        if self.ledger.peak(0) > plan.resizes.most() {
             found.push(format!(
-                "{} jobs ran at once on {} workers",
+                "{} jobs ran at once on at most {} workers",
                 self.ledger.peak(0),
-                plan.workers
+                plan.resizes.most()
             ));
         }
         if let Some(stats) = &stats {
