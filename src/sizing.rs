@@ -181,6 +181,19 @@ pub(crate) fn process_cpu_time() -> Option<std::time::Duration> {
     Some(std::time::Duration::from_millis((user + system) * 10))
 }
 
+/// The calling thread's kernel id, from `/proc/thread-self` (Linux).
+pub(crate) fn current_thread_id() -> Option<u64> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// Nanoseconds thread `tid` of this process has spent runnable but waiting
+/// for a CPU, from the second field of its `schedstat` (Linux).
+pub(crate) fn thread_run_delay(tid: u64) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    stat.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Accepts a worker count in `1..=MAX_WORKERS`.
 pub(crate) fn check_count(n: usize) -> Result<usize, SizingError> {
     match n {

@@ -7,7 +7,12 @@
 //!
 //! * the arrival rate λ — jobs submitted per second;
 //! * the service time S — busy time per finished job, which for a pool is
-//!   the time a job holds a worker, waiting (on I/O) included;
+//!   the time a job holds a worker, waiting (on I/O) included, but *not*
+//!   the time its thread sat runnable waiting for a CPU (the run-queue
+//!   delay in `/proc/self/task/*/schedstat` on Linux). That wait is a
+//!   symptom of too many threads, not demand for more: left in, a pool of
+//!   compute-heavy jobs would justify any size it happened to have, since
+//!   in a saturated closed loop λ·S always equals the busy count;
 //! * the CPU utilisation — this process's CPU time ÷ (wall time × CPUs),
 //!   read from `/proc/self/stat` where available.
 //!
@@ -16,7 +21,10 @@
 //!
 //! * **Backlog.** λ only counts what the producer managed to submit; with a
 //!   full queue behind all-busy workers it understates demand. Then the
-//!   target is at least 1.5 × the current count (probe upward).
+//!   target is at least twice the current count: a probe upward that
+//!   doubles per tick, like TCP's slow start, so a pool at 2 reaches 64 in
+//!   half a second, and the law brings it back to λ·S once the backlog is
+//!   gone.
 //! * **CPU saturation.** Compute-bound work gains nothing from more
 //!   threads than CPUs. At ≥ 90% CPU utilisation the controller does not
 //!   grow the pool.
@@ -29,12 +37,13 @@
 //! The controller runs on its own thread (`{name}-ctl`), holds the pool
 //! only weakly, and is stopped and joined before the pool's workers are.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
 use super::{Exec, Shared};
-use crate::sizing::{cpu_bound, process_cpu_time};
+use crate::sizing::{cpu_bound, process_cpu_time, thread_run_delay};
 use crate::sync::{Arc, Ordering};
 
 /// How often the controller samples the pool.
@@ -54,6 +63,9 @@ pub(crate) struct Sample {
     pub(crate) busy: usize,
     /// This process's CPU time so far, where the OS says.
     pub(crate) cpu: Option<Duration>,
+    /// Nanoseconds the workers have spent runnable but waiting for a CPU,
+    /// where the OS says.
+    pub(crate) cpu_wait_nanos: Option<f64>,
 }
 
 /// The control law, apart from any thread or pool: feed it samples, it
@@ -93,7 +105,15 @@ impl Law {
         self.rate = Some(smooth(self.rate, arrivals));
         let finished = now.finished.saturating_sub(previous.finished);
         if finished > 0 {
-            let service = (now.busy_nanos - previous.busy_nanos).max(0.0) / 1e9 / finished as f64;
+            let busy = (now.busy_nanos - previous.busy_nanos).max(0.0);
+            // Time spent waiting for a CPU is a symptom of too many
+            // threads, not demand for more: leave it out of S (keeping at
+            // least a tenth, as the two clocks are read apart).
+            let queued_for_cpu = match (now.cpu_wait_nanos, previous.cpu_wait_nanos) {
+                (Some(now), Some(before)) => (now - before).max(0.0),
+                _ => 0.0,
+            };
+            let service = (busy - queued_for_cpu).max(busy / 10.0) / 1e9 / finished as f64;
             self.service = Some(smooth(self.service, service));
         }
         let cpu = match (now.cpu, previous.cpu) {
@@ -106,7 +126,7 @@ impl Law {
         let workers = now.workers.max(1);
         let mut target = (demand * 1.25).ceil() as usize;
         if now.queued > 0 && now.busy >= workers {
-            target = target.max(workers + (workers / 2).max(1));
+            target = target.max(workers * 2);
         }
         if cpu.is_some_and(|u| u >= 0.9) && target > workers {
             target = workers;
@@ -144,6 +164,7 @@ where
     let name = format!("{}-ctl", shared.config.thread_name);
     let thread = std::thread::Builder::new().name(name).spawn(move || {
         let mut law = Law::new(min, max, cpu_bound());
+        let mut cpu_wait = CpuWait::default();
         loop {
             match stop_rx.recv_timeout(TICK) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -153,7 +174,9 @@ where
             if shared.ctx.is_done() {
                 return;
             }
-            if let Some(n) = law.step(shared.sample()) {
+            let mut sample = shared.sample();
+            sample.cpu_wait_nanos = cpu_wait.read(&shared.counters.tids());
+            if let Some(n) = law.step(sample) {
                 if let Err(err) = shared.set_workers(n) {
                     log::warn!("brigade: adaptive sizing could not resize to {n}: {err}");
                 }
@@ -177,7 +200,38 @@ impl<J, E> Shared<J, E> {
             workers: self.counters.live.load(Ordering::Relaxed),
             busy,
             cpu: process_cpu_time(),
+            cpu_wait_nanos: None,
         }
+    }
+}
+
+/// Sums the workers' run-queue delay across threads that come and go: each
+/// read adds, per thread still alive, what it waited since the last read.
+#[derive(Debug, Default)]
+struct CpuWait {
+    last: HashMap<u64, u64>,
+    total: f64,
+    known: bool,
+}
+
+impl CpuWait {
+    /// The running total for the threads `tids`, or `None` where the OS
+    /// does not say.
+    fn read(&mut self, tids: &[u64]) -> Option<f64> {
+        let mut now = HashMap::with_capacity(tids.len());
+        for &tid in tids {
+            if let Some(delay) = thread_run_delay(tid) {
+                // A thread first seen counts from its last reading only
+                // on the next tick: its past is not this tick's news.
+                if let Some(&before) = self.last.get(&tid) {
+                    self.total += delay.saturating_sub(before) as f64;
+                }
+                now.insert(tid, delay);
+            }
+        }
+        self.known |= !now.is_empty();
+        self.last = now;
+        self.known.then_some(self.total)
     }
 }
 
@@ -204,6 +258,7 @@ mod tests {
             workers,
             busy,
             cpu: None,
+            cpu_wait_nanos: None,
         }
     }
 
@@ -228,6 +283,32 @@ mod tests {
         // Few arrivals counted (the producer is blocked), but a backlog
         // behind all-busy workers: grow by half, within max.
         assert_eq!(law.step(at(t0, 100, 10, 10.0, 500, 8, 8)), Some(10));
+    }
+
+    #[test]
+    fn waiting_for_a_cpu_is_not_demand() {
+        // 64 workers on saturated CPUs: 20,000 jobs/s, each holding its
+        // worker 3.2 ms of which 2.1 ms was spent queued for a CPU. The
+        // real service time is 1.1 ms: 22 busy, 28 with headroom; the law
+        // shrinks toward that, a quarter at a time.
+        let t0 = Instant::now();
+        let mut law = Law::new(1, 64, 2);
+        let mut answers = Vec::new();
+        for tick in 0..=3u64 {
+            let mut sample = at(
+                t0,
+                tick * 100,
+                tick * 2_000,
+                tick as f64 * 6_400.0,
+                0,
+                64,
+                64,
+            );
+            sample.cpu = Some(Duration::from_millis(tick * 200));
+            sample.cpu_wait_nanos = Some(tick as f64 * 4_200.0 * 1e6);
+            answers.push(law.step(sample));
+        }
+        assert_eq!(answers, [None, None, None, Some(48)]);
     }
 
     #[test]

@@ -286,6 +286,9 @@ pub(crate) struct WorkerSlot {
     busy_nanos: AtomicU64,
     /// `ran()` at the last sample.
     ran_at_sample: AtomicU64,
+    /// The kernel id of the thread filling this slot, where known and
+    /// wanted (adaptive pools read its run-queue delay); 0 otherwise.
+    tid: AtomicU64,
 }
 
 impl WorkerSlot {
@@ -302,6 +305,11 @@ impl WorkerSlot {
         // that follows publishes it.
         self.received
             .store(self.received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Notes the kernel id of the thread now filling this slot.
+    pub(crate) fn set_tid(&self, tid: u64) {
+        self.tid.store(tid, Ordering::Relaxed);
     }
 
     /// Records a sampled job's timings. `queue_wait` is `None` when the
@@ -490,6 +498,16 @@ impl Counters {
             totals.2 += usize::from(slot.busy.load(Ordering::Relaxed));
         }
         totals
+    }
+
+    /// The kernel ids of the worker threads that noted one.
+    pub(crate) fn tids(&self) -> Vec<u64> {
+        self.slots
+            .lock()
+            .iter()
+            .map(|slot| slot.tid.load(Ordering::Relaxed))
+            .filter(|&tid| tid != 0)
+            .collect()
     }
 
     /// Called by workers after a sampled job: keeps the window's ring
