@@ -26,8 +26,9 @@
 //!   half a second, and the law brings it back to λ·S once the backlog is
 //!   gone.
 //! * **CPU saturation.** Compute-bound work gains nothing from more
-//!   threads than CPUs. At ≥ 90% CPU utilisation the controller does not
-//!   grow the pool.
+//!   threads than CPUs. When this process uses ≥ 90% of the CPUs, or its
+//!   workers spent ≥ a tenth of their busy time queued for a CPU (another
+//!   program has the CPUs), the controller does not grow the pool.
 //!
 //! The target is clamped to `[min, max]`. **Hysteresis** keeps it from
 //! flapping: growth is applied at once (a backlog costs latency now), but a
@@ -104,15 +105,15 @@ impl Law {
         let arrivals = now.submitted.saturating_sub(previous.submitted) as f64 / dt;
         self.rate = Some(smooth(self.rate, arrivals));
         let finished = now.finished.saturating_sub(previous.finished);
+        let busy = (now.busy_nanos - previous.busy_nanos).max(0.0);
+        let queued_for_cpu = match (now.cpu_wait_nanos, previous.cpu_wait_nanos) {
+            (Some(now), Some(before)) => (now - before).max(0.0),
+            _ => 0.0,
+        };
         if finished > 0 {
-            let busy = (now.busy_nanos - previous.busy_nanos).max(0.0);
             // Time spent waiting for a CPU is a symptom of too many
             // threads, not demand for more: leave it out of S (keeping at
             // least a tenth, as the two clocks are read apart).
-            let queued_for_cpu = match (now.cpu_wait_nanos, previous.cpu_wait_nanos) {
-                (Some(now), Some(before)) => (now - before).max(0.0),
-                _ => 0.0,
-            };
             let service = (busy - queued_for_cpu).max(busy / 10.0) / 1e9 / finished as f64;
             self.service = Some(smooth(self.service, service));
         }
@@ -125,11 +126,15 @@ impl Law {
         let demand = self.rate.unwrap_or(0.0) * self.service.unwrap_or(0.0);
         let workers = now.workers.max(1);
         let mut target = (demand * 1.25).ceil() as usize;
-        if now.queued > 0 && now.busy >= workers {
+        // Saturated: this process keeps the CPUs busy, or its workers
+        // queue for a CPU (someone else keeps them busy) for a tenth of
+        // their time or more. Then a backlog is the CPUs' limit, not a
+        // lack of threads: no probe, no growth, and the law may shrink.
+        let saturated = cpu.is_some_and(|u| u >= 0.9) || queued_for_cpu >= busy.max(1.0) / 10.0;
+        if saturated {
+            target = target.min(workers);
+        } else if now.queued > 0 && now.busy >= workers {
             target = target.max(workers * 2);
-        }
-        if cpu.is_some_and(|u| u >= 0.9) && target > workers {
-            target = workers;
         }
         let target = target.clamp(self.min, self.max);
         if target > workers {

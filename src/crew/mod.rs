@@ -235,6 +235,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     ) -> Result<Self, BuildError> {
         let workers = config.workers;
         let counters = Counters::default();
+        counters.begin(config.workers);
         if config.on_job_done.is_some() {
             counters.time_all.store(true, Ordering::Relaxed);
         }

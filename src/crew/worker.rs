@@ -149,9 +149,18 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         outcome: &Outcome,
     ) {
         let ended = Instant::now();
-        let run = ended.saturating_duration_since(started);
+        // A job skipped unrun (cancelled through its handle while queued)
+        // has no run time and stays out of the histograms.
+        let ran = !matches!(outcome, Outcome::Skipped);
+        let run = if ran {
+            ended.saturating_duration_since(started)
+        } else {
+            Duration::ZERO
+        };
         let queue_wait = wait_since(queued_at, started);
-        slot.record_timing(queue_wait, run);
+        if ran {
+            slot.record_timing(queue_wait, run);
+        }
         self.counters.tick(ended);
         if let Some(hook) = &self.config.on_job_done {
             let event = JobEvent::new(

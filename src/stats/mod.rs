@@ -510,6 +510,21 @@ impl Counters {
             .collect()
     }
 
+    /// Marks the start of the pool's life with `workers` workers, so the
+    /// first window has a beginning: a snapshot then averages over the
+    /// pool's life when that is shorter than the window.
+    pub(crate) fn begin(&self, workers: usize) {
+        self.mark(
+            Mark {
+                at: Instant::now(),
+                finished: 0,
+                busy_nanos: 0.0,
+                workers,
+            },
+            true,
+        );
+    }
+
     /// Called by workers after a sampled job: keeps the window's ring
     /// moving even when nobody asks for stats. Cheap unless a mark is due.
     pub(crate) fn tick(&self, now: Instant) {
