@@ -1,20 +1,25 @@
 //! `Sizing::Adaptive` against fixed worker counts, on three workloads:
 //!
-//! * **cpu** — 40,000 jobs of ~50 µs compute: the best fixed N is the CPU
-//!   count, and more threads only add switching;
+//! * **cpu** — jobs of ~50 µs compute: the best fixed N is the CPU count,
+//!   and more threads only add switching;
 //! * **io-1ms** — jobs that wait 1 ms (a sleep standing in for a network
 //!   call) then parse for ~20 µs: throughput is N / 1 ms until the CPUs
 //!   fill, so the best fixed N is the largest;
-//! * **shifting** — the same jobs, but the wait goes 1 ms → 10 ms → 1 ms
-//!   over three phases, with ~100 µs of parsing: the 1 ms phases saturate
-//!   the CPUs at a moderate N, where extra threads cost switching, and the
-//!   10 ms phase needs many threads. No single N is right for both.
+//! * **shifting** — jobs that wait 1 ms, then 10 ms, then 1 ms again, over
+//!   three equal spells, with ~100 µs of parsing: the 1 ms spells saturate
+//!   the CPUs at a moderate N, and the 10 ms spell needs many threads. No
+//!   single N is right for both.
 //!
-//! Every measurement builds a fresh pool (the controller starts from its
-//! initial count each time, so its ramp-up is paid in every sample) and
-//! pushes the whole workload through the bounded queue as fast as the pool
-//! takes it. Criterion reports each configuration's throughput; at the end
-//! a table gives each one's median as a ratio of the best fixed N's.
+//! Each workload runs for a fixed time rather than a fixed number of jobs,
+//! so that a poor N (two workers for 1 ms waits) costs the bench seconds,
+//! not minutes: the producer pushes jobs through the bounded queue as fast
+//! as the pool takes them until each spell's time is up, then the pool
+//! drains and joins, and throughput is jobs ÷ time to the join. Every
+//! measurement builds a fresh pool, so the controller's ramp-up from `min`
+//! is paid in every sample. Criterion's times are normalised to
+//! [`NOMINAL`] jobs, so its throughput figures are the real ones; at the
+//! end a table gives each configuration's median as a ratio of the best
+//! fixed N's. A full run takes about eight minutes.
 //!
 //! ```text
 //! cargo bench --bench adaptive
@@ -29,13 +34,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Arc;
 
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use brigade::{Sizing, ThreadPool};
-use common::{Latch, calibrate, cpu_work};
+use common::{calibrate, cpu_work};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
@@ -43,79 +47,79 @@ use criterion::{
 const FIXED: [usize; 6] = [2, 4, 8, 16, 32, 64];
 const ADAPTIVE: Sizing = Sizing::Adaptive { min: 2, max: 64 };
 
+/// Criterion is told each iteration is this many jobs; times are scaled
+/// to match (see [`run`]).
+const NOMINAL: u64 = 10_000;
+
+/// One spell of a workload: for `length`, every job waits `wait` and then
+/// computes for `compute`.
 #[derive(Clone, Copy)]
-struct Phase {
-    jobs: usize,
+struct Spell {
+    length: Duration,
     wait: Duration,
     compute: Duration,
 }
 
 struct Workload {
     name: &'static str,
-    phases: Vec<Phase>,
-}
-
-impl Workload {
-    fn jobs(&self) -> usize {
-        self.phases.iter().map(|p| p.jobs).sum()
-    }
+    spells: Vec<Spell>,
 }
 
 fn workloads() -> Vec<Workload> {
-    let phase = |jobs, wait_ms, compute_us| Phase {
-        jobs,
+    let spell = |length_ms, wait_ms, compute_us| Spell {
+        length: Duration::from_millis(length_ms),
         wait: Duration::from_millis(wait_ms),
         compute: Duration::from_micros(compute_us),
     };
     vec![
         Workload {
             name: "cpu",
-            phases: vec![phase(40_000, 0, 50)],
+            spells: vec![spell(2_000, 0, 50)],
         },
         Workload {
             name: "io-1ms",
-            phases: vec![phase(150_000, 1, 20)],
+            spells: vec![spell(2_000, 1, 20)],
         },
         Workload {
             name: "shifting",
-            phases: vec![
-                phase(30_000, 1, 100),
-                phase(8_000, 10, 100),
-                phase(30_000, 1, 100),
+            spells: vec![
+                spell(1_000, 1, 100),
+                spell(1_000, 10, 100),
+                spell(1_000, 1, 100),
             ],
         },
     ]
 }
 
-/// Runs `workload` once on a fresh pool sized by `sizing`; returns the time
-/// from the first submission to the last job's end.
-fn run(workload: &Workload, sizing: Sizing, iterations_per_us: f64) -> Duration {
+/// Runs `workload` once on a fresh pool sized by `sizing`; returns the jobs
+/// done and the time from the first submission to the pool's join, after
+/// the last job.
+fn run(workload: &Workload, sizing: Sizing, iterations_per_us: f64) -> (u64, Duration) {
     let pool = ThreadPool::builder()
         .sizing(sizing)
         .queue_capacity(256)
         .build()
         .expect("pool");
-    let latch = Latch::new(workload.jobs());
+    let mut jobs = 0u64;
     let start = Instant::now();
-    for phase in &workload.phases {
-        let iterations = (phase.compute.as_secs_f64() * 1e6 * iterations_per_us) as u64;
-        for _ in 0..phase.jobs {
-            let latch = Arc::clone(&latch);
-            let wait = phase.wait;
+    let mut end_of_spell = start;
+    for spell in &workload.spells {
+        let iterations = (spell.compute.as_secs_f64() * 1e6 * iterations_per_us) as u64;
+        let wait = spell.wait;
+        end_of_spell += spell.length;
+        while Instant::now() < end_of_spell {
             pool.execute(move || {
                 if !wait.is_zero() {
                     std::thread::sleep(wait);
                 }
                 black_box(cpu_work(iterations));
-                latch.count_down();
             })
             .expect("pool open");
+            jobs += 1;
         }
     }
-    latch.wait();
-    let took = start.elapsed();
     pool.join();
-    took
+    (jobs, start.elapsed())
 }
 
 type Results = Mutex<BTreeMap<(&'static str, String), Vec<f64>>>;
@@ -136,7 +140,7 @@ fn adaptive_vs_fixed(c: &mut Criterion) {
     let iterations_per_us = calibrate(Duration::from_millis(1)) as f64 / 1_000.0;
     for workload in workloads() {
         let mut group = c.benchmark_group(format!("adaptive/{}", workload.name));
-        group.throughput(Throughput::Elements(workload.jobs() as u64));
+        group.throughput(Throughput::Elements(NOMINAL));
         group.sampling_mode(SamplingMode::Flat);
         group.sample_size(10);
         group.warm_up_time(Duration::from_millis(1));
@@ -148,13 +152,13 @@ fn adaptive_vs_fixed(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let took = run(&workload, sizing, iterations_per_us);
+                        let (jobs, took) = run(&workload, sizing, iterations_per_us);
                         results()
                             .lock()
                             .entry((workload.name, name.clone()))
                             .or_default()
-                            .push(workload.jobs() as f64 / took.as_secs_f64());
-                        total += took;
+                            .push(jobs as f64 / took.as_secs_f64());
+                        total += took.mul_f64(NOMINAL as f64 / jobs.max(1) as f64);
                     }
                     total
                 });

@@ -187,11 +187,12 @@ pub(crate) fn current_thread_id() -> Option<u64> {
     link.file_name()?.to_str()?.parse().ok()
 }
 
-/// Nanoseconds thread `tid` of this process has spent runnable but waiting
-/// for a CPU, from the second field of its `schedstat` (Linux).
-pub(crate) fn thread_run_delay(tid: u64) -> Option<u64> {
+/// Thread `tid`'s CPU time and the time it spent runnable but waiting for a
+/// CPU, in nanoseconds: the first two fields of its `schedstat` (Linux).
+pub(crate) fn thread_schedstat(tid: u64) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    stat.split_whitespace().nth(1)?.parse().ok()
+    let mut fields = stat.split_whitespace().map(str::parse::<u64>);
+    Some((fields.next()?.ok()?, fields.next()?.ok()?))
 }
 
 /// Accepts a worker count in `1..=MAX_WORKERS`.

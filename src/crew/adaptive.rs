@@ -2,8 +2,9 @@
 //!
 //! # The control law
 //!
-//! Every [`TICK`] the controller samples the pool and computes, over that
-//! tick (smoothed with an exponential average, α = ½):
+//! Every [`TICK`] (every [`FAST_TICK`] just after it grew the pool, so a
+//! ramp-up takes tens of milliseconds) the controller samples the pool and
+//! computes, over that tick (smoothed with an exponential average, α = ½):
 //!
 //! * the arrival rate λ — jobs submitted per second;
 //! * the service time S — busy time per finished job, which for a pool is
@@ -14,7 +15,9 @@
 //!   compute-heavy jobs would justify any size it happened to have, since
 //!   in a saturated closed loop λ·S always equals the busy count;
 //! * the CPU utilisation — this process's CPU time ÷ (wall time × CPUs),
-//!   read from `/proc/self/stat` where available.
+//!   read from the same `schedstat` files (nanosecond clocks; the 10 ms
+//!   ticks of `/proc/self/stat`, the fallback, are too coarse for a fast
+//!   tick).
 //!
 //! By Little's Law the pool needs λ·S workers busy on average; the target
 //! is ⌈1.25·λ·S⌉, the quarter being headroom for bursts. Two corrections:
@@ -23,7 +26,7 @@
 //!   full queue behind all-busy workers it understates demand. Then the
 //!   target is at least twice the current count: a probe upward that
 //!   doubles per tick, like TCP's slow start, so a pool at 2 reaches 64 in
-//!   half a second, and the law brings it back to λ·S once the backlog is
+//!   about a tenth of a second, and the law brings it back to λ·S once the backlog is
 //!   gone.
 //! * **CPU saturation.** Compute-bound work gains nothing from more
 //!   threads than CPUs. When this process uses ≥ 90% of the CPUs, or its
@@ -44,11 +47,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 
 use super::{Exec, Shared};
-use crate::sizing::{cpu_bound, process_cpu_time, thread_run_delay};
+use crate::sizing::{cpu_bound, process_cpu_time, thread_schedstat};
 use crate::sync::{Arc, Ordering};
 
-/// How often the controller samples the pool.
+/// How often the controller samples a pool at a steady size.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
+
+/// How often it samples a pool that it has just grown, or has not yet
+/// measured: a burst should be met in tens of milliseconds, not a second.
+pub(crate) const FAST_TICK: Duration = Duration::from_millis(20);
 
 /// What the controller sees of the pool at one instant.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +87,7 @@ pub(crate) struct Law {
     rate: Option<f64>,
     service: Option<f64>,
     shrink_votes: u32,
+    grew: bool,
 }
 
 impl Law {
@@ -92,11 +100,30 @@ impl Law {
             rate: None,
             service: None,
             shrink_votes: 0,
+            grew: false,
+        }
+    }
+
+    /// How long to wait before the next sample: short while the pool is
+    /// ramping up, so that doubling from `min` to `max` takes a few fast
+    /// ticks rather than a second. Shrinking keeps the slow tick: that is
+    /// the hysteresis.
+    pub(crate) fn next_tick(&self) -> Duration {
+        if self.rate.is_none() || self.grew {
+            FAST_TICK
+        } else {
+            TICK
         }
     }
 
     /// The worker count to move to after `now`, if it should change.
     pub(crate) fn step(&mut self, now: Sample) -> Option<usize> {
+        let target = self.target(now);
+        self.grew = target.is_some_and(|n| n > now.workers);
+        target
+    }
+
+    fn target(&mut self, now: Sample) -> Option<usize> {
         let previous = self.previous.replace(now)?;
         let dt = now.at.saturating_duration_since(previous.at).as_secs_f64();
         if dt <= 0.0 {
@@ -130,7 +157,11 @@ impl Law {
         // queue for a CPU (someone else keeps them busy) for a tenth of
         // their time or more. Then a backlog is the CPUs' limit, not a
         // lack of threads: no probe, no growth, and the law may shrink.
-        let saturated = cpu.is_some_and(|u| u >= 0.9) || queued_for_cpu >= busy.max(1.0) / 10.0;
+        // (An idle pool's few microseconds of wake-up delay are not a
+        // tenth of its zero busy time: the wait must also be at least a
+        // hundredth of the tick.)
+        let starved = queued_for_cpu >= (busy / 10.0).max(dt * 1e9 / 100.0);
+        let saturated = cpu.is_some_and(|u| u >= 0.9) || starved;
         if saturated {
             target = target.min(workers);
         } else if now.queued > 0 && now.busy >= workers {
@@ -169,22 +200,31 @@ where
     let name = format!("{}-ctl", shared.config.thread_name);
     let thread = std::thread::Builder::new().name(name).spawn(move || {
         let mut law = Law::new(min, max, cpu_bound());
-        let mut cpu_wait = CpuWait::default();
+        let mut schedstat = Schedstat::default();
         loop {
-            match stop_rx.recv_timeout(TICK) {
+            // The first sample, taken at once, primes the law; the pool
+            // is held only while sampling, so dropping it is never delayed.
+            {
+                let Some(shared) = pool.upgrade() else { return };
+                if shared.ctx.is_done() {
+                    return;
+                }
+                let mut sample = shared.sample();
+                if let Some((cpu, wait)) = schedstat.read(&shared.counters.tids()) {
+                    sample.cpu = Some(cpu);
+                    sample.cpu_wait_nanos = Some(wait);
+                } else {
+                    sample.cpu = process_cpu_time();
+                }
+                if let Some(n) = law.step(sample) {
+                    if let Err(err) = shared.set_workers(n) {
+                        log::warn!("brigade: adaptive sizing could not resize to {n}: {err}");
+                    }
+                }
+            }
+            match stop_rx.recv_timeout(law.next_tick()) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-            }
-            let Some(shared) = pool.upgrade() else { return };
-            if shared.ctx.is_done() {
-                return;
-            }
-            let mut sample = shared.sample();
-            sample.cpu_wait_nanos = cpu_wait.read(&shared.counters.tids());
-            if let Some(n) = law.step(sample) {
-                if let Err(err) = shared.set_workers(n) {
-                    log::warn!("brigade: adaptive sizing could not resize to {n}: {err}");
-                }
             }
         }
     })?;
@@ -204,39 +244,68 @@ impl<J, E> Shared<J, E> {
             queued: self.jobs.len(),
             workers: self.counters.live.load(Ordering::Relaxed),
             busy,
-            cpu: process_cpu_time(),
+            cpu: None,
             cpu_wait_nanos: None,
         }
     }
 }
 
-/// Sums the workers' run-queue delay across threads that come and go: each
-/// read adds, per thread still alive, what it waited since the last read.
+/// The scheduler's clocks for this process, from each thread's
+/// `/proc/self/task/{tid}/schedstat` (Linux): nanosecond resolution, where
+/// `/proc/self/stat` counts in 10 ms ticks, too coarse for a fast tick.
+///
+/// Threads come and go, so the totals are running sums of per-thread
+/// differences between reads: a thread that exits takes only its time
+/// since the last read with it.
 #[derive(Debug, Default)]
-struct CpuWait {
-    last: HashMap<u64, u64>,
-    total: f64,
+struct Schedstat {
+    /// Per thread seen at the last read: (CPU time, run-queue delay).
+    last: HashMap<u64, (u64, u64)>,
+    cpu: u64,
+    cpu_wait: u64,
     known: bool,
 }
 
-impl CpuWait {
-    /// The running total for the threads `tids`, or `None` where the OS
-    /// does not say.
-    fn read(&mut self, tids: &[u64]) -> Option<f64> {
-        let mut now = HashMap::with_capacity(tids.len());
-        for &tid in tids {
-            if let Some(delay) = thread_run_delay(tid) {
-                // A thread first seen counts from its last reading only
-                // on the next tick: its past is not this tick's news.
-                if let Some(&before) = self.last.get(&tid) {
-                    self.total += delay.saturating_sub(before) as f64;
+impl Schedstat {
+    /// Reads every thread of the process; returns this process's CPU time
+    /// and the run-queue delay of the workers `workers`, both running
+    /// totals in nanoseconds, or `None` where the OS does not say.
+    fn read(&mut self, workers: &[u64]) -> Option<(Duration, f64)> {
+        let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+        let mut now = HashMap::with_capacity(self.last.len().max(8));
+        for task in tasks.flatten() {
+            let Some(tid) = task
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let Some((cpu, wait)) = thread_schedstat(tid) else {
+                continue;
+            };
+            match self.last.get(&tid) {
+                Some(&(cpu_before, wait_before)) => {
+                    self.cpu += cpu.saturating_sub(cpu_before);
+                    if workers.contains(&tid) {
+                        self.cpu_wait += wait.saturating_sub(wait_before);
+                    }
                 }
-                now.insert(tid, delay);
+                // A thread the last read did not list started since: all
+                // of its CPU time is this interval's. Its run-queue delay
+                // counts from the next read, as a new worker's first wait
+                // for a CPU is a start-up cost, not a sign of saturation.
+                None if self.known => self.cpu += cpu,
+                None => {}
             }
+            now.insert(tid, (cpu, wait));
         }
-        self.known |= !now.is_empty();
+        if now.is_empty() {
+            return None;
+        }
+        self.known = true;
         self.last = now;
-        self.known.then_some(self.total)
+        Some((Duration::from_nanos(self.cpu), self.cpu_wait as f64))
     }
 }
 
@@ -288,6 +357,34 @@ mod tests {
         // Few arrivals counted (the producer is blocked), but a backlog
         // behind all-busy workers: grow by half, within max.
         assert_eq!(law.step(at(t0, 100, 10, 10.0, 500, 8, 8)), Some(10));
+    }
+
+    #[test]
+    fn ticks_fast_while_ramping_up_and_slow_once_steady() {
+        let t0 = Instant::now();
+        let mut law = Law::new(2, 64, 2);
+        assert_eq!(law.next_tick(), FAST_TICK, "nothing measured yet");
+        law.step(at(t0, 0, 0, 0.0, 256, 2, 2));
+        assert_eq!(law.next_tick(), FAST_TICK, "primed, nothing measured yet");
+        // A backlog behind all-busy workers doubles the pool per fast tick.
+        let mut workers = 2;
+        for tick in 1..=5u64 {
+            let grown = law.step(at(
+                t0,
+                tick * 20,
+                tick * 40,
+                tick as f64 * 40.0,
+                256,
+                workers,
+                workers,
+            ));
+            workers = grown.expect("a backlog grows the pool");
+            assert_eq!(law.next_tick(), FAST_TICK);
+        }
+        assert_eq!(workers, 64);
+        // At max with nothing queued: steady, back to the slow tick.
+        assert_eq!(law.step(at(t0, 120, 240, 240.0, 0, 64, 40)), None);
+        assert_eq!(law.next_tick(), TICK);
     }
 
     #[test]
