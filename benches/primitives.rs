@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use brigade::{Context, RateLimiter, Semaphore};
 use common::Latch;
 use criterion::{Criterion, criterion_group, criterion_main};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 fn semaphore(c: &mut Criterion) {
     let sem = Semaphore::new(8).expect("semaphore");
@@ -95,8 +95,51 @@ fn cancel_fan_out(c: &mut Criterion) {
             total
         });
     });
-    g.finish();
     drop(senders);
+    // The floor for the same fan-out: 1,000 threads blocked in a plain
+    // crossbeam `recv()`, woken by dropping their senders. Waking a
+    // thousand OS threads on a few cores costs a thousand context
+    // switches, whoever sends the signal.
+    type FloorRound = (Receiver<()>, Arc<Latch>, Arc<Latch>);
+    let floors: Vec<Sender<FloorRound>> = (0..WAITERS)
+        .map(|_| {
+            let (tx, rx) = crossbeam_channel::unbounded::<FloorRound>();
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    for (done, ready, woken) in rx {
+                        ready.count_down();
+                        let _ = done.recv();
+                        woken.count_down();
+                    }
+                })
+                .expect("waiter thread");
+            tx
+        })
+        .collect();
+    g.bench_function("floor: drop 1,000 crossbeam senders -> all woken", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (ready, woken) = (Latch::new(WAITERS), Latch::new(WAITERS));
+                let mut signals = Vec::with_capacity(WAITERS);
+                for tx in &floors {
+                    let (signal, done) = crossbeam_channel::bounded::<()>(0);
+                    signals.push(signal);
+                    let _ = tx.send((done, Arc::clone(&ready), Arc::clone(&woken)));
+                }
+                ready.wait();
+                std::thread::sleep(Duration::from_millis(5));
+                let start = Instant::now();
+                drop(signals);
+                woken.wait();
+                total += start.elapsed();
+            }
+            total
+        });
+    });
+    g.finish();
+    drop(floors);
 }
 
 fn rate_limiter(c: &mut Criterion) {
