@@ -26,8 +26,8 @@
 //!   full queue behind all-busy workers it understates demand. Then the
 //!   target is at least twice the current count: a probe upward that
 //!   doubles per tick, like TCP's slow start, so a pool at 2 reaches 64 in
-//!   about a tenth of a second, and the law brings it back to λ·S once the backlog is
-//!   gone.
+//!   about a tenth of a second, and the law brings it back to λ·S once
+//!   the backlog is gone.
 //! * **CPU saturation.** Compute-bound work gains nothing from more
 //!   threads than CPUs. When this process uses ≥ 90% of the CPUs, or its
 //!   workers spent ≥ a tenth of their busy time queued for a CPU (another
@@ -272,6 +272,8 @@ impl Schedstat {
     /// totals in nanoseconds, or `None` where the OS does not say.
     fn read(&mut self, workers: &[u64]) -> Option<(Duration, f64)> {
         let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+        let mut workers = workers.to_vec();
+        workers.sort_unstable();
         let mut now = HashMap::with_capacity(self.last.len().max(8));
         for task in tasks.flatten() {
             let Some(tid) = task
@@ -287,7 +289,7 @@ impl Schedstat {
             match self.last.get(&tid) {
                 Some(&(cpu_before, wait_before)) => {
                     self.cpu += cpu.saturating_sub(cpu_before);
-                    if workers.contains(&tid) {
+                    if workers.binary_search(&tid).is_ok() {
                         self.cpu_wait += wait.saturating_sub(wait_before);
                     }
                 }
