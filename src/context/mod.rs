@@ -242,7 +242,18 @@ impl Context {
     /// deadline is set.
     #[inline]
     pub fn is_done(&self) -> bool {
-        self.node.status.load(Ordering::Acquire) != LIVE || self.node.poll().is_some()
+        let node = &*self.node;
+        if node.status.load(Ordering::Acquire) != LIVE {
+            return true;
+        }
+        // The common case inline — no deadline, and a root or a node its
+        // parent propagates to — where `poll` would find nothing to walk.
+        // ORDERING: Acquire, as in `poll_at`'s walk.
+        if node.deadline.is_none() && (node.parent.is_none() || node.linked.load(Ordering::Acquire))
+        {
+            return false;
+        }
+        node.poll().is_some()
     }
 
     /// Why this context is done, or `None` while it is live.
