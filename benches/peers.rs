@@ -10,7 +10,10 @@
 //! Cases (the README's "Performance" table quotes ratios to the floor):
 //! A. 1,000,000 tiny jobs; B. 2,000 × 50 µs CPU jobs; C. 2,000 × 1 ms
 //! sleeps at N = 64; D. idle submit → start latency; E. 100,000 jobs
-//! returning values; F. `map` over 10,000,000 trivial items.
+//! returning values; F. `map` over 10,000,000 trivial items. After A, the
+//! same tiny jobs run interleaved, peer after peer within each round, and
+//! the median per-round ratio to the floor is printed: the steadier figure
+//! on a noisy machine.
 
 #![allow(
     missing_docs,
@@ -163,6 +166,69 @@ fn fire_and_forget(
         });
     });
     g.finish();
+}
+
+/// Case A again, interleaved: each round runs 1,000,000 tiny jobs through
+/// every peer in turn, and the ratio to the floor is taken within the
+/// round. Criterion measures one peer after another, so a slow spell of a
+/// noisy machine lands on whichever peer is running; within a round every
+/// peer sees nearly the same machine. Prints the median ratio per peer.
+fn tiny_jobs_interleaved(_: &mut Criterion) {
+    const ROUNDS: usize = 15;
+    const JOBS: usize = 1_000_000;
+    let workers = cpus();
+    let floor = FloorPool::new(workers, 1024);
+    let timed = brigade_pool(workers);
+    let untimed = ThreadPool::builder()
+        .workers(workers)
+        .record_latencies(false)
+        .build()
+        .expect("pool");
+    let rayon = rayon_pool(workers);
+    let tp = threadpool::ThreadPool::new(workers);
+    let batch = |execute: &dyn Fn(Box<dyn FnOnce() + Send>)| {
+        let latch = Latch::new(JOBS);
+        let start = Instant::now();
+        for _ in 0..JOBS {
+            let latch = Arc::clone(&latch);
+            execute(Box::new(move || {
+                black_box(0u64);
+                latch.count_down();
+            }));
+        }
+        latch.wait();
+        start.elapsed().as_secs_f64()
+    };
+    // Every peer is handed the same boxed closure (and boxes it once more,
+    // as it would any closure), so the comparison is of the pools.
+    type Peer<'a> = (&'a str, Box<dyn Fn(Box<dyn FnOnce() + Send>) + 'a>);
+    let peers: Vec<Peer<'_>> = vec![
+        ("brigade execute", Box::new(|job| drop(timed.execute(job)))),
+        (
+            "brigade execute (latencies off)",
+            Box::new(|job| drop(untimed.execute(job))),
+        ),
+        ("rayon spawn", Box::new(|job| rayon.spawn(job))),
+        ("threadpool", Box::new(|job| tp.execute(job))),
+    ];
+    let mut ratios = vec![Vec::with_capacity(ROUNDS); peers.len()];
+    for _ in 0..ROUNDS {
+        let base = batch(&|job| floor.execute(job));
+        for ((_, execute), ratios) in peers.iter().zip(&mut ratios) {
+            ratios.push(batch(&**execute) / base);
+        }
+    }
+    println!("\nA, interleaved ({ROUNDS} rounds of {JOBS} jobs): median ratio to the floor");
+    for ((name, _), mut ratios) in peers.iter().zip(ratios) {
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<32} {:.2}  (quartiles {:.2} - {:.2})",
+            ratios[ROUNDS / 2],
+            ratios[ROUNDS / 4],
+            ratios[3 * ROUNDS / 4]
+        );
+    }
+    tp.join();
 }
 
 fn tiny_jobs(c: &mut Criterion) {
@@ -361,6 +427,6 @@ fn map_items(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    targets = tiny_jobs, cpu_jobs, sleep_jobs, idle_latency, returning_values, map_items
+    targets = tiny_jobs, tiny_jobs_interleaved, cpu_jobs, sleep_jobs, idle_latency, returning_values, map_items
 }
 criterion_main!(benches);
