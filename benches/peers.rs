@@ -414,6 +414,12 @@ fn map_items(c: &mut Criterion) {
             black_box(out.map(|v| v.len()).unwrap_or(0))
         });
     });
+    g.bench_function(BenchmarkId::new("brigade map", "collect_vec"), |b| {
+        b.iter(|| {
+            let out = pool.map(0..ITEMS, f).collect_vec();
+            black_box(out.map(|v| v.len()).unwrap_or(0))
+        });
+    });
     let rayon = rayon_pool(cpus());
     g.bench_function(BenchmarkId::new("rayon par_iter", "collect"), |b| {
         b.iter(|| {

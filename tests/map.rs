@@ -411,3 +411,92 @@ fn chunk_size_zero_means_one() {
         assert_eq!(pool.stats().submitted - before, 50);
     });
 }
+
+#[test]
+fn collect_vec_matches_collect_over_random_inputs() {
+    // collect_vec gives exactly what collecting item by item gives, for
+    // ordered and unordered maps (as a multiset), across lengths that are
+    // and are not whole chunks, known and unknown input lengths, and
+    // random per-item work.
+    with_timeout(LONG, || {
+        let pool = pool(3);
+        let mut rng = SplitMix64(0x00C0_11EC_7000);
+        for _ in 0..40 {
+            let len = rng.below(5_000) as usize;
+            let spin = rng.below(3);
+            let f = move |i: usize| {
+                for _ in 0..spin * 50 {
+                    std::hint::black_box(i);
+                }
+                i * 7 + 1
+            };
+            let expected: Vec<usize> = (0..len).map(f).collect();
+            assert_eq!(pool.map(0..len, f).collect_vec(), Ok(expected.clone()));
+            let pulled = Arc::new(AtomicUsize::new(0));
+            assert_eq!(
+                pool.map(counted(len, &pulled), f).collect_vec(),
+                Ok(expected.clone())
+            );
+            let mut unordered = pool
+                .map_unordered(0..len, f)
+                .collect_vec()
+                .expect("no failures");
+            unordered.sort_unstable();
+            assert_eq!(unordered, expected);
+        }
+    });
+}
+
+#[test]
+fn collect_vec_returns_the_first_error_in_order() {
+    // Items 300 and 700 panic: collect_vec returns item 300's panic, as
+    // collect::<Result<Vec<_>, _>>() would.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        let f = |i: u64| {
+            if i == 300 || i == 700 {
+                panic!("item {i} exploded");
+            }
+            i
+        };
+        assert_eq!(
+            pool.map(0..1_000u64, f).chunk_size(16).collect_vec(),
+            Err(JobError::Panicked("item 300 exploded".to_owned()))
+        );
+        let by_collect: Result<Vec<u64>, JobError> = pool.map(0..1_000u64, f).collect();
+        assert_eq!(
+            by_collect,
+            Err(JobError::Panicked("item 300 exploded".to_owned()))
+        );
+    });
+}
+
+#[test]
+fn automatic_chunks_grow_for_trivial_items_only() {
+    // 1,000,000 trivial items start in chunks of 1,024 (977 jobs at that
+    // size); chunks that run in well under 100 µs double, so far fewer
+    // jobs are submitted. Items that sleep 300 µs never grow their chunks:
+    // 240 items in 2 × 4 chunks of 30 is exactly 8 jobs.
+    with_timeout(LONG, || {
+        let fast = pool(2);
+        let out = fast
+            .map(0..1_000_000u64, |x| x ^ 5)
+            .collect_vec()
+            .expect("no failures");
+        assert_eq!(out.len(), 1_000_000);
+        assert_eq!(out[999_999], 999_999 ^ 5);
+        let jobs = fast.stats().submitted;
+        assert!(jobs < 977 / 2, "{jobs} jobs: the chunks did not grow");
+
+        let slow = pool(2);
+        let out: Vec<u64> = slow
+            .map(0..240u64, |x| {
+                thread::sleep(Duration::from_micros(300));
+                x
+            })
+            .collect_vec()
+            .expect("no failures");
+        assert_eq!(out, (0..240).collect::<Vec<_>>());
+        assert_eq!(slow.stats().submitted, 8, "slow chunks must not grow");
+    });
+}

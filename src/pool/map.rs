@@ -7,6 +7,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -20,8 +21,16 @@ use crate::stats::Outcome;
 use crate::sync::Arc;
 use crate::unwind;
 
-/// Results of one chunk: its index and one result per item, in order.
-type ChunkResults<R> = (u64, Batch<R>);
+/// Results of one chunk: its index, one result per item in order, and how
+/// long the items took to run (zero for a chunk discarded unrun).
+type ChunkResults<R> = (u64, Batch<R>, Duration);
+
+/// A chunk that runs faster than this is too small: its hand-off is a
+/// noticeable share of its work, so automatic chunks double in size.
+const GROW_BELOW: Duration = Duration::from_micros(100);
+
+/// The most items automatic chunking puts in one chunk.
+const MAX_AUTO_CHUNK: usize = 65_536;
 
 /// One chunk's results. Nearly every chunk succeeds whole, so it carries
 /// bare values; only a chunk with a failure (a panic, a cancellation) pays
@@ -65,11 +74,19 @@ impl<R> Batch<R> {
 /// each chunk is one job: a hand-off costs about 100 ns here, so one job
 /// per trivial item would cost more than the work. By default the chunk
 /// size comes from the input's size hint (about four chunks per worker,
-/// between 1 and 1,024 items); an input of unknown length goes one item
-/// per job. [`Map::chunk_size`] overrides it.
+/// between 1 and 1,024 items), and then **grows**: a chunk that ran in
+/// under 100 µs was mostly hand-off, so the next ones double, up to 65,536
+/// items and never beyond four chunks per worker of what the input has
+/// left (so the last chunks still spread over every worker). Slow items
+/// keep their first size. An input of unknown length goes one item per
+/// job. [`Map::chunk_size`] fixes the size.
+///
+/// To gather the results into a `Vec`, [`Map::collect_vec`] is the fast
+/// way: it moves each chunk's values across in one block.
 ///
 /// The input is pulled lazily, never more than a **window** of items
-/// (default: four chunks per worker; [`Map::window`]) ahead of the oldest
+/// (default: four chunks per worker, growing with the chunks;
+/// [`Map::window`] fixes it) ahead of the oldest
 /// item not yet settled — not yet yielded, for `map`; not yet finished,
 /// for `map_unordered` and [`try_map`]. So memory stays bounded however
 /// long the input and however slow the first item, and `try_map`, which
@@ -121,6 +138,11 @@ struct Run<R> {
     rx: Receiver<ChunkResults<R>>,
     chunk: usize,
     window: usize,
+    /// Whether the chunk size, and then the window, are ours to grow (the
+    /// caller set neither `chunk_size` nor, for the window, `window`).
+    grow_chunk: bool,
+    grow_window: bool,
+    workers: usize,
     next_chunk: u64,
     taken: usize,
     yielded: usize,
@@ -158,6 +180,24 @@ impl<R> Run<R> {
                 true => unreceived,
                 false => unreceived.min(self.current_offset),
             }
+        }
+    }
+
+    /// A chunk ran in under [`GROW_BELOW`]: doubles the chunk size (and
+    /// an automatic window with it), up to [`MAX_AUTO_CHUNK`] and no
+    /// further than leaves four chunks per worker of the `remaining` input,
+    /// so the last chunks still spread over every worker.
+    fn grow(&mut self, remaining: usize) {
+        let balanced = (remaining / (self.workers * 4)).max(self.chunk);
+        let mut chunk = (self.chunk * 2).min(MAX_AUTO_CHUNK).min(balanced);
+        if self.grow_window {
+            self.window = self.window.max(chunk * self.workers * 4);
+        } else {
+            chunk = chunk.min(self.window);
+        }
+        if chunk > self.chunk {
+            self.chunk = chunk;
+            self.refill_at = 0;
         }
     }
 
@@ -228,6 +268,11 @@ where
             rx,
             chunk,
             window,
+            // An input of unknown length stays at one item per job: its
+            // items may be anything from trivial to slow.
+            grow_chunk: self.chunk_size.is_none() && chunk > 1,
+            grow_window: self.window.is_none(),
+            workers,
             next_chunk: 0,
             taken: 0,
             yielded: 0,
@@ -280,9 +325,16 @@ where
             }
             // Chunks always report, even when discarded, and we hold a
             // sender, so this wait ends.
-            let Ok((index, results)) = run.rx.recv() else {
+            let Ok((index, results, took)) = run.rx.recv() else {
                 return None;
             };
+            if run.grow_chunk && took < GROW_BELOW && !took.is_zero() {
+                let remaining = {
+                    let (low, high) = self.input.size_hint();
+                    high.unwrap_or(low)
+                };
+                run.grow(remaining);
+            }
             if ordered {
                 // Each chunk index arrives once, and is at or after `next`.
                 let _ = run.pending.insert(index, results);
@@ -344,6 +396,60 @@ where
                 task.discard(reason);
             }
         }
+    }
+}
+
+impl<I, F, R> Map<'_, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    /// Collects the results into a `Vec`, in the order the iterator yields
+    /// them, or returns the first error — what
+    /// `collect::<Result<Vec<R>, JobError>>()` returns, but faster: each
+    /// chunk's values move into the `Vec` as one block rather than one
+    /// by one, and the `Vec` is sized from the input's length up front
+    /// (`collect` through a `Result` cannot see the length, so it grows
+    /// the `Vec` by doubling).
+    ///
+    /// # Errors
+    ///
+    /// The first item's [`JobError`] in iteration order; the chunks still
+    /// queued are then cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(2).build()?;
+    /// let squares = pool.map(0..10_000u64, |x| x * x).collect_vec()?;
+    /// assert_eq!(squares[100], 10_000);
+    /// assert_eq!(squares.len(), 10_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn collect_vec(mut self) -> Result<Vec<R>, JobError> {
+        let (low, _) = self.input.size_hint();
+        let mut out = Vec::with_capacity(low);
+        // `next_indexed` does the waiting, the ordering and the refills;
+        // after each result it hands over, the rest of a clean chunk moves
+        // across in one block. Yielding a block at once only makes the
+        // next refill later, never the window larger.
+        while let Some((_, result)) = self.next_indexed() {
+            out.push(result?);
+            if let Some(run) = &mut self.run {
+                if let Batch::Values(values) = &mut run.current {
+                    let block = values.len();
+                    // By value, so `extend` copies the block in one go.
+                    out.extend(std::mem::replace(values, Vec::new().into_iter()));
+                    run.current_offset += block;
+                    run.yielded += block;
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -436,8 +542,9 @@ where
             ctx,
             tx,
         } = self;
+        let started = Instant::now();
         let (results, _) = run_items(items, &*f, &ctx);
-        let _ = tx.send((index, results));
+        let _ = tx.send((index, results, started.elapsed()));
     }
 }
 
@@ -534,11 +641,13 @@ where
             ctx,
             tx,
         } = *self;
+        let started = Instant::now();
         let (results, first_panic) = run_items(items, &*f, &ctx);
+        let took = started.elapsed();
         let outcome = first_panic.map_or(Outcome::Completed, Outcome::Panicked);
         worker.record(&outcome);
         // The map may have been dropped; then nobody wants the results.
-        let _ = tx.send((index, results));
+        let _ = tx.send((index, results, took));
         outcome
     }
 
@@ -553,7 +662,7 @@ where
                 Err(JobError::Cancelled(reason))
             })
             .collect();
-        let _ = tx.send((index, Batch::Mixed(results.into_iter())));
+        let _ = tx.send((index, Batch::Mixed(results.into_iter()), Duration::ZERO));
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
