@@ -235,6 +235,7 @@ where
         self.chunk_size = Some(items);
         if let Some(run) = &mut self.run {
             run.chunk = items;
+            run.grow_chunk = false;
             run.refill_at = 0;
         }
         self
@@ -246,6 +247,7 @@ where
         self.window = Some(items);
         if let Some(run) = &mut self.run {
             run.window = items.max(run.chunk);
+            run.grow_window = false;
             run.refill_at = 0;
         }
         self
