@@ -99,7 +99,9 @@
 //! for an earlier one, and whoever would exceed it waits, so memory stays
 //! bounded even when the first item is the slowest. `map` also batches
 //! consecutive items into one job ([`Map::chunk_size`]), because one
-//! hand-off per trivial item costs more than the item.
+//! hand-off per trivial item costs more than the item; automatic chunks
+//! grow while they run in under 100 µs, and [`Map::collect_vec`] gathers
+//! the results a chunk at a time.
 //!
 //! ```
 //! use brigade::ThreadPool;
