@@ -43,5 +43,9 @@ for t in "${tests[@]}"; do
   if [ -f "tests/$t.rs" ]; then args+=(--test "$t"); fi
 done
 
-cargo +nightly test -Zbuild-std --target "$target" --lib "${args[@]}" -- --test-threads=2
+# Skipped here: a test of map's chunk growth, which depends on trivial
+# items running in well under 100 µs — not so under TSan's instrumentation.
+# It has no threads meeting that the rest of tests/map.rs lacks.
+cargo +nightly test -Zbuild-std --target "$target" --lib "${args[@]}" -- --test-threads=2 \
+  --skip automatic_chunks_grow_for_trivial_items_only
 echo "ThreadSanitizer: no reports"
