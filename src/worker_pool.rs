@@ -413,17 +413,6 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
         &self.results
     }
 
-    /// No more jobs: later submits fail with `Closed`, submitters waiting
-    /// for room wake with `Closed`, and the workers finish the queue and
-    /// exit, after which the results channel disconnects. Idempotent.
-    pub fn close(&self) {
-        // First wake blocked submitters (they hold the intake lock), then
-        // drop the jobs sender under that lock.
-        drop(self.closed_tx.lock().take());
-        self.intake.lock().tx = None;
-        self.crew.seal();
-    }
-
     /// Cancels the pool: queued jobs do not run (they come back from
     /// [`join`](Self::join)), running jobs see their context cancelled, and
     /// no worker waits for the consumer any more. Idempotent.
@@ -491,6 +480,17 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
 }
 
 impl<J, R> WorkerPool<J, R> {
+    /// No more jobs: later submits fail with `Closed`, submitters waiting
+    /// for room wake with `Closed`, and the workers finish the queue and
+    /// exit, after which the results channel disconnects. Idempotent.
+    pub fn close(&self) {
+        // First wake blocked submitters (they hold the intake lock), then
+        // drop the jobs sender under that lock.
+        drop(self.closed_tx.lock().take());
+        self.intake.lock().tx = None;
+        self.crew.seal();
+    }
+
     /// Lets go of the pool's own results receiver once the workers are
     /// gone. Results nobody else can read are dropped with it; quietly, so
     /// that an output whose `Drop` panics cannot unwind out of `join` or
@@ -508,9 +508,7 @@ impl<J, R> Drop for WorkerPool<J, R> {
         // workers stop delivering, then join them while the results
         // receiver still keeps the channel (and its unread outputs) alive.
         self.crew.context().cancel();
-        drop(self.closed_tx.lock().take());
-        self.intake.lock().tx = None;
-        self.crew.seal();
+        self.close();
         self.crew.wait(None);
         self.release_results();
     }

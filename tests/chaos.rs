@@ -679,6 +679,28 @@ impl Feed {
     }
 
     /// The submitter gives up on a job a submit call handed back.
+    /// What one submit attempt's `result` means for job `id`: accepted,
+    /// or handed back for good (closed, cancelled) — or, after a full
+    /// queue, the job back (`Err`) to offer again.
+    fn settle<J, T>(
+        &self,
+        ledger: &Ledger,
+        id: usize,
+        result: Result<T, TrySubmitError<J>>,
+    ) -> Result<Offer<T>, J> {
+        match result {
+            Ok(accepted) => {
+                self.accept(ledger, id);
+                Ok(Offer::Accepted(accepted))
+            }
+            Err(err @ TrySubmitError::Full(_)) => {
+                self.retry();
+                Err(err.into_inner())
+            }
+            Err(err) => Ok(self.hand_back(ledger, id, err.into_inner(), Offer::Refused)),
+        }
+    }
+
     fn hand_back<J, T>(&self, ledger: &Ledger, id: usize, job: J, offer: Offer<T>) -> Offer<T> {
         ledger.mark(id, HANDED_BACK);
         drop(job);
@@ -1226,20 +1248,9 @@ impl PoolRound<'_> {
                 _ => pool.submit_timeout(job, Duration::from_micros(rng.below(300))),
             };
             drop(slot);
-            match result {
-                Ok(handle) => {
-                    self.feed.accept(&self.ledger, id);
-                    return Offer::Accepted(handle);
-                }
-                Err(err @ TrySubmitError::Full(_)) => {
-                    job = err.into_inner();
-                    self.feed.retry();
-                }
-                Err(err) => {
-                    return self
-                        .feed
-                        .hand_back(&self.ledger, id, err.into_inner(), Offer::Refused);
-                }
+            match self.feed.settle(&self.ledger, id, result) {
+                Ok(offer) => return offer,
+                Err(again) => job = again,
             }
         }
         unreachable!("the attempts never run out")
@@ -1262,20 +1273,9 @@ impl PoolRound<'_> {
                 pool.try_execute(job)
             };
             drop(slot);
-            match result {
-                Ok(()) => {
-                    self.feed.accept(&self.ledger, id);
-                    return Offer::Accepted(());
-                }
-                Err(err @ TrySubmitError::Full(_)) => {
-                    job = err.into_inner();
-                    self.feed.retry();
-                }
-                Err(err) => {
-                    return self
-                        .feed
-                        .hand_back(&self.ledger, id, err.into_inner(), Offer::Refused);
-                }
+            match self.feed.settle(&self.ledger, id, result) {
+                Ok(offer) => return offer,
+                Err(again) => job = again,
             }
         }
         unreachable!("the attempts never run out")
@@ -1648,20 +1648,9 @@ impl WorkerRound<'_> {
                 1 => pool.try_submit(job),
                 _ => pool.submit_timeout(job, Duration::from_micros(rng.below(300))),
             };
-            match result {
-                Ok(index) => {
-                    self.feed.accept(&self.ledger, id);
-                    return Offer::Accepted(index);
-                }
-                Err(err @ TrySubmitError::Full(_)) => {
-                    job = err.into_inner();
-                    self.feed.retry();
-                }
-                Err(err) => {
-                    return self
-                        .feed
-                        .hand_back(&self.ledger, id, err.into_inner(), Offer::Refused);
-                }
+            match self.feed.settle(&self.ledger, id, result) {
+                Ok(offer) => return offer,
+                Err(again) => job = again,
             }
         }
         unreachable!("the attempts never run out")

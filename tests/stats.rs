@@ -49,27 +49,31 @@ fn settled(pool: &ThreadPool, jobs: u64, samples: u64) -> Stats {
     pool.stats()
 }
 
+/// Runs 20 jobs that each sleep `each` on their context, on a fresh
+/// two-worker pool named `name`; returns the pool and its settled stats.
+fn twenty_sleeps(name: &str, each: Duration) -> (ThreadPool, Stats) {
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .thread_name(name)
+        .build()
+        .unwrap();
+    let handles: Vec<_> = (0..20)
+        .map(|_| pool.submit(move |ctx: &Context| ctx.sleep(each)).unwrap())
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.join(), Ok(Ok(())));
+    }
+    let stats = settled(&pool, 20, 20);
+    (pool, stats)
+}
+
 #[test]
 fn run_time_is_recorded() {
     // Jobs that sleep 2 ms on their context show a run-time p50 of about
     // 2 ms (bucket midpoints are within an eighth), and every job is a
     // sample while the pool is young.
     with_timeout(LONG, || {
-        let pool = ThreadPool::builder()
-            .workers(2)
-            .thread_name("strun")
-            .build()
-            .unwrap();
-        let handles: Vec<_> = (0..20)
-            .map(|_| {
-                pool.submit(|ctx: &Context| ctx.sleep(Duration::from_millis(2)))
-                    .unwrap()
-            })
-            .collect();
-        for handle in handles {
-            assert_eq!(handle.join(), Ok(Ok(())));
-        }
-        let stats = settled(&pool, 20, 20);
+        let (pool, stats) = twenty_sleeps("strun", Duration::from_millis(2));
         let run = stats.run_time;
         assert_eq!(run.samples, 20, "{stats}");
         assert!(run.p50 >= Duration::from_micros(1_700), "{run:?}");
@@ -286,21 +290,7 @@ fn short_burst_scenario() {
     if std::env::var_os(SCENARIO_ENV).is_none() {
         return;
     }
-    let pool = ThreadPool::builder()
-        .workers(2)
-        .thread_name("stburst")
-        .build()
-        .unwrap();
-    let handles: Vec<_> = (0..20)
-        .map(|_| {
-            pool.submit(|ctx: &Context| ctx.sleep(Duration::from_millis(1)))
-                .unwrap()
-        })
-        .collect();
-    for handle in handles {
-        assert_eq!(handle.join(), Ok(Ok(())));
-    }
-    let stats = settled(&pool, 20, 20);
+    let (pool, stats) = twenty_sleeps("stburst", Duration::from_millis(1));
     assert!(stats.throughput > 0.0, "{stats}");
     assert!(stats.utilisation > 0.0, "{stats}");
     pool.join();

@@ -210,7 +210,7 @@ where
                     return;
                 }
                 let mut sample = shared.sample();
-                if let Some((cpu, wait)) = schedstat.read(&shared.counters.tids()) {
+                if let Some((cpu, wait)) = schedstat.read(shared.counters.tids()) {
                     sample.cpu = Some(cpu);
                     sample.cpu_wait_nanos = Some(wait);
                 } else {
@@ -270,9 +270,8 @@ impl Schedstat {
     /// Reads every thread of the process; returns this process's CPU time
     /// and the run-queue delay of the workers `workers`, both running
     /// totals in nanoseconds, or `None` where the OS does not say.
-    fn read(&mut self, workers: &[u64]) -> Option<(Duration, f64)> {
+    fn read(&mut self, mut workers: Vec<u64>) -> Option<(Duration, f64)> {
         let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-        let mut workers = workers.to_vec();
         workers.sort_unstable();
         let mut now = HashMap::with_capacity(self.last.len().max(8));
         for task in tasks.flatten() {

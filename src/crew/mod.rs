@@ -236,9 +236,6 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         let workers = config.workers;
         let counters = Counters::default();
         counters.begin(config.workers);
-        if config.on_job_done.is_some() {
-            counters.time_all.store(true, Ordering::Relaxed);
-        }
         let adaptive = config.adaptive;
         let maker: LocalMaker<E::Local> = Box::new(make_local);
         let shared = Arc::new(Shared {
@@ -274,10 +271,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         Ok(crew)
     }
 
-    /// Asks for `n` workers: starts the missing ones now, or lets the extra
-    /// ones leave — idle workers first, busy ones after their current job.
-    /// No job is lost or run twice: a worker only leaves between jobs. On a
-    /// pool whose intake is closed, only shrinking does anything.
+    /// Asks for `n` workers (see `Shared::set_workers`).
     pub(crate) fn set_workers(&self, n: usize) -> Result<(), SizingError> {
         self.shared.set_workers(n)
     }
@@ -309,7 +303,8 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             .counters
             .submitted
             .fetch_add(1, Ordering::Relaxed);
-        let timed = sampled(seq) || self.shared.counters.time_all.load(Ordering::Relaxed);
+        // A hook sees every job, so every job is timed.
+        let timed = sampled(seq) || self.shared.config.on_job_done.is_some();
         let queued_at = if timed && self.shared.config.timing {
             stamp(Instant::now())
         } else {

@@ -95,7 +95,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             } = queued;
             let timed = queued_at != 0
                 || (self.config.fed && self.config.timing && sampled(seen))
-                || self.counters.time_all.load(Ordering::Relaxed);
+                || self.config.on_job_done.is_some();
             seen += 1;
             let started = timed.then(Instant::now);
             slot.set_busy(true);

@@ -85,6 +85,14 @@ pub struct ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
+        self.close_intake();
+    }
+}
+
+impl ThreadPool {
+    /// No more jobs: drops the queue's sender, so workers exit once it is
+    /// empty, and seals the crew, so no worker is started again.
+    fn close_intake(&mut self) {
         self.intake = None;
         self.crew.seal();
     }
@@ -318,8 +326,7 @@ impl ThreadPool {
     /// it stops intake and returns, and the workers drain and exit on their
     /// own.
     pub fn join(mut self) {
-        self.intake = None;
-        self.crew.seal();
+        self.close_intake();
         self.crew.wait(None);
     }
 
@@ -331,8 +338,7 @@ impl ThreadPool {
     /// after cancelling, and the report's counts may still grow.
     pub fn shutdown_now(mut self) -> ShutdownReport {
         let start = Instant::now();
-        self.intake = None;
-        self.crew.seal();
+        self.close_intake();
         self.crew.cancel();
         self.crew.wait(None);
         self.report(start, false)
@@ -352,8 +358,7 @@ impl ThreadPool {
     /// finish the queue without a hard cancel.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> ShutdownReport {
         let start = Instant::now();
-        self.intake = None;
-        self.crew.seal();
+        self.close_intake();
         if self.crew.on_own_worker() {
             // It cannot wait for the thread it runs on: intake is closed,
             // and the workers finish the queue on their own.

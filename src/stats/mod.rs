@@ -382,8 +382,6 @@ pub(crate) struct Counters {
     pub(crate) respawned: AtomicU64,
     pub(crate) live: AtomicUsize,
     pub(crate) slots: Mutex<Vec<std::sync::Arc<CachePadded<WorkerSlot>>>>,
-    /// Time every job, not a sample (an `on_job_done` hook is set).
-    pub(crate) time_all: AtomicBool,
     /// The window's ring of marks, and the stamp of the newest.
     marks: Mutex<VecDeque<Mark>>,
     last_mark: AtomicU64,
@@ -438,7 +436,7 @@ impl Counters {
             busy_nanos,
             workers: stats.workers,
         };
-        let (oldest, capacity) = self.mark(now, true);
+        let (oldest, capacity) = self.mark(now);
         let elapsed = now.at.saturating_duration_since(oldest.at).as_secs_f64();
         if elapsed > 0.0 {
             stats.throughput = (now.finished - oldest.finished.min(now.finished)) as f64 / elapsed;
@@ -455,17 +453,17 @@ impl Counters {
         stats
     }
 
-    /// Adds `now` to the window's ring (if the newest mark is old enough,
-    /// or `force`), drops marks older than the window, and returns the
+    /// Adds `now` to the window's ring (if the ring is empty or its newest
+    /// mark old enough), drops marks older than the window, and returns the
     /// oldest mark left (the start of the window) with the worker-time in
     /// nanoseconds from it to `now`: the sum, mark to mark, of the time
     /// between them × the mean of their worker counts.
-    fn mark(&self, now: Mark, force: bool) -> (Mark, f64) {
+    fn mark(&self, now: Mark) -> (Mark, f64) {
         let mut marks = self.marks.lock();
         let due = marks
             .back()
             .is_none_or(|last| now.at.saturating_duration_since(last.at) >= MARK_EVERY);
-        if due || (force && marks.is_empty()) {
+        if due {
             marks.push_back(now);
             self.last_mark.store(stamp(now.at), Ordering::Relaxed);
         }
@@ -514,15 +512,12 @@ impl Counters {
     /// first window has a beginning: a snapshot then averages over the
     /// pool's life when that is shorter than the window.
     pub(crate) fn begin(&self, workers: usize) {
-        self.mark(
-            Mark {
-                at: Instant::now(),
-                finished: 0,
-                busy_nanos: 0.0,
-                workers,
-            },
-            true,
-        );
+        self.mark(Mark {
+            at: Instant::now(),
+            finished: 0,
+            busy_nanos: 0.0,
+            workers,
+        });
     }
 
     /// Called by workers after a sampled job: keeps the window's ring
@@ -533,14 +528,11 @@ impl Counters {
             return;
         }
         let (finished, busy_nanos, _) = self.totals();
-        self.mark(
-            Mark {
-                at: now,
-                finished,
-                busy_nanos,
-                workers: self.live.load(Ordering::Relaxed),
-            },
-            false,
-        );
+        self.mark(Mark {
+            at: now,
+            finished,
+            busy_nanos,
+            workers: self.live.load(Ordering::Relaxed),
+        });
     }
 }
