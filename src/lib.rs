@@ -409,11 +409,12 @@
 //! When the load is not known in advance, or changes, let the pool find its
 //! size: [`Sizing::Adaptive`] starts at the CPU count and a controller
 //! steers the worker count between `min` and `max` toward λ·W, the arrival
-//! rate times the time a job holds a worker (Little's Law). It grows at
-//! once while a backlog waits, stops growing once the CPUs are saturated
-//! (compute-bound work gains nothing from more threads than cores), and
-//! shrinks only after several samples agree, a quarter at a time, so it
-//! does not flap. [`ThreadPool::set_workers`] resizes by hand: growing
+//! rate times the time a job holds a worker (Little's Law). While a
+//! backlog waits it grows at once to what would fill the CPUs, stops
+//! growing once they are saturated (compute-bound work gains nothing from
+//! more threads than cores), and shrinks only after several samples agree,
+//! a quarter at a time (half, when its threads mostly queue for a CPU), so
+//! it does not flap. [`ThreadPool::set_workers`] resizes by hand: growing
 //! starts workers now; shrinking retires idle workers first and busy ones
 //! after their current job, and never loses or repeats a job.
 //!

@@ -3,7 +3,8 @@
 //! # The control law
 //!
 //! Every [`TICK`] the controller samples the pool and computes, over that
-//! tick (smoothed with an exponential average, α = ½):
+//! tick (smoothed with an exponential average, α = ½, except that a
+//! crowded pool, below, starts afresh from the latest tick):
 //!
 //! * the arrival rate λ — jobs submitted per second;
 //! * the service time S — busy time per finished job, which for a pool is
@@ -53,8 +54,14 @@
 //! pool built for a burst should meet it at once), and after a growth or a
 //! crowded tick the next comes after [`FAST_TICK`]: ramping up from `min`
 //! to `max` or out of crowding takes tens of milliseconds, not seconds.
-//! Reading the schedstat files costs ~0.2 ms per sample with 64 threads,
-//! 0.2% of a CPU at the steady tick.
+//! Between samples, while the pool has work, the controller *glances* at
+//! its counters every [`FAST_TICK`]: if jobs finish at under half or over
+//! twice the rate of the last tick (over at least [`SHIFT_EVIDENCE`] of
+//! them), the workload has shifted and it samples at once rather than at
+//! the end of the tick. A glance reads a few counters; a sample also
+//! reads the schedstat files, ~0.2 ms with 64 threads (0.2% of a CPU at
+//! the steady tick). An idle pool is sampled once a tick and not glanced
+//! at.
 //!
 //! The controller runs on its own thread (`{name}-ctl`), holds the pool
 //! only weakly, and is stopped and joined before the pool's workers are.
@@ -80,6 +87,10 @@ pub(crate) const FAST_TICK: Duration = Duration::from_millis(20);
 /// first that measures anything: a pool built for a burst meets it in
 /// about this long.
 pub(crate) const FIRST_TICK: Duration = Duration::from_millis(10);
+
+/// How many completions a glance between steps must have seen, or have
+/// expected, before a change in their rate counts as a shift.
+const SHIFT_EVIDENCE: f64 = 16.0;
 
 /// The share of the CPUs at which this process counts as saturating them.
 const FULL: f64 = 0.95;
@@ -118,6 +129,12 @@ pub(crate) struct Law {
     /// The last tick saw workers queued for a CPU half their busy time:
     /// far too many threads, so shrinking may be quicker.
     crowded: bool,
+    /// Jobs finished per second between the last two steps.
+    finishing: f64,
+    /// The last look between steps: when, and jobs finished by then.
+    glance: Option<(Instant, u64)>,
+    /// The last look saw work: a job running or queued.
+    active: bool,
 }
 
 impl Law {
@@ -132,6 +149,47 @@ impl Law {
             shrink_votes: 0,
             grew: false,
             crowded: false,
+            finishing: 0.0,
+            glance: None,
+            active: false,
+        }
+    }
+
+    /// Whether `now`, a look at the counters alone, calls for a step:
+    /// the first look, a tick since the last step, or a shift in the
+    /// workload — jobs finishing at under half or over twice the rate of
+    /// the last step, over enough of them to tell ([`SHIFT_EVIDENCE`]).
+    /// A backend slowing tenfold shows in the completions within a glance
+    /// or two, where a steady tick could take a tenth of a second to see.
+    pub(crate) fn due(&mut self, now: &Sample) -> bool {
+        self.active = now.busy > 0 || now.queued > 0;
+        let Some(previous) = self.previous else {
+            return true;
+        };
+        if now.at.saturating_duration_since(previous.at) >= self.next_tick() {
+            return true;
+        }
+        let Some((at, finished)) = self.glance.replace((now.at, now.finished)) else {
+            return false;
+        };
+        let dt = now.at.saturating_duration_since(at).as_secs_f64();
+        let seen = now.finished.saturating_sub(finished) as f64;
+        let expected = self.finishing * dt;
+        seen.max(expected) >= SHIFT_EVIDENCE && (seen * 2.0 < expected || seen > expected * 2.0)
+    }
+
+    /// How long to sleep before the next look at `now`: until the next
+    /// step is due, but no longer than a [`FAST_TICK`] while the pool has
+    /// work, so a shift shows soon. An idle pool is looked at only per
+    /// tick.
+    pub(crate) fn next_look(&self, now: Instant) -> Duration {
+        let until_step = self.previous.map_or(Duration::ZERO, |previous| {
+            (previous.at + self.next_tick()).saturating_duration_since(now)
+        });
+        if self.active {
+            until_step.min(FAST_TICK)
+        } else {
+            until_step
         }
     }
 
@@ -151,6 +209,13 @@ impl Law {
 
     /// The worker count to move to after `now`, if it should change.
     pub(crate) fn step(&mut self, now: Sample) -> Option<usize> {
+        if let Some(previous) = self.previous {
+            let dt = now.at.saturating_duration_since(previous.at).as_secs_f64();
+            if dt > 0.0 {
+                self.finishing = now.finished.saturating_sub(previous.finished) as f64 / dt;
+            }
+        }
+        self.glance = Some((now.at, now.finished));
         let target = self.target(now);
         self.grew = target.is_some_and(|n| n > now.workers);
         target
@@ -163,36 +228,18 @@ impl Law {
             return None;
         }
         let arrivals = now.submitted.saturating_sub(previous.submitted) as f64 / dt;
-        self.rate = Some(smooth(self.rate, arrivals));
         let finished = now.finished.saturating_sub(previous.finished);
         let busy = (now.busy_nanos - previous.busy_nanos).max(0.0);
         let queued_for_cpu = match (now.cpu_wait_nanos, previous.cpu_wait_nanos) {
             (Some(now), Some(before)) => (now - before).max(0.0),
             _ => 0.0,
         };
-        if finished > 0 {
-            // Time spent waiting for a CPU is a symptom of too many
-            // threads, not demand for more: leave it out of S (keeping at
-            // least a tenth, as the two clocks are read apart).
-            let service = (busy - queued_for_cpu).max(busy / 10.0) / 1e9 / finished as f64;
-            self.service = Some(smooth(self.service, service));
-        }
         let cpu = match (now.cpu, previous.cpu) {
             (Some(now), Some(before)) => {
                 Some(now.saturating_sub(before).as_secs_f64() / (dt * self.cpus as f64))
             }
             _ => None,
         };
-        let demand = self.rate.unwrap_or(0.0) * self.service.unwrap_or(0.0);
-        let workers = now.workers.max(1);
-        let mut target = (demand * 1.25).ceil() as usize;
-        // Saturated: this process keeps the CPUs busy, or its workers
-        // queue for a CPU (someone else keeps them busy) for a tenth of
-        // their time or more. Then a backlog is the CPUs' limit, not a
-        // lack of threads: no probe, no growth, and the law may shrink.
-        // (An idle pool's few microseconds of wake-up delay are not a
-        // tenth of its zero busy time: the wait must also be at least a
-        // hundredth of the tick.)
         // Saturated: this process keeps the CPUs busy, or its workers
         // queue for a CPU for a quarter of their busy time or more. Then a
         // backlog is the CPUs' limit, not a lack of threads: no growth.
@@ -206,6 +253,23 @@ impl Law {
         // is not a reason to shed threads fast.
         self.crowded =
             queued_for_cpu >= (busy / 2.0).max(floor) && busy >= dt * 1e9 * self.cpus as f64;
+        // A crowded pool's past averages describe a workload that is gone
+        // (or it would not be crowded): this tick's figures replace them.
+        let smooth = |previous: Option<f64>, value: f64| match previous {
+            Some(previous) if !self.crowded => previous / 2.0 + value / 2.0,
+            _ => value,
+        };
+        self.rate = Some(smooth(self.rate, arrivals));
+        if finished > 0 {
+            // Time spent waiting for a CPU is a symptom of too many
+            // threads, not demand for more: leave it out of S (keeping at
+            // least a tenth, as the two clocks are read apart).
+            let service = (busy - queued_for_cpu).max(busy / 10.0) / 1e9 / finished as f64;
+            self.service = Some(smooth(self.service, service));
+        }
+        let demand = self.rate.unwrap_or(0.0) * self.service.unwrap_or(0.0);
+        let workers = now.workers.max(1);
+        let mut target = (demand * 1.25).ceil() as usize;
         let saturated = cpu.is_some_and(|u| u >= FULL) || starved;
         if saturated {
             target = target.min(workers);
@@ -251,10 +315,6 @@ impl Law {
     }
 }
 
-fn smooth(previous: Option<f64>, value: f64) -> f64 {
-    previous.map_or(value, |p| p / 2.0 + value / 2.0)
-}
-
 /// Starts the controller thread for `shared`.
 pub(super) fn start<J, E>(shared: &Arc<Shared<J, E>>, min: usize, max: usize) -> std::io::Result<()>
 where
@@ -268,27 +328,32 @@ where
         let mut law = Law::new(min, max, cpu_bound());
         let mut schedstat = Schedstat::default();
         loop {
-            // The first sample, taken at once, primes the law; the pool
-            // is held only while sampling, so dropping it is never delayed.
-            {
+            // The first look, at once, primes the law. Looks read only
+            // the pool's counters; a step also reads the scheduler's
+            // clocks, which costs more. The pool is held only while
+            // looking, so dropping it is never delayed.
+            let wait = {
                 let Some(shared) = pool.upgrade() else { return };
                 if shared.ctx.is_done() {
                     return;
                 }
                 let mut sample = shared.sample();
-                if let Some((cpu, wait)) = schedstat.read(shared.counters.tids()) {
-                    sample.cpu = Some(cpu);
-                    sample.cpu_wait_nanos = Some(wait);
-                } else {
-                    sample.cpu = process_cpu_time();
-                }
-                if let Some(n) = law.step(sample) {
-                    if let Err(err) = shared.set_workers(n) {
-                        log::warn!("brigade: adaptive sizing could not resize to {n}: {err}");
+                if law.due(&sample) {
+                    if let Some((cpu, wait)) = schedstat.read(shared.counters.tids()) {
+                        sample.cpu = Some(cpu);
+                        sample.cpu_wait_nanos = Some(wait);
+                    } else {
+                        sample.cpu = process_cpu_time();
+                    }
+                    if let Some(n) = law.step(sample) {
+                        if let Err(err) = shared.set_workers(n) {
+                            log::warn!("brigade: adaptive sizing could not resize to {n}: {err}");
+                        }
                     }
                 }
-            }
-            match stop_rx.recv_timeout(law.next_tick()) {
+                law.next_look(Instant::now())
+            };
+            match stop_rx.recv_timeout(wait) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
             }
@@ -544,6 +609,83 @@ mod tests {
         let mut law = Law::new(1, 64, 2);
         let answers = steady(&mut law, 2, 100, 20, 256, 1_600, 2_000.0, 660.0, 160);
         assert_eq!(answers, [None, None]);
+    }
+
+    #[test]
+    fn a_glance_between_steps_catches_a_shift() {
+        // Steps 100 ms apart see 17,000 jobs/s finish; glances every 20 ms
+        // in between look at the counters only.
+        let t0 = Instant::now();
+        let mut law = Law::new(2, 64, 2);
+        let look = |ms: u64, finished: u64, busy: usize| Sample {
+            finished,
+            busy,
+            ..at(t0, ms, finished, 0.0, 0, 24, busy)
+        };
+        assert!(law.due(&look(0, 0, 24)), "the first look primes");
+        law.step(look(0, 0, 24));
+        assert_eq!(law.next_look(t0), FIRST_TICK.min(FAST_TICK));
+        assert!(law.due(&look(10, 170, 24)), "the first tick is due");
+        law.step(look(10, 170, 24));
+        assert!(law.due(&look(110, 1_870, 24)), "a tick since the last step");
+        law.step(look(110, 1_870, 24));
+        assert_eq!(law.next_tick(), TICK);
+        assert_eq!(
+            law.next_look(t0 + Duration::from_millis(110)),
+            FAST_TICK,
+            "a busy pool is glanced at between steps"
+        );
+        // The same rate: no step until the tick.
+        assert!(!law.due(&look(130, 2_210, 24)));
+        assert!(!law.due(&look(150, 2_550, 24)));
+        // The backend slows tenfold: a seventh of the completions.
+        assert!(law.due(&look(170, 2_600, 24)), "a shift calls a step");
+        // Too few completions to tell: a slow pool is left to its tick.
+        let mut slow = Law::new(2, 64, 2);
+        slow.step(look(0, 0, 2));
+        slow.step(look(100, 10, 2));
+        slow.due(&look(120, 10, 2));
+        assert!(!slow.due(&look(140, 13, 2)), "3 jobs prove nothing");
+        // An idle pool is looked at only when a step is due.
+        let mut idle = Law::new(2, 64, 2);
+        idle.step(look(0, 0, 0));
+        idle.step(look(10, 0, 0));
+        assert!(!idle.due(&look(30, 0, 0)));
+        assert_eq!(
+            idle.next_look(t0 + Duration::from_millis(30)),
+            Duration::from_millis(80)
+        );
+    }
+
+    #[test]
+    fn a_crowded_pool_forgets_the_workload_before() {
+        // 64 workers after a spell of 10 ms jobs (the averages remember
+        // 6,400 jobs/s of 10 ms: all 64 busy) are now crowded by 1 ms
+        // jobs: 17,000 jobs/s, each queued for a CPU 2.6 ms of its 3.8 ms.
+        // The target comes from this tick alone: 1.25 × 17,000 × 1.2 ms
+        // = 26; the second vote halves the pool toward it. (Averaged with
+        // the past, the target would be ~65: no shrink at all.)
+        let t0 = Instant::now();
+        let mut law = Law::new(2, 64, 2);
+        let sample = |ms: u64, submitted: u64, busy_ms: f64, wait_ms: f64| {
+            let mut s = at(t0, ms, submitted, busy_ms, 256, 64, 64);
+            s.cpu = Some(Duration::from_millis(ms * 2));
+            s.cpu_wait_nanos = Some(wait_ms * 1e6);
+            s
+        };
+        law.step(sample(0, 0, 0.0, 0.0));
+        assert_eq!(law.step(sample(100, 640, 6_400.0, 0.0)), None);
+        let mut answers = Vec::new();
+        for tick in 1..=2u64 {
+            let ms = 100 + tick * 20;
+            answers.push(law.step(sample(
+                ms,
+                640 + tick * 340,
+                6_400.0 + tick as f64 * 1_292.0,
+                tick as f64 * 884.0,
+            )));
+        }
+        assert_eq!(answers, [None, Some(32)]);
     }
 
     #[test]
