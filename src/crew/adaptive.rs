@@ -215,6 +215,20 @@ impl Law {
         }
     }
 
+    /// How far to grow a pool whose workers are all busy with jobs queued
+    /// behind them, while the CPUs have room. Where the CPU time is known,
+    /// each worker uses `cpu / workers` of the CPUs, so about
+    /// `workers · FULL / cpu` would fill them; no more than there are jobs
+    /// to run (`workers + queued`). Where it is not, double, like TCP's
+    /// slow start. At least one more either way.
+    fn probe(&self, workers: usize, queued: usize, cpu: Option<f64>) -> usize {
+        let grown = match cpu.filter(|used| *used > 0.0) {
+            Some(used) => ((workers as f64 * FULL / used).ceil() as usize).min(workers + queued),
+            None => workers * 2,
+        };
+        grown.max(workers + 1)
+    }
+
     /// The worker count to move to after `now`, if it should change.
     pub(crate) fn step(&mut self, now: Sample) -> Option<usize> {
         if let Some(previous) = self.previous {
@@ -248,10 +262,10 @@ impl Law {
             }
             _ => None,
         };
-        // Saturated: this process keeps the CPUs busy, or its workers
-        // queue for a CPU for a quarter of their busy time or more. Then a
-        // backlog is the CPUs' limit, not a lack of threads: no growth.
-        // (An idle pool's few microseconds of wake-up delay are not a
+        // Saturated (see `saturated` below): its workers queue for a CPU
+        // for a quarter of their busy time or more, or this process keeps
+        // the CPUs busy. Then a backlog is the CPUs' limit, not a lack of
+        // threads: no growth. (An idle pool's few microseconds of wake-up delay are not a
         // quarter of its zero busy time: the wait must also be at least a
         // hundredth of the tick.)
         let floor = dt * 1e9 / 100.0;
@@ -318,22 +332,6 @@ impl Law {
             self.shrink_votes = 0;
         }
         None
-    }
-}
-
-impl Law {
-    /// How far to grow a pool whose workers are all busy with jobs queued
-    /// behind them, while the CPUs have room. Where the CPU time is known,
-    /// each worker uses `cpu / workers` of the CPUs, so about
-    /// `workers · FULL / cpu` would fill them; no more than there are jobs
-    /// to run (`workers + queued`). Where it is not, double, like TCP's
-    /// slow start. At least one more either way.
-    fn probe(&self, workers: usize, queued: usize, cpu: Option<f64>) -> usize {
-        let grown = match cpu.filter(|used| *used > 0.0) {
-            Some(used) => ((workers as f64 * FULL / used).ceil() as usize).min(workers + queued),
-            None => workers * 2,
-        };
-        grown.max(workers + 1)
     }
 }
 
