@@ -51,6 +51,21 @@ fn context(c: &mut Criterion) {
     });
 }
 
+/// Starts `count` threads with small stacks, each running `round` on
+/// every value its sender delivers until the sender is dropped.
+fn waiters<R: Send + 'static>(count: usize, round: fn(R)) -> Vec<Sender<R>> {
+    (0..count)
+        .map(|_| {
+            let (tx, rx) = crossbeam_channel::unbounded::<R>();
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || rx.into_iter().for_each(round))
+                .expect("waiter thread");
+            tx
+        })
+        .collect()
+}
+
 /// 1,000 threads, each blocked on its own `done()` receiver of one shared
 /// context; measured from `cancel()` until every thread has seen it.
 fn cancel_fan_out(c: &mut Criterion) {
@@ -58,23 +73,12 @@ fn cancel_fan_out(c: &mut Criterion) {
     let mut g = c.benchmark_group("context: cancel 1,000 blocked waiters");
     g.sample_size(10);
     type Round = (Context, Arc<Latch>, Arc<Latch>);
-    let senders: Vec<Sender<Round>> = (0..WAITERS)
-        .map(|_| {
-            let (tx, rx) = crossbeam_channel::unbounded::<Round>();
-            std::thread::Builder::new()
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    for (ctx, ready, woken) in rx {
-                        let done = ctx.done();
-                        ready.count_down();
-                        let _ = done.recv();
-                        woken.count_down();
-                    }
-                })
-                .expect("waiter thread");
-            tx
-        })
-        .collect();
+    let senders = waiters(WAITERS, |(ctx, ready, woken): Round| {
+        let done = ctx.done();
+        ready.count_down();
+        let _ = done.recv();
+        woken.count_down();
+    });
     g.bench_function("cancel -> all woken", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -101,22 +105,11 @@ fn cancel_fan_out(c: &mut Criterion) {
     // thousand OS threads on a few cores costs a thousand context
     // switches, whoever sends the signal.
     type FloorRound = (Receiver<()>, Arc<Latch>, Arc<Latch>);
-    let floors: Vec<Sender<FloorRound>> = (0..WAITERS)
-        .map(|_| {
-            let (tx, rx) = crossbeam_channel::unbounded::<FloorRound>();
-            std::thread::Builder::new()
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    for (done, ready, woken) in rx {
-                        ready.count_down();
-                        let _ = done.recv();
-                        woken.count_down();
-                    }
-                })
-                .expect("waiter thread");
-            tx
-        })
-        .collect();
+    let floors = waiters(WAITERS, |(done, ready, woken): FloorRound| {
+        ready.count_down();
+        let _ = done.recv();
+        woken.count_down();
+    });
     g.bench_function("floor: drop 1,000 crossbeam senders -> all woken", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

@@ -231,12 +231,6 @@ impl Law {
 
     /// The worker count to move to after `now`, if it should change.
     pub(crate) fn step(&mut self, now: Sample) -> Option<usize> {
-        if let Some(previous) = self.previous {
-            let dt = now.at.saturating_duration_since(previous.at).as_secs_f64();
-            if dt > 0.0 {
-                self.finishing = now.finished.saturating_sub(previous.finished) as f64 / dt;
-            }
-        }
         self.glance = Some((now.at, now.finished));
         let target = self.target(now);
         self.grew = target.is_some_and(|n| n > now.workers);
@@ -251,6 +245,7 @@ impl Law {
         }
         let arrivals = now.submitted.saturating_sub(previous.submitted) as f64 / dt;
         let finished = now.finished.saturating_sub(previous.finished);
+        self.finishing = finished as f64 / dt;
         let busy = (now.busy_nanos - previous.busy_nanos).max(0.0);
         let queued_for_cpu = match (now.cpu_wait_nanos, previous.cpu_wait_nanos) {
             (Some(now), Some(before)) => (now - before).max(0.0),
