@@ -30,7 +30,9 @@
 //!   workers waiting on 1 ms calls at 10% CPU reaches 19 in one step. Where
 //!   the OS does not report CPU time, it doubles per tick instead, like
 //!   TCP's slow start. The law brings it back to λ·S once the backlog is
-//!   gone.
+//!   gone. The same bound caps the law's own growth: λ measured over a
+//!   burst (a queue filling at start) can ask for far more workers than
+//!   compute-heavy jobs could use.
 //! * **CPU saturation.** Compute-bound work gains nothing from more
 //!   threads than CPUs. When its workers spent ≥ a quarter of their busy
 //!   time queued for a CPU, or this process uses ≥ 95% of the CPUs, the
@@ -215,18 +217,23 @@ impl Law {
         }
     }
 
+    /// How many workers would keep the CPUs [`FULL`] if each kept using
+    /// `cpu / workers` of them: `⌈workers · FULL / cpu⌉`, and at least
+    /// one more than now (jobs that mostly wait pass a full CPU one worker
+    /// at a time). `None` where the OS gives no CPU time.
+    fn fill(workers: usize, cpu: Option<f64>) -> Option<usize> {
+        let used = cpu.filter(|used| *used > 0.0)?;
+        Some(((workers as f64 * FULL / used).ceil() as usize).max(workers + 1))
+    }
+
     /// How far to grow a pool whose workers are all busy with jobs queued
-    /// behind them, while the CPUs have room. Where the CPU time is known,
-    /// each worker uses `cpu / workers` of the CPUs, so about
-    /// `workers · FULL / cpu` would fill them; no more than there are jobs
-    /// to run (`workers + queued`). Where it is not, double, like TCP's
-    /// slow start. At least one more either way.
-    fn probe(&self, workers: usize, queued: usize, cpu: Option<f64>) -> usize {
-        let grown = match cpu.filter(|used| *used > 0.0) {
-            Some(used) => ((workers as f64 * FULL / used).ceil() as usize).min(workers + queued),
-            None => workers * 2,
-        };
-        grown.max(workers + 1)
+    /// behind them, while the CPUs have room: to [`Law::fill`], but no
+    /// more than there are jobs to run (`workers + queued`). Where the CPU
+    /// time is not known, double, like TCP's slow start.
+    fn probe(workers: usize, queued: usize, cpu: Option<f64>) -> usize {
+        Self::fill(workers, cpu).map_or(workers * 2, |fill| {
+            fill.min(workers + queued).max(workers + 1)
+        })
     }
 
     /// The worker count to move to after `now`, if it should change.
@@ -304,8 +311,16 @@ impl Law {
         let saturated = starved || (!waiting && cpu.is_some_and(|u| u >= FULL));
         if saturated {
             target = target.min(workers);
-        } else if backlog {
-            target = target.max(self.probe(workers, now.queued, cpu));
+        } else {
+            if backlog {
+                target = target.max(Self::probe(workers, now.queued, cpu));
+            }
+            // What the CPUs can serve caps any growth, the law's too: λ
+            // measured over a burst (a queue filling at start) can ask
+            // for more workers than compute-heavy jobs could ever use.
+            if let Some(fill) = Self::fill(workers, cpu) {
+                target = target.min(fill);
+            }
         }
         let target = target.clamp(self.min, self.max);
         if target > workers {
@@ -649,6 +664,17 @@ mod tests {
         let mut law = Law::new(1, 64, 2);
         let answers = steady(&mut law, 2, 100, 2, 256, 200, 600.0, 2.0, 198);
         assert_eq!(answers, [None, None]);
+    }
+
+    #[test]
+    fn growth_never_passes_what_the_cpus_can_serve() {
+        // Two workers of compute-heavy jobs just after start: the queue
+        // filling counts as 4,000 arrivals/s, and a few long samples put
+        // S at 2.2 ms, so λ·S says 11 (with headroom); but the CPUs are
+        // 90% busy, and three workers would fill them.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 10, 2, 30, 40, 88.0, 0.2, 18);
+        assert_eq!(answers, [None, Some(3)]);
     }
 
     #[test]
