@@ -554,8 +554,8 @@ pub use errgroup::{ErrGroup, ScopedGroup};
 pub use pipeline::{Pipeline, PipelineError, PipelineOutput, StageError, StageFailure, StageStats};
 #[cfg(not(loom))]
 pub use pool::{
-    Builder, DEFAULT_QUEUE_CAPACITY, JobHandle, MAX_QUEUE_CAPACITY, Map, Scope, ScopedJoinHandle,
-    ShutdownReport, ThreadPool, TryMapError,
+    Builder, DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_AHEAD, JobHandle, MAX_QUEUE_CAPACITY, Map, Scope,
+    ScopedJoinHandle, ShutdownReport, ThreadPool, TryMapError,
 };
 #[cfg(not(loom))]
 pub use stats::{JobEvent, JobOutcome, Latencies, Stats};

@@ -16,15 +16,15 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use crossbeam_channel::{Receiver, Select, Sender};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 
 use crate::context::Context;
-use crate::crew::{Crew, CrewConfig, Envelope, Exec, Finish, PanicPolicy, Worker, call, send};
-use crate::error::{BuildError, Cancelled};
+use crate::crew::{Crew, End, Envelope, Exec, Feeder, Ran, Run, Wait};
+use crate::error::{BuildError, Cancelled, TrySubmitError};
 use crate::ordered::{Window, window_size};
-use crate::pool::MAX_QUEUE_CAPACITY;
-use crate::sizing;
-use crate::stats::{Outcome, Stats};
+use crate::pool::{Options, check_capacity};
+use crate::sizing::Sizing;
+use crate::stats::Stats;
 use crate::unwind;
 
 /// A value travelling through the pipeline with its input index.
@@ -75,12 +75,12 @@ type Launch<In, Out, E> = Box<
     dyn FnOnce(
         &Wiring<E>,
         &[StageConfig],
-        Sender<Envelope<Item<Out>>>,
+        Feeder<Item<Out>>,
     ) -> Result<Started<In>, (String, BuildError)>,
 >;
 
 /// The first stage's input, and every stage started, first stage first.
-type Started<In> = (Sender<Envelope<Item<In>>>, Vec<Box<dyn Running>>);
+type Started<In> = (Feeder<Item<In>>, Vec<Box<dyn Running>>);
 
 /// A chain of stages from `In` to `Out`, whose stages fail with `E`.
 ///
@@ -262,7 +262,6 @@ where
         });
         let launch: Launch<In, B, E> = Box::new(move |wiring, configs, output| {
             let config = &configs[position];
-            let (tx, rx) = crossbeam_channel::bounded(config.buffer.unwrap_or(config.workers));
             let exec = StageExec {
                 name: config.name.clone(),
                 f: Box::new(f),
@@ -271,28 +270,16 @@ where
                 failures: wiring.failures.clone(),
                 fail_fast: wiring.fail_fast,
             };
-            let crew_config = CrewConfig {
-                workers: config.workers,
-                queue_capacity: None,
-                thread_name: config.name.clone(),
-                stack_size: None,
-                panic_policy: PanicPolicy::Respawn,
-                on_thread_start: None,
-                on_thread_exit: None,
-                rate_limit: None,
-                on_job_done: None,
-                timing: true,
-                adaptive: None,
-                fed: true,
-            };
-            let crew = Crew::start(crew_config, wiring.ctx.clone(), exec, rx, move || {
-                output.clone()
-            })
-            .map_err(|error| (config.name.clone(), error))?;
-            // Stages never grow: let go of the sender the maker holds, so the
+            let fail = |error| (config.name.clone(), error);
+            let (crew_config, stage_ctx) = config.options(&wiring.ctx).validate().map_err(fail)?;
+            let (tx, rx) = crew_config.channel();
+            let crew = Crew::start(crew_config, stage_ctx, exec, rx, move || output.clone())
+                .map_err(fail)?;
+            // Stages never grow: let go of the feeder the maker holds, so the
             // next stage's queue disconnects when this stage's workers exit.
             crew.seal();
-            let (input, mut running) = previous(wiring, configs, tx)?;
+            let input = crew.feeder(tx);
+            let (input, mut running) = previous(wiring, configs, input)?;
             running.push(Box::new(Stage {
                 name: config.name.clone(),
                 crew,
@@ -366,7 +353,7 @@ where
             fail_fast,
             ..
         } = self;
-        let window = check(&configs, ordered)?;
+        let window = check(&ctx, &configs, ordered)?;
         let run_ctx = ctx.child();
         let (failures_tx, failures) = crossbeam_channel::unbounded();
         let wiring = Wiring {
@@ -377,7 +364,7 @@ where
         // Room for one: with no stages at all, the feeder sends into this
         // channel itself, and the same thread must then receive.
         let (output_tx, output) = crossbeam_channel::bounded(1);
-        let started = launch(&wiring, &configs, output_tx);
+        let started = launch(&wiring, &configs, Feeder::channel(output_tx));
         drop(wiring);
         let (input, running) =
             started.map_err(|(stage, error)| PipelineError::Build { stage, error })?;
@@ -418,35 +405,41 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
-/// Validates every stage and the window; returns the window size for
-/// ordered output.
+impl StageConfig {
+    /// The stage's settings as the options every pool validates: its
+    /// workers, its input queue (`buffer`, default one slot per worker),
+    /// its thread names, under the run's context.
+    fn options(&self, ctx: &Context) -> Options {
+        Options {
+            sizing: Sizing::Fixed(self.workers),
+            queue_capacity: Some(self.buffer.unwrap_or(self.workers)),
+            thread_name: self.name.clone(),
+            context: Some(ctx.clone()),
+            ..Options::default()
+        }
+    }
+}
+
+/// Validates every stage (before any starts) and the window; returns the
+/// window size for ordered output.
 fn check<E>(
+    ctx: &Context,
     configs: &[StageConfig],
     ordered: Option<Option<usize>>,
 ) -> Result<Option<usize>, PipelineError<E>> {
-    let error = |config: &StageConfig, error| PipelineError::Build {
-        stage: config.name.clone(),
-        error,
-    };
     for config in configs {
-        if let Err(err) = sizing::check_count(config.workers) {
-            return Err(error(config, err.into()));
+        let error = |error| PipelineError::Build {
+            stage: config.name.clone(),
+            error,
+        };
+        if let Some(buffer) = config.buffer {
+            check_capacity(buffer, |requested, max| BuildError::BufferTooLarge {
+                requested,
+                max,
+            })
+            .map_err(error)?;
         }
-        if let Some(requested) = config.buffer.filter(|&b| b > MAX_QUEUE_CAPACITY) {
-            return Err(error(
-                config,
-                BuildError::BufferTooLarge {
-                    requested,
-                    max: MAX_QUEUE_CAPACITY,
-                },
-            ));
-        }
-        if config.name.contains('\0') {
-            return Err(error(
-                config,
-                BuildError::InvalidThreadName(config.name.clone()),
-            ));
-        }
+        config.options(ctx).check().map_err(error)?;
     }
     let workers: usize = configs.iter().map(|c| c.workers).sum();
     window_size(ordered, workers).map_err(PipelineError::Settings)
@@ -466,37 +459,43 @@ struct StageExec<A, B, E> {
 }
 
 impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Exec<Item<A>> for StageExec<A, B, E> {
-    /// The sender into the next stage's queue (or the collector).
-    type Local = Sender<Envelope<Item<B>>>;
+    /// The way into the next stage's queue (or the collector).
+    type Local = Feeder<Item<B>>;
 
-    fn run(&self, item: Item<A>, worker: &Worker<'_>, next: &mut Self::Local) -> Outcome {
+    fn run(&self, item: Item<A>, run: Run<'_>, next: &mut Self::Local) -> Ran {
         let Item { index, value } = item;
-        let (ctx, _) = worker.job_context(None);
-        let finished = call(&ctx, None, |ctx| (self.f)(ctx, value));
-        worker.recycle(ctx);
-        let error = match finished {
-            Finish::Value(Ok(value)) => {
-                worker.record(&Outcome::Completed);
+        run.call_judged(
+            |_| Some(|ctx: &Context| (self.f)(ctx, value)),
+            Result::is_err,
+            |end| self.deliver(index, end, next),
+        )
+    }
+
+    fn discard(&self, item: Item<A>, _reason: Cancelled) {
+        unwind::drop_quietly(item.value);
+    }
+}
+
+impl<A, B, E> StageExec<A, B, E> {
+    /// Passes a value on to the next stage, or reports a failure (and, in
+    /// fail-fast mode, cancels the run). An item whose context was
+    /// cancelled ends here: the run is over.
+    fn deliver(&self, index: u64, end: End<Result<B, E>>, next: &Feeder<Item<B>>) {
+        let error = match end {
+            End::Returned(Ok(value)) => {
                 // On cancellation the item is dropped: the run is over.
-                let _ = send(
-                    next,
-                    Envelope::unstamped(Item { index, value }),
+                let _ = next.feed(
+                    Item { index, value },
+                    Wait::Forever,
                     &self.ctx,
                     &self.cancel,
-                    None,
-                    None,
                 );
-                return Outcome::Completed;
+                return;
             }
-            Finish::Value(Err(error)) => StageError::Failed(error),
-            Finish::Panicked(payload) => StageError::Panicked(unwind::message(payload)),
-            Finish::TimedOut | Finish::Cancelled(_) => return Outcome::Interrupted,
+            End::Returned(Err(error)) => StageError::Failed(error),
+            End::Panicked(payload) => StageError::Panicked(unwind::message(payload)),
+            End::TimedOut | End::Cancelled(_) => return,
         };
-        let outcome = match &error {
-            StageError::Panicked(message) => Outcome::Panicked(message.clone()),
-            StageError::Failed(_) => Outcome::Failed,
-        };
-        worker.record(&outcome);
         // Report before cancelling, so the driver finds the failure when it
         // sees the cancellation.
         let _ = self.failures.send(StageFailure {
@@ -507,11 +506,6 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Exec<Item<A>> for 
         if self.fail_fast {
             self.ctx.cancel();
         }
-        outcome
-    }
-
-    fn discard(&self, item: Item<A>, _reason: Cancelled) {
-        unwind::drop_quietly(item.value);
     }
 }
 
@@ -521,7 +515,7 @@ struct Drive<'a, In, Out, E> {
     ctx: &'a Context,
     cancel: Receiver<()>,
     /// `None` once the inputs are exhausted (which closes stage 1's queue).
-    input: Option<Sender<Envelope<Item<In>>>>,
+    input: Option<Feeder<Item<In>>>,
     output: Receiver<Envelope<Item<Out>>>,
     failures: Receiver<StageFailure<E>>,
     /// Ordered mode: outputs (or holes, for failed items) by index.
@@ -542,7 +536,7 @@ impl<In, Out, E> Drive<'_, In, Out, E> {
                         next = Some(Item {
                             index: index as u64,
                             value,
-                        })
+                        });
                     }
                     None => self.input = None,
                 }
@@ -552,35 +546,48 @@ impl<In, Out, E> Drive<'_, In, Out, E> {
                 (Some(_), Some(input), None) => Some(input),
                 _ => None,
             };
+            // `ready` only watches; each branch then tries its operation,
+            // and a spurious wake-up goes round again.
             let mut select = Select::new();
-            let send_op = feed.map(|input| select.send(input));
+            let send_op = feed.map(|input| select.send(input.sender()));
             let output_op = select.recv(&self.output);
             let failure_op = select.recv(&self.failures);
             select.recv(&self.cancel);
-            let operation = select.select();
-            match operation.index() {
-                i if Some(i) == send_op => {
-                    let (Some(input), Some(item)) = (feed, next.take()) else {
-                        unreachable!("send_op implies both")
-                    };
-                    // A stage queue disconnects only after a cancellation,
-                    // which the next turn of the loop reports.
-                    let _ = operation.send(input, Envelope::unstamped(item));
-                }
-                i if i == output_op => match operation.recv(&self.output) {
+            match select.ready() {
+                i if Some(i) == send_op => self.feed(&mut next),
+                i if i == output_op => match self.output.try_recv() {
                     Ok(queued) => self.output(queued.job.index, Some(queued.job.value)),
                     // Every stage has finished: collect late failures.
-                    Err(_) => return self.finish(),
+                    Err(TryRecvError::Disconnected) => return self.finish(),
+                    Err(TryRecvError::Empty) => {}
                 },
                 i if i == failure_op => {
-                    if let Ok(failure) = operation.recv(&self.failures) {
+                    if let Ok(failure) = self.failures.try_recv() {
                         self.failure(failure)?;
                     }
                 }
                 _ => {
-                    let _ = operation.recv(&self.cancel);
-                    return self.cancelled();
+                    if self.ctx.is_done() {
+                        return self.cancelled();
+                    }
                 }
+            }
+        }
+    }
+
+    /// Hands `next` to the first stage through its crew's way in.
+    fn feed(&mut self, next: &mut Option<Item<In>>) {
+        let (Some(input), Some(item)) = (&self.input, next.take()) else {
+            return;
+        };
+        match input.feed(item, Wait::Now, self.ctx, &self.cancel) {
+            Ok(()) => {}
+            // Room went before we got to it: try again.
+            Err(TrySubmitError::Full(item)) => *next = Some(item),
+            // Closed or cancelled only after a cancellation, which the next
+            // turn of the loop reports; the item is dropped with the run.
+            Err(TrySubmitError::Closed(item) | TrySubmitError::Cancelled(item)) => {
+                unwind::drop_quietly(item.value);
             }
         }
     }

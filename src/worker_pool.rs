@@ -6,16 +6,16 @@
 //! ordered delivery goes through `ordered::Reorder`.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, Envelope, Exec, SendFail, Worker, call, send};
+use crate::crew::{Crew, Envelope, Exec, Ran, Run, SendFail, Wait, send};
 use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 use crate::ordered::{Reorder, window_size};
-use crate::pool::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Options, common_setters};
-use crate::stats::{Outcome, Stats};
+use crate::pool::{DEFAULT_QUEUE_CAPACITY, Options, check_capacity, common_setters};
+use crate::stats::Stats;
 use crate::sync::Mutex;
 use crate::unwind;
 
@@ -70,7 +70,6 @@ struct WorkerExec<J, R> {
     handler: Handler<J, R>,
     ctx: Context,
     cancel: Receiver<()>,
-    job_timeout: Option<Duration>,
     reorder: Option<Reorder<Output<R>>>,
     leftovers: Mutex<Leftovers<J, R>>,
 }
@@ -78,28 +77,18 @@ struct WorkerExec<J, R> {
 impl<J: Send + 'static, R: Send + 'static> Exec<Indexed<J>> for WorkerExec<J, R> {
     type Local = Sender<Output<R>>;
 
-    fn run(&self, job: Indexed<J>, worker: &Worker<'_>, results: &mut Self::Local) -> Outcome {
+    fn run(&self, job: Indexed<J>, run: Run<'_>, results: &mut Self::Local) -> Ran {
         let Indexed { index, job } = job;
-        let (ctx, own_deadline) = worker.job_context(self.job_timeout);
-        let finish = call(&ctx, own_deadline, |ctx| (self.handler)(ctx, job));
-        worker.recycle(ctx);
-        let outcome = finish.outcome();
-        worker.record(&outcome);
-        let output = Output {
-            index,
-            result: finish.into_result(),
-        };
-        match &self.reorder {
-            None => {
-                self.deliver(results, output);
-            }
-            Some(reorder) => match reorder.insert(index, output, &self.cancel) {
-                Ok(None) => {}
-                Ok(Some(batch)) => self.emit(reorder, results, batch),
-                Err(output) => self.leftovers.lock().undelivered.push(output),
+        run.call(
+            |_| Some(|ctx: &Context| (self.handler)(ctx, job)),
+            |end| {
+                let output = Output {
+                    index,
+                    result: end.into_result(),
+                };
+                self.output(results, output);
             },
-        }
-        outcome
+        )
     }
 
     fn discard(&self, job: Indexed<J>, _reason: Cancelled) {
@@ -108,6 +97,20 @@ impl<J: Send + 'static, R: Send + 'static> Exec<Indexed<J>> for WorkerExec<J, R>
 }
 
 impl<J, R> WorkerExec<J, R> {
+    /// Delivers one output: straight to the results channel, or through
+    /// the reorder window.
+    fn output(&self, results: &Sender<Output<R>>, output: Output<R>) {
+        let Some(reorder) = &self.reorder else {
+            self.deliver(results, output);
+            return;
+        };
+        match reorder.insert(output.index, output, &self.cancel) {
+            Ok(None) => {}
+            Ok(Some(batch)) => self.emit(reorder, results, batch),
+            Err(output) => self.leftovers.lock().undelivered.push(output),
+        }
+    }
+
     /// Sends one output, or keeps it as a leftover if the pool is
     /// cancelled first. Returns whether it was sent.
     fn deliver(&self, results: &Sender<Output<R>>, output: Output<R>) -> bool {
@@ -291,20 +294,15 @@ impl WorkerPoolBuilder {
         R: Send + 'static,
         H: Fn(&Context, J) -> R + Send + Sync + 'static,
     {
-        if self.results_capacity > MAX_QUEUE_CAPACITY {
-            return Err(BuildError::ResultsTooLarge {
-                requested: self.results_capacity,
-                max: MAX_QUEUE_CAPACITY,
-            });
-        }
-        let job_timeout = self.options.job_timeout;
+        let results_capacity = check_capacity(self.results_capacity, |requested, max| {
+            BuildError::ResultsTooLarge { requested, max }
+        })?;
         let (config, ctx) = self.options.validate()?;
         let reorder = window_size(self.ordered, config.workers)?.map(Reorder::new);
         let exec = WorkerExec {
             handler: Box::new(handler),
             cancel: ctx.done(),
             ctx: ctx.clone(),
-            job_timeout,
             reorder,
             leftovers: Mutex::new(Leftovers {
                 unprocessed: Vec::new(),
@@ -312,7 +310,7 @@ impl WorkerPoolBuilder {
             }),
         };
         let (jobs_tx, jobs_rx) = config.channel();
-        let (results_tx, results_rx) = crossbeam_channel::bounded(self.results_capacity);
+        let (results_tx, results_rx) = crossbeam_channel::bounded(results_capacity);
         // Each worker owns a results sender; with this last clone dropped
         // after start, the channel disconnects when the last worker exits.
         // The crew's maker keeps one sender for workers started later
@@ -350,7 +348,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     /// closed (also while waiting), or [`SubmitError::Cancelled`] if it is
     /// (or becomes, while waiting) stopped or cancelled.
     pub fn submit(&self, job: J) -> Result<u64, SubmitError<J>> {
-        self.enqueue(job, Some(None)).map_err(|err| match err {
+        self.enqueue(job, Wait::Forever).map_err(|err| match err {
             TrySubmitError::Cancelled(job) => SubmitError::Cancelled(job),
             // A waiting submit never reports Full: it waits for room.
             TrySubmitError::Closed(job) | TrySubmitError::Full(job) => SubmitError::Closed(job),
@@ -365,7 +363,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     /// (or another submitter is waiting for room), [`TrySubmitError::Closed`]
     /// or [`TrySubmitError::Cancelled`].
     pub fn try_submit(&self, job: J) -> Result<u64, TrySubmitError<J>> {
-        self.enqueue(job, None)
+        self.enqueue(job, Wait::Now)
     }
 
     /// Like [`submit`](Self::submit), but waits at most `wait` for room.
@@ -375,14 +373,14 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     /// As for [`try_submit`](Self::try_submit); `Full` means there was no
     /// room for the whole wait.
     pub fn submit_timeout(&self, job: J, wait: Duration) -> Result<u64, TrySubmitError<J>> {
-        self.enqueue(job, Some(Instant::now().checked_add(wait)))
+        self.enqueue(job, Wait::at_most(wait))
     }
 
-    fn enqueue(&self, job: J, wait: Option<Option<Instant>>) -> Result<u64, TrySubmitError<J>> {
+    fn enqueue(&self, job: J, wait: Wait) -> Result<u64, TrySubmitError<J>> {
         let intake = match wait {
-            None => self.intake.try_lock(),
-            Some(None) => Some(self.intake.lock()),
-            Some(Some(deadline)) => self.intake.try_lock_until(deadline),
+            Wait::Now => self.intake.try_lock(),
+            Wait::Forever => Some(self.intake.lock()),
+            Wait::Until(deadline) => self.intake.try_lock_until(deadline),
         };
         let Some(mut intake) = intake else {
             return Err(TrySubmitError::Full(job));
@@ -391,10 +389,8 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
         let Some(tx) = &intake.tx else {
             return Err(TrySubmitError::Closed(job));
         };
-        match self
-            .crew
-            .submit(tx, Indexed { index, job }, wait, Some(&self.closed_rx))
-        {
+        let job = Indexed { index, job };
+        match self.crew.submit(tx, job, wait, Some(&self.closed_rx)) {
             Ok(()) => {
                 intake.next += 1;
                 Ok(index)

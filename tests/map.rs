@@ -471,34 +471,175 @@ fn collect_vec_returns_the_first_error_in_order() {
     });
 }
 
+/// The chunk size a map reports in its `Debug` output.
+fn chunk_of<T: std::fmt::Debug>(map: &T) -> usize {
+    let text = format!("{map:?}");
+    let at = text.find("chunk_size: Some(").expect("chunk_size in Debug") + 17;
+    text[at..]
+        .split(')')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a number")
+}
+
 #[test]
 fn automatic_chunks_grow_for_trivial_items_only() {
-    // 1,000,000 trivial items start in chunks of 1,024 (977 jobs at that
-    // size); chunks that run in well under 100 µs double, so fewer jobs
-    // are submitted. Items that sleep 300 µs never grow their chunks:
-    // 240 items in 2 × 4 chunks of 30 is exactly 8 jobs.
+    // 1,000,000 trivial items on 2 workers start in chunks of 1,024 (four
+    // chunks per worker of the default 8,192-item read-ahead); chunks that
+    // run in well under 100 µs double, up to two chunks per worker of the
+    // read-ahead (2,048). Items that sleep 300 µs never grow their chunks:
+    // 240 items in 2 × 4 chunks of 30. Every item counts as a job.
     with_timeout(LONG, || {
         let fast = pool(2);
-        let out = fast
-            .map(0..1_000_000u64, |x| x ^ 5)
-            .collect_vec()
-            .expect("no failures");
+        let mut map = fast.map(0..1_000_000u64, |x| x ^ 5);
+        let out: Vec<u64> = map.by_ref().collect::<Result<_, _>>().expect("no failures");
         assert_eq!(out.len(), 1_000_000);
         assert_eq!(out[999_999], 999_999 ^ 5);
-        // Without growth it is 977 jobs; a few chunks preempted past
-        // 100 µs on a loaded machine only slow the growth down.
-        let jobs = fast.stats().submitted;
-        assert!(jobs < 900, "{jobs} jobs: the chunks did not grow");
+        assert_eq!(chunk_of(&map), 2_048, "the chunks did not grow");
+        drop(map);
+        assert_eq!(fast.stats().submitted, 1_000_000);
 
         let slow = pool(2);
-        let out: Vec<u64> = slow
-            .map(0..240u64, |x| {
-                thread::sleep(Duration::from_micros(300));
+        let mut map = slow.map(0..240u64, |x| {
+            thread::sleep(Duration::from_micros(300));
+            x
+        });
+        let out: Vec<u64> = map.by_ref().collect::<Result<_, _>>().expect("no failures");
+        assert_eq!(out, (0..240).collect::<Vec<_>>());
+        assert_eq!(chunk_of(&map), 30, "slow chunks must not grow");
+        drop(map);
+        assert_eq!(slow.stats().submitted, 240);
+    });
+}
+
+#[test]
+fn map_item_honours_job_timeout() {
+    // A map item is a job: one that returns after the pool's per-job
+    // timeout yields `TimedOut` (its value dropped) and is counted so.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .job_timeout(Duration::from_millis(20))
+            .build()
+            .expect("build");
+        let results: Vec<_> = pool
+            .map(0..3u64, |x| {
+                if x == 1 {
+                    thread::sleep(Duration::from_millis(200));
+                }
                 x
             })
-            .collect_vec()
-            .expect("no failures");
-        assert_eq!(out, (0..240).collect::<Vec<_>>());
-        assert_eq!(slow.stats().submitted, 8, "slow chunks must not grow");
+            .chunk_size(1)
+            .collect();
+        assert_eq!(results, [Ok(0), Err(JobError::TimedOut), Ok(2)]);
+        let stats = pool.stats();
+        assert_eq!((stats.submitted, stats.completed), (3, 2));
+        assert_eq!((stats.failed, stats.timed_out), (1, 1));
+    });
+}
+
+#[test]
+fn map_items_are_counted_in_stats() {
+    // Every item of a map counts as a job: 100 items, one of which
+    // panics, are 100 submitted, 99 completed and 1 panicked.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        let results: Vec<_> = pool
+            .map(0..100u64, |x| {
+                assert!(x != 42, "item 42");
+                x
+            })
+            .collect();
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+        let stats = pool.stats();
+        assert_eq!(stats.submitted, 100);
+        assert_eq!((stats.completed, stats.panicked, stats.failed), (99, 1, 1));
+    });
+}
+
+#[test]
+fn try_map_starts_no_item_after_a_failure() {
+    // 1,000 items of about 1 ms on 2 workers, item 5 fails: once it has
+    // failed, at most the item already running on the other worker
+    // starts — not the rest of the chunks already queued.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        let failed = Arc::new(AtomicUsize::new(0));
+        let after = Arc::new(AtomicUsize::new(0));
+        let (failed_in, after_in) = (Arc::clone(&failed), Arc::clone(&after));
+        let result = pool.try_map(0..1_000u64, move |x| {
+            if failed_in.load(Ordering::SeqCst) == 1 {
+                after_in.fetch_add(1, Ordering::SeqCst);
+            }
+            thread::sleep(Duration::from_millis(1));
+            if x == 5 {
+                failed_in.store(1, Ordering::SeqCst);
+                return Err("item 5 is bad");
+            }
+            Ok(x)
+        });
+        assert_eq!(
+            result,
+            Err(TryMapError::Failed {
+                index: 5,
+                error: "item 5 is bad"
+            })
+        );
+        let started_after = after.load(Ordering::SeqCst);
+        assert!(
+            started_after <= 1,
+            "{started_after} items started after the failure"
+        );
+    });
+}
+
+#[test]
+fn map_over_an_endless_input_pulls_at_most_the_read_ahead() {
+    // Taking 10 results of a cheap map over an endless input (an unknown
+    // length) or a huge known one pulls at most DEFAULT_READ_AHEAD items
+    // past them, whatever the chunks grow to; a `RangeFrom`'s size hint
+    // (usize::MAX, None) is not a length.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        for endless in [true, false] {
+            let pulled = Arc::new(AtomicUsize::new(0));
+            let count = Arc::clone(&pulled);
+            let input: Box<dyn Iterator<Item = u64> + Send> = if endless {
+                Box::new(0u64..)
+            } else {
+                Box::new(0..u64::MAX)
+            };
+            let input = input.inspect(move |_| {
+                count.fetch_add(1, Ordering::SeqCst);
+            });
+            let taken: Vec<u64> = pool
+                .map(input, |x| x.wrapping_mul(3))
+                .take(10)
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(taken, (0..10).map(|x| x * 3).collect::<Vec<_>>());
+            let pulled = pulled.load(Ordering::SeqCst);
+            assert!(
+                pulled <= 10 + brigade::DEFAULT_READ_AHEAD,
+                "pulled {pulled} items (endless: {endless})"
+            );
+        }
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let first: Vec<u64> = pool
+            .map(0u64.., move |x| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                x
+            })
+            .take(5)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(first, [0, 1, 2, 3, 4]);
+        let calls = calls.load(Ordering::SeqCst);
+        assert!(
+            calls <= 5 + 8,
+            "called the function {calls} times for 5 items"
+        );
     });
 }

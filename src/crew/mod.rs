@@ -52,8 +52,8 @@
 //! [`ThreadPool`]: crate::ThreadPool
 
 mod adaptive;
-mod run;
-mod send;
+mod intake;
+mod job;
 mod worker;
 
 use std::any::Any;
@@ -61,17 +61,17 @@ use std::cell::Cell;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
-pub(crate) use run::{Finish, call, job_context};
-pub(crate) use send::{SendFail, send};
-pub(crate) use worker::Worker;
+use intake::Intake;
+pub(crate) use intake::{Feeder, SendFail, Wait, send};
+pub(crate) use job::{End, Ends, Ran, Run};
 
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, SizingError, TrySubmitError};
 use crate::rate::RateLimiter;
 use crate::sizing::check_count;
-use crate::stats::{Counters, JobEvent, JobOutcome, Outcome, Stats, WorkerSlot, sampled, stamp};
+use crate::stats::{Counters, JobEvent, JobOutcome, Stats, WorkerSlot, sampled, stamp};
 use crate::sync::{Arc, AtomicUsize, CachePadded, Condvar, Mutex, Ordering};
 use crate::unwind;
 
@@ -103,15 +103,32 @@ pub(crate) trait Exec<J>: Send + Sync + 'static {
     /// replacement after a panic.
     type Local: Send + 'static;
 
-    /// Runs `job` on the calling worker. May unwind; the crew catches it.
-    ///
-    /// A job that hands its result to someone (a handle, a channel) calls
-    /// [`Worker::record`] *before* handing it over, so that whoever receives
-    /// the result also sees it counted in the pool's stats.
-    fn run(&self, job: J, worker: &Worker<'_>, local: &mut Self::Local) -> Outcome;
+    /// Runs `job` on the calling worker through `run`, the lifecycle,
+    /// which builds its context, catches its panic, records its end and
+    /// hands the end to the delivery the front door gives it.
+    fn run(&self, job: J, run: Run<'_>, local: &mut Self::Local) -> Ran;
 
     /// Reports that `job` will never run, for `reason`. Must not unwind.
     fn discard(&self, job: J, reason: Cancelled);
+
+    /// How many jobs `job` stands for in the pool's counters (a map
+    /// chunk is one per item).
+    #[inline]
+    fn jobs(&self, _job: &J) -> u64 {
+        1
+    }
+}
+
+impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
+    fn enter(
+        &self,
+        tx: &Sender<Envelope<J>>,
+        job: J,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+    ) -> Result<(), TrySubmitError<J>> {
+        Shared::enter(self, tx, job, wait, closed)
+    }
 }
 
 /// A queued job with what the worker runtime tracks about it: its
@@ -125,8 +142,8 @@ pub(crate) struct Envelope<J> {
 }
 
 impl<J> Envelope<J> {
-    /// A job queued by someone other than [`Crew::submit`] (a pipeline
-    /// stage feeding the next): no sequence number, not timed in the queue.
+    /// A job for a plain channel rather than a crew (a pipeline's
+    /// collector): no sequence number, not timed in the queue.
     pub(crate) fn unstamped(job: J) -> Self {
         Self {
             job,
@@ -146,6 +163,8 @@ pub(crate) struct CrewConfig {
     pub(crate) queue_capacity: Option<usize>,
     pub(crate) thread_name: String,
     pub(crate) stack_size: Option<usize>,
+    /// Every job's deadline, counted from its start.
+    pub(crate) job_timeout: Option<Duration>,
     pub(crate) panic_policy: PanicPolicy,
     pub(crate) on_thread_start: Option<Hook>,
     pub(crate) on_thread_exit: Option<Hook>,
@@ -158,10 +177,6 @@ pub(crate) struct CrewConfig {
     /// `Sizing::Adaptive`'s bounds: a controller steers the worker count
     /// between them.
     pub(crate) adaptive: Option<(usize, usize)>,
-    /// Jobs arrive through the channel from someone other than
-    /// [`Crew::submit`] (pipeline stages), which changes how `submitted`
-    /// is counted.
-    pub(crate) fed: bool,
 }
 
 impl CrewConfig {
@@ -280,78 +295,37 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         self.shared.grow_to(n)
     }
 
-    /// Queues `job` through `tx`. `wait` is `None` to fail at once on a full
-    /// queue, `Some(None)` to wait as long as it takes, and `Some(Some(t))`
-    /// to wait until `t`. Every wait ends early, with `Cancelled`, if the
-    /// pool is cancelled, and with `Closed` if `closed` disconnects.
+    /// Queues `job` through `tx`, waiting for room as long as `wait`
+    /// allows. The wait ends early, with `Cancelled`, if the pool is
+    /// cancelled, and with `Closed` if `closed` disconnects.
+    ///
+    /// This is the one way into the crew: every front door, and every
+    /// pipeline stage feeding the next (through a [`Feeder`]), queues jobs
+    /// here, so each is counted, stamped and re-checked against a racing
+    /// cancellation the same way. `Wait::Now` is crossbeam's `try_send`,
+    /// `Wait::Forever` its `send`, `Wait::Until` its `send_deadline`.
+    ///
+    /// # Errors
+    ///
+    /// The job comes back in `Full` (no room within the wait), `Closed`
+    /// (every worker is gone, or `closed` fired) or `Cancelled`.
+    #[inline]
     pub(crate) fn submit(
         &self,
         tx: &Sender<Envelope<J>>,
         job: J,
-        wait: Option<Option<Instant>>,
+        wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
-        if self.shared.ctx.is_done() {
-            return Err(TrySubmitError::Cancelled(job));
-        }
-        // Count before sending, so no snapshot sees the job finish before
-        // it was submitted; undone below if the send fails.
-        // ORDERING: Relaxed; the channel orders it before the worker's
-        // Release of the outcome (see stats.rs).
-        let seq = self
-            .shared
-            .counters
-            .submitted
-            .fetch_add(1, Ordering::Relaxed);
-        // A hook sees every job, so every job is timed.
-        let timed = sampled(seq) || self.shared.config.on_job_done.is_some();
-        let queued_at = if timed && self.shared.config.timing {
-            stamp(Instant::now())
-        } else {
-            0
-        };
-        let job = Envelope {
-            job,
-            seq,
-            queued_at,
-        };
-        let sent = match wait {
-            Some(deadline) => send(
-                tx,
-                job,
-                &self.shared.ctx,
-                &self.shared.cancel,
-                deadline,
-                closed,
-            ),
-            None => tx.try_send(job).map_err(|err| match err {
-                TrySendError::Full(job) => SendFail::Full(job),
-                TrySendError::Disconnected(job) => SendFail::Disconnected(job),
-            }),
-        };
-        match sent {
-            Ok(()) => {
-                // Cancellation may have raced the send, after every worker
-                // made its last drain: then the job would sit unreported.
-                // Re-check and discard it ourselves.
-                if self.shared.ctx.is_done() {
-                    self.shared.drain();
-                }
-                Ok(())
-            }
-            Err(fail) => {
-                self.shared
-                    .counters
-                    .submitted
-                    .fetch_sub(1, Ordering::Relaxed);
-                Err(match fail {
-                    SendFail::Full(queued) => TrySubmitError::Full(queued.job),
-                    SendFail::Disconnected(queued) | SendFail::Closed(queued) => {
-                        TrySubmitError::Closed(queued.job)
-                    }
-                    SendFail::Cancelled(queued) => TrySubmitError::Cancelled(queued.job),
-                })
-            }
+        self.shared.enter(tx, job, wait, closed)
+    }
+
+    /// A way into this crew that can be owned elsewhere: the workers of a
+    /// pipeline stage feed the next stage's crew through one.
+    pub(crate) fn feeder(&self, tx: Sender<Envelope<J>>) -> Feeder<J> {
+        Feeder {
+            tx,
+            crew: Some(Arc::clone(&self.shared) as Arc<dyn Intake<J>>),
         }
     }
 
@@ -379,10 +353,13 @@ impl<J, E> Crew<J, E> {
         &self.shared.exec
     }
 
+    /// Every job's deadline, counted from its start.
+    pub(crate) fn job_timeout(&self) -> Option<Duration> {
+        self.shared.config.job_timeout
+    }
+
     pub(crate) fn stats(&self) -> Stats {
-        self.shared
-            .counters
-            .snapshot(self.shared.jobs.len(), self.shared.config.fed)
+        self.shared.counters.snapshot(self.shared.jobs.len())
     }
 
     /// Whether the calling thread is one of this crew's workers.
@@ -496,6 +473,53 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         Ok(())
     }
 
+    /// The one way into the crew (see [`Crew::submit`]).
+    #[inline]
+    fn enter(
+        &self,
+        tx: &Sender<Envelope<J>>,
+        job: J,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+    ) -> Result<(), TrySubmitError<J>> {
+        if self.ctx.is_done() {
+            return Err(TrySubmitError::Cancelled(job));
+        }
+        let jobs = self.exec.jobs(&job);
+        // Count before sending, so no snapshot sees the job finish before
+        // it was submitted; undone below if the send fails.
+        // ORDERING: Relaxed; the channel orders it before the worker's
+        // Release of the outcome (see stats.rs).
+        let seq = self.counters.submitted.fetch_add(jobs, Ordering::Relaxed);
+        // A hook sees every job, so every job is timed.
+        let timed = sampled(seq) || self.config.on_job_done.is_some();
+        let queued_at = if timed && self.config.timing {
+            stamp(Instant::now())
+        } else {
+            0
+        };
+        let job = Envelope {
+            job,
+            seq,
+            queued_at,
+        };
+        match intake::send_within(tx, job, wait, &self.ctx, &self.cancel, closed) {
+            Ok(()) => {
+                // Cancellation may have raced the send, after every worker
+                // made its last drain: then the job would sit unreported.
+                // Re-check and discard it ourselves.
+                if self.ctx.is_done() {
+                    self.drain();
+                }
+                Ok(())
+            }
+            Err(fail) => {
+                self.counters.submitted.fetch_sub(jobs, Ordering::Relaxed);
+                Err(fail.refused(|queued| queued.job))
+            }
+        }
+    }
+
     fn discard(&self, queued: Envelope<J>) {
         let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
         self.discard_for(queued, reason);
@@ -504,19 +528,22 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// Discards `queued` for `reason`: counted, reported to the job's
     /// owner, and to the `on_job_done` hook.
     fn discard_for(&self, queued: Envelope<J>, reason: Cancelled) {
-        // Counted before the handle is told, as every outcome is.
-        // ORDERING: Release pairs with the snapshot's Acquire (stats.rs).
-        self.counters.discarded.fetch_add(1, Ordering::Release);
         let Envelope {
             job,
             seq,
             queued_at,
         } = queued;
+        let jobs = self.exec.jobs(&job);
+        // Counted before the handle is told, as every outcome is.
+        // ORDERING: Release pairs with the snapshot's Acquire (stats.rs).
+        self.counters.discarded.fetch_add(jobs, Ordering::Release);
         self.exec.discard(job, reason);
         if let Some(hook) = &self.config.on_job_done {
             let queue_wait = wait_since(queued_at, Instant::now()).unwrap_or_default();
-            let event = JobEvent::new(seq, JobOutcome::Cancelled, queue_wait, Duration::ZERO);
-            unwind::call_logged("on_job_done hook", || hook(&event));
+            for id in seq..seq + jobs {
+                let event = JobEvent::new(id, JobOutcome::Cancelled, queue_wait, Duration::ZERO);
+                unwind::call_logged("on_job_done hook", || hook(&event));
+            }
         }
     }
 
@@ -527,9 +554,6 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             self.discard(queued);
             discarded += 1;
         }
-        self.counters
-            .drained
-            .fetch_add(discarded, Ordering::Relaxed);
         discarded
     }
 }
@@ -564,8 +588,8 @@ mod tests {
 
     impl Exec<()> for Noop {
         type Local = ();
-        fn run(&self, (): (), _worker: &Worker<'_>, (): &mut ()) -> Outcome {
-            Outcome::Completed
+        fn run(&self, (): (), run: Run<'_>, (): &mut ()) -> Ran {
+            run.call_plain(|| ())
         }
         fn discard(&self, (): (), _reason: Cancelled) {}
     }
@@ -597,13 +621,13 @@ mod tests {
             queue_capacity: Some(4),
             thread_name: name.to_owned(),
             stack_size: None,
+            job_timeout: None,
             panic_policy: PanicPolicy::Respawn,
             on_thread_start: None,
             rate_limit: None,
             on_job_done: None,
             timing: true,
             adaptive: None,
-            fed: false,
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);
             })),

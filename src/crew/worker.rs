@@ -1,86 +1,44 @@
 //! One worker thread: its loop, its supervision, and how it starts.
 
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use crossbeam_channel::{TryRecvError, select};
 
-use super::{CURRENT_CREW, Envelope, Exec, PanicPolicy, Shared, wait_since};
-use crate::context::Context;
+use super::job::WorkerState;
+use super::{CURRENT_CREW, Envelope, Exec, PanicPolicy, Shared};
 use crate::error::{Cancelled, RateError};
-use crate::stats::{JobEvent, JobOutcome, Outcome, WorkerSlot, sampled};
+use crate::stats::WorkerSlot;
 use crate::sync::{Arc, CachePadded, Ordering, Spin};
 use crate::unwind;
 
-/// The running worker, as a job sees it: where to record its outcome.
-pub(crate) struct Worker<'a> {
-    slot: &'a WorkerSlot,
-    /// This worker's own registered child of the pool's context: the
-    /// parent of the jobs it runs (see `Shared::work`).
-    ctx: &'a Context,
-    /// The last job's context, kept for reuse (see `job_context`).
-    spare: &'a Cell<Option<Context>>,
-    recorded: Cell<bool>,
-    /// The pool's context under `PanicPolicy::CancelPool`, else `None`.
-    cancel_on_panic: Option<&'a Context>,
-}
-
-impl Worker<'_> {
-    /// A context for a job starting now, with the per-job `timeout`, and
-    /// the job's own deadline. Reuses the last job's context allocation
-    /// when that job kept no reference to it.
-    pub(crate) fn job_context(&self, timeout: Option<Duration>) -> (Context, Option<Instant>) {
-        let own = timeout.and_then(|t| Instant::now().checked_add(t));
-        (self.ctx.derive_reusing(own, self.spare.take()), own)
-    }
-
-    /// Hands a finished job's context back for reuse by the next job.
-    pub(crate) fn recycle(&self, ctx: Context) {
-        self.spare.set(Some(ctx));
-    }
-
-    /// Counts the job's outcome now, marks the worker idle and, for a panic
-    /// under `PanicPolicy::CancelPool`, cancels the pool — all before the
-    /// job hands its result over, so whoever receives it sees the effects.
-    /// Later calls for the same job, and the crew's own call, are ignored.
-    pub(crate) fn record(&self, outcome: &Outcome) {
-        if !self.recorded.replace(true) {
-            self.slot.set_busy(false);
-            self.slot.record(outcome);
-            if let (Outcome::Panicked(_), Some(ctx)) = (outcome, self.cancel_on_panic) {
-                ctx.cancel();
-            }
-        }
-    }
-}
-
-enum Exit {
-    /// Closed or cancelled: leave for good.
+/// Why a worker leaves its loop.
+enum Leave {
+    /// Closed, cancelled or asked to retire: leave for good.
     Done,
     /// A job panicked under `PanicPolicy::Respawn`: leave and be replaced.
-    Retire,
+    Replace,
 }
 
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// The worker loop. Returns why the worker is leaving.
-    fn work(&self, index: usize, slot: &WorkerSlot, local: &mut E::Local) -> Exit {
-        let cancel_on_panic =
-            (self.config.panic_policy == PanicPolicy::CancelPool).then_some(&self.ctx);
+    fn work(&self, index: usize, slot: &WorkerSlot, local: &mut E::Local) -> Leave {
         // Job contexts descend from a context of this worker's own rather
         // than from the pool's: creating and dropping a child touches its
         // parent's reference count, and on the pool's context that count
         // would bounce between every worker's cache. Registered once, so
         // the pool's cancellation still reaches every job.
-        let worker_ctx = self.ctx.child();
-        worker_ctx.link();
-        let spare = Cell::new(None);
-        // Jobs fed through the channel by a pipeline stage carry no stamp;
-        // such a worker samples its own jobs, by its own count.
-        let mut seen = 0u64;
+        let state = WorkerState {
+            config: &self.config,
+            counters: &self.counters,
+            slot,
+            pool: &self.ctx,
+            ctx: self.ctx.child(),
+            spare: Cell::new(None),
+            index,
+        };
+        state.ctx.link();
         while let Some(queued) = self.next_job() {
-            slot.count_received();
             if self.ctx.is_done() {
                 self.discard(queued);
                 break;
@@ -93,38 +51,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 seq,
                 queued_at,
             } = queued;
-            let timed = queued_at != 0
-                || (self.config.fed && self.config.timing && sampled(seen))
-                || self.config.on_job_done.is_some();
-            seen += 1;
-            let started = timed.then(Instant::now);
-            slot.set_busy(true);
-            let worker = Worker {
-                slot,
-                ctx: &worker_ctx,
-                spare: &spare,
-                recorded: Cell::new(false),
-                cancel_on_panic,
-            };
-            let outcome =
-                match catch_unwind(AssertUnwindSafe(|| self.exec.run(job, &worker, local))) {
-                    Ok(outcome) => outcome,
-                    Err(payload) => Outcome::Panicked(unwind::message(payload)),
-                };
-            worker.record(&outcome);
-            if let Some(started) = started {
-                self.timed(slot, seq, queued_at, started, &outcome);
-            }
-            if let Outcome::Panicked(message) = &outcome {
-                log::warn!(
-                    "brigade: a job panicked on worker {}-{index}: {message}",
-                    self.config.thread_name
-                );
-                // Under CancelPool, `record` has cancelled the pool and the
-                // loop ends at the next job; under Respawn, retire now.
-                if self.config.panic_policy == PanicPolicy::Respawn {
-                    return Exit::Retire;
-                }
+            let run = state.run(seq, queued_at, queued_at != 0);
+            let ran = self.exec.run(job, run, local);
+            if ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn {
+                return Leave::Replace;
             }
             // A busy worker asked to leave goes after its job.
             if self.take_retire() {
@@ -134,43 +64,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         if self.ctx.is_done() {
             self.drain();
         }
-        Exit::Done
-    }
-
-    /// Records a timed job's queue wait and run time, keeps the stats
-    /// window moving, and tells the `on_job_done` hook.
-    #[cold]
-    fn timed(
-        &self,
-        slot: &WorkerSlot,
-        seq: u64,
-        queued_at: u64,
-        started: Instant,
-        outcome: &Outcome,
-    ) {
-        let ended = Instant::now();
-        // A job skipped unrun (cancelled through its handle while queued)
-        // has no run time and stays out of the histograms.
-        let ran = !matches!(outcome, Outcome::Skipped);
-        let run = if ran {
-            ended.saturating_duration_since(started)
-        } else {
-            Duration::ZERO
-        };
-        let queue_wait = wait_since(queued_at, started);
-        if ran {
-            slot.record_timing(queue_wait, run);
-        }
-        self.counters.tick(ended);
-        if let Some(hook) = &self.config.on_job_done {
-            let event = JobEvent::new(
-                seq,
-                JobOutcome::from(outcome),
-                queue_wait.unwrap_or_default(),
-                run,
-            );
-            unwind::call_logged("on_job_done hook", || hook(&event));
-        }
+        Leave::Done
     }
 
     /// Waits for the rate limiter, if any, before `queued` may start.
@@ -310,12 +204,12 @@ fn main<J: Send + 'static, E: Exec<J>>(
     }
     let exit = match &mut sentinel.local {
         Some(local) => shared.work(index, slot, local),
-        None => Exit::Done,
+        None => Leave::Done,
     };
     if let Some(hook) = &shared.config.on_thread_exit {
         unwind::call_logged("thread exit hook", || hook(index));
     }
-    sentinel.respawn = matches!(exit, Exit::Retire);
+    sentinel.respawn = matches!(exit, Leave::Replace);
 }
 
 /// Replaces its worker when dropped with `respawn` set — after a panicking

@@ -63,12 +63,40 @@ impl Options {
     /// own context (a child of the configured one, so cancelling the pool
     /// never cancels the caller's context).
     pub(crate) fn validate(self) -> Result<(CrewConfig, Context), BuildError> {
+        let workers = self.check()?;
+        let ctx = self
+            .context
+            .as_ref()
+            .map_or_else(Context::new, Context::child);
+        let config = CrewConfig {
+            workers,
+            queue_capacity: self.queue_capacity,
+            thread_name: self.thread_name,
+            stack_size: self.stack_size,
+            job_timeout: self.job_timeout,
+            panic_policy: self.panic_policy,
+            on_thread_start: self.on_thread_start,
+            on_thread_exit: self.on_thread_exit,
+            rate_limit: self.rate_limit,
+            on_job_done: self.on_job_done,
+            timing: self.record_latencies,
+            adaptive: match self.sizing {
+                Sizing::Adaptive { min, max } => Some((min, max)),
+                _ => None,
+            },
+        };
+        Ok((config, ctx))
+    }
+
+    /// Checks every setting without starting anything; returns the worker
+    /// count.
+    pub(crate) fn check(&self) -> Result<usize, BuildError> {
         let workers = self.sizing.workers()?;
-        if let Some(requested) = self.queue_capacity.filter(|&c| c > MAX_QUEUE_CAPACITY) {
-            return Err(BuildError::QueueTooLarge {
+        if let Some(capacity) = self.queue_capacity {
+            check_capacity(capacity, |requested, max| BuildError::QueueTooLarge {
                 requested,
-                max: MAX_QUEUE_CAPACITY,
-            });
+                max,
+            })?;
         }
         if self.stack_size == Some(0) {
             return Err(BuildError::ZeroStackSize);
@@ -77,7 +105,7 @@ impl Options {
             return Err(BuildError::ZeroJobTimeout(timeout));
         }
         if self.thread_name.contains('\0') {
-            return Err(BuildError::InvalidThreadName(self.thread_name));
+            return Err(BuildError::InvalidThreadName(self.thread_name.clone()));
         }
         if !self.record_latencies {
             let needed_by = if self.on_job_done.is_some() {
@@ -91,29 +119,21 @@ impl Options {
                 return Err(BuildError::LatenciesNeeded { needed_by });
             }
         }
-        let ctx = self
-            .context
-            .as_ref()
-            .map_or_else(Context::new, Context::child);
-        let config = CrewConfig {
-            workers,
-            queue_capacity: self.queue_capacity,
-            thread_name: self.thread_name,
-            stack_size: self.stack_size,
-            panic_policy: self.panic_policy,
-            on_thread_start: self.on_thread_start,
-            on_thread_exit: self.on_thread_exit,
-            rate_limit: self.rate_limit,
-            on_job_done: self.on_job_done,
-            timing: self.record_latencies,
-            adaptive: match self.sizing {
-                Sizing::Adaptive { min, max } => Some((min, max)),
-                _ => None,
-            },
-            fed: false,
-        };
-        Ok((config, ctx))
+        Ok(workers)
     }
+}
+
+/// The one capacity check: a bounded channel allocates every slot up
+/// front, so no capacity may pass [`MAX_QUEUE_CAPACITY`]. `error` names
+/// the setting that asked for too much.
+pub(crate) fn check_capacity(
+    requested: usize,
+    error: impl FnOnce(usize, usize) -> BuildError,
+) -> Result<usize, BuildError> {
+    if requested > MAX_QUEUE_CAPACITY {
+        return Err(error(requested, MAX_QUEUE_CAPACITY));
+    }
+    Ok(requested)
 }
 
 fn hook_debug(set: bool) -> &'static str {
@@ -331,11 +351,9 @@ impl Builder {
     /// assert_eq!(err.to_string(), "worker count must be at least 1, got 0");
     /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
-        let job_timeout = self.options.job_timeout;
         let (config, ctx) = self.options.validate()?;
-        let exec = PoolExec { job_timeout };
         let (tx, rx) = config.channel();
-        let crew = Crew::start(config, ctx, exec, rx, || ())?;
+        let crew = Crew::start(config, ctx, PoolExec, rx, || ())?;
         Ok(ThreadPool {
             intake: Some(tx),
             crew,

@@ -11,14 +11,10 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-#[cfg(not(loom))]
-use super::job::PoolExec;
 use crate::context::Context;
 #[cfg(not(loom))]
-use crate::crew::{Worker, call};
+use crate::crew::{Ran, Run};
 use crate::error::{Cancelled, JobError};
-#[cfg(not(loom))]
-use crate::stats::Outcome;
 use crate::sync::{Arc, Condvar, Mutex};
 use crate::unwind;
 
@@ -43,7 +39,7 @@ enum State<F, T> {
 /// What the queue needs of a cell, with the closure type erased.
 #[cfg(not(loom))]
 pub(crate) trait CellJob: Send + Sync {
-    fn run(&self, exec: &PoolExec, worker: &Worker<'_>) -> Outcome;
+    fn run(&self, run: Run<'_>) -> Ran;
     fn discard(&self, reason: Cancelled);
 }
 
@@ -151,19 +147,9 @@ where
     F: FnOnce(&Context) -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn run(&self, exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
-        let (ctx, own_deadline) = worker.job_context(exec.job_timeout);
-        let Some(f) = self.start(&ctx) else {
-            // Cancelled through the handle before it started.
-            worker.recycle(ctx);
-            return Outcome::Skipped;
-        };
-        let finish = call(&ctx, own_deadline, f);
-        let outcome = finish.outcome();
-        worker.record(&outcome);
-        self.fill(finish.into_result());
-        worker.recycle(ctx);
-        outcome
+    fn run(&self, run: Run<'_>) -> Ran {
+        // `start` finds no closure if the handle cancelled the job first.
+        run.call(|ctx| self.start(ctx), |end| self.fill(end.into_result()))
     }
 
     fn discard(&self, reason: Cancelled) {
@@ -230,18 +216,18 @@ impl SharedTask {
         Self { cell: Some(cell) }
     }
 
-    pub(crate) fn run(mut self, exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
+    pub(crate) fn run(mut self, run: Run<'_>) -> Ran {
         match self.cell.take() {
             Some(cell) => {
-                let outcome = cell.run(exec, worker);
+                let ran = cell.run(run);
                 // If the handle is gone this is the last reference, and the
                 // result goes with it: a result whose `Drop` panics is the
                 // caller's value misbehaving, not the job panicking, so it
                 // must not retire the worker.
                 unwind::drop_quietly(cell);
-                outcome
+                ran
             }
-            None => Outcome::Skipped,
+            None => run.skip(),
         }
     }
 

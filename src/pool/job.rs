@@ -2,19 +2,19 @@
 //! channel carries closures of every type.
 
 use std::any::Any;
-use std::time::Duration;
 
 use super::handle::SharedTask;
-use crate::crew::{Exec, Worker};
+use crate::crew::{Exec, Ran, Run};
 use crate::error::Cancelled;
-use crate::stats::Outcome;
 use crate::unwind;
 
-/// A queued job of any closure type: boxed and run once (`execute`, map
-/// chunks, scoped jobs), or a cell shared with a [`JobHandle`](super::JobHandle)
-/// (`submit`).
+/// A queued job of any closure type: boxed and run once (`execute`,
+/// scoped jobs), a map chunk standing for several jobs, or a cell shared
+/// with a [`JobHandle`](super::JobHandle) (`submit`).
 pub(crate) enum Task {
     Boxed(Box<dyn Job>),
+    /// A map chunk: one queued job that counts as `jobs` jobs.
+    Batch(Box<dyn Job>, u64),
     Shared(SharedTask),
 }
 
@@ -25,52 +25,56 @@ impl Task {
 
     pub(crate) fn discard(self, reason: Cancelled) {
         match self {
-            Self::Boxed(job) => job.discard(reason),
+            Self::Boxed(job) | Self::Batch(job, _) => job.discard(reason),
             Self::Shared(task) => task.discard(reason),
         }
     }
 }
 
+/// A boxed job: runs through the crew's lifecycle, or is told it never
+/// will.
 pub(crate) trait Job: Send + 'static {
-    fn run(self: Box<Self>, exec: &PoolExec, worker: &Worker<'_>) -> Outcome;
+    fn run(self: Box<Self>, run: Run<'_>) -> Ran;
     fn discard(self: Box<Self>, reason: Cancelled);
     /// The job as `Any`, so a rejected submit can hand the caller's closure
     /// back with its own type.
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
-/// Runs [`Task`]s for a [`ThreadPool`](crate::ThreadPool): gives each
-/// context-taking job a child of the pool's context, narrowed by the
-/// per-job timeout.
-pub(crate) struct PoolExec {
-    pub(crate) job_timeout: Option<Duration>,
-}
+/// Runs [`Task`]s for a [`ThreadPool`](crate::ThreadPool).
+pub(crate) struct PoolExec;
 
 impl Exec<Task> for PoolExec {
     type Local = ();
 
     #[inline]
-    fn run(&self, job: Task, worker: &Worker<'_>, (): &mut ()) -> Outcome {
+    fn run(&self, job: Task, run: Run<'_>, (): &mut ()) -> Ran {
         match job {
-            Task::Boxed(job) => job.run(self, worker),
-            Task::Shared(task) => task.run(self, worker),
+            Task::Boxed(job) | Task::Batch(job, _) => job.run(run),
+            Task::Shared(task) => task.run(run),
         }
     }
 
     fn discard(&self, job: Task, reason: Cancelled) {
         job.discard(reason);
     }
+
+    #[inline]
+    fn jobs(&self, job: &Task) -> u64 {
+        match job {
+            Task::Batch(_, jobs) => *jobs,
+            Task::Boxed(_) | Task::Shared(_) => 1,
+        }
+    }
 }
 
-/// A fire-and-forget closure from `execute`. Its panics unwind into the
-/// worker runtime, which reports them.
+/// A fire-and-forget closure from `execute`.
 pub(crate) struct ExecJob<F>(pub(crate) F);
 
 impl<F: FnOnce() + Send + 'static> Job for ExecJob<F> {
     #[inline]
-    fn run(self: Box<Self>, _exec: &PoolExec, _worker: &Worker<'_>) -> Outcome {
-        (self.0)();
-        Outcome::Completed
+    fn run(self: Box<Self>, run: Run<'_>) -> Ran {
+        run.call_plain(self.0)
     }
 
     fn discard(self: Box<Self>, _reason: Cancelled) {
@@ -87,7 +91,7 @@ impl<F: FnOnce() + Send + 'static> Job for ExecJob<F> {
 /// A task handed back by a failed submit is always the one that call
 /// boxed, so the downcast cannot fail.
 pub(crate) fn unerase<J: 'static>(task: Task) -> J {
-    let Task::Boxed(task) = task else {
+    let (Task::Boxed(task) | Task::Batch(task, _)) = task else {
         unreachable!("brigade: only boxed tasks are handed back through unerase")
     };
     match task.into_any().downcast::<J>() {

@@ -1,23 +1,22 @@
 //! [`ThreadPool::map`], [`ThreadPool::map_unordered`] and
+//! [`ThreadPool::try_map`]: one closure over an iterator, on the pool.
 //!
 //! The user contract is on [`Map`] (chunks, the window, errors). Design
-//! notes are on `Run`, the state of a started map.
+//! notes are on `Progress`, the state of a started map.
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::ThreadPool;
-use super::job::{Job, PoolExec, Task};
+use super::job::{Job, Task};
 use crate::context::Context;
-use crate::crew::Worker;
+use crate::crew::{Ends, Ran, Run, Wait};
 use crate::error::{Cancelled, JobError, TrySubmitError};
 use crate::ordered::Window;
-use crate::stats::Outcome;
 use crate::sync::Arc;
 use crate::unwind;
 
@@ -31,6 +30,14 @@ const GROW_BELOW: Duration = Duration::from_micros(100);
 
 /// The most items automatic chunking puts in one chunk.
 const MAX_AUTO_CHUNK: usize = 65_536;
+
+/// The most items a map with neither [`Map::window`] nor
+/// [`Map::chunk_size`] set takes from its input ahead of the consumer.
+pub const DEFAULT_READ_AHEAD: usize = 8_192;
+
+/// Judges a mapped value a failure (`try_map`'s `Err`), which cancels the
+/// items not yet started; `None` for `map`, whose values never fail.
+type Fails<R> = Option<fn(&R) -> bool>;
 
 /// One chunk's results. Nearly every chunk succeeds whole, so it carries
 /// bare values; only a chunk with a failure (a panic, a cancellation) pays
@@ -111,10 +118,11 @@ pub struct Map<'p, I: Iterator, F, R> {
     pool: &'p ThreadPool,
     input: std::iter::Fuse<I>,
     f: Arc<F>,
+    fails: Fails<R>,
     ordered: bool,
     chunk_size: Option<usize>,
     window: Option<usize>,
-    run: Option<Run<R>>,
+    run: Option<Progress<R>>,
 }
 
 /// The state of a map once iteration has started.
@@ -130,7 +138,7 @@ pub struct Map<'p, I: Iterator, F, R> {
 /// bounded by the window, and in unordered mode (`try_map`) the input is
 /// never read more than a window past the lowest unfinished item, while
 /// errors are still seen as soon as they happen.
-struct Run<R> {
+struct Progress<R> {
     /// Cancelled when the iterator is dropped or `try_map` fails, so queued
     /// chunks are skipped.
     ctx: Context,
@@ -163,7 +171,7 @@ struct Run<R> {
     refill_at: usize,
 }
 
-impl<R> Run<R> {
+impl<R> Progress<R> {
     /// See the type's docs.
     fn frontier(&self, ordered: bool) -> usize {
         if ordered {
@@ -183,17 +191,24 @@ impl<R> Run<R> {
         }
     }
 
-    /// A chunk ran in under [`GROW_BELOW`]: doubles the chunk size (and
-    /// an automatic window with it), up to [`MAX_AUTO_CHUNK`] and no
-    /// further than leaves four chunks per worker of the `remaining` input,
-    /// so the last chunks still spread over every worker.
+    /// A chunk ran in under [`GROW_BELOW`]: doubles the chunk size, up to
+    /// [`MAX_AUTO_CHUNK`], no further than leaves four chunks per worker of
+    /// the `remaining` input (so the last chunks still spread over every
+    /// worker), and no further than lets two chunks per worker fit in the
+    /// window. An automatic window grows with the chunks, up to
+    /// [`DEFAULT_READ_AHEAD`] items.
     fn grow(&mut self, remaining: usize) {
         let balanced = (remaining / (self.workers * 4)).max(self.chunk);
-        let mut chunk = (self.chunk * 2).min(MAX_AUTO_CHUNK).min(balanced);
-        if self.grow_window {
-            self.window = self.window.max(chunk * self.workers * 4);
+        let cap = if self.grow_window {
+            DEFAULT_READ_AHEAD
         } else {
-            chunk = chunk.min(self.window);
+            self.window
+        };
+        let fits = (cap / (self.workers * 2)).max(1);
+        let chunk = (self.chunk * 2).min(MAX_AUTO_CHUNK).min(balanced).min(fits);
+        if self.grow_window {
+            let wanted = (chunk * self.workers * 4).min(DEFAULT_READ_AHEAD);
+            self.window = self.window.max(wanted);
         }
         if chunk > self.chunk {
             self.chunk = chunk;
@@ -220,6 +235,7 @@ where
             pool,
             input: input.fuse(),
             f: Arc::new(f),
+            fails: None,
             ordered,
             chunk_size: None,
             window: None,
@@ -253,19 +269,31 @@ where
         self
     }
 
-    fn start(&mut self) -> Run<R> {
+    fn start(&mut self) -> Progress<R> {
         let workers = self.pool.stats().workers.max(1);
-        let chunk = self.chunk_size.unwrap_or_else(|| {
-            let (low, high) = self.input.size_hint();
-            match high.unwrap_or(low) {
-                0 => 1,
-                len => (len / (workers * 4)).clamp(1, 1024),
-            }
-        });
-        let window = self.window.unwrap_or(chunk * workers * 4).max(chunk);
+        // An unknown upper bound is an unknown length: a `RangeFrom`'s
+        // lower bound is `usize::MAX`, not a length.
+        let chunk = self
+            .chunk_size
+            .unwrap_or_else(|| match self.input.size_hint() {
+                (_, Some(len)) if len > 0 => {
+                    let fits = (DEFAULT_READ_AHEAD / (workers * 4)).max(1);
+                    (len / (workers * 4)).clamp(1, fits.min(1024))
+                }
+                _ => 1,
+            });
+        let window = match (self.window, self.chunk_size) {
+            (Some(window), _) => window.max(chunk),
+            (None, Some(chunk)) => chunk.saturating_mul(workers * 4),
+            (None, None) => (chunk * workers * 4).min(DEFAULT_READ_AHEAD).max(chunk),
+        };
         let (tx, rx) = crossbeam_channel::unbounded();
-        Run {
-            ctx: self.pool.context().child(),
+        // Linked, so that each item's look at it before it starts is one
+        // load (fail-fast checks it between every two items).
+        let ctx = self.pool.context().child();
+        ctx.link();
+        Progress {
+            ctx,
             tx,
             rx,
             chunk,
@@ -331,11 +359,8 @@ where
                 return None;
             };
             if run.grow_chunk && took < GROW_BELOW && !took.is_zero() {
-                let remaining = {
-                    let (low, high) = self.input.size_hint();
-                    high.unwrap_or(low)
-                };
-                run.grow(remaining);
+                let (low, _) = self.input.size_hint();
+                run.grow(low);
             }
             if ordered {
                 // Each chunk index arrives once, and is at or after `next`.
@@ -379,18 +404,23 @@ where
             run.next_chunk += 1;
             run.offsets.insert(index, run.taken);
             run.taken += items.len();
+            let jobs = items.len() as u64;
             let job = Chunk {
                 index,
                 items,
                 f: Arc::clone(&self.f),
+                fails: self.fails,
                 ctx: run.ctx.clone(),
                 tx: run.tx.clone(),
             };
             if run.inline {
-                job.process();
+                // Not counted in the pool's stats: no worker of the crew
+                // took it from the queue.
+                let _ = job.process(Run::here(&run.ctx, self.pool.job_timeout()));
                 continue;
             }
-            if let Err(err) = self.pool.enqueue(Task::boxed(job), Some(None)) {
+            let task = Task::Batch(Box::new(job), jobs);
+            if let Err(err) = self.pool.enqueue(task, Wait::Forever) {
                 let reason = self.pool.context().reason().unwrap_or(Cancelled::Canceled);
                 let (TrySubmitError::Full(task)
                 | TrySubmitError::Closed(task)
@@ -524,6 +554,7 @@ struct Chunk<T, F, R> {
     index: u64,
     items: Vec<T>,
     f: Arc<F>,
+    fails: Fails<R>,
     ctx: Context,
     tx: Sender<ChunkResults<R>>,
 }
@@ -534,98 +565,30 @@ where
     F: Fn(T) -> R + Send + Sync + 'static,
     R: Send + 'static,
 {
-    /// Runs the chunk on the calling thread (a map started on one of the
-    /// pool's own workers).
-    fn process(self) {
+    /// Runs the chunk's items through `run`, the crew's lifecycle, under
+    /// the map's context, and sends their results back.
+    fn process(self, run: Run<'_>) -> Ran {
         let Self {
             index,
             items,
             f,
+            fails,
             ctx,
             tx,
         } = self;
         let started = Instant::now();
-        let (results, _) = run_items(items, &*f, &ctx);
-        let _ = tx.send((index, results, started.elapsed()));
-    }
-}
-
-/// How many items run between two looks at the map's context.
-const CHECK_EVERY: usize = 32;
-
-/// Runs `f` over `items`; returns one result per item and the first
-/// panic's message. The fast path collects bare values under one
-/// `catch_unwind`, looking at the context every [`CHECK_EVERY`] items; the
-/// first failure switches to [`finish_mixed`] for the rest of the chunk.
-fn run_items<T, R>(
-    items: Vec<T>,
-    f: &impl Fn(T) -> R,
-    ctx: &Context,
-) -> (Batch<R>, Option<String>) {
-    let mut values = Vec::with_capacity(items.len());
-    let mut items = items.into_iter();
-    let mut stopped = None;
-    let ran = catch_unwind(AssertUnwindSafe(|| {
-        let mut since_check = CHECK_EVERY;
-        for item in items.by_ref() {
-            if since_check == CHECK_EVERY {
-                since_check = 0;
-                if let Some(reason) = ctx.reason() {
-                    unwind::drop_quietly(item);
-                    stopped = Some(reason);
-                    return;
+        let failed = |value: &R| fails.is_some_and(|fails| fails(value));
+        run.under(&ctx).call_each(items, &*f, &failed, |ends| {
+            let results = match ends {
+                Ends::Values(values) => Batch::Values(values.into_iter()),
+                Ends::Mixed(ends) => {
+                    let results: Vec<_> = ends.into_iter().map(|end| end.into_result()).collect();
+                    Batch::Mixed(results.into_iter())
                 }
-            }
-            since_check += 1;
-            values.push(f(item));
-        }
-    }));
-    if ran.is_ok() && stopped.is_none() {
-        return (Batch::Values(values.into_iter()), None);
-    }
-    let mut results: Vec<Result<R, JobError>> = values.into_iter().map(Ok).collect();
-    let mut first_panic = None;
-    match (ran, stopped) {
-        (Err(payload), _) => {
-            let message = unwind::message(payload);
-            first_panic = Some(message.clone());
-            results.push(Err(JobError::Panicked(message)));
-        }
-        (Ok(()), Some(reason)) => results.push(Err(JobError::Cancelled(reason))),
-        (Ok(()), None) => {}
-    }
-    finish_mixed(items, f, ctx, &mut results, &mut first_panic);
-    (Batch::Mixed(results.into_iter()), first_panic)
-}
-
-/// The slow path of [`run_items`]: a context check and a result per item,
-/// carrying on after each panic with the items after it.
-fn finish_mixed<T, R>(
-    mut items: std::vec::IntoIter<T>,
-    f: &impl Fn(T) -> R,
-    ctx: &Context,
-    results: &mut Vec<Result<R, JobError>>,
-    first_panic: &mut Option<String>,
-) {
-    loop {
-        let ran = catch_unwind(AssertUnwindSafe(|| {
-            for item in items.by_ref() {
-                if let Some(reason) = ctx.reason() {
-                    unwind::drop_quietly(item);
-                    results.push(Err(JobError::Cancelled(reason)));
-                } else {
-                    results.push(Ok(f(item)));
-                }
-            }
-        }));
-        match ran {
-            Ok(()) => return,
-            Err(payload) => {
-                let message = unwind::message(payload);
-                first_panic.get_or_insert_with(|| message.clone());
-                results.push(Err(JobError::Panicked(message)));
-            }
-        }
+            };
+            // The map may have been dropped; then nobody wants the results.
+            let _ = tx.send((index, results, started.elapsed()));
+        })
     }
 }
 
@@ -635,22 +598,8 @@ where
     F: Fn(T) -> R + Send + Sync + 'static,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, _exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
-        let Self {
-            index,
-            items,
-            f,
-            ctx,
-            tx,
-        } = *self;
-        let started = Instant::now();
-        let (results, first_panic) = run_items(items, &*f, &ctx);
-        let took = started.elapsed();
-        let outcome = first_panic.map_or(Outcome::Completed, Outcome::Panicked);
-        worker.record(&outcome);
-        // The map may have been dropped; then nobody wants the results.
-        let _ = tx.send((index, results, took));
-        outcome
+    fn run(self: Box<Self>, run: Run<'_>) -> Ran {
+        self.process(run)
     }
 
     fn discard(self: Box<Self>, reason: Cancelled) {
@@ -777,6 +726,7 @@ impl ThreadPool {
         E: Send + 'static,
     {
         let mut map = Map::new(self, input.into_iter(), f, false);
+        map.fails = Some(Result::is_err);
         let mut values: Vec<Option<R>> = Vec::new();
         while let Some((index, result)) = map.next_indexed() {
             let failure = match result {

@@ -30,17 +30,17 @@ mod scope;
 use std::time::{Duration, Instant};
 
 pub use builder::{Builder, DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
-pub(crate) use builder::{Options, common_setters};
+pub(crate) use builder::{Options, check_capacity, common_setters};
 use handle::JobCell;
 pub use handle::JobHandle;
 use job::{ExecJob, PoolExec, Task, unerase};
-pub use map::{Map, TryMapError};
+pub use map::{DEFAULT_READ_AHEAD, Map, TryMapError};
 pub use scope::{Scope, ScopedJoinHandle};
 
 use crossbeam_channel::Sender;
 
 use crate::context::Context;
-use crate::crew::{Crew, Envelope};
+use crate::crew::{Crew, Envelope, Wait};
 use crate::error::{SizingError, SubmitError, TrySubmitError};
 use crate::stats::Stats;
 
@@ -153,7 +153,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.enqueue(Task::boxed(ExecJob(f)), Some(None))
+        self.enqueue(Task::boxed(ExecJob(f)), Wait::Forever)
             .map_err(|err| blocking(err, |task| unerase::<ExecJob<F>>(task).0))
     }
 
@@ -168,7 +168,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.enqueue(Task::boxed(ExecJob(f)), None)
+        self.enqueue(Task::boxed(ExecJob(f)), Wait::Now)
             .map_err(|err| err.map(|task| unerase::<ExecJob<F>>(task).0))
     }
 
@@ -214,7 +214,7 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let (cell, task) = JobCell::new(f);
-        match self.enqueue(Task::Shared(task), Some(None)) {
+        match self.enqueue(Task::Shared(task), Wait::Forever) {
             Ok(()) => Ok(cell.handle()),
             Err(err) => Err(blocking(err, |task| take_back(&cell, task))),
         }
@@ -230,7 +230,7 @@ impl ThreadPool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_with(f, None)
+        self.submit_with(f, Wait::Now)
     }
 
     /// Like [`submit`](Self::submit), but waits at most `wait` for room in
@@ -249,14 +249,10 @@ impl ThreadPool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_with(f, Some(Instant::now().checked_add(wait)))
+        self.submit_with(f, Wait::at_most(wait))
     }
 
-    fn submit_with<F, T>(
-        &self,
-        f: F,
-        wait: Option<Option<Instant>>,
-    ) -> Result<JobHandle<T>, TrySubmitError<F>>
+    fn submit_with<F, T>(&self, f: F, wait: Wait) -> Result<JobHandle<T>, TrySubmitError<F>>
     where
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
@@ -268,17 +264,18 @@ impl ThreadPool {
         }
     }
 
-    /// Queues a task; `wait` as for [`Crew::submit`].
+    /// Queues a task, waiting for room as `wait` allows.
     #[inline]
-    fn enqueue(
-        &self,
-        task: Task,
-        wait: Option<Option<Instant>>,
-    ) -> Result<(), TrySubmitError<Task>> {
-        match &self.intake {
-            Some(tx) => self.crew.submit(tx, task, wait, None),
-            None => Err(TrySubmitError::Closed(task)),
-        }
+    fn enqueue(&self, task: Task, wait: Wait) -> Result<(), TrySubmitError<Task>> {
+        let Some(tx) = &self.intake else {
+            return Err(TrySubmitError::Closed(task));
+        };
+        self.crew.submit(tx, task, wait, None)
+    }
+
+    /// Every job's deadline, counted from its start.
+    fn job_timeout(&self) -> Option<Duration> {
+        self.crew.job_timeout()
     }
 
     /// Resizes the pool to `n` workers. Growing starts the new workers at

@@ -24,28 +24,26 @@ use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::time::Duration;
 
 use super::ThreadPool;
 use super::handle::{CellJob, SharedTask};
-use super::job::{PoolExec, Task};
+use super::job::Task;
 use crate::context::Context;
-use crate::crew::{Finish, Worker, call, job_context};
+use crate::crew::{End, Ran, Run, Wait};
 use crate::error::{Cancelled, JobError, TrySubmitError};
-use crate::stats::Outcome;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 
-/// How an erased job is finished: run (by a worker, which records the
-/// outcome, or by a helping caller) or discarded.
-enum Mode<'a> {
-    Run(Option<&'a Worker<'a>>),
-    Discard(Cancelled),
+/// A scoped job: run through the crew's lifecycle (on a worker, or on a
+/// helping caller), or told it never will.
+trait ScopedWork: Send {
+    fn run(self: Box<Self>, run: Run<'_>) -> Ran;
+    fn discard(self: Box<Self>, reason: Cancelled);
 }
 
 /// A scoped job, borrowing for `'s`.
-type ScopedJob<'s> = Box<dyn for<'a> FnOnce(Mode<'a>) -> Outcome + Send + 's>;
+type ScopedJob<'s> = Box<dyn ScopedWork + 's>;
 
 /// A job with its borrows erased; see the module's implementation notes.
 type ErasedJob = ScopedJob<'static>;
@@ -63,8 +61,9 @@ fn erase(job: ScopedJob<'_>) -> ErasedJob {
     // * `Scope::spawn` stores it in exactly one `Cell`, counted in the
     //   scope's `pending` before the cell is shared; it is taken out at most
     //   once, under the cell's lock;
-    // * `Cell::finish` decrements `pending` only after the call has returned
-    //   and the box has been freed (`Finisher` drops last);
+    // * `Cell::take` hands it out with a `Finisher` that decrements
+    //   `pending` only after the job has run (or been discarded) and its
+    //   box has been freed (`Finisher` drops last);
     // * `ThreadPool::scope` keeps 'scope alive until `pending` is zero: after
     //   the body returns or panics it takes and finishes every job still in
     //   its cell, then waits for the rest, and it can neither return nor
@@ -72,6 +71,50 @@ fn erase(job: ScopedJob<'_>) -> ErasedJob {
     // * `Box<dyn Trait + 'a>` and `Box<dyn Trait + 'static>` have the same
     //   layout; only the lifetime bound changes.
     unsafe { std::mem::transmute::<ScopedJob<'_>, ErasedJob>(job) }
+}
+
+/// One scoped job: the closure, where its result goes, and where its
+/// panic payload goes if nobody joins it.
+struct ScopedTask<'s, F, T> {
+    f: F,
+    packet: Arc<Packet<T>>,
+    panics: &'s Panics,
+    id: u64,
+}
+
+impl<'s, F, T> ScopedWork for ScopedTask<'s, F, T>
+where
+    F: FnOnce(&Context) -> T + Send + 's,
+    T: Send + 's,
+{
+    fn run(self: Box<Self>, run: Run<'_>) -> Ran {
+        let Self {
+            f,
+            packet,
+            panics,
+            id,
+        } = *self;
+        run.call(
+            |_| Some(f),
+            |end| {
+                let result = match end {
+                    End::Panicked(payload) => {
+                        let message = crate::unwind::describe(payload.as_ref());
+                        panics.lock().push((id, payload));
+                        Err(JobError::Panicked(message))
+                    }
+                    other => other.into_result(),
+                };
+                packet.fill(result);
+            },
+        )
+    }
+
+    fn discard(self: Box<Self>, reason: Cancelled) {
+        let Self { f, packet, .. } = *self;
+        crate::unwind::drop_quietly(f);
+        packet.fill(Err(JobError::Cancelled(reason)));
+    }
 }
 
 /// The one slot an erased job lives in until someone takes it.
@@ -113,26 +156,40 @@ impl Drop for Finisher<'_> {
 }
 
 impl Cell {
-    /// Takes the job and finishes it in `mode`; `None` if someone else took
-    /// it first.
-    fn finish(&self, mode: Mode<'_>) -> Option<Outcome> {
-        let job = self.job.lock().take()?;
+    /// Runs the job through `run` if nobody has taken it; otherwise hands
+    /// `run` back.
+    fn run_with<'r>(&self, run: Run<'r>) -> Result<Ran, Run<'r>> {
+        let Some(job) = self.job.lock().take() else {
+            return Err(run);
+        };
+        // Counts the job out when dropped: after `job.run` has consumed the
+        // job and freed its box.
         let _finisher = Finisher(&self.pending);
-        Some(job(mode))
+        Ok(job.run(run))
+    }
+
+    /// Tells the job it never runs, if nobody has taken it.
+    fn discard_with(&self, reason: Cancelled) {
+        let Some(job) = self.job.lock().take() else {
+            return;
+        };
+        let _finisher = Finisher(&self.pending);
+        job.discard(reason);
     }
 }
 
 /// The queue runs a scoped job through its cell (one allocation fewer than
-/// boxing a wrapper). An empty cell means the scope's own thread ran the
-/// job already.
+/// boxing a wrapper).
 impl CellJob for Cell {
-    fn run(&self, _exec: &PoolExec, worker: &Worker<'_>) -> Outcome {
-        self.finish(Mode::Run(Some(worker)))
-            .unwrap_or(Outcome::Completed)
+    fn run(&self, run: Run<'_>) -> Ran {
+        // An empty cell: the scope's own thread ran the job already. It
+        // was submitted, so it is counted, as a clean end.
+        self.run_with(run)
+            .unwrap_or_else(|run| run.call_plain(|| ()))
     }
 
     fn discard(&self, reason: Cancelled) {
-        self.finish(Mode::Discard(reason));
+        self.discard_with(reason);
     }
 }
 
@@ -144,6 +201,17 @@ type Panics = Mutex<Vec<(u64, Box<dyn Any + Send>)>>;
 struct Packet<T> {
     slot: Mutex<Option<Result<T, JobError>>>,
     ready: Condvar,
+}
+
+impl<T> Packet<T> {
+    /// Stores the job's result and wakes its handle. Takes the job's own
+    /// reference: with the handle gone, that drops the result, quietly, so
+    /// a result whose `Drop` panics does not pass for a panicking job.
+    fn fill(self: Arc<Self>, result: Result<T, JobError>) {
+        *self.slot.lock() = Some(result);
+        self.ready.notify_all();
+        crate::unwind::drop_quietly(self);
+    }
 }
 
 /// A scope for spawning jobs that borrow, from [`ThreadPool::scope`].
@@ -214,43 +282,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             slot: Mutex::new(None),
             ready: Condvar::new(),
         });
-        let job_packet = Arc::clone(&packet);
-        let parent = self.pool.context().clone();
-        let timeout = self.pool.job_timeout();
-        let job: ScopedJob<'scope> = Box::new(move |mode: Mode<'_>| {
-            let (result, outcome) = match mode {
-                Mode::Discard(reason) => {
-                    drop(f);
-                    (Err(JobError::Cancelled(reason)), Outcome::Skipped)
-                }
-                Mode::Run(worker) => {
-                    let (ctx, own_deadline) = match worker {
-                        Some(worker) => worker.job_context(timeout),
-                        None => job_context(&parent, timeout),
-                    };
-                    let finish = call(&ctx, own_deadline, f);
-                    let outcome = finish.outcome();
-                    if let Some(worker) = worker {
-                        worker.record(&outcome);
-                        worker.recycle(ctx);
-                    }
-                    let result = match finish {
-                        Finish::Panicked(payload) => {
-                            let message = crate::unwind::describe(payload.as_ref());
-                            panics.lock().push((id, payload));
-                            Err(JobError::Panicked(message))
-                        }
-                        other => other.into_result(),
-                    };
-                    (result, outcome)
-                }
-            };
-            *job_packet.slot.lock() = Some(result);
-            job_packet.ready.notify_all();
-            // With the handle gone, this drops the result: quietly, so a
-            // result whose `Drop` panics does not pass for a panicking job.
-            crate::unwind::drop_quietly(job_packet);
-            outcome
+        let job: ScopedJob<'scope> = Box::new(ScopedTask {
+            f,
+            packet: Arc::clone(&packet),
+            panics,
+            id,
         });
         // Counted as pending before the erased job can be seen by anyone.
         let job = erase(job);
@@ -271,7 +307,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // the pool. A closed or cancelled pool leaves the job to the final
         // wait, which runs or discards it.
         let task = Task::Shared(SharedTask::new(Arc::clone(&cell) as Arc<dyn CellJob>));
-        match self.pool.enqueue(task, None) {
+        match self.pool.enqueue(task, Wait::Now) {
             Ok(()) => {}
             Err(TrySubmitError::Full(task)) => {
                 // Run first: dropping the refused task discards whatever is
@@ -326,9 +362,12 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 /// if the pool is cancelled.
 fn help(pool: &ThreadPool, cell: &Cell) {
     match pool.context().reason() {
-        None => cell.finish(Mode::Run(None)),
-        Some(reason) => cell.finish(Mode::Discard(reason)),
-    };
+        None => {
+            // Not counted in the pool's stats: it did not run on a worker.
+            let _ = cell.run_with(Run::here(pool.context(), pool.job_timeout()));
+        }
+        Some(reason) => cell.discard_with(reason),
+    }
 }
 
 impl<T> ScopedJoinHandle<'_, T> {
@@ -341,9 +380,8 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// the scope), [`JobError::Cancelled`] or [`JobError::TimedOut`], as for
     /// [`JobHandle::join`](crate::JobHandle::join).
     pub fn join(self) -> Result<T, JobError> {
-        // Run the job here if no worker has started it (not counted in the
-        // pool's stats: it did not run on a worker), or discard it if the
-        // pool is cancelled.
+        // Run the job here if no worker has started it, or discard it if
+        // the pool is cancelled.
         help(self.pool, &self.cell);
         let mut slot = self.packet.slot.lock();
         loop {
@@ -447,10 +485,6 @@ impl ThreadPool {
                 value
             }
         }
-    }
-
-    fn job_timeout(&self) -> Option<Duration> {
-        self.crew.exec().job_timeout
     }
 }
 

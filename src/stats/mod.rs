@@ -231,36 +231,6 @@ impl JobEvent {
     }
 }
 
-impl From<&Outcome> for JobOutcome {
-    fn from(outcome: &Outcome) -> Self {
-        match outcome {
-            Outcome::Completed => Self::Completed,
-            Outcome::TimedOut => Self::TimedOut,
-            Outcome::Interrupted => Self::Interrupted,
-            Outcome::Panicked(_) => Self::Panicked,
-            Outcome::Skipped => Self::Cancelled,
-            Outcome::Failed => Self::Failed,
-        }
-    }
-}
-
-/// How one job ended, as the worker runtime records it.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// Ran and finished cleanly.
-    Completed,
-    /// Ran and returned after its own per-job deadline.
-    TimedOut,
-    /// Ran, but its context was cancelled before it returned.
-    Interrupted,
-    /// Ran and panicked, with the panic's message.
-    Panicked(String),
-    /// Never ran: cancelled through its handle before a worker started it.
-    Skipped,
-    /// Ran and returned an error value (a pipeline stage's `Err`).
-    Failed,
-}
-
 /// One worker's counters. Single writer: the worker thread using the slot
 /// (a respawned worker inherits the slot only after its predecessor has
 /// stopped writing, and the thread spawn orders the two).
@@ -273,9 +243,6 @@ pub(crate) struct WorkerSlot {
     panicked: AtomicU64,
     timed_out: AtomicU64,
     skipped: AtomicU64,
-    /// Jobs this worker took from the queue (for crews fed by a channel
-    /// rather than by `submit`, whose `submitted` is counted from this).
-    received: AtomicU64,
     queue_wait: Histogram,
     run_time: Histogram,
     /// Estimated busy time: each sampled job's run time counts once for
@@ -298,23 +265,15 @@ impl WorkerSlot {
         self.busy.store(busy, Ordering::Relaxed);
     }
 
-    /// Counts a job taken from the queue; before its outcome is recorded.
-    #[inline]
-    pub(crate) fn count_received(&self) {
-        // ORDERING: single writer; Relaxed, as the outcome's Release store
-        // that follows publishes it.
-        self.received
-            .store(self.received.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    }
-
     /// Notes the kernel id of the thread now filling this slot.
     pub(crate) fn set_tid(&self, tid: u64) {
         self.tid.store(tid, Ordering::Relaxed);
     }
 
     /// Records a sampled job's timings. `queue_wait` is `None` when the
-    /// job was not stamped when queued.
-    pub(crate) fn record_timing(&self, queue_wait: Option<Duration>, run: Duration) {
+    /// job was not stamped when queued. `per` is how many jobs `run`
+    /// covers (a map chunk's items run as one sample).
+    pub(crate) fn record_timing(&self, queue_wait: Option<Duration>, run: Duration, per: u64) {
         if let Some(wait) = queue_wait {
             self.queue_wait.record(wait);
         }
@@ -322,9 +281,9 @@ impl WorkerSlot {
         let nanos = u64::try_from(run.as_nanos()).unwrap_or(u64::MAX);
         // ORDERING: single writer; Relaxed, an estimate read at snapshots.
         let ran = self.ran();
-        let stands_for = ran
-            .saturating_sub(self.ran_at_sample.swap(ran, Ordering::Relaxed))
-            .max(1);
+        let stands_for = (ran.saturating_sub(self.ran_at_sample.swap(ran, Ordering::Relaxed))
+            / per.max(1))
+        .max(1);
         let busy = &self.busy_nanos;
         busy.store(
             busy.load(Ordering::Relaxed)
@@ -354,19 +313,25 @@ impl WorkerSlot {
     }
 
     #[inline]
-    pub(crate) fn record(&self, outcome: &Outcome) {
+    pub(crate) fn record(&self, outcome: JobOutcome) {
+        self.record_many(outcome, 1);
+    }
+
+    /// Records `n` jobs that ended alike (a map chunk's items).
+    #[inline]
+    pub(crate) fn record_many(&self, outcome: JobOutcome, n: u64) {
         let counter = match outcome {
-            Outcome::Completed => &self.completed,
-            Outcome::TimedOut => &self.timed_out,
-            Outcome::Interrupted => &self.interrupted,
-            Outcome::Panicked(_) => &self.panicked,
-            Outcome::Skipped => &self.skipped,
-            Outcome::Failed => &self.errored,
+            JobOutcome::Completed => &self.completed,
+            JobOutcome::TimedOut => &self.timed_out,
+            JobOutcome::Interrupted => &self.interrupted,
+            JobOutcome::Panicked => &self.panicked,
+            JobOutcome::Cancelled => &self.skipped,
+            JobOutcome::Failed => &self.errored,
         };
         // ORDERING: single writer, so load-then-store cannot lose counts;
         // Release pairs with the Acquire in `Counters::snapshot` (see the
         // module docs).
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Release);
     }
 }
 
@@ -376,9 +341,6 @@ pub(crate) struct Counters {
     pub(crate) submitted: CachePadded<AtomicU64>,
     /// Jobs discarded without running (cancellation or shutdown drains).
     pub(crate) discarded: CachePadded<AtomicU64>,
-    /// Of `discarded`, jobs a drain took straight from the queue (not
-    /// counted as received by any worker).
-    pub(crate) drained: AtomicU64,
     pub(crate) respawned: AtomicU64,
     pub(crate) live: AtomicUsize,
     pub(crate) slots: Mutex<Vec<std::sync::Arc<CachePadded<WorkerSlot>>>>,
@@ -399,16 +361,13 @@ struct Mark {
 }
 
 impl Counters {
-    /// A snapshot. `fed` crews are fed through their channel by someone
-    /// else (pipeline stages): their `submitted` is what their workers and
-    /// drains took from the queue plus what is still queued.
-    pub(crate) fn snapshot(&self, queued: usize, fed: bool) -> Stats {
+    /// A snapshot, with `queued` jobs waiting now.
+    pub(crate) fn snapshot(&self, queued: usize) -> Stats {
         let mut stats = Stats {
             queued,
             ..Stats::default()
         };
         let mut other_failures = 0;
-        let mut received = 0;
         let (mut waits, mut runs) = (Merged::default(), Merged::default());
         let mut busy_nanos = 0.0;
         for slot in self.slots.lock().iter() {
@@ -419,7 +378,6 @@ impl Counters {
             stats.panicked += slot.panicked.load(Ordering::Acquire);
             stats.timed_out += slot.timed_out.load(Ordering::Acquire);
             stats.cancelled += slot.skipped.load(Ordering::Acquire);
-            received += slot.received.load(Ordering::Relaxed);
             waits.add(&slot.queue_wait);
             runs.add(&slot.run_time);
             busy_nanos += slot.busy_nanos();
@@ -445,11 +403,7 @@ impl Counters {
             stats.utilisation = ((now.busy_nanos - oldest.busy_nanos).max(0.0) / capacity).min(1.0);
         }
         // ORDERING: read last, after the Acquire loads above (module docs).
-        stats.submitted = if fed {
-            received + self.drained.load(Ordering::Acquire) + queued as u64
-        } else {
-            self.submitted.load(Ordering::Acquire)
-        };
+        stats.submitted = self.submitted.load(Ordering::Acquire);
         stats
     }
 

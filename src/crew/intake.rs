@@ -1,0 +1,218 @@
+//! The way into a crew's queue: waiting for room while watching for
+//! cancellation, and a [`Feeder`] that other crews' workers own.
+//!
+//! The same two-phase wait as the worker loop: spin on `try_send` (and the
+//! cancel flag) with a bounded backoff, then block in a `Select` over the
+//! send, the cancel channel and an optional *closed* signal. Used for a
+//! submit blocked on a full queue, a worker blocked on a full results
+//! channel, and a pipeline stage blocked on the next stage's queue.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Select, SendError, Sender, TryRecvError, TrySendError};
+
+use super::Envelope;
+use crate::context::Context;
+use crate::error::TrySubmitError;
+use crate::sync::{Arc, Spin};
+
+/// Why [`send`] gave the item back.
+pub(crate) enum SendFail<T> {
+    /// The deadline passed with the channel still full.
+    Full(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+    /// The context is done.
+    Cancelled(T),
+    /// The closed signal fired.
+    Closed(T),
+}
+
+impl<T> SendFail<T> {
+    /// The submit error for this failure, with the caller's job taken out
+    /// of the item.
+    pub(crate) fn refused<J>(self, job: impl FnOnce(T) -> J) -> TrySubmitError<J> {
+        match self {
+            Self::Full(item) => TrySubmitError::Full(job(item)),
+            Self::Disconnected(item) | Self::Closed(item) => TrySubmitError::Closed(job(item)),
+            Self::Cancelled(item) => TrySubmitError::Cancelled(job(item)),
+        }
+    }
+}
+
+/// Sends `item`, waiting for room as `wait` allows.
+#[inline]
+pub(crate) fn send_within<T>(
+    tx: &Sender<T>,
+    item: T,
+    wait: Wait,
+    ctx: &Context,
+    cancel: &Receiver<()>,
+    closed: Option<&Receiver<()>>,
+) -> Result<(), SendFail<T>> {
+    match wait {
+        Wait::Now => tx.try_send(item).map_err(|err| match err {
+            TrySendError::Full(item) => SendFail::Full(item),
+            TrySendError::Disconnected(item) => SendFail::Disconnected(item),
+        }),
+        Wait::Forever => send(tx, item, ctx, cancel, None, closed),
+        Wait::Until(deadline) => send(tx, item, ctx, cancel, Some(deadline), closed),
+    }
+}
+
+/// Sends `item`, waiting for room until `deadline` (`None`: no limit).
+/// `cancel` must be `ctx.done()`.
+pub(crate) fn send<T>(
+    tx: &Sender<T>,
+    item: T,
+    ctx: &Context,
+    cancel: &Receiver<()>,
+    deadline: Option<Instant>,
+    closed: Option<&Receiver<()>>,
+) -> Result<(), SendFail<T>> {
+    match tx.try_send(item) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Disconnected(item)) => Err(SendFail::Disconnected(item)),
+        Err(TrySendError::Full(item)) => send_slow(tx, item, ctx, cancel, deadline, closed),
+    }
+}
+
+#[cold]
+fn send_slow<T>(
+    tx: &Sender<T>,
+    mut item: T,
+    ctx: &Context,
+    cancel: &Receiver<()>,
+    deadline: Option<Instant>,
+    closed: Option<&Receiver<()>>,
+) -> Result<(), SendFail<T>> {
+    let is_closed =
+        || closed.is_some_and(|c| matches!(c.try_recv(), Err(TryRecvError::Disconnected)));
+    let mut spin = Spin::default();
+    while spin.snooze() {
+        if ctx.is_done() {
+            return Err(SendFail::Cancelled(item));
+        }
+        if is_closed() {
+            return Err(SendFail::Closed(item));
+        }
+        match tx.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(back)) => item = back,
+            Err(TrySendError::Disconnected(back)) => return Err(SendFail::Disconnected(back)),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(SendFail::Full(item));
+        }
+    }
+    let mut select = Select::new();
+    let send = select.send(tx);
+    let cancelled = select.recv(cancel);
+    if let Some(closed) = closed {
+        select.recv(closed);
+    }
+    let operation = match deadline {
+        None => select.select(),
+        Some(deadline) => match select.select_deadline(deadline) {
+            Ok(operation) => operation,
+            Err(_) => return Err(SendFail::Full(item)),
+        },
+    };
+    match operation.index() {
+        i if i == send => operation
+            .send(tx, item)
+            .map_err(|SendError(item)| SendFail::Disconnected(item)),
+        // The cancel and closed channels only ever disconnect; completing
+        // the selected receive just acknowledges that.
+        i if i == cancelled => {
+            let _ = operation.recv(cancel);
+            Err(SendFail::Cancelled(item))
+        }
+        _ => {
+            if let Some(closed) = closed {
+                let _ = operation.recv(closed);
+            }
+            Err(SendFail::Closed(item))
+        }
+    }
+}
+
+/// How long a submit may wait for room in the queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all.
+    Now,
+    /// As long as it takes.
+    Forever,
+    /// Until this instant.
+    Until(Instant),
+}
+
+impl Wait {
+    /// At most `timeout` from now (forever, if that overflows).
+    pub(crate) fn at_most(timeout: Duration) -> Self {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Self::Forever, Self::Until)
+    }
+}
+
+/// What [`Feeder`] needs of a crew, with the crew's `Exec` erased.
+pub(super) trait Intake<J>: Send + Sync {
+    fn enter(
+        &self,
+        tx: &Sender<Envelope<J>>,
+        job: J,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+    ) -> Result<(), TrySubmitError<J>>;
+}
+
+/// A sender into a crew's queue that goes through the crew's one way in
+/// (or, without a crew, a plain channel such as a pipeline's collector).
+/// Owned by workers of another crew: the queue disconnects when the last
+/// feeder is gone.
+pub(crate) struct Feeder<J> {
+    pub(super) tx: Sender<Envelope<J>>,
+    pub(super) crew: Option<Arc<dyn Intake<J>>>,
+}
+
+impl<J> Clone for Feeder<J> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            crew: self.crew.clone(),
+        }
+    }
+}
+
+impl<J> Feeder<J> {
+    /// Feeds a plain channel, not a crew.
+    pub(crate) fn channel(tx: Sender<Envelope<J>>) -> Self {
+        Self { tx, crew: None }
+    }
+
+    /// The channel, to watch for room in a `Select`.
+    pub(crate) fn sender(&self) -> &Sender<Envelope<J>> {
+        &self.tx
+    }
+
+    /// Queues `job`, waiting for room (`wait`) while `ctx` is live.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Crew::submit`]; the job comes back.
+    pub(crate) fn feed(
+        &self,
+        job: J,
+        wait: Wait,
+        ctx: &Context,
+        cancel: &Receiver<()>,
+    ) -> Result<(), TrySubmitError<J>> {
+        if let Some(crew) = &self.crew {
+            return crew.enter(&self.tx, job, wait, None);
+        }
+        send_within(&self.tx, Envelope::unstamped(job), wait, ctx, cancel, None)
+            .map_err(|fail| fail.refused(|queued| queued.job))
+    }
+}

@@ -1,0 +1,568 @@
+//! The job lifecycle, written once.
+//!
+//! Every front door — `execute`, `submit` handles, `WorkerPool`, pipeline
+//! stages, scoped jobs, map items — hands the crew a job and a way to
+//! *deliver* its end. The crew alone builds the job's context, runs it
+//! under the one `catch_unwind`, classifies the end into an [`End`],
+//! records it, delivers it, and recycles the context. A front door's
+//! [`Exec::run`](super::Exec::run) gets a [`Run`] and can only give the
+//! worker loop the [`Ran`] it needs back by calling one of `Run`'s
+//! methods, so no front door can skip a step or order them its own way.
+//!
+//! # A job's states
+//!
+//! | from | to | edge | who moves it |
+//! |---|---|---|---|
+//! | — | queued | accepted by [`Crew::submit`](super::Crew::submit) | the submitter |
+//! | queued | running | taken from the queue, paced, started | a worker (or, for scoped jobs and map chunks, the waiting caller) |
+//! | queued | discarded | the pool is cancelled or shut down; the pace wait outlives the pool's deadline | whoever finds it: a worker on its way out, the cancelling call, a submitter whose send raced the cancel |
+//! | queued | cancelled | its handle's `cancel()` ([`Run::skip`] counts it when a worker dequeues it) | the handle's owner |
+//! | running | done | returned in time | the running thread |
+//! | running | failed | returned a value the front door calls a failure (a stage's or `try_map`'s `Err`) | the running thread |
+//! | running | panicked | unwound; caught once, here | the running thread |
+//! | running | timed out | returned after its own per-job timeout; the value is dropped | the running thread |
+//! | running | cancelled | returned after its context was cancelled (or the pool's deadline passed); the value is dropped | the running thread |
+//!
+//! Every end is recorded (counted, timed if sampled, told to the
+//! `on_job_done` hook) *before* it is delivered, so whoever receives a
+//! result also finds it in the pool's stats. A discarded job is reported
+//! through [`Exec::discard`](super::Exec::discard), recorded by the crew.
+//!
+//! # Contexts
+//!
+//! A job's context is a child of its worker's own registered child of the
+//! pool's context (or of a parent the front door names, such as a map's),
+//! with the earlier of the per-job timeout — counted from when the job
+//! starts — and the parent's deadline. A value returned after the context
+//! is done is dropped: past the job's *own* timeout the job timed out,
+//! otherwise it was cancelled with the context's reason.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use super::{CrewConfig, PanicPolicy, wait_since};
+use crate::context::Context;
+use crate::error::{Cancelled, JobError};
+use crate::stats::{Counters, JobEvent, JobOutcome, WorkerSlot};
+use crate::unwind;
+
+/// How a job that started ended: the one outcome type every front door
+/// delivers.
+pub(crate) enum End<T> {
+    /// Returned in time.
+    Returned(T),
+    /// Panicked; the payload is kept so a scope can resume it as it was.
+    Panicked(Box<dyn Any + Send>),
+    /// Returned after its own per-job timeout; the value was dropped.
+    TimedOut,
+    /// Returned after its context was cancelled (or the pool's deadline
+    /// passed); the value was dropped.
+    Cancelled(Cancelled),
+}
+
+impl<T> End<T> {
+    /// The value, or the error a caller sees (dropping a panic payload).
+    pub(crate) fn into_result(self) -> Result<T, JobError> {
+        match self {
+            Self::Returned(value) => Ok(value),
+            Self::Panicked(payload) => Err(JobError::Panicked(unwind::message(payload))),
+            Self::TimedOut => Err(JobError::TimedOut),
+            Self::Cancelled(reason) => Err(JobError::Cancelled(reason)),
+        }
+    }
+
+    /// What the pool counts for this end; `failed` judges a returned value.
+    fn outcome(&self, failed: impl FnOnce(&T) -> bool) -> JobOutcome {
+        match self {
+            Self::Returned(value) if failed(value) => JobOutcome::Failed,
+            Self::Returned(_) => JobOutcome::Completed,
+            Self::Panicked(_) => JobOutcome::Panicked,
+            Self::TimedOut => JobOutcome::TimedOut,
+            Self::Cancelled(_) => JobOutcome::Interrupted,
+        }
+    }
+}
+
+/// Runs `f` under `ctx` inside the crate's one `catch_unwind` for jobs,
+/// and classifies the end. `own` is the job's own deadline, if it has a
+/// per-job timeout.
+#[inline]
+fn call<T>(ctx: &Context, own: Option<Instant>, f: impl FnOnce(&Context) -> T) -> End<T> {
+    match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
+        Ok(value) => match ctx.reason() {
+            None => End::Returned(value),
+            Some(reason) => {
+                unwind::drop_quietly(value);
+                let own_timeout =
+                    reason == Cancelled::DeadlineExceeded && own.is_some() && ctx.deadline() == own;
+                if own_timeout {
+                    End::TimedOut
+                } else {
+                    End::Cancelled(reason)
+                }
+            }
+        },
+        Err(payload) => End::Panicked(payload),
+    }
+}
+
+fn panic_of<T>(end: &End<T>) -> Option<&(dyn Any + Send)> {
+    match end {
+        End::Panicked(payload) => Some(payload.as_ref()),
+        _ => None,
+    }
+}
+
+/// What the worker loop learns from a job: whether it panicked (a
+/// `Respawn` pool then retires the worker). Only [`Run`] makes one.
+#[must_use]
+pub(crate) struct Ran {
+    panicked: bool,
+}
+
+impl Ran {
+    pub(crate) fn panicked(&self) -> bool {
+        self.panicked
+    }
+}
+
+/// What a worker keeps across the jobs it runs.
+pub(crate) struct WorkerState<'w> {
+    pub(super) config: &'w CrewConfig,
+    pub(super) counters: &'w Counters,
+    pub(super) slot: &'w WorkerSlot,
+    /// The pool's context, cancelled on a panic under `CancelPool`.
+    pub(super) pool: &'w Context,
+    /// This worker's own registered child of the pool's context: the
+    /// parent of the jobs it runs (see `Shared::work`).
+    pub(super) ctx: Context,
+    /// The last job's context, kept for reuse (see `Context::derive_reusing`).
+    pub(super) spare: Cell<Option<Context>>,
+    pub(super) index: usize,
+}
+
+/// One job's pass through the lifecycle: from a worker that dequeued it
+/// ([`WorkerState::run`]), or on a thread that helps run its own jobs
+/// ([`Run::here`]: a scope's caller, a map inside a pool job), which
+/// records nothing in the pool's stats.
+pub(crate) struct Run<'w> {
+    worker: Option<&'w WorkerState<'w>>,
+    /// The parent of the job's context.
+    parent: &'w Context,
+    /// Whether `parent` is the worker's own context, whose last job's
+    /// context allocation may be reused.
+    reuse: bool,
+    job_timeout: Option<Duration>,
+    seq: u64,
+    /// When the job was queued (a stats stamp; 0 if not stamped).
+    queued_at: u64,
+    /// Whether this job is timed (sampled, or a hook wants every job).
+    timed: bool,
+}
+
+impl<'w> WorkerState<'w> {
+    /// The lifecycle for the job with sequence number `seq`, queued at
+    /// `queued_at`.
+    #[inline]
+    pub(crate) fn run(&'w self, seq: u64, queued_at: u64, timed: bool) -> Run<'w> {
+        self.slot.set_busy(true);
+        Run {
+            worker: Some(self),
+            parent: &self.ctx,
+            reuse: true,
+            job_timeout: self.config.job_timeout,
+            seq,
+            queued_at,
+            timed,
+        }
+    }
+}
+
+impl<'w> Run<'w> {
+    /// The lifecycle on a thread that is not running the job as a worker
+    /// of the crew: the context descends from `parent`, and nothing is
+    /// recorded.
+    pub(crate) fn here(parent: &'w Context, job_timeout: Option<Duration>) -> Self {
+        Self {
+            worker: None,
+            parent,
+            reuse: false,
+            job_timeout,
+            seq: 0,
+            queued_at: 0,
+            timed: false,
+        }
+    }
+
+    /// Runs the job under a context descended from `parent` instead of the
+    /// worker's (a map's items, under the map's context).
+    pub(crate) fn under(mut self, parent: &'w Context) -> Self {
+        self.parent = parent;
+        self.reuse = false;
+        self
+    }
+
+    /// Builds the job's context; the second value is its own deadline.
+    fn context(&self) -> (Context, Option<Instant>) {
+        let own = self.job_timeout.and_then(|t| Instant::now().checked_add(t));
+        let ctx = match self.worker {
+            Some(worker) if self.reuse => self.parent.derive_reusing(own, worker.spare.take()),
+            _ => self.parent.derive(own),
+        };
+        (ctx, own)
+    }
+
+    /// Runs `f` with its context and delivers the end. `start` sees the
+    /// context first and takes the job's closure out, or returns `None` if
+    /// the job was cancelled through its handle before it started.
+    #[inline]
+    pub(crate) fn call<F, T>(
+        self,
+        start: impl FnOnce(&Context) -> Option<F>,
+        deliver: impl FnOnce(End<T>),
+    ) -> Ran
+    where
+        F: FnOnce(&Context) -> T,
+    {
+        self.call_judged(start, |_| false, deliver)
+    }
+
+    /// Like [`call`](Self::call), but a returned value for which `failed`
+    /// is true counts as a failure (a pipeline stage's `Err`).
+    #[inline]
+    pub(crate) fn call_judged<F, T>(
+        self,
+        start: impl FnOnce(&Context) -> Option<F>,
+        failed: impl FnOnce(&T) -> bool,
+        deliver: impl FnOnce(End<T>),
+    ) -> Ran
+    where
+        F: FnOnce(&Context) -> T,
+    {
+        let (ctx, own) = self.context();
+        let Some(f) = start(&ctx) else {
+            self.recycle(ctx);
+            return self.skip();
+        };
+        let started = self.timed.then(Instant::now);
+        let end = call(&ctx, own, f);
+        let ran = self.record(end.outcome(failed), started, panic_of(&end));
+        deliver(end);
+        self.recycle(ctx);
+        ran
+    }
+
+    /// Runs a job that takes no context (`execute`): no context is built,
+    /// and it cannot time out.
+    #[inline]
+    pub(crate) fn call_plain(self, f: impl FnOnce()) -> Ran {
+        let started = self.timed.then(Instant::now);
+        let end = match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => End::Returned(()),
+            Err(payload) => End::Panicked(payload),
+        };
+        let ran = self.record(end.outcome(|()| false), started, panic_of(&end));
+        if let End::Panicked(payload) = end {
+            unwind::drop_quietly(payload);
+        }
+        ran
+    }
+
+    /// A job cancelled through its handle before it started: counted as
+    /// never run.
+    pub(crate) fn skip(self) -> Ran {
+        self.record(JobOutcome::Cancelled, self.timed.then(Instant::now), None)
+    }
+
+    fn recycle(&self, ctx: Context) {
+        match self.worker {
+            Some(worker) => worker.spare.set(Some(ctx)),
+            None => drop(ctx),
+        }
+    }
+
+    /// Counts the end, marks the worker idle, times a sampled job, tells
+    /// the hook, logs a panic and, under `CancelPool`, cancels the pool —
+    /// all before the end is delivered, so whoever receives it sees the
+    /// effects.
+    fn record(
+        &self,
+        outcome: JobOutcome,
+        started: Option<Instant>,
+        panic: Option<&(dyn Any + Send)>,
+    ) -> Ran {
+        let panicked = outcome == JobOutcome::Panicked;
+        let Some(worker) = self.worker else {
+            return Ran { panicked };
+        };
+        worker.slot.set_busy(false);
+        worker.slot.record(outcome);
+        if let Some(started) = started {
+            self.report(worker, self.seq, outcome, started);
+        }
+        if let Some(payload) = panic {
+            log::warn!(
+                "brigade: a job panicked on worker {}-{}: {}",
+                worker.config.thread_name,
+                worker.index,
+                unwind::describe(payload)
+            );
+            if worker.config.panic_policy == PanicPolicy::CancelPool {
+                worker.pool.cancel();
+            }
+        }
+        Ran { panicked }
+    }
+
+    /// Records a timed job's queue wait and run time, keeps the stats
+    /// window moving, and tells the `on_job_done` hook about job `seq`.
+    #[cold]
+    fn report(&self, worker: &WorkerState<'_>, seq: u64, outcome: JobOutcome, started: Instant) {
+        let ended = Instant::now();
+        let ran = outcome != JobOutcome::Cancelled;
+        let run = if ran {
+            ended.saturating_duration_since(started)
+        } else {
+            Duration::ZERO
+        };
+        let queue_wait = wait_since(self.queued_at, started);
+        if ran {
+            worker.slot.record_timing(queue_wait, run, 1);
+        }
+        worker.counters.tick(ended);
+        if let Some(hook) = &worker.config.on_job_done {
+            let event = JobEvent::new(seq, outcome, queue_wait.unwrap_or_default(), run);
+            unwind::call_logged("on_job_done hook", || hook(&event));
+        }
+    }
+}
+
+/// The ends of a batch's items, in input order. While every item returns
+/// cleanly the batch carries bare values: for a `u64`, 8 bytes an item on
+/// the way back instead of 32.
+pub(crate) enum Ends<R> {
+    Values(Vec<R>),
+    Mixed(Vec<End<R>>),
+}
+
+/// How a batch's items ended, counted once per batch.
+#[derive(Default)]
+struct Tally {
+    counts: [u64; 6],
+}
+
+impl Tally {
+    const OUTCOMES: [JobOutcome; 6] = [
+        JobOutcome::Completed,
+        JobOutcome::Failed,
+        JobOutcome::Panicked,
+        JobOutcome::TimedOut,
+        JobOutcome::Interrupted,
+        JobOutcome::Cancelled,
+    ];
+
+    fn add(&mut self, outcome: JobOutcome, n: u64) {
+        if let Some(at) = Self::OUTCOMES.iter().position(|&o| o == outcome) {
+            self.counts[at] += n;
+        }
+    }
+
+    fn panicked(&self) -> bool {
+        self.counts[2] > 0
+    }
+}
+
+/// One item's end and what the pool counts for it.
+type Settled<R> = (End<R>, JobOutcome);
+
+impl Run<'_> {
+    /// Runs each of `items` as a job of its own — a map chunk's items —
+    /// under this run's parent context, and delivers their ends in order.
+    ///
+    /// Each item gets the lifecycle of a job: it does not start once the
+    /// parent is done (it ends `Cancelled` and counts as never run); its
+    /// value is dropped if the parent is done by the time it returns
+    /// (`Cancelled`) or it ran past its own per-job timeout (`TimedOut`);
+    /// a panic is caught, and the items after it still run. A value for
+    /// which `failed` is true cancels the parent at once, so no item of
+    /// any batch under it starts after the failure is known (fail-fast).
+    ///
+    /// Items take no context, so their timeout needs no context of its
+    /// own: it is checked when each item returns. A sampled batch is timed
+    /// as one sample standing for all its items; with an `on_job_done`
+    /// hook every item is timed and reported.
+    pub(crate) fn call_each<T, R>(
+        self,
+        items: Vec<T>,
+        f: &impl Fn(T) -> R,
+        failed: &impl Fn(&R) -> bool,
+        deliver: impl FnOnce(Ends<R>),
+    ) -> Ran {
+        let hooked = self
+            .worker
+            .is_some_and(|worker| worker.config.on_job_done.is_some());
+        let started = Instant::now();
+        let total = items.len();
+        let mut items = items.into_iter();
+        let mut tally = Tally::default();
+        let (values, odd) = if hooked {
+            (Vec::new(), None)
+        } else {
+            self.fast(&mut items, f, failed)
+        };
+        tally.add(JobOutcome::Completed, values.len() as u64);
+        let ends = if values.len() == total {
+            Ends::Values(values)
+        } else {
+            let mut ends: Vec<End<R>> = Vec::with_capacity(total);
+            ends.extend(values.into_iter().map(End::Returned));
+            if let Some((end, outcome)) = odd {
+                tally.add(outcome, 1);
+                ends.push(end);
+            }
+            for item in items {
+                let seq = hooked.then(|| self.seq + ends.len() as u64);
+                let (end, outcome) = self.one(item, f, failed, seq);
+                tally.add(outcome, 1);
+                ends.push(end);
+            }
+            Ends::Mixed(ends)
+        };
+        let ran = self.record_batch(&tally, total, started, hooked);
+        deliver(ends);
+        ran
+    }
+}
+
+impl Run<'_> {
+    /// The fast path of [`call_each`](Self::call_each): bare values under
+    /// one `catch_unwind`, until the first item that does not simply
+    /// return in time (returned with it, settled).
+    #[inline]
+    fn fast<T, R>(
+        &self,
+        items: &mut std::vec::IntoIter<T>,
+        f: &impl Fn(T) -> R,
+        failed: &impl Fn(&R) -> bool,
+    ) -> (Vec<R>, Option<Settled<R>>) {
+        let mut values = Vec::with_capacity(items.len());
+        let mut odd = None;
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            if self.parent.is_done() {
+                odd = items.next().map(|item| self.unstarted(item));
+                return;
+            }
+            for item in items.by_ref() {
+                let own = self.own_deadline();
+                let value = f(item);
+                // One look at the parent per item: it also stands for the
+                // next item's look before it starts.
+                let late = own.is_some_and(|own| Instant::now() >= own);
+                if late || failed(&value) || self.parent.is_done() {
+                    odd = Some(self.settle(value, own, failed));
+                    return;
+                }
+                values.push(value);
+            }
+        }));
+        if let Err(payload) = caught {
+            odd = Some((End::Panicked(payload), JobOutcome::Panicked));
+        }
+        (values, odd)
+    }
+
+    /// One item of the slow path, timed and reported to the hook as job
+    /// `seq` when that is given.
+    fn one<T, R>(
+        &self,
+        item: T,
+        f: &impl Fn(T) -> R,
+        failed: &impl Fn(&R) -> bool,
+        seq: Option<u64>,
+    ) -> Settled<R> {
+        if self.parent.is_done() {
+            return self.unstarted(item);
+        }
+        let started = seq.map(|_| Instant::now());
+        let own = self.own_deadline();
+        let settled = match catch_unwind(AssertUnwindSafe(|| f(item))) {
+            Ok(value) => self.settle(value, own, failed),
+            Err(payload) => (End::Panicked(payload), JobOutcome::Panicked),
+        };
+        if let (Some(worker), Some(seq), Some(started)) = (self.worker, seq, started) {
+            self.report(worker, seq, settled.1, started);
+        }
+        settled
+    }
+
+    fn own_deadline(&self) -> Option<Instant> {
+        self.job_timeout.and_then(|t| Instant::now().checked_add(t))
+    }
+
+    /// Classifies an item's returned value; a failure cancels the parent.
+    fn settle<R>(
+        &self,
+        value: R,
+        own: Option<Instant>,
+        failed: &impl Fn(&R) -> bool,
+    ) -> Settled<R> {
+        if let Some(reason) = self.parent.reason() {
+            unwind::drop_quietly(value);
+            return (End::Cancelled(reason), JobOutcome::Interrupted);
+        }
+        if own.is_some_and(|own| Instant::now() >= own) {
+            unwind::drop_quietly(value);
+            return (End::TimedOut, JobOutcome::TimedOut);
+        }
+        if failed(&value) {
+            self.parent.cancel();
+            return (End::Returned(value), JobOutcome::Failed);
+        }
+        (End::Returned(value), JobOutcome::Completed)
+    }
+
+    /// An item that never started: its parent was done first.
+    fn unstarted<T, R>(&self, item: T) -> Settled<R> {
+        unwind::drop_quietly(item);
+        let reason = self.parent.reason().unwrap_or(Cancelled::Canceled);
+        (End::Cancelled(reason), JobOutcome::Cancelled)
+    }
+
+    /// Records a batch's tally (and, for a sampled batch without a hook,
+    /// one timing that stands for all its items).
+    fn record_batch(&self, tally: &Tally, items: usize, started: Instant, hooked: bool) -> Ran {
+        let panicked = tally.panicked();
+        let Some(worker) = self.worker else {
+            return Ran { panicked };
+        };
+        worker.slot.set_busy(false);
+        for (outcome, &n) in Tally::OUTCOMES.iter().zip(&tally.counts) {
+            if n > 0 {
+                worker.slot.record_many(*outcome, n);
+            }
+        }
+        if self.timed && !hooked {
+            let ended = Instant::now();
+            let run = ended.saturating_duration_since(started);
+            let per = u64::try_from(items).unwrap_or(u64::MAX);
+            worker
+                .slot
+                .record_timing(wait_since(self.queued_at, started), run, per);
+            worker.counters.tick(ended);
+        }
+        if panicked {
+            log::warn!(
+                "brigade: {} of a map's items panicked on worker {}-{}",
+                tally.counts[2],
+                worker.config.thread_name,
+                worker.index
+            );
+            if worker.config.panic_policy == PanicPolicy::CancelPool {
+                worker.pool.cancel();
+            }
+        }
+        Ran { panicked }
+    }
+}
