@@ -87,7 +87,13 @@ struct GroupEnding {
     report: Option<ShutdownReport>,
 }
 
-pub(crate) fn round(seed: u64, jobs: usize) -> Tally {
+/// The whole plan a round of `seed` and `jobs` follows, for messages.
+pub(crate) fn plan(seed: u64, jobs: usize) -> String {
+    format!("{:#?}", GroupPlan::new(seed, jobs))
+}
+
+/// One round: `jobs` jobs, planned from `seed`, recorded in `ledger`.
+pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
     // ErrGroup threads all share one name: one group round at a time, so
     // the leak check counts only this round's.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -96,7 +102,7 @@ pub(crate) fn round(seed: u64, jobs: usize) -> Tally {
     let parent = Context::new();
     let round = GroupRound {
         plan: &plan,
-        ledger: Ledger::new(jobs),
+        ledger,
         feed: Feed::new(plan.trigger_at, plan.submitters),
     };
     let mut found = Vec::new();
@@ -255,7 +261,7 @@ impl GroupRound<'_> {
             check_report(&mut found, report, &want);
         }
         let tally = Tally::of(&self.ledger, &self.feed, lost);
-        conclude(plan, &self.ledger, found, tally)
+        conclude(&self.ledger, found, tally)
     }
 
     /// `wait()` reports the first failure, of a task that did fail, and

@@ -3,6 +3,7 @@
 //! count of accepted jobs, live [`Resizes`], and starting and joining the
 //! submitter threads.
 
+use std::fmt;
 use std::ops::Range;
 use std::panic;
 use std::sync::atomic::Ordering::SeqCst;
@@ -115,7 +116,6 @@ impl Drop for SubmitterDone<'_> {
 /// Live resizes during a round: submitter 0 calls `set_workers` with the
 /// next target every `every` of its jobs, racing the other submitters, the
 /// workers and the round's end.
-#[derive(Debug)]
 pub(crate) struct Resizes {
     targets: Vec<usize>,
     every: usize,
@@ -124,6 +124,16 @@ pub(crate) struct Resizes {
     /// The largest size the pool was ever asked for: the most jobs that
     /// may run at once.
     most: AtomicUsize,
+}
+
+/// The plan only: the sizes a round reaches depend on its run.
+impl fmt::Debug for Resizes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resizes")
+            .field("targets", &self.targets)
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Resizes {

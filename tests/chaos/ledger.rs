@@ -105,6 +105,38 @@ impl Ledger {
         }
     }
 
+    /// The jobs not yet settled: made, but their closure or item not yet
+    /// run to the end or dropped (queued, running, between stages, or
+    /// leaked). See [`by_state`].
+    pub(crate) fn unsettled(&self) -> String {
+        let ids = (0..self.states.len()).filter(|&id| {
+            let s = self.state(id);
+            s & CREATED != 0 && s & RELEASED == 0
+        });
+        self.by_state(ids)
+    }
+
+    /// `ids` grouped by their state, each group on its own line with its
+    /// count and its ids as ranges: `[created accepted] x3: 4-5, 9`.
+    pub(crate) fn by_state(&self, ids: impl Iterator<Item = usize>) -> String {
+        let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+        for id in ids {
+            let s = self.state(id);
+            match groups.iter_mut().find(|(state, _)| *state == s) {
+                Some((_, group)) => group.push(id),
+                None => groups.push((s, vec![id])),
+            }
+        }
+        if groups.is_empty() {
+            return "none".to_owned();
+        }
+        let lines: Vec<String> = groups
+            .iter()
+            .map(|(s, group)| format!("{} x{}: {}", describe(*s), group.len(), ranges(group)))
+            .collect();
+        format!("\n  {}", lines.join("\n  "))
+    }
+
     /// Records that job `id` starts `stage`; it must not have before.
     pub(crate) fn start(&self, id: usize, stage: usize) -> Running<'_> {
         let before = self.mark(id, started(stage));
@@ -191,6 +223,28 @@ pub(crate) fn describe(state: u32) -> String {
     format!("[{}]", names.join(" "))
 }
 
+/// Ascending `ids` as ranges: `1-3, 7, 9-10`.
+fn ranges(ids: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &id in ids {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == id => *last = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    let runs: Vec<String> = runs
+        .iter()
+        .map(|&(first, last)| {
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            }
+        })
+        .collect();
+    runs.join(", ")
+}
+
 /// Checks every front door shares: the job was released, was either
 /// accepted or handed back, did not run after being handed back, and ended
 /// every stage it started. Returns 1 if the job is unaccounted for.
@@ -228,19 +282,14 @@ pub(crate) fn common_checks(found: &mut Vec<String>, id: usize, s: u32) -> u64 {
     lost
 }
 
-/// Panics with every violation found (and the round's plan), or returns
-/// the tally.
-pub(crate) fn conclude(
-    plan: &dyn fmt::Debug,
-    ledger: &Ledger,
-    mut found: Vec<String>,
-    tally: Tally,
-) -> Tally {
+/// Panics with every violation found, or returns the tally (the round's
+/// plan is added to the message where the round was started).
+pub(crate) fn conclude(ledger: &Ledger, mut found: Vec<String>, tally: Tally) -> Tally {
     found.append(&mut ledger.violations.lock());
     if !found.is_empty() {
         let shown: Vec<&str> = found.iter().take(20).map(String::as_str).collect();
         panic!(
-            "{} violation(s), the first {}:\n  {}\n{tally}\n{plan:#?}",
+            "{} violation(s), the first {}:\n  {}\n{tally}",
             found.len(),
             shown.len(),
             shown.join("\n  ")

@@ -20,10 +20,13 @@
 //! back by its submit call; and the `Stats` and `ShutdownReport` must agree
 //! with the ledger.
 //!
-//! A failure names its seed; replay the same plans with
-//! `BRIGADE_CHAOS_SEED=<seed> cargo test --test chaos` (the thread
-//! interleavings, and so the exact race, may differ). The `soak` test runs
-//! over a million jobs:
+//! A failing round prints its whole plan, the jobs not yet settled (each
+//! with its ledger state), and two commands: one replays that round alone,
+//! `BRIGADE_CHAOS_REPLAY=<front door>:<round seed>:<jobs> cargo test
+//! --test chaos`, the other the whole run's plans,
+//! `BRIGADE_CHAOS_SEED=<seed> cargo test --test chaos` (either way the
+//! thread interleavings, and so the exact race, may differ). The `soak`
+//! test runs over a million jobs:
 //! `cargo test --release --test chaos -- --ignored --nocapture`.
 //!
 //! This file holds the tests, the seeds and the round loop; each front
@@ -48,12 +51,12 @@ mod work;
 mod worker_pool;
 
 use std::any::Any;
-use std::panic;
-use std::sync::Once;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{LONG, SplitMix64, with_timeout};
-use ledger::Tally;
+use ledger::{Ledger, Tally};
 
 /// Rounds per front door in the default run: more for the cheap ones, so
 /// that each test takes about as long (about 8 s in debug on 2 cores).
@@ -81,49 +84,25 @@ const STAGES: usize = 3;
 #[test]
 fn thread_pool_accounts_for_every_job() {
     // Every job given to a ThreadPool runs once, is reported never-run, or is handed back; Stats agree.
-    run_rounds(
-        "thread_pool_accounts_for_every_job",
-        0x7470,
-        CI_ROUNDS[0],
-        CI_JOBS,
-        pool::round,
-    );
+    run_rounds(&THREAD_POOL, CI_ROUNDS[0], CI_JOBS);
 }
 
 #[test]
 fn worker_pool_accounts_for_every_job() {
     // Every job given to a WorkerPool yields one output, is a leftover, or is handed back; Stats agree.
-    run_rounds(
-        "worker_pool_accounts_for_every_job",
-        0x7770,
-        CI_ROUNDS[1],
-        CI_JOBS,
-        worker_pool::round,
-    );
+    run_rounds(&WORKER_POOL, CI_ROUNDS[1], CI_JOBS);
 }
 
 #[test]
 fn err_group_accounts_for_every_task() {
     // Every task given to an ErrGroup runs once, is discarded and reported, or is handed back.
-    run_rounds(
-        "err_group_accounts_for_every_task",
-        0x6567,
-        CI_ROUNDS[2],
-        CI_JOBS,
-        errgroup::round,
-    );
+    run_rounds(&ERR_GROUP, CI_ROUNDS[2], CI_JOBS);
 }
 
 #[test]
 fn pipeline_accounts_for_every_item() {
     // Every pipeline item passes each stage at most once, in order, and ends in one place.
-    run_rounds(
-        "pipeline_accounts_for_every_item",
-        0x7069,
-        CI_ROUNDS[3],
-        CI_JOBS,
-        pipeline::round,
-    );
+    run_rounds(&PIPELINE, CI_ROUNDS[3], CI_JOBS);
 }
 
 #[test]
@@ -131,25 +110,24 @@ fn pipeline_accounts_for_every_item() {
 fn soak() {
     // The ledger balances over a million jobs across all four front doors: none lost, none run twice.
     quiet_planned_panics();
+    if let Some(replay) = Replay::from_env() {
+        replay.run("soak");
+        return;
+    }
     let seed = base_seed();
-    let kinds: [(&str, u64, RoundFn); 4] = [
-        ("thread_pool", 0x7470, pool::round),
-        ("worker_pool", 0x7770, worker_pool::round),
-        ("err_group", 0x6567, errgroup::round),
-        ("pipeline", 0x7069, pipeline::round),
-    ];
-    let mut seeds: Vec<SplitMix64> = kinds
+    let mut seeds: Vec<SplitMix64> = DOORS
         .iter()
-        .map(|&(_, salt, _)| SplitMix64(seed ^ salt))
+        .map(|door| SplitMix64(seed ^ door.salt))
         .collect();
     let mut sizes = SplitMix64(seed);
     let started = Instant::now();
     let mut total = Tally::default();
     let mut index = 0;
     while total.accepted < SOAK_JOBS {
-        for ((name, _, round), seeds) in kinds.iter().zip(&mut seeds) {
+        for (door, seeds) in DOORS.iter().zip(&mut seeds) {
             let jobs = SOAK_ROUND_JOBS + sizes.below(SOAK_ROUND_JOBS as u64) as usize;
-            total += one_round(name, seed, index, seeds.next_u64(), jobs, *round);
+            let place = Some(Place { seed, index });
+            total += one_round("soak", door, place, seeds.next_u64(), jobs);
         }
         index += 1;
     }
@@ -162,22 +140,82 @@ fn soak() {
 
 // ------------------------------------------------------------------ rounds
 
-/// One round: a seed and a job count in, the round's tally out.
-type RoundFn = fn(u64, usize) -> Tally;
+/// One front door under test: how to plan a round of it and how to run one.
+struct Door {
+    /// Its name in [`REPLAY`].
+    name: &'static str,
+    /// The test that runs its rounds.
+    test: &'static str,
+    /// Salts the base seed, so that the front doors do not share plans.
+    salt: u64,
+    /// A round's whole plan, as its seed and job count make it, for
+    /// messages (each job's work follows from the seed too).
+    plan: fn(u64, usize) -> String,
+    /// One round: its seed, its job count and an empty ledger in, the
+    /// round's tally out.
+    round: fn(u64, usize, Arc<Ledger>) -> Tally,
+}
 
-/// Runs `rounds` rounds of one front door from the base seed, salted so
-/// that the front doors do not share plans.
-fn run_rounds(test: &str, salt: u64, rounds: usize, jobs: usize, round: RoundFn) -> Tally {
+const THREAD_POOL: Door = Door {
+    name: "thread_pool",
+    test: "thread_pool_accounts_for_every_job",
+    salt: 0x7470,
+    plan: pool::plan,
+    round: pool::round,
+};
+
+const WORKER_POOL: Door = Door {
+    name: "worker_pool",
+    test: "worker_pool_accounts_for_every_job",
+    salt: 0x7770,
+    plan: worker_pool::plan,
+    round: worker_pool::round,
+};
+
+const ERR_GROUP: Door = Door {
+    name: "err_group",
+    test: "err_group_accounts_for_every_task",
+    salt: 0x6567,
+    plan: errgroup::plan,
+    round: errgroup::round,
+};
+
+const PIPELINE: Door = Door {
+    name: "pipeline",
+    test: "pipeline_accounts_for_every_item",
+    salt: 0x7069,
+    plan: pipeline::plan,
+    round: pipeline::round,
+};
+
+/// Every front door, in the order the soak takes them.
+const DOORS: [&Door; 4] = [&THREAD_POOL, &WORKER_POOL, &ERR_GROUP, &PIPELINE];
+
+/// Runs `rounds` rounds of one front door from the base seed, or only the
+/// round [`REPLAY`] names.
+fn run_rounds(door: &Door, rounds: usize, jobs: usize) -> Tally {
     quiet_planned_panics();
+    let test = door.test;
+    if let Some(replay) = Replay::from_env() {
+        if replay.door.name != door.name {
+            println!(
+                "{test}: skipped, {REPLAY} replays a {} round",
+                replay.door.name
+            );
+            return Tally::default();
+        }
+        return replay.run(test);
+    }
     let seed = base_seed();
     println!("{test}: seed = {seed}");
-    let mut seeds = SplitMix64(seed ^ salt);
+    let mut seeds = SplitMix64(seed ^ door.salt);
     let started = Instant::now();
     let mut total = Tally::default();
     let mut slowest = (Duration::ZERO, 0);
     for index in 0..rounds {
         let round_started = Instant::now();
-        total += one_round(test, seed, index, seeds.next_u64(), jobs, round);
+        let place = Some(Place { seed, index });
+        total += one_round(test, door, place, seeds.next_u64(), jobs);
         slowest = slowest.max((round_started.elapsed(), index));
     }
     println!(
@@ -189,25 +227,105 @@ fn run_rounds(test: &str, salt: u64, rounds: usize, jobs: usize, round: RoundFn)
     total
 }
 
-/// Runs one round under [`ROUND_LIMIT`]; a failure (or a hang) panics with
-/// a message that names the seed to replay.
-fn one_round(
-    test: &str,
+/// Where a round sits in a run: the run's base seed and the round's index.
+#[derive(Clone, Copy)]
+struct Place {
     seed: u64,
     index: usize,
-    round_seed: u64,
-    jobs: usize,
-    round: RoundFn,
-) -> Tally {
-    let outcome =
-        panic::catch_unwind(move || with_timeout(ROUND_LIMIT, move || round(round_seed, jobs)));
+}
+
+/// Runs one round of `door` under [`ROUND_LIMIT`]. A failure (or a hang)
+/// panics with the commands that replay it, the round's whole plan, and
+/// the jobs not yet settled, each with its ledger state.
+fn one_round(test: &str, door: &Door, place: Option<Place>, seed: u64, jobs: usize) -> Tally {
+    let ledger = Ledger::new(jobs);
+    let (round, watched) = (door.round, Arc::clone(&ledger));
+    // After a failure the ledger is only read: its atomics, and the
+    // violations behind a lock that a panic does not poison.
+    let watched = AssertUnwindSafe(watched);
+    let outcome = panic::catch_unwind(move || {
+        let watched = watched;
+        with_timeout(ROUND_LIMIT, move || round(seed, jobs, watched.0))
+    });
     outcome.unwrap_or_else(|payload| {
+        let which = match place {
+            Some(place) => format!("round {} (base seed {})", place.index, place.seed),
+            None => "round (replayed)".to_owned(),
+        };
+        let whole_run = match place {
+            Some(place) => format!(
+                "\nreplay the whole run's plans: BRIGADE_CHAOS_SEED={} {}",
+                place.seed,
+                command(test)
+            ),
+            None => String::new(),
+        };
         panic!(
-            "{test} round {index} failed, seed = {seed} \
-             (replay the same plans with BRIGADE_CHAOS_SEED={seed}): {}",
-            payload_text(payload.as_ref())
+            "{test}: {} {which} failed: {}\n\
+             replay this round alone: {REPLAY}={}:{seed}:{jobs} {}\
+             {whole_run}\n\
+             (the thread interleavings, and so the exact race, may differ)\n\
+             the round's plan: {}\n\
+             jobs not yet settled, by ledger state: {}",
+            door.name,
+            payload_text(payload.as_ref()),
+            door.name,
+            command(door.test),
+            (door.plan)(seed, jobs),
+            ledger.unsettled(),
         )
     })
+}
+
+/// The command that runs `test` alone.
+fn command(test: &str) -> String {
+    match test {
+        "soak" => "cargo test --release --test chaos soak -- --exact --ignored".to_owned(),
+        test => format!("cargo test --test chaos {test} -- --exact"),
+    }
+}
+
+/// The variable that replays one round alone:
+/// `<front door>:<round seed>:<jobs>`, as a failing round prints it.
+const REPLAY: &str = "BRIGADE_CHAOS_REPLAY";
+
+/// One round to run alone, from [`REPLAY`].
+struct Replay {
+    door: &'static Door,
+    seed: u64,
+    jobs: usize,
+}
+
+impl Replay {
+    /// The round [`REPLAY`] names, if it is set.
+    fn from_env() -> Option<Self> {
+        let text = std::env::var(REPLAY).ok()?;
+        let parse = || {
+            let mut parts = text.trim().split(':');
+            let name = parts.next()?;
+            let door = DOORS.into_iter().find(|door| door.name == name)?;
+            let seed = parts.next()?.parse().ok()?;
+            let jobs = parts.next()?.parse().ok()?;
+            parts.next().is_none().then_some(Self { door, seed, jobs })
+        };
+        Some(parse().unwrap_or_else(|| {
+            let names: Vec<&str> = DOORS.iter().map(|door| door.name).collect();
+            panic!(
+                "{REPLAY} must be <front door>:<round seed>:<jobs>, the front door one of {}, got {text:?}",
+                names.join(", ")
+            )
+        }))
+    }
+
+    fn run(&self, test: &str) -> Tally {
+        println!(
+            "{test}: replaying one {} round, seed {}, {} jobs",
+            self.door.name, self.seed, self.jobs
+        );
+        let tally = one_round(test, self.door, None, self.seed, self.jobs);
+        println!("{test}, the replayed round: {tally}");
+        tally
+    }
 }
 
 /// `BRIGADE_CHAOS_SEED` if set, else one derived from the clock.

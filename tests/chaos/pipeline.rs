@@ -89,7 +89,13 @@ struct PipeRound<'a> {
     feed: Feed,
 }
 
-pub(crate) fn round(seed: u64, jobs: usize) -> Tally {
+/// The whole plan a round of `seed` and `jobs` follows, for messages.
+pub(crate) fn plan(seed: u64, jobs: usize) -> String {
+    format!("{:#?}", PipePlan::new(seed, jobs))
+}
+
+/// One round: `jobs` jobs, planned from `seed`, recorded in `ledger`.
+pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
     let plan = PipePlan::new(seed, jobs);
     let base = unique_name("cp");
     let names: Vec<String> = (0..plan.stages.len())
@@ -98,7 +104,7 @@ pub(crate) fn round(seed: u64, jobs: usize) -> Tally {
     let parent = Context::new();
     let round = PipeRound {
         plan: &plan,
-        ledger: Ledger::new(jobs),
+        ledger,
         feed: Feed::new(plan.trigger_at, plan.submitters),
     };
     let (tx, rx) = crossbeam_channel::bounded(plan.channel);
@@ -277,7 +283,7 @@ impl PipeRound<'_> {
         }
         lost += self.check_outcome(&mut found, &outcome, pulled, names);
         let tally = Tally::of(&self.ledger, &self.feed, lost);
-        conclude(self.plan, &self.ledger, found, tally)
+        conclude(&self.ledger, found, tally)
     }
 
     /// Each id's position in the inputs; each accepted item pulled once.

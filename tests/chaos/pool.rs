@@ -135,13 +135,19 @@ struct PoolRound<'a> {
     feed: Feed,
 }
 
-pub(crate) fn round(seed: u64, jobs: usize) -> Tally {
+/// The whole plan a round of `seed` and `jobs` follows, for messages.
+pub(crate) fn plan(seed: u64, jobs: usize) -> String {
+    format!("{:#?}", PoolPlan::new(seed, jobs))
+}
+
+/// One round: `jobs` jobs, planned from `seed`, recorded in `ledger`.
+pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
     let plan = PoolPlan::new(seed, jobs);
     let name = unique_name("ctp");
     let parent = Context::new();
     let round = PoolRound {
         plan: &plan,
-        ledger: Ledger::new(jobs),
+        ledger,
         slot: RwLock::new(Some(plan.build(&name, &parent))),
         feed: Feed::new(plan.trigger_at, plan.submitters),
     };
@@ -160,7 +166,7 @@ pub(crate) fn round(seed: u64, jobs: usize) -> Tally {
     });
     // The cancelling ends leave the pool in place until the submitters are done.
     let remaining = round.slot.write().take();
-    let results = join_handles(&mut found, handles, remaining.is_none());
+    let results = join_handles(&mut found, &round.ledger, handles, remaining.is_none());
     if let Some(pool) = remaining {
         round.finish(pool, plan.then, &mut ending, &mut found);
     }
@@ -169,25 +175,43 @@ pub(crate) fn round(seed: u64, jobs: usize) -> Tally {
 }
 
 /// Joins every handle; with `pool_gone`, each must already be finished.
+/// A handle that does not finish within [`LONG`] fails the round, naming
+/// every handle not yet finished with its job's ledger state.
 fn join_handles(
     found: &mut Vec<String>,
+    ledger: &Ledger,
     handles: Vec<(usize, JobHandle<bool>)>,
     pool_gone: bool,
 ) -> Vec<(usize, Result<bool, JobError>)> {
-    handles
-        .into_iter()
-        .map(|(id, mut handle)| {
-            if pool_gone && !handle.is_finished() {
-                found.push(format!(
-                    "job {id}: its handle is not finished after its pool shut down"
-                ));
-            }
-            let result = handle
-                .join_timeout(LONG)
-                .unwrap_or_else(|| panic!("job {id}: its handle did not finish within {LONG:?}"));
-            (id, result)
-        })
-        .collect()
+    let mut results = Vec::with_capacity(handles.len());
+    let mut handles = handles.into_iter();
+    while let Some((id, mut handle)) = handles.next() {
+        if pool_gone && !handle.is_finished() {
+            found.push(format!(
+                "job {id}: its handle is not finished after its pool shut down"
+            ));
+        }
+        let Some(result) = handle.join_timeout(LONG) else {
+            let rest = handles.as_slice().iter();
+            let unfinished = rest
+                .filter(|(_, handle)| !handle.is_finished())
+                .map(|&(id, _)| id);
+            let before: Vec<&str> = found.iter().map(String::as_str).collect();
+            panic!(
+                "job {id}: its handle did not finish within {LONG:?}\n\
+                 handles not finished, by ledger state: {}\n\
+                 violations found before: {}",
+                ledger.by_state(std::iter::once(id).chain(unfinished)),
+                if before.is_empty() {
+                    "none".to_owned()
+                } else {
+                    format!("\n  {}", before.join("\n  "))
+                }
+            );
+        };
+        results.push((id, result));
+    }
+    results
 }
 
 impl PoolRound<'_> {
@@ -391,6 +415,6 @@ impl PoolRound<'_> {
             check_report(&mut found, report, &want);
         }
         let tally = Tally::of(&self.ledger, &self.feed, lost);
-        conclude(plan, &self.ledger, found, tally)
+        conclude(&self.ledger, found, tally)
     }
 }

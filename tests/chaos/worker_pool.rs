@@ -158,14 +158,20 @@ enum Fate {
     Unprocessed,
 }
 
-pub(crate) fn round(seed: u64, jobs: usize) -> Tally {
+/// The whole plan a round of `seed` and `jobs` follows, for messages.
+pub(crate) fn plan(seed: u64, jobs: usize) -> String {
+    format!("{:#?}", WorkerPlan::new(seed, jobs))
+}
+
+/// One round: `jobs` jobs, planned from `seed`, recorded in `ledger`.
+pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
     let plan = WorkerPlan::new(seed, jobs);
     let name = unique_name("cwp");
     let parent = Context::new();
     let pool = plan.build(&name, &parent);
     let round = WorkerRound {
         plan: &plan,
-        ledger: Ledger::new(jobs),
+        ledger,
         feed: Feed::new(plan.trigger_at, plan.submitters),
         quit: AtomicBool::new(false),
     };
@@ -361,7 +367,7 @@ impl WorkerRound<'_> {
             check_stats(&mut found, stats, &want);
         }
         let tally = Tally::of(&self.ledger, &self.feed, lost);
-        conclude(plan, &self.ledger, found, tally)
+        conclude(&self.ledger, found, tally)
     }
 
     /// Files the leftovers' undelivered outputs and unprocessed jobs (and
