@@ -40,7 +40,8 @@ tests=(pool backpressure shutdown supervision timeouts context worker_pool map s
        semaphore errgroup rate_limited_pools chaos)
 args=()
 for t in "${tests[@]}"; do
-  if [ -f "tests/$t.rs" ]; then args+=(--test "$t"); fi
+  # A test is a file, tests/$t.rs, or a folder with tests/$t/main.rs (chaos).
+  if [ -f "tests/$t.rs" ] || [ -f "tests/$t/main.rs" ]; then args+=(--test "$t"); fi
 done
 
 # Skipped here: a test of map's chunk growth, which depends on trivial

@@ -5,18 +5,22 @@
 //! size of 0 is taken as 1) are rows too, checked for the documented
 //! behaviour.
 //!
-//! Each row runs inside `catch_unwind`, so one broken row reports itself
-//! and the others still run; the whole table runs under `with_timeout`.
+//! Each row is a test of its own, in a module per concept (`sizing`,
+//! `builder`, `pipeline`, `errgroup`, `semaphore`, `rate`, `retry`,
+//! `submit`, `lenient`), so `cargo test --test bad_input rate::` runs one
+//! concept. A row runs under `with_timeout` and `catch_unwind`, and its
+//! failure, panic or hang is reported with the row's input.
 //! `BRIGADE_WORKERS` is process-global and has its own file
 //! (`sizing_env.rs`).
 
 mod common;
 
+use std::any::Any;
 use std::fmt::{Debug, Display};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use brigade::sizing::{self, MAX_WORKERS};
+use brigade::sizing::MAX_WORKERS;
 use brigade::{
     AcquireError, Backoff, BuildError, Cancelled, Context, ErrGroup, GroupError, GroupLimitError,
     JobError, MAX_QUEUE_CAPACITY, Pipeline, PipelineError, RateError, RateLimiter, Retry,
@@ -26,10 +30,26 @@ use brigade::{
 
 use common::{LONG, with_timeout};
 
-/// One row's check: `Err` with what was wrong.
-type Check = Box<dyn FnOnce() -> Result<(), String> + Send>;
+/// Runs the check of one row under `with_timeout`; fails naming the row
+/// (its input) and what was wrong, a panic or a hang included.
+fn check(row: &str, check: impl FnOnce() -> Result<(), String> + Send + 'static) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| with_timeout(LONG, check)))
+        .unwrap_or_else(|payload| Err(format!("panicked: {}", panic_text(payload.as_ref()))));
+    if let Err(why) = outcome {
+        panic!("{row}: {why}");
+    }
+}
 
-/// The error of `result`, or a panic naming the value that was accepted.
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// The error of `result`, or a panic saying that the bad input was
+/// accepted (the row's name says which input).
 fn refused<T, E>(result: Result<T, E>) -> E {
     match result {
         Ok(_) => panic!("the bad input was accepted"),
@@ -49,17 +69,28 @@ fn exact<E: Debug + Display>(err: &E, is_variant: bool, message: &str) -> Result
     Ok(())
 }
 
-/// Adds a row: `$call` must fail with an error matching `$variant` whose
-/// `Display` is `$message`.
-macro_rules! row {
-    ($rows:ident, $name:expr, $call:expr, $variant:pat $(if $guard:expr)?, $message:expr $(,)?) => {
-        $rows.push((
-            $name.to_string(),
-            Box::new(move || {
+/// One test per row. `test: "input" => call, Variant, message;` is the
+/// test `test`, in which `call` must fail with an error matching `Variant`
+/// whose `Display` is `message`; a failure names `"input"`. The
+/// `given { … }` block, the helpers of the concept's rows, opens every
+/// test.
+macro_rules! rows {
+    (given { $($given:tt)* }) => {};
+    (
+        given { $($given:tt)* }
+        $test:ident: $name:literal => $call:expr, $variant:pat $(if $guard:expr)?, $message:expr;
+        $($rest:tt)*
+    ) => {
+        #[test]
+        #[allow(unused_variables, reason = "each row uses some of its concept's helpers")]
+        fn $test() {
+            check($name, || {
+                $($given)*
                 let err = refused($call);
                 exact(&err, matches!(err, $variant $(if $guard)?), &$message)
-            }) as Check,
-        ));
+            });
+        }
+        rows! { given { $($given)* } $($rest)* }
     };
 }
 
@@ -81,1067 +112,886 @@ fn cancelled() -> Context {
 
 /// The same message, whichever `SizingError` a pool, a worker pool or a
 /// direct call reports it through.
-fn sizing_rows(rows: &mut Vec<(String, Check)>) {
-    let ms = Duration::from_millis;
-    let io = |throughput_per_sec: f64, latency: Duration| Sizing::Io {
-        throughput_per_sec,
-        latency,
-    };
-    let too_many = format!(
-        "worker count must be at most {MAX_WORKERS}, got {}",
-        MAX_WORKERS + 1
-    );
-    let bad_rate = |got: &str| {
-        format!("throughput must be a finite number of jobs per second greater than 0, got {got}")
-    };
+mod sizing {
+    // Each bad worker count or sizing is refused with its exact SizingError and message.
+    use super::*;
+    use brigade::sizing;
 
-    row!(
-        rows,
-        "Builder::workers(0)",
-        ThreadPool::builder().workers(0).build(),
-        BuildError::Sizing(SizingError::ZeroWorkers),
-        "worker count must be at least 1, got 0"
-    );
-    row!(
-        rows,
-        "Builder::workers(MAX_WORKERS + 1)",
-        ThreadPool::builder().workers(MAX_WORKERS + 1).build(),
-        BuildError::Sizing(SizingError::TooManyWorkers {
-            requested: 32_769,
-            max: MAX_WORKERS
-        }),
-        too_many
-    );
-    row!(rows, "Builder::workers(usize::MAX)", ThreadPool::builder().workers(usize::MAX).build(),
-        BuildError::Sizing(SizingError::TooManyWorkers { requested, .. })
-            if requested == usize::MAX as u128,
-        format!("worker count must be at most {MAX_WORKERS}, got {}", usize::MAX));
-    row!(
-        rows,
-        "Builder::sizing(Fixed(0))",
-        ThreadPool::builder().sizing(Sizing::Fixed(0)).build(),
-        BuildError::Sizing(SizingError::ZeroWorkers),
-        "worker count must be at least 1, got 0"
-    );
-    row!(rows, "Sizing::Io throughput NaN",
-        ThreadPool::builder().sizing(io(f64::NAN, ms(10))).build(),
-        BuildError::Sizing(SizingError::InvalidThroughput(r)) if r.is_nan(), bad_rate("NaN"));
-    row!(
-        rows,
-        "Sizing::Io throughput -1",
-        ThreadPool::builder().sizing(io(-1.0, ms(10))).build(),
-        BuildError::Sizing(SizingError::InvalidThroughput(-1.0)),
-        bad_rate("-1")
-    );
-    row!(
-        rows,
-        "Sizing::Io throughput +inf",
-        ThreadPool::builder()
-            .sizing(io(f64::INFINITY, ms(10)))
-            .build(),
-        BuildError::Sizing(SizingError::InvalidThroughput(f64::INFINITY)),
-        bad_rate("inf")
-    );
-    row!(
-        rows,
-        "Sizing::Io throughput -inf",
-        ThreadPool::builder()
-            .sizing(io(f64::NEG_INFINITY, ms(10)))
-            .build(),
-        BuildError::Sizing(SizingError::InvalidThroughput(f64::NEG_INFINITY)),
-        bad_rate("-inf")
-    );
-    row!(
-        rows,
-        "Sizing::Io throughput 0",
-        ThreadPool::builder().sizing(io(0.0, ms(10))).build(),
-        BuildError::Sizing(SizingError::InvalidThroughput(0.0)),
-        bad_rate("0")
-    );
-    row!(
-        rows,
-        "Sizing::Io latency 0",
-        ThreadPool::builder()
-            .sizing(io(100.0, Duration::ZERO))
-            .build(),
-        BuildError::Sizing(SizingError::ZeroLatency),
-        "latency must be greater than zero"
-    );
-    row!(
-        rows,
-        "Sizing::Io product past MAX_WORKERS",
-        ThreadPool::builder()
-            .sizing(io(1e9, Duration::from_secs(1)))
-            .build(),
-        BuildError::Sizing(SizingError::TooManyWorkers {
-            requested: 1_000_000_000,
-            ..
-        }),
-        format!("worker count must be at most {MAX_WORKERS}, got 1000000000")
-    );
-    row!(
-        rows,
-        "Sizing::Io product overflowing every integer",
-        ThreadPool::builder()
-            .sizing(io(f64::MAX, Duration::from_secs(3600)))
-            .build(),
-        BuildError::Sizing(SizingError::TooManyWorkers {
-            requested: u128::MAX,
-            ..
-        }),
-        format!(
-            "worker count must be at most {MAX_WORKERS}, got {}",
-            u128::MAX
-        )
-    );
-    row!(
-        rows,
-        "sizing::io_bound product overflowing to infinity",
-        sizing::io_bound(f64::MAX, Duration::from_secs(2)),
-        SizingError::TooManyWorkers {
-            requested: u128::MAX,
-            ..
-        },
-        format!(
-            "worker count must be at most {MAX_WORKERS}, got {}",
-            u128::MAX
-        )
-    );
-    row!(rows, "sizing::io_bound(NaN)", sizing::io_bound(f64::NAN, ms(1)),
-        SizingError::InvalidThroughput(r) if r.is_nan(), bad_rate("NaN"));
-    row!(
-        rows,
-        "sizing::io_bound(-0.5)",
-        sizing::io_bound(-0.5, ms(1)),
-        SizingError::InvalidThroughput(-0.5),
-        bad_rate("-0.5")
-    );
-    row!(
-        rows,
-        "sizing::io_bound(latency 0)",
-        sizing::io_bound(1.0, Duration::ZERO),
-        SizingError::ZeroLatency,
-        "latency must be greater than zero"
-    );
-    row!(
-        rows,
-        "Sizing::Fixed(0).workers()",
-        Sizing::Fixed(0).workers(),
-        SizingError::ZeroWorkers,
-        "worker count must be at least 1, got 0"
-    );
-    row!(
-        rows,
-        "WorkerPoolBuilder::workers(0)",
-        WorkerPool::builder().workers(0).build(|_ctx, n: u8| n),
-        BuildError::Sizing(SizingError::ZeroWorkers),
-        "worker count must be at least 1, got 0"
-    );
-    row!(rows, "WorkerPoolBuilder Sizing::Io throughput NaN",
-        WorkerPool::builder().sizing(io(f64::NAN, ms(1))).build(|_ctx, n: u8| n),
-        BuildError::Sizing(SizingError::InvalidThroughput(r)) if r.is_nan(), bad_rate("NaN"));
+    rows! {
+        given {
+            let ms = Duration::from_millis;
+            let io = |throughput_per_sec: f64, latency: Duration| Sizing::Io {
+                throughput_per_sec,
+                latency,
+            };
+            let too_many = format!(
+                "worker count must be at most {MAX_WORKERS}, got {}",
+                MAX_WORKERS + 1
+            );
+            let bad_rate = |got: &str| {
+                format!(
+                    "throughput must be a finite number of jobs per second greater than 0, got {got}"
+                )
+            };
+        }
+        pool_workers_zero: "Builder::workers(0)" =>
+            ThreadPool::builder().workers(0).build(),
+            BuildError::Sizing(SizingError::ZeroWorkers),
+            "worker count must be at least 1, got 0";
+        pool_workers_past_max: "Builder::workers(MAX_WORKERS + 1)" =>
+            ThreadPool::builder().workers(MAX_WORKERS + 1).build(),
+            BuildError::Sizing(SizingError::TooManyWorkers {
+                requested: 32_769,
+                max: MAX_WORKERS
+            }),
+            too_many;
+        pool_workers_usize_max: "Builder::workers(usize::MAX)" =>
+            ThreadPool::builder().workers(usize::MAX).build(),
+            BuildError::Sizing(SizingError::TooManyWorkers { requested, .. })
+                if requested == usize::MAX as u128,
+            format!("worker count must be at most {MAX_WORKERS}, got {}", usize::MAX);
+        pool_fixed_zero: "Builder::sizing(Fixed(0))" =>
+            ThreadPool::builder().sizing(Sizing::Fixed(0)).build(),
+            BuildError::Sizing(SizingError::ZeroWorkers),
+            "worker count must be at least 1, got 0";
+        io_throughput_nan: "Sizing::Io throughput NaN" =>
+            ThreadPool::builder().sizing(io(f64::NAN, ms(10))).build(),
+            BuildError::Sizing(SizingError::InvalidThroughput(r)) if r.is_nan(), bad_rate("NaN");
+        io_throughput_negative: "Sizing::Io throughput -1" =>
+            ThreadPool::builder().sizing(io(-1.0, ms(10))).build(),
+            BuildError::Sizing(SizingError::InvalidThroughput(-1.0)),
+            bad_rate("-1");
+        io_throughput_infinite: "Sizing::Io throughput +inf" =>
+            ThreadPool::builder()
+                .sizing(io(f64::INFINITY, ms(10)))
+                .build(),
+            BuildError::Sizing(SizingError::InvalidThroughput(f64::INFINITY)),
+            bad_rate("inf");
+        io_throughput_negative_infinite: "Sizing::Io throughput -inf" =>
+            ThreadPool::builder()
+                .sizing(io(f64::NEG_INFINITY, ms(10)))
+                .build(),
+            BuildError::Sizing(SizingError::InvalidThroughput(f64::NEG_INFINITY)),
+            bad_rate("-inf");
+        io_throughput_zero: "Sizing::Io throughput 0" =>
+            ThreadPool::builder().sizing(io(0.0, ms(10))).build(),
+            BuildError::Sizing(SizingError::InvalidThroughput(0.0)),
+            bad_rate("0");
+        io_latency_zero: "Sizing::Io latency 0" =>
+            ThreadPool::builder()
+                .sizing(io(100.0, Duration::ZERO))
+                .build(),
+            BuildError::Sizing(SizingError::ZeroLatency),
+            "latency must be greater than zero";
+        io_product_past_max: "Sizing::Io product past MAX_WORKERS" =>
+            ThreadPool::builder()
+                .sizing(io(1e9, Duration::from_secs(1)))
+                .build(),
+            BuildError::Sizing(SizingError::TooManyWorkers {
+                requested: 1_000_000_000,
+                ..
+            }),
+            format!("worker count must be at most {MAX_WORKERS}, got 1000000000");
+        io_product_overflowing_every_integer: "Sizing::Io product overflowing every integer" =>
+            ThreadPool::builder()
+                .sizing(io(f64::MAX, Duration::from_secs(3600)))
+                .build(),
+            BuildError::Sizing(SizingError::TooManyWorkers {
+                requested: u128::MAX,
+                ..
+            }),
+            format!(
+                "worker count must be at most {MAX_WORKERS}, got {}",
+                u128::MAX
+            );
+        io_bound_product_overflowing_to_infinity: "sizing::io_bound product overflowing to infinity" =>
+            sizing::io_bound(f64::MAX, Duration::from_secs(2)),
+            SizingError::TooManyWorkers {
+                requested: u128::MAX,
+                ..
+            },
+            format!(
+                "worker count must be at most {MAX_WORKERS}, got {}",
+                u128::MAX
+            );
+        io_bound_nan: "sizing::io_bound(NaN)" =>
+            sizing::io_bound(f64::NAN, ms(1)),
+            SizingError::InvalidThroughput(r) if r.is_nan(), bad_rate("NaN");
+        io_bound_negative: "sizing::io_bound(-0.5)" =>
+            sizing::io_bound(-0.5, ms(1)),
+            SizingError::InvalidThroughput(-0.5),
+            bad_rate("-0.5");
+        io_bound_latency_zero: "sizing::io_bound(latency 0)" =>
+            sizing::io_bound(1.0, Duration::ZERO),
+            SizingError::ZeroLatency,
+            "latency must be greater than zero";
+        fixed_zero_workers: "Sizing::Fixed(0).workers()" =>
+            Sizing::Fixed(0).workers(),
+            SizingError::ZeroWorkers,
+            "worker count must be at least 1, got 0";
+        worker_pool_workers_zero: "WorkerPoolBuilder::workers(0)" =>
+            WorkerPool::builder().workers(0).build(|_ctx, n: u8| n),
+            BuildError::Sizing(SizingError::ZeroWorkers),
+            "worker count must be at least 1, got 0";
+        worker_pool_io_throughput_nan: "WorkerPoolBuilder Sizing::Io throughput NaN" =>
+            WorkerPool::builder().sizing(io(f64::NAN, ms(1))).build(|_ctx, n: u8| n),
+            BuildError::Sizing(SizingError::InvalidThroughput(r)) if r.is_nan(), bad_rate("NaN");
+    }
 }
 
 /// Every other `Builder` and `WorkerPoolBuilder` option.
-fn builder_rows(rows: &mut Vec<(String, Check)>) {
-    let max = MAX_QUEUE_CAPACITY;
-    let queue = move |got: usize| {
-        format!(
-            "queue capacity must be at most {max}, got {got}; use unbounded_queue() for no limit"
-        )
-    };
-    let window = move |got: usize| format!("ordered window must be between 1 and {max}, got {got}");
-    let results = move |got: usize| format!("results capacity must be at most {max}, got {got}");
+mod builder {
+    // Each bad builder option or resize is refused with its exact BuildError or SizingError.
+    use super::*;
 
-    row!(rows, "Builder::queue_capacity(MAX + 1)",
-        ThreadPool::builder().workers(1).queue_capacity(max + 1).build(),
-        BuildError::QueueTooLarge { requested, max: m } if requested == max + 1 && m == max,
-        queue(max + 1));
-    row!(
-        rows,
-        "Builder::queue_capacity(usize::MAX)",
-        ThreadPool::builder()
-            .workers(1)
-            .queue_capacity(usize::MAX)
-            .build(),
-        BuildError::QueueTooLarge {
-            requested: usize::MAX,
-            ..
-        },
-        queue(usize::MAX)
-    );
-    row!(
-        rows,
-        "Builder::stack_size(0)",
-        ThreadPool::builder().workers(1).stack_size(0).build(),
-        BuildError::ZeroStackSize,
-        "stack size must be greater than 0 bytes"
-    );
-    row!(
-        rows,
-        "Builder::job_timeout(ZERO)",
-        ThreadPool::builder()
-            .workers(1)
-            .job_timeout(Duration::ZERO)
-            .build(),
-        BuildError::ZeroJobTimeout(Duration::ZERO),
-        "job timeout must be greater than zero; leave job_timeout unset for no per-job deadline"
-    );
-    row!(rows, "Builder::thread_name with NUL",
-        ThreadPool::builder().workers(1).thread_name("bad\0name").build(),
-        BuildError::InvalidThreadName(ref name) if name == "bad\0name",
-        r#"thread name must not contain NUL bytes, got "bad\0name""#);
-    for (min, max) in [(0, 4), (5, 4), (1, MAX_WORKERS + 1)] {
-        row!(rows, "Sizing::Adaptive with bad bounds",
-            ThreadPool::builder().sizing(Sizing::Adaptive { min, max }).build(),
-            BuildError::Sizing(SizingError::InvalidBounds { min: m, max: x, limit })
-                if m == min && x == max && limit == MAX_WORKERS,
-            format!("adaptive sizing needs 1 <= min <= max <= {MAX_WORKERS}, got min {min} and max {max}"));
+    rows! {
+        given {
+            let max = MAX_QUEUE_CAPACITY;
+            let queue = move |got: usize| {
+                format!(
+                    "queue capacity must be at most {max}, got {got}; use unbounded_queue() for no limit"
+                )
+            };
+            let window =
+                move |got: usize| format!("ordered window must be between 1 and {max}, got {got}");
+            let results =
+                move |got: usize| format!("results capacity must be at most {max}, got {got}");
+        }
+        pool_queue_capacity_past_max: "Builder::queue_capacity(MAX + 1)" =>
+            ThreadPool::builder().workers(1).queue_capacity(max + 1).build(),
+            BuildError::QueueTooLarge { requested, max: m } if requested == max + 1 && m == max,
+            queue(max + 1);
+        pool_queue_capacity_usize_max: "Builder::queue_capacity(usize::MAX)" =>
+            ThreadPool::builder()
+                .workers(1)
+                .queue_capacity(usize::MAX)
+                .build(),
+            BuildError::QueueTooLarge {
+                requested: usize::MAX,
+                ..
+            },
+            queue(usize::MAX);
+        pool_stack_size_zero: "Builder::stack_size(0)" =>
+            ThreadPool::builder().workers(1).stack_size(0).build(),
+            BuildError::ZeroStackSize,
+            "stack size must be greater than 0 bytes";
+        pool_job_timeout_zero: "Builder::job_timeout(ZERO)" =>
+            ThreadPool::builder()
+                .workers(1)
+                .job_timeout(Duration::ZERO)
+                .build(),
+            BuildError::ZeroJobTimeout(Duration::ZERO),
+            "job timeout must be greater than zero; leave job_timeout unset for no per-job deadline";
+        pool_thread_name_with_nul: "Builder::thread_name with NUL" =>
+            ThreadPool::builder().workers(1).thread_name("bad\0name").build(),
+            BuildError::InvalidThreadName(ref name) if name == "bad\0name",
+            r#"thread name must not contain NUL bytes, got "bad\0name""#;
+        adaptive_min_zero: "Sizing::Adaptive { min: 0, max: 4 }" =>
+            ThreadPool::builder().sizing(Sizing::Adaptive { min: 0, max: 4 }).build(),
+            BuildError::Sizing(SizingError::InvalidBounds { min: 0, max: 4, limit: MAX_WORKERS }),
+            format!("adaptive sizing needs 1 <= min <= max <= {MAX_WORKERS}, got min 0 and max 4");
+        adaptive_min_above_max: "Sizing::Adaptive { min: 5, max: 4 }" =>
+            ThreadPool::builder().sizing(Sizing::Adaptive { min: 5, max: 4 }).build(),
+            BuildError::Sizing(SizingError::InvalidBounds { min: 5, max: 4, limit: MAX_WORKERS }),
+            format!("adaptive sizing needs 1 <= min <= max <= {MAX_WORKERS}, got min 5 and max 4");
+        adaptive_max_past_limit: "Sizing::Adaptive { min: 1, max: MAX_WORKERS + 1 }" =>
+            ThreadPool::builder()
+                .sizing(Sizing::Adaptive { min: 1, max: MAX_WORKERS + 1 })
+                .build(),
+            BuildError::Sizing(SizingError::InvalidBounds { min: 1, max: x, limit: MAX_WORKERS })
+                if x == MAX_WORKERS + 1,
+            format!(
+                "adaptive sizing needs 1 <= min <= max <= {MAX_WORKERS}, got min 1 and max {}",
+                MAX_WORKERS + 1
+            );
+        no_latencies_with_on_job_done: "record_latencies(false) with on_job_done" =>
+            ThreadPool::builder()
+                .workers(1)
+                .on_job_done(|_| {})
+                .record_latencies(false)
+                .build(),
+            BuildError::LatenciesNeeded {
+                needed_by: "on_job_done"
+            },
+            "record_latencies(false) conflicts with on_job_done, which is driven by job timings; remove one of the two";
+        no_latencies_with_adaptive_sizing: "record_latencies(false) with Sizing::Adaptive" =>
+            WorkerPool::builder()
+                .sizing(Sizing::Adaptive { min: 1, max: 4 })
+                .record_latencies(false)
+                .build(|_ctx, n: u8| n),
+            BuildError::LatenciesNeeded {
+                needed_by: "Sizing::Adaptive"
+            },
+            "record_latencies(false) conflicts with Sizing::Adaptive, which is driven by job timings; remove one of the two";
+        // A rejected resize leaves the pool as it was.
+        pool_set_workers_zero: "ThreadPool::set_workers(0)" =>
+            {
+                let pool = small_pool("bad-resize");
+                let result = pool.set_workers(0);
+                assert_eq!(
+                    pool.stats().workers,
+                    1,
+                    "a rejected set_workers changed the pool"
+                );
+                result
+            },
+            SizingError::ZeroWorkers,
+            "worker count must be at least 1, got 0";
+        pool_set_workers_past_max: "ThreadPool::set_workers(MAX_WORKERS + 1)" =>
+            small_pool("bad-resize").set_workers(MAX_WORKERS + 1),
+            SizingError::TooManyWorkers {
+                requested: 32_769,
+                max: MAX_WORKERS
+            },
+            format!(
+                "worker count must be at most {MAX_WORKERS}, got {}",
+                MAX_WORKERS + 1
+            );
+        worker_pool_set_workers_zero: "WorkerPool::set_workers(0)" =>
+            {
+                let pool = WorkerPool::builder()
+                    .workers(2)
+                    .build(|_ctx, n: u8| n)
+                    .expect("pool");
+                let result = pool.set_workers(0);
+                assert_eq!(
+                    pool.stats().workers,
+                    2,
+                    "a rejected set_workers changed the pool"
+                );
+                result
+            },
+            SizingError::ZeroWorkers,
+            "worker count must be at least 1, got 0";
+        worker_pool_queue_capacity_past_max: "WorkerPoolBuilder::queue_capacity(MAX + 1)" =>
+            WorkerPool::builder()
+                .workers(1)
+                .queue_capacity(max + 1)
+                .build(|_ctx, n: u8| n),
+            BuildError::QueueTooLarge { .. },
+            queue(max + 1);
+        worker_pool_stack_size_zero: "WorkerPoolBuilder::stack_size(0)" =>
+            WorkerPool::builder()
+                .workers(1)
+                .stack_size(0)
+                .build(|_ctx, n: u8| n),
+            BuildError::ZeroStackSize,
+            "stack size must be greater than 0 bytes";
+        worker_pool_job_timeout_zero: "WorkerPoolBuilder::job_timeout(ZERO)" =>
+            WorkerPool::builder()
+                .workers(1)
+                .job_timeout(Duration::ZERO)
+                .build(|_ctx, n: u8| n),
+            BuildError::ZeroJobTimeout(Duration::ZERO),
+            "job timeout must be greater than zero; leave job_timeout unset for no per-job deadline";
+        worker_pool_thread_name_with_nul: "WorkerPoolBuilder::thread_name with NUL" =>
+            WorkerPool::builder().workers(1).thread_name("\0").build(|_ctx, n: u8| n),
+            BuildError::InvalidThreadName(ref name) if name == "\0",
+            r#"thread name must not contain NUL bytes, got "\0""#;
+        worker_pool_results_capacity_past_max: "WorkerPoolBuilder::results_capacity(MAX + 1)" =>
+            WorkerPool::builder().workers(1).results_capacity(max + 1).build(|_ctx, n: u8| n),
+            BuildError::ResultsTooLarge { requested, max: m } if requested == max + 1 && m == max,
+            results(max + 1);
+        worker_pool_results_capacity_usize_max: "WorkerPoolBuilder::results_capacity(usize::MAX)" =>
+            WorkerPool::builder()
+                .workers(1)
+                .results_capacity(usize::MAX)
+                .build(|_ctx, n: u8| n),
+            BuildError::ResultsTooLarge {
+                requested: usize::MAX,
+                ..
+            },
+            results(usize::MAX);
+        worker_pool_ordered_window_zero: "WorkerPoolBuilder::ordered_window(0)" =>
+            WorkerPool::builder().workers(1).ordered_window(0).build(|_ctx, n: u8| n),
+            BuildError::InvalidWindow { requested: 0, max: m } if m == max, window(0);
+        worker_pool_ordered_window_past_max: "WorkerPoolBuilder::ordered_window(MAX + 1)" =>
+            WorkerPool::builder().workers(1).ordered_window(max + 1).build(|_ctx, n: u8| n),
+            BuildError::InvalidWindow { requested, .. } if requested == max + 1, window(max + 1);
     }
-    row!(
-        rows,
-        "record_latencies(false) with on_job_done",
-        ThreadPool::builder()
-            .workers(1)
-            .on_job_done(|_| {})
-            .record_latencies(false)
-            .build(),
-        BuildError::LatenciesNeeded {
-            needed_by: "on_job_done"
-        },
-        "record_latencies(false) conflicts with on_job_done, which is driven by job timings; remove one of the two"
-    );
-    row!(
-        rows,
-        "record_latencies(false) with Sizing::Adaptive",
-        WorkerPool::builder()
-            .sizing(Sizing::Adaptive { min: 1, max: 4 })
-            .record_latencies(false)
-            .build(|_ctx, n: u8| n),
-        BuildError::LatenciesNeeded {
-            needed_by: "Sizing::Adaptive"
-        },
-        "record_latencies(false) conflicts with Sizing::Adaptive, which is driven by job timings; remove one of the two"
-    );
-    // A rejected resize leaves the pool as it was.
-    row!(
-        rows,
-        "ThreadPool::set_workers(0)",
-        {
-            let pool = small_pool("bad-resize");
-            let result = pool.set_workers(0);
-            assert_eq!(
-                pool.stats().workers,
-                1,
-                "a rejected set_workers changed the pool"
-            );
-            result
-        },
-        SizingError::ZeroWorkers,
-        "worker count must be at least 1, got 0"
-    );
-    row!(
-        rows,
-        "ThreadPool::set_workers(MAX_WORKERS + 1)",
-        small_pool("bad-resize").set_workers(MAX_WORKERS + 1),
-        SizingError::TooManyWorkers {
-            requested: 32_769,
-            max: MAX_WORKERS
-        },
-        format!(
-            "worker count must be at most {MAX_WORKERS}, got {}",
-            MAX_WORKERS + 1
-        )
-    );
-    row!(
-        rows,
-        "WorkerPool::set_workers(0)",
-        {
-            let pool = WorkerPool::builder()
-                .workers(2)
-                .build(|_ctx, n: u8| n)
-                .expect("pool");
-            let result = pool.set_workers(0);
-            assert_eq!(
-                pool.stats().workers,
-                2,
-                "a rejected set_workers changed the pool"
-            );
-            result
-        },
-        SizingError::ZeroWorkers,
-        "worker count must be at least 1, got 0"
-    );
-    row!(
-        rows,
-        "WorkerPoolBuilder::queue_capacity(MAX + 1)",
-        WorkerPool::builder()
-            .workers(1)
-            .queue_capacity(max + 1)
-            .build(|_ctx, n: u8| n),
-        BuildError::QueueTooLarge { .. },
-        queue(max + 1)
-    );
-    row!(
-        rows,
-        "WorkerPoolBuilder::stack_size(0)",
-        WorkerPool::builder()
-            .workers(1)
-            .stack_size(0)
-            .build(|_ctx, n: u8| n),
-        BuildError::ZeroStackSize,
-        "stack size must be greater than 0 bytes"
-    );
-    row!(
-        rows,
-        "WorkerPoolBuilder::job_timeout(ZERO)",
-        WorkerPool::builder()
-            .workers(1)
-            .job_timeout(Duration::ZERO)
-            .build(|_ctx, n: u8| n),
-        BuildError::ZeroJobTimeout(Duration::ZERO),
-        "job timeout must be greater than zero; leave job_timeout unset for no per-job deadline"
-    );
-    row!(rows, "WorkerPoolBuilder::thread_name with NUL",
-        WorkerPool::builder().workers(1).thread_name("\0").build(|_ctx, n: u8| n),
-        BuildError::InvalidThreadName(ref name) if name == "\0",
-        r#"thread name must not contain NUL bytes, got "\0""#);
-    row!(rows, "WorkerPoolBuilder::results_capacity(MAX + 1)",
-        WorkerPool::builder().workers(1).results_capacity(max + 1).build(|_ctx, n: u8| n),
-        BuildError::ResultsTooLarge { requested, max: m } if requested == max + 1 && m == max,
-        results(max + 1));
-    row!(
-        rows,
-        "WorkerPoolBuilder::results_capacity(usize::MAX)",
-        WorkerPool::builder()
-            .workers(1)
-            .results_capacity(usize::MAX)
-            .build(|_ctx, n: u8| n),
-        BuildError::ResultsTooLarge {
-            requested: usize::MAX,
-            ..
-        },
-        results(usize::MAX)
-    );
-    row!(rows, "WorkerPoolBuilder::ordered_window(0)",
-        WorkerPool::builder().workers(1).ordered_window(0).build(|_ctx, n: u8| n),
-        BuildError::InvalidWindow { requested: 0, max: m } if m == max, window(0));
-    row!(rows, "WorkerPoolBuilder::ordered_window(MAX + 1)",
-        WorkerPool::builder().workers(1).ordered_window(max + 1).build(|_ctx, n: u8| n),
-        BuildError::InvalidWindow { requested, .. } if requested == max + 1, window(max + 1));
 }
 
 /// Pipeline stages and settings; the input is never touched.
-fn pipeline_rows(rows: &mut Vec<(String, Check)>) {
+mod pipeline {
+    // Each bad stage or setting fails the run with its exact PipelineError, its input untouched.
+    use super::*;
+
+    /// A run's outcome.
     type Run = Result<brigade::PipelineOutput<u8, String>, PipelineError<String>>;
+    /// Runs `pipeline` over an input it must never read.
     fn run(pipeline: Pipeline<u8, u8, String>) -> Run {
         pipeline.run(std::iter::from_fn(|| -> Option<u8> {
             panic!("a pipeline that fails to build must not read its input")
         }))
     }
-    let pass = |_ctx: &Context, n: u8| Ok(n);
-    let new = || Pipeline::<u8, u8, String>::new(&Context::new());
-    let max = MAX_QUEUE_CAPACITY;
 
-    row!(rows, "Pipeline stage with 0 workers", run(new().stage("pl-zero", 0, pass)),
-        PipelineError::Build { ref stage, error: BuildError::Sizing(SizingError::ZeroWorkers) }
-            if stage == "pl-zero",
-        r#"pipeline stage "pl-zero": worker count must be at least 1, got 0"#);
-    row!(rows, "Pipeline stage with MAX_WORKERS + 1 workers",
-    run(new().stage("pl-ok", 1, pass).stage("pl-many", MAX_WORKERS + 1, pass)),
-    PipelineError::Build {
-        ref stage,
-        error: BuildError::Sizing(SizingError::TooManyWorkers { .. }),
-    } if stage == "pl-many",
-    format!(
-        r#"pipeline stage "pl-many": worker count must be at most {MAX_WORKERS}, got {}"#,
-        MAX_WORKERS + 1
-    ));
-    row!(rows, "Pipeline buffer(MAX + 1)",
-        run(new().stage("pl-buf", 1, pass).buffer(max + 1)),
-        PipelineError::Build { ref stage, error: BuildError::BufferTooLarge { requested, .. } }
-            if stage == "pl-buf" && requested == max + 1,
-        format!(r#"pipeline stage "pl-buf": stage buffer must be at most {max}, got {}"#, max + 1));
-    row!(
-        rows,
-        "Pipeline buffer(usize::MAX)",
-        run(new().stage("pl-bufm", 1, pass).buffer(usize::MAX)),
-        PipelineError::Build {
-            error: BuildError::BufferTooLarge {
-                requested: usize::MAX,
+    rows! {
+        given {
+            let pass = |_ctx: &Context, n: u8| Ok(n);
+            let new = || Pipeline::<u8, u8, String>::new(&Context::new());
+            let max = MAX_QUEUE_CAPACITY;
+        }
+        stage_workers_zero: "Pipeline stage with 0 workers" =>
+            run(new().stage("pl-zero", 0, pass)),
+            PipelineError::Build { ref stage, error: BuildError::Sizing(SizingError::ZeroWorkers) }
+                if stage == "pl-zero",
+            r#"pipeline stage "pl-zero": worker count must be at least 1, got 0"#;
+        stage_workers_past_max: "Pipeline stage with MAX_WORKERS + 1 workers" =>
+            run(new().stage("pl-ok", 1, pass).stage("pl-many", MAX_WORKERS + 1, pass)),
+            PipelineError::Build {
+                ref stage,
+                error: BuildError::Sizing(SizingError::TooManyWorkers { .. }),
+            } if stage == "pl-many",
+            format!(
+                r#"pipeline stage "pl-many": worker count must be at most {MAX_WORKERS}, got {}"#,
+                MAX_WORKERS + 1
+            );
+        buffer_past_max: "Pipeline buffer(MAX + 1)" =>
+            run(new().stage("pl-buf", 1, pass).buffer(max + 1)),
+            PipelineError::Build { ref stage, error: BuildError::BufferTooLarge { requested, .. } }
+                if stage == "pl-buf" && requested == max + 1,
+            format!(
+                r#"pipeline stage "pl-buf": stage buffer must be at most {max}, got {}"#,
+                max + 1
+            );
+        buffer_usize_max: "Pipeline buffer(usize::MAX)" =>
+            run(new().stage("pl-bufm", 1, pass).buffer(usize::MAX)),
+            PipelineError::Build {
+                error: BuildError::BufferTooLarge {
+                    requested: usize::MAX,
+                    ..
+                },
                 ..
             },
-            ..
-        },
-        format!(
-            r#"pipeline stage "pl-bufm": stage buffer must be at most {max}, got {}"#,
-            usize::MAX
-        )
-    );
-    row!(rows, "Pipeline stage name with NUL", run(new().stage("pl\0nul", 1, pass)),
-        PipelineError::Build { ref stage, error: BuildError::InvalidThreadName(ref name) }
-            if stage == "pl\0nul" && name == "pl\0nul",
-        r#"pipeline stage "pl\0nul": thread name must not contain NUL bytes, got "pl\0nul""#);
-    row!(
-        rows,
-        "Pipeline ordered_window(0)",
-        run(new().stage("pl-win", 1, pass).ordered_window(0)),
-        PipelineError::Settings(BuildError::InvalidWindow { requested: 0, .. }),
-        format!("pipeline: ordered window must be between 1 and {max}, got 0")
-    );
-    row!(
-        rows,
-        "Pipeline ordered_window(MAX + 1)",
-        run(new().stage("pl-winm", 1, pass).ordered_window(max + 1)),
-        PipelineError::Settings(BuildError::InvalidWindow { .. }),
-        format!(
-            "pipeline: ordered window must be between 1 and {max}, got {}",
-            max + 1
-        )
-    );
+            format!(
+                r#"pipeline stage "pl-bufm": stage buffer must be at most {max}, got {}"#,
+                usize::MAX
+            );
+        stage_name_with_nul: "Pipeline stage name with NUL" =>
+            run(new().stage("pl\0nul", 1, pass)),
+            PipelineError::Build { ref stage, error: BuildError::InvalidThreadName(ref name) }
+                if stage == "pl\0nul" && name == "pl\0nul",
+            r#"pipeline stage "pl\0nul": thread name must not contain NUL bytes, got "pl\0nul""#;
+        ordered_window_zero: "Pipeline ordered_window(0)" =>
+            run(new().stage("pl-win", 1, pass).ordered_window(0)),
+            PipelineError::Settings(BuildError::InvalidWindow { requested: 0, .. }),
+            format!("pipeline: ordered window must be between 1 and {max}, got 0");
+        ordered_window_past_max: "Pipeline ordered_window(MAX + 1)" =>
+            run(new().stage("pl-winm", 1, pass).ordered_window(max + 1)),
+            PipelineError::Settings(BuildError::InvalidWindow { .. }),
+            format!(
+                "pipeline: ordered window must be between 1 and {max}, got {}",
+                max + 1
+            );
+    }
 }
 
 /// `ErrGroup` limits and spawns a group refuses.
-fn errgroup_rows(rows: &mut Vec<(String, Check)>) {
-    let new = || ErrGroup::<String>::new(&Context::new());
-    row!(
-        rows,
-        "ErrGroup::limit(0)",
-        new().limit(0),
-        GroupLimitError::Zero,
-        "an ErrGroup limit must be at least 1, got 0"
-    );
-    row!(
-        rows,
-        "ErrGroup::limit(MAX_WORKERS + 1)",
-        new().limit(MAX_WORKERS + 1),
-        GroupLimitError::TooLarge {
-            requested: 32_769,
-            max: MAX_WORKERS
-        },
-        format!(
-            "an ErrGroup limit must be at most {MAX_WORKERS}, got {}",
-            MAX_WORKERS + 1
-        )
-    );
-    row!(
-        rows,
-        "ErrGroup::limit(usize::MAX)",
-        new().limit(usize::MAX),
-        GroupLimitError::TooLarge {
-            requested: usize::MAX,
-            ..
-        },
-        format!(
-            "an ErrGroup limit must be at most {MAX_WORKERS}, got {}",
-            usize::MAX
-        )
-    );
-    row!(
-        rows,
-        "ErrGroup::limit after spawn",
-        {
-            let group = new();
-            group.spawn(|_ctx| Ok(())).expect("spawn");
-            group.limit(2)
-        },
-        GroupLimitError::AlreadySpawned,
-        "set an ErrGroup's limit before spawning tasks"
-    );
-    row!(
-        rows,
-        "ErrGroup::limit after spawn, on a pool",
-        {
-            let pool = small_pool("bi-egl");
-            let group = ErrGroup::<String>::on_pool(&Context::new(), &pool);
-            group.spawn(|_ctx| Ok(())).expect("spawn");
-            group.limit(1).map(drop)
-        },
-        GroupLimitError::AlreadySpawned,
-        "set an ErrGroup's limit before spawning tasks"
-    );
+mod errgroup {
+    // Each bad limit, and each spawn a group must refuse, fails with its exact error.
+    use super::*;
 
-    let group_cancelled = "the group is cancelled; the task was not started";
-    row!(
-        rows,
-        "ErrGroup::spawn after its context is cancelled (as wait does)",
-        {
-            let group = new();
-            group.context().cancel();
-            group.spawn(|_ctx| Ok(()))
-        },
-        SpawnError::Cancelled(_),
-        group_cancelled
-    );
-    row!(
-        rows,
-        "ErrGroup::try_spawn after its context is cancelled",
-        {
-            let group = new().limit(1).expect("limit");
-            group.context().cancel();
-            group.try_spawn(|_ctx| Ok(()))
-        },
-        SpawnError::Cancelled(_),
-        group_cancelled
-    );
-    row!(
-        rows,
-        "ErrGroup::spawn after the parent context is cancelled",
-        ErrGroup::<String>::new(&cancelled()).spawn(|_ctx| Ok(())),
-        SpawnError::Cancelled(_),
-        group_cancelled
-    );
-    row!(
-        rows,
-        "ErrGroup::spawn after a task failed",
-        {
-            let group = new();
-            group.spawn(|_ctx| Err("boom".to_owned())).expect("spawn");
-            // The failure cancels the group's context.
-            let _ = group.context().done().recv_timeout(LONG);
-            group.spawn(|_ctx| Ok(()))
-        },
-        SpawnError::Cancelled(_),
-        group_cancelled
-    );
-    row!(rows, "ScopedGroup::spawn after its context is cancelled", {
-            let outcome = new().scope(|g| {
-                g.context().cancel();
-                g.spawn(|_ctx| Ok(())).map_err(|err| {
-                    let is_cancelled = matches!(err, SpawnError::Cancelled(_));
-                    (is_cancelled, err.to_string())
+    rows! {
+        given {
+            let new = || ErrGroup::<String>::new(&Context::new());
+            let group_cancelled = "the group is cancelled; the task was not started";
+        }
+        limit_zero: "ErrGroup::limit(0)" =>
+            new().limit(0),
+            GroupLimitError::Zero,
+            "an ErrGroup limit must be at least 1, got 0";
+        limit_past_max: "ErrGroup::limit(MAX_WORKERS + 1)" =>
+            new().limit(MAX_WORKERS + 1),
+            GroupLimitError::TooLarge {
+                requested: 32_769,
+                max: MAX_WORKERS
+            },
+            format!(
+                "an ErrGroup limit must be at most {MAX_WORKERS}, got {}",
+                MAX_WORKERS + 1
+            );
+        limit_usize_max: "ErrGroup::limit(usize::MAX)" =>
+            new().limit(usize::MAX),
+            GroupLimitError::TooLarge {
+                requested: usize::MAX,
+                ..
+            },
+            format!(
+                "an ErrGroup limit must be at most {MAX_WORKERS}, got {}",
+                usize::MAX
+            );
+        limit_after_spawn: "ErrGroup::limit after spawn" =>
+            {
+                let group = new();
+                group.spawn(|_ctx| Ok(())).expect("spawn");
+                group.limit(2)
+            },
+            GroupLimitError::AlreadySpawned,
+            "set an ErrGroup's limit before spawning tasks";
+        limit_after_spawn_on_a_pool: "ErrGroup::limit after spawn, on a pool" =>
+            {
+                let pool = small_pool("bi-egl");
+                let group = ErrGroup::<String>::on_pool(&Context::new(), &pool);
+                group.spawn(|_ctx| Ok(())).expect("spawn");
+                group.limit(1).map(drop)
+            },
+            GroupLimitError::AlreadySpawned,
+            "set an ErrGroup's limit before spawning tasks";
+        spawn_after_cancel: "ErrGroup::spawn after its context is cancelled (as wait does)" =>
+            {
+                let group = new();
+                group.context().cancel();
+                group.spawn(|_ctx| Ok(()))
+            },
+            SpawnError::Cancelled(_),
+            group_cancelled;
+        try_spawn_after_cancel: "ErrGroup::try_spawn after its context is cancelled" =>
+            {
+                let group = new().limit(1).expect("limit");
+                group.context().cancel();
+                group.try_spawn(|_ctx| Ok(()))
+            },
+            SpawnError::Cancelled(_),
+            group_cancelled;
+        spawn_after_parent_cancel: "ErrGroup::spawn after the parent context is cancelled" =>
+            ErrGroup::<String>::new(&cancelled()).spawn(|_ctx| Ok(())),
+            SpawnError::Cancelled(_),
+            group_cancelled;
+        spawn_after_a_task_failed: "ErrGroup::spawn after a task failed" =>
+            {
+                let group = new();
+                group.spawn(|_ctx| Err("boom".to_owned())).expect("spawn");
+                // The failure cancels the group's context.
+                let _ = group.context().done().recv_timeout(LONG);
+                group.spawn(|_ctx| Ok(()))
+            },
+            SpawnError::Cancelled(_),
+            group_cancelled;
+        scoped_spawn_after_cancel: "ScopedGroup::spawn after its context is cancelled" =>
+            {
+                let outcome = new().scope(|g| {
+                    g.context().cancel();
+                    g.spawn(|_ctx| Ok(())).map_err(|err| {
+                        let is_cancelled = matches!(err, SpawnError::Cancelled(_));
+                        (is_cancelled, err.to_string())
+                    })
+                });
+                match outcome {
+                    Ok(Err((true, message))) => Err::<(), _>(SpawnError::Cancelled(message)),
+                    Ok(Err((false, message))) => Err(SpawnError::Full(message)),
+                    other => panic!("the scoped spawn was not refused: {other:?}"),
+                }
+            },
+            SpawnError::Cancelled(ref message) if message == group_cancelled, group_cancelled;
+        spawn_on_a_cancelled_pool: "ErrGroup::spawn on a cancelled pool" =>
+            {
+                let pool = small_pool("bi-egp");
+                pool.context().cancel();
+                let group = ErrGroup::<String>::on_pool(&Context::new(), &pool);
+                group.spawn(|_ctx| Ok(())).map_err(|err| match err {
+                    SpawnError::Unavailable(_) => SpawnError::Unavailable(()),
+                    _ => SpawnError::Cancelled(()),
                 })
-            });
-            match outcome {
-                Ok(Err((true, message))) => Err::<(), _>(SpawnError::Cancelled(message)),
-                Ok(Err((false, message))) => Err(SpawnError::Full(message)),
-                other => panic!("the scoped spawn was not refused: {other:?}"),
-            }
-        },
-        SpawnError::Cancelled(ref message) if message == group_cancelled, group_cancelled);
-    row!(
-        rows,
-        "ErrGroup::spawn on a cancelled pool",
-        {
-            let pool = small_pool("bi-egp");
-            pool.context().cancel();
-            let group = ErrGroup::<String>::on_pool(&Context::new(), &pool);
-            group.spawn(|_ctx| Ok(())).map_err(|err| match err {
-                SpawnError::Unavailable(_) => SpawnError::Unavailable(()),
-                _ => SpawnError::Cancelled(()),
-            })
-        },
-        SpawnError::Unavailable(()),
-        "no thread is available to run the task"
-    );
-    row!(
-        rows,
-        "ErrGroup::try_spawn at its limit",
-        {
-            let group = new().limit(1).expect("limit");
-            let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
-            group
-                .spawn(move |_ctx| {
-                    let _ = release_rx.recv_timeout(LONG);
-                    Ok(())
-                })
-                .expect("spawn");
-            let full = group.try_spawn(|_ctx| Ok(())).map_err(|err| match err {
-                SpawnError::Full(_) => SpawnError::Full(()),
-                _ => SpawnError::Cancelled(()),
-            });
-            drop(release_tx);
-            assert_eq!(group.wait(), Ok::<(), GroupError<String>>(()));
-            full
-        },
-        SpawnError::Full(()),
-        "the group is at its limit"
-    );
+            },
+            SpawnError::Unavailable(()),
+            "no thread is available to run the task";
+        try_spawn_at_limit: "ErrGroup::try_spawn at its limit" =>
+            {
+                let group = new().limit(1).expect("limit");
+                let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
+                group
+                    .spawn(move |_ctx| {
+                        let _ = release_rx.recv_timeout(LONG);
+                        Ok(())
+                    })
+                    .expect("spawn");
+                let full = group.try_spawn(|_ctx| Ok(())).map_err(|err| match err {
+                    SpawnError::Full(_) => SpawnError::Full(()),
+                    _ => SpawnError::Cancelled(()),
+                });
+                drop(release_tx);
+                assert_eq!(group.wait(), Ok::<(), GroupError<String>>(()));
+                full
+            },
+            SpawnError::Full(()),
+            "the group is at its limit";
+    }
 }
 
 /// `Semaphore` construction, and every acquire form asked too much or on
 /// a closed semaphore or a done context.
-fn semaphore_rows(rows: &mut Vec<(String, Check)>) {
-    let sem = || Semaphore::new(3).expect("3 permits");
-    let too_many = "cannot acquire 4 permits from a semaphore of 3; ask for at most 3";
-    let closed = move || {
-        let sem = sem();
-        sem.close();
-        sem
-    };
+mod semaphore {
+    // Each bad permit count, and each acquire asked too much or too late, fails exactly.
+    use super::*;
 
-    row!(
-        rows,
-        "Semaphore::new(0)",
-        Semaphore::new(0),
-        SemaphoreError::ZeroPermits,
-        "a semaphore needs at least 1 permit, got 0"
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_many(total + 1)",
-        sem().acquire_many(4),
-        AcquireError::TooMany {
-            requested: 4,
-            total: 3
-        },
-        too_many
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_ctx(total + 1)",
-        sem().acquire_ctx(&Context::new(), 4),
-        AcquireError::TooMany {
-            requested: 4,
-            total: 3
-        },
-        too_many
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_timeout(total + 1)",
-        sem().acquire_timeout(4, LONG),
-        AcquireError::TooMany {
-            requested: 4,
-            total: 3
-        },
-        too_many
-    );
-    row!(
-        rows,
-        "Semaphore::try_acquire(total + 1)",
-        sem().try_acquire(4),
-        AcquireError::TooMany {
-            requested: 4,
-            total: 3
-        },
-        too_many
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_many(usize::MAX)",
-        sem().acquire_many(usize::MAX),
-        AcquireError::TooMany {
-            requested: usize::MAX,
-            total: 3
-        },
-        format!(
-            "cannot acquire {} permits from a semaphore of 3; ask for at most 3",
-            usize::MAX
-        )
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_many(total + 1) while permits are held",
-        {
-            let sem = sem();
-            let _held = sem.acquire().expect("one permit");
-            sem.acquire_many(4)
-        },
-        AcquireError::TooMany {
-            requested: 4,
-            total: 3
-        },
-        too_many
-    );
-    row!(
-        rows,
-        "Semaphore::acquire on a closed semaphore",
-        closed().acquire(),
-        AcquireError::Closed,
-        "the semaphore is closed"
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_many on a closed semaphore",
-        closed().acquire_many(2),
-        AcquireError::Closed,
-        "the semaphore is closed"
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_ctx on a closed semaphore",
-        closed().acquire_ctx(&Context::new(), 1),
-        AcquireError::Closed,
-        "the semaphore is closed"
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_timeout on a closed semaphore",
-        closed().acquire_timeout(1, LONG),
-        AcquireError::Closed,
-        "the semaphore is closed"
-    );
-    row!(
-        rows,
-        "Semaphore::try_acquire on a closed semaphore",
-        closed().try_acquire(1),
-        AcquireError::Closed,
-        "the semaphore is closed"
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_ctx on a cancelled context",
-        sem().acquire_ctx(&cancelled(), 1),
-        AcquireError::Cancelled(Cancelled::Canceled),
-        "acquire cancelled: context canceled"
-    );
-    row!(
-        rows,
-        "Semaphore::acquire_ctx on a context past its deadline",
-        sem().acquire_ctx(&Context::new().with_deadline(Instant::now()), 1),
-        AcquireError::Cancelled(Cancelled::DeadlineExceeded),
-        "acquire cancelled: context deadline exceeded"
-    );
-    row!(
-        rows,
-        "Semaphore::try_acquire with every permit held",
-        {
-            let sem = sem();
-            let _held = sem.acquire_many(3).expect("all permits");
-            sem.try_acquire(1)
-        },
-        AcquireError::WouldBlock,
-        "no permits available without waiting"
-    );
+    rows! {
+        given {
+            let sem = || Semaphore::new(3).expect("3 permits");
+            let too_many = "cannot acquire 4 permits from a semaphore of 3; ask for at most 3";
+            let closed = move || {
+                let sem = sem();
+                sem.close();
+                sem
+            };
+        }
+        new_zero: "Semaphore::new(0)" =>
+            Semaphore::new(0),
+            SemaphoreError::ZeroPermits,
+            "a semaphore needs at least 1 permit, got 0";
+        acquire_many_past_total: "Semaphore::acquire_many(total + 1)" =>
+            sem().acquire_many(4),
+            AcquireError::TooMany {
+                requested: 4,
+                total: 3
+            },
+            too_many;
+        acquire_ctx_past_total: "Semaphore::acquire_ctx(total + 1)" =>
+            sem().acquire_ctx(&Context::new(), 4),
+            AcquireError::TooMany {
+                requested: 4,
+                total: 3
+            },
+            too_many;
+        acquire_timeout_past_total: "Semaphore::acquire_timeout(total + 1)" =>
+            sem().acquire_timeout(4, LONG),
+            AcquireError::TooMany {
+                requested: 4,
+                total: 3
+            },
+            too_many;
+        try_acquire_past_total: "Semaphore::try_acquire(total + 1)" =>
+            sem().try_acquire(4),
+            AcquireError::TooMany {
+                requested: 4,
+                total: 3
+            },
+            too_many;
+        acquire_many_usize_max: "Semaphore::acquire_many(usize::MAX)" =>
+            sem().acquire_many(usize::MAX),
+            AcquireError::TooMany {
+                requested: usize::MAX,
+                total: 3
+            },
+            format!(
+                "cannot acquire {} permits from a semaphore of 3; ask for at most 3",
+                usize::MAX
+            );
+        acquire_many_past_total_while_held: "Semaphore::acquire_many(total + 1) while permits are held" =>
+            {
+                let sem = sem();
+                let _held = sem.acquire().expect("one permit");
+                sem.acquire_many(4)
+            },
+            AcquireError::TooMany {
+                requested: 4,
+                total: 3
+            },
+            too_many;
+        acquire_closed: "Semaphore::acquire on a closed semaphore" =>
+            closed().acquire(),
+            AcquireError::Closed,
+            "the semaphore is closed";
+        acquire_many_closed: "Semaphore::acquire_many on a closed semaphore" =>
+            closed().acquire_many(2),
+            AcquireError::Closed,
+            "the semaphore is closed";
+        acquire_ctx_closed: "Semaphore::acquire_ctx on a closed semaphore" =>
+            closed().acquire_ctx(&Context::new(), 1),
+            AcquireError::Closed,
+            "the semaphore is closed";
+        acquire_timeout_closed: "Semaphore::acquire_timeout on a closed semaphore" =>
+            closed().acquire_timeout(1, LONG),
+            AcquireError::Closed,
+            "the semaphore is closed";
+        try_acquire_closed: "Semaphore::try_acquire on a closed semaphore" =>
+            closed().try_acquire(1),
+            AcquireError::Closed,
+            "the semaphore is closed";
+        acquire_ctx_cancelled: "Semaphore::acquire_ctx on a cancelled context" =>
+            sem().acquire_ctx(&cancelled(), 1),
+            AcquireError::Cancelled(Cancelled::Canceled),
+            "acquire cancelled: context canceled";
+        acquire_ctx_past_deadline: "Semaphore::acquire_ctx on a context past its deadline" =>
+            sem().acquire_ctx(&Context::new().with_deadline(Instant::now()), 1),
+            AcquireError::Cancelled(Cancelled::DeadlineExceeded),
+            "acquire cancelled: context deadline exceeded";
+        try_acquire_all_held: "Semaphore::try_acquire with every permit held" =>
+            {
+                let sem = sem();
+                let _held = sem.acquire_many(3).expect("all permits");
+                sem.try_acquire(1)
+            },
+            AcquireError::WouldBlock,
+            "no permits available without waiting";
+    }
 }
 
 /// `RateLimiter` construction and requests past the burst.
-fn rate_rows(rows: &mut Vec<(String, Check)>) {
-    let bad_rate = |got: &str| {
-        format!(
-            "rate must be a finite number of tokens per second greater than 0, got {got}; \
-             use RateLimiter::unlimited() for no limit"
-        )
-    };
-    let past_burst = "cannot take 3 tokens at once from a limiter whose burst is 2; ask for at most 2 or raise the burst";
-    let limiter = || RateLimiter::new(10.0, 2).expect("a valid limiter");
+mod rate {
+    // Each bad rate, burst or interval, and each request past the burst, is refused exactly.
+    use super::*;
 
-    row!(rows, "RateLimiter::new(NaN)", RateLimiter::new(f64::NAN, 1),
-        RateError::InvalidRate(r) if r.is_nan(), bad_rate("NaN"));
-    row!(
-        rows,
-        "RateLimiter::new(-1)",
-        RateLimiter::new(-1.0, 1),
-        RateError::InvalidRate(-1.0),
-        bad_rate("-1")
-    );
-    row!(rows, "RateLimiter::new(-0.0)", RateLimiter::new(-0.0, 1),
-        RateError::InvalidRate(r) if r == 0.0 && r.is_sign_negative(), bad_rate("-0"));
-    row!(
-        rows,
-        "RateLimiter::new(0)",
-        RateLimiter::new(0.0, 1),
-        RateError::InvalidRate(0.0),
-        bad_rate("0")
-    );
-    row!(
-        rows,
-        "RateLimiter::new(+inf)",
-        RateLimiter::new(f64::INFINITY, 1),
-        RateError::InvalidRate(f64::INFINITY),
-        bad_rate("inf")
-    );
-    row!(
-        rows,
-        "RateLimiter::new(burst 0)",
-        RateLimiter::new(5.0, 0),
-        RateError::ZeroBurst,
-        "burst must be at least 1, got 0"
-    );
-    row!(rows, "RateLimiter::new(NaN, burst 0) reports the rate first",
-        RateLimiter::new(f64::NAN, 0),
-        RateError::InvalidRate(r) if r.is_nan(), bad_rate("NaN"));
-    row!(
-        rows,
-        "RateLimiter::every(ZERO)",
-        RateLimiter::every(Duration::ZERO, 1),
-        RateError::ZeroInterval,
-        "interval must be greater than zero; use RateLimiter::unlimited() for no limit"
-    );
-    row!(
-        rows,
-        "RateLimiter::every(burst 0)",
-        RateLimiter::every(Duration::from_secs(1), 0),
-        RateError::ZeroBurst,
-        "burst must be at least 1, got 0"
-    );
-    row!(
-        rows,
-        "RateLimiter::wait_n past the burst",
-        limiter().wait_n(&Context::new(), 3),
-        RateError::ExceedsBurst {
-            requested: 3,
-            burst: 2
-        },
-        past_burst
-    );
-    row!(
-        rows,
-        "RateLimiter::wait_n past the burst on a cancelled context (burst checked first)",
-        limiter().wait_n(&cancelled(), 3),
-        RateError::ExceedsBurst {
-            requested: 3,
-            burst: 2
-        },
-        past_burst
-    );
-    row!(
-        rows,
-        "RateLimiter::reserve_n past the burst",
-        limiter().reserve_n(3),
-        RateError::ExceedsBurst {
-            requested: 3,
-            burst: 2
-        },
-        past_burst
-    );
-    row!(
-        rows,
-        "RateLimiter::reserve_within past the burst",
-        limiter().reserve_within(3, LONG),
-        RateError::ExceedsBurst {
-            requested: 3,
-            burst: 2
-        },
-        past_burst
-    );
-    row!(
-        rows,
-        "RateLimiter::wait on a cancelled context",
-        limiter().wait(&cancelled()),
-        RateError::Cancelled(Cancelled::Canceled),
-        "rate limit wait cancelled: context canceled"
-    );
+    rows! {
+        given {
+            let bad_rate = |got: &str| {
+                format!(
+                    "rate must be a finite number of tokens per second greater than 0, got {got}; \
+                     use RateLimiter::unlimited() for no limit"
+                )
+            };
+            let past_burst = "cannot take 3 tokens at once from a limiter whose burst is 2; ask for at most 2 or raise the burst";
+            let limiter = || RateLimiter::new(10.0, 2).expect("a valid limiter");
+        }
+        new_rate_nan: "RateLimiter::new(NaN)" =>
+            RateLimiter::new(f64::NAN, 1),
+            RateError::InvalidRate(r) if r.is_nan(), bad_rate("NaN");
+        new_rate_negative: "RateLimiter::new(-1)" =>
+            RateLimiter::new(-1.0, 1),
+            RateError::InvalidRate(-1.0),
+            bad_rate("-1");
+        new_rate_negative_zero: "RateLimiter::new(-0.0)" =>
+            RateLimiter::new(-0.0, 1),
+            RateError::InvalidRate(r) if r == 0.0 && r.is_sign_negative(), bad_rate("-0");
+        new_rate_zero: "RateLimiter::new(0)" =>
+            RateLimiter::new(0.0, 1),
+            RateError::InvalidRate(0.0),
+            bad_rate("0");
+        new_rate_infinite: "RateLimiter::new(+inf)" =>
+            RateLimiter::new(f64::INFINITY, 1),
+            RateError::InvalidRate(f64::INFINITY),
+            bad_rate("inf");
+        new_burst_zero: "RateLimiter::new(burst 0)" =>
+            RateLimiter::new(5.0, 0),
+            RateError::ZeroBurst,
+            "burst must be at least 1, got 0";
+        new_rate_nan_burst_zero: "RateLimiter::new(NaN, burst 0) reports the rate first" =>
+            RateLimiter::new(f64::NAN, 0),
+            RateError::InvalidRate(r) if r.is_nan(), bad_rate("NaN");
+        every_zero: "RateLimiter::every(ZERO)" =>
+            RateLimiter::every(Duration::ZERO, 1),
+            RateError::ZeroInterval,
+            "interval must be greater than zero; use RateLimiter::unlimited() for no limit";
+        every_burst_zero: "RateLimiter::every(burst 0)" =>
+            RateLimiter::every(Duration::from_secs(1), 0),
+            RateError::ZeroBurst,
+            "burst must be at least 1, got 0";
+        wait_n_past_burst: "RateLimiter::wait_n past the burst" =>
+            limiter().wait_n(&Context::new(), 3),
+            RateError::ExceedsBurst {
+                requested: 3,
+                burst: 2
+            },
+            past_burst;
+        wait_n_past_burst_cancelled: "RateLimiter::wait_n past the burst on a cancelled context (burst checked first)" =>
+            limiter().wait_n(&cancelled(), 3),
+            RateError::ExceedsBurst {
+                requested: 3,
+                burst: 2
+            },
+            past_burst;
+        reserve_n_past_burst: "RateLimiter::reserve_n past the burst" =>
+            limiter().reserve_n(3),
+            RateError::ExceedsBurst {
+                requested: 3,
+                burst: 2
+            },
+            past_burst;
+        reserve_within_past_burst: "RateLimiter::reserve_within past the burst" =>
+            limiter().reserve_within(3, LONG),
+            RateError::ExceedsBurst {
+                requested: 3,
+                burst: 2
+            },
+            past_burst;
+        wait_cancelled: "RateLimiter::wait on a cancelled context" =>
+            limiter().wait(&cancelled()),
+            RateError::Cancelled(Cancelled::Canceled),
+            "rate limit wait cancelled: context canceled";
+    }
 }
 
 /// `Retry` and `Backoff` settings.
-fn retry_rows(rows: &mut Vec<(String, Check)>) {
-    let s = Duration::from_secs;
-    let multiplier =
-        |got: &str| format!("backoff multiplier must be a finite number at least 1, got {got}");
-    let with = |backoff: Backoff| Retry::<String>::builder().backoff(backoff).build();
+mod retry {
+    // Each bad Retry or Backoff setting is refused with its exact RetrySettingsError.
+    use super::*;
 
-    row!(
-        rows,
-        "Retry max_attempts(0)",
-        Retry::<String>::builder().max_attempts(0).build(),
-        RetrySettingsError::ZeroAttempts,
-        "max attempts must be at least 1, got 0"
-    );
-    row!(
-        rows,
-        "Retry zero initial delay",
-        with(Backoff::new(Duration::ZERO, s(1))),
-        RetrySettingsError::ZeroInitialDelay,
-        "initial backoff delay must be greater than zero"
-    );
-    row!(rows, "Retry max delay below the initial", with(Backoff::new(s(2), s(1))),
-        RetrySettingsError::InvertedDelays { initial, max } if initial == s(2) && max == s(1),
-        "max backoff delay must be at least the initial delay, got max 1s < initial 2s");
-    row!(rows, "Retry multiplier NaN", with(Backoff::default().multiplier(f64::NAN)),
-        RetrySettingsError::InvalidMultiplier(m) if m.is_nan(), multiplier("NaN"));
-    row!(
-        rows,
-        "Retry multiplier 0.5",
-        with(Backoff::default().multiplier(0.5)),
-        RetrySettingsError::InvalidMultiplier(0.5),
-        multiplier("0.5")
-    );
-    row!(
-        rows,
-        "Retry multiplier 0",
-        with(Backoff::default().multiplier(0.0)),
-        RetrySettingsError::InvalidMultiplier(0.0),
-        multiplier("0")
-    );
-    row!(
-        rows,
-        "Retry multiplier -2",
-        with(Backoff::default().multiplier(-2.0)),
-        RetrySettingsError::InvalidMultiplier(-2.0),
-        multiplier("-2")
-    );
-    row!(
-        rows,
-        "Retry multiplier +inf",
-        with(Backoff::default().multiplier(f64::INFINITY)),
-        RetrySettingsError::InvalidMultiplier(f64::INFINITY),
-        multiplier("inf")
-    );
-    row!(
-        rows,
-        "Backoff::validate zero initial delay",
-        Backoff::new(Duration::ZERO, s(1)).validate(),
-        RetrySettingsError::ZeroInitialDelay,
-        "initial backoff delay must be greater than zero"
-    );
-    row!(
-        rows,
-        "Backoff::validate multiplier 0.999",
-        Backoff::default().multiplier(0.999).validate(),
-        RetrySettingsError::InvalidMultiplier(0.999),
-        multiplier("0.999")
-    );
+    rows! {
+        given {
+            let s = Duration::from_secs;
+            let multiplier = |got: &str| {
+                format!("backoff multiplier must be a finite number at least 1, got {got}")
+            };
+            let with = |backoff: Backoff| Retry::<String>::builder().backoff(backoff).build();
+        }
+        max_attempts_zero: "Retry max_attempts(0)" =>
+            Retry::<String>::builder().max_attempts(0).build(),
+            RetrySettingsError::ZeroAttempts,
+            "max attempts must be at least 1, got 0";
+        initial_delay_zero: "Retry zero initial delay" =>
+            with(Backoff::new(Duration::ZERO, s(1))),
+            RetrySettingsError::ZeroInitialDelay,
+            "initial backoff delay must be greater than zero";
+        max_delay_below_initial: "Retry max delay below the initial" =>
+            with(Backoff::new(s(2), s(1))),
+            RetrySettingsError::InvertedDelays { initial, max } if initial == s(2) && max == s(1),
+            "max backoff delay must be at least the initial delay, got max 1s < initial 2s";
+        multiplier_nan: "Retry multiplier NaN" =>
+            with(Backoff::default().multiplier(f64::NAN)),
+            RetrySettingsError::InvalidMultiplier(m) if m.is_nan(), multiplier("NaN");
+        multiplier_half: "Retry multiplier 0.5" =>
+            with(Backoff::default().multiplier(0.5)),
+            RetrySettingsError::InvalidMultiplier(0.5),
+            multiplier("0.5");
+        multiplier_zero: "Retry multiplier 0" =>
+            with(Backoff::default().multiplier(0.0)),
+            RetrySettingsError::InvalidMultiplier(0.0),
+            multiplier("0");
+        multiplier_negative: "Retry multiplier -2" =>
+            with(Backoff::default().multiplier(-2.0)),
+            RetrySettingsError::InvalidMultiplier(-2.0),
+            multiplier("-2");
+        multiplier_infinite: "Retry multiplier +inf" =>
+            with(Backoff::default().multiplier(f64::INFINITY)),
+            RetrySettingsError::InvalidMultiplier(f64::INFINITY),
+            multiplier("inf");
+        backoff_initial_delay_zero: "Backoff::validate zero initial delay" =>
+            Backoff::new(Duration::ZERO, s(1)).validate(),
+            RetrySettingsError::ZeroInitialDelay,
+            "initial backoff delay must be greater than zero";
+        backoff_multiplier_below_one: "Backoff::validate multiplier 0.999" =>
+            Backoff::default().multiplier(0.999).validate(),
+            RetrySettingsError::InvalidMultiplier(0.999),
+            multiplier("0.999");
+    }
 }
 
 /// Submitting to a pool that is closed or cancelled.
-fn submit_rows(rows: &mut Vec<(String, Check)>) {
-    let closed = "the pool is closed and accepts no more jobs";
-    let cancelled_pool = "the pool was cancelled before the job could be queued";
-    let worker_pool = |name: &str| {
-        WorkerPool::builder()
-            .workers(1)
-            .thread_name(name)
-            .build(|_ctx, n: u32| n)
-            .expect("build")
-    };
+mod submit {
+    // Each submit to a closed or cancelled pool hands the job back with its exact error.
+    use super::*;
 
-    row!(
-        rows,
-        "WorkerPool::submit after close",
-        {
-            let pool = worker_pool("bi-wc1");
-            pool.close();
-            pool.submit(7)
-        },
-        SubmitError::Closed(7),
-        closed
-    );
-    row!(
-        rows,
-        "WorkerPool::try_submit after close",
-        {
-            let pool = worker_pool("bi-wc2");
-            pool.close();
-            pool.try_submit(8)
-        },
-        TrySubmitError::Closed(8),
-        closed
-    );
-    row!(
-        rows,
-        "WorkerPool::submit_timeout after close",
-        {
-            let pool = worker_pool("bi-wc3");
-            pool.close();
-            pool.submit_timeout(9, LONG)
-        },
-        TrySubmitError::Closed(9),
-        closed
-    );
-    row!(
-        rows,
-        "WorkerPool::submit after close, job handed back",
-        {
-            let pool = worker_pool("bi-wc4");
-            pool.close();
-            pool.close();
-            pool.submit(10)
-                .map_err(|err| SubmitError::Closed(err.into_inner()))
-        },
-        SubmitError::Closed(10),
-        closed
-    );
-    row!(
-        rows,
-        "WorkerPool::submit after stop",
-        {
-            let pool = worker_pool("bi-ws1");
-            pool.stop();
-            pool.submit(11)
-        },
-        SubmitError::Cancelled(11),
-        cancelled_pool
-    );
-    row!(
-        rows,
-        "WorkerPool::try_submit after stop",
-        {
-            let pool = worker_pool("bi-ws2");
-            pool.stop();
-            pool.try_submit(12)
-        },
-        TrySubmitError::Cancelled(12),
-        cancelled_pool
-    );
-    row!(
-        rows,
-        "ThreadPool::submit after its context is cancelled",
-        {
-            let pool = small_pool("bi-tc1");
-            pool.context().cancel();
-            pool.submit(|_ctx| 1).map(drop).map_err(|err| match err {
-                SubmitError::Cancelled(_) => SubmitError::Cancelled(()),
-                SubmitError::Closed(_) => SubmitError::Closed(()),
-            })
-        },
-        SubmitError::Cancelled(()),
-        cancelled_pool
-    );
-    row!(
-        rows,
-        "ThreadPool::execute after its context is cancelled",
-        {
-            let pool = small_pool("bi-tc2");
-            pool.context().cancel();
-            pool.execute(|| {}).map_err(|err| match err {
-                SubmitError::Cancelled(_) => SubmitError::Cancelled(()),
-                SubmitError::Closed(_) => SubmitError::Closed(()),
-            })
-        },
-        SubmitError::Cancelled(()),
-        cancelled_pool
-    );
-    row!(
-        rows,
-        "ThreadPool::try_submit after its context is cancelled",
-        {
-            let pool = small_pool("bi-tc3");
-            pool.context().cancel();
-            pool.try_submit(|_ctx| 1)
-                .map(drop)
-                .map_err(|err| err.map_job())
-        },
-        TrySubmitError::Cancelled(()),
-        cancelled_pool
-    );
-    row!(
-        rows,
-        "ThreadPool::try_execute after its context is cancelled",
-        {
-            let pool = small_pool("bi-tc4");
-            pool.context().cancel();
-            pool.try_execute(|| {}).map_err(|err| err.map_job())
-        },
-        TrySubmitError::Cancelled(()),
-        cancelled_pool
-    );
-    row!(
-        rows,
-        "ThreadPool::submit_timeout after its context is cancelled",
-        {
-            let pool = small_pool("bi-tc5");
-            pool.context().cancel();
-            pool.submit_timeout(|_ctx| 1, LONG)
-                .map(drop)
-                .map_err(|err| err.map_job())
-        },
-        TrySubmitError::Cancelled(()),
-        cancelled_pool
-    );
-    row!(
-        rows,
-        "JobHandle::join after join_timeout took the result",
-        {
-            let pool = small_pool("bi-jh");
-            let mut handle = pool.submit(|_ctx| 5_u8).expect("submit");
-            assert_eq!(handle.join_timeout(LONG), Some(Ok(5)));
-            handle.join()
-        },
-        JobError::AlreadyJoined,
-        "the job's result was already taken by an earlier join_timeout"
-    );
+    rows! {
+        given {
+            let closed = "the pool is closed and accepts no more jobs";
+            let cancelled_pool = "the pool was cancelled before the job could be queued";
+            let worker_pool = |name: &str| {
+                WorkerPool::builder()
+                    .workers(1)
+                    .thread_name(name)
+                    .build(|_ctx, n: u32| n)
+                    .expect("build")
+            };
+        }
+        worker_pool_submit_closed: "WorkerPool::submit after close" =>
+            {
+                let pool = worker_pool("bi-wc1");
+                pool.close();
+                pool.submit(7)
+            },
+            SubmitError::Closed(7),
+            closed;
+        worker_pool_try_submit_closed: "WorkerPool::try_submit after close" =>
+            {
+                let pool = worker_pool("bi-wc2");
+                pool.close();
+                pool.try_submit(8)
+            },
+            TrySubmitError::Closed(8),
+            closed;
+        worker_pool_submit_timeout_closed: "WorkerPool::submit_timeout after close" =>
+            {
+                let pool = worker_pool("bi-wc3");
+                pool.close();
+                pool.submit_timeout(9, LONG)
+            },
+            TrySubmitError::Closed(9),
+            closed;
+        worker_pool_submit_closed_hands_back_the_job: "WorkerPool::submit after close, job handed back" =>
+            {
+                let pool = worker_pool("bi-wc4");
+                pool.close();
+                pool.close();
+                pool.submit(10)
+                    .map_err(|err| SubmitError::Closed(err.into_inner()))
+            },
+            SubmitError::Closed(10),
+            closed;
+        worker_pool_submit_stopped: "WorkerPool::submit after stop" =>
+            {
+                let pool = worker_pool("bi-ws1");
+                pool.stop();
+                pool.submit(11)
+            },
+            SubmitError::Cancelled(11),
+            cancelled_pool;
+        worker_pool_try_submit_stopped: "WorkerPool::try_submit after stop" =>
+            {
+                let pool = worker_pool("bi-ws2");
+                pool.stop();
+                pool.try_submit(12)
+            },
+            TrySubmitError::Cancelled(12),
+            cancelled_pool;
+        pool_submit_cancelled: "ThreadPool::submit after its context is cancelled" =>
+            {
+                let pool = small_pool("bi-tc1");
+                pool.context().cancel();
+                pool.submit(|_ctx| 1).map(drop).map_err(|err| match err {
+                    SubmitError::Cancelled(_) => SubmitError::Cancelled(()),
+                    SubmitError::Closed(_) => SubmitError::Closed(()),
+                })
+            },
+            SubmitError::Cancelled(()),
+            cancelled_pool;
+        pool_execute_cancelled: "ThreadPool::execute after its context is cancelled" =>
+            {
+                let pool = small_pool("bi-tc2");
+                pool.context().cancel();
+                pool.execute(|| {}).map_err(|err| match err {
+                    SubmitError::Cancelled(_) => SubmitError::Cancelled(()),
+                    SubmitError::Closed(_) => SubmitError::Closed(()),
+                })
+            },
+            SubmitError::Cancelled(()),
+            cancelled_pool;
+        pool_try_submit_cancelled: "ThreadPool::try_submit after its context is cancelled" =>
+            {
+                let pool = small_pool("bi-tc3");
+                pool.context().cancel();
+                pool.try_submit(|_ctx| 1)
+                    .map(drop)
+                    .map_err(|err| err.map_job())
+            },
+            TrySubmitError::Cancelled(()),
+            cancelled_pool;
+        pool_try_execute_cancelled: "ThreadPool::try_execute after its context is cancelled" =>
+            {
+                let pool = small_pool("bi-tc4");
+                pool.context().cancel();
+                pool.try_execute(|| {}).map_err(|err| err.map_job())
+            },
+            TrySubmitError::Cancelled(()),
+            cancelled_pool;
+        pool_submit_timeout_cancelled: "ThreadPool::submit_timeout after its context is cancelled" =>
+            {
+                let pool = small_pool("bi-tc5");
+                pool.context().cancel();
+                pool.submit_timeout(|_ctx| 1, LONG)
+                    .map(drop)
+                    .map_err(|err| err.map_job())
+            },
+            TrySubmitError::Cancelled(()),
+            cancelled_pool;
+        join_after_join_timeout: "JobHandle::join after join_timeout took the result" =>
+            {
+                let pool = small_pool("bi-jh");
+                let mut handle = pool.submit(|_ctx| 5_u8).expect("submit");
+                assert_eq!(handle.join_timeout(LONG), Some(Ok(5)));
+                handle.join()
+            },
+            JobError::AlreadyJoined,
+            "the job's result was already taken by an earlier join_timeout";
+    }
 }
 
 /// Drops the job from a `TrySubmitError`, keeping the variant.
@@ -1160,10 +1010,13 @@ impl<F> MapJob for TrySubmitError<F> {
 }
 
 /// Documented leniencies: accepted, with the documented meaning.
-fn lenient_rows(rows: &mut Vec<(String, Check)>) {
-    rows.push((
-        "Map::chunk_size(0) is taken as 1".to_owned(),
-        Box::new(|| {
+mod lenient {
+    use super::*;
+
+    #[test]
+    fn chunk_size_zero_is_one() {
+        // A chunk size of 0 is taken as 1: one job per item, results intact.
+        check("Map::chunk_size(0) is taken as 1", || {
             let pool = small_pool("bi-map");
             let before = pool.stats().submitted;
             let out: Vec<u32> = pool
@@ -1179,11 +1032,13 @@ fn lenient_rows(rows: &mut Vec<(String, Check)>) {
                 10 => Ok(()),
                 jobs => Err(format!("10 items went as {jobs} jobs, not 10 chunks of 1")),
             }
-        }),
-    ));
-    rows.push((
-        "Map::window(0) is taken as one chunk".to_owned(),
-        Box::new(|| {
+        });
+    }
+
+    #[test]
+    fn window_zero_is_one_chunk() {
+        // A window of 0 is taken as one chunk: every item still comes back.
+        check("Map::window(0) is taken as one chunk", || {
             let pool = small_pool("bi-mapw");
             let out: Vec<u32> = pool
                 .map_unordered(0..50_u32, |n| n + 1)
@@ -1195,71 +1050,41 @@ fn lenient_rows(rows: &mut Vec<(String, Check)>) {
                 1275 => Ok(()),
                 sum => Err(format!("wrong results, sum {sum}")),
             }
-        }),
-    ));
-    rows.push((
-        "RateLimiter::try_acquire_n past the burst is false, and takes nothing".to_owned(),
-        Box::new(|| {
-            let limiter = RateLimiter::new(1.0, 2).expect("a valid limiter");
-            if limiter.try_acquire_n(3) {
-                return Err("3 tokens granted from a burst of 2".to_owned());
-            }
-            match limiter.try_acquire_n(2) {
-                true => Ok(()),
-                false => Err("the refused request took tokens".to_owned()),
-            }
-        }),
-    ));
-    rows.push((
-        "Semaphore::acquire_many(0) on a closed semaphore holds nothing".to_owned(),
-        Box::new(|| {
-            let sem = Semaphore::new(1).expect("1 permit");
-            sem.close();
-            let got = sem.acquire_many(0);
-            match got {
-                Ok(permit) if permit.count() == 0 => Ok(()),
-                other => Err(format!("acquire_many(0) gave {other:?}")),
-            }
-        }),
-    ));
-}
+        });
+    }
 
-#[test]
-fn every_bad_input_is_refused_exactly() {
-    // Every bad input is refused with its exact variant and message, without panic or hang.
-    with_timeout(LONG, || {
-        let mut rows: Vec<(String, Check)> = Vec::new();
-        sizing_rows(&mut rows);
-        builder_rows(&mut rows);
-        pipeline_rows(&mut rows);
-        errgroup_rows(&mut rows);
-        semaphore_rows(&mut rows);
-        rate_rows(&mut rows);
-        retry_rows(&mut rows);
-        submit_rows(&mut rows);
-        lenient_rows(&mut rows);
-
-        let count = rows.len();
-        let failures: Vec<String> = rows
-            .into_iter()
-            .filter_map(|(name, check)| {
-                let outcome = catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|payload| {
-                    let text = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    Err(format!("panicked: {text}"))
-                });
-                outcome.err().map(|why| format!("{name}: {why}"))
-            })
-            .collect();
-        println!("{count} bad-input rows checked, {} failed", failures.len());
-        assert!(
-            failures.is_empty(),
-            "{} of {count} rows failed:\n{}",
-            failures.len(),
-            failures.join("\n")
+    #[test]
+    fn try_acquire_n_past_burst_takes_nothing() {
+        // try_acquire_n past the burst is false and leaves every token in place.
+        check(
+            "RateLimiter::try_acquire_n past the burst is false, and takes nothing",
+            || {
+                let limiter = RateLimiter::new(1.0, 2).expect("a valid limiter");
+                if limiter.try_acquire_n(3) {
+                    return Err("3 tokens granted from a burst of 2".to_owned());
+                }
+                match limiter.try_acquire_n(2) {
+                    true => Ok(()),
+                    false => Err("the refused request took tokens".to_owned()),
+                }
+            },
         );
-    });
+    }
+
+    #[test]
+    fn acquire_zero_on_closed_holds_nothing() {
+        // acquire_many(0) on a closed semaphore succeeds and holds no permit.
+        check(
+            "Semaphore::acquire_many(0) on a closed semaphore holds nothing",
+            || {
+                let sem = Semaphore::new(1).expect("1 permit");
+                sem.close();
+                let got = sem.acquire_many(0);
+                match got {
+                    Ok(permit) if permit.count() == 0 => Ok(()),
+                    other => Err(format!("acquire_many(0) gave {other:?}")),
+                }
+            },
+        );
+    }
 }
