@@ -517,6 +517,8 @@ mod crew;
 #[cfg(not(loom))]
 mod errgroup;
 #[cfg(not(loom))]
+mod options;
+#[cfg(not(loom))]
 mod ordered;
 #[cfg(not(loom))]
 mod pipeline;
@@ -551,11 +553,13 @@ pub use crew::PanicPolicy;
 #[cfg(not(loom))]
 pub use errgroup::{ErrGroup, ScopedGroup};
 #[cfg(not(loom))]
+pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
+#[cfg(not(loom))]
 pub use pipeline::{Pipeline, PipelineError, PipelineOutput, StageError, StageFailure, StageStats};
 #[cfg(not(loom))]
 pub use pool::{
-    Builder, DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_AHEAD, JobHandle, MAX_QUEUE_CAPACITY, Map, Scope,
-    ScopedJoinHandle, ShutdownReport, ThreadPool, TryMapError,
+    Builder, DEFAULT_READ_AHEAD, JobHandle, Map, Scope, ScopedJoinHandle, ShutdownReport,
+    ThreadPool, TryMapError,
 };
 #[cfg(not(loom))]
 pub use stats::{JobEvent, JobOutcome, Latencies, Stats};

@@ -29,30 +29,7 @@ use std::collections::VecDeque;
 
 use crossbeam_channel::{Receiver, select};
 
-use crate::error::BuildError;
-use crate::pool::MAX_QUEUE_CAPACITY;
 use crate::sync::Mutex;
-
-/// The window for an `ordered()` / `ordered_window(n)` setting: `None`
-/// when unordered; the default of four per worker (at least 16) for
-/// `Some(None)`; `n` for `Some(Some(n))` if it is between 1 and
-/// [`MAX_QUEUE_CAPACITY`].
-pub(crate) fn window_size(
-    ordered: Option<Option<usize>>,
-    workers: usize,
-) -> Result<Option<usize>, BuildError> {
-    match ordered {
-        None => Ok(None),
-        Some(None) => Ok(Some(workers.saturating_mul(4).max(16))),
-        Some(Some(window)) if window == 0 || window > MAX_QUEUE_CAPACITY => {
-            Err(BuildError::InvalidWindow {
-                requested: window,
-                max: MAX_QUEUE_CAPACITY,
-            })
-        }
-        Some(Some(window)) => Ok(Some(window)),
-    }
-}
 
 /// A reorder window: slots for indices `next .. next + size`.
 #[derive(Debug)]

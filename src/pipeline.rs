@@ -21,8 +21,8 @@ use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use crate::context::Context;
 use crate::crew::{Crew, End, Envelope, Exec, Feeder, Ran, Run, Wait};
 use crate::error::{BuildError, Cancelled, TrySubmitError};
-use crate::ordered::{Window, window_size};
-use crate::pool::{Options, check_capacity};
+use crate::options::{Options, OrderWindow, check_capacity};
+use crate::ordered::Window;
 use crate::sizing::Sizing;
 use crate::stats::Stats;
 use crate::unwind;
@@ -132,8 +132,8 @@ pub struct Pipeline<In, Out, E> {
     ctx: Context,
     configs: Vec<StageConfig>,
     launch: Launch<In, Out, E>,
-    /// `Some(window)` for ordered output; `Some(None)` for the default.
-    ordered: Option<Option<usize>>,
+    /// The reorder window, for output in input order.
+    ordered: Option<OrderWindow>,
     fail_fast: bool,
     _types: PhantomData<fn(In) -> (Out, E)>,
 }
@@ -309,7 +309,7 @@ where
     /// Outputs in input order, with a reorder window of four items per
     /// worker across all stages (at least 16).
     pub fn ordered(mut self) -> Self {
-        self.ordered = Some(None);
+        self.ordered = Some(OrderWindow::Auto);
         self
     }
 
@@ -317,7 +317,7 @@ where
     /// ahead of the oldest item not yet output, so memory stays bounded even
     /// when one item is very slow.
     pub fn ordered_window(mut self, window: usize) -> Self {
-        self.ordered = Some(Some(window));
+        self.ordered = Some(OrderWindow::Items(window));
         self
     }
 
@@ -425,7 +425,7 @@ impl StageConfig {
 fn check<E>(
     ctx: &Context,
     configs: &[StageConfig],
-    ordered: Option<Option<usize>>,
+    ordered: Option<OrderWindow>,
 ) -> Result<Option<usize>, PipelineError<E>> {
     for config in configs {
         let error = |error| PipelineError::Build {
@@ -442,7 +442,10 @@ fn check<E>(
         config.options(ctx).check().map_err(error)?;
     }
     let workers: usize = configs.iter().map(|c| c.workers).sum();
-    window_size(ordered, workers).map_err(PipelineError::Settings)
+    ordered
+        .map(|window| window.size(workers))
+        .transpose()
+        .map_err(PipelineError::Settings)
 }
 
 /// A stage's function.

@@ -13,8 +13,10 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::context::Context;
 use crate::crew::{Crew, Envelope, Exec, Ran, Run, SendFail, Wait, send};
 use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
-use crate::ordered::{Reorder, window_size};
-use crate::pool::{DEFAULT_QUEUE_CAPACITY, Options, check_capacity, common_setters};
+use crate::options::{
+    DEFAULT_QUEUE_CAPACITY, Options, OrderWindow, check_capacity, common_setters,
+};
+use crate::ordered::Reorder;
 use crate::stats::Stats;
 use crate::sync::Mutex;
 use crate::unwind;
@@ -235,9 +237,8 @@ pub struct WorkerPool<J, R> {
 pub struct WorkerPoolBuilder {
     options: Options,
     results_capacity: usize,
-    /// `Some(window)` for ordered delivery; `Some(None)` for the default
-    /// window.
-    ordered: Option<Option<usize>>,
+    /// The reorder window, for delivery in submission order.
+    ordered: Option<OrderWindow>,
 }
 
 impl Default for WorkerPoolBuilder {
@@ -265,7 +266,7 @@ impl WorkerPoolBuilder {
     /// reorder window of four results per worker (at least 16). See
     /// [`ordered_window`](Self::ordered_window).
     pub fn ordered(mut self) -> Self {
-        self.ordered = Some(None);
+        self.ordered = Some(OrderWindow::Auto);
         self
     }
 
@@ -275,7 +276,7 @@ impl WorkerPoolBuilder {
     /// the first job is the slowest; a larger window lets workers run
     /// further ahead.
     pub fn ordered_window(mut self, window: usize) -> Self {
-        self.ordered = Some(Some(window));
+        self.ordered = Some(OrderWindow::Items(window));
         self
     }
 
@@ -298,7 +299,10 @@ impl WorkerPoolBuilder {
             BuildError::ResultsTooLarge { requested, max }
         })?;
         let (config, ctx) = self.options.validate()?;
-        let reorder = window_size(self.ordered, config.workers)?.map(Reorder::new);
+        let reorder = match self.ordered {
+            Some(window) => Some(Reorder::new(window.size(config.workers)?)),
+            None => None,
+        };
         let exec = WorkerExec {
             handler: Box::new(handler),
             cancel: ctx.done(),

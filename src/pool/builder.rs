@@ -1,173 +1,18 @@
-//! [`Builder`] for [`ThreadPool`], and the options every pool shares.
-//!
-//! Setters only record; every check happens in [`Builder::build`], which
-//! returns a [`BuildError`] that says what to fix. No setter panics.
-
-use std::fmt;
-use std::time::Duration;
+//! [`Builder`] for [`ThreadPool`]: the options every pool shares
+//! (`options.rs`), validated in [`Builder::build`].
 
 use super::ThreadPool;
 use super::job::PoolExec;
-use crate::context::Context;
-use crate::crew::{Crew, CrewConfig, Hook, JobHook, PanicPolicy};
+use crate::crew::Crew;
 use crate::error::BuildError;
-use crate::rate::RateLimiter;
-use crate::sizing::Sizing;
-
-/// The queue capacity when none is set.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
-
-/// The largest bounded queue: a bounded queue allocates all its slots up
-/// front. Use `unbounded_queue()` for more.
-pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
-
-/// The settings every pool front door shares, validated by [`Options::validate`].
-#[derive(Clone)]
-pub(crate) struct Options {
-    pub(crate) sizing: Sizing,
-    /// `None` means unbounded.
-    pub(crate) queue_capacity: Option<usize>,
-    pub(crate) thread_name: String,
-    pub(crate) stack_size: Option<usize>,
-    pub(crate) job_timeout: Option<Duration>,
-    pub(crate) context: Option<Context>,
-    pub(crate) panic_policy: PanicPolicy,
-    pub(crate) on_thread_start: Option<Hook>,
-    pub(crate) on_thread_exit: Option<Hook>,
-    pub(crate) rate_limit: Option<RateLimiter>,
-    pub(crate) on_job_done: Option<JobHook>,
-    pub(crate) record_latencies: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            sizing: Sizing::CpuBound,
-            queue_capacity: Some(DEFAULT_QUEUE_CAPACITY),
-            thread_name: "brigade".to_owned(),
-            stack_size: None,
-            job_timeout: None,
-            context: None,
-            panic_policy: PanicPolicy::Respawn,
-            on_thread_start: None,
-            on_thread_exit: None,
-            rate_limit: None,
-            on_job_done: None,
-            record_latencies: true,
-        }
-    }
-}
-
-impl Options {
-    /// Checks every setting; returns the crew configuration and the pool's
-    /// own context (a child of the configured one, so cancelling the pool
-    /// never cancels the caller's context).
-    pub(crate) fn validate(self) -> Result<(CrewConfig, Context), BuildError> {
-        let workers = self.check()?;
-        let ctx = self
-            .context
-            .as_ref()
-            .map_or_else(Context::new, Context::child);
-        let config = CrewConfig {
-            workers,
-            queue_capacity: self.queue_capacity,
-            thread_name: self.thread_name,
-            stack_size: self.stack_size,
-            job_timeout: self.job_timeout,
-            panic_policy: self.panic_policy,
-            on_thread_start: self.on_thread_start,
-            on_thread_exit: self.on_thread_exit,
-            rate_limit: self.rate_limit,
-            on_job_done: self.on_job_done,
-            timing: self.record_latencies,
-            adaptive: match self.sizing {
-                Sizing::Adaptive { min, max } => Some((min, max)),
-                _ => None,
-            },
-        };
-        Ok((config, ctx))
-    }
-
-    /// Checks every setting without starting anything; returns the worker
-    /// count.
-    pub(crate) fn check(&self) -> Result<usize, BuildError> {
-        let workers = self.sizing.workers()?;
-        if let Some(capacity) = self.queue_capacity {
-            check_capacity(capacity, |requested, max| BuildError::QueueTooLarge {
-                requested,
-                max,
-            })?;
-        }
-        if self.stack_size == Some(0) {
-            return Err(BuildError::ZeroStackSize);
-        }
-        if let Some(timeout) = self.job_timeout.filter(Duration::is_zero) {
-            return Err(BuildError::ZeroJobTimeout(timeout));
-        }
-        if self.thread_name.contains('\0') {
-            return Err(BuildError::InvalidThreadName(self.thread_name.clone()));
-        }
-        if !self.record_latencies {
-            let needed_by = if self.on_job_done.is_some() {
-                Some("on_job_done")
-            } else if matches!(self.sizing, Sizing::Adaptive { .. }) {
-                Some("Sizing::Adaptive")
-            } else {
-                None
-            };
-            if let Some(needed_by) = needed_by {
-                return Err(BuildError::LatenciesNeeded { needed_by });
-            }
-        }
-        Ok(workers)
-    }
-}
-
-/// The one capacity check: a bounded channel allocates every slot up
-/// front, so no capacity may pass [`MAX_QUEUE_CAPACITY`]. `error` names
-/// the setting that asked for too much.
-pub(crate) fn check_capacity(
-    requested: usize,
-    error: impl FnOnce(usize, usize) -> BuildError,
-) -> Result<usize, BuildError> {
-    if requested > MAX_QUEUE_CAPACITY {
-        return Err(error(requested, MAX_QUEUE_CAPACITY));
-    }
-    Ok(requested)
-}
-
-fn hook_debug(set: bool) -> &'static str {
-    if set { "Some(<closure>)" } else { "None" }
-}
-
-impl fmt::Debug for Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Options")
-            .field("sizing", &self.sizing)
-            .field("queue_capacity", &self.queue_capacity)
-            .field("thread_name", &self.thread_name)
-            .field("stack_size", &self.stack_size)
-            .field("job_timeout", &self.job_timeout)
-            .field("context", &self.context)
-            .field("panic_policy", &self.panic_policy)
-            .field(
-                "on_thread_start",
-                &hook_debug(self.on_thread_start.is_some()),
-            )
-            .field("on_thread_exit", &hook_debug(self.on_thread_exit.is_some()))
-            .field("rate_limit", &self.rate_limit)
-            .field("on_job_done", &hook_debug(self.on_job_done.is_some()))
-            .field("record_latencies", &self.record_latencies)
-            .finish()
-    }
-}
+use crate::options::{Options, common_setters};
 
 /// Configures and starts a [`ThreadPool`]; from [`ThreadPool::builder`].
 ///
-/// Defaults: [`Sizing::CpuBound`] workers, a queue of
-/// [`DEFAULT_QUEUE_CAPACITY`] jobs, threads named `brigade-0`,
+/// Defaults: [`Sizing::CpuBound`](crate::Sizing::CpuBound) workers, a queue of
+/// [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY) jobs, threads named `brigade-0`,
 /// `brigade-1`, …, the OS's default stack size, no per-job timeout, a fresh
-/// root context, and [`PanicPolicy::Respawn`].
+/// root context, and [`PanicPolicy::Respawn`](crate::PanicPolicy::Respawn).
 ///
 /// # Examples
 ///
@@ -193,141 +38,6 @@ pub struct Builder {
     options: Options,
 }
 
-/// The setters every pool builder shares, over a field `options: Options`.
-/// One definition, so the two builders cannot drift apart.
-macro_rules! common_setters {
-    () => {
-        /// Exactly `n` workers; shorthand for `sizing(Sizing::Fixed(n))`. Zero
-        /// is rejected by `build()`.
-        pub fn workers(mut self, n: usize) -> Self {
-            self.options.sizing = $crate::sizing::Sizing::Fixed(n);
-            self
-        }
-
-        /// How to pick the worker count; see [`Sizing`](crate::Sizing).
-        pub fn sizing(mut self, sizing: $crate::sizing::Sizing) -> Self {
-            self.options.sizing = sizing;
-            self
-        }
-
-        /// The most jobs that may wait in the queue; a submit to a full queue
-        /// blocks (backpressure). `0` makes a rendezvous queue: a submit waits
-        /// until a worker takes the job. At most [`MAX_QUEUE_CAPACITY`](crate::MAX_QUEUE_CAPACITY).
-        pub fn queue_capacity(mut self, capacity: usize) -> Self {
-            self.options.queue_capacity = Some(capacity);
-            self
-        }
-
-        /// No limit on queued jobs: submits never block and never see `Full`.
-        /// Memory then grows with the backlog.
-        pub fn unbounded_queue(mut self) -> Self {
-            self.options.queue_capacity = None;
-            self
-        }
-
-        /// The thread name prefix: workers are named `{prefix}-{index}`. Linux
-        /// shows the first 15 bytes.
-        pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
-            self.options.thread_name = prefix.into();
-            self
-        }
-
-        /// The stack size of each worker thread, in bytes.
-        pub fn stack_size(mut self, bytes: usize) -> Self {
-            self.options.stack_size = Some(bytes);
-            self
-        }
-
-        /// A deadline for every job, counted from when the job starts running.
-        /// A job's context carries the earlier of this and the pool's deadline.
-        ///
-        /// # Warning: timeouts are cooperative
-        ///
-        /// Rust cannot stop a running thread. A job that never looks at its
-        /// context runs to the end; its handle then reports
-        /// [`JobError::TimedOut`](crate::JobError::TimedOut) and its value is
-        /// dropped, but the worker was busy all along.
-        pub fn job_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.options.job_timeout = Some(timeout);
-            self
-        }
-
-        /// A parent context: cancelling it (or its deadline passing) cancels the
-        /// pool. The pool works under a child of it, so shutting the pool down
-        /// never cancels `ctx` itself.
-        pub fn context(mut self, ctx: &$crate::context::Context) -> Self {
-            self.options.context = Some(ctx.clone());
-            self
-        }
-
-        /// What a panicking job does to the pool; see [`PanicPolicy`](crate::PanicPolicy).
-        pub fn panic_policy(mut self, policy: $crate::crew::PanicPolicy) -> Self {
-            self.options.panic_policy = policy;
-            self
-        }
-
-        /// Runs on each worker thread when it starts (including replacements),
-        /// with the worker's index. A panic in it is logged and ignored.
-        ///
-        /// The hook may be invoked on several threads at once.
-        pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
-            self.options.on_thread_start = Some($crate::sync::Arc::new(hook));
-            self
-        }
-
-        /// Runs on each worker thread as it exits normally or retires after a
-        /// panic, with the worker's index. A panic in it is logged and ignored.
-        ///
-        /// The hook may be invoked on several threads at once.
-        pub fn on_thread_exit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
-            self.options.on_thread_exit = Some($crate::sync::Arc::new(hook));
-            self
-        }
-
-        /// Paces job *starts*: before a worker starts a job it waits for a
-        /// token from `limiter` (the Go guide's `limiter.Wait(ctx)` in the
-        /// worker). The wait wakes on the pool's cancellation; a job that
-        /// could not start before the pool's deadline is discarded and
-        /// reported cancelled with `DeadlineExceeded`. Clones of one
-        /// limiter share its budget, across pools too.
-        pub fn rate_limit(mut self, limiter: $crate::rate::RateLimiter) -> Self {
-            self.options.rate_limit = Some(limiter);
-            self
-        }
-
-        /// Runs after every job — and for every job discarded unrun — with
-        /// its id, outcome, queue wait and run time: enough to drive a
-        /// progress bar or export metrics. Setting it times every job rather
-        /// than a sample (a few tens of nanoseconds a job). A panic in it is
-        /// logged and ignored.
-        ///
-        /// The hook runs on the worker that ran the job (or the thread that
-        /// discarded it) and may be invoked on several threads at once.
-        pub fn on_job_done(
-            mut self,
-            hook: impl Fn(&$crate::JobEvent) + Send + Sync + 'static,
-        ) -> Self {
-            self.options.on_job_done = Some($crate::sync::Arc::new(hook));
-            self
-        }
-
-        /// Whether to time a sample of jobs (on by default). Timing feeds
-        /// the latency percentiles, utilisation and the adaptive
-        /// controller, and costs a few clock reads on one job in 16; turn
-        /// it off for the last few percent on pools of nanosecond jobs.
-        /// The counts in [`Stats`](crate::Stats) are kept either way.
-        /// `build()` rejects it together with `on_job_done` or
-        /// [`Sizing::Adaptive`](crate::Sizing::Adaptive), which need the
-        /// timings.
-        pub fn record_latencies(mut self, record: bool) -> Self {
-            self.options.record_latencies = record;
-            self
-        }
-    };
-}
-
-pub(crate) use common_setters;
-
 impl Builder {
     common_setters!();
 
@@ -336,7 +46,7 @@ impl Builder {
     /// # Errors
     ///
     /// * [`BuildError::Sizing`]: zero or too many workers, bad
-    ///   [`Sizing::Io`] inputs, or a bad `BRIGADE_WORKERS`;
+    ///   [`Sizing::Io`](crate::Sizing::Io) inputs, or a bad `BRIGADE_WORKERS`;
     /// * [`BuildError::QueueTooLarge`], [`BuildError::ZeroStackSize`],
     ///   [`BuildError::ZeroJobTimeout`], [`BuildError::InvalidThreadName`];
     /// * [`BuildError::Spawn`] if the OS refuses a thread; the threads

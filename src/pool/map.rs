@@ -738,6 +738,10 @@ impl ThreadPool {
                     continue;
                 }
                 Ok(Err(error)) => TryMapError::Failed { index, error },
+                // The map's own context was cancelled by an item's failure
+                // (the pool is live): this item was stopped by it, and the
+                // failure itself is on its way.
+                Err(JobError::Cancelled(_)) if !self.context().is_done() => continue,
                 Err(error) => TryMapError::Job { index, error },
             };
             // Dropping the map cancels its chunks still queued or running.

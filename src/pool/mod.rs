@@ -29,8 +29,7 @@ mod scope;
 
 use std::time::{Duration, Instant};
 
-pub use builder::{Builder, DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
-pub(crate) use builder::{Options, check_capacity, common_setters};
+pub use builder::Builder;
 use handle::JobCell;
 pub use handle::JobHandle;
 use job::{ExecJob, PoolExec, Task, unerase};
