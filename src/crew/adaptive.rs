@@ -42,11 +42,9 @@
 //!   For the same reason the 95% rule does not apply to jobs that mostly
 //!   wait — workers with a backlog that spend over half their time
 //!   blocked, neither on a CPU nor queued for one (exact kernel clocks):
-//!   they grow one worker per fast tick until the queueing stops them. On
-//!   a 2-CPU machine the best pool for 1 ms waits and 0.1 ms of compute
-//!   has ~28 workers, the CPUs 99% busy and the workers queued for a CPU
-//!   a fifth to a quarter of their time; stopping at 95% would leave it at
-//!   ~23, 3% slower. Queueing for a CPU is also how another program
+//!   they grow one worker per fast tick until the queueing stops them
+//!   (the measurement behind this is in `benches/README.md`). Queueing
+//!   for a CPU is also how another program
 //!   holding the CPUs shows: then our share of CPU time is low, but our
 //!   threads wait.
 //!

@@ -1,33 +1,37 @@
 //! The worker runtime: one supervised loop that every front door reuses.
 //!
-//! * `worker.rs`: the loop, supervision (the respawn [`Sentinel`](worker)),
-//!   and thread start-up.
-//! * `run.rs`: running one context-taking job and classifying its end.
+//! * `job.rs`: the job lifecycle, written once, and the table of a job's
+//!   states;
+//! * `intake.rs`: the one way into the queue (a cancellable send, `Wait`,
+//!   and the `Feeder` another crew's workers own);
+//! * `worker.rs`: the loop, supervision (the respawn `Sentinel`), and
+//!   thread start-up;
+//! * `adaptive.rs`: the `Sizing::Adaptive` controller.
 //!
 //! A crew is N OS threads sharing one jobs channel and the pool's
 //! [`Context`]. It is generic over the job type `J` and an [`Exec`] that
-//! knows how to run and how to discard a `J`, so [`ThreadPool`]'s boxed
-//! closures, `WorkerPool`'s typed jobs and pipeline stages all run on this
-//! same loop. Each worker may own a piece of local state ([`Exec::Local`],
-//! such as its clone of a results `Sender`); a replacement worker inherits
-//! its predecessor's, so a channel that workers feed disconnects exactly
-//! when the last worker has exited.
+//! runs a `J` through the lifecycle ([`Run`]) and reports a discarded one,
+//! so [`ThreadPool`]'s boxed closures, `WorkerPool`'s typed jobs and
+//! pipeline stages all run on this same loop. Each worker may own a piece
+//! of local state ([`Exec::Local`], such as its clone of a results
+//! `Sender`); a replacement worker inherits its predecessor's, so a channel
+//! that workers feed disconnects exactly when the last worker has exited.
 //!
 //! # The loop
 //!
-//! Each worker takes a job, runs it inside `catch_unwind`, records the
-//! outcome in its own counters, and goes back for the next. Waiting for a
-//! job is two-phase: first spin on `try_recv` (and the cancel flag) with a
-//! bounded backoff, then block in `select!` on the jobs channel and the
-//! pool's cancel channel. A `select!` sleeps at once, while a job usually
-//! arrives within microseconds on a busy pool; the spin phase keeps the
-//! per-job cost at that of a plain `recv()` (measured: a bare `select!`
-//! costs 1.5–8× as much per job on a 2-core machine).
+//! Each worker takes a job, paces it (the rate limiter, if any, is a gate
+//! before the start), runs it through the lifecycle, and goes back for the
+//! next. Waiting for a job is two-phase: first spin on `try_recv` (and the
+//! cancel flag) with a bounded backoff, then block in `select!` on the jobs
+//! channel, the pool's cancel channel and the retire channel. A `select!`
+//! sleeps at once, while a job usually arrives within microseconds on a
+//! busy pool; the spin keeps the per-job cost at that of a plain `recv()`
+//! (see `benches/README.md`).
 //!
 //! # Supervision
 //!
-//! A job that panics is reported (by the `Exec`, on the job's handle or
-//! results channel), logged with `log::warn!` and counted. Under
+//! A job that panics is caught by the lifecycle, reported on its handle or
+//! results channel, logged with `log::warn!` and counted. Under
 //! [`PanicPolicy::Respawn`] the worker that ran it then retires and a fresh
 //! thread takes its place, its counters and its local state, so
 //! thread-local state the panic may have corrupted leaves with the old

@@ -78,27 +78,37 @@ impl<R> Batch<R> {
 /// # Chunks and the window
 ///
 /// Items are taken from the input in **chunks** of consecutive items, and
-/// each chunk is one job: a hand-off costs about 100 ns here, so one job
-/// per trivial item would cost more than the work. By default the chunk
-/// size comes from the input's size hint (about four chunks per worker,
-/// between 1 and 1,024 items), and then **grows**: a chunk that ran in
-/// under 100 µs was mostly hand-off, so the next ones double, up to 65,536
-/// items and never beyond four chunks per worker of what the input has
-/// left (so the last chunks still spread over every worker). Slow items
-/// keep their first size. An input of unknown length goes one item per
-/// job. [`Map::chunk_size`] fixes the size.
+/// each chunk is one hand-off to a worker: one hand-off per trivial item
+/// would cost more than the work (see `benches/README.md`). Each item in a
+/// chunk is still a job of its own: it honours the pool's `job_timeout`,
+/// deadline and cancellation, and is counted in [`Stats`](crate::Stats).
+///
+/// By default the chunk size comes from the input's length (about four
+/// chunks per worker, at most 1,024 items and at most what fits four
+/// chunks per worker in [`DEFAULT_READ_AHEAD`]), and then **grows**: a
+/// chunk that ran in under 100 µs was mostly hand-off, so the next ones
+/// double, while two chunks per worker still fit in the read-ahead and
+/// four per worker of what the input has left remain. Slow items keep
+/// their first size. An input of unknown length (a size hint with no upper
+/// bound, such as `0u64..`) goes one item per chunk. [`Map::chunk_size`]
+/// fixes the size.
+///
+/// The input is pulled lazily, never more than a **window** of items ahead
+/// of the oldest item not yet settled — not yet yielded, for `map`; not
+/// yet finished, for `map_unordered` and [`try_map`]:
+///
+/// * by default, at most [`DEFAULT_READ_AHEAD`] items, whatever the item
+///   cost or how far the chunks grow;
+/// * with [`Map::window`]`(w)`, at most `w` items (or one chunk, if a chunk
+///   is larger);
+/// * with only [`Map::chunk_size`]`(c)`, at most `4 × c × workers` items.
+///
+/// So memory stays bounded however long (or endless) the input and however
+/// slow the first item, and `try_map` has read at most a window past the
+/// failing item when it stops.
 ///
 /// To gather the results into a `Vec`, [`Map::collect_vec`] is the fast
 /// way: it moves each chunk's values across in one block.
-///
-/// The input is pulled lazily, never more than a **window** of items
-/// (default: four chunks per worker, growing with the chunks;
-/// [`Map::window`] fixes it) ahead of the oldest
-/// item not yet settled — not yet yielded, for `map`; not yet finished,
-/// for `map_unordered` and [`try_map`]. So memory stays bounded however
-/// long the input and however slow the first item, and `try_map`, which
-/// sees each error as soon as it happens, has read at most a window past
-/// the failing item when it stops.
 ///
 /// # Errors and panics
 ///
@@ -257,8 +267,9 @@ where
         self
     }
 
-    /// The most items taken from the input and not yet yielded (default:
-    /// four chunks per worker). A window smaller than a chunk is one chunk.
+    /// The most items taken from the input and not yet settled (default:
+    /// four chunks per worker, at most [`DEFAULT_READ_AHEAD`]). A window
+    /// smaller than a chunk is one chunk.
     pub fn window(mut self, items: usize) -> Self {
         self.window = Some(items);
         if let Some(run) = &mut self.run {
@@ -696,9 +707,11 @@ impl ThreadPool {
     }
 
     /// Applies a fallible `f` to every item and collects the values in input
-    /// order, failing fast: the first error seen cancels the chunks not yet
-    /// run, stops taking items from `input` (at most a window past the
-    /// failing item has been taken), and is returned.
+    /// order, failing fast: the item that fails cancels the rest at once,
+    /// so no item starts after it except those already running (at most
+    /// one per worker); `input` is no longer read (at most a window past
+    /// the failing item has been taken); and the first error seen is
+    /// returned.
     ///
     /// # Errors
     ///

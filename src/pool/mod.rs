@@ -1,8 +1,10 @@
 //! [`ThreadPool`]: a supervised pool of OS threads for closures.
 //!
-//! * [`builder.rs`](Builder): configuration, validated in `build()`.
-//! * `handle.rs`: [`JobHandle`], the caller's end of a submitted job.
-//! * `job.rs`: the type-erased jobs the pool queues.
+//! * [`builder.rs`](Builder): configuration, validated in `build()`;
+//! * `handle.rs`: [`JobHandle`], the caller's end of a submitted job;
+//! * `job.rs`: the type-erased jobs the pool queues;
+//! * `map.rs`: [`Map`], `map` / `map_unordered` / `try_map`;
+//! * `scope.rs`: [`Scope`], jobs that borrow from the caller's stack.
 //!
 //! # Submitting
 //!

@@ -9,8 +9,8 @@
 //!
 //! # Latency, utilisation and throughput
 //!
-//! Timing a job costs clock reads (about 20 ns each here), which would be a
-//! large share of a tiny job. So jobs are **sampled**: every one of a
+//! Timing a job costs clock reads, which would be a large share of a tiny
+//! job (see `benches/README.md`). So jobs are **sampled**: every one of a
 //! pool's first 1,024 jobs, then one in 16 (every job while an
 //! `on_job_done` hook is set). The submitter stamps a sampled job with the
 //! time it was queued; the worker times its queue wait and run time into

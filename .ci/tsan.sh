@@ -3,7 +3,7 @@
 #
 # Builds the tests (and std) with `-Zsanitizer=thread` on the nightly
 # toolchain and
-# runs them with the suppressions in ci/tsan.supp (only proven false
+# runs them with the suppressions in .ci/tsan.supp (only proven false
 # positives). Any other TSan report fails the run. Where no nightly
 # toolchain is installed, says so loudly and skips rather than failing CI.
 set -euo pipefail
@@ -29,7 +29,7 @@ fi
 target="x86_64-unknown-linux-gnu"
 export RUSTFLAGS="-Zsanitizer=thread -Cunsafe-allow-abi-mismatch=sanitizer"
 export RUSTDOCFLAGS="$RUSTFLAGS"
-export TSAN_OPTIONS="suppressions=$(pwd)/ci/tsan.supp halt_on_error=1 exitcode=66 second_deadlock_stack=1"
+export TSAN_OPTIONS="suppressions=$(pwd)/.ci/tsan.supp halt_on_error=1 exitcode=66 second_deadlock_stack=1"
 # A separate target directory: sanitizer builds must not mix with normal ones.
 export CARGO_TARGET_DIR="target/tsan"
 
