@@ -59,6 +59,41 @@ struct Stage<A, B, E> {
     crew: Crew<Item<A>, StageExec<A, B, E>>,
 }
 
+impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Stage<A, B, E> {
+    /// Starts the stage `config` describes, running `f`, its workers
+    /// feeding `output`; returns it with the way into its queue (the only
+    /// one: the queue disconnects when that feeder is gone).
+    fn start(
+        config: &StageConfig,
+        wiring: &Wiring<E>,
+        f: impl Fn(&Context, A) -> Result<B, E> + Send + Sync + 'static,
+        output: Feeder<Item<B>>,
+    ) -> Result<(Self, Feeder<Item<A>>), (String, BuildError)> {
+        let exec = StageExec {
+            name: config.name.clone(),
+            f: Box::new(f),
+            ctx: wiring.ctx.clone(),
+            cancel: wiring.ctx.done(),
+            failures: wiring.failures.clone(),
+            fail_fast: wiring.fail_fast,
+        };
+        let fail = |error| (config.name.clone(), error);
+        let (crew_config, stage_ctx) = config.options(&wiring.ctx).validate().map_err(fail)?;
+        let (input, rx) = crew_config.channel();
+        let crew =
+            Crew::start(crew_config, stage_ctx, exec, rx, move || output.clone()).map_err(fail)?;
+        // Stages never grow: let go of the feeder the maker holds, so the
+        // next stage's queue disconnects when this stage's workers exit.
+        crew.seal();
+        let input = crew.feeder(input);
+        let stage = Self {
+            name: config.name.clone(),
+            crew,
+        };
+        Ok((stage, input))
+    }
+}
+
 impl<A, B, E> Running for Stage<A, B, E> {
     fn stats(&self) -> StageStats {
         StageStats {
@@ -262,28 +297,9 @@ where
         });
         let launch: Launch<In, B, E> = Box::new(move |wiring, configs, output| {
             let config = &configs[position];
-            let exec = StageExec {
-                name: config.name.clone(),
-                f: Box::new(f),
-                ctx: wiring.ctx.clone(),
-                cancel: wiring.ctx.done(),
-                failures: wiring.failures.clone(),
-                fail_fast: wiring.fail_fast,
-            };
-            let fail = |error| (config.name.clone(), error);
-            let (crew_config, stage_ctx) = config.options(&wiring.ctx).validate().map_err(fail)?;
-            let (tx, rx) = crew_config.channel();
-            let crew = Crew::start(crew_config, stage_ctx, exec, rx, move || output.clone())
-                .map_err(fail)?;
-            // Stages never grow: let go of the feeder the maker holds, so the
-            // next stage's queue disconnects when this stage's workers exit.
-            crew.seal();
-            let input = crew.feeder(tx);
+            let (stage, input) = Stage::start(config, wiring, f, output)?;
             let (input, mut running) = previous(wiring, configs, input)?;
-            running.push(Box::new(Stage {
-                name: config.name.clone(),
-                crew,
-            }));
+            running.push(Box::new(stage));
             Ok((input, running))
         });
         Pipeline {

@@ -300,23 +300,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             // Spawned by a running job during the final wait: wake it.
             self.pending.notify();
         }
-        // Never wait for room in the queue: waiting could deadlock on a pool
-        // whose workers are all busy (or on one of its own workers). A job
-        // that does not fit runs here and now instead — caller-runs
-        // backpressure, which also keeps the spawning thread from outrunning
-        // the pool. A closed or cancelled pool leaves the job to the final
-        // wait, which runs or discards it.
-        let task = Task::Shared(SharedTask::new(Arc::clone(&cell) as Arc<dyn CellJob>));
-        match self.pool.enqueue(task, Wait::Now) {
-            Ok(()) => {}
-            Err(TrySubmitError::Full(task)) => {
-                // Run first: dropping the refused task discards whatever is
-                // still in the cell.
-                help(self.pool, &cell);
-                drop(task);
-            }
-            Err(TrySubmitError::Closed(task) | TrySubmitError::Cancelled(task)) => drop(task),
-        }
+        self.hand_over(&cell);
         ScopedJoinHandle {
             pool: self.pool,
             panics,
@@ -324,6 +308,26 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             cell,
             packet,
             _scope: PhantomData,
+        }
+    }
+
+    /// Queues `cell`'s job without waiting for room: waiting could deadlock
+    /// on a pool whose workers are all busy (or on one of its own workers).
+    /// A job that does not fit runs here and now instead — caller-runs
+    /// backpressure, which also keeps the spawning thread from outrunning
+    /// the pool. A closed or cancelled pool leaves the job to the final
+    /// wait, which runs or discards it.
+    fn hand_over(&self, cell: &Arc<Cell>) {
+        let task = Task::Shared(SharedTask::new(Arc::clone(cell) as Arc<dyn CellJob>));
+        match self.pool.enqueue(task, Wait::Now) {
+            Ok(()) => {}
+            Err(TrySubmitError::Full(task)) => {
+                // Run first: dropping the refused task discards whatever is
+                // still in the cell.
+                help(self.pool, cell);
+                drop(task);
+            }
+            Err(TrySubmitError::Closed(task) | TrySubmitError::Cancelled(task)) => drop(task),
         }
     }
 
