@@ -53,6 +53,9 @@ trait Running {
     fn stats(&self) -> StageStats;
 }
 
+/// A stage that could not start: its name and why.
+type StageFault = (String, BuildError);
+
 /// A started stage. Dropping it joins its threads.
 struct Stage<A, B, E> {
     name: String,
@@ -68,7 +71,7 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Stage<A, B, E> {
         wiring: &Wiring<E>,
         f: impl Fn(&Context, A) -> Result<B, E> + Send + Sync + 'static,
         output: Feeder<Item<B>>,
-    ) -> Result<(Self, Feeder<Item<A>>), (String, BuildError)> {
+    ) -> Result<(Self, Feeder<Item<A>>), StageFault> {
         let exec = StageExec {
             name: config.name.clone(),
             f: Box::new(f),
