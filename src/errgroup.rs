@@ -10,34 +10,44 @@
 //! * `limit(n)` is a [`Semaphore`] of `n` permits: `spawn` takes a permit
 //!   first (waiting, and waking on cancellation) and the task gives it back
 //!   when it ends.
-//! * Tasks run on the group's own threads, started lazily and **reused**:
-//!   a finished task's thread takes the next task, so 10,000 tasks under
-//!   `limit(8)` start at most 8 threads. A thread marks itself idle
-//!   *before* it gives its permit back, so whoever gets that permit finds
-//!   an idle thread instead of starting a new one. Without a limit, a task
-//!   that finds no idle thread gets a new one (tasks may wait on each
-//!   other, so none may be kept waiting for a thread). Or the tasks run on
-//!   a [`ThreadPool`] you hand the group ([`ErrGroup::on_pool`]).
+//! * Tasks run on the group's own **crew** — the worker runtime every
+//!   pool uses, so tasks get the same lifecycle, supervision and stats —
+//!   started empty and grown on demand: a task that finds no free worker
+//!   starts one, up to the limit, so 10,000 tasks under `limit(8)` start
+//!   at most 8 threads. A worker counts itself free *before* its task's
+//!   permit goes back, so whoever gets that permit finds it instead of
+//!   starting a new one. Without a limit, a task that finds no free worker
+//!   gets a new one (tasks may wait on each other, so none may be kept
+//!   waiting for a worker). Workers idle for [`GROUP_KEEP_ALIVE`] leave. Or the
+//!   tasks run on a [`ThreadPool`] you hand the group
+//!   ([`ErrGroup::on_pool`]).
 //! * A panicking task is reported as [`GroupError::Panicked`] — the first
 //!   failure wins, whether error or panic — and cancels the group, like an
 //!   error. The panic does not unwind into `wait`.
-//! * [`ErrGroup::scope`] runs the same group over scoped threads, so tasks
-//!   may borrow from the caller's stack.
+//! * [`ErrGroup::scope`] runs the same group on a crew of its own whose
+//!   tasks may borrow from the caller's stack, through the crew's one
+//!   lifetime erasure (`crew/lend.rs`), as `ThreadPool::scope` does.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::thread::{self, JoinHandle};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 use crate::context::Context;
+use crate::crew::{Crew, End, Envelope, Erased, Exec, Ran, Run, Wait, Work, erase};
 use crate::error::{AcquireError, Cancelled, GroupError, GroupLimitError, SpawnError};
+use crate::options::Options;
 use crate::pool::ThreadPool;
 use crate::semaphore::{Permit, Semaphore};
 use crate::sizing::MAX_WORKERS;
+use crate::stats::Stats;
 use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind;
+
+/// How long a group's worker waits for another task before it leaves.
+pub const GROUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// A group of tasks that fails fast; see the module docs in the source
 /// for the design.
@@ -88,43 +98,175 @@ struct Core<E> {
 
 /// Where tasks run.
 enum Runner<'a> {
-    Threads(Threads<'a>),
+    Crew(Workers),
     Pool(&'a ThreadPool),
 }
 
-/// A task as a runner thread sees it: it runs, then hands back the permit
-/// for the thread to release once it is idle again.
-type Task<'a> = Box<dyn FnOnce() -> Option<Permit> + Send + 'a>;
-
-/// Starts one thread running `work`.
-type SpawnThread<'a> =
-    Box<dyn Fn(Box<dyn FnOnce() + Send + 'a>) -> std::io::Result<()> + Send + Sync + 'a>;
-
-/// Lazily started, reused threads; see the module docs.
-struct Threads<'a> {
-    tx: Option<Sender<Task<'a>>>,
-    rx: Receiver<Task<'a>>,
+/// A group's own workers: a crew started empty that grows by one worker
+/// whenever a task finds none free (up to `max`), and whose workers leave
+/// after [`GROUP_KEEP_ALIVE`] without a task.
+struct Workers {
+    /// `None` once closed. Declared before `crew`, so it is dropped first
+    /// and the crew's drop finds intake closed.
+    tx: Option<Sender<Envelope<Erased>>>,
+    crew: Crew<Erased, GroupExec>,
+    /// Workers that are free and not yet counted on for a task.
     idle: Arc<AtomicUsize>,
-    started: AtomicUsize,
-    spawn_thread: SpawnThread<'a>,
-    handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    max: usize,
+}
+
+/// Runs a group's tasks.
+struct GroupExec {
+    idle: Arc<AtomicUsize>,
+}
+
+impl Exec<Erased> for GroupExec {
+    type Local = ();
+
+    fn run(&self, job: Erased, run: Run<'_>, (): &mut ()) -> Ran {
+        job.run(run)
+    }
+
+    fn discard(&self, job: Erased, reason: Cancelled) {
+        job.discard(reason);
+    }
+
+    fn idle_leave(&self) -> bool {
+        // A free worker nobody counts on may go; if every free worker is
+        // counted on, a task is on its way to one of them.
+        // ORDERING: pairs with the task's release of its worker.
+        self.idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+impl Workers {
+    /// An empty crew whose threads are named `{name}-0`, `{name}-1`, …
+    fn new(name: &str, max: usize) -> Self {
+        let options = Options {
+            thread_name: name.to_owned(),
+            queue_capacity: None,
+            ..Options::default()
+        };
+        let idle = Arc::new(AtomicUsize::new(0));
+        let exec = GroupExec {
+            idle: Arc::clone(&idle),
+        };
+        let (mut config, ctx) = match options.validate() {
+            Ok(built) => built,
+            Err(_) => unreachable!("brigade: the group's fixed options are valid"),
+        };
+        config.workers = 0;
+        config.keep_alive = Some(GROUP_KEEP_ALIVE);
+        let (tx, rx) = config.channel();
+        // No worker starts yet, so starting cannot fail.
+        let Ok(crew) = Crew::start(config, ctx, exec, rx, || ()) else {
+            unreachable!("brigade: a crew of no workers starts no thread")
+        };
+        Self {
+            tx: Some(tx),
+            crew,
+            idle,
+            max,
+        }
+    }
+
+    /// Makes sure a worker will be free for one more task: counts on an
+    /// idle one, or starts one (unless `max` run; then one of them comes
+    /// free, since the limit bounds the tasks).
+    fn reserve(&self) -> std::io::Result<()> {
+        // ORDERING: pairs with the task's release of its worker.
+        let claimed = self
+            .idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if !claimed {
+            self.crew.grow_one(self.max)?;
+        }
+        Ok(())
+    }
+
+    /// Queues a task for the worker `reserve` found.
+    fn submit(&self, job: Erased) {
+        let refused = match &self.tx {
+            Some(tx) => self.crew.submit(tx, job, Wait::Now, None).err(),
+            None => Some(crate::error::TrySubmitError::Closed(job)),
+        };
+        // An unbounded queue is never full, and the group's crew is
+        // cancelled or closed only once no task can be spawned; should it
+        // happen anyway, the task is reported, not lost.
+        if let Some(refused) = refused {
+            refused.into_inner().discard(Cancelled::Canceled);
+        }
+    }
+
+    /// Lets the workers finish and joins them.
+    fn close(&mut self) {
+        self.tx = None;
+        self.crew.seal();
+        self.crew.wait(None);
+    }
+}
+
+/// One task of a group, as the crew runs it: the task, its group, and the
+/// permit it holds (given back when it ends).
+struct GroupTask<E, F> {
+    task: F,
+    core: Arc<Core<E>>,
+    /// The group's count of free workers, when it runs on its own crew.
+    idle: Option<Arc<AtomicUsize>>,
+    permit: Option<Permit>,
+}
+
+impl<E, F> Work for GroupTask<E, F>
+where
+    E: Send + 'static,
+    F: FnOnce(&Context) -> Result<(), E> + Send,
+{
+    fn run(self: Box<Self>, run: Run<'_>) -> Ran {
+        let Self {
+            task,
+            core,
+            idle,
+            permit,
+        } = *self;
+        // A task's `Err` counts as a failed job in the crew's stats.
+        let ran = run.under(&core.ctx).call_judged(
+            |_| Some(task),
+            Result::is_err,
+            |end| core.settle(end),
+        );
+        // Free before the permit goes back, so whoever takes the permit
+        // finds this worker instead of starting another. A worker that
+        // retires after a panic is not free (its replacement is, uncounted).
+        if let (Some(idle), false) = (&idle, ran.panicked()) {
+            // ORDERING: pairs with `reserve` and `idle_leave`.
+            idle.fetch_add(1, Ordering::AcqRel);
+        }
+        drop(permit);
+        core.task_done();
+        ran
+    }
+
+    fn discard(self: Box<Self>, reason: Cancelled) {
+        let Self {
+            task, core, permit, ..
+        } = *self;
+        unwind::drop_quietly(task);
+        core.fail(GroupError::Discarded(reason));
+        drop(permit);
+        core.task_done();
+    }
 }
 
 impl<E: Send + 'static> ErrGroup<'static, E> {
     /// An empty group under `ctx`, with no limit, running tasks on its own
-    /// threads.
+    /// workers (threads named `errgroup-0`, `errgroup-1`, …).
     pub fn new(ctx: &Context) -> Self {
-        let handles = Arc::new(Mutex::new(Vec::new()));
-        let spawn_handles = Arc::clone(&handles);
-        let spawn_thread: SpawnThread<'static> = Box::new(move |work| {
-            let name = format!("errgroup-{}", spawn_handles.lock().len());
-            let handle = thread::Builder::new().name(name).spawn(work)?;
-            spawn_handles.lock().push(handle);
-            Ok(())
-        });
         Self {
             core: Core::new(ctx),
-            runner: Runner::Threads(Threads::new(spawn_thread, handles)),
+            runner: Runner::Crew(Workers::new("errgroup", MAX_WORKERS)),
         }
     }
 }
@@ -152,6 +294,9 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
         // Nothing spawned means no task holds the core yet.
         let core = Arc::get_mut(&mut self.core).ok_or(GroupLimitError::AlreadySpawned)?;
         core.slots = Semaphore::new(n).ok();
+        if let Runner::Crew(workers) = &mut self.runner {
+            workers.max = n;
+        }
         Ok(self)
     }
 
@@ -194,7 +339,7 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
         F: FnOnce(&Context) -> Result<(), E> + Send + 'static,
     {
         match &self.runner {
-            Runner::Threads(threads) => spawn_on_threads(&self.core, threads, task, block),
+            Runner::Crew(workers) => spawn_on_workers(&self.core, workers, task, block),
             Runner::Pool(pool) => spawn_on_pool(&self.core, pool, task, block),
         }
     }
@@ -202,8 +347,18 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     /// How many threads the group has started so far (0 on a pool).
     pub fn threads(&self) -> usize {
         match &self.runner {
-            Runner::Threads(threads) => threads.started.load(Ordering::Relaxed),
+            Runner::Crew(workers) => workers.crew.started(),
             Runner::Pool(_) => 0,
+        }
+    }
+
+    /// A snapshot of the counters of the workers that run the group's
+    /// tasks: its own (each task is a job), or those of the pool it runs
+    /// on.
+    pub fn stats(&self) -> Stats {
+        match &self.runner {
+            Runner::Crew(workers) => workers.crew.stats(),
+            Runner::Pool(pool) => pool.stats(),
         }
     }
 
@@ -221,8 +376,8 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     fn finish(&mut self) -> Result<(), GroupError<E>> {
         self.core.wait_idle();
         self.core.ctx.cancel();
-        if let Runner::Threads(threads) = &mut self.runner {
-            threads.close_and_join();
+        if let Runner::Crew(workers) = &mut self.runner {
+            workers.close();
         }
         self.core.first.lock().take().map_or(Ok(()), Err)
     }
@@ -260,29 +415,57 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
         mut self,
         body: impl for<'scope> FnOnce(&ScopedGroup<'scope, 'env, E>) -> T,
     ) -> Result<T, GroupError<E>> {
-        let core = Arc::clone(&self.core);
-        let value = thread::scope(|scope| {
-            let spawn_thread: SpawnThread<'_> = Box::new(move |work| {
-                thread::Builder::new()
-                    .name("errgroup-scoped".to_owned())
-                    .spawn_scoped(scope, work)
-                    .map(drop)
-            });
-            let mut group = ScopedGroup {
-                core: Arc::clone(&core),
-                threads: Threads::new(spawn_thread, Arc::new(Mutex::new(Vec::new()))),
-                _env: PhantomData,
-            };
-            let value = body(&group);
+        let max = match &self.runner {
+            Runner::Crew(workers) => workers.max,
+            Runner::Pool(_) => self
+                .core
+                .slots
+                .as_ref()
+                .map_or(MAX_WORKERS, Semaphore::total),
+        };
+        let mut group = ScopedGroup {
+            core: Arc::clone(&self.core),
+            workers: Workers::new("errgroup-scoped", max),
+            _scope: PhantomData,
+            _env: PhantomData,
+        };
+        let value = catch_unwind(AssertUnwindSafe(|| body(&group)));
+        // Borrowing tasks may run until every one has ended (see the
+        // SAFETY argument in `ScopedGroup::spawn`): wait for them before
+        // returning or resuming a panic from the body.
+        {
+            let _abort = AbortOnUnwind;
+            if value.is_err() {
+                group.core.ctx.cancel();
+            }
             group.core.wait_idle();
-            group.threads.close_and_join();
-            value
-        });
-        self.core.ctx.cancel();
-        if let Runner::Threads(threads) = &mut self.runner {
-            threads.close_and_join();
+            group.workers.close();
         }
+        drop(group);
+        self.core.ctx.cancel();
+        if let Runner::Crew(workers) = &mut self.runner {
+            workers.close();
+        }
+        let value = match value {
+            Ok(value) => value,
+            Err(payload) => resume_unwind(payload),
+        };
         self.core.first.lock().take().map_or(Ok(value), Err)
+    }
+}
+
+/// Aborts the process if dropped during a panic: the scoped group's wait
+/// must not unwind while tasks may still be using borrowed data.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "brigade: a panic escaped while a scoped group waited for its tasks; aborting"
+            );
+            std::process::abort();
+        }
     }
 }
 
@@ -290,7 +473,9 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
 /// borrow anything that outlives the scope.
 pub struct ScopedGroup<'scope, 'env: 'scope, E> {
     core: Arc<Core<E>>,
-    threads: Threads<'scope>,
+    workers: Workers,
+    /// Invariant in both lifetimes, as `std::thread::Scope` is.
+    _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
 
@@ -304,7 +489,7 @@ impl<'scope, E: Send + 'static> ScopedGroup<'scope, '_, E> {
     where
         F: FnOnce(&Context) -> Result<(), E> + Send + 'scope,
     {
-        spawn_on_threads(&self.core, &self.threads, task, true)
+        self.spawn_with(task, true)
     }
 
     /// Like [`spawn`](Self::spawn), but never waits for a slot.
@@ -316,12 +501,38 @@ impl<'scope, E: Send + 'static> ScopedGroup<'scope, '_, E> {
     where
         F: FnOnce(&Context) -> Result<(), E> + Send + 'scope,
     {
-        spawn_on_threads(&self.core, &self.threads, task, false)
+        self.spawn_with(task, false)
     }
 
     /// The group's context.
     pub fn context(&self) -> &Context {
         &self.core.ctx
+    }
+
+    fn spawn_with<F>(&self, task: F, block: bool) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce(&Context) -> Result<(), E> + Send + 'scope,
+    {
+        let permit = match self.core.admit_on(&self.workers, block) {
+            Ok(permit) => permit,
+            Err(refused) => return Err(refused.with(task)),
+        };
+        let job: Box<dyn Work + 'scope> = Box::new(GroupTask {
+            task,
+            core: Arc::clone(&self.core),
+            idle: Some(Arc::clone(&self.workers.idle)),
+            permit,
+        });
+        // SAFETY: `admit` counted the task pending before the box exists;
+        // the box is consumed by `run` or `discard` (or dropped with the
+        // crew's queue, which `ErrGroup::scope` empties first by waiting),
+        // each of which frees it before `task_done` counts it out; and
+        // `ErrGroup::scope` neither returns nor unwinds (`AbortOnUnwind`)
+        // until the count is zero and the crew is joined.
+        #[allow(unsafe_code, reason = "the erasure's obligations are met here")]
+        let job = unsafe { erase(job) };
+        self.workers.submit(job);
+        Ok(())
     }
 }
 
@@ -351,93 +562,53 @@ where
         Ok(permit) => permit,
         Err(refused) => return Err(refused.with(task)),
     };
-    // Keep the task where it can be taken back if the pool refuses the job.
-    let slot = Arc::new(Mutex::new(Some(task)));
-    let guard = PoolTask {
+    let job = GroupTask {
+        task,
         core: Arc::clone(core),
-        slot: Arc::clone(&slot),
-        pool: pool.context().clone(),
-        _permit: permit,
+        idle: None,
+        permit,
     };
-    let job = move || {
-        let task = guard.slot.lock().take();
-        if let Some(task) = task {
-            guard.core.run(task);
-        }
-    };
-    if let Err(refused) = pool.execute(job) {
-        // Take the task back before the job (and its guard) is dropped, so
-        // the guard does not count it as discarded.
-        let task = slot.lock().take();
-        drop(refused);
+    // A pool that is cancelled later discards the queued task, which then
+    // reports `GroupError::Discarded`: `wait` neither hangs nor reports
+    // success for work that did not happen.
+    if let Err(refused) = pool.submit_work(job, Wait::Forever) {
+        let GroupTask { task, permit, .. } = refused.into_inner();
+        drop(permit);
         core.task_done();
-        if let Some(task) = task {
-            return Err(SpawnError::Unavailable(task));
-        }
+        return Err(SpawnError::Unavailable(task));
     }
     Ok(())
 }
 
-fn spawn_on_threads<'a, E, F>(
+fn spawn_on_workers<E, F>(
     core: &Arc<Core<E>>,
-    threads: &Threads<'a>,
+    workers: &Workers,
     task: F,
     block: bool,
 ) -> Result<(), SpawnError<F>>
 where
     E: Send + 'static,
-    F: FnOnce(&Context) -> Result<(), E> + Send + 'a,
+    F: FnOnce(&Context) -> Result<(), E> + Send + 'static,
 {
-    let permit = match core.admit(block) {
+    let permit = match core.admit_on(workers, block) {
         Ok(permit) => permit,
         Err(refused) => return Err(refused.with(task)),
     };
-    let slot = Arc::new(Mutex::new(Some(task)));
-    let job: Task<'a> = {
-        let (core, slot) = (Arc::clone(core), Arc::clone(&slot));
-        Box::new(move || {
-            if let Some(task) = slot.lock().take() {
-                core.run(task);
-            }
-            permit
-        })
-    };
-    if threads.run(job).is_err() {
-        core.task_done();
-        if let Some(task) = slot.lock().take() {
-            return Err(SpawnError::Unavailable(task));
-        }
-    }
+    workers.submit(Box::new(GroupTask {
+        task,
+        core: Arc::clone(core),
+        idle: Some(Arc::clone(&workers.idle)),
+        permit,
+    }));
     Ok(())
-}
-
-/// A group task travelling as a pool job. A pool that is cancelled drops
-/// its queued jobs unrun; then this guard counts the task done and records
-/// that it never ran, so `wait` neither hangs nor reports success for work
-/// that did not happen. The permit goes back when the guard is dropped.
-struct PoolTask<E, F> {
-    core: Arc<Core<E>>,
-    slot: Arc<Mutex<Option<F>>>,
-    pool: Context,
-    _permit: Option<Permit>,
-}
-
-impl<E, F> Drop for PoolTask<E, F> {
-    fn drop(&mut self) {
-        let unrun = self.slot.lock().take();
-        if let Some(task) = unrun {
-            unwind::drop_quietly(task);
-            let reason = self.pool.reason().unwrap_or(Cancelled::Canceled);
-            self.core.fail(GroupError::Discarded(reason));
-            self.core.task_done();
-        }
-    }
 }
 
 /// Why a task was not admitted, before the task is attached.
 enum Refused {
     Cancelled,
     Full,
+    /// No worker could be started for it.
+    Unavailable,
 }
 
 impl Refused {
@@ -445,6 +616,7 @@ impl Refused {
         match self {
             Self::Cancelled => SpawnError::Cancelled(task),
             Self::Full => SpawnError::Full(task),
+            Self::Unavailable => SpawnError::Unavailable(task),
         }
     }
 }
@@ -493,20 +665,29 @@ impl<E> Core<E> {
         Ok(permit)
     }
 
-    /// Runs one task, recording its failure and counting it done.
-    fn run<F>(&self, task: F)
-    where
-        F: FnOnce(&Context) -> Result<(), E>,
-    {
-        let failure = match catch_unwind(AssertUnwindSafe(|| task(&self.ctx))) {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(GroupError::Failed(error)),
-            Err(payload) => Some(GroupError::Panicked(unwind::message(payload))),
-        };
-        if let Some(failure) = failure {
-            self.fail(failure);
+    /// Admits a task, as `admit` does, and finds a worker of `workers` for
+    /// it.
+    fn admit_on(&self, workers: &Workers, block: bool) -> Result<Option<Permit>, Refused> {
+        let permit = self.admit(block)?;
+        if workers.reserve().is_err() {
+            drop(permit);
+            self.task_done();
+            return Err(Refused::Unavailable);
         }
-        self.task_done();
+        Ok(permit)
+    }
+
+    /// Records how a task ended: an error or a panic is a failure.
+    fn settle(&self, end: End<Result<(), E>>) {
+        let failure = match end {
+            End::Returned(Ok(())) => return,
+            End::Returned(Err(error)) => GroupError::Failed(error),
+            End::Panicked(payload) => GroupError::Panicked(unwind::message(payload)),
+            // Returned after the group was cancelled: the group's outcome
+            // is decided already.
+            End::TimedOut | End::Cancelled(_) => return,
+        };
+        self.fail(failure);
     }
 
     /// Records `failure` if it is the first, and cancels the group.
@@ -535,73 +716,14 @@ impl<E> Core<E> {
     }
 }
 
-impl<'a> Threads<'a> {
-    fn new(spawn_thread: SpawnThread<'a>, handles: Arc<Mutex<Vec<JoinHandle<()>>>>) -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Self {
-            tx: Some(tx),
-            rx,
-            idle: Arc::new(AtomicUsize::new(0)),
-            started: AtomicUsize::new(0),
-            spawn_thread,
-            handles,
-        }
-    }
-
-    /// Runs `job` on an idle thread if there is one, else on a new thread.
-    fn run(&self, job: Task<'a>) -> std::io::Result<()> {
-        let Some(tx) = &self.tx else {
-            return Err(std::io::ErrorKind::BrokenPipe.into());
-        };
-        // ORDERING: the claim pairs with the idle increment of a thread
-        // about to block in `recv`; the channel itself carries the job.
-        if self
-            .idle
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |idle| {
-                idle.checked_sub(1)
-            })
-            .is_ok()
-        {
-            return tx
-                .send(job)
-                .map_err(|_| std::io::ErrorKind::BrokenPipe.into());
-        }
-        let (rx, idle) = (self.rx.clone(), Arc::clone(&self.idle));
-        self.started.fetch_add(1, Ordering::Relaxed);
-        (self.spawn_thread)(Box::new(move || {
-            let mut job = job;
-            loop {
-                let permit = job();
-                // Idle before the permit goes back, so whoever takes the
-                // permit finds this thread instead of starting another.
-                idle.fetch_add(1, Ordering::AcqRel);
-                drop(permit);
-                match rx.recv() {
-                    Ok(next) => job = next,
-                    Err(_) => return,
-                }
-            }
-        }))
-    }
-
-    /// Lets idle threads exit and joins every thread started.
-    fn close_and_join(&mut self) {
-        self.tx = None;
-        let handles = std::mem::take(&mut *self.handles.lock());
-        for handle in handles {
-            let _ = handle.join();
-        }
-    }
-}
-
 impl<E> Drop for ErrGroup<'_, E> {
     fn drop(&mut self) {
         // A group dropped without `wait` still lets its tasks finish, and
         // leaves no thread behind.
         self.core.ctx.cancel();
         self.core.wait_idle();
-        if let Runner::Threads(threads) = &mut self.runner {
-            threads.close_and_join();
+        if let Runner::Crew(workers) = &mut self.runner {
+            workers.close();
         }
     }
 }

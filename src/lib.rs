@@ -551,7 +551,7 @@ pub use sizing::Sizing;
 #[cfg(not(loom))]
 pub use crew::PanicPolicy;
 #[cfg(not(loom))]
-pub use errgroup::{ErrGroup, ScopedGroup};
+pub use errgroup::{ErrGroup, GROUP_KEEP_ALIVE, ScopedGroup};
 #[cfg(not(loom))]
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 #[cfg(not(loom))]

@@ -87,6 +87,7 @@ impl Options {
                 Sizing::Adaptive { min, max } => Some((min, max)),
                 _ => None,
             },
+            keep_alive: None,
         };
         Ok((config, ctx))
     }

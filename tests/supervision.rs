@@ -349,3 +349,38 @@ fn discarded_closure_panicking_on_drop_is_contained() {
         }
     });
 }
+
+#[test]
+fn job_queued_behind_a_panic_during_cancel_is_reported() {
+    // The lost job of a chaos run (ThreadSanitizer, round 47): the last
+    // worker's job panics while the pool is being cancelled, so the worker
+    // neither is replaced nor makes the loop's final drain. The job queued
+    // behind it must still be reported cancelled, not stranded.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .queue_capacity(4)
+            .panic_policy(PanicPolicy::Respawn)
+            .thread_name("sv-lost")
+            .build()
+            .expect("build");
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let panicking = pool
+            .submit(move |ctx| {
+                started_tx.send(()).expect("test alive");
+                let _ = ctx.sleep(LONG);
+                panic!("panics once cancelled");
+            })
+            .expect("submit");
+        started.recv_timeout(LONG).expect("the first job started");
+        let mut queued = pool.submit(|_ctx| 42).expect("submit");
+        pool.context().cancel();
+        assert!(matches!(panicking.join(), Err(JobError::Panicked(_))));
+        let result = queued.join_timeout(Duration::from_secs(10));
+        assert!(
+            matches!(result, Some(Err(JobError::Cancelled(_)))),
+            "{result:?}; {}",
+            pool.stats()
+        );
+    });
+}

@@ -6,6 +6,8 @@
 //!   and the `Feeder` another crew's workers own);
 //! * `worker.rs`: the loop, supervision (the respawn `Sentinel`), and
 //!   thread start-up;
+//! * `lend.rs`: jobs that borrow from the caller's stack (the one
+//!   lifetime erasure);
 //! * `adaptive.rs`: the `Sizing::Adaptive` controller.
 //!
 //! A crew is N OS threads sharing one jobs channel and the pool's
@@ -58,6 +60,7 @@
 mod adaptive;
 mod intake;
 mod job;
+mod lend;
 mod worker;
 
 use std::any::Any;
@@ -70,6 +73,7 @@ use crossbeam_channel::{Receiver, Sender};
 use intake::Intake;
 pub(crate) use intake::{Feeder, SendFail, Wait, send};
 pub(crate) use job::{End, Ends, Ran, Run};
+pub(crate) use lend::{Erased, Work, erase};
 
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, SizingError, TrySubmitError};
@@ -114,6 +118,13 @@ pub(crate) trait Exec<J>: Send + Sync + 'static {
 
     /// Reports that `job` will never run, for `reason`. Must not unwind.
     fn discard(&self, job: J, reason: Cancelled);
+
+    /// Called on a worker idle for the crew's keep-alive: whether it may
+    /// leave. A front door that grows the crew on demand answers no when
+    /// it has counted on this worker for a job already on its way.
+    fn idle_leave(&self) -> bool {
+        false
+    }
 
     /// How many jobs `job` stands for in the pool's counters (a map
     /// chunk is one per item).
@@ -181,6 +192,9 @@ pub(crate) struct CrewConfig {
     /// `Sizing::Adaptive`'s bounds: a controller steers the worker count
     /// between them.
     pub(crate) adaptive: Option<(usize, usize)>,
+    /// A worker idle this long asks [`Exec::idle_leave`] whether it may
+    /// leave; `None`: workers never leave for being idle.
+    pub(crate) keep_alive: Option<Duration>,
 }
 
 impl CrewConfig {
@@ -297,6 +311,26 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
 
     fn grow_to(&self, n: usize) -> std::io::Result<()> {
         self.shared.grow_to(n)
+    }
+
+    /// Starts one more worker unless `max` are running or starting.
+    /// Returns whether it did.
+    ///
+    /// # Errors
+    ///
+    /// The OS refused the thread.
+    pub(crate) fn grow_one(&self, max: usize) -> std::io::Result<bool> {
+        let target = *self.shared.target.lock();
+        if target >= max {
+            return Ok(false);
+        }
+        self.grow_to(target + 1).map(|()| true)
+    }
+
+    /// How many worker threads the crew has started, replacements
+    /// included.
+    pub(crate) fn started(&self) -> usize {
+        self.shared.next_index.load(Ordering::Relaxed)
     }
 
     /// Queues `job` through `tx`, waiting for room as long as `wait`
@@ -551,6 +585,12 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
     }
 
+    /// A worker left for being idle: the target shrinks with it.
+    fn left_idle(&self) {
+        let mut target = self.target.lock();
+        *target = target.saturating_sub(1);
+    }
+
     /// Discards every job queued now; returns how many.
     fn drain(&self) -> u64 {
         let mut discarded = 0;
@@ -632,6 +672,7 @@ mod tests {
             on_job_done: None,
             timing: true,
             adaptive: None,
+            keep_alive: None,
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);
             })),

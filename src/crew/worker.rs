@@ -111,17 +111,38 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
 
     #[cold]
     fn next_job_blocking(&self) -> Option<Envelope<J>> {
-        select! {
-            recv(self.jobs) -> job => job.ok(),
-            recv(self.cancel) -> _ => None,
-            recv(self.retire.1) -> token => {
-                if token.is_ok() {
-                    // ORDERING: pairs with set_workers' Release.
-                    self.retiring.fetch_sub(1, Ordering::AcqRel);
+        let Some(keep_alive) = self.config.keep_alive else {
+            return select! {
+                recv(self.jobs) -> job => job.ok(),
+                recv(self.cancel) -> _ => None,
+                recv(self.retire.1) -> token => self.retired(token.is_ok()),
+            };
+        };
+        loop {
+            select! {
+                recv(self.jobs) -> job => return job.ok(),
+                recv(self.cancel) -> _ => return None,
+                recv(self.retire.1) -> token => return self.retired(token.is_ok()),
+                default(keep_alive) => {
+                    // Idle for the keep-alive: leave, unless the front door
+                    // has counted on this worker for a job on its way.
+                    if self.exec.idle_leave() {
+                        self.left_idle();
+                        return None;
+                    }
                 }
-                None
             }
         }
+    }
+
+    /// A retire token arrived (`taken`) or the retire channel closed: the
+    /// worker leaves.
+    fn retired(&self, taken: bool) -> Option<Envelope<J>> {
+        if taken {
+            // ORDERING: pairs with set_workers' Release.
+            self.retiring.fetch_sub(1, Ordering::AcqRel);
+        }
+        None
     }
 
     /// Takes a retire token if `set_workers` left one: then this worker
@@ -227,7 +248,14 @@ struct Sentinel<'a, J: Send + 'static, E: Exec<J>> {
 impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
     fn drop(&mut self) {
         let shared = self.shared;
-        if (self.respawn || thread::panicking()) && !shared.ctx.is_done() {
+        let replace = self.respawn || thread::panicking();
+        if replace && shared.ctx.is_done() {
+            // Cancelled on the way out: no replacement, and leaving after a
+            // panic skipped the loop's final drain. Without this drain a job
+            // queued now would be stranded: cancelled pools refuse new
+            // submits, and the last worker may be this one.
+            shared.drain();
+        } else if replace {
             if let Some(local) = self.local.take() {
                 match spawn(shared, self.index, Arc::clone(self.slot), local) {
                     Ok(()) => {

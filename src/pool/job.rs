@@ -4,7 +4,7 @@
 use std::any::Any;
 
 use super::handle::SharedTask;
-use crate::crew::{Exec, Ran, Run};
+use crate::crew::{Exec, Ran, Run, Work};
 use crate::error::Cancelled;
 use crate::unwind;
 
@@ -79,6 +79,24 @@ impl<F: FnOnce() + Send + 'static> Job for ExecJob<F> {
 
     fn discard(self: Box<Self>, _reason: Cancelled) {
         unwind::drop_quietly(self);
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// Another front door's [`Work`] (an `ErrGroup` task on a pool) as a pool
+/// job.
+pub(crate) struct Lent<W>(pub(crate) W);
+
+impl<W: Work + 'static> Job for Lent<W> {
+    fn run(self: Box<Self>, run: Run<'_>) -> Ran {
+        Box::new(self.0).run(run)
+    }
+
+    fn discard(self: Box<Self>, reason: Cancelled) {
+        Box::new(self.0).discard(reason);
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {

@@ -34,14 +34,14 @@ use std::time::{Duration, Instant};
 pub use builder::Builder;
 use handle::JobCell;
 pub use handle::JobHandle;
-use job::{ExecJob, PoolExec, Task, unerase};
+use job::{ExecJob, Lent, PoolExec, Task, unerase};
 pub use map::{DEFAULT_READ_AHEAD, Map, TryMapError};
 pub use scope::{Scope, ScopedJoinHandle};
 
 use crossbeam_channel::Sender;
 
 use crate::context::Context;
-use crate::crew::{Crew, Envelope, Wait};
+use crate::crew::{Crew, Envelope, Wait, Work};
 use crate::error::{SizingError, SubmitError, TrySubmitError};
 use crate::stats::Stats;
 
@@ -272,6 +272,17 @@ impl ThreadPool {
             return Err(TrySubmitError::Closed(task));
         };
         self.crew.submit(tx, task, wait, None)
+    }
+
+    /// Queues another front door's job (an `ErrGroup` task), waiting for
+    /// room as `wait` allows; a refused job comes back.
+    pub(crate) fn submit_work<W: Work + 'static>(
+        &self,
+        work: W,
+        wait: Wait,
+    ) -> Result<(), TrySubmitError<W>> {
+        self.enqueue(Task::boxed(Lent(work)), wait)
+            .map_err(|err| err.map(|task| unerase::<Lent<W>>(task).0))
     }
 
     /// Every job's deadline, counted from its start.

@@ -4,10 +4,10 @@
 //!
 //! # Implementation notes
 //!
-//! This is brigade's only `unsafe` code: one lifetime erasure, turning a
-//! boxed job that borrows for `'scope` into one the pool's `'static`
-//! workers can hold. The argument that it is sound is at the `unsafe`
-//! block; the rest of the module exists to uphold it:
+//! A scoped job borrows for `'scope`; the crew's one lifetime erasure
+//! (`crew/lend.rs`) turns it into one the pool's `'static` workers can
+//! hold. The argument that this use is sound is at the `unsafe` block; the
+//! rest of the module exists to uphold it:
 //!
 //! * each erased job lives in a [`Cell`] and is taken out exactly once —
 //!   by a worker, by the waiting caller, or by a discard — under the cell's
@@ -29,49 +29,11 @@ use super::ThreadPool;
 use super::handle::{CellJob, SharedTask};
 use super::job::Task;
 use crate::context::Context;
-use crate::crew::{End, Ran, Run, Wait};
+use crate::crew::{End, Erased, Ran, Run, Wait, Work, erase};
 use crate::error::{Cancelled, JobError, TrySubmitError};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
-
-/// A scoped job: run through the crew's lifecycle (on a worker, or on a
-/// helping caller), or told it never will.
-trait ScopedWork: Send {
-    fn run(self: Box<Self>, run: Run<'_>) -> Ran;
-    fn discard(self: Box<Self>, reason: Cancelled);
-}
-
-/// A scoped job, borrowing for `'s`.
-type ScopedJob<'s> = Box<dyn ScopedWork + 's>;
-
-/// A job with its borrows erased; see the module's implementation notes.
-type ErasedJob = ScopedJob<'static>;
-
-/// Erases the borrow of a scoped job so the pool's `'static` workers can
-/// hold it. Only [`Scope::spawn`] calls this.
-#[allow(
-    unsafe_code,
-    reason = "the one lifetime erasure; see the SAFETY comment"
-)]
-fn erase(job: ScopedJob<'_>) -> ErasedJob {
-    // SAFETY: `job` borrows for 'scope; the pool's workers are 'static.
-    // Erasing the lifetime is sound because the box is only ever called or
-    // dropped while 'scope is alive:
-    // * `Scope::spawn` stores it in exactly one `Cell`, counted in the
-    //   scope's `pending` before the cell is shared; it is taken out at most
-    //   once, under the cell's lock;
-    // * `Cell::take` hands it out with a `Finisher` that decrements
-    //   `pending` only after the job has run (or been discarded) and its
-    //   box has been freed (`Finisher` drops last);
-    // * `ThreadPool::scope` keeps 'scope alive until `pending` is zero: after
-    //   the body returns or panics it takes and finishes every job still in
-    //   its cell, then waits for the rest, and it can neither return nor
-    //   unwind before that (`AbortOnUnwind`);
-    // * `Box<dyn Trait + 'a>` and `Box<dyn Trait + 'static>` have the same
-    //   layout; only the lifetime bound changes.
-    unsafe { std::mem::transmute::<ScopedJob<'_>, ErasedJob>(job) }
-}
 
 /// One scoped job: the closure, where its result goes, and where its
 /// panic payload goes if nobody joins it.
@@ -82,7 +44,7 @@ struct ScopedTask<'s, F, T> {
     id: u64,
 }
 
-impl<'s, F, T> ScopedWork for ScopedTask<'s, F, T>
+impl<'s, F, T> Work for ScopedTask<'s, F, T>
 where
     F: FnOnce(&Context) -> T + Send + 's,
     T: Send + 's,
@@ -119,7 +81,7 @@ where
 
 /// The one slot an erased job lives in until someone takes it.
 struct Cell {
-    job: Mutex<Option<ErasedJob>>,
+    job: Mutex<Option<Erased>>,
     pending: Arc<Pending>,
 }
 
@@ -282,15 +244,21 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             slot: Mutex::new(None),
             ready: Condvar::new(),
         });
-        let job: ScopedJob<'scope> = Box::new(ScopedTask {
+        let job: Box<dyn Work + 'scope> = Box::new(ScopedTask {
             f,
             packet: Arc::clone(&packet),
             panics,
             id,
         });
         // Counted as pending before the erased job can be seen by anyone.
-        let job = erase(job);
         self.pending.count.fetch_add(1, Ordering::AcqRel);
+        // SAFETY: the job is counted pending above and stored in exactly
+        // one `Cell`, from which it is taken at most once, under the cell's
+        // lock; a `Finisher` counts it out only after it has been run or
+        // discarded and its box freed; and `ThreadPool::scope` neither
+        // returns nor unwinds (`AbortOnUnwind`) until the count is zero.
+        #[allow(unsafe_code, reason = "the erasure's obligations are met here")]
+        let job = unsafe { erase(job) };
         let cell = Arc::new(Cell {
             job: Mutex::new(Some(job)),
             pending: Arc::clone(&self.pending),

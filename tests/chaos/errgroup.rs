@@ -237,8 +237,15 @@ impl GroupRound<'_> {
             }
             want.submitted += 1;
             if s & started(0) != 0 {
-                // A pool sees every group task as a clean job: the group catches panics.
-                want.add(Class::Completed);
+                // A group task is a pool job like any other: a panic counts
+                // as one. Whether a task that ran counted as completed or
+                // failed (its `Err`, or a return after the group was
+                // cancelled) is not visible here.
+                want.add(if s & panicked(0) != 0 {
+                    Class::Panicked
+                } else {
+                    Class::RanUnseen
+                });
             } else {
                 want.add(Class::NeverRan);
                 if !discarding {

@@ -1,0 +1,45 @@
+//! Jobs that borrow from the caller's stack, run by `'static` workers:
+//! the crate's one lifetime erasure.
+//!
+//! A [`ThreadPool::scope`](crate::ThreadPool::scope) job and a task of
+//! [`ErrGroup::scope`](crate::ErrGroup::scope) borrow for `'scope`, yet
+//! run on crew workers that live for `'static`. Both front doors box their
+//! job as a [`Work`] and erase its lifetime here, and each upholds the
+//! same obligation, spelled out on [`erase`]: the box is run, discarded
+//! or dropped — and so freed — before `'scope` ends, because the front
+//! door counts it as pending until then and does not return (or unwind)
+//! before the count is zero.
+
+use super::{Ran, Run};
+use crate::error::Cancelled;
+
+/// A job a front door hands the crew: run through the lifecycle, or told
+/// it never will.
+pub(crate) trait Work: Send {
+    fn run(self: Box<Self>, run: Run<'_>) -> Ran;
+    fn discard(self: Box<Self>, reason: Cancelled);
+}
+
+/// A job with its borrows erased.
+pub(crate) type Erased = Box<dyn Work + 'static>;
+
+/// Erases the borrow of `job` so `'static` workers can hold it.
+///
+/// # Safety
+///
+/// The caller must make sure that the returned box is consumed by
+/// [`Work::run`] or [`Work::discard`], or dropped, before anything `job`
+/// borrows for `'s` goes away — in practice: it counts the job as pending
+/// before the box can be seen by anyone, counts it out only after the box
+/// has been freed, and neither returns nor unwinds out of `'s` while the
+/// count is above zero.
+#[allow(
+    unsafe_code,
+    reason = "the one lifetime erasure; see the SAFETY comment"
+)]
+pub(crate) unsafe fn erase<'s>(job: Box<dyn Work + 's>) -> Erased {
+    // SAFETY: `Box<dyn Work + 's>` and `Box<dyn Work + 'static>` have the
+    // same layout; only the lifetime bound changes, and the caller
+    // promises (see above) that the box does not outlive `'s`.
+    unsafe { std::mem::transmute::<Box<dyn Work + 's>, Erased>(job) }
+}
