@@ -12,10 +12,11 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::context::Context;
-use crate::crew::{CrewConfig, Hook, JobHook, PanicPolicy};
-use crate::error::BuildError;
+use crate::crew::{CrewConfig, Hook, JobHook, PanicPolicy, StartGate};
+use crate::error::{BuildError, Cancelled, RateError};
 use crate::rate::RateLimiter;
 use crate::sizing::Sizing;
+use crate::sync::Arc;
 
 /// The queue capacity when none is set.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
@@ -80,7 +81,9 @@ impl Options {
             panic_policy: self.panic_policy,
             on_thread_start: self.on_thread_start,
             on_thread_exit: self.on_thread_exit,
-            rate_limit: self.rate_limit,
+            start_gate: self
+                .rate_limit
+                .map(|limiter| Arc::new(limiter) as Arc<dyn StartGate>),
             on_job_done: self.on_job_done,
             timing: self.record_latencies,
             adaptive: match self.sizing {
@@ -163,6 +166,18 @@ impl fmt::Debug for Options {
             .field("on_job_done", &hook_debug(self.on_job_done.is_some()))
             .field("record_latencies", &self.record_latencies)
             .finish()
+    }
+}
+
+/// A pool built with [`rate_limit`](crate::Builder::rate_limit) paces its
+/// job starts here: each start takes one token.
+impl StartGate for RateLimiter {
+    fn pass(&self, ctx: &Context) -> Result<(), Cancelled> {
+        self.wait(ctx).map_err(|err| match err {
+            RateError::Cancelled(reason) => reason,
+            // The job could not start before the pool's deadline.
+            _ => Cancelled::DeadlineExceeded,
+        })
     }
 }
 

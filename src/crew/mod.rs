@@ -77,7 +77,6 @@ pub(crate) use lend::{Erased, Work, erase};
 
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, SizingError, TrySubmitError};
-use crate::rate::RateLimiter;
 use crate::sizing::check_count;
 use crate::stats::{Counters, JobEvent, JobOutcome, Stats, WorkerSlot, sampled, stamp};
 use crate::sync::{Arc, AtomicUsize, CachePadded, Condvar, Mutex, Ordering};
@@ -146,6 +145,19 @@ impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
     }
 }
 
+/// What a job must pass before it starts: a pool built with a rate
+/// limiter paces its job starts through one.
+pub(crate) trait StartGate: Send + Sync + 'static {
+    /// Waits until a job may start under `ctx`.
+    ///
+    /// # Errors
+    ///
+    /// Why the job cannot start: the context was cancelled during the
+    /// wait, or the job could not start before its deadline
+    /// (`DeadlineExceeded`). The job is then discarded for that reason.
+    fn pass(&self, ctx: &Context) -> Result<(), Cancelled>;
+}
+
 /// A queued job with what the worker runtime tracks about it: its
 /// submission sequence number (the job id an `on_job_done` hook sees) and,
 /// for a sampled job, when it was queued (a [`stats::stamp`], 0 if not
@@ -183,8 +195,8 @@ pub(crate) struct CrewConfig {
     pub(crate) panic_policy: PanicPolicy,
     pub(crate) on_thread_start: Option<Hook>,
     pub(crate) on_thread_exit: Option<Hook>,
-    /// Job starts wait for a token from this limiter, if any.
-    pub(crate) rate_limit: Option<RateLimiter>,
+    /// Every job start waits here first, if set (a rate limiter).
+    pub(crate) start_gate: Option<Arc<dyn StartGate>>,
     /// Runs after every job, and for every job discarded unrun.
     pub(crate) on_job_done: Option<JobHook>,
     /// Time a sample of jobs (`record_latencies`).
@@ -668,7 +680,7 @@ mod tests {
             job_timeout: None,
             panic_policy: PanicPolicy::Respawn,
             on_thread_start: None,
-            rate_limit: None,
+            start_gate: None,
             on_job_done: None,
             timing: true,
             adaptive: None,

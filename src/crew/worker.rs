@@ -7,7 +7,6 @@ use crossbeam_channel::{TryRecvError, select};
 
 use super::job::WorkerState;
 use super::{CURRENT_CREW, Envelope, Exec, PanicPolicy, Shared};
-use crate::error::{Cancelled, RateError};
 use crate::stats::WorkerSlot;
 use crate::sync::{Arc, CachePadded, Ordering, Spin};
 use crate::unwind;
@@ -67,22 +66,17 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         Leave::Done
     }
 
-    /// Waits for the rate limiter, if any, before `queued` may start.
+    /// Waits at the start gate, if any, before `queued` may start.
     /// Returns the job, or `None` after discarding it: the pool was
     /// cancelled during the wait, or the wait would run past the pool's
     /// deadline.
     fn pace(&self, queued: Envelope<J>) -> Option<Envelope<J>> {
-        let Some(limiter) = &self.config.rate_limit else {
+        let Some(gate) = &self.config.start_gate else {
             return Some(queued);
         };
-        match limiter.wait(&self.ctx) {
+        match gate.pass(&self.ctx) {
             Ok(()) => Some(queued),
-            Err(err) => {
-                let reason = match err {
-                    RateError::Cancelled(reason) => reason,
-                    // The job could not start before the pool's deadline.
-                    _ => Cancelled::DeadlineExceeded,
-                };
+            Err(reason) => {
                 self.discard_for(queued, reason);
                 None
             }
