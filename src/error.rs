@@ -563,3 +563,74 @@ impl<E: fmt::Display> fmt::Display for LastError<'_, E> {
         }
     }
 }
+
+/// Why [`ThreadPool::try_map`](crate::ThreadPool::try_map) stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryMapError<E> {
+    /// The function returned `Err` for the item at `index` (the first error
+    /// seen, which is not always the lowest index).
+    #[error("item {index} failed: {error}")]
+    Failed {
+        /// The item's position in the input.
+        index: usize,
+        /// The function's error.
+        error: E,
+    },
+    /// An item's job panicked or was cancelled.
+    #[error("item {index}: {error}")]
+    Job {
+        /// The item's position in the input.
+        index: usize,
+        /// What happened to it.
+        error: JobError,
+    },
+}
+
+/// Why an item failed in a stage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StageError<E> {
+    /// The stage function returned this error.
+    #[error("{0}")]
+    Failed(E),
+    /// The stage function panicked with this message.
+    #[error("panicked: {0}")]
+    Panicked(String),
+}
+
+/// One item that failed, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stage {stage:?} failed on item {index}: {error}")]
+#[non_exhaustive]
+pub struct StageFailure<E> {
+    /// The stage's name.
+    pub stage: String,
+    /// The item's position in the inputs.
+    pub index: u64,
+    /// What went wrong.
+    pub error: StageError<E>,
+}
+
+/// Why [`Pipeline::run`](crate::Pipeline::run) returned no output.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError<E> {
+    /// A stage failed (fail-fast mode): the first failure seen.
+    #[error(transparent)]
+    Stage(StageFailure<E>),
+    /// The pipeline's context was cancelled or its deadline passed.
+    #[error("pipeline cancelled: {0}")]
+    Cancelled(Cancelled),
+    /// A setting of the whole pipeline is invalid (the ordered window).
+    #[error("pipeline: {0}")]
+    Settings(BuildError),
+    /// A stage's settings are invalid, or its threads could not start.
+    #[error("pipeline stage {stage:?}: {error}")]
+    Build {
+        /// The stage's name.
+        stage: String,
+        /// What is wrong with it.
+        error: BuildError,
+    },
+}

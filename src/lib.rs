@@ -539,9 +539,9 @@ pub use handle::{JobHandle, model};
 
 pub use context::Context;
 pub use error::{
-    AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, RateError,
-    RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError, SubmitError,
-    TrySubmitError,
+    AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, PipelineError,
+    RateError, RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError, StageError,
+    StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
 pub use rate::{RateLimiter, Reservation};
 pub use retry::{Backoff, Retry, RetryBuilder};
@@ -555,11 +555,11 @@ pub use errgroup::{ErrGroup, GROUP_KEEP_ALIVE, ScopedGroup};
 #[cfg(not(loom))]
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 #[cfg(not(loom))]
-pub use pipeline::{Pipeline, PipelineError, PipelineOutput, StageError, StageFailure, StageStats};
+pub use pipeline::{Pipeline, PipelineOutput, StageStats};
 #[cfg(not(loom))]
 pub use pool::{
     Builder, DEFAULT_READ_AHEAD, JobHandle, Map, Scope, ScopedJoinHandle, ShutdownReport,
-    ThreadPool, TryMapError,
+    ThreadPool,
 };
 #[cfg(not(loom))]
 pub use stats::{JobEvent, JobOutcome, Latencies, Stats};

@@ -20,7 +20,9 @@ use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 
 use crate::context::Context;
 use crate::crew::{Crew, End, Envelope, Exec, Feeder, Ran, Run, Wait};
-use crate::error::{BuildError, Cancelled, TrySubmitError};
+use crate::error::{
+    BuildError, Cancelled, PipelineError, StageError, StageFailure, TrySubmitError,
+};
 use crate::options::{Options, OrderWindow, check_capacity};
 use crate::ordered::Window;
 use crate::sizing::Sizing;
@@ -174,54 +176,6 @@ pub struct Pipeline<In, Out, E> {
     ordered: Option<OrderWindow>,
     fail_fast: bool,
     _types: PhantomData<fn(In) -> (Out, E)>,
-}
-
-/// Why an item failed in a stage.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StageError<E> {
-    /// The stage function returned this error.
-    #[error("{0}")]
-    Failed(E),
-    /// The stage function panicked with this message.
-    #[error("panicked: {0}")]
-    Panicked(String),
-}
-
-/// One item that failed, and where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("stage {stage:?} failed on item {index}: {error}")]
-#[non_exhaustive]
-pub struct StageFailure<E> {
-    /// The stage's name.
-    pub stage: String,
-    /// The item's position in the inputs.
-    pub index: u64,
-    /// What went wrong.
-    pub error: StageError<E>,
-}
-
-/// Why [`Pipeline::run`] returned no output.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PipelineError<E> {
-    /// A stage failed (fail-fast mode): the first failure seen.
-    #[error(transparent)]
-    Stage(StageFailure<E>),
-    /// The pipeline's context was cancelled or its deadline passed.
-    #[error("pipeline cancelled: {0}")]
-    Cancelled(Cancelled),
-    /// A setting of the whole pipeline is invalid (the ordered window).
-    #[error("pipeline: {0}")]
-    Settings(BuildError),
-    /// A stage's settings are invalid, or its threads could not start.
-    #[error("pipeline stage {stage:?}: {error}")]
-    Build {
-        /// The stage's name.
-        stage: String,
-        /// What is wrong with it.
-        error: BuildError,
-    },
 }
 
 /// One stage's counters after a run.

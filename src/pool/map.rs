@@ -15,7 +15,7 @@ use super::ThreadPool;
 use super::job::{Job, Task};
 use crate::context::Context;
 use crate::crew::{Ends, Ran, Run, Wait};
-use crate::error::{Cancelled, JobError, TrySubmitError};
+use crate::error::{Cancelled, JobError, TryMapError, TrySubmitError};
 use crate::ordered::Window;
 use crate::sync::Arc;
 use crate::unwind;
@@ -630,29 +630,6 @@ where
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
-}
-
-/// Why [`ThreadPool::try_map`] stopped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TryMapError<E> {
-    /// The function returned `Err` for the item at `index` (the first error
-    /// seen, which is not always the lowest index).
-    #[error("item {index} failed: {error}")]
-    Failed {
-        /// The item's position in the input.
-        index: usize,
-        /// The function's error.
-        error: E,
-    },
-    /// An item's job panicked or was cancelled.
-    #[error("item {index}: {error}")]
-    Job {
-        /// The item's position in the input.
-        index: usize,
-        /// What happened to it.
-        error: JobError,
-    },
 }
 
 impl ThreadPool {

@@ -35,7 +35,7 @@ pub use builder::Builder;
 use handle::JobCell;
 pub use handle::JobHandle;
 use job::{ExecJob, Lent, PoolExec, Task, unerase};
-pub use map::{DEFAULT_READ_AHEAD, Map, TryMapError};
+pub use map::{DEFAULT_READ_AHEAD, Map};
 pub use scope::{Scope, ScopedJoinHandle};
 
 use crossbeam_channel::Sender;
