@@ -459,32 +459,3 @@ fn jobs_get_a_child_of_the_pool_context() {
         assert_eq!(handle.join(), Err(JobError::Cancelled(Cancelled::Canceled)));
     });
 }
-
-#[test]
-fn job_contexts_do_not_pile_up_in_the_pool_context() {
-    // Jobs that block on their context register with the pool's context
-    // while they run and leave its child table empty when they finish.
-    with_timeout(LONG, || {
-        let pool = ThreadPool::builder()
-            .workers(2)
-            .job_timeout(Duration::from_secs(3600))
-            .build()
-            .expect("build");
-        let handles: Vec<_> = (0..2000)
-            .map(|_| {
-                pool.submit(|ctx: &Context| ctx.sleep(Duration::ZERO))
-                    .expect("submit")
-            })
-            .collect();
-        for handle in handles {
-            assert_eq!(handle.join(), Ok(Ok(())));
-        }
-        // Each worker keeps one registered context of its own, the parent
-        // of its jobs' contexts; job contexts add nothing that stays.
-        assert!(
-            wait_until(LONG, || pool.context().registered_children() <= 2),
-            "{} contexts left registered",
-            pool.context().registered_children()
-        );
-    });
-}

@@ -343,8 +343,10 @@ impl Context {
         }
     }
 
-    /// How many children are registered for wake-ups right now. A
-    /// diagnostic for tests of the cancel tree; not part of the stable API.
+    /// How many children are registered for wake-ups right now: for the
+    /// crate's unit tests and loom models of the cancel tree only, never in
+    /// a normal build's API.
+    #[cfg(any(test, loom))]
     #[doc(hidden)]
     pub fn registered_children(&self) -> usize {
         self.node.state.lock().children.len()
@@ -665,7 +667,12 @@ impl Drop for Node {
 
 #[cfg(test)]
 mod tests {
+    use crossbeam_channel::TryRecvError;
+
     use super::*;
+
+    /// Children made by the registration tests (fewer under Miri).
+    const MANY: u32 = if cfg!(miri) { 1_000 } else { 1_000_000 };
 
     #[test]
     fn lazily_linked_child_sees_parent_cancel() {
@@ -710,5 +717,86 @@ mod tests {
         while let Some(ctx) = keep.pop() {
             drop(ctx);
         }
+    }
+
+    #[test]
+    fn million_dropped_children_leave_parent_empty() {
+        // Creating and dropping 1,000,000 children under one long-lived parent,
+        // half of them registered through done(), leaves its table empty.
+        let parent = Context::new().with_timeout(Duration::from_secs(3600));
+        let kept = parent.child();
+        let _kept_done = kept.done();
+        assert_eq!(parent.registered_children(), 1);
+        for i in 0..MANY {
+            let child = parent.child();
+            if i % 2 == 0 {
+                let _ = child.done();
+                if i == 0 {
+                    assert_eq!(parent.registered_children(), 2, "done() registers");
+                }
+            }
+        }
+        assert_eq!(parent.registered_children(), 1);
+        drop(kept);
+        assert_eq!(parent.registered_children(), 0);
+        assert!(!parent.is_done());
+    }
+
+    #[test]
+    fn million_cancelled_children_leave_parent_empty() {
+        // Creating and cancelling 1,000,000 children under one long-lived
+        // parent, half of them registered through done(), leaves its table empty
+        // even while the cancelled children are still alive.
+        let parent = Context::new();
+        let mut alive = Vec::with_capacity(1000);
+        for i in 0..MANY {
+            let child = parent.child();
+            if i % 2 == 0 {
+                let _ = child.done();
+            }
+            child.cancel();
+            if i % 1000 == 0 {
+                alive.push(child);
+            }
+        }
+        assert_eq!(parent.registered_children(), 0);
+        assert!(
+            alive
+                .iter()
+                .all(|c| c.reason() == Some(Cancelled::Canceled))
+        );
+        drop(alive);
+        assert_eq!(parent.registered_children(), 0);
+        assert!(!parent.is_done());
+    }
+
+    #[test]
+    fn registered_children_counted_while_alive() {
+        // Children that block on done() are counted while alive and removed on
+        // drop.
+        let parent = Context::new();
+        let children: Vec<Context> = (0..1000).map(|_| parent.child()).collect();
+        assert_eq!(parent.registered_children(), 0, "polling never registers");
+        let receivers: Vec<_> = children.iter().map(Context::done).collect();
+        assert_eq!(parent.registered_children(), 1000);
+        drop(receivers);
+        assert_eq!(parent.registered_children(), 1000, "the contexts are alive");
+        drop(children);
+        assert_eq!(parent.registered_children(), 0);
+    }
+
+    #[test]
+    fn cancelled_parent_makes_new_child_done() {
+        // A child made after its parent was cancelled is done at once, and never
+        // registers.
+        let parent = Context::new();
+        parent.cancel();
+        let child = parent.child();
+        assert!(child.is_done());
+        assert_eq!(child.reason(), Some(Cancelled::Canceled));
+        let timed = parent.with_timeout(Duration::from_secs(3600));
+        assert_eq!(timed.done().try_recv(), Err(TryRecvError::Disconnected));
+        assert_eq!(timed.reason(), Some(Cancelled::Canceled));
+        assert_eq!(parent.registered_children(), 0);
     }
 }

@@ -422,3 +422,38 @@ fn blocking<J>(err: TrySubmitError<Task>, unerase: impl FnOnce(Task) -> J) -> Su
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::ThreadPool;
+    use crate::context::Context;
+
+    #[test]
+    fn job_contexts_do_not_pile_up_in_the_pool_context() {
+        // Jobs that block on their context register with the pool's
+        // context while they run and leave its child table empty when they
+        // finish: each worker keeps one registered context of its own.
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .job_timeout(Duration::from_secs(3600))
+            .build()
+            .expect("build");
+        let jobs = if cfg!(miri) { 20 } else { 2000 };
+        let handles: Vec<_> = (0..jobs)
+            .map(|_| {
+                pool.submit(|ctx: &Context| ctx.sleep(Duration::ZERO))
+                    .expect("submit")
+            })
+            .collect();
+        for handle in handles {
+            assert_eq!(handle.join(), Ok(Ok(())));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pool.context().registered_children() > 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(pool.context().registered_children() <= 2);
+    }
+}
