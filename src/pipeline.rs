@@ -341,17 +341,7 @@ where
         drop(wiring);
         let (input, running) =
             started.map_err(|(stage, error)| PipelineError::Build { stage, error })?;
-        let mut drive = Drive {
-            ctx: &run_ctx,
-            cancel: run_ctx.done(),
-            input: Some(input),
-            output,
-            failures,
-            window: window.map(Window::new),
-            outputs: Vec::new(),
-            collected: Vec::new(),
-            fail_fast,
-        };
+        let mut drive = Drive::new(&run_ctx, input, output, failures, window, fail_fast);
         // Declared after `running`, so dropped first: if the input iterator
         // panics, the stages are cancelled before their threads are joined.
         let cancel_on_unwind = CancelOnDrop(&run_ctx);
@@ -501,7 +491,28 @@ struct Drive<'a, In, Out, E> {
     fail_fast: bool,
 }
 
-impl<In, Out, E> Drive<'_, In, Out, E> {
+impl<'a, In, Out, E> Drive<'a, In, Out, E> {
+    fn new(
+        ctx: &'a Context,
+        input: Feeder<Item<In>>,
+        output: Receiver<Envelope<Item<Out>>>,
+        failures: Receiver<StageFailure<E>>,
+        window: Option<usize>,
+        fail_fast: bool,
+    ) -> Self {
+        Self {
+            ctx,
+            cancel: ctx.done(),
+            input: Some(input),
+            output,
+            failures,
+            window: window.map(Window::new),
+            outputs: Vec::new(),
+            collected: Vec::new(),
+            fail_fast,
+        }
+    }
+
     fn run(&mut self, inputs: impl Iterator<Item = In>) -> Result<(), PipelineError<E>> {
         let mut inputs = inputs.enumerate();
         let mut next: Option<Item<In>> = None;

@@ -127,6 +127,14 @@ struct Wait<'a> {
     block: bool,
 }
 
+/// Where an acquire stands after its first look at the count.
+enum Queued {
+    /// The permits were free and are taken.
+    Taken,
+    /// In the queue, waiting for them.
+    Waiting(Arc<Waiter>),
+}
+
 impl Semaphore {
     /// A semaphore with `permits` permits, all free.
     ///
@@ -300,28 +308,46 @@ impl Semaphore {
         if n == 0 {
             return Ok(self.permit(0));
         }
-        let waiter = {
-            let mut state = self.inner.state.lock();
-            if state.closed {
-                return Err(AcquireError::Closed);
-            }
-            if state.queue.is_empty() && state.available >= n {
-                state.available -= n;
-                return Ok(self.permit(n));
-            }
-            if !wait.block {
-                return Err(AcquireError::WouldBlock);
-            }
-            let waiter = Arc::new(Waiter {
-                n,
-                signal: Mutex::new(Signal::default()),
-                wake: Condvar::new(),
-            });
-            state.queue.push_back(Arc::clone(&waiter));
-            waiter
+        let waiter = match self.take_or_queue(n, wait.block)? {
+            Queued::Taken => return Ok(self.permit(n)),
+            Queued::Waiting(waiter) => waiter,
         };
+        self.wait_queued(n, &waiter, wait)
+    }
+
+    /// Takes `n` permits at once if none are queued ahead and enough are
+    /// free; otherwise joins the queue (or, not blocking, refuses).
+    fn take_or_queue(&self, n: usize, block: bool) -> Result<Queued, AcquireError> {
+        let mut state = self.inner.state.lock();
+        if state.closed {
+            return Err(AcquireError::Closed);
+        }
+        if state.queue.is_empty() && state.available >= n {
+            state.available -= n;
+            return Ok(Queued::Taken);
+        }
+        if !block {
+            return Err(AcquireError::WouldBlock);
+        }
+        let waiter = Arc::new(Waiter {
+            n,
+            signal: Mutex::new(Signal::default()),
+            wake: Condvar::new(),
+        });
+        state.queue.push_back(Arc::clone(&waiter));
+        Ok(Queued::Waiting(waiter))
+    }
+
+    /// Waits in the queue until granted, cancelled, closed or past the
+    /// deadline.
+    fn wait_queued(
+        &self,
+        n: usize,
+        waiter: &Arc<Waiter>,
+        wait: Wait<'_>,
+    ) -> Result<Permit, AcquireError> {
         let hooked = wait.ctx.map(|ctx| {
-            let waiter = Arc::clone(&waiter);
+            let waiter = Arc::clone(waiter);
             (
                 ctx,
                 ctx.on_done(move |reason| waiter.interrupt(Interrupt::Cancelled(reason))),
@@ -339,7 +365,7 @@ impl Semaphore {
         // cancelled one gives them back (handing them on to the waiters
         // behind it): the caller must be able to trust `Cancelled` to mean
         // the context won, as in Go since go.dev/issue/63615.
-        let granted = woken.granted || self.leave(&waiter);
+        let granted = woken.granted || self.leave(waiter);
         match woken.interrupt {
             None if granted => Ok(self.permit(n)),
             None => Err(AcquireError::TimedOut),

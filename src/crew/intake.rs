@@ -77,41 +77,83 @@ pub(crate) fn send<T>(
     }
 }
 
+/// What a send blocked on a full channel watches while it waits.
+struct Watch<'a> {
+    ctx: &'a Context,
+    /// `ctx.done()`.
+    cancel: &'a Receiver<()>,
+    deadline: Option<Instant>,
+    closed: Option<&'a Receiver<()>>,
+}
+
+impl Watch<'_> {
+    fn is_closed(&self) -> bool {
+        self.closed
+            .is_some_and(|c| matches!(c.try_recv(), Err(TryRecvError::Disconnected)))
+    }
+}
+
 #[cold]
 fn send_slow<T>(
     tx: &Sender<T>,
-    mut item: T,
+    item: T,
     ctx: &Context,
     cancel: &Receiver<()>,
     deadline: Option<Instant>,
     closed: Option<&Receiver<()>>,
 ) -> Result<(), SendFail<T>> {
-    let is_closed =
-        || closed.is_some_and(|c| matches!(c.try_recv(), Err(TryRecvError::Disconnected)));
+    let watch = Watch {
+        ctx,
+        cancel,
+        deadline,
+        closed,
+    };
+    match spin_send(tx, item, &watch) {
+        Ok(ended) => ended,
+        Err(item) => block_send(tx, item, &watch),
+    }
+}
+
+/// The first phase: `try_send` with a bounded backoff, watching the
+/// context, the closed signal and the deadline. `Err` hands the item back
+/// once the spin budget is spent.
+fn spin_send<T>(
+    tx: &Sender<T>,
+    mut item: T,
+    watch: &Watch<'_>,
+) -> Result<Result<(), SendFail<T>>, T> {
     let mut spin = Spin::default();
     while spin.snooze() {
-        if ctx.is_done() {
-            return Err(SendFail::Cancelled(item));
+        if watch.ctx.is_done() {
+            return Ok(Err(SendFail::Cancelled(item)));
         }
-        if is_closed() {
-            return Err(SendFail::Closed(item));
+        if watch.is_closed() {
+            return Ok(Err(SendFail::Closed(item)));
         }
         match tx.try_send(item) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Ok(())),
             Err(TrySendError::Full(back)) => item = back,
-            Err(TrySendError::Disconnected(back)) => return Err(SendFail::Disconnected(back)),
+            Err(TrySendError::Disconnected(back)) => {
+                return Ok(Err(SendFail::Disconnected(back)));
+            }
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(SendFail::Full(item));
+        if watch.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(Err(SendFail::Full(item)));
         }
     }
+    Err(item)
+}
+
+/// The second phase: block in a `Select` over the send, the cancel
+/// channel and the closed signal, until the deadline.
+fn block_send<T>(tx: &Sender<T>, item: T, watch: &Watch<'_>) -> Result<(), SendFail<T>> {
     let mut select = Select::new();
     let send = select.send(tx);
-    let cancelled = select.recv(cancel);
-    if let Some(closed) = closed {
+    let cancelled = select.recv(watch.cancel);
+    if let Some(closed) = watch.closed {
         select.recv(closed);
     }
-    let operation = match deadline {
+    let operation = match watch.deadline {
         None => select.select(),
         Some(deadline) => match select.select_deadline(deadline) {
             Ok(operation) => operation,
@@ -125,11 +167,11 @@ fn send_slow<T>(
         // The cancel and closed channels only ever disconnect; completing
         // the selected receive just acknowledges that.
         i if i == cancelled => {
-            let _ = operation.recv(cancel);
+            let _ = operation.recv(watch.cancel);
             Err(SendFail::Cancelled(item))
         }
         _ => {
-            if let Some(closed) = closed {
+            if let Some(closed) = watch.closed {
                 let _ = operation.recv(closed);
             }
             Err(SendFail::Closed(item))
