@@ -5,7 +5,8 @@
 //! cancels the group and wins, `wait` always cancels the group's context,
 //! `limit` errors are exact, `on_pool` runs tasks on the given pool only, the
 //! scoped form borrows from the stack and waits for every task even when its
-//! body panics, and a dropped group joins its threads.
+//! body panics, a dropped group joins its threads, its tasks are counted
+//! in its stats, and idle group workers leave after the keep-alive.
 //!
 //! The group's own threads are named `errgroup-…`. Tests that count those
 //! threads through `/proc` take [`THREAD_COUNT`] exclusively; every other
@@ -806,5 +807,84 @@ fn dropped_group_cancels_waits_and_joins_threads() {
             "{} errgroup threads left after drop",
             group_threads()
         );
+    });
+}
+
+#[test]
+fn group_tasks_show_in_stats() {
+    // A group's tasks are jobs of its crew: ten tasks, one of which
+    // returns an error and one panics, are ten submitted and ten ended, at
+    // least two failed and one panicked, counted before `wait` returns.
+    // (A task that returns after the first failure cancelled the group
+    // counts as failed too, as any job that returns after its context was
+    // cancelled.)
+    let _shared = starts_group_threads();
+    with_timeout(LONG, || {
+        let group = ErrGroup::<String>::new(&Context::new());
+        let gate = Gate::new();
+        for i in 0..10 {
+            let gate = gate.clone();
+            group
+                .spawn(move |_ctx| {
+                    gate.wait();
+                    match i {
+                        3 => Err("task 3 failed".to_owned()),
+                        7 => panic!("task 7 panicked"),
+                        _ => Ok(()),
+                    }
+                })
+                .map_err(|e| e.to_string())
+                .expect("spawn");
+        }
+        gate.open();
+        assert!(
+            wait_until(LONG, || {
+                let stats = group.stats();
+                stats.completed + stats.failed == 10
+            }),
+            "{}",
+            group.stats()
+        );
+        let stats = group.stats();
+        assert_eq!(stats.submitted, 10);
+        assert_eq!(stats.completed + stats.failed, 10);
+        assert!(stats.failed >= 2, "{stats}");
+        assert_eq!(stats.panicked, 1);
+        assert!(group.wait().is_err());
+    });
+}
+
+#[test]
+fn idle_group_workers_leave_after_the_keep_alive() {
+    // A group's workers that find no task for GROUP_KEEP_ALIVE leave while
+    // the group lives on; a task spawned later starts a new one.
+    let _only = counts_group_threads();
+    with_timeout(brigade::GROUP_KEEP_ALIVE + LONG, || {
+        let group = ErrGroup::<String>::new(&Context::new());
+        let done = Latch::new(2);
+        for _ in 0..2 {
+            let done = Arc::clone(&done);
+            group
+                .spawn(move |_ctx| {
+                    done.count_down();
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())
+                .expect("spawn");
+        }
+        assert!(done.wait_timeout(LONG), "the tasks ran");
+        assert!(group_threads() >= 1, "the group started a worker");
+        assert!(
+            wait_until(brigade::GROUP_KEEP_ALIVE + LONG, || group_threads() == 0),
+            "{} idle group workers stayed past the keep-alive",
+            group_threads()
+        );
+        let started = group.threads();
+        group
+            .spawn(|_ctx| Ok(()))
+            .map_err(|e| e.to_string())
+            .expect("spawn after the workers left");
+        assert_eq!(group.threads(), started + 1, "a new worker for the task");
+        assert_eq!(group.wait(), Ok(()));
     });
 }
