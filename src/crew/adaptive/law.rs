@@ -1,0 +1,593 @@
+//! The control law, apart from any thread, pool or clock: it takes
+//! [`Sample`]s and answers with a worker count when one is due. The
+//! [module docs](super) describe what it computes and why.
+
+use std::time::{Duration, Instant};
+
+/// How often the controller samples a pool at a steady size.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+
+/// How often it samples a pool that it has just grown, or that is crowded
+/// (see the [module docs](super)): a burst should be met in tens of milliseconds,
+/// not a second.
+pub(crate) const FAST_TICK: Duration = Duration::from_millis(20);
+
+/// How soon after its first sample the controller takes the second, the
+/// first that measures anything: a pool built for a burst meets it in
+/// about this long.
+pub(crate) const FIRST_TICK: Duration = Duration::from_millis(10);
+
+/// How many completions a glance between steps must have seen, or have
+/// expected, before a change in their rate counts as a shift.
+const SHIFT_EVIDENCE: f64 = 16.0;
+
+/// The share of the CPUs at which this process counts as saturating them.
+const FULL: f64 = 0.95;
+
+/// What the controller sees of the pool at one instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sample {
+    pub(crate) at: Instant,
+    pub(crate) submitted: u64,
+    pub(crate) finished: u64,
+    /// Estimated busy time of all workers so far, in nanoseconds.
+    pub(crate) busy_nanos: f64,
+    pub(crate) queued: usize,
+    pub(crate) workers: usize,
+    /// Workers running a job now.
+    pub(crate) busy: usize,
+    /// This process's CPU time so far, where the OS says.
+    pub(crate) cpu: Option<Duration>,
+    /// Nanoseconds the workers have spent runnable but waiting for a CPU,
+    /// where the OS says.
+    pub(crate) cpu_wait_nanos: Option<f64>,
+    /// Nanoseconds the workers have spent on a CPU, where the OS says.
+    pub(crate) worker_cpu_nanos: Option<f64>,
+}
+
+/// The control law, apart from any thread or pool: feed it samples, it
+/// answers with a new worker count when one is due.
+#[derive(Debug)]
+pub(crate) struct Law {
+    min: usize,
+    max: usize,
+    cpus: usize,
+    previous: Option<Sample>,
+    rate: Option<f64>,
+    service: Option<f64>,
+    shrink_votes: u32,
+    grew: bool,
+    /// The last tick saw workers queued for a CPU half their busy time:
+    /// far too many threads, so shrinking may be quicker.
+    crowded: bool,
+    /// Jobs finished per second between the last two steps.
+    finishing: f64,
+    /// The last look between steps: when, and jobs finished by then.
+    glance: Option<(Instant, u64)>,
+    /// The last look saw work: a job running or queued.
+    active: bool,
+}
+
+impl Law {
+    pub(crate) fn new(min: usize, max: usize, cpus: usize) -> Self {
+        Self {
+            min,
+            max,
+            cpus: cpus.max(1),
+            previous: None,
+            rate: None,
+            service: None,
+            shrink_votes: 0,
+            grew: false,
+            crowded: false,
+            finishing: 0.0,
+            glance: None,
+            active: false,
+        }
+    }
+
+    /// Whether `now`, a look at the counters alone, calls for a step:
+    /// the first look, a tick since the last step, or a shift in the
+    /// workload — jobs finishing at under half or over twice the rate of
+    /// the last step, over enough of them to tell ([`SHIFT_EVIDENCE`]).
+    /// A backend slowing tenfold shows in the completions within a glance
+    /// or two, where a steady tick could take a tenth of a second to see.
+    pub(crate) fn due(&mut self, now: &Sample) -> bool {
+        self.active = now.busy > 0 || now.queued > 0;
+        let Some(previous) = self.previous else {
+            return true;
+        };
+        if now.at.saturating_duration_since(previous.at) >= self.next_tick() {
+            return true;
+        }
+        let Some((at, finished)) = self.glance.replace((now.at, now.finished)) else {
+            return false;
+        };
+        let dt = now.at.saturating_duration_since(at).as_secs_f64();
+        let seen = now.finished.saturating_sub(finished) as f64;
+        let expected = self.finishing * dt;
+        seen.max(expected) >= SHIFT_EVIDENCE && (seen * 2.0 < expected || seen > expected * 2.0)
+    }
+
+    /// How long to sleep before the next look at `now`: until the next
+    /// step is due, but no longer than a [`FAST_TICK`] while the pool has
+    /// work, so a shift shows soon. An idle pool is looked at only per
+    /// tick.
+    pub(crate) fn next_look(&self, now: Instant) -> Duration {
+        let until_step = self.previous.map_or(Duration::ZERO, |previous| {
+            (previous.at + self.next_tick()).saturating_duration_since(now)
+        });
+        if self.active {
+            until_step.min(FAST_TICK)
+        } else {
+            until_step
+        }
+    }
+
+    /// How long to wait before the next sample: short while the pool is
+    /// ramping up or crowded, so that either takes a few fast ticks rather
+    /// than a second. Shrinking an uncrowded pool keeps the slow tick: that
+    /// is the hysteresis.
+    pub(crate) fn next_tick(&self) -> Duration {
+        if self.rate.is_none() {
+            FIRST_TICK
+        } else if self.grew || self.crowded {
+            FAST_TICK
+        } else {
+            TICK
+        }
+    }
+
+    /// How many workers would keep the CPUs [`FULL`] if each kept using
+    /// `cpu / workers` of them: `⌈workers · FULL / cpu⌉`, and at least
+    /// one more than now (jobs that mostly wait pass a full CPU one worker
+    /// at a time). `None` where the OS gives no CPU time.
+    fn fill(workers: usize, cpu: Option<f64>) -> Option<usize> {
+        let used = cpu.filter(|used| *used > 0.0)?;
+        Some(((workers as f64 * FULL / used).ceil() as usize).max(workers + 1))
+    }
+
+    /// How far to grow a pool whose workers are all busy with jobs queued
+    /// behind them, while the CPUs have room: to [`Law::fill`], but no
+    /// more than there are jobs to run (`workers + queued`). Where the CPU
+    /// time is not known, double, like TCP's slow start.
+    fn probe(workers: usize, queued: usize, cpu: Option<f64>) -> usize {
+        Self::fill(workers, cpu).map_or(workers * 2, |fill| {
+            fill.min(workers + queued).max(workers + 1)
+        })
+    }
+
+    /// The worker count to move to after `now`, if it should change.
+    pub(crate) fn step(&mut self, now: Sample) -> Option<usize> {
+        self.glance = Some((now.at, now.finished));
+        let target = self.target(now);
+        self.grew = target.is_some_and(|n| n > now.workers);
+        target
+    }
+
+    fn target(&mut self, now: Sample) -> Option<usize> {
+        let previous = self.previous.replace(now)?;
+        let dt = now.at.saturating_duration_since(previous.at).as_secs_f64();
+        if dt <= 0.0 {
+            return None;
+        }
+        let arrivals = now.submitted.saturating_sub(previous.submitted) as f64 / dt;
+        let finished = now.finished.saturating_sub(previous.finished);
+        self.finishing = finished as f64 / dt;
+        let busy = (now.busy_nanos - previous.busy_nanos).max(0.0);
+        let queued_for_cpu = match (now.cpu_wait_nanos, previous.cpu_wait_nanos) {
+            (Some(now), Some(before)) => (now - before).max(0.0),
+            _ => 0.0,
+        };
+        let cpu = match (now.cpu, previous.cpu) {
+            (Some(now), Some(before)) => {
+                Some(now.saturating_sub(before).as_secs_f64() / (dt * self.cpus as f64))
+            }
+            _ => None,
+        };
+        // Saturated (see `saturated` below): its workers queue for a CPU
+        // for a quarter of their busy time or more, or this process keeps
+        // the CPUs busy. Then a backlog is the CPUs' limit, not a lack of
+        // threads: no growth. (An idle pool's few microseconds of wake-up delay are not a
+        // quarter of its zero busy time: the wait must also be at least a
+        // hundredth of the tick.)
+        let floor = dt * 1e9 / 100.0;
+        let starved = queued_for_cpu >= (busy / 4.0).max(floor);
+        // Crowded needs more busy workers than CPUs on average, too: an
+        // idle pool's workers queue briefly while they spin down, and that
+        // is not a reason to shed threads fast.
+        self.crowded =
+            queued_for_cpu >= (busy / 2.0).max(floor) && busy >= dt * 1e9 * self.cpus as f64;
+        // A crowded pool's past averages describe a workload that is gone
+        // (or it would not be crowded): this tick's figures replace them.
+        let smooth = |previous: Option<f64>, value: f64| match previous {
+            Some(previous) if !self.crowded => previous / 2.0 + value / 2.0,
+            _ => value,
+        };
+        self.rate = Some(smooth(self.rate, arrivals));
+        if finished > 0 {
+            // Time spent waiting for a CPU is a symptom of too many
+            // threads, not demand for more: leave it out of S (keeping at
+            // least a tenth, as the two clocks are read apart).
+            let service = (busy - queued_for_cpu).max(busy / 10.0) / 1e9 / finished as f64;
+            self.service = Some(smooth(self.service, service));
+        }
+        let demand = self.rate.unwrap_or(0.0) * self.service.unwrap_or(0.0);
+        let workers = now.workers.max(1);
+        let mut target = (demand * 1.25).ceil() as usize;
+        // Workers with jobs queued behind them that spend over half their
+        // time blocked (neither on a CPU nor queued for one) run jobs that
+        // mostly wait. Those can use a few threads past a full CPU: each
+        // covers for another's late wake-up. Jobs that compute cannot.
+        // (Kernel clocks, not the sampled busy time: exact, and immune to
+        // a preempted sample standing for many jobs.)
+        let backlog = now.queued > 0 && now.busy >= workers;
+        let worker_cpu = match (now.worker_cpu_nanos, previous.worker_cpu_nanos) {
+            (Some(now), Some(before)) => Some((now - before).max(0.0)),
+            _ => None,
+        };
+        let waiting = backlog
+            && worker_cpu
+                .is_some_and(|on_cpu| on_cpu + queued_for_cpu < dt * 1e9 * workers as f64 / 2.0);
+        let saturated = starved || (!waiting && cpu.is_some_and(|u| u >= FULL));
+        if saturated {
+            target = target.min(workers);
+        } else {
+            if backlog {
+                target = target.max(Self::probe(workers, now.queued, cpu));
+            }
+            // What the CPUs can serve caps any growth, the law's too: λ
+            // measured over a burst (a queue filling at start) can ask
+            // for more workers than compute-heavy jobs could ever use.
+            if let Some(fill) = Self::fill(workers, cpu) {
+                target = target.min(fill);
+            }
+        }
+        let target = target.clamp(self.min, self.max);
+        if target > workers {
+            self.shrink_votes = 0;
+            return Some(target);
+        }
+        if target < workers && workers - target >= (workers / 8).max(1) {
+            self.shrink_votes += 1;
+            let (votes, step) = if self.crowded {
+                (2, workers / 2)
+            } else {
+                (3, workers / 4)
+            };
+            if self.shrink_votes >= votes {
+                self.shrink_votes = 0;
+                return Some(target.max(workers - step.max(1)));
+            }
+        } else {
+            self.shrink_votes = 0;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sample `ms` milliseconds after `t0`.
+    fn at(
+        t0: Instant,
+        ms: u64,
+        submitted: u64,
+        busy_ms: f64,
+        queued: usize,
+        workers: usize,
+        busy: usize,
+    ) -> Sample {
+        Sample {
+            at: t0 + Duration::from_millis(ms),
+            submitted,
+            finished: submitted,
+            busy_nanos: busy_ms * 1e6,
+            queued,
+            workers,
+            busy,
+            cpu: None,
+            cpu_wait_nanos: None,
+            worker_cpu_nanos: None,
+        }
+    }
+
+    #[test]
+    fn steers_toward_lambda_times_service() {
+        // 1,000 jobs/s of 10 ms each need 10 busy workers; with headroom, 13.
+        let t0 = Instant::now();
+        let mut law = Law::new(1, 64, 2);
+        assert_eq!(
+            law.step(at(t0, 0, 0, 0.0, 0, 4, 4)),
+            None,
+            "the first sample only primes"
+        );
+        assert_eq!(law.step(at(t0, 100, 100, 1000.0, 0, 4, 4)), Some(13));
+    }
+
+    #[test]
+    fn backlog_probes_upward_and_clamps() {
+        let t0 = Instant::now();
+        let mut law = Law::new(1, 10, 2);
+        law.step(at(t0, 0, 0, 0.0, 500, 8, 8));
+        // Few arrivals counted (the producer is blocked), but a backlog
+        // behind all-busy workers: grow by half, within max.
+        assert_eq!(law.step(at(t0, 100, 10, 10.0, 500, 8, 8)), Some(10));
+    }
+
+    #[test]
+    fn ticks_fast_while_ramping_up_and_slow_once_steady() {
+        let t0 = Instant::now();
+        let mut law = Law::new(2, 64, 2);
+        assert_eq!(law.next_tick(), FIRST_TICK, "nothing measured yet");
+        law.step(at(t0, 0, 0, 0.0, 256, 2, 2));
+        assert_eq!(law.next_tick(), FIRST_TICK, "primed, nothing measured yet");
+        // A backlog behind all-busy workers, CPU use unknown: the pool
+        // doubles per fast tick.
+        let mut workers = 2;
+        for tick in 1..=5u64 {
+            let grown = law.step(at(
+                t0,
+                tick * 20,
+                tick * 40,
+                tick as f64 * 40.0,
+                256,
+                workers,
+                workers,
+            ));
+            workers = grown.expect("a backlog grows the pool");
+            assert_eq!(law.next_tick(), FAST_TICK);
+        }
+        assert_eq!(workers, 64);
+        // At max with nothing queued: steady, back to the slow tick.
+        assert_eq!(law.step(at(t0, 120, 240, 240.0, 0, 64, 40)), None);
+        assert_eq!(law.next_tick(), TICK);
+    }
+
+    /// `ticks` samples `ms_per_tick` apart of a pool of `workers`, all
+    /// busy, finishing `jobs` jobs per tick with `busy_ms` of busy time, of
+    /// which `cpu_wait_ms` queued for a CPU, using `cpu_ms` of CPU time
+    /// (all of it the workers'), with `queued` jobs waiting: the law's
+    /// answer to each.
+    #[allow(clippy::too_many_arguments, reason = "one scenario per call")]
+    fn steady(
+        law: &mut Law,
+        ticks: u64,
+        ms_per_tick: u64,
+        workers: usize,
+        queued: usize,
+        jobs: u64,
+        busy_ms: f64,
+        cpu_wait_ms: f64,
+        cpu_ms: u64,
+    ) -> Vec<Option<usize>> {
+        let t0 = Instant::now();
+        (0..ticks)
+            .map(|tick| {
+                let mut sample = at(
+                    t0,
+                    tick * ms_per_tick,
+                    tick * jobs,
+                    tick as f64 * busy_ms,
+                    queued,
+                    workers,
+                    workers,
+                );
+                sample.cpu = Some(Duration::from_millis(tick * cpu_ms));
+                sample.worker_cpu_nanos = Some((tick * cpu_ms) as f64 * 1e6);
+                sample.cpu_wait_nanos = Some(tick as f64 * cpu_wait_ms * 1e6);
+                law.step(sample)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn waiting_for_a_cpu_is_not_demand() {
+        // 64 workers on saturated CPUs: 20,000 jobs/s, each holding its
+        // worker 3.2 ms of which 2.1 ms was spent queued for a CPU. The
+        // real service time is 1.1 ms: 22 busy, 28 with headroom. Queued
+        // for a CPU over half their busy time, the workers are crowded:
+        // the law samples fast and halves the pool on the second vote.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 3, 100, 64, 0, 2_000, 6_400.0, 4_200.0, 200);
+        assert_eq!(answers, [None, None, Some(32)]);
+        assert_eq!(law.next_tick(), FAST_TICK, "crowded: sample again soon");
+        // Halving is a ceiling on the step, not a floor under the target:
+        // the same load on 40 workers (each job busy 2 ms, 0.9 of it
+        // queued for a CPU: less than half) shrinks toward 28 by a quarter,
+        // after three votes at the steady tick.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 4, 100, 40, 0, 2_000, 4_000.0, 1_800.0, 200);
+        assert_eq!(answers, [None, None, None, Some(30)]);
+        assert_eq!(law.next_tick(), TICK);
+        // Idle workers that queued for a CPU while spinning down are not
+        // crowded: fewer busy workers than CPUs.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 10, 16, 0, 0, 0.0, 5.0, 1);
+        assert_eq!(answers, [None, None]);
+        assert_eq!(law.next_tick(), TICK);
+    }
+
+    #[test]
+    fn cpu_headroom_sizes_the_probe() {
+        // Two workers waiting ~1 ms per job use a tenth of two CPUs; with
+        // jobs queued, about 2 × 0.95 / 0.1 = 19 workers would fill them.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 10, 2, 256, 18, 20.0, 0.0, 2);
+        assert_eq!(answers, [None, Some(19)]);
+        assert_eq!(law.next_tick(), FAST_TICK, "grew: sample again soon");
+        // No more workers than there are jobs to run.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 10, 2, 3, 18, 20.0, 0.0, 2);
+        assert_eq!(answers, [None, Some(5)]);
+    }
+
+    #[test]
+    fn some_waiting_for_a_cpu_is_the_price_of_a_full_cpu() {
+        // Jobs queued behind 20 busy workers using 80% of the CPUs: a
+        // fifth of their busy time queued for a CPU still lets the pool
+        // grow, to about 20 × 0.95 / 0.8 = 24 (some queueing is what keeps
+        // both CPUs busy); a third stops it (more threads would only queue
+        // longer).
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 100, 20, 256, 1_600, 2_000.0, 400.0, 160);
+        assert_eq!(answers, [None, Some(24)]);
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 100, 20, 256, 1_600, 2_000.0, 660.0, 160);
+        assert_eq!(answers, [None, None]);
+    }
+
+    #[test]
+    fn jobs_that_wait_may_grow_past_a_full_cpu_and_jobs_that_compute_may_not() {
+        // 25 workers with jobs queued, the CPUs 99% busy, a fifth of the
+        // workers' time queued for a CPU. Jobs that wait (the workers are
+        // on a CPU 0.2 s of their 2.5 s) grow the pool by one: another
+        // thread covers for late wake-ups.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 100, 25, 256, 1_700, 2_500.0, 500.0, 198);
+        assert_eq!(answers, [None, Some(26)]);
+        // Two workers computing flat out with the CPUs 99% busy: no
+        // growth, whatever the sampled busy time says.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 100, 2, 256, 200, 600.0, 2.0, 198);
+        assert_eq!(answers, [None, None]);
+    }
+
+    #[test]
+    fn growth_never_passes_what_the_cpus_can_serve() {
+        // Two workers of compute-heavy jobs just after start: the queue
+        // filling counts as 4,000 arrivals/s, and a few long samples put
+        // S at 2.2 ms, so λ·S says 11 (with headroom); but the CPUs are
+        // 90% busy, and three workers would fill them.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 10, 2, 30, 40, 88.0, 0.2, 18);
+        assert_eq!(answers, [None, Some(3)]);
+    }
+
+    #[test]
+    fn a_glance_between_steps_catches_a_shift() {
+        // Steps 100 ms apart see 17,000 jobs/s finish; glances every 20 ms
+        // in between look at the counters only.
+        let t0 = Instant::now();
+        let mut law = Law::new(2, 64, 2);
+        let look = |ms: u64, finished: u64, busy: usize| Sample {
+            finished,
+            busy,
+            ..at(t0, ms, finished, 0.0, 0, 24, busy)
+        };
+        assert!(law.due(&look(0, 0, 24)), "the first look primes");
+        law.step(look(0, 0, 24));
+        assert_eq!(law.next_look(t0), FIRST_TICK.min(FAST_TICK));
+        assert!(law.due(&look(10, 170, 24)), "the first tick is due");
+        law.step(look(10, 170, 24));
+        assert!(law.due(&look(110, 1_870, 24)), "a tick since the last step");
+        law.step(look(110, 1_870, 24));
+        assert_eq!(law.next_tick(), TICK);
+        assert_eq!(
+            law.next_look(t0 + Duration::from_millis(110)),
+            FAST_TICK,
+            "a busy pool is glanced at between steps"
+        );
+        // The same rate: no step until the tick.
+        assert!(!law.due(&look(130, 2_210, 24)));
+        assert!(!law.due(&look(150, 2_550, 24)));
+        // The backend slows tenfold: a seventh of the completions.
+        assert!(law.due(&look(170, 2_600, 24)), "a shift calls a step");
+        // Too few completions to tell: a slow pool is left to its tick.
+        let mut slow = Law::new(2, 64, 2);
+        slow.step(look(0, 0, 2));
+        slow.step(look(100, 10, 2));
+        slow.due(&look(120, 10, 2));
+        assert!(!slow.due(&look(140, 13, 2)), "3 jobs prove nothing");
+        // An idle pool is looked at only when a step is due.
+        let mut idle = Law::new(2, 64, 2);
+        idle.step(look(0, 0, 0));
+        idle.step(look(10, 0, 0));
+        assert!(!idle.due(&look(30, 0, 0)));
+        assert_eq!(
+            idle.next_look(t0 + Duration::from_millis(30)),
+            Duration::from_millis(80)
+        );
+    }
+
+    #[test]
+    fn a_crowded_pool_forgets_the_workload_before() {
+        // 64 workers after a spell of 10 ms jobs (the averages remember
+        // 6,400 jobs/s of 10 ms: all 64 busy) are now crowded by 1 ms
+        // jobs: 17,000 jobs/s, each queued for a CPU 2.6 ms of its 3.8 ms.
+        // The target comes from this tick alone: 1.25 × 17,000 × 1.2 ms
+        // = 26; the second vote halves the pool toward it. (Averaged with
+        // the past, the target would be ~65: no shrink at all.)
+        let t0 = Instant::now();
+        let mut law = Law::new(2, 64, 2);
+        let sample = |ms: u64, submitted: u64, busy_ms: f64, wait_ms: f64| {
+            let mut s = at(t0, ms, submitted, busy_ms, 256, 64, 64);
+            s.cpu = Some(Duration::from_millis(ms * 2));
+            s.cpu_wait_nanos = Some(wait_ms * 1e6);
+            s
+        };
+        law.step(sample(0, 0, 0.0, 0.0));
+        assert_eq!(law.step(sample(100, 640, 6_400.0, 0.0)), None);
+        let mut answers = Vec::new();
+        for tick in 1..=2u64 {
+            let ms = 100 + tick * 20;
+            answers.push(law.step(sample(
+                ms,
+                640 + tick * 340,
+                6_400.0 + tick as f64 * 1_292.0,
+                tick as f64 * 884.0,
+            )));
+        }
+        assert_eq!(answers, [None, Some(32)]);
+    }
+
+    #[test]
+    fn cpu_saturation_stops_growth() {
+        let t0 = Instant::now();
+        let mut law = Law::new(1, 64, 2);
+        let mut sample = at(t0, 0, 0, 0.0, 500, 2, 2);
+        sample.cpu = Some(Duration::ZERO);
+        law.step(sample);
+        let mut next = at(t0, 100, 100, 200.0, 500, 2, 2);
+        next.cpu = Some(Duration::from_millis(195)); // 97.5% of 2 CPUs
+        assert_eq!(law.step(next), None);
+    }
+
+    #[test]
+    fn shrinks_only_after_three_agreeing_ticks_and_gradually() {
+        let t0 = Instant::now();
+        let mut law = Law::new(1, 64, 2);
+        law.step(at(t0, 0, 0, 0.0, 0, 32, 2));
+        // 100 jobs/s of 10 ms: 1 busy worker needed, 2 with headroom.
+        let mut total = 0;
+        let mut busy = 0.0;
+        let mut answers = Vec::new();
+        for tick in 1..=4 {
+            total += 10;
+            busy += 100.0;
+            answers.push(law.step(at(t0, tick * 100, total, busy, 0, 32, 1)));
+        }
+        assert_eq!(
+            answers,
+            [None, None, Some(24), None],
+            "shrink by a quarter on the third vote"
+        );
+    }
+
+    #[test]
+    fn small_differences_do_not_flap() {
+        let t0 = Instant::now();
+        let mut law = Law::new(1, 64, 2);
+        law.step(at(t0, 0, 0, 0.0, 0, 10, 8));
+        let mut total = 0;
+        let mut busy = 0.0;
+        for tick in 1..=10 {
+            // 800 jobs/s of 10 ms = 8 busy, target 10: right where it is.
+            total += 80;
+            busy += 800.0;
+            assert_eq!(law.step(at(t0, tick * 100, total, busy, 0, 10, 8)), None);
+        }
+    }
+}
