@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 /// How often it samples a pool that it has just grown, or that is crowded
-/// (see the [module docs](super)): a burst should be met in tens of milliseconds,
-/// not a second.
+/// (see the [module docs](super)): a burst should be met in tens of
+/// milliseconds, not a second.
 pub(crate) const FAST_TICK: Duration = Duration::from_millis(20);
 
 /// How soon after its first sample the controller takes the second, the

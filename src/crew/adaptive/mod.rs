@@ -77,17 +77,20 @@
 //! [`FAST_TICK`]: law::FAST_TICK
 //! [`SHIFT_EVIDENCE`]: law::SHIFT_EVIDENCE
 
+mod clocks;
 mod law;
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::RecvTimeoutError;
 
 use super::{Exec, Shared};
-use crate::sizing::{cpu_bound, process_cpu_time, thread_schedstat};
+use crate::sizing::cpu_bound;
 use crate::sync::{Arc, Ordering};
+use clocks::{Clocks, Reading};
 use law::{Law, Sample};
+
+pub(super) use clocks::current_thread_id;
 
 /// Starts the controller thread for `shared`.
 pub(super) fn start<J, E>(shared: &Arc<Shared<J, E>>, min: usize, max: usize) -> std::io::Result<()>
@@ -100,7 +103,7 @@ where
     let name = format!("{}-ctl", shared.config.thread_name);
     let thread = std::thread::Builder::new().name(name).spawn(move || {
         let mut law = Law::new(min, max, cpu_bound());
-        let mut schedstat = Schedstat::default();
+        let mut clocks = Clocks::default();
         loop {
             // The first look, at once, primes the law. Looks read only
             // the pool's counters; a step also reads the scheduler's
@@ -111,11 +114,9 @@ where
                 if shared.ctx.is_done() {
                     return;
                 }
-                let mut sample = shared.sample();
+                let sample = shared.sample();
                 if law.due(&sample) {
-                    if !schedstat.read(shared.counters.tids(), &mut sample) {
-                        sample.cpu = process_cpu_time();
-                    }
+                    let sample = with_clocks(sample, clocks.read(shared.counters.tids()));
                     if let Some(n) = law.step(sample) {
                         if let Err(err) = shared.set_workers(n) {
                             log::warn!("brigade: adaptive sizing could not resize to {n}: {err}");
@@ -153,70 +154,12 @@ impl<J, E> Shared<J, E> {
     }
 }
 
-/// The scheduler's clocks for this process, from each thread's
-/// `/proc/self/task/{tid}/schedstat` (Linux): nanosecond resolution, where
-/// `/proc/self/stat` counts in 10 ms ticks, too coarse for a fast tick.
-///
-/// Threads come and go, so the totals are running sums of per-thread
-/// differences between reads: a thread that exits takes only its time
-/// since the last read with it.
-#[derive(Debug, Default)]
-struct Schedstat {
-    /// Per thread seen at the last read: (CPU time, run-queue delay).
-    last: HashMap<u64, (u64, u64)>,
-    cpu: u64,
-    worker_cpu: u64,
-    worker_wait: u64,
-    known: bool,
-}
-
-impl Schedstat {
-    /// Reads every thread of the process into `sample`: this process's
-    /// CPU time, and the CPU time and run-queue delay of the workers
-    /// `workers` (running totals). `false` where the OS does not say.
-    fn read(&mut self, mut workers: Vec<u64>, sample: &mut Sample) -> bool {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return false;
-        };
-        workers.sort_unstable();
-        let mut now = HashMap::with_capacity(self.last.len().max(8));
-        for task in tasks.flatten() {
-            let Some(tid) = task
-                .file_name()
-                .to_str()
-                .and_then(|t| t.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            let Some((cpu, wait)) = thread_schedstat(tid) else {
-                continue;
-            };
-            let worker = workers.binary_search(&tid).is_ok();
-            // A thread the last read did not list started since: all of
-            // its CPU time is this interval's. Its run-queue delay counts
-            // from the next read, as a new worker's first wait for a CPU
-            // is a start-up cost, not a sign of saturation.
-            let (cpu_before, wait_before) = match self.last.get(&tid) {
-                Some(&before) => before,
-                None if self.known => (0, wait),
-                None => (cpu, wait),
-            };
-            let cpu_since = cpu.saturating_sub(cpu_before);
-            self.cpu += cpu_since;
-            if worker {
-                self.worker_cpu += cpu_since;
-                self.worker_wait += wait.saturating_sub(wait_before);
-            }
-            now.insert(tid, (cpu, wait));
-        }
-        if now.is_empty() {
-            return false;
-        }
-        self.known = true;
-        self.last = now;
-        sample.cpu = Some(Duration::from_nanos(self.cpu));
-        sample.worker_cpu_nanos = Some(self.worker_cpu as f64);
-        sample.cpu_wait_nanos = Some(self.worker_wait as f64);
-        true
+/// `sample` with what the scheduler's clocks say.
+fn with_clocks(sample: Sample, reading: Reading) -> Sample {
+    Sample {
+        cpu: reading.cpu,
+        cpu_wait_nanos: reading.cpu_wait_nanos,
+        worker_cpu_nanos: reading.worker_cpu_nanos,
+        ..sample
     }
 }
