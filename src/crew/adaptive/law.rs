@@ -590,4 +590,104 @@ mod tests {
             assert_eq!(law.step(at(t0, tick * 100, total, busy, 0, 10, 8)), None);
         }
     }
+
+    /// Samples 100 ms apart of `workers` workers, `busy` of them busy,
+    /// finishing 100 jobs per tick with `busy_ms` of busy time per tick and
+    /// nothing queued: the law's answer to each after the first.
+    fn shrinking(law: &mut Law, workers: usize, busy: usize, busy_ms: f64) -> Vec<Option<usize>> {
+        let t0 = Instant::now();
+        law.step(at(t0, 0, 0, 0.0, 0, workers, busy));
+        (1..=4u64)
+            .map(|tick| {
+                let sample = at(
+                    t0,
+                    tick * 100,
+                    tick * 100,
+                    tick as f64 * busy_ms,
+                    0,
+                    workers,
+                    busy,
+                );
+                law.step(sample)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_shrink_needs_a_difference_of_an_eighth() {
+        // 32 workers: a target of 28 (1,000 jobs/s of 22.2 ms, with
+        // headroom) is an eighth below and shrinks on the third vote; 29
+        // (23 ms) is not, and never does.
+        let mut law = Law::new(1, 64, 2);
+        assert_eq!(
+            shrinking(&mut law, 32, 22, 2_220.0),
+            [None, None, Some(28), None]
+        );
+        let mut law = Law::new(1, 64, 2);
+        assert_eq!(shrinking(&mut law, 32, 23, 2_300.0), [None; 4]);
+    }
+
+    #[test]
+    fn an_interrupted_vote_starts_over() {
+        // Two votes to shrink, then a tick within an eighth of the pool: the next
+        // shrink needs three fresh votes.
+        let t0 = Instant::now();
+        let mut law = Law::new(1, 64, 2);
+        law.step(at(t0, 0, 0, 0.0, 0, 32, 1));
+        let mut answers = Vec::new();
+        // 100 jobs/s of 10 ms (target 2), except on tick 3: 4,700 jobs/s,
+        // which the average makes 2,400 (target 30, less than an eighth
+        // below 32). Tick 4 votes again, the average falling to 1,250.
+        let mut submitted = 0;
+        let mut busy = 0.0;
+        for tick in 1..=6u64 {
+            let jobs = if tick == 3 { 470 } else { 10 };
+            submitted += jobs;
+            busy += jobs as f64 * 10.0;
+            answers.push(law.step(at(t0, tick * 100, submitted, busy, 0, 32, 1)));
+        }
+        assert_eq!(answers, [None, None, None, None, None, Some(24)]);
+    }
+
+    #[test]
+    fn bounds_clamp_the_target() {
+        // Below `min`, the pool grows to it at once, demand or not.
+        let t0 = Instant::now();
+        let mut law = Law::new(4, 64, 2);
+        law.step(at(t0, 0, 0, 0.0, 0, 1, 0));
+        assert_eq!(law.step(at(t0, 100, 0, 0.0, 0, 1, 0)), Some(4));
+        // Idle, a pool just above `min` shrinks to `min` and no further,
+        // though a quarter of it would be more.
+        let mut law = Law::new(28, 64, 2);
+        assert_eq!(
+            shrinking(&mut law, 32, 0, 0.0),
+            [None, None, Some(28), None]
+        );
+        // A backlog grows the pool no further than `max`.
+        let mut law = Law::new(1, 6, 2);
+        law.step(at(t0, 0, 0, 0.0, 100, 4, 4));
+        assert_eq!(law.step(at(t0, 100, 4, 400.0, 100, 4, 4)), Some(6));
+    }
+
+    #[test]
+    fn a_small_pool_shrinks_one_worker_at_a_time() {
+        // A quarter of 3 is no worker: the step is at least one.
+        let mut law = Law::new(1, 64, 2);
+        assert_eq!(shrinking(&mut law, 3, 0, 0.0), [None, None, Some(2), None]);
+    }
+
+    #[test]
+    fn fill_and_probe() {
+        // Two workers using a tenth of the CPUs: 19 would use 95%.
+        assert_eq!(Law::fill(2, Some(0.1)), Some(19));
+        // At least one more than now, however busy the CPUs.
+        assert_eq!(Law::fill(10, Some(0.99)), Some(11));
+        assert_eq!(Law::fill(2, Some(0.0)), None, "no CPU time measured");
+        assert_eq!(Law::fill(2, None), None);
+        // The probe fills the CPUs, but not past the jobs there are; it
+        // doubles where the CPU time is unknown.
+        assert_eq!(Law::probe(2, 256, Some(0.1)), 19);
+        assert_eq!(Law::probe(2, 3, Some(0.1)), 5);
+        assert_eq!(Law::probe(4, 256, None), 8);
+    }
 }
