@@ -24,6 +24,10 @@ const SHIFT_EVIDENCE: f64 = 16.0;
 /// The share of the CPUs at which this process counts as saturating them.
 const FULL: f64 = 0.95;
 
+/// How many workers the law asks for per worker Little's Law keeps busy:
+/// the quarter over one is headroom for bursts.
+const HEADROOM: f64 = 1.25;
+
 /// What the controller sees of the pool at one instant.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sample {
@@ -165,104 +169,180 @@ impl Law {
         target
     }
 
+    /// The worker count the law asks for after `now`, if it differs from
+    /// the pool's and the hysteresis lets it through. `None` for the
+    /// first sample, which only primes.
     fn target(&mut self, now: Sample) -> Option<usize> {
         let previous = self.previous.replace(now)?;
-        let dt = now.at.saturating_duration_since(previous.at).as_secs_f64();
-        if dt <= 0.0 {
-            return None;
-        }
-        let arrivals = now.submitted.saturating_sub(previous.submitted) as f64 / dt;
-        let finished = now.finished.saturating_sub(previous.finished);
-        self.finishing = finished as f64 / dt;
-        let busy = (now.busy_nanos - previous.busy_nanos).max(0.0);
-        let queued_for_cpu = match (now.cpu_wait_nanos, previous.cpu_wait_nanos) {
-            (Some(now), Some(before)) => (now - before).max(0.0),
-            _ => 0.0,
-        };
-        let cpu = match (now.cpu, previous.cpu) {
-            (Some(now), Some(before)) => {
-                Some(now.saturating_sub(before).as_secs_f64() / (dt * self.cpus as f64))
-            }
-            _ => None,
-        };
-        // Saturated (see `saturated` below): its workers queue for a CPU
-        // for a quarter of their busy time or more, or this process keeps
-        // the CPUs busy. Then a backlog is the CPUs' limit, not a lack of
-        // threads: no growth. (An idle pool's few microseconds of wake-up delay are not a
-        // quarter of its zero busy time: the wait must also be at least a
-        // hundredth of the tick.)
-        let floor = dt * 1e9 / 100.0;
-        let starved = queued_for_cpu >= (busy / 4.0).max(floor);
-        // Crowded needs more busy workers than CPUs on average, too: an
-        // idle pool's workers queue briefly while they spin down, and that
-        // is not a reason to shed threads fast.
-        self.crowded =
-            queued_for_cpu >= (busy / 2.0).max(floor) && busy >= dt * 1e9 * self.cpus as f64;
-        // A crowded pool's past averages describe a workload that is gone
-        // (or it would not be crowded): this tick's figures replace them.
-        let smooth = |previous: Option<f64>, value: f64| match previous {
-            Some(previous) if !self.crowded => previous / 2.0 + value / 2.0,
-            _ => value,
-        };
-        self.rate = Some(smooth(self.rate, arrivals));
-        if finished > 0 {
-            // Time spent waiting for a CPU is a symptom of too many
-            // threads, not demand for more: leave it out of S (keeping at
-            // least a tenth, as the two clocks are read apart).
-            let service = (busy - queued_for_cpu).max(busy / 10.0) / 1e9 / finished as f64;
-            self.service = Some(smooth(self.service, service));
-        }
-        let demand = self.rate.unwrap_or(0.0) * self.service.unwrap_or(0.0);
+        let tick = Tick::between(&previous, &now, self.cpus)?;
+        self.finishing = tick.finished as f64 / tick.dt;
+        self.crowded = tick.crowded(self.cpus);
+        self.average(&tick);
         let workers = now.workers.max(1);
-        let mut target = (demand * 1.25).ceil() as usize;
-        // Workers with jobs queued behind them that spend over half their
-        // time blocked (neither on a CPU nor queued for one) run jobs that
-        // mostly wait. Those can use a few threads past a full CPU: each
-        // covers for another's late wake-up. Jobs that compute cannot.
-        // (Kernel clocks, not the sampled busy time: exact, and immune to
-        // a preempted sample standing for many jobs.)
-        let backlog = now.queued > 0 && now.busy >= workers;
-        let worker_cpu = match (now.worker_cpu_nanos, previous.worker_cpu_nanos) {
-            (Some(now), Some(before)) => Some((now - before).max(0.0)),
-            _ => None,
-        };
-        let waiting = backlog
-            && worker_cpu
-                .is_some_and(|on_cpu| on_cpu + queued_for_cpu < dt * 1e9 * workers as f64 / 2.0);
-        let saturated = starved || (!waiting && cpu.is_some_and(|u| u >= FULL));
-        if saturated {
-            target = target.min(workers);
-        } else {
-            if backlog {
-                target = target.max(Self::probe(workers, now.queued, cpu));
-            }
-            // What the CPUs can serve caps any growth, the law's too: λ
-            // measured over a burst (a queue filling at start) can ask
-            // for more workers than compute-heavy jobs could ever use.
-            if let Some(fill) = Self::fill(workers, cpu) {
-                target = target.min(fill);
-            }
+        let backlog = (now.queued > 0 && now.busy >= workers).then_some(now.queued);
+        let target = Self::within_cpus(self.demand(), workers, backlog, &tick);
+        self.settle(workers, target.clamp(self.min, self.max))
+    }
+
+    /// Folds the tick's arrival rate and service time into the averages.
+    fn average(&mut self, tick: &Tick) {
+        self.rate = Some(self.smooth(self.rate, tick.arrivals));
+        if let Some(service) = tick.service() {
+            self.service = Some(self.smooth(self.service, service));
         }
-        let target = target.clamp(self.min, self.max);
+    }
+
+    /// An exponential average, α = ½. A crowded pool's past describes a
+    /// workload that is gone (or it would not be crowded): the tick's
+    /// figure replaces it.
+    fn smooth(&self, average: Option<f64>, value: f64) -> f64 {
+        match average {
+            Some(average) if !self.crowded => average / 2.0 + value / 2.0,
+            _ => value,
+        }
+    }
+
+    /// Little's Law: the workers λ·S keeps busy, with [`HEADROOM`].
+    fn demand(&self) -> usize {
+        let busy = self.rate.unwrap_or(0.0) * self.service.unwrap_or(0.0);
+        (busy * HEADROOM).ceil() as usize
+    }
+
+    /// `target` as the CPUs allow for a pool of `workers`, `backlog` the
+    /// jobs queued behind them when all are busy: no growth while the
+    /// CPUs are saturated, else up to [`Law::probe`] for a backlog, but
+    /// never past [`Law::fill`].
+    fn within_cpus(target: usize, workers: usize, backlog: Option<usize>, tick: &Tick) -> usize {
+        // Jobs that mostly wait can use a few threads past a full CPU:
+        // each covers for another's late wake-up. Jobs that compute
+        // cannot, so the 95% rule holds for them.
+        let waiting = backlog.is_some() && tick.mostly_blocked(workers);
+        let saturated = tick.starved() || (!waiting && tick.cpu.is_some_and(|u| u >= FULL));
+        if saturated {
+            // A backlog is the CPUs' limit here, not a lack of threads.
+            return target.min(workers);
+        }
+        let target = backlog.map_or(target, |queued| {
+            target.max(Self::probe(workers, queued, tick.cpu))
+        });
+        // What the CPUs can serve caps any growth, the law's too: λ
+        // measured over a burst (a queue filling at start) can ask for
+        // more workers than compute-heavy jobs could ever use.
+        Self::fill(workers, tick.cpu).map_or(target, |fill| target.min(fill))
+    }
+
+    /// The hysteresis between the pool's `workers` and the law's
+    /// `target`: growth at once (a backlog costs latency now); a shrink
+    /// by at least an eighth, only once enough consecutive ticks vote for
+    /// it, and by at most a step — three votes and a quarter, or for a
+    /// crowded pool two votes and a half.
+    fn settle(&mut self, workers: usize, target: usize) -> Option<usize> {
         if target > workers {
             self.shrink_votes = 0;
             return Some(target);
         }
-        if target < workers && workers - target >= (workers / 8).max(1) {
-            self.shrink_votes += 1;
-            let (votes, step) = if self.crowded {
-                (2, workers / 2)
-            } else {
-                (3, workers / 4)
-            };
-            if self.shrink_votes >= votes {
-                self.shrink_votes = 0;
-                return Some(target.max(workers - step.max(1)));
-            }
-        } else {
+        if target >= workers || workers - target < (workers / 8).max(1) {
             self.shrink_votes = 0;
+            return None;
         }
-        None
+        self.shrink_votes += 1;
+        let (votes, step) = if self.crowded {
+            (2, workers / 2)
+        } else {
+            (3, workers / 4)
+        };
+        if self.shrink_votes < votes {
+            return None;
+        }
+        self.shrink_votes = 0;
+        Some(target.max(workers - step.max(1)))
+    }
+}
+
+/// What changed between two samples.
+#[derive(Debug, Clone, Copy)]
+struct Tick {
+    /// Seconds between them, more than zero.
+    dt: f64,
+    /// Jobs submitted per second.
+    arrivals: f64,
+    finished: u64,
+    /// Nanoseconds the workers held jobs, waiting for a CPU included.
+    busy: f64,
+    /// Nanoseconds the workers were runnable but waiting for a CPU; zero
+    /// where the OS does not say.
+    queued_for_cpu: f64,
+    /// Nanoseconds the workers were on a CPU, where the OS says.
+    worker_cpu: Option<f64>,
+    /// This process's share of all the CPUs, where the OS says.
+    cpu: Option<f64>,
+}
+
+impl Tick {
+    /// The tick from `previous` to `now` on `cpus` CPUs; `None` if no time
+    /// passed between them.
+    fn between(previous: &Sample, now: &Sample, cpus: usize) -> Option<Self> {
+        let dt = now.at.saturating_duration_since(previous.at).as_secs_f64();
+        if dt <= 0.0 {
+            return None;
+        }
+        // Kernel clocks only grow; a difference below zero is a misread.
+        let since = |now: Option<f64>, before: Option<f64>| Some((now? - before?).max(0.0));
+        let cpu = now
+            .cpu
+            .zip(previous.cpu)
+            .map(|(now, before)| now.saturating_sub(before).as_secs_f64() / (dt * cpus as f64));
+        Some(Self {
+            dt,
+            arrivals: now.submitted.saturating_sub(previous.submitted) as f64 / dt,
+            finished: now.finished.saturating_sub(previous.finished),
+            busy: (now.busy_nanos - previous.busy_nanos).max(0.0),
+            queued_for_cpu: since(now.cpu_wait_nanos, previous.cpu_wait_nanos).unwrap_or(0.0),
+            worker_cpu: since(now.worker_cpu_nanos, previous.worker_cpu_nanos),
+            cpu,
+        })
+    }
+
+    /// The time a job held its worker, less the time it sat queued for a
+    /// CPU: that wait is a symptom of too many threads, not demand for
+    /// more. At least a tenth is kept, as the two clocks are read apart.
+    /// `None` if no job finished.
+    fn service(&self) -> Option<f64> {
+        let held = (self.busy - self.queued_for_cpu).max(self.busy / 10.0);
+        (self.finished > 0).then(|| held / 1e9 / self.finished as f64)
+    }
+
+    /// Waiting for a CPU below a hundredth of the tick is noise: an idle
+    /// pool's few microseconds of wake-up delay are not a quarter of its
+    /// zero busy time.
+    fn floor(&self) -> f64 {
+        self.dt * 1e9 / 100.0
+    }
+
+    /// Saturated: the workers queued for a CPU a quarter of their busy
+    /// time or more. Some queueing is the price of keeping the CPUs busy
+    /// with jobs that wait and compute in turn; this much is not.
+    fn starved(&self) -> bool {
+        self.queued_for_cpu >= (self.busy / 4.0).max(self.floor())
+    }
+
+    /// Crowded: queued for a CPU half their busy time, with more workers
+    /// busy than CPUs on average. (An idle pool's workers queue briefly
+    /// while they spin down, and that is no reason to shed threads fast.)
+    fn crowded(&self, cpus: usize) -> bool {
+        self.queued_for_cpu >= (self.busy / 2.0).max(self.floor())
+            && self.busy >= self.dt * 1e9 * cpus as f64
+    }
+
+    /// Whether `workers` spent over half the tick blocked, neither on a
+    /// CPU nor queued for one: they run jobs that mostly wait. (Kernel
+    /// clocks, not the sampled busy time: exact, and immune to a
+    /// preempted sample standing for many jobs.) `false` where the OS
+    /// does not say.
+    fn mostly_blocked(&self, workers: usize) -> bool {
+        self.worker_cpu.is_some_and(|on_cpu| {
+            on_cpu + self.queued_for_cpu < self.dt * 1e9 * workers as f64 / 2.0
+        })
     }
 }
 
@@ -629,8 +709,8 @@ mod tests {
 
     #[test]
     fn an_interrupted_vote_starts_over() {
-        // Two votes to shrink, then a tick within an eighth of the pool: the next
-        // shrink needs three fresh votes.
+        // Two votes to shrink, then a tick within an eighth of the pool:
+        // the next shrink needs three fresh votes.
         let t0 = Instant::now();
         let mut law = Law::new(1, 64, 2);
         law.step(at(t0, 0, 0, 0.0, 0, 32, 1));
