@@ -427,11 +427,7 @@ impl<J, E> Crew<J, E> {
         }
         // The sizing controller goes first: it must not start workers for a
         // pool that is shutting down.
-        let controller = self.shared.controller.lock().take();
-        if let Some((stop, thread)) = controller {
-            drop(stop);
-            let _ = thread.join();
-        }
+        adaptive::stop(&self.shared);
         let mut threads = self.shared.threads.lock();
         while self.shared.counters.live.load(Ordering::Acquire) > 0 {
             match deadline {

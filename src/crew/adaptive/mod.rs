@@ -80,13 +80,13 @@
 mod clocks;
 mod law;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::{Exec, Shared};
 use crate::sizing::cpu_bound;
-use crate::sync::{Arc, Ordering};
+use crate::sync::{Arc, Ordering, Weak};
 use clocks::{Clocks, Reading};
 use law::{Law, Sample};
 
@@ -100,57 +100,85 @@ where
 {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let pool = Arc::downgrade(shared);
-    let name = format!("{}-ctl", shared.config.thread_name);
-    let thread = std::thread::Builder::new().name(name).spawn(move || {
-        let mut law = Law::new(min, max, cpu_bound());
-        let mut clocks = Clocks::default();
-        loop {
-            // The first look, at once, primes the law. Looks read only
-            // the pool's counters; a step also reads the scheduler's
-            // clocks, which costs more. The pool is held only while
-            // looking, so dropping it is never delayed.
-            let wait = {
-                let Some(shared) = pool.upgrade() else { return };
-                if shared.ctx.is_done() {
-                    return;
-                }
-                let sample = shared.sample();
-                if law.due(&sample) {
-                    let sample = with_clocks(sample, clocks.read(shared.counters.tids()));
-                    if let Some(n) = law.step(sample) {
-                        if let Err(err) = shared.set_workers(n) {
-                            log::warn!("brigade: adaptive sizing could not resize to {n}: {err}");
-                        }
-                    }
-                }
-                law.next_look(Instant::now())
-            };
-            match stop_rx.recv_timeout(wait) {
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-            }
-        }
-    })?;
+    let law = Law::new(min, max, cpu_bound());
+    let thread = std::thread::Builder::new()
+        .name(format!("{}-ctl", shared.config.thread_name))
+        .spawn(move || control(&pool, &stop_rx, law))?;
     *shared.controller.lock() = Some((stop_tx, thread));
     Ok(())
 }
 
-impl<J, E> Shared<J, E> {
-    /// What the controller looks at.
-    fn sample(&self) -> Sample {
-        let (finished, busy_nanos, busy) = self.counters.totals();
-        Sample {
-            at: Instant::now(),
-            submitted: self.counters.submitted.load(Ordering::Relaxed),
-            finished,
-            busy_nanos,
-            queued: self.jobs.len(),
-            workers: self.counters.live.load(Ordering::Relaxed),
-            busy,
-            cpu: None,
-            cpu_wait_nanos: None,
-            worker_cpu_nanos: None,
+/// Stops `shared`'s controller, if it has one, and joins its thread.
+pub(super) fn stop<J, E>(shared: &Shared<J, E>) {
+    let controller = shared.controller.lock().take();
+    if let Some((stop, thread)) = controller {
+        // Disconnected, the controller's sleep ends at once.
+        drop(stop);
+        let _ = thread.join();
+    }
+}
+
+/// The controller thread: looks at the pool and sleeps until the next
+/// look, until the pool is dropped or cancelled or [`stop`] is called.
+fn control<J, E>(pool: &Weak<Shared<J, E>>, stop: &Receiver<()>, mut law: Law)
+where
+    J: Send + 'static,
+    E: Exec<J>,
+{
+    let mut clocks = Clocks::default();
+    // The pool is held only while looking, so dropping it is never delayed.
+    while let Some(wait) = pool
+        .upgrade()
+        .and_then(|shared| look(&shared, &mut law, &mut clocks))
+    {
+        match stop.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+/// One look at the pool, and a step if the law says one is due. Returns
+/// how long to sleep before the next look; `None` once the pool is
+/// cancelled.
+fn look<J, E>(shared: &Arc<Shared<J, E>>, law: &mut Law, clocks: &mut Clocks) -> Option<Duration>
+where
+    J: Send + 'static,
+    E: Exec<J>,
+{
+    if shared.ctx.is_done() {
+        return None;
+    }
+    // The first look primes the law. A look reads only the pool's
+    // counters; a step also reads the scheduler's clocks, which cost more.
+    let sample = sample(shared);
+    if law.due(&sample) {
+        let sample = with_clocks(sample, clocks.read(shared.counters.tids()));
+        if let Some(n) = law.step(sample) {
+            if let Err(err) = shared.set_workers(n) {
+                log::warn!("brigade: adaptive sizing could not resize to {n}: {err}");
+            }
+        }
+    }
+    Some(law.next_look(Instant::now()))
+}
+
+/// What the controller sees of the pool from its counters alone.
+fn sample<J, E>(shared: &Shared<J, E>) -> Sample {
+    let (finished, busy_nanos, busy) = shared.counters.totals();
+    // ORDERING: Relaxed: a sample is an estimate, and nothing else is read
+    // through these counters.
+    Sample {
+        at: Instant::now(),
+        submitted: shared.counters.submitted.load(Ordering::Relaxed),
+        finished,
+        busy_nanos,
+        queued: shared.jobs.len(),
+        workers: shared.counters.live.load(Ordering::Relaxed),
+        busy,
+        cpu: None,
+        cpu_wait_nanos: None,
+        worker_cpu_nanos: None,
     }
 }
 
