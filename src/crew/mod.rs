@@ -8,7 +8,8 @@
 //!   thread start-up;
 //! * `lend.rs`: jobs that borrow from the caller's stack (the one
 //!   lifetime erasure);
-//! * `adaptive.rs`: the `Sizing::Adaptive` controller.
+//! * `adaptive/`: the `Sizing::Adaptive` controller, its control law and
+//!   the scheduler's clocks it reads.
 //!
 //! A crew is N OS threads sharing one jobs channel and the pool's
 //! [`Context`]. It is generic over the job type `J` and an [`Exec`] that

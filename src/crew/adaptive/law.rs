@@ -19,7 +19,7 @@ pub(crate) const FIRST_TICK: Duration = Duration::from_millis(10);
 
 /// How many completions a glance between steps must have seen, or have
 /// expected, before a change in their rate counts as a shift.
-const SHIFT_EVIDENCE: f64 = 16.0;
+pub(super) const SHIFT_EVIDENCE: f64 = 16.0;
 
 /// The share of the CPUs at which this process counts as saturating them.
 const FULL: f64 = 0.95;

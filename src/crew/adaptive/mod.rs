@@ -1,5 +1,11 @@
 //! `Sizing::Adaptive`: steering the worker count by Little's Law.
 //!
+//! * `law.rs`: the control law, pure: samples in, a worker count out;
+//! * `clocks.rs`: the scheduler's clocks (Linux `schedstat`), and what the
+//!   controller does without them;
+//! * this file: the controller thread, which samples the pool, asks the law
+//!   and resizes the crew.
+//!
 //! # The control law
 //!
 //! Every [`TICK`] the controller samples the pool and computes, over that
@@ -17,7 +23,8 @@
 //! * the CPU utilisation — this process's CPU time ÷ (wall time × CPUs),
 //!   read from the same `schedstat` files (nanosecond clocks; the 10 ms
 //!   ticks of `/proc/self/stat`, the fallback, are too coarse for a fast
-//!   tick).
+//!   tick). Where the OS reports neither, the law does without: see
+//!   "Without the clocks" in `clocks.rs`.
 //!
 //! By Little's Law the pool needs λ·S workers busy on average; the target
 //! is ⌈1.25·λ·S⌉, the quarter being headroom for bursts. Two corrections:
@@ -44,9 +51,8 @@
 //!   blocked, neither on a CPU nor queued for one (exact kernel clocks):
 //!   they grow one worker per fast tick until the queueing stops them
 //!   (the measurement behind this is in `benches/README.md`). Queueing
-//!   for a CPU is also how another program
-//!   holding the CPUs shows: then our share of CPU time is low, but our
-//!   threads wait.
+//!   for a CPU is also how another program holding the CPUs shows: then
+//!   our share of CPU time is low, but our threads wait.
 //!
 //! The target is clamped to `[min, max]`. **Hysteresis** keeps it from
 //! flapping: growth is applied at once (a backlog costs latency now), but a
@@ -65,9 +71,9 @@
 //! twice the rate of the last tick (over at least [`SHIFT_EVIDENCE`] of
 //! them), the workload has shifted and it samples at once rather than at
 //! the end of the tick. A glance reads a few counters; a sample also
-//! reads the schedstat files, ~0.2 ms with 64 threads (0.2% of a CPU at
-//! the steady tick). An idle pool is sampled once a tick and not glanced
-//! at.
+//! reads a schedstat file per thread, which costs more (measured in
+//! `benches/README.md`). An idle pool is sampled once a tick and not
+//! glanced at.
 //!
 //! The controller runs on its own thread (`{name}-ctl`), holds the pool
 //! only weakly, and is stopped and joined before the pool's workers are.
