@@ -169,32 +169,6 @@ impl Sizing {
     }
 }
 
-/// CPU time this process has used, from `/proc/self/stat` (Linux); `None`
-/// elsewhere or if it cannot be read.
-pub(crate) fn process_cpu_time() -> Option<std::time::Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name, which may itself hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let user: u64 = fields.get(11)?.parse().ok()?;
-    let system: u64 = fields.get(12)?.parse().ok()?;
-    // Clock ticks; USER_HZ is 100 on every mainstream Linux.
-    Some(std::time::Duration::from_millis((user + system) * 10))
-}
-
-/// The calling thread's kernel id, from `/proc/thread-self` (Linux).
-pub(crate) fn current_thread_id() -> Option<u64> {
-    let link = std::fs::read_link("/proc/thread-self").ok()?;
-    link.file_name()?.to_str()?.parse().ok()
-}
-
-/// Thread `tid`'s CPU time and the time it spent runnable but waiting for a
-/// CPU, in nanoseconds: the first two fields of its `schedstat` (Linux).
-pub(crate) fn thread_schedstat(tid: u64) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    let mut fields = stat.split_whitespace().map(str::parse::<u64>);
-    Some((fields.next()?.ok()?, fields.next()?.ok()?))
-}
-
 /// Accepts a worker count in `1..=MAX_WORKERS`.
 pub(crate) fn check_count(n: usize) -> Result<usize, SizingError> {
     match n {

@@ -8,7 +8,8 @@
 //!   thread start-up;
 //! * `lend.rs`: jobs that borrow from the caller's stack (the one
 //!   lifetime erasure);
-//! * `adaptive.rs`: the `Sizing::Adaptive` controller.
+//! * `adaptive/`: the `Sizing::Adaptive` controller, its control law and
+//!   the scheduler's clocks it reads.
 //!
 //! A crew is N OS threads sharing one jobs channel and the pool's
 //! [`Context`]. It is generic over the job type `J` and an [`Exec`] that
@@ -427,11 +428,7 @@ impl<J, E> Crew<J, E> {
         }
         // The sizing controller goes first: it must not start workers for a
         // pool that is shutting down.
-        let controller = self.shared.controller.lock().take();
-        if let Some((stop, thread)) = controller {
-            drop(stop);
-            let _ = thread.join();
-        }
+        adaptive::stop(&self.shared);
         let mut threads = self.shared.threads.lock();
         while self.shared.counters.live.load(Ordering::Acquire) > 0 {
             match deadline {

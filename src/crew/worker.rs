@@ -212,7 +212,7 @@ fn main<J: Send + 'static, E: Exec<J>>(
     };
     CURRENT_CREW.with(|current| current.set(shared.id()));
     if shared.config.adaptive.is_some() {
-        slot.set_tid(crate::sizing::current_thread_id().unwrap_or(0));
+        slot.set_tid(super::adaptive::current_thread_id().unwrap_or(0));
     }
     if let Some(hook) = &shared.config.on_thread_start {
         unwind::call_logged("thread start hook", || hook(index));

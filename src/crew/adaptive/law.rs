@@ -1,92 +1,15 @@
-//! `Sizing::Adaptive`: steering the worker count by Little's Law.
-//!
-//! # The control law
-//!
-//! Every [`TICK`] the controller samples the pool and computes, over that
-//! tick (smoothed with an exponential average, α = ½, except that a
-//! crowded pool, below, starts afresh from the latest tick):
-//!
-//! * the arrival rate λ — jobs submitted per second;
-//! * the service time S — busy time per finished job, which for a pool is
-//!   the time a job holds a worker, waiting (on I/O) included, but *not*
-//!   the time its thread sat runnable waiting for a CPU (the run-queue
-//!   delay in `/proc/self/task/*/schedstat` on Linux). That wait is a
-//!   symptom of too many threads, not demand for more: left in, a pool of
-//!   compute-heavy jobs would justify any size it happened to have, since
-//!   in a saturated closed loop λ·S always equals the busy count;
-//! * the CPU utilisation — this process's CPU time ÷ (wall time × CPUs),
-//!   read from the same `schedstat` files (nanosecond clocks; the 10 ms
-//!   ticks of `/proc/self/stat`, the fallback, are too coarse for a fast
-//!   tick).
-//!
-//! By Little's Law the pool needs λ·S workers busy on average; the target
-//! is ⌈1.25·λ·S⌉, the quarter being headroom for bursts. Two corrections:
-//!
-//! * **Backlog.** λ only counts what the producer managed to submit; with
-//!   jobs queued behind all-busy workers it understates demand. Then the
-//!   pool grows to what would fill the CPUs: each worker uses `u / N` of
-//!   them, so ⌈N · 95% / u⌉ workers would use 95% — never more than
-//!   there are jobs to run (N + queued), at least one more. A pool of two
-//!   workers waiting on 1 ms calls at 10% CPU reaches 19 in one step. Where
-//!   the OS does not report CPU time, it doubles per tick instead, like
-//!   TCP's slow start. The law brings it back to λ·S once the backlog is
-//!   gone. The same bound caps the law's own growth: λ measured over a
-//!   burst (a queue filling at start) can ask for far more workers than
-//!   compute-heavy jobs could use.
-//! * **CPU saturation.** Compute-bound work gains nothing from more
-//!   threads than CPUs. When its workers spent ≥ a quarter of their busy
-//!   time queued for a CPU, or this process uses ≥ 95% of the CPUs, the
-//!   controller does not grow the pool. Some queueing is allowed on
-//!   purpose: with jobs that wait and compute in turn, a pool that never
-//!   queues for a CPU leaves one idle whenever wake-ups do not line up.
-//!   For the same reason the 95% rule does not apply to jobs that mostly
-//!   wait — workers with a backlog that spend over half their time
-//!   blocked, neither on a CPU nor queued for one (exact kernel clocks):
-//!   they grow one worker per fast tick until the queueing stops them
-//!   (the measurement behind this is in `benches/README.md`). Queueing
-//!   for a CPU is also how another program
-//!   holding the CPUs shows: then our share of CPU time is low, but our
-//!   threads wait.
-//!
-//! The target is clamped to `[min, max]`. **Hysteresis** keeps it from
-//! flapping: growth is applied at once (a backlog costs latency now), but a
-//! shrink only after three consecutive ticks agree on it by at least an
-//! eighth of the pool, and then by at most a quarter at a time. A pool
-//! whose workers spend half their busy time queued for a CPU is
-//! *crowded* — far past what the CPUs can serve, every extra thread a
-//! cost — and shrinks after two votes by up to half.
-//!
-//! **Pace.** The second sample comes [`FIRST_TICK`] after the first (a
-//! pool built for a burst should meet it at once), and after a growth or a
-//! crowded tick the next comes after [`FAST_TICK`]: ramping up from `min`
-//! to `max` or out of crowding takes tens of milliseconds, not seconds.
-//! Between samples, while the pool has work, the controller *glances* at
-//! its counters every [`FAST_TICK`]: if jobs finish at under half or over
-//! twice the rate of the last tick (over at least [`SHIFT_EVIDENCE`] of
-//! them), the workload has shifted and it samples at once rather than at
-//! the end of the tick. A glance reads a few counters; a sample also
-//! reads the schedstat files, ~0.2 ms with 64 threads (0.2% of a CPU at
-//! the steady tick). An idle pool is sampled once a tick and not glanced
-//! at.
-//!
-//! The controller runs on its own thread (`{name}-ctl`), holds the pool
-//! only weakly, and is stopped and joined before the pool's workers are.
+//! The control law, apart from any thread, pool or clock: it takes
+//! [`Sample`]s and answers with a worker count when one is due. The
+//! [module docs](super) describe what it computes and why.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::RecvTimeoutError;
-
-use super::{Exec, Shared};
-use crate::sizing::{cpu_bound, process_cpu_time, thread_schedstat};
-use crate::sync::{Arc, Ordering};
 
 /// How often the controller samples a pool at a steady size.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 /// How often it samples a pool that it has just grown, or that is crowded
-/// (see the module docs): a burst should be met in tens of milliseconds,
-/// not a second.
+/// (see the [module docs](super)): a burst should be met in tens of
+/// milliseconds, not a second.
 pub(crate) const FAST_TICK: Duration = Duration::from_millis(20);
 
 /// How soon after its first sample the controller takes the second, the
@@ -96,10 +19,14 @@ pub(crate) const FIRST_TICK: Duration = Duration::from_millis(10);
 
 /// How many completions a glance between steps must have seen, or have
 /// expected, before a change in their rate counts as a shift.
-const SHIFT_EVIDENCE: f64 = 16.0;
+pub(super) const SHIFT_EVIDENCE: f64 = 16.0;
 
 /// The share of the CPUs at which this process counts as saturating them.
 const FULL: f64 = 0.95;
+
+/// How many workers the law asks for per worker Little's Law keeps busy:
+/// the quarter over one is headroom for bursts.
+const HEADROOM: f64 = 1.25;
 
 /// What the controller sees of the pool at one instant.
 #[derive(Debug, Clone, Copy)]
@@ -242,236 +169,180 @@ impl Law {
         target
     }
 
+    /// The worker count the law asks for after `now`, if it differs from
+    /// the pool's and the hysteresis lets it through. `None` for the
+    /// first sample, which only primes.
     fn target(&mut self, now: Sample) -> Option<usize> {
         let previous = self.previous.replace(now)?;
-        let dt = now.at.saturating_duration_since(previous.at).as_secs_f64();
-        if dt <= 0.0 {
-            return None;
-        }
-        let arrivals = now.submitted.saturating_sub(previous.submitted) as f64 / dt;
-        let finished = now.finished.saturating_sub(previous.finished);
-        self.finishing = finished as f64 / dt;
-        let busy = (now.busy_nanos - previous.busy_nanos).max(0.0);
-        let queued_for_cpu = match (now.cpu_wait_nanos, previous.cpu_wait_nanos) {
-            (Some(now), Some(before)) => (now - before).max(0.0),
-            _ => 0.0,
-        };
-        let cpu = match (now.cpu, previous.cpu) {
-            (Some(now), Some(before)) => {
-                Some(now.saturating_sub(before).as_secs_f64() / (dt * self.cpus as f64))
-            }
-            _ => None,
-        };
-        // Saturated (see `saturated` below): its workers queue for a CPU
-        // for a quarter of their busy time or more, or this process keeps
-        // the CPUs busy. Then a backlog is the CPUs' limit, not a lack of
-        // threads: no growth. (An idle pool's few microseconds of wake-up delay are not a
-        // quarter of its zero busy time: the wait must also be at least a
-        // hundredth of the tick.)
-        let floor = dt * 1e9 / 100.0;
-        let starved = queued_for_cpu >= (busy / 4.0).max(floor);
-        // Crowded needs more busy workers than CPUs on average, too: an
-        // idle pool's workers queue briefly while they spin down, and that
-        // is not a reason to shed threads fast.
-        self.crowded =
-            queued_for_cpu >= (busy / 2.0).max(floor) && busy >= dt * 1e9 * self.cpus as f64;
-        // A crowded pool's past averages describe a workload that is gone
-        // (or it would not be crowded): this tick's figures replace them.
-        let smooth = |previous: Option<f64>, value: f64| match previous {
-            Some(previous) if !self.crowded => previous / 2.0 + value / 2.0,
-            _ => value,
-        };
-        self.rate = Some(smooth(self.rate, arrivals));
-        if finished > 0 {
-            // Time spent waiting for a CPU is a symptom of too many
-            // threads, not demand for more: leave it out of S (keeping at
-            // least a tenth, as the two clocks are read apart).
-            let service = (busy - queued_for_cpu).max(busy / 10.0) / 1e9 / finished as f64;
-            self.service = Some(smooth(self.service, service));
-        }
-        let demand = self.rate.unwrap_or(0.0) * self.service.unwrap_or(0.0);
+        let tick = Tick::between(&previous, &now, self.cpus)?;
+        self.finishing = tick.finished as f64 / tick.dt;
+        self.crowded = tick.crowded(self.cpus);
+        self.average(&tick);
         let workers = now.workers.max(1);
-        let mut target = (demand * 1.25).ceil() as usize;
-        // Workers with jobs queued behind them that spend over half their
-        // time blocked (neither on a CPU nor queued for one) run jobs that
-        // mostly wait. Those can use a few threads past a full CPU: each
-        // covers for another's late wake-up. Jobs that compute cannot.
-        // (Kernel clocks, not the sampled busy time: exact, and immune to
-        // a preempted sample standing for many jobs.)
-        let backlog = now.queued > 0 && now.busy >= workers;
-        let worker_cpu = match (now.worker_cpu_nanos, previous.worker_cpu_nanos) {
-            (Some(now), Some(before)) => Some((now - before).max(0.0)),
-            _ => None,
-        };
-        let waiting = backlog
-            && worker_cpu
-                .is_some_and(|on_cpu| on_cpu + queued_for_cpu < dt * 1e9 * workers as f64 / 2.0);
-        let saturated = starved || (!waiting && cpu.is_some_and(|u| u >= FULL));
-        if saturated {
-            target = target.min(workers);
-        } else {
-            if backlog {
-                target = target.max(Self::probe(workers, now.queued, cpu));
-            }
-            // What the CPUs can serve caps any growth, the law's too: λ
-            // measured over a burst (a queue filling at start) can ask
-            // for more workers than compute-heavy jobs could ever use.
-            if let Some(fill) = Self::fill(workers, cpu) {
-                target = target.min(fill);
-            }
+        let backlog = (now.queued > 0 && now.busy >= workers).then_some(now.queued);
+        let target = Self::within_cpus(self.demand(), workers, backlog, &tick);
+        self.settle(workers, target.clamp(self.min, self.max))
+    }
+
+    /// Folds the tick's arrival rate and service time into the averages.
+    fn average(&mut self, tick: &Tick) {
+        self.rate = Some(self.smooth(self.rate, tick.arrivals));
+        if let Some(service) = tick.service() {
+            self.service = Some(self.smooth(self.service, service));
         }
-        let target = target.clamp(self.min, self.max);
+    }
+
+    /// An exponential average, α = ½. A crowded pool's past describes a
+    /// workload that is gone (or it would not be crowded): the tick's
+    /// figure replaces it.
+    fn smooth(&self, average: Option<f64>, value: f64) -> f64 {
+        match average {
+            Some(average) if !self.crowded => average / 2.0 + value / 2.0,
+            _ => value,
+        }
+    }
+
+    /// Little's Law: the workers λ·S keeps busy, with [`HEADROOM`].
+    fn demand(&self) -> usize {
+        let busy = self.rate.unwrap_or(0.0) * self.service.unwrap_or(0.0);
+        (busy * HEADROOM).ceil() as usize
+    }
+
+    /// `target` as the CPUs allow for a pool of `workers`, `backlog` the
+    /// jobs queued behind them when all are busy: no growth while the
+    /// CPUs are saturated, else up to [`Law::probe`] for a backlog, but
+    /// never past [`Law::fill`].
+    fn within_cpus(target: usize, workers: usize, backlog: Option<usize>, tick: &Tick) -> usize {
+        // Jobs that mostly wait can use a few threads past a full CPU:
+        // each covers for another's late wake-up. Jobs that compute
+        // cannot, so the 95% rule holds for them.
+        let waiting = backlog.is_some() && tick.mostly_blocked(workers);
+        let saturated = tick.starved() || (!waiting && tick.cpu.is_some_and(|u| u >= FULL));
+        if saturated {
+            // A backlog is the CPUs' limit here, not a lack of threads.
+            return target.min(workers);
+        }
+        let target = backlog.map_or(target, |queued| {
+            target.max(Self::probe(workers, queued, tick.cpu))
+        });
+        // What the CPUs can serve caps any growth, the law's too: λ
+        // measured over a burst (a queue filling at start) can ask for
+        // more workers than compute-heavy jobs could ever use.
+        Self::fill(workers, tick.cpu).map_or(target, |fill| target.min(fill))
+    }
+
+    /// The hysteresis between the pool's `workers` and the law's
+    /// `target`: growth at once (a backlog costs latency now); a shrink
+    /// by at least an eighth, only once enough consecutive ticks vote for
+    /// it, and by at most a step — three votes and a quarter, or for a
+    /// crowded pool two votes and a half.
+    fn settle(&mut self, workers: usize, target: usize) -> Option<usize> {
         if target > workers {
             self.shrink_votes = 0;
             return Some(target);
         }
-        if target < workers && workers - target >= (workers / 8).max(1) {
-            self.shrink_votes += 1;
-            let (votes, step) = if self.crowded {
-                (2, workers / 2)
-            } else {
-                (3, workers / 4)
-            };
-            if self.shrink_votes >= votes {
-                self.shrink_votes = 0;
-                return Some(target.max(workers - step.max(1)));
-            }
-        } else {
+        if target >= workers || workers - target < (workers / 8).max(1) {
             self.shrink_votes = 0;
+            return None;
         }
-        None
-    }
-}
-
-/// Starts the controller thread for `shared`.
-pub(super) fn start<J, E>(shared: &Arc<Shared<J, E>>, min: usize, max: usize) -> std::io::Result<()>
-where
-    J: Send + 'static,
-    E: Exec<J>,
-{
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-    let pool = Arc::downgrade(shared);
-    let name = format!("{}-ctl", shared.config.thread_name);
-    let thread = std::thread::Builder::new().name(name).spawn(move || {
-        let mut law = Law::new(min, max, cpu_bound());
-        let mut schedstat = Schedstat::default();
-        loop {
-            // The first look, at once, primes the law. Looks read only
-            // the pool's counters; a step also reads the scheduler's
-            // clocks, which costs more. The pool is held only while
-            // looking, so dropping it is never delayed.
-            let wait = {
-                let Some(shared) = pool.upgrade() else { return };
-                if shared.ctx.is_done() {
-                    return;
-                }
-                let mut sample = shared.sample();
-                if law.due(&sample) {
-                    if !schedstat.read(shared.counters.tids(), &mut sample) {
-                        sample.cpu = process_cpu_time();
-                    }
-                    if let Some(n) = law.step(sample) {
-                        if let Err(err) = shared.set_workers(n) {
-                            log::warn!("brigade: adaptive sizing could not resize to {n}: {err}");
-                        }
-                    }
-                }
-                law.next_look(Instant::now())
-            };
-            match stop_rx.recv_timeout(wait) {
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-            }
-        }
-    })?;
-    *shared.controller.lock() = Some((stop_tx, thread));
-    Ok(())
-}
-
-impl<J, E> Shared<J, E> {
-    /// What the controller looks at.
-    fn sample(&self) -> Sample {
-        let (finished, busy_nanos, busy) = self.counters.totals();
-        Sample {
-            at: Instant::now(),
-            submitted: self.counters.submitted.load(Ordering::Relaxed),
-            finished,
-            busy_nanos,
-            queued: self.jobs.len(),
-            workers: self.counters.live.load(Ordering::Relaxed),
-            busy,
-            cpu: None,
-            cpu_wait_nanos: None,
-            worker_cpu_nanos: None,
-        }
-    }
-}
-
-/// The scheduler's clocks for this process, from each thread's
-/// `/proc/self/task/{tid}/schedstat` (Linux): nanosecond resolution, where
-/// `/proc/self/stat` counts in 10 ms ticks, too coarse for a fast tick.
-///
-/// Threads come and go, so the totals are running sums of per-thread
-/// differences between reads: a thread that exits takes only its time
-/// since the last read with it.
-#[derive(Debug, Default)]
-struct Schedstat {
-    /// Per thread seen at the last read: (CPU time, run-queue delay).
-    last: HashMap<u64, (u64, u64)>,
-    cpu: u64,
-    worker_cpu: u64,
-    worker_wait: u64,
-    known: bool,
-}
-
-impl Schedstat {
-    /// Reads every thread of the process into `sample`: this process's
-    /// CPU time, and the CPU time and run-queue delay of the workers
-    /// `workers` (running totals). `false` where the OS does not say.
-    fn read(&mut self, mut workers: Vec<u64>, sample: &mut Sample) -> bool {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return false;
+        self.shrink_votes += 1;
+        let (votes, step) = if self.crowded {
+            (2, workers / 2)
+        } else {
+            (3, workers / 4)
         };
-        workers.sort_unstable();
-        let mut now = HashMap::with_capacity(self.last.len().max(8));
-        for task in tasks.flatten() {
-            let Some(tid) = task
-                .file_name()
-                .to_str()
-                .and_then(|t| t.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            let Some((cpu, wait)) = thread_schedstat(tid) else {
-                continue;
-            };
-            let worker = workers.binary_search(&tid).is_ok();
-            // A thread the last read did not list started since: all of
-            // its CPU time is this interval's. Its run-queue delay counts
-            // from the next read, as a new worker's first wait for a CPU
-            // is a start-up cost, not a sign of saturation.
-            let (cpu_before, wait_before) = match self.last.get(&tid) {
-                Some(&before) => before,
-                None if self.known => (0, wait),
-                None => (cpu, wait),
-            };
-            let cpu_since = cpu.saturating_sub(cpu_before);
-            self.cpu += cpu_since;
-            if worker {
-                self.worker_cpu += cpu_since;
-                self.worker_wait += wait.saturating_sub(wait_before);
-            }
-            now.insert(tid, (cpu, wait));
+        if self.shrink_votes < votes {
+            return None;
         }
-        if now.is_empty() {
-            return false;
+        self.shrink_votes = 0;
+        Some(target.max(workers - step.max(1)))
+    }
+}
+
+/// What changed between two samples.
+#[derive(Debug, Clone, Copy)]
+struct Tick {
+    /// Seconds between them, more than zero.
+    dt: f64,
+    /// Jobs submitted per second.
+    arrivals: f64,
+    finished: u64,
+    /// Nanoseconds the workers held jobs, waiting for a CPU included.
+    busy: f64,
+    /// Nanoseconds the workers were runnable but waiting for a CPU; zero
+    /// where the OS does not say.
+    queued_for_cpu: f64,
+    /// Nanoseconds the workers were on a CPU, where the OS says.
+    worker_cpu: Option<f64>,
+    /// This process's share of all the CPUs, where the OS says.
+    cpu: Option<f64>,
+}
+
+impl Tick {
+    /// The tick from `previous` to `now` on `cpus` CPUs; `None` if no time
+    /// passed between them.
+    fn between(previous: &Sample, now: &Sample, cpus: usize) -> Option<Self> {
+        let dt = now.at.saturating_duration_since(previous.at).as_secs_f64();
+        if dt <= 0.0 {
+            return None;
         }
-        self.known = true;
-        self.last = now;
-        sample.cpu = Some(Duration::from_nanos(self.cpu));
-        sample.worker_cpu_nanos = Some(self.worker_cpu as f64);
-        sample.cpu_wait_nanos = Some(self.worker_wait as f64);
-        true
+        // Kernel clocks only grow; a difference below zero is a misread.
+        let since = |now: Option<f64>, before: Option<f64>| Some((now? - before?).max(0.0));
+        let cpu = now
+            .cpu
+            .zip(previous.cpu)
+            .map(|(now, before)| now.saturating_sub(before).as_secs_f64() / (dt * cpus as f64));
+        Some(Self {
+            dt,
+            arrivals: now.submitted.saturating_sub(previous.submitted) as f64 / dt,
+            finished: now.finished.saturating_sub(previous.finished),
+            busy: (now.busy_nanos - previous.busy_nanos).max(0.0),
+            queued_for_cpu: since(now.cpu_wait_nanos, previous.cpu_wait_nanos).unwrap_or(0.0),
+            worker_cpu: since(now.worker_cpu_nanos, previous.worker_cpu_nanos),
+            cpu,
+        })
+    }
+
+    /// The time a job held its worker, less the time it sat queued for a
+    /// CPU: that wait is a symptom of too many threads, not demand for
+    /// more. At least a tenth is kept, as the two clocks are read apart.
+    /// `None` if no job finished.
+    fn service(&self) -> Option<f64> {
+        let held = (self.busy - self.queued_for_cpu).max(self.busy / 10.0);
+        (self.finished > 0).then(|| held / 1e9 / self.finished as f64)
+    }
+
+    /// Waiting for a CPU below a hundredth of the tick is noise: an idle
+    /// pool's few microseconds of wake-up delay are not a quarter of its
+    /// zero busy time.
+    fn floor(&self) -> f64 {
+        self.dt * 1e9 / 100.0
+    }
+
+    /// Saturated: the workers queued for a CPU a quarter of their busy
+    /// time or more. Some queueing is the price of keeping the CPUs busy
+    /// with jobs that wait and compute in turn; this much is not.
+    fn starved(&self) -> bool {
+        self.queued_for_cpu >= (self.busy / 4.0).max(self.floor())
+    }
+
+    /// Crowded: queued for a CPU half their busy time, with more workers
+    /// busy than CPUs on average. (An idle pool's workers queue briefly
+    /// while they spin down, and that is no reason to shed threads fast.)
+    fn crowded(&self, cpus: usize) -> bool {
+        self.queued_for_cpu >= (self.busy / 2.0).max(self.floor())
+            && self.busy >= self.dt * 1e9 * cpus as f64
+    }
+
+    /// Whether `workers` spent over half the tick blocked, neither on a
+    /// CPU nor queued for one: they run jobs that mostly wait. (Kernel
+    /// clocks, not the sampled busy time: exact, and immune to a
+    /// preempted sample standing for many jobs.) `false` where the OS
+    /// does not say.
+    fn mostly_blocked(&self, workers: usize) -> bool {
+        self.worker_cpu.is_some_and(|on_cpu| {
+            on_cpu + self.queued_for_cpu < self.dt * 1e9 * workers as f64 / 2.0
+        })
     }
 }
 
@@ -798,5 +669,105 @@ mod tests {
             busy += 800.0;
             assert_eq!(law.step(at(t0, tick * 100, total, busy, 0, 10, 8)), None);
         }
+    }
+
+    /// Samples 100 ms apart of `workers` workers, `busy` of them busy,
+    /// finishing 100 jobs per tick with `busy_ms` of busy time per tick and
+    /// nothing queued: the law's answer to each after the first.
+    fn shrinking(law: &mut Law, workers: usize, busy: usize, busy_ms: f64) -> Vec<Option<usize>> {
+        let t0 = Instant::now();
+        law.step(at(t0, 0, 0, 0.0, 0, workers, busy));
+        (1..=4u64)
+            .map(|tick| {
+                let sample = at(
+                    t0,
+                    tick * 100,
+                    tick * 100,
+                    tick as f64 * busy_ms,
+                    0,
+                    workers,
+                    busy,
+                );
+                law.step(sample)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_shrink_needs_a_difference_of_an_eighth() {
+        // 32 workers: a target of 28 (1,000 jobs/s of 22.2 ms, with
+        // headroom) is an eighth below and shrinks on the third vote; 29
+        // (23 ms) is not, and never does.
+        let mut law = Law::new(1, 64, 2);
+        assert_eq!(
+            shrinking(&mut law, 32, 22, 2_220.0),
+            [None, None, Some(28), None]
+        );
+        let mut law = Law::new(1, 64, 2);
+        assert_eq!(shrinking(&mut law, 32, 23, 2_300.0), [None; 4]);
+    }
+
+    #[test]
+    fn an_interrupted_vote_starts_over() {
+        // Two votes to shrink, then a tick within an eighth of the pool:
+        // the next shrink needs three fresh votes.
+        let t0 = Instant::now();
+        let mut law = Law::new(1, 64, 2);
+        law.step(at(t0, 0, 0, 0.0, 0, 32, 1));
+        let mut answers = Vec::new();
+        // 100 jobs/s of 10 ms (target 2), except on tick 3: 4,700 jobs/s,
+        // which the average makes 2,400 (target 30, less than an eighth
+        // below 32). Tick 4 votes again, the average falling to 1,250.
+        let mut submitted = 0;
+        let mut busy = 0.0;
+        for tick in 1..=6u64 {
+            let jobs = if tick == 3 { 470 } else { 10 };
+            submitted += jobs;
+            busy += jobs as f64 * 10.0;
+            answers.push(law.step(at(t0, tick * 100, submitted, busy, 0, 32, 1)));
+        }
+        assert_eq!(answers, [None, None, None, None, None, Some(24)]);
+    }
+
+    #[test]
+    fn bounds_clamp_the_target() {
+        // Below `min`, the pool grows to it at once, demand or not.
+        let t0 = Instant::now();
+        let mut law = Law::new(4, 64, 2);
+        law.step(at(t0, 0, 0, 0.0, 0, 1, 0));
+        assert_eq!(law.step(at(t0, 100, 0, 0.0, 0, 1, 0)), Some(4));
+        // Idle, a pool just above `min` shrinks to `min` and no further,
+        // though a quarter of it would be more.
+        let mut law = Law::new(28, 64, 2);
+        assert_eq!(
+            shrinking(&mut law, 32, 0, 0.0),
+            [None, None, Some(28), None]
+        );
+        // A backlog grows the pool no further than `max`.
+        let mut law = Law::new(1, 6, 2);
+        law.step(at(t0, 0, 0, 0.0, 100, 4, 4));
+        assert_eq!(law.step(at(t0, 100, 4, 400.0, 100, 4, 4)), Some(6));
+    }
+
+    #[test]
+    fn a_small_pool_shrinks_one_worker_at_a_time() {
+        // A quarter of 3 is no worker: the step is at least one.
+        let mut law = Law::new(1, 64, 2);
+        assert_eq!(shrinking(&mut law, 3, 0, 0.0), [None, None, Some(2), None]);
+    }
+
+    #[test]
+    fn fill_and_probe() {
+        // Two workers using a tenth of the CPUs: 19 would use 95%.
+        assert_eq!(Law::fill(2, Some(0.1)), Some(19));
+        // At least one more than now, however busy the CPUs.
+        assert_eq!(Law::fill(10, Some(0.99)), Some(11));
+        assert_eq!(Law::fill(2, Some(0.0)), None, "no CPU time measured");
+        assert_eq!(Law::fill(2, None), None);
+        // The probe fills the CPUs, but not past the jobs there are; it
+        // doubles where the CPU time is unknown.
+        assert_eq!(Law::probe(2, 256, Some(0.1)), 19);
+        assert_eq!(Law::probe(2, 3, Some(0.1)), 5);
+        assert_eq!(Law::probe(4, 256, None), 8);
     }
 }
