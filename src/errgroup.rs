@@ -287,7 +287,7 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     /// # Errors
     ///
     /// [`GroupLimitError::Zero`] for `n == 0`, [`GroupLimitError::TooLarge`]
-    /// past [`MAX_WORKERS`](crate::sizing::MAX_WORKERS), and
+    /// past [`MAX_WORKERS`], and
     /// [`GroupLimitError::AlreadySpawned`] if a task was already spawned.
     pub fn limit(mut self, n: usize) -> Result<Self, GroupLimitError> {
         check_limit(n, self.core.spawned.load(Ordering::Relaxed))?;

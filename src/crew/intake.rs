@@ -243,7 +243,7 @@ impl<J> Feeder<J> {
     ///
     /// # Errors
     ///
-    /// As for [`Crew::submit`]; the job comes back.
+    /// As for [`Crew::submit`](super::Crew::submit); the job comes back.
     pub(crate) fn feed(
         &self,
         job: J,

@@ -161,7 +161,7 @@ pub(crate) trait StartGate: Send + Sync + 'static {
 
 /// A queued job with what the worker runtime tracks about it: its
 /// submission sequence number (the job id an `on_job_done` hook sees) and,
-/// for a sampled job, when it was queued (a [`stats::stamp`], 0 if not
+/// for a sampled job, when it was queued (a [`stamp`], 0 if not
 /// sampled).
 pub(crate) struct Envelope<J> {
     pub(crate) job: J,
