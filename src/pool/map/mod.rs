@@ -3,26 +3,26 @@
 //!
 //! The user contract is on [`Map`] (chunks, the window, errors). Design
 //! notes are on `Progress`, the state of a started map.
+//!
+//! * `chunk.rs`: `Chunk`, a run of consecutive items as one pool job, and
+//!   `Batch`, the results it sends back.
 
-use std::any::Any;
+mod chunk;
+
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::ThreadPool;
-use super::job::{Job, Task};
+use super::job::Task;
 use crate::context::Context;
-use crate::crew::{Ends, Ran, Run, Wait};
+use crate::crew::{Run, Wait};
 use crate::error::{Cancelled, JobError, TryMapError, TrySubmitError};
 use crate::ordered::Window;
 use crate::sync::Arc;
-use crate::unwind;
-
-/// Results of one chunk: its index, one result per item in order, and how
-/// long the items took to run (zero for a chunk discarded unrun).
-type ChunkResults<R> = (u64, Batch<R>, Duration);
+use chunk::{Batch, Chunk, ChunkResults, Fails};
 
 /// A chunk that runs faster than this is too small: its hand-off is a
 /// noticeable share of its work, so automatic chunks double in size.
@@ -34,40 +34,6 @@ const MAX_AUTO_CHUNK: usize = 65_536;
 /// The most items a map with neither [`Map::window`] nor
 /// [`Map::chunk_size`] set takes from its input ahead of the consumer.
 pub const DEFAULT_READ_AHEAD: usize = 8_192;
-
-/// Judges a mapped value a failure (`try_map`'s `Err`), which cancels the
-/// items not yet started; `None` for `map`, whose values never fail.
-type Fails<R> = Option<fn(&R) -> bool>;
-
-/// One chunk's results. Nearly every chunk succeeds whole, so it carries
-/// bare values; only a chunk with a failure (a panic, a cancellation) pays
-/// for a `Result` per item. For a `u64`, that is 8 bytes an item instead of
-/// 32 on the way back to the consumer.
-enum Batch<R> {
-    Values(std::vec::IntoIter<R>),
-    Mixed(std::vec::IntoIter<Result<R, JobError>>),
-}
-
-impl<R> Batch<R> {
-    fn empty() -> Self {
-        Self::Values(Vec::new().into_iter())
-    }
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<Result<R, JobError>> {
-        match self {
-            Self::Values(values) => values.next().map(Ok),
-            Self::Mixed(results) => results.next(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Self::Values(values) => values.len() == 0,
-            Self::Mixed(results) => results.len() == 0,
-        }
-    }
-}
 
 /// The iterator returned by [`ThreadPool::map`] and
 /// [`ThreadPool::map_unordered`].
@@ -415,15 +381,9 @@ where
             run.next_chunk += 1;
             run.offsets.insert(index, run.taken);
             run.taken += items.len();
-            let jobs = items.len() as u64;
-            let job = Chunk {
-                index,
-                items,
-                f: Arc::clone(&self.f),
-                fails: self.fails,
-                ctx: run.ctx.clone(),
-                tx: run.tx.clone(),
-            };
+            let f = Arc::clone(&self.f);
+            let job = Chunk::new(index, items, f, self.fails, run.ctx.clone(), run.tx.clone());
+            let jobs = job.len() as u64;
             if run.inline {
                 // Not counted in the pool's stats: no worker of the crew
                 // took it from the queue.
@@ -557,78 +517,6 @@ impl<I: Iterator, F, R> fmt::Debug for Map<'_, I, F, R> {
                 &self.run.as_ref().map(|run| run.window).or(self.window),
             )
             .finish_non_exhaustive()
-    }
-}
-
-/// A chunk of consecutive items as one pool job.
-struct Chunk<T, F, R> {
-    index: u64,
-    items: Vec<T>,
-    f: Arc<F>,
-    fails: Fails<R>,
-    ctx: Context,
-    tx: Sender<ChunkResults<R>>,
-}
-
-impl<T, F, R> Chunk<T, F, R>
-where
-    T: Send + 'static,
-    F: Fn(T) -> R + Send + Sync + 'static,
-    R: Send + 'static,
-{
-    /// Runs the chunk's items through `run`, the crew's lifecycle, under
-    /// the map's context, and sends their results back.
-    fn process(self, run: Run<'_>) -> Ran {
-        let Self {
-            index,
-            items,
-            f,
-            fails,
-            ctx,
-            tx,
-        } = self;
-        let started = Instant::now();
-        let failed = |value: &R| fails.is_some_and(|fails| fails(value));
-        run.under(&ctx).call_each(items, &*f, &failed, |ends| {
-            let results = match ends {
-                Ends::Values(values) => Batch::Values(values.into_iter()),
-                Ends::Mixed(ends) => {
-                    let results: Vec<_> = ends.into_iter().map(|end| end.into_result()).collect();
-                    Batch::Mixed(results.into_iter())
-                }
-            };
-            // The map may have been dropped; then nobody wants the results.
-            let _ = tx.send((index, results, started.elapsed()));
-        })
-    }
-}
-
-impl<T, F, R> Job for Chunk<T, F, R>
-where
-    T: Send + 'static,
-    F: Fn(T) -> R + Send + Sync + 'static,
-    R: Send + 'static,
-{
-    fn run(self: Box<Self>, run: Run<'_>) -> Ran {
-        self.process(run)
-    }
-
-    fn discard(self: Box<Self>, reason: Cancelled) {
-        let Self {
-            index, items, tx, ..
-        } = *self;
-        let results: Vec<_> = items
-            .into_iter()
-            .map(|item| {
-                unwind::drop_quietly(item);
-                Err(JobError::Cancelled(reason))
-            })
-            .collect();
-        let _ = tx.send((index, Batch::Mixed(results.into_iter()), Duration::ZERO));
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }
 
