@@ -5,13 +5,15 @@
 //! notes are on `Progress`, the state of a started map.
 //!
 //! * `chunk.rs`: `Chunk`, a run of consecutive items as one pool job, and
-//!   `Batch`, the results it sends back.
+//!   `Batch`, the results it sends back;
+//! * `policy.rs`: `Policy`, the chunk size and window, and how they grow
+//!   (pure arithmetic, unit-tested).
 
 mod chunk;
+mod policy;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -23,13 +25,7 @@ use crate::error::{Cancelled, JobError, TryMapError, TrySubmitError};
 use crate::ordered::Window;
 use crate::sync::Arc;
 use chunk::{Batch, Chunk, ChunkResults, Fails};
-
-/// A chunk that runs faster than this is too small: its hand-off is a
-/// noticeable share of its work, so automatic chunks double in size.
-const GROW_BELOW: Duration = Duration::from_micros(100);
-
-/// The most items automatic chunking puts in one chunk.
-const MAX_AUTO_CHUNK: usize = 65_536;
+use policy::Policy;
 
 /// The most items a map with neither [`Map::window`] nor
 /// [`Map::chunk_size`] set takes from its input ahead of the consumer.
@@ -120,13 +116,7 @@ struct Progress<R> {
     ctx: Context,
     tx: Sender<ChunkResults<R>>,
     rx: Receiver<ChunkResults<R>>,
-    chunk: usize,
-    window: usize,
-    /// Whether the chunk size, and then the window, are ours to grow (the
-    /// caller set neither `chunk_size` nor, for the window, `window`).
-    grow_chunk: bool,
-    grow_window: bool,
-    workers: usize,
+    policy: Policy,
     next_chunk: u64,
     taken: usize,
     yielded: usize,
@@ -167,31 +157,6 @@ impl<R> Progress<R> {
         }
     }
 
-    /// A chunk ran in under [`GROW_BELOW`]: doubles the chunk size, up to
-    /// [`MAX_AUTO_CHUNK`], no further than leaves four chunks per worker of
-    /// the `remaining` input (so the last chunks still spread over every
-    /// worker), and no further than lets two chunks per worker fit in the
-    /// window. An automatic window grows with the chunks, up to
-    /// [`DEFAULT_READ_AHEAD`] items.
-    fn grow(&mut self, remaining: usize) {
-        let balanced = (remaining / (self.workers * 4)).max(self.chunk);
-        let cap = if self.grow_window {
-            DEFAULT_READ_AHEAD
-        } else {
-            self.window
-        };
-        let fits = (cap / (self.workers * 2)).max(1);
-        let chunk = (self.chunk * 2).min(MAX_AUTO_CHUNK).min(balanced).min(fits);
-        if self.grow_window {
-            let wanted = (chunk * self.workers * 4).min(DEFAULT_READ_AHEAD);
-            self.window = self.window.max(wanted);
-        }
-        if chunk > self.chunk {
-            self.chunk = chunk;
-            self.refill_at = 0;
-        }
-    }
-
     /// Makes `results` of chunk `index` the ones to yield next.
     fn take_chunk(&mut self, index: u64, results: Batch<R>) {
         self.current_offset = self.offsets.get(&index).copied().unwrap_or(self.taken);
@@ -226,8 +191,7 @@ where
         let items = items.max(1);
         self.chunk_size = Some(items);
         if let Some(run) = &mut self.run {
-            run.chunk = items;
-            run.grow_chunk = false;
+            run.policy.set_chunk(items);
             run.refill_at = 0;
         }
         self
@@ -239,31 +203,15 @@ where
     pub fn window(mut self, items: usize) -> Self {
         self.window = Some(items);
         if let Some(run) = &mut self.run {
-            run.window = items.max(run.chunk);
-            run.grow_window = false;
+            run.policy.set_window(items);
             run.refill_at = 0;
         }
         self
     }
 
     fn start(&mut self) -> Progress<R> {
-        let workers = self.pool.stats().workers.max(1);
-        // An unknown upper bound is an unknown length: a `RangeFrom`'s
-        // lower bound is `usize::MAX`, not a length.
-        let chunk = self
-            .chunk_size
-            .unwrap_or_else(|| match self.input.size_hint() {
-                (_, Some(len)) if len > 0 => {
-                    let fits = (DEFAULT_READ_AHEAD / (workers * 4)).max(1);
-                    (len / (workers * 4)).clamp(1, fits.min(1024))
-                }
-                _ => 1,
-            });
-        let window = match (self.window, self.chunk_size) {
-            (Some(window), _) => window.max(chunk),
-            (None, Some(chunk)) => chunk.saturating_mul(workers * 4),
-            (None, None) => (chunk * workers * 4).min(DEFAULT_READ_AHEAD).max(chunk),
-        };
+        let (workers, hint) = (self.pool.stats().workers, self.input.size_hint());
+        let policy = Policy::new(workers, hint, self.chunk_size, self.window);
         let (tx, rx) = crossbeam_channel::unbounded();
         // Linked, so that each item's look at it before it starts is one
         // load (fail-fast checks it between every two items).
@@ -273,13 +221,7 @@ where
             ctx,
             tx,
             rx,
-            chunk,
-            window,
-            // An input of unknown length stays at one item per job: its
-            // items may be anything from trivial to slow.
-            grow_chunk: self.chunk_size.is_none() && chunk > 1,
-            grow_window: self.window.is_none(),
-            workers,
+            policy,
             next_chunk: 0,
             taken: 0,
             yielded: 0,
@@ -335,9 +277,8 @@ where
             let Ok((index, results, took)) = run.rx.recv() else {
                 return None;
             };
-            if run.grow_chunk && took < GROW_BELOW && !took.is_zero() {
-                let (low, _) = self.input.size_hint();
-                run.grow(low);
+            if run.policy.wants_growth(took) && run.policy.grow(self.input.size_hint().0) {
+                run.refill_at = 0;
             }
             if ordered {
                 // Each chunk index arrives once, and is at or after `next`.
@@ -364,15 +305,16 @@ where
     /// least one, so the map makes progress) and submits them.
     fn refill(&mut self) {
         let Some(run) = self.run.as_mut() else { return };
+        let (chunk, window) = (run.policy.chunk(), run.policy.window());
         loop {
             let out = run.taken - run.frontier(self.ordered);
-            if out != 0 && out + run.chunk > run.window {
+            if out != 0 && out + chunk > window {
                 // Room comes back once progress passes this point (the
                 // frontier never runs ahead of the progress counter).
-                run.refill_at = (run.taken + run.chunk).saturating_sub(run.window);
+                run.refill_at = (run.taken + chunk).saturating_sub(window);
                 return;
             }
-            let items: Vec<I::Item> = self.input.by_ref().take(run.chunk).collect();
+            let items: Vec<I::Item> = self.input.by_ref().take(chunk).collect();
             if items.is_empty() {
                 run.refill_at = usize::MAX;
                 return;
@@ -510,11 +452,19 @@ impl<I: Iterator, F, R> fmt::Debug for Map<'_, I, F, R> {
             .field("ordered", &self.ordered)
             .field(
                 "chunk_size",
-                &self.run.as_ref().map(|run| run.chunk).or(self.chunk_size),
+                &self
+                    .run
+                    .as_ref()
+                    .map(|run| run.policy.chunk())
+                    .or(self.chunk_size),
             )
             .field(
                 "window",
-                &self.run.as_ref().map(|run| run.window).or(self.window),
+                &self
+                    .run
+                    .as_ref()
+                    .map(|run| run.policy.window())
+                    .or(self.window),
             )
             .finish_non_exhaustive()
     }
