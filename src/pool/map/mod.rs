@@ -2,17 +2,22 @@
 //! [`ThreadPool::try_map`]: one closure over an iterator, on the pool.
 //!
 //! The user contract is on [`Map`] (chunks, the window, errors). Design
-//! notes are on `Progress`, the state of a started map.
+//! notes are on `Policy` (how big, how far ahead) and `Progress` (the
+//! window's frontier).
 //!
+//! * `mod.rs`: [`Map`], its public API, and the driving loop (start,
+//!   refill, receive);
 //! * `chunk.rs`: `Chunk`, a run of consecutive items as one pool job, and
 //!   `Batch`, the results it sends back;
 //! * `policy.rs`: `Policy`, the chunk size and window, and how they grow
-//!   (pure arithmetic, unit-tested).
+//!   (pure arithmetic, unit-tested);
+//! * `window.rs`: `Progress`, the in-flight bookkeeping: taken, yielded,
+//!   the frontier, chunks held for their turn.
 
 mod chunk;
 mod policy;
+mod window;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -22,10 +27,10 @@ use super::job::Task;
 use crate::context::Context;
 use crate::crew::{Run, Wait};
 use crate::error::{Cancelled, JobError, TryMapError, TrySubmitError};
-use crate::ordered::Window;
 use crate::sync::Arc;
-use chunk::{Batch, Chunk, ChunkResults, Fails};
+use chunk::{Chunk, ChunkResults, Fails};
 use policy::Policy;
+use window::Progress;
 
 /// The most items a map with neither [`Map::window`] nor
 /// [`Map::chunk_size`] set takes from its input ahead of the consumer.
@@ -94,73 +99,47 @@ pub struct Map<'p, I: Iterator, F, R> {
     ordered: bool,
     chunk_size: Option<usize>,
     window: Option<usize>,
-    run: Option<Progress<R>>,
+    run: Option<Started<R>>,
 }
 
-/// The state of a map once iteration has started.
-///
-/// # The window
-///
-/// `frontier` is the input offset below which every item is settled:
-/// yielded, in ordered mode; in unordered mode, yielded or at least
-/// received from its chunk (results are yielded as their chunks arrive, so
-/// the frontier is the lower of the start of the lowest chunk still out and
-/// the next unyielded result of the chunk being yielded). Items are taken from the input
-/// only while `taken - frontier` stays within the window. So memory is
-/// bounded by the window, and in unordered mode (`try_map`) the input is
-/// never read more than a window past the lowest unfinished item, while
-/// errors are still seen as soon as they happen.
-struct Progress<R> {
+/// A started map: where its chunks report, how big they are, and how far
+/// it has got.
+struct Started<R> {
     /// Cancelled when the iterator is dropped or `try_map` fails, so queued
     /// chunks are skipped.
     ctx: Context,
     tx: Sender<ChunkResults<R>>,
     rx: Receiver<ChunkResults<R>>,
-    policy: Policy,
-    next_chunk: u64,
-    taken: usize,
-    yielded: usize,
-    /// Ordered mode: chunks that finished ahead of their turn.
-    pending: Window<Batch<R>>,
-    /// Unordered mode: which chunks have been received.
-    received: Window<()>,
-    /// Input offset of each chunk's first item, for chunks not yet settled.
-    offsets: BTreeMap<u64, usize>,
-    /// The chunk being yielded, and the input offset of its next item.
-    current: Batch<R>,
-    current_offset: usize,
+    /// Started on one of the pool's own workers: chunks run inline.
     inline: bool,
-    /// The progress counter (items yielded when ordered, the offset of the
-    /// next result when not) below which the window cannot have room, so
-    /// the consumer need not try to refill: it keeps the per-item path to a
-    /// comparison. Reset to 0 whenever the window might have moved.
-    refill_at: usize,
+    policy: Policy,
+    progress: Progress<R>,
 }
 
-impl<R> Progress<R> {
-    /// See the type's docs.
-    fn frontier(&self, ordered: bool) -> usize {
-        if ordered {
-            self.yielded
-        } else {
-            let unreceived = self
-                .offsets
-                .get(&self.received.next())
-                .copied()
-                .unwrap_or(self.taken);
-            // A received chunk's results not yet yielded are not settled
-            // either: an error among them must not let the input run on.
-            match self.current.is_empty() {
-                true => unreceived,
-                false => unreceived.min(self.current_offset),
-            }
+impl<R: Send + 'static> Started<R> {
+    /// Hands `job` to the pool, or runs it here if the map started on one
+    /// of the pool's own workers. A job the pool refuses (closed,
+    /// cancelled) is discarded, which still reports its items.
+    fn submit<T, F>(&self, pool: &ThreadPool, job: Chunk<T, F, R>)
+    where
+        T: Send + 'static,
+        F: Fn(T) -> R + Send + Sync + 'static,
+    {
+        if self.inline {
+            // Not counted in the pool's stats: no worker of the crew
+            // took it from the queue.
+            let _ = job.process(Run::here(&self.ctx, pool.job_timeout()));
+            return;
         }
-    }
-
-    /// Makes `results` of chunk `index` the ones to yield next.
-    fn take_chunk(&mut self, index: u64, results: Batch<R>) {
-        self.current_offset = self.offsets.get(&index).copied().unwrap_or(self.taken);
-        self.current = results;
+        let jobs = job.len() as u64;
+        let task = Task::Batch(Box::new(job), jobs);
+        if let Err(err) = pool.enqueue(task, Wait::Forever) {
+            let reason = pool.context().reason().unwrap_or(Cancelled::Canceled);
+            let (TrySubmitError::Full(task)
+            | TrySubmitError::Closed(task)
+            | TrySubmitError::Cancelled(task)) = err;
+            task.discard(reason);
+        }
     }
 }
 
@@ -185,14 +164,14 @@ where
     }
 
     /// Consecutive items per job (default: from the input's size hint, see
-    /// the module docs). `0` is taken as 1. Takes effect for chunks not yet
+    /// [`Map`]). `0` is taken as 1. Takes effect for chunks not yet
     /// taken.
     pub fn chunk_size(mut self, items: usize) -> Self {
         let items = items.max(1);
         self.chunk_size = Some(items);
         if let Some(run) = &mut self.run {
             run.policy.set_chunk(items);
-            run.refill_at = 0;
+            run.progress.recheck();
         }
         self
     }
@@ -204,12 +183,14 @@ where
         self.window = Some(items);
         if let Some(run) = &mut self.run {
             run.policy.set_window(items);
-            run.refill_at = 0;
+            run.progress.recheck();
         }
         self
     }
 
-    fn start(&mut self) -> Progress<R> {
+    /// Sizes the chunks and window from the input and the pool, and opens
+    /// the map's context and result channel.
+    fn start(&mut self) -> Started<R> {
         let (workers, hint) = (self.pool.stats().workers, self.input.size_hint());
         let policy = Policy::new(workers, hint, self.chunk_size, self.window);
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -217,22 +198,13 @@ where
         // load (fail-fast checks it between every two items).
         let ctx = self.pool.context().child();
         ctx.link();
-        Progress {
+        Started {
             ctx,
             tx,
             rx,
-            policy,
-            next_chunk: 0,
-            taken: 0,
-            yielded: 0,
-            // Never the limit: the item window bounds the chunks in flight.
-            pending: Window::new(usize::MAX),
-            received: Window::new(usize::MAX),
-            offsets: BTreeMap::new(),
-            current: Batch::empty(),
-            current_offset: 0,
             inline: self.pool.crew.on_own_worker(),
-            refill_at: 0,
+            policy,
+            progress: Progress::new(self.ordered),
         }
     }
 
@@ -241,64 +213,37 @@ where
         if self.run.is_none() {
             self.run = Some(self.start());
         }
-        let ordered = self.ordered;
         loop {
             // Refill before yielding: the result about to be yielded still
             // counts against the window until it is handed over.
-            let run = self.run.as_mut()?;
-            let progress = if ordered {
-                run.yielded
-            } else {
-                run.current_offset
-            };
-            if progress >= run.refill_at {
+            if self.run.as_ref()?.progress.may_refill() {
                 self.refill();
             }
-            let run = self.run.as_mut()?;
-            if let Some(result) = run.current.next() {
-                let offset = run.current_offset;
-                run.current_offset += 1;
-                run.yielded += 1;
-                return Some((offset, result));
+            let progress = &mut self.run.as_mut()?.progress;
+            if let Some(next) = progress.next_result() {
+                return Some(next);
             }
-            if run.yielded == run.taken {
+            if progress.is_done() {
                 return None;
             }
-            if ordered {
-                if let Some(results) = run.pending.pop() {
-                    let index = run.pending.next() - 1;
-                    run.take_chunk(index, results);
-                    run.offsets.remove(&index);
-                    continue;
-                }
-            }
-            // Chunks always report, even when discarded, and we hold a
-            // sender, so this wait ends.
-            let Ok((index, results, took)) = run.rx.recv() else {
-                return None;
-            };
-            if run.policy.wants_growth(took) && run.policy.grow(self.input.size_hint().0) {
-                run.refill_at = 0;
-            }
-            if ordered {
-                // Each chunk index arrives once, and is at or after `next`.
-                let _ = run.pending.insert(index, results);
-            } else {
-                run.take_chunk(index, results);
-                // The frontier may have jumped: look at the window again.
-                run.refill_at = 0;
-                let _ = run.received.insert(index, ());
-                while run.received.pop().is_some() {}
-                let settled = run.received.next();
-                while run
-                    .offsets
-                    .first_key_value()
-                    .is_some_and(|(&chunk, _)| chunk < settled)
-                {
-                    run.offsets.pop_first();
-                }
+            if !progress.next_pending() {
+                self.receive()?;
             }
         }
+    }
+
+    /// Waits for a chunk to report and files its results; a chunk that ran
+    /// fast makes the next ones larger. `None` if the channel closed.
+    fn receive(&mut self) -> Option<()> {
+        let run = self.run.as_mut()?;
+        // Chunks always report, even when discarded, and we hold a
+        // sender, so this wait ends.
+        let (index, results, took) = run.rx.recv().ok()?;
+        if run.policy.wants_growth(took) && run.policy.grow(self.input.size_hint().0) {
+            run.progress.recheck();
+        }
+        run.progress.arrived(index, results);
+        Some(())
     }
 
     /// Takes chunks from the input while the window has room (always at
@@ -306,40 +251,16 @@ where
     fn refill(&mut self) {
         let Some(run) = self.run.as_mut() else { return };
         let (chunk, window) = (run.policy.chunk(), run.policy.window());
-        loop {
-            let out = run.taken - run.frontier(self.ordered);
-            if out != 0 && out + chunk > window {
-                // Room comes back once progress passes this point (the
-                // frontier never runs ahead of the progress counter).
-                run.refill_at = (run.taken + chunk).saturating_sub(window);
-                return;
-            }
+        while run.progress.has_room(chunk, window) {
             let items: Vec<I::Item> = self.input.by_ref().take(chunk).collect();
             if items.is_empty() {
-                run.refill_at = usize::MAX;
+                run.progress.input_ended();
                 return;
             }
-            let index = run.next_chunk;
-            run.next_chunk += 1;
-            run.offsets.insert(index, run.taken);
-            run.taken += items.len();
+            let index = run.progress.took(items.len());
             let f = Arc::clone(&self.f);
             let job = Chunk::new(index, items, f, self.fails, run.ctx.clone(), run.tx.clone());
-            let jobs = job.len() as u64;
-            if run.inline {
-                // Not counted in the pool's stats: no worker of the crew
-                // took it from the queue.
-                let _ = job.process(Run::here(&run.ctx, self.pool.job_timeout()));
-                continue;
-            }
-            let task = Task::Batch(Box::new(job), jobs);
-            if let Err(err) = self.pool.enqueue(task, Wait::Forever) {
-                let reason = self.pool.context().reason().unwrap_or(Cancelled::Canceled);
-                let (TrySubmitError::Full(task)
-                | TrySubmitError::Closed(task)
-                | TrySubmitError::Cancelled(task)) = err;
-                task.discard(reason);
-            }
+            run.submit(self.pool, job);
         }
     }
 }
@@ -384,14 +305,9 @@ where
         // next refill later, never the window larger.
         while let Some((_, result)) = self.next_indexed() {
             out.push(result?);
-            if let Some(run) = &mut self.run {
-                if let Batch::Values(values) = &mut run.current {
-                    let block = values.len();
-                    // By value, so `extend` copies the block in one go.
-                    out.extend(std::mem::replace(values, Vec::new().into_iter()));
-                    run.current_offset += block;
-                    run.yielded += block;
-                }
+            if let Some(block) = self.run.as_mut().and_then(|run| run.progress.take_values()) {
+                // By value, so `extend` copies the block in one go.
+                out.extend(block);
             }
         }
         Ok(out)
@@ -412,15 +328,8 @@ where
         // Fast path, a few instructions per item: a result is at hand and
         // the window cannot have room yet.
         if let Some(run) = &mut self.run {
-            let progress = if self.ordered {
-                run.yielded
-            } else {
-                run.current_offset
-            };
-            if progress < run.refill_at {
-                if let Some(result) = run.current.next() {
-                    run.current_offset += 1;
-                    run.yielded += 1;
+            if !run.progress.may_refill() {
+                if let Some((_, result)) = run.progress.next_result() {
                     return Some(result);
                 }
             }
@@ -430,7 +339,7 @@ where
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let (low, high) = self.input.size_hint();
-        let in_flight = self.run.as_ref().map_or(0, |run| run.taken - run.yielded);
+        let in_flight = self.run.as_ref().map_or(0, |run| run.progress.unyielded());
         (
             low.saturating_add(in_flight),
             high.and_then(|h| h.checked_add(in_flight)),
@@ -448,23 +357,16 @@ impl<I: Iterator, F, R> Drop for Map<'_, I, F, R> {
 
 impl<I: Iterator, F, R> fmt::Debug for Map<'_, I, F, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let policy = self.run.as_ref().map(|run| run.policy);
         f.debug_struct("Map")
             .field("ordered", &self.ordered)
             .field(
                 "chunk_size",
-                &self
-                    .run
-                    .as_ref()
-                    .map(|run| run.policy.chunk())
-                    .or(self.chunk_size),
+                &policy.map(|policy| policy.chunk()).or(self.chunk_size),
             )
             .field(
                 "window",
-                &self
-                    .run
-                    .as_ref()
-                    .map(|run| run.policy.window())
-                    .or(self.window),
+                &policy.map(|policy| policy.window()).or(self.window),
             )
             .finish_non_exhaustive()
     }
