@@ -3,7 +3,7 @@
 //! * [`builder.rs`](Builder): configuration, validated in `build()`;
 //! * `handle.rs`: [`JobHandle`], the caller's end of a submitted job;
 //! * `job.rs`: the type-erased jobs the pool queues;
-//! * `map.rs`: [`Map`], `map` / `map_unordered` / `try_map`;
+//! * `map/`: [`Map`], `map` / `map_unordered` / `try_map`;
 //! * `scope.rs`: [`Scope`], jobs that borrow from the caller's stack.
 //!
 //! # Submitting

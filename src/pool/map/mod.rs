@@ -1,0 +1,483 @@
+//! [`ThreadPool::map`], [`ThreadPool::map_unordered`] and
+//! [`ThreadPool::try_map`]: one closure over an iterator, on the pool.
+//!
+//! The user contract is on [`Map`] (chunks, the window, errors). Design
+//! notes are on `Policy` (how big, how far ahead) and `Progress` (the
+//! window's frontier).
+//!
+//! * `mod.rs`: [`Map`], its public API, and the driving loop (start,
+//!   refill, receive);
+//! * `chunk.rs`: `Chunk`, a run of consecutive items as one pool job, and
+//!   `Batch`, the results it sends back;
+//! * `policy.rs`: `Policy`, the chunk size and window, and how they grow
+//!   (pure arithmetic, unit-tested);
+//! * `window.rs`: `Progress`, the in-flight bookkeeping: taken, yielded,
+//!   the frontier, chunks held for their turn.
+
+mod chunk;
+mod policy;
+mod window;
+
+use std::fmt;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::ThreadPool;
+use super::job::Task;
+use crate::context::Context;
+use crate::crew::{Run, Wait};
+use crate::error::{Cancelled, JobError, TryMapError, TrySubmitError};
+use crate::sync::Arc;
+use chunk::{Chunk, ChunkResults, Fails};
+use policy::Policy;
+use window::Progress;
+
+/// The most items a map with neither [`Map::window`] nor
+/// [`Map::chunk_size`] set takes from its input ahead of the consumer.
+pub const DEFAULT_READ_AHEAD: usize = 8_192;
+
+/// The iterator returned by [`ThreadPool::map`] and
+/// [`ThreadPool::map_unordered`].
+///
+/// Nothing is submitted until the first call to `next`.
+///
+///
+/// # Chunks and the window
+///
+/// Items are taken from the input in **chunks** of consecutive items, and
+/// each chunk is one hand-off to a worker: one hand-off per trivial item
+/// would cost more than the work (see `benches/README.md`). Each item in a
+/// chunk is still a job of its own: it honours the pool's `job_timeout`,
+/// deadline and cancellation, and is counted in [`Stats`](crate::Stats).
+///
+/// By default the chunk size comes from the input's length (about four
+/// chunks per worker, at most 1,024 items and at most what fits four
+/// chunks per worker in [`DEFAULT_READ_AHEAD`]), and then **grows**: a
+/// chunk that ran in under 100 µs was mostly hand-off, so the next ones
+/// double, while two chunks per worker still fit in the read-ahead and
+/// four per worker of what the input has left remain. Slow items keep
+/// their first size. An input of unknown length (a size hint with no upper
+/// bound, such as `0u64..`) goes one item per chunk. [`Map::chunk_size`]
+/// fixes the size.
+///
+/// The input is pulled lazily, never more than a **window** of items ahead
+/// of the oldest item not yet settled — not yet yielded, for `map`; not
+/// yet finished, for `map_unordered` and [`try_map`]:
+///
+/// * by default, at most [`DEFAULT_READ_AHEAD`] items, whatever the item
+///   cost or how far the chunks grow;
+/// * with [`Map::window`]`(w)`, at most `w` items (or one chunk, if a chunk
+///   is larger);
+/// * with only [`Map::chunk_size`]`(c)`, at most `4 × c × workers` items.
+///
+/// So memory stays bounded however long (or endless) the input and however
+/// slow the first item, and `try_map` has read at most a window past the
+/// failing item when it stops.
+///
+/// To gather the results into a `Vec`, [`Map::collect_vec`] is the fast
+/// way: it moves each chunk's values across in one block.
+///
+/// # Errors and panics
+///
+/// `map` yields `Result<R, JobError>` per item: a panicking item yields
+/// `Err(JobError::Panicked)` and the rest of its chunk still runs (the
+/// worker is then replaced, as for any panicking job); if the pool is
+/// cancelled, unfinished items yield `Err(JobError::Cancelled)`. Dropping
+/// the iterator early cancels the chunks still queued.
+///
+/// Called from one of the pool's own jobs, the work runs inline on the
+/// calling worker: waiting for other workers from inside one could
+/// deadlock a busy pool.
+///
+/// [`try_map`]: ThreadPool::try_map
+#[must_use = "a Map does nothing unless iterated"]
+pub struct Map<'p, I: Iterator, F, R> {
+    pool: &'p ThreadPool,
+    input: std::iter::Fuse<I>,
+    f: Arc<F>,
+    fails: Fails<R>,
+    ordered: bool,
+    chunk_size: Option<usize>,
+    window: Option<usize>,
+    run: Option<Started<R>>,
+}
+
+/// A started map: where its chunks report, how big they are, and how far
+/// it has got.
+struct Started<R> {
+    /// Cancelled when the iterator is dropped or `try_map` fails, so queued
+    /// chunks are skipped.
+    ctx: Context,
+    tx: Sender<ChunkResults<R>>,
+    rx: Receiver<ChunkResults<R>>,
+    /// Started on one of the pool's own workers: chunks run inline.
+    inline: bool,
+    policy: Policy,
+    progress: Progress<R>,
+}
+
+impl<R: Send + 'static> Started<R> {
+    /// Hands `job` to the pool, or runs it here if the map started on one
+    /// of the pool's own workers. A job the pool refuses (closed,
+    /// cancelled) is discarded, which still reports its items.
+    fn submit<T, F>(&self, pool: &ThreadPool, job: Chunk<T, F, R>)
+    where
+        T: Send + 'static,
+        F: Fn(T) -> R + Send + Sync + 'static,
+    {
+        if self.inline {
+            // Not counted in the pool's stats: no worker of the crew
+            // took it from the queue.
+            let _ = job.process(Run::here(&self.ctx, pool.job_timeout()));
+            return;
+        }
+        let jobs = job.len() as u64;
+        let task = Task::Batch(Box::new(job), jobs);
+        if let Err(err) = pool.enqueue(task, Wait::Forever) {
+            let reason = pool.context().reason().unwrap_or(Cancelled::Canceled);
+            let (TrySubmitError::Full(task)
+            | TrySubmitError::Closed(task)
+            | TrySubmitError::Cancelled(task)) = err;
+            task.discard(reason);
+        }
+    }
+}
+
+impl<'p, I, F, R> Map<'p, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    pub(super) fn new(pool: &'p ThreadPool, input: I, f: F, ordered: bool) -> Self {
+        Self {
+            pool,
+            input: input.fuse(),
+            f: Arc::new(f),
+            fails: None,
+            ordered,
+            chunk_size: None,
+            window: None,
+            run: None,
+        }
+    }
+
+    /// Consecutive items per job (default: from the input's size hint, see
+    /// [`Map`]). `0` is taken as 1. Takes effect for chunks not yet
+    /// taken.
+    pub fn chunk_size(mut self, items: usize) -> Self {
+        let items = items.max(1);
+        self.chunk_size = Some(items);
+        if let Some(run) = &mut self.run {
+            run.policy.set_chunk(items);
+            run.progress.recheck();
+        }
+        self
+    }
+
+    /// The most items taken from the input and not yet settled (default:
+    /// four chunks per worker, at most [`DEFAULT_READ_AHEAD`]). A window
+    /// smaller than a chunk is one chunk.
+    pub fn window(mut self, items: usize) -> Self {
+        self.window = Some(items);
+        if let Some(run) = &mut self.run {
+            run.policy.set_window(items);
+            run.progress.recheck();
+        }
+        self
+    }
+
+    /// Sizes the chunks and window from the input and the pool, and opens
+    /// the map's context and result channel.
+    fn start(&mut self) -> Started<R> {
+        let (workers, hint) = (self.pool.stats().workers, self.input.size_hint());
+        let policy = Policy::new(workers, hint, self.chunk_size, self.window);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        // Linked, so that each item's look at it before it starts is one
+        // load (fail-fast checks it between every two items).
+        let ctx = self.pool.context().child();
+        ctx.link();
+        Started {
+            ctx,
+            tx,
+            rx,
+            inline: self.pool.crew.on_own_worker(),
+            policy,
+            progress: Progress::new(self.ordered),
+        }
+    }
+
+    /// The next result with its input offset.
+    fn next_indexed(&mut self) -> Option<(usize, Result<R, JobError>)> {
+        if self.run.is_none() {
+            self.run = Some(self.start());
+        }
+        loop {
+            // Refill before yielding: the result about to be yielded still
+            // counts against the window until it is handed over.
+            if self.run.as_ref()?.progress.may_refill() {
+                self.refill();
+            }
+            let progress = &mut self.run.as_mut()?.progress;
+            if let Some(next) = progress.next_result() {
+                return Some(next);
+            }
+            if progress.is_done() {
+                return None;
+            }
+            if !progress.next_pending() {
+                self.receive()?;
+            }
+        }
+    }
+
+    /// Waits for a chunk to report and files its results; a chunk that ran
+    /// fast makes the next ones larger. `None` if the channel closed.
+    fn receive(&mut self) -> Option<()> {
+        let run = self.run.as_mut()?;
+        // Chunks always report, even when discarded, and we hold a
+        // sender, so this wait ends.
+        let (index, results, took) = run.rx.recv().ok()?;
+        if run.policy.wants_growth(took) && run.policy.grow(self.input.size_hint().0) {
+            run.progress.recheck();
+        }
+        run.progress.arrived(index, results);
+        Some(())
+    }
+
+    /// Takes chunks from the input while the window has room (always at
+    /// least one, so the map makes progress) and submits them.
+    fn refill(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        let (chunk, window) = (run.policy.chunk(), run.policy.window());
+        while run.progress.has_room(chunk, window) {
+            let items: Vec<I::Item> = self.input.by_ref().take(chunk).collect();
+            if items.is_empty() {
+                run.progress.input_ended();
+                return;
+            }
+            let index = run.progress.took(items.len());
+            let f = Arc::clone(&self.f);
+            let job = Chunk::new(index, items, f, self.fails, run.ctx.clone(), run.tx.clone());
+            run.submit(self.pool, job);
+        }
+    }
+}
+
+impl<I, F, R> Map<'_, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    /// Collects the results into a `Vec`, in the order the iterator yields
+    /// them, or returns the first error — what
+    /// `collect::<Result<Vec<R>, JobError>>()` returns, but faster: each
+    /// chunk's values move into the `Vec` as one block rather than one
+    /// by one, and the `Vec` is sized from the input's length up front
+    /// (`collect` through a `Result` cannot see the length, so it grows
+    /// the `Vec` by doubling).
+    ///
+    /// # Errors
+    ///
+    /// The first item's [`JobError`] in iteration order; the chunks still
+    /// queued are then cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(2).build()?;
+    /// let squares = pool.map(0..10_000u64, |x| x * x).collect_vec()?;
+    /// assert_eq!(squares[100], 10_000);
+    /// assert_eq!(squares.len(), 10_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn collect_vec(mut self) -> Result<Vec<R>, JobError> {
+        let (low, _) = self.input.size_hint();
+        let mut out = Vec::with_capacity(low);
+        // `next_indexed` does the waiting, the ordering and the refills;
+        // after each result it hands over, the rest of a clean chunk moves
+        // across in one block. Yielding a block at once only makes the
+        // next refill later, never the window larger.
+        while let Some((_, result)) = self.next_indexed() {
+            out.push(result?);
+            if let Some(block) = self.run.as_mut().and_then(|run| run.progress.take_values()) {
+                // By value, so `extend` copies the block in one go.
+                out.extend(block);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<I, F, R> Iterator for Map<'_, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    type Item = Result<R, JobError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        // Fast path, a few instructions per item: a result is at hand and
+        // the window cannot have room yet.
+        if let Some(run) = &mut self.run {
+            if !run.progress.may_refill() {
+                if let Some((_, result)) = run.progress.next_result() {
+                    return Some(result);
+                }
+            }
+        }
+        self.next_indexed().map(|(_, result)| result)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (low, high) = self.input.size_hint();
+        let in_flight = self.run.as_ref().map_or(0, |run| run.progress.unyielded());
+        (
+            low.saturating_add(in_flight),
+            high.and_then(|h| h.checked_add(in_flight)),
+        )
+    }
+}
+
+impl<I: Iterator, F, R> Drop for Map<'_, I, F, R> {
+    fn drop(&mut self) {
+        if let Some(run) = &self.run {
+            run.ctx.cancel();
+        }
+    }
+}
+
+impl<I: Iterator, F, R> fmt::Debug for Map<'_, I, F, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let policy = self.run.as_ref().map(|run| run.policy);
+        f.debug_struct("Map")
+            .field("ordered", &self.ordered)
+            .field(
+                "chunk_size",
+                &policy.map(|policy| policy.chunk()).or(self.chunk_size),
+            )
+            .field(
+                "window",
+                &policy.map(|policy| policy.window()).or(self.window),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThreadPool {
+    /// Applies `f` to every item of `input` on the pool, yielding the results
+    /// in input order; see [`Map`] for chunking, the window
+    /// and errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(4).build()?;
+    /// let squares: Vec<u64> = pool.map(1..=5u64, |n| n * n).collect::<Result<_, _>>()?;
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map<I, F, R>(&self, input: I, f: F) -> Map<'_, I::IntoIter, F, R>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        Map::new(self, input.into_iter(), f, true)
+    }
+
+    /// Like [`map`](Self::map), but yields each result as soon as its chunk
+    /// finishes, in no particular order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(4).build()?;
+    /// let mut lengths: Vec<usize> = pool
+    ///     .map_unordered(["a", "bb", "ccc"], |s: &str| s.len())
+    ///     .collect::<Result<_, _>>()?;
+    /// lengths.sort();
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_unordered<I, F, R>(&self, input: I, f: F) -> Map<'_, I::IntoIter, F, R>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        Map::new(self, input.into_iter(), f, false)
+    }
+
+    /// Applies a fallible `f` to every item and collects the values in input
+    /// order, failing fast: the item that fails cancels the rest at once,
+    /// so no item starts after it except those already running (at most
+    /// one per worker); `input` is no longer read (at most a window past
+    /// the failing item has been taken); and the first error seen is
+    /// returned.
+    ///
+    /// # Errors
+    ///
+    /// [`TryMapError::Failed`] with the first error `f` returned, or
+    /// [`TryMapError::Job`] if an item panicked or the pool was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{ThreadPool, TryMapError};
+    ///
+    /// let pool = ThreadPool::builder().workers(2).build()?;
+    /// let parsed = pool.try_map(["1", "2", "x"], |s: &str| s.parse::<u8>());
+    /// assert!(matches!(parsed, Err(TryMapError::Failed { index: 2, .. })));
+    /// let parsed = pool.try_map(["1", "2"], |s: &str| s.parse::<u8>());
+    /// assert_eq!(parsed, Ok(vec![1, 2]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_map<I, F, R, E>(&self, input: I, f: F) -> Result<Vec<R>, TryMapError<E>>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> Result<R, E> + Send + Sync + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let mut map = Map::new(self, input.into_iter(), f, false);
+        map.fails = Some(Result::is_err);
+        let mut values: Vec<Option<R>> = Vec::new();
+        while let Some((index, result)) = map.next_indexed() {
+            let failure = match result {
+                Ok(Ok(value)) => {
+                    if values.len() <= index {
+                        values.resize_with(index + 1, || None);
+                    }
+                    values[index] = Some(value);
+                    continue;
+                }
+                Ok(Err(error)) => TryMapError::Failed { index, error },
+                // The map's own context was cancelled by an item's failure
+                // (the pool is live): this item was stopped by it, and the
+                // failure itself is on its way.
+                Err(JobError::Cancelled(_)) if !self.context().is_done() => continue,
+                Err(error) => TryMapError::Job { index, error },
+            };
+            // Dropping the map cancels its chunks still queued or running.
+            drop(map);
+            return Err(failure);
+        }
+        Ok(values.into_iter().flatten().collect())
+    }
+}
