@@ -510,7 +510,10 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    #[cfg_attr(miri, ignore = "compares exact results of powf, which Miri perturbs on purpose")]
+    #[cfg_attr(
+        miri,
+        ignore = "compares exact results of powf, which Miri perturbs on purpose"
+    )]
     fn ceilings_grow_and_cap() {
         let backoff = Backoff::new(MS * 100, MS * 1_000).jitter(false);
         let table = [(0, 100), (1, 100), (2, 200), (3, 400), (4, 800), (5, 1_000)];
@@ -525,7 +528,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "compares exact results of powf, which Miri perturbs on purpose")]
+    #[cfg_attr(
+        miri,
+        ignore = "compares exact results of powf, which Miri perturbs on purpose"
+    )]
     fn jitter_scales_the_ceiling() {
         let backoff = Backoff::new(MS * 100, MS * 1_000);
         assert_eq!(backoff.delay_for(3, 0.0), Duration::ZERO);

@@ -762,3 +762,94 @@ fn cancel_pool_policy_under_heavy_load() {
         );
     });
 }
+
+/// How many logged messages contain `text`.
+fn times_logged(text: &str) -> usize {
+    LOGS.lock()
+        .iter()
+        .filter(|message| message.contains(text))
+        .count()
+}
+
+#[test]
+fn a_panic_is_caught_and_logged_once_on_every_front_door() {
+    // The job lifecycle catches a panic in one place, whatever the front
+    // door: each panicking job below is logged exactly once and, where the
+    // door has stats, counted exactly once as panicked.
+    quiet_panics();
+    capture_logs();
+    with_timeout(LONG, || {
+        let pool = pool("pe-once", 2, PanicPolicy::Respawn);
+        let message = |door: &str| format!("{QUIET} once from {door}");
+
+        let m = message("execute");
+        pool.execute(move || panic!("{m}")).expect("execute");
+        let m = message("submit");
+        let handle = pool
+            .submit(move |_ctx| -> u8 { panic!("{m}") })
+            .expect("submit");
+        assert!(matches!(handle.join(), Err(JobError::Panicked(_))));
+        let m = message("map");
+        let mapped: Vec<_> = pool
+            .map(0..4u8, move |x| {
+                assert!(x != 2, "{m}");
+                x
+            })
+            .collect();
+        assert_eq!(mapped.iter().filter(|r| r.is_err()).count(), 1);
+        let m = message("scope");
+        pool.scope(|s| {
+            let handle = s.spawn(move |_ctx| -> u8 { panic!("{m}") });
+            assert!(matches!(handle.join(), Err(JobError::Panicked(_))));
+        });
+        // The scoped job ran on a worker (counted) or on the scope's own
+        // thread when its handle was joined (logged, but no worker's job).
+        assert!(
+            wait_until(LONG, || pool.stats().panicked == 3
+                || pool.stats().panicked == 4),
+            "{}",
+            pool.stats()
+        );
+
+        let workers = WorkerPool::builder()
+            .workers(1)
+            .build(|_ctx, m: String| -> u8 { panic!("{m}") })
+            .expect("build");
+        workers.submit(message("worker pool")).expect("submit");
+        let out = workers.results().recv_timeout(LONG).expect("an output");
+        assert!(matches!(out.result, Err(JobError::Panicked(_))));
+        assert_eq!(workers.stats().panicked, 1);
+        drop(workers);
+
+        let m = message("pipeline");
+        let piped = Pipeline::new(&Context::new())
+            .stage(
+                "pe-once-stage",
+                1,
+                move |_ctx, _x: u8| -> Result<u8, String> { panic!("{m}") },
+            )
+            .run([1u8]);
+        assert!(matches!(piped, Err(PipelineError::Stage(_))));
+
+        let group = ErrGroup::<String>::new(&Context::new());
+        let m = message("errgroup");
+        group
+            .spawn(move |_ctx| panic!("{m}"))
+            .map_err(|e| e.to_string())
+            .expect("spawn");
+        assert!(matches!(group.wait(), Err(GroupError::Panicked(_))));
+
+        let doors = [
+            "execute",
+            "submit",
+            "map",
+            "scope",
+            "worker pool",
+            "pipeline",
+            "errgroup",
+        ];
+        for door in doors {
+            assert_eq!(times_logged(&message(door)), 1, "{door}: {:?}", LOGS.lock());
+        }
+    });
+}

@@ -108,6 +108,20 @@ fn call<T>(ctx: &Context, own: Option<Instant>, f: impl FnOnce(&Context) -> T) -
     }
 }
 
+/// Logs a caught panic: once for each job that panicked, wherever it ran.
+#[cold]
+fn log_panic(worker: Option<&WorkerState<'_>>, payload: &(dyn Any + Send)) {
+    let message = unwind::describe(payload);
+    match worker {
+        Some(worker) => log::warn!(
+            "brigade: a job panicked on worker {}-{}: {message}",
+            worker.config.thread_name,
+            worker.index
+        ),
+        None => log::warn!("brigade: a job panicked on the thread that ran it: {message}"),
+    }
+}
+
 fn panic_of<T>(end: &End<T>) -> Option<&(dyn Any + Send)> {
     match end {
         End::Panicked(payload) => Some(payload.as_ref()),
@@ -294,6 +308,9 @@ impl<'w> Run<'w> {
         panic: Option<&(dyn Any + Send)>,
     ) -> Ran {
         let panicked = outcome == JobOutcome::Panicked;
+        if let Some(payload) = panic {
+            log_panic(self.worker, payload);
+        }
         let Some(worker) = self.worker else {
             return Ran { panicked };
         };
@@ -302,16 +319,8 @@ impl<'w> Run<'w> {
         if let Some(started) = started {
             self.report(worker, self.seq, outcome, started);
         }
-        if let Some(payload) = panic {
-            log::warn!(
-                "brigade: a job panicked on worker {}-{}: {}",
-                worker.config.thread_name,
-                worker.index,
-                unwind::describe(payload)
-            );
-            if worker.config.panic_policy == PanicPolicy::CancelPool {
-                worker.pool.cancel();
-            }
+        if panicked && worker.config.panic_policy == PanicPolicy::CancelPool {
+            worker.pool.cancel();
         }
         Ran { panicked }
     }
@@ -468,6 +477,7 @@ impl Run<'_> {
             }
         }));
         if let Err(payload) = caught {
+            log_panic(self.worker, payload.as_ref());
             odd = Some((End::Panicked(payload), JobOutcome::Panicked));
         }
         (values, odd)
@@ -489,7 +499,10 @@ impl Run<'_> {
         let own = self.own_deadline();
         let settled = match catch_unwind(AssertUnwindSafe(|| f(item))) {
             Ok(value) => self.settle(value, own, failed),
-            Err(payload) => (End::Panicked(payload), JobOutcome::Panicked),
+            Err(payload) => {
+                log_panic(self.worker, payload.as_ref());
+                (End::Panicked(payload), JobOutcome::Panicked)
+            }
         };
         if let (Some(worker), Some(seq), Some(started)) = (self.worker, seq, started) {
             self.report(worker, seq, settled.1, started);
@@ -552,16 +565,8 @@ impl Run<'_> {
                 .record_timing(wait_since(self.queued_at, started), run, per);
             worker.counters.tick(ended);
         }
-        if panicked {
-            log::warn!(
-                "brigade: {} of a map's items panicked on worker {}-{}",
-                tally.counts[2],
-                worker.config.thread_name,
-                worker.index
-            );
-            if worker.config.panic_policy == PanicPolicy::CancelPool {
-                worker.pool.cancel();
-            }
+        if panicked && worker.config.panic_policy == PanicPolicy::CancelPool {
+            worker.pool.cancel();
         }
         Ran { panicked }
     }

@@ -662,7 +662,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "counts threads through /proc, which Miri's isolation hides")]
+    #[cfg_attr(
+        miri,
+        ignore = "counts threads through /proc, which Miri's isolation hides"
+    )]
     fn half_built_crew_leaks_no_thread() {
         // Workers 0..3 start, worker 3 fails: start() must stop and join the
         // three it started before returning the error.
