@@ -231,9 +231,14 @@ where
             idle,
             permit,
         } = *self;
-        // A task's `Err` counts as a failed job in the crew's stats.
+        // A task's error is the group's outcome even when it comes after a
+        // cancel from outside (the parent's, or `context().cancel()`), when
+        // the lifecycle drops a late value: so the task records it itself,
+        // as it returns. The crew counts a task that returns `Err` in time
+        // as a failed job.
+        let work = |ctx: &Context| task(ctx).map_err(|error| core.fail(GroupError::Failed(error)));
         let ran = run.under(&core.ctx).call_judged(
-            |_| Some(task),
+            |_| Some(work),
             Result::is_err,
             |end| core.settle(end),
         );
@@ -677,17 +682,12 @@ impl<E> Core<E> {
         Ok(permit)
     }
 
-    /// Records how a task ended: an error or a panic is a failure.
-    fn settle(&self, end: End<Result<(), E>>) {
-        let failure = match end {
-            End::Returned(Ok(())) => return,
-            End::Returned(Err(error)) => GroupError::Failed(error),
-            End::Panicked(payload) => GroupError::Panicked(unwind::message(payload)),
-            // Returned after the group was cancelled: the group's outcome
-            // is decided already.
-            End::TimedOut | End::Cancelled(_) => return,
-        };
-        self.fail(failure);
+    /// Records how a task ended: a panic is a failure (an error the task
+    /// has recorded itself, as it returned).
+    fn settle(&self, end: End<Result<(), ()>>) {
+        if let End::Panicked(payload) = end {
+            self.fail(GroupError::Panicked(unwind::message(payload)));
+        }
     }
 
     /// Records `failure` if it is the first, and cancels the group.

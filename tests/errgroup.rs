@@ -888,3 +888,33 @@ fn idle_group_workers_leave_after_the_keep_alive() {
         assert_eq!(group.wait(), Ok(()));
     });
 }
+
+#[test]
+fn error_returned_after_an_outside_cancel_is_still_reported() {
+    // A task that returns `Err` after the group was cancelled from outside
+    // (here, its parent) still decides `wait`'s outcome, as in Go: the
+    // error is not dropped as a late value.
+    let _shared = starts_group_threads();
+    with_timeout(LONG, || {
+        let parent = Context::new();
+        let group = ErrGroup::<String>::new(&parent);
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let gate = Gate::new();
+        let task_gate = gate.clone();
+        group
+            .spawn(move |_ctx| {
+                started_tx.send(()).expect("test alive");
+                task_gate.wait();
+                Err("failed after the cancel".to_owned())
+            })
+            .map_err(|e| e.to_string())
+            .expect("spawn");
+        started.recv_timeout(LONG).expect("the task started");
+        parent.cancel();
+        gate.open();
+        assert_eq!(
+            group.wait(),
+            Err(GroupError::Failed("failed after the cancel".to_owned()))
+        );
+    });
+}
