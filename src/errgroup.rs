@@ -78,7 +78,9 @@ pub const GROUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
 ///   closure back) when the group is cancelled; Go's `Go` keeps waiting.
 /// * A panic is caught and reported as [`GroupError::Panicked`]; in Go it
 ///   crashes the program.
-/// * Tasks reuse a bounded set of threads; Go starts a goroutine per task.
+/// * Tasks run on reused worker threads, at most `limit` of them; Go
+///   starts a goroutine per task. Without a limit, every task running at
+///   once has a thread of its own.
 /// * `limit(0)` is an error; in Go `SetLimit(0)` makes every `Go` block.
 /// * `wait` consumes the group: a group is one batch of work.
 pub struct ErrGroup<'p, E> {
@@ -389,8 +391,9 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
 
     /// Runs `body` with a group whose tasks may borrow from the caller's
     /// stack, then waits for every task, as [`wait`](Self::wait) does. The
-    /// limit carries over; the tasks run on scoped threads, reused as in
-    /// the owned group (the pool of [`on_pool`](Self::on_pool) is not used).
+    /// limit carries over; the tasks run on workers of the scope's own,
+    /// reused as in the owned group and joined before `scope` returns (the
+    /// pool of [`on_pool`](Self::on_pool) is not used).
     ///
     /// # Errors
     ///

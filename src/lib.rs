@@ -174,8 +174,10 @@
 //! An [`ErrGroup`] runs a batch of fallible tasks and returns the first
 //! failure: the Go guide's `errgroup.WithContext` with `SetLimit`. The first
 //! error (or panic) cancels the group's context, so the other tasks can
-//! stop early; [`ErrGroup::limit`] bounds how many run at once, and tasks
-//! reuse a bounded set of threads.
+//! stop early; [`ErrGroup::limit`] bounds how many run at once. Tasks run
+//! on the group's own workers — the runtime every pool uses — which start
+//! as tasks need them (never more than the limit), are reused, and leave
+//! after [`GROUP_KEEP_ALIVE`] idle.
 //!
 //! ```
 //! use brigade::{Context, ErrGroup, GroupError};
@@ -200,7 +202,7 @@
 //!   the group is cancelled;
 //! * a panicking task is reported as [`GroupError::Panicked`] instead of
 //!   crashing the process;
-//! * tasks reuse threads instead of starting one per task, and
+//! * tasks reuse worker threads instead of starting one per task, and
 //!   [`ErrGroup::scope`] lets them borrow from the caller's stack.
 //!
 //! # Bounded concurrency
