@@ -345,3 +345,28 @@ macro_rules! common_setters {
 }
 
 pub(crate) use common_setters;
+
+/// The setters of in-order delivery every builder that offers it shares,
+/// over a field `ordered: Option<OrderWindow>`.
+macro_rules! order_setters {
+    () => {
+        /// Deliver in input (submission) order, holding early finishers in
+        /// a reorder window of four per worker (at least 16). See
+        /// [`ordered_window`](Self::ordered_window).
+        pub fn ordered(mut self) -> Self {
+            self.ordered = Some($crate::options::OrderWindow::Auto);
+            self
+        }
+
+        /// Deliver in input (submission) order, holding at most `window`
+        /// items that finished ahead of an earlier one. Work further ahead
+        /// waits, so memory stays bounded even when the first item is the
+        /// slowest; a larger window lets workers run further ahead.
+        pub fn ordered_window(mut self, window: usize) -> Self {
+            self.ordered = Some($crate::options::OrderWindow::Items(window));
+            self
+        }
+    };
+}
+
+pub(crate) use order_setters;

@@ -23,7 +23,7 @@ use crate::crew::{Crew, End, Envelope, Exec, Feeder, Ran, Run, Wait};
 use crate::error::{
     BuildError, Cancelled, PipelineError, StageError, StageFailure, TrySubmitError,
 };
-use crate::options::{Options, OrderWindow, check_capacity};
+use crate::options::{Options, OrderWindow, check_capacity, order_setters};
 use crate::ordered::Window;
 use crate::sizing::Sizing;
 use crate::stats::Stats;
@@ -279,20 +279,7 @@ where
         self
     }
 
-    /// Outputs in input order, with a reorder window of four items per
-    /// worker across all stages (at least 16).
-    pub fn ordered(mut self) -> Self {
-        self.ordered = Some(OrderWindow::Auto);
-        self
-    }
-
-    /// Outputs in input order; the feeder stays less than `window` items
-    /// ahead of the oldest item not yet output, so memory stays bounded even
-    /// when one item is very slow.
-    pub fn ordered_window(mut self, window: usize) -> Self {
-        self.ordered = Some(OrderWindow::Items(window));
-        self
-    }
+    order_setters!();
 
     /// Keep going when an item fails: record it in
     /// [`PipelineOutput::failures`] and process the rest, instead of

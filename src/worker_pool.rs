@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::crew::{Crew, Envelope, Exec, Ran, Run, SendFail, Wait, send};
 use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 use crate::options::{
-    DEFAULT_QUEUE_CAPACITY, Options, OrderWindow, check_capacity, common_setters,
+    DEFAULT_QUEUE_CAPACITY, Options, OrderWindow, check_capacity, common_setters, order_setters,
 };
 use crate::ordered::Reorder;
 use crate::stats::Stats;
@@ -262,23 +262,7 @@ impl WorkerPoolBuilder {
         self
     }
 
-    /// Deliver results in submission order, holding early finishers in a
-    /// reorder window of four results per worker (at least 16). See
-    /// [`ordered_window`](Self::ordered_window).
-    pub fn ordered(mut self) -> Self {
-        self.ordered = Some(OrderWindow::Auto);
-        self
-    }
-
-    /// Deliver results in submission order, holding at most `window`
-    /// results that finished ahead of an earlier one. A worker whose
-    /// result is further ahead waits, so memory stays bounded even when
-    /// the first job is the slowest; a larger window lets workers run
-    /// further ahead.
-    pub fn ordered_window(mut self, window: usize) -> Self {
-        self.ordered = Some(OrderWindow::Items(window));
-        self
-    }
+    order_setters!();
 
     /// Validates the settings and starts the workers, which all run
     /// `handler`.

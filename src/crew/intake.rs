@@ -73,7 +73,16 @@ pub(crate) fn send<T>(
     match tx.try_send(item) {
         Ok(()) => Ok(()),
         Err(TrySendError::Disconnected(item)) => Err(SendFail::Disconnected(item)),
-        Err(TrySendError::Full(item)) => send_slow(tx, item, ctx, cancel, deadline, closed),
+        Err(TrySendError::Full(item)) => send_slow(
+            tx,
+            item,
+            &Watch {
+                ctx,
+                cancel,
+                deadline,
+                closed,
+            },
+        ),
     }
 }
 
@@ -94,23 +103,10 @@ impl Watch<'_> {
 }
 
 #[cold]
-fn send_slow<T>(
-    tx: &Sender<T>,
-    item: T,
-    ctx: &Context,
-    cancel: &Receiver<()>,
-    deadline: Option<Instant>,
-    closed: Option<&Receiver<()>>,
-) -> Result<(), SendFail<T>> {
-    let watch = Watch {
-        ctx,
-        cancel,
-        deadline,
-        closed,
-    };
-    match spin_send(tx, item, &watch) {
+fn send_slow<T>(tx: &Sender<T>, item: T, watch: &Watch<'_>) -> Result<(), SendFail<T>> {
+    match spin_send(tx, item, watch) {
         Ok(ended) => ended,
-        Err(item) => block_send(tx, item, &watch),
+        Err(item) => block_send(tx, item, watch),
     }
 }
 

@@ -134,18 +134,6 @@ pub(crate) trait Exec<J>: Send + Sync + 'static {
     }
 }
 
-impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
-    fn enter(
-        &self,
-        tx: &Sender<Envelope<J>>,
-        job: J,
-        wait: Wait,
-        closed: Option<&Receiver<()>>,
-    ) -> Result<(), TrySubmitError<J>> {
-        Shared::enter(self, tx, job, wait, closed)
-    }
-}
-
 /// What a job must pass before it starts: a pool built with a rate
 /// limiter paces its job starts through one.
 pub(crate) trait StartGate: Send + Sync + 'static {
@@ -368,7 +356,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
-        self.shared.enter(tx, job, wait, closed)
+        Intake::enter(&*self.shared, tx, job, wait, closed)
     }
 
     /// A way into this crew that can be owned elsewhere: the workers of a
@@ -520,7 +508,53 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         Ok(())
     }
 
-    /// The one way into the crew (see [`Crew::submit`]).
+    fn discard(&self, queued: Envelope<J>) {
+        let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
+        self.discard_for(queued, reason);
+    }
+
+    /// Discards `queued` for `reason`: counted, reported to the job's
+    /// owner, and to the `on_job_done` hook.
+    fn discard_for(&self, queued: Envelope<J>, reason: Cancelled) {
+        let Envelope {
+            job,
+            seq,
+            queued_at,
+        } = queued;
+        let jobs = self.exec.jobs(&job);
+        // Counted before the handle is told, as every outcome is.
+        // ORDERING: Release pairs with the snapshot's Acquire (stats.rs).
+        self.counters.discarded.fetch_add(jobs, Ordering::Release);
+        self.exec.discard(job, reason);
+        if let Some(hook) = &self.config.on_job_done {
+            let queue_wait = wait_since(queued_at, Instant::now()).unwrap_or_default();
+            for id in seq..seq + jobs {
+                let event = JobEvent::new(id, JobOutcome::Cancelled, queue_wait, Duration::ZERO);
+                unwind::call_logged("on_job_done hook", || hook(&event));
+            }
+        }
+    }
+
+    /// A worker left for being idle: the target shrinks with it.
+    fn left_idle(&self) {
+        let mut target = self.target.lock();
+        *target = target.saturating_sub(1);
+    }
+
+    /// Discards every job queued now; returns how many.
+    fn drain(&self) -> u64 {
+        let mut discarded = 0;
+        while let Ok(queued) = self.jobs.try_recv() {
+            self.discard(queued);
+            discarded += 1;
+        }
+        discarded
+    }
+}
+
+/// The one way into the crew (see [`Crew::submit`]); a [`Feeder`] reaches
+/// it with the crew's `Exec` erased.
+impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
     #[inline]
     fn enter(
         &self,
@@ -565,49 +599,6 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 Err(fail.refused(|queued| queued.job))
             }
         }
-    }
-
-    fn discard(&self, queued: Envelope<J>) {
-        let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
-        self.discard_for(queued, reason);
-    }
-
-    /// Discards `queued` for `reason`: counted, reported to the job's
-    /// owner, and to the `on_job_done` hook.
-    fn discard_for(&self, queued: Envelope<J>, reason: Cancelled) {
-        let Envelope {
-            job,
-            seq,
-            queued_at,
-        } = queued;
-        let jobs = self.exec.jobs(&job);
-        // Counted before the handle is told, as every outcome is.
-        // ORDERING: Release pairs with the snapshot's Acquire (stats.rs).
-        self.counters.discarded.fetch_add(jobs, Ordering::Release);
-        self.exec.discard(job, reason);
-        if let Some(hook) = &self.config.on_job_done {
-            let queue_wait = wait_since(queued_at, Instant::now()).unwrap_or_default();
-            for id in seq..seq + jobs {
-                let event = JobEvent::new(id, JobOutcome::Cancelled, queue_wait, Duration::ZERO);
-                unwind::call_logged("on_job_done hook", || hook(&event));
-            }
-        }
-    }
-
-    /// A worker left for being idle: the target shrinks with it.
-    fn left_idle(&self) {
-        let mut target = self.target.lock();
-        *target = target.saturating_sub(1);
-    }
-
-    /// Discards every job queued now; returns how many.
-    fn drain(&self) -> u64 {
-        let mut discarded = 0;
-        while let Ok(queued) = self.jobs.try_recv() {
-            self.discard(queued);
-            discarded += 1;
-        }
-        discarded
     }
 }
 
