@@ -6,6 +6,8 @@
 //!   and the `Feeder` another crew's workers own);
 //! * `worker.rs`: the loop, supervision (the respawn `Sentinel`), and
 //!   thread start-up;
+//! * `resize.rs`: the worker count — `set_workers`, growing on demand,
+//!   retiring, and leaving when idle;
 //! * `lend.rs`: jobs that borrow from the caller's stack (the one
 //!   lifetime erasure);
 //! * `adaptive/`: the `Sizing::Adaptive` controller, its control law and
@@ -62,6 +64,7 @@ mod adaptive;
 mod intake;
 mod job;
 mod lend;
+mod resize;
 mod worker;
 
 use std::any::Any;
@@ -77,10 +80,9 @@ pub(crate) use job::{End, Ends, Ran, Run};
 pub(crate) use lend::{Erased, Work, erase};
 
 use crate::context::Context;
-use crate::error::{BuildError, Cancelled, SizingError, TrySubmitError};
-use crate::sizing::check_count;
-use crate::stats::{Counters, JobEvent, JobOutcome, Stats, WorkerSlot, sampled, stamp};
-use crate::sync::{Arc, AtomicUsize, CachePadded, Condvar, Mutex, Ordering};
+use crate::error::{BuildError, Cancelled, TrySubmitError};
+use crate::stats::{Counters, JobEvent, JobOutcome, Stats, sampled, stamp};
+use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind;
 
 /// What to do when a job panics.
@@ -305,35 +307,6 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         Ok(crew)
     }
 
-    /// Asks for `n` workers (see `Shared::set_workers`).
-    pub(crate) fn set_workers(&self, n: usize) -> Result<(), SizingError> {
-        self.shared.set_workers(n)
-    }
-
-    fn grow_to(&self, n: usize) -> std::io::Result<()> {
-        self.shared.grow_to(n)
-    }
-
-    /// Starts one more worker unless `max` are running or starting.
-    /// Returns whether it did.
-    ///
-    /// # Errors
-    ///
-    /// The OS refused the thread.
-    pub(crate) fn grow_one(&self, max: usize) -> std::io::Result<bool> {
-        let target = *self.shared.target.lock();
-        if target >= max {
-            return Ok(false);
-        }
-        self.grow_to(target + 1).map(|()| true)
-    }
-
-    /// How many worker threads the crew has started, replacements
-    /// included.
-    pub(crate) fn started(&self) -> usize {
-        self.shared.next_index.load(Ordering::Relaxed)
-    }
-
     /// Queues `job` through `tx`, waiting for room as long as `wait`
     /// allows. The wait ends early, with `Cancelled`, if the pool is
     /// cancelled, and with `Closed` if `closed` disconnects.
@@ -463,51 +436,6 @@ impl<J, E> Shared<J, E> {
 }
 
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
-    /// Asks for `n` workers: starts the missing ones now, or lets the extra
-    /// ones leave — idle workers first, busy ones after their current job.
-    /// No job is lost or run twice: a worker only leaves between jobs. On a
-    /// pool whose intake is closed, only shrinking does anything.
-    pub(crate) fn set_workers(self: &Arc<Self>, n: usize) -> Result<(), SizingError> {
-        let n = check_count(n)?;
-        let mut target = self.target.lock();
-        if n < *target {
-            for _ in n..*target {
-                // ORDERING: Release pairs with the workers' Acquire check.
-                self.retiring.fetch_add(1, Ordering::Release);
-                let _ = self.retire.0.send(());
-            }
-            *target = n;
-        } else if n > *target {
-            drop(target);
-            if let Err(err) = self.grow_to(n) {
-                log::error!("brigade: could not start more workers: {err}");
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts workers until the target is `n`. Stops at the first thread
-    /// the OS refuses, keeping the target at what was started.
-    fn grow_to(self: &Arc<Self>, n: usize) -> std::io::Result<()> {
-        let mut target = self.target.lock();
-        let mut maker = self.make_local.lock();
-        let Some(make) = maker
-            .as_mut()
-            .and_then(|m| m.downcast_mut::<LocalMaker<E::Local>>())
-        else {
-            // Sealed: intake is closed, and a closed pool does not grow.
-            return Ok(());
-        };
-        while *target < n {
-            let index = self.next_index.fetch_add(1, Ordering::Relaxed);
-            let slot = Arc::new(CachePadded(WorkerSlot::default()));
-            self.counters.slots.lock().push(Arc::clone(&slot));
-            worker::spawn(self, index, slot, make())?;
-            *target += 1;
-        }
-        Ok(())
-    }
-
     fn discard(&self, queued: Envelope<J>) {
         let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
         self.discard_for(queued, reason);
@@ -533,12 +461,6 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 unwind::call_logged("on_job_done hook", || hook(&event));
             }
         }
-    }
-
-    /// A worker left for being idle: the target shrinks with it.
-    fn left_idle(&self) {
-        let mut target = self.target.lock();
-        *target = target.saturating_sub(1);
     }
 
     /// Discards every job queued now; returns how many.

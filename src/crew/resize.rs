@@ -1,0 +1,97 @@
+//! The worker count: asking for `n` workers, growing by one on demand,
+//! and workers leaving — retired by a shrink (idle ones first, busy ones
+//! after their job) or idle past the crew's keep-alive. A worker only
+//! leaves between jobs, so no job is lost or run twice. The target count
+//! lives under one lock, which serialises every change.
+
+use super::{Crew, Exec, LocalMaker, Shared, worker};
+use crate::error::SizingError;
+use crate::sizing::check_count;
+use crate::stats::WorkerSlot;
+use crate::sync::{Arc, CachePadded, Ordering};
+
+impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
+    /// Asks for `n` workers (see `Shared::set_workers`).
+    pub(crate) fn set_workers(&self, n: usize) -> Result<(), SizingError> {
+        self.shared.set_workers(n)
+    }
+
+    pub(super) fn grow_to(&self, n: usize) -> std::io::Result<()> {
+        self.shared.grow_to(n)
+    }
+
+    /// Starts one more worker unless `max` are running or starting.
+    /// Returns whether it did.
+    ///
+    /// # Errors
+    ///
+    /// The OS refused the thread.
+    pub(crate) fn grow_one(&self, max: usize) -> std::io::Result<bool> {
+        let target = *self.shared.target.lock();
+        if target >= max {
+            return Ok(false);
+        }
+        self.grow_to(target + 1).map(|()| true)
+    }
+
+    /// How many worker threads the crew has started, replacements
+    /// included.
+    pub(crate) fn started(&self) -> usize {
+        self.shared.next_index.load(Ordering::Relaxed)
+    }
+}
+
+impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
+    /// Asks for `n` workers: starts the missing ones now, or lets the extra
+    /// ones leave — idle workers first, busy ones after their current job.
+    /// No job is lost or run twice: a worker only leaves between jobs. On a
+    /// pool whose intake is closed, only shrinking does anything.
+    pub(super) fn set_workers(self: &Arc<Self>, n: usize) -> Result<(), SizingError> {
+        let n = check_count(n)?;
+        let mut target = self.target.lock();
+        if n < *target {
+            for _ in n..*target {
+                // ORDERING: Release pairs with the workers' Acquire check.
+                self.retiring.fetch_add(1, Ordering::Release);
+                let _ = self.retire.0.send(());
+            }
+            *target = n;
+        } else if n > *target {
+            drop(target);
+            if let Err(err) = self.grow_to(n) {
+                log::error!("brigade: could not start more workers: {err}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts workers until the target is `n`. Stops at the first thread
+    /// the OS refuses, keeping the target at what was started.
+    pub(super) fn grow_to(self: &Arc<Self>, n: usize) -> std::io::Result<()> {
+        let mut target = self.target.lock();
+        let mut maker = self.make_local.lock();
+        let Some(make) = maker
+            .as_mut()
+            .and_then(|m| m.downcast_mut::<LocalMaker<E::Local>>())
+        else {
+            // Sealed: intake is closed, and a closed pool does not grow.
+            return Ok(());
+        };
+        while *target < n {
+            let index = self.next_index.fetch_add(1, Ordering::Relaxed);
+            let slot = Arc::new(CachePadded(WorkerSlot::default()));
+            self.counters.slots.lock().push(Arc::clone(&slot));
+            worker::spawn(self, index, slot, make())?;
+            *target += 1;
+        }
+        Ok(())
+    }
+}
+
+impl<J, E> Shared<J, E> {
+    /// A worker left for being idle: the target shrinks with it.
+    pub(super) fn left_idle(&self) {
+        let mut target = self.target.lock();
+        *target = target.saturating_sub(1);
+    }
+}
