@@ -643,3 +643,21 @@ fn map_over_an_endless_input_pulls_at_most_the_read_ahead() {
         );
     });
 }
+
+#[test]
+fn unordered_maps_yield_every_item() {
+    // try_map and map_unordered over inputs long enough for chunks to grow
+    // and arrive out of order return every item: an unordered map that has
+    // yielded all it took refills instead of ending early.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        for _ in 0..10 {
+            let all = pool
+                .try_map(0..300_000u64, |x| Ok::<u64, ()>(x))
+                .expect("no failures");
+            assert_eq!(all.len(), 300_000);
+            let unordered = pool.map_unordered(0..300_000u64, |x| x).count();
+            assert_eq!(unordered, 300_000);
+        }
+    });
+}

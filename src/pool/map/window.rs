@@ -76,10 +76,14 @@ impl<R> Progress<R> {
         }
     }
 
-    /// Whether the window may have room for another chunk.
+    /// Whether the window may have room for another chunk. Always once
+    /// every item taken has been yielded: in unordered mode the counter
+    /// is the offset of the last chunk to arrive, which need not be the
+    /// highest, so it alone could leave a map that has yielded everything
+    /// waiting for room it already has — and ending early.
     #[inline(always)]
     pub(super) fn may_refill(&self) -> bool {
-        self.counter() >= self.refill_at
+        self.counter() >= self.refill_at || self.yielded == self.taken
     }
 
     /// The next result of the chunk being yielded, with its input offset,
@@ -237,6 +241,31 @@ mod tests {
         assert!(progress.next_pending());
         assert_eq!(drain(&mut progress), [(2, 30)]);
         assert!(progress.is_done());
+    }
+
+    #[test]
+    fn unordered_map_refills_once_everything_taken_is_yielded() {
+        // Chunks grew from 4 to 8 items (window 8) while two chunks of 4
+        // were out; the higher one arrives first. Once the lower one is
+        // yielded too, nothing is out: the map must refill rather than
+        // end, although the last counter (offset 4) is below refill_at.
+        let mut progress = Progress::new(false);
+        progress.took(4);
+        progress.took(4);
+        assert!(!progress.has_room(8, 8));
+        progress.arrived(1, values(vec![5, 6, 7, 8]));
+        assert_eq!(drain(&mut progress).len(), 4);
+        progress.arrived(0, values(vec![1, 2, 3, 4]));
+        assert!(!progress.has_room(8, 8));
+        assert_eq!(drain(&mut progress).len(), 4);
+        assert!(progress.is_done());
+        assert!(
+            progress.may_refill(),
+            "counter {}, refill_at {}",
+            progress.counter(),
+            progress.refill_at
+        );
+        assert!(progress.has_room(8, 8));
     }
 
     #[test]
