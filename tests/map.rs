@@ -653,7 +653,7 @@ fn unordered_maps_yield_every_item() {
         let pool = pool(2);
         for _ in 0..10 {
             let all = pool
-                .try_map(0..300_000u64, |x| Ok::<u64, ()>(x))
+                .try_map(0..300_000u64, Ok::<u64, ()>)
                 .expect("no failures");
             assert_eq!(all.len(), 300_000);
             let unordered = pool.map_unordered(0..300_000u64, |x| x).count();
