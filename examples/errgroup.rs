@@ -47,6 +47,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         spawned += 1;
     }
     let threads = group.threads();
+    // The group's workers are a crew like any pool's: its tasks are jobs.
+    let stats = group.stats();
     match group.wait() {
         Ok(()) => println!("all files verified"),
         Err(GroupError::Failed(error)) => println!("first error: {error}"),
@@ -58,5 +60,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         verified.load(Ordering::Relaxed),
         started.elapsed()
     );
+    println!("the group's workers when the last task was spawned: {stats}");
     Ok(())
 }

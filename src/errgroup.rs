@@ -362,6 +362,20 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     /// A snapshot of the counters of the workers that run the group's
     /// tasks: its own (each task is a job), or those of the pool it runs
     /// on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{Context, ErrGroup};
+    ///
+    /// let group = ErrGroup::<String>::new(&Context::new()).limit(2)?;
+    /// for _ in 0..5 {
+    ///     group.spawn(|_ctx| Ok(())).map_err(|e| e.to_string())?;
+    /// }
+    /// assert_eq!(group.stats().submitted, 5);
+    /// group.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         match &self.runner {
             Runner::Crew(workers) => workers.crew.stats(),

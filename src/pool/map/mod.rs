@@ -74,6 +74,17 @@ pub const DEFAULT_READ_AHEAD: usize = 8_192;
 /// slow the first item, and `try_map` has read at most a window past the
 /// failing item when it stops.
 ///
+/// ```
+/// use brigade::ThreadPool;
+///
+/// let pool = ThreadPool::builder().workers(2).build()?;
+/// // An endless input: the map reads at most DEFAULT_READ_AHEAD items
+/// // past the ten results taken.
+/// let first: Vec<u64> = pool.map(1u64.., |n| n * n).take(10).collect::<Result<_, _>>()?;
+/// assert_eq!(first[9], 100);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// To gather the results into a `Vec`, [`Map::collect_vec`] is the fast
 /// way: it moves each chunk's values across in one block.
 ///
