@@ -41,7 +41,7 @@ use crate::error::{AcquireError, Cancelled, GroupError, GroupLimitError, SpawnEr
 use crate::options::Options;
 use crate::pool::ThreadPool;
 use crate::semaphore::{Permit, Semaphore};
-use crate::sizing::MAX_WORKERS;
+use crate::sizing::{MAX_WORKERS, Sizing};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind;
@@ -146,7 +146,11 @@ impl Exec<Erased> for GroupExec {
 impl Workers {
     /// An empty crew whose threads are named `{name}-0`, `{name}-1`, …
     fn new(name: &str, max: usize) -> Self {
+        // A fixed size, so validation never reads `BRIGADE_WORKERS` (the
+        // default `CpuBound` would, and a bad value would fail here); the
+        // crew then starts with none.
         let options = Options {
+            sizing: Sizing::Fixed(1),
             thread_name: name.to_owned(),
             queue_capacity: None,
             ..Options::default()

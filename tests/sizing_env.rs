@@ -66,6 +66,13 @@ fn brigade_workers_overrides_cpu_bound() {
         ThreadPool::builder().build().unwrap_err().to_string(),
         r#"BRIGADE_WORKERS must be a positive integer, got "many""#
     );
+    // An ErrGroup sizes itself by its limit, never by the variable.
+    let group = brigade::ErrGroup::<String>::new(&brigade::Context::new());
+    group
+        .spawn(|_ctx| Ok(()))
+        .map_err(|e| e.to_string())
+        .expect("spawn");
+    assert_eq!(group.wait(), Ok(()));
 
     set_env(None);
     assert_eq!(Sizing::CpuBound.workers(), Ok(sizing::cpu_bound()));

@@ -412,7 +412,8 @@ impl Run<'_> {
         let hooked = self
             .worker
             .is_some_and(|worker| worker.config.on_job_done.is_some());
-        let started = Instant::now();
+        // Only a sampled batch without a hook is timed as a whole.
+        let started = (self.timed && !hooked).then(Instant::now);
         let total = items.len();
         let mut items = items.into_iter();
         let mut tally = Tally::default();
@@ -439,7 +440,7 @@ impl Run<'_> {
             }
             Ends::Mixed(ends)
         };
-        let ran = self.record_batch(&tally, total, started, hooked);
+        let ran = self.record_batch(&tally, total, started);
         deliver(ends);
         ran
     }
@@ -545,7 +546,7 @@ impl Run<'_> {
 
     /// Records a batch's tally (and, for a sampled batch without a hook,
     /// one timing that stands for all its items).
-    fn record_batch(&self, tally: &Tally, items: usize, started: Instant, hooked: bool) -> Ran {
+    fn record_batch(&self, tally: &Tally, items: usize, started: Option<Instant>) -> Ran {
         let panicked = tally.panicked();
         let Some(worker) = self.worker else {
             return Ran { panicked };
@@ -556,7 +557,7 @@ impl Run<'_> {
                 worker.slot.record_many(*outcome, n);
             }
         }
-        if self.timed && !hooked {
+        if let Some(started) = started {
             let ended = Instant::now();
             let run = ended.saturating_duration_since(started);
             let per = u64::try_from(items).unwrap_or(u64::MAX);
