@@ -472,23 +472,43 @@ const HOG_ENV: &str = "BRIGADE_ADAPTIVE_HOG";
 struct Hog(std::process::Child);
 
 impl Hog {
+    /// Starts the hog and waits until its threads spin. Start it before
+    /// the pool under test: starting a process forks this one, and while
+    /// the kernel copies the address space, threads that touch memory
+    /// block — a pool's first tick would see its workers blocked, as if
+    /// their jobs waited on I/O.
     fn start() -> Self {
+        use std::io::BufRead;
         let exe = std::env::current_exe().expect("the test binary's path");
-        let child = std::process::Command::new(exe)
+        let mut child = std::process::Command::new(exe)
             .args([
                 "--ignored",
                 "--exact",
                 "cpu_hog_scenario",
                 "--test-threads=1",
+                "--nocapture",
             ])
             .env(HOG_ENV, "1")
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start the CPU hog");
+        let stdout = child.stdout.take().expect("piped");
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        thread::spawn(move || {
+            let ready = std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line == HOG_READY);
+            let _ = ready_tx.send(ready);
+        });
+        assert_eq!(ready_rx.recv_timeout(LONG), Ok(true), "the CPU hog started");
         Self(child)
     }
 }
+
+/// What the hog prints once its threads spin.
+const HOG_READY: &str = "brigade-hog-ready";
 
 impl Drop for Hog {
     fn drop(&mut self) {
@@ -506,14 +526,18 @@ fn cpu_hog_scenario() {
         return;
     }
     let start = Instant::now();
+    let spinning = std::sync::Barrier::new(cpu_bound() + 1);
     thread::scope(|s| {
         for _ in 0..cpu_bound() {
             s.spawn(|| {
+                spinning.wait();
                 while start.elapsed() < LONG {
                     black_box(spin(10_000));
                 }
             });
         }
+        spinning.wait();
+        println!("{HOG_READY}");
     });
 }
 
@@ -525,6 +549,7 @@ fn compute_jobs_beside_a_cpu_hog_do_not_grow_far() {
     let _load = LOAD.lock();
     with_timeout(LONG, || {
         let per_ms = spins_per_ms();
+        let _hog = Hog::start();
         let pool = adaptive("adhog", 1, 32);
         let stop = AtomicBool::new(false);
         let mut trace = Trace::default();
@@ -534,7 +559,6 @@ fn compute_jobs_beside_a_cpu_hog_do_not_grow_far() {
                     black_box(spin(per_ms));
                 })
             });
-            let _hog = Hog::start();
             let start = Instant::now();
             wait_until(ADAPT, || {
                 trace.note(start, pool.stats().workers);

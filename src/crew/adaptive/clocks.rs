@@ -38,6 +38,12 @@ pub(crate) struct Reading {
     pub(crate) cpu_wait_nanos: Option<f64>,
     /// Nanoseconds the workers have spent on a CPU.
     pub(crate) worker_cpu_nanos: Option<f64>,
+    /// How many workers the last read found that the read before it found
+    /// too: those whose clocks cover the whole interval between the two.
+    /// A worker started since has clocks for part of it at most (none
+    /// before it first runs and notes its thread id), so a count that
+    /// included it would read its missing time as time spent blocked.
+    pub(crate) steady_workers: Option<usize>,
 }
 
 #[cfg(target_os = "linux")]
@@ -65,6 +71,8 @@ mod imp {
         cpu: u64,
         worker_cpu: u64,
         worker_wait: u64,
+        /// Workers seen by both of the last two reads.
+        steady: usize,
         /// A read has succeeded: a thread missing from `last` is new.
         known: bool,
     }
@@ -83,6 +91,7 @@ mod imp {
                 cpu: Some(Duration::from_nanos(self.cpu)),
                 cpu_wait_nanos: Some(self.worker_wait as f64),
                 worker_cpu_nanos: Some(self.worker_cpu as f64),
+                steady_workers: Some(self.steady),
             }
         }
 
@@ -94,6 +103,7 @@ mod imp {
             };
             workers.sort_unstable();
             let mut now = HashMap::with_capacity(self.last.len().max(8));
+            self.steady = 0;
             for tid in tids {
                 let Some(clocks) = thread_schedstat(tid) else {
                     continue;
@@ -113,17 +123,19 @@ mod imp {
         /// now, to the totals.
         fn add(&mut self, tid: u64, (cpu, wait): (u64, u64), worker: bool) {
             // A thread the last read did not list started since: all of
-            // its CPU time is this interval's. Its run-queue delay counts
-            // from the next read, as a new worker's first wait for a CPU
-            // is a start-up cost, not a sign of saturation.
+            // its CPU time and all of its run-queue delay are this
+            // interval's. (Leaving out a new worker's wait for its first
+            // CPU while its jobs' busy time counts would hide exactly the
+            // saturation that another program holding the CPUs causes.)
             let (cpu_before, wait_before) = match self.last.get(&tid) {
                 Some(&before) => before,
-                None if self.known => (0, wait),
+                None if self.known => (0, 0),
                 None => (cpu, wait),
             };
             let cpu_since = cpu.saturating_sub(cpu_before);
             self.cpu += cpu_since;
             if worker {
+                self.steady += usize::from(self.last.contains_key(&tid));
                 self.worker_cpu += cpu_since;
                 self.worker_wait += wait.saturating_sub(wait_before);
             }

@@ -47,6 +47,9 @@ pub(crate) struct Sample {
     pub(crate) cpu_wait_nanos: Option<f64>,
     /// Nanoseconds the workers have spent on a CPU, where the OS says.
     pub(crate) worker_cpu_nanos: Option<f64>,
+    /// Workers whose clocks cover the whole tick ending at this sample,
+    /// where the OS says.
+    pub(crate) steady_workers: Option<usize>,
 }
 
 /// The control law, apart from any thread or pool: feed it samples, it
@@ -267,13 +270,19 @@ struct Tick {
     /// Jobs submitted per second.
     arrivals: f64,
     finished: u64,
-    /// Nanoseconds the workers held jobs, waiting for a CPU included.
+    /// Nanoseconds the workers held jobs, waiting for a CPU included, as
+    /// the jobs that finished in the tick report it (all of a job's time
+    /// counts when it finishes).
     busy: f64,
+    /// The most workers the pool had at either end.
+    workers: usize,
     /// Nanoseconds the workers were runnable but waiting for a CPU; zero
     /// where the OS does not say.
     queued_for_cpu: f64,
     /// Nanoseconds the workers were on a CPU, where the OS says.
     worker_cpu: Option<f64>,
+    /// Workers whose clocks cover the whole tick, where the OS says.
+    steady_workers: Option<usize>,
     /// This process's share of all the CPUs, where the OS says.
     cpu: Option<f64>,
 }
@@ -297,8 +306,10 @@ impl Tick {
             arrivals: now.submitted.saturating_sub(previous.submitted) as f64 / dt,
             finished: now.finished.saturating_sub(previous.finished),
             busy: (now.busy_nanos - previous.busy_nanos).max(0.0),
+            workers: previous.workers.max(now.workers),
             queued_for_cpu: since(now.cpu_wait_nanos, previous.cpu_wait_nanos).unwrap_or(0.0),
             worker_cpu: since(now.worker_cpu_nanos, previous.worker_cpu_nanos),
+            steady_workers: now.steady_workers,
             cpu,
         })
     }
@@ -319,29 +330,46 @@ impl Tick {
         self.dt * 1e9 / 100.0
     }
 
+    /// The busy time, capped at what the workers could have held within
+    /// the tick. Compared with the kernel's clocks, which are exact per
+    /// tick, the sampled figure can be far larger: a job longer than the
+    /// tick counts all at once, and a preempted sample stands for many
+    /// jobs.
+    fn held(&self) -> f64 {
+        self.busy.min(self.dt * 1e9 * self.workers as f64)
+    }
+
     /// Saturated: the workers queued for a CPU a quarter of their busy
     /// time or more. Some queueing is the price of keeping the CPUs busy
     /// with jobs that wait and compute in turn; this much is not.
     fn starved(&self) -> bool {
-        self.queued_for_cpu >= (self.busy / 4.0).max(self.floor())
+        self.queued_for_cpu >= (self.held() / 4.0).max(self.floor())
     }
 
     /// Crowded: queued for a CPU half their busy time, with more workers
     /// busy than CPUs on average. (An idle pool's workers queue briefly
     /// while they spin down, and that is no reason to shed threads fast.)
     fn crowded(&self, cpus: usize) -> bool {
-        self.queued_for_cpu >= (self.busy / 2.0).max(self.floor())
-            && self.busy >= self.dt * 1e9 * cpus as f64
+        self.queued_for_cpu >= (self.held() / 2.0).max(self.floor())
+            && self.held() >= self.dt * 1e9 * cpus as f64
     }
 
-    /// Whether `workers` spent over half the tick blocked, neither on a
-    /// CPU nor queued for one: they run jobs that mostly wait. (Kernel
-    /// clocks, not the sampled busy time: exact, and immune to a
-    /// preempted sample standing for many jobs.) `false` where the OS
-    /// does not say.
+    /// Whether the pool's `workers` spent over half the tick blocked,
+    /// neither on a CPU nor queued for one: they run jobs that mostly wait.
+    /// (Kernel clocks, not the sampled busy time: exact, and immune to a
+    /// preempted sample standing for many jobs.) Only workers whose clocks
+    /// cover the whole tick count: a worker started during it, perhaps
+    /// still waiting for its first CPU, would look blocked for the time
+    /// it did not exist. `false` where the OS does not say, or no worker's
+    /// clocks cover the tick, or the workers held jobs for under half of
+    /// it (then whatever kept them off the CPUs was not their jobs).
     fn mostly_blocked(&self, workers: usize) -> bool {
+        let steady = self.steady_workers.unwrap_or(workers);
+        let half = self.dt * 1e9 * steady as f64 / 2.0;
+        // The time off the CPUs must also be time spent in jobs: workers
+        // that held jobs for under half the tick were not blocked by them.
         self.worker_cpu.is_some_and(|on_cpu| {
-            on_cpu + self.queued_for_cpu < self.dt * 1e9 * workers as f64 / 2.0
+            steady > 0 && on_cpu + self.queued_for_cpu < half && self.held() >= half
         })
     }
 }
@@ -371,6 +399,7 @@ mod tests {
             cpu: None,
             cpu_wait_nanos: None,
             worker_cpu_nanos: None,
+            steady_workers: None,
         }
     }
 

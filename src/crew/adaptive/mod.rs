@@ -185,6 +185,7 @@ fn sample<J, E>(shared: &Shared<J, E>) -> Sample {
         cpu: None,
         cpu_wait_nanos: None,
         worker_cpu_nanos: None,
+        steady_workers: None,
     }
 }
 
@@ -194,6 +195,7 @@ fn with_clocks(sample: Sample, reading: Reading) -> Sample {
         cpu: reading.cpu,
         cpu_wait_nanos: reading.cpu_wait_nanos,
         worker_cpu_nanos: reading.worker_cpu_nanos,
+        steady_workers: reading.steady_workers,
         ..sample
     }
 }
