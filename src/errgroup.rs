@@ -16,11 +16,15 @@
 //!   starts one, up to the limit, so 10,000 tasks under `limit(8)` start
 //!   at most 8 threads. A worker counts itself free *before* its task's
 //!   permit goes back, so whoever gets that permit finds it instead of
-//!   starting a new one. Without a limit, a task that finds no free worker
-//!   gets a new one (tasks may wait on each other, so none may be kept
-//!   waiting for a worker). Workers idle for [`GROUP_KEEP_ALIVE`] leave. Or the
-//!   tasks run on a [`ThreadPool`] you hand the group
-//!   ([`ErrGroup::on_pool`]).
+//!   starting a new one. Without a limit, the crew grows to at most
+//!   [`GROUP_THREADS`] and further tasks queue for a free worker; a task
+//!   queued with no worker counted on for it takes its worker off the
+//!   free count when it starts, so the count stays exact. Workers idle for
+//!   [`GROUP_KEEP_ALIVE`] leave. Or the tasks run on a [`ThreadPool`] you
+//!   hand the group ([`ErrGroup::on_pool`]).
+//! * `wait` never reports success for work that did not happen: besides
+//!   the first failure, the group notes the first cancellation that kept
+//!   a task from being admitted or from returning in time.
 //! * A panicking task is reported as [`GroupError::Panicked`] — the first
 //!   failure wins, whether error or panic — and cancels the group, like an
 //!   error. The panic does not unwind into `wait`.
@@ -49,8 +53,42 @@ use crate::unwind;
 /// How long a group's worker waits for another task before it leaves.
 pub const GROUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-/// A group of tasks that fails fast; see the module docs in the source
-/// for the design.
+/// The most threads a group without a [`limit`](ErrGroup::limit) starts.
+/// Tasks spawned while all of them are busy queue, in spawn order, for the
+/// first that comes free (`spawn` does not wait); set a limit to run more
+/// at once, or to make `spawn` wait instead of queueing.
+///
+/// Chosen for threads, not goroutines: an OS thread costs a stack and a
+/// scheduler slot, so a group fanning out to thousands of tasks should not
+/// start thousands of threads, yet 256 covers the concurrency of most I/O
+/// fan-outs. Tasks that wait for *each other* need all of them running at
+/// once: give such a group a limit at least as large as the number of
+/// tasks.
+pub const GROUP_THREADS: usize = 256;
+
+/// A group of tasks that fails fast: the first error or panic cancels the
+/// group's context, and [`wait`](Self::wait) waits for every task and
+/// returns that failure.
+///
+/// # Threads
+///
+/// A group started with [`new`](Self::new) runs its tasks on threads of its
+/// own (named `errgroup-0`, `errgroup-1`, …), started as tasks need them
+/// and reused: with [`limit(n)`](Self::limit) at most `n`, otherwise at most
+/// [`GROUP_THREADS`], tasks beyond that queuing in spawn order. A thread
+/// idle for [`GROUP_KEEP_ALIVE`] exits; `wait` (or dropping the group)
+/// joins them all. [`on_pool`](Self::on_pool) runs the tasks on a
+/// [`ThreadPool`] instead. [`stats`](Self::stats) counts the tasks as jobs.
+///
+/// # What `wait` reports
+///
+/// | what happened | `wait` returns |
+/// |---|---|
+/// | every task returned `Ok` in time | `Ok(())` |
+/// | a task returned `Err(e)` first | [`GroupError::Failed(e)`](GroupError::Failed) |
+/// | a task panicked first | [`GroupError::Panicked`] |
+/// | a task was discarded by the pool it was handed to | [`GroupError::Discarded`] |
+/// | no failure, but cancellation (the caller's, or a task cancelling the group's context) refused a `spawn` or stopped a task | [`GroupError::Cancelled`] |
 ///
 /// # Examples
 ///
@@ -78,9 +116,10 @@ pub const GROUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
 ///   closure back) when the group is cancelled; Go's `Go` keeps waiting.
 /// * A panic is caught and reported as [`GroupError::Panicked`]; in Go it
 ///   crashes the program.
-/// * Tasks run on reused worker threads, at most `limit` of them; Go
-///   starts a goroutine per task. Without a limit, every task running at
-///   once has a thread of its own.
+/// * Tasks run on reused worker threads, at most `limit` (or
+///   [`GROUP_THREADS`]) of them; Go starts a goroutine per task.
+/// * `wait` reports [`GroupError::Cancelled`] if cancellation kept any
+///   work from happening; Go's `Wait` returns `nil` when no task failed.
 /// * `limit(0)` is an error; in Go `SetLimit(0)` makes every `Go` block.
 /// * `wait` consumes the group: a group is one batch of work.
 pub struct ErrGroup<'p, E> {
@@ -92,10 +131,28 @@ pub struct ErrGroup<'p, E> {
 struct Core<E> {
     ctx: Context,
     slots: Option<Semaphore>,
-    first: Mutex<Option<GroupError<E>>>,
+    verdict: Mutex<Verdict<E>>,
     pending: Mutex<usize>,
     all_done: Condvar,
     spawned: AtomicUsize,
+}
+
+/// What `wait` will report: the first failure, or else why the group was
+/// cut short (a task refused or stopped by cancellation), or else success.
+struct Verdict<E> {
+    first: Option<GroupError<E>>,
+    cut_short: Option<Cancelled>,
+}
+
+impl<E> Verdict<E> {
+    /// The group's result, taking the failure out.
+    fn take(&mut self) -> Result<(), GroupError<E>> {
+        match (self.first.take(), self.cut_short) {
+            (Some(failure), _) => Err(failure),
+            (None, Some(reason)) => Err(GroupError::Cancelled(reason)),
+            (None, None) => Ok(()),
+        }
+    }
 }
 
 /// Where tasks run.
@@ -178,19 +235,20 @@ impl Workers {
         }
     }
 
-    /// Makes sure a worker will be free for one more task: counts on an
-    /// idle one, or starts one (unless `max` run; then one of them comes
-    /// free, since the limit bounds the tasks).
-    fn reserve(&self) -> std::io::Result<()> {
+    /// Finds a worker for one more task: counts on an idle one, or starts
+    /// one; with `max` running, the task queues (in spawn order) for the
+    /// first that comes free.
+    fn reserve(&self) -> std::io::Result<Seat> {
         // ORDERING: pairs with the task's release of its worker.
         let claimed = self
             .idle
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok();
-        if !claimed {
-            self.crew.grow_one(self.max)?;
-        }
-        Ok(())
+        let counted = claimed || self.crew.grow_one(self.max)?;
+        Ok(Seat {
+            idle: Arc::clone(&self.idle),
+            counted,
+        })
     }
 
     /// Queues a task for the worker `reserve` found.
@@ -215,13 +273,41 @@ impl Workers {
     }
 }
 
+/// A task's place on the group's own workers.
+struct Seat {
+    /// The group's count of free workers.
+    idle: Arc<AtomicUsize>,
+    /// Whether a worker was counted on for the task (claimed or started).
+    /// If not, whichever worker runs it was counted free when it ended its
+    /// last task, and takes itself off the count when it starts this one.
+    counted: bool,
+}
+
+impl Seat {
+    /// The task starts: a worker no one counted on is no longer free.
+    fn take(&self) {
+        if !self.counted {
+            // ORDERING: as for `Workers::reserve`.
+            let _ = self
+                .idle
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        }
+    }
+
+    /// The task ended: its worker is free again.
+    fn free(&self) {
+        // ORDERING: pairs with `reserve` and `idle_leave`.
+        self.idle.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// One task of a group, as the crew runs it: the task, its group, and the
 /// permit it holds (given back when it ends).
 struct GroupTask<E, F> {
     task: F,
     core: Arc<Core<E>>,
-    /// The group's count of free workers, when it runs on its own crew.
-    idle: Option<Arc<AtomicUsize>>,
+    /// Its worker, when it runs on the group's own crew.
+    seat: Option<Seat>,
     permit: Option<Permit>,
 }
 
@@ -234,9 +320,12 @@ where
         let Self {
             task,
             core,
-            idle,
+            seat,
             permit,
         } = *self;
+        if let Some(seat) = &seat {
+            seat.take();
+        }
         // A task's error is the group's outcome even when it comes after a
         // cancel from outside (the parent's, or `context().cancel()`), when
         // the lifecycle drops a late value: so the task records it itself,
@@ -251,9 +340,8 @@ where
         // Free before the permit goes back, so whoever takes the permit
         // finds this worker instead of starting another. A worker that
         // retires after a panic is not free (its replacement is, uncounted).
-        if let (Some(idle), false) = (&idle, ran.panicked()) {
-            // ORDERING: pairs with `reserve` and `idle_leave`.
-            idle.fetch_add(1, Ordering::AcqRel);
+        if let (Some(seat), false) = (&seat, ran.panicked()) {
+            seat.free();
         }
         drop(permit);
         core.task_done();
@@ -277,7 +365,7 @@ impl<E: Send + 'static> ErrGroup<'static, E> {
     pub fn new(ctx: &Context) -> Self {
         Self {
             core: Core::new(ctx),
-            runner: Runner::Crew(Workers::new("errgroup", MAX_WORKERS)),
+            runner: Runner::Crew(Workers::new("errgroup", GROUP_THREADS)),
         }
     }
 }
@@ -393,7 +481,24 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     /// # Errors
     ///
     /// [`GroupError::Failed`] with the first error a task returned, or
-    /// [`GroupError::Panicked`] if a task panicked first.
+    /// [`GroupError::Panicked`] if a task panicked first;
+    /// [`GroupError::Discarded`] if a pool discarded a task; with no
+    /// failure, [`GroupError::Cancelled`] if a `spawn` was refused or a
+    /// task stopped because the group's context was cancelled (see the
+    /// table on [`ErrGroup`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{Cancelled, Context, ErrGroup, GroupError};
+    ///
+    /// let ctx = Context::new();
+    /// let group = ErrGroup::<String>::new(&ctx);
+    /// ctx.cancel();
+    /// // Refused, and the caller ignores it: `wait` still says so.
+    /// let _ = group.spawn(|_ctx| Ok(()));
+    /// assert_eq!(group.wait(), Err(GroupError::Cancelled(Cancelled::Canceled)));
+    /// ```
     pub fn wait(mut self) -> Result<(), GroupError<E>> {
         self.finish()
     }
@@ -404,7 +509,7 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
         if let Runner::Crew(workers) = &mut self.runner {
             workers.close();
         }
-        self.core.first.lock().take().map_or(Ok(()), Err)
+        self.core.verdict.lock().take()
     }
 
     /// Runs `body` with a group whose tasks may borrow from the caller's
@@ -447,7 +552,7 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
                 .core
                 .slots
                 .as_ref()
-                .map_or(MAX_WORKERS, Semaphore::total),
+                .map_or(GROUP_THREADS, Semaphore::total),
         };
         let mut group = ScopedGroup {
             core: Arc::clone(&self.core),
@@ -476,7 +581,7 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
             Ok(value) => value,
             Err(payload) => resume_unwind(payload),
         };
-        self.core.first.lock().take().map_or(Ok(value), Err)
+        self.core.verdict.lock().take().map(|()| value)
     }
 }
 
@@ -539,16 +644,8 @@ impl<'scope, E: Send + 'static> ScopedGroup<'scope, '_, E> {
     where
         F: FnOnce(&Context) -> Result<(), E> + Send + 'scope,
     {
-        let permit = match self.core.admit_on(&self.workers, block) {
-            Ok(permit) => permit,
-            Err(refused) => return Err(refused.with(task)),
-        };
-        let job: Box<dyn Work + 'scope> = Box::new(GroupTask {
-            task,
-            core: Arc::clone(&self.core),
-            idle: Some(Arc::clone(&self.workers.idle)),
-            permit,
-        });
+        let job: Box<dyn Work + 'scope> =
+            Box::new(admit_on(&self.core, &self.workers, task, block)?);
         // SAFETY: `admit` counted the task pending before the box exists;
         // the box is consumed by `run` or `discard` (or dropped with the
         // crew's queue, which `ErrGroup::scope` empties first by waiting),
@@ -591,7 +688,7 @@ where
     let job = GroupTask {
         task,
         core: Arc::clone(core),
-        idle: None,
+        seat: None,
         permit,
     };
     // A pool that is cancelled later discards the queued task, which then
@@ -606,6 +703,33 @@ where
     Ok(())
 }
 
+/// Admits `task`, as `Core::admit` does, and finds a worker of `workers`
+/// for it.
+fn admit_on<E, F>(
+    core: &Arc<Core<E>>,
+    workers: &Workers,
+    task: F,
+    block: bool,
+) -> Result<GroupTask<E, F>, SpawnError<F>> {
+    let permit = match core.admit(block) {
+        Ok(permit) => permit,
+        Err(refused) => return Err(refused.with(task)),
+    };
+    match workers.reserve() {
+        Ok(seat) => Ok(GroupTask {
+            task,
+            core: Arc::clone(core),
+            seat: Some(seat),
+            permit,
+        }),
+        Err(_) => {
+            drop(permit);
+            core.task_done();
+            Err(SpawnError::Unavailable(task))
+        }
+    }
+}
+
 fn spawn_on_workers<E, F>(
     core: &Arc<Core<E>>,
     workers: &Workers,
@@ -616,16 +740,7 @@ where
     E: Send + 'static,
     F: FnOnce(&Context) -> Result<(), E> + Send + 'static,
 {
-    let permit = match core.admit_on(workers, block) {
-        Ok(permit) => permit,
-        Err(refused) => return Err(refused.with(task)),
-    };
-    workers.submit(Box::new(GroupTask {
-        task,
-        core: Arc::clone(core),
-        idle: Some(Arc::clone(&workers.idle)),
-        permit,
-    }));
+    workers.submit(Box::new(admit_on(core, workers, task, block)?));
     Ok(())
 }
 
@@ -633,8 +748,6 @@ where
 enum Refused {
     Cancelled,
     Full,
-    /// No worker could be started for it.
-    Unavailable,
 }
 
 impl Refused {
@@ -642,7 +755,6 @@ impl Refused {
         match self {
             Self::Cancelled => SpawnError::Cancelled(task),
             Self::Full => SpawnError::Full(task),
-            Self::Unavailable => SpawnError::Unavailable(task),
         }
     }
 }
@@ -652,7 +764,10 @@ impl<E> Core<E> {
         Arc::new(Self {
             ctx: ctx.child(),
             slots: None,
-            first: Mutex::new(None),
+            verdict: Mutex::new(Verdict {
+                first: None,
+                cut_short: None,
+            }),
             pending: Mutex::new(0),
             all_done: Condvar::new(),
             spawned: AtomicUsize::new(0),
@@ -662,7 +777,7 @@ impl<E> Core<E> {
     /// Takes a slot (if limited) and counts the task as pending.
     fn admit(&self, block: bool) -> Result<Option<Permit>, Refused> {
         if self.ctx.is_done() {
-            return Err(Refused::Cancelled);
+            return Err(self.refused());
         }
         let permit = match &self.slots {
             None => None,
@@ -675,7 +790,7 @@ impl<E> Core<E> {
                 match acquired {
                     Ok(permit) => Some(permit),
                     Err(AcquireError::WouldBlock) => return Err(Refused::Full),
-                    Err(_) => return Err(Refused::Cancelled),
+                    Err(_) => return Err(self.refused()),
                 }
             }
         };
@@ -684,41 +799,44 @@ impl<E> Core<E> {
         // semaphore, like Go's, may grant a waiter whose context was
         // cancelled a moment before).
         if self.ctx.is_done() {
-            return Err(Refused::Cancelled);
+            drop(permit);
+            return Err(self.refused());
         }
         self.spawned.fetch_add(1, Ordering::Relaxed);
         *self.pending.lock() += 1;
         Ok(permit)
     }
 
-    /// Admits a task, as `admit` does, and finds a worker of `workers` for
-    /// it.
-    fn admit_on(&self, workers: &Workers, block: bool) -> Result<Option<Permit>, Refused> {
-        let permit = self.admit(block)?;
-        if workers.reserve().is_err() {
-            drop(permit);
-            self.task_done();
-            return Err(Refused::Unavailable);
-        }
-        Ok(permit)
-    }
-
     /// Records how a task ended: a panic is a failure (an error the task
     /// has recorded itself, as it returned).
     fn settle(&self, end: End<Result<(), ()>>) {
-        if let End::Panicked(payload) = end {
-            self.fail(GroupError::Panicked(unwind::message(payload)));
+        match end {
+            End::Panicked(payload) => self.fail(GroupError::Panicked(unwind::message(payload))),
+            End::Cancelled(reason) => self.cut_short(reason),
+            End::Returned(_) | End::TimedOut => {}
         }
     }
 
     /// Records `failure` if it is the first, and cancels the group.
     fn fail(&self, failure: GroupError<E>) {
-        let mut first = self.first.lock();
-        if first.is_none() {
-            *first = Some(failure);
-            drop(first);
+        let mut verdict = self.verdict.lock();
+        if verdict.first.is_none() {
+            verdict.first = Some(failure);
+            drop(verdict);
             self.ctx.cancel();
         }
+    }
+
+    /// Notes that cancellation kept work from happening (a task refused, or
+    /// one whose value was dropped), so that `wait` cannot report success.
+    fn cut_short(&self, reason: Cancelled) {
+        self.verdict.lock().cut_short.get_or_insert(reason);
+    }
+
+    /// Why the group's context is done, for a refusal.
+    fn refused(&self) -> Refused {
+        self.cut_short(self.ctx.reason().unwrap_or(Cancelled::Canceled));
+        Refused::Cancelled
     }
 
     fn task_done(&self) {

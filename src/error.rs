@@ -76,12 +76,78 @@ pub enum TrySubmitError<J> {
     Cancelled(J),
 }
 
+/// Why a job or task was refused, without the job: what a
+/// [`SubmitError`], [`TrySubmitError`] or [`SpawnError`] says once the job
+/// is set aside.
+///
+/// Those errors hand the caller's closure back, so they are `Send + Sync`
+/// only when the closure is, and a closure that captures a `Cell` or a
+/// `Receiver` is not: `?` into `Box<dyn Error + Send + Sync>` (or `anyhow`)
+/// would not compile. A `Refusal` is `Copy + Send + Sync + 'static`; take
+/// it with `.kind()` (the job stays in the error) or `?` through
+/// `From`.
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::sync::mpsc;
+/// use brigade::ThreadPool;
+///
+/// fn run(pool: &ThreadPool) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+///     let (tx, rx) = mpsc::channel::<u32>(); // a Sender is Send, not Sync
+///     let counter = Cell::new(1); // neither is a Cell
+///     let handle = pool
+///         .submit(move |_ctx| {
+///             tx.send(counter.get()).ok();
+///             counter.get() + 1
+///         })
+///         .map_err(|e| e.kind())?;
+///     let sent = rx.recv()?;
+///     Ok(handle.join()? + sent)
+/// }
+///
+/// let pool = ThreadPool::builder().workers(1).build()?;
+/// assert_eq!(run(&pool)?, 3);
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No room: the pool's queue is full, or the group is at its limit.
+    #[error("no room for the job: the queue is full or the group is at its limit")]
+    Full,
+    /// The pool no longer accepts jobs (it was closed, joined or shut down).
+    #[error("the pool is closed and accepts no more jobs")]
+    Closed,
+    /// The pool's or group's context was done before the job was taken.
+    #[error("cancelled before the job could be taken")]
+    Cancelled,
+    /// No thread could run the task: the OS refused a new thread, or the
+    /// group's pool refused the job.
+    #[error("no thread is available to run the task")]
+    Unavailable,
+}
+
 macro_rules! job_carrier {
     ($name:ident { $($variant:ident),* }) => {
         impl<J> $name<J> {
             /// Hands back the job that could not be submitted.
             pub fn into_inner(self) -> J {
                 match self { $(Self::$variant(job) => job,)* }
+            }
+
+            /// Why, without the job: a [`Refusal`] is `Copy + Send + Sync`,
+            /// so it goes through `?` into any error type, whatever the job
+            /// captured.
+            pub fn kind(&self) -> Refusal {
+                match self { $(Self::$variant(_) => Refusal::$variant,)* }
+            }
+        }
+
+        impl<J> From<$name<J>> for Refusal {
+            fn from(err: $name<J>) -> Self {
+                err.kind()
             }
         }
 
@@ -163,6 +229,18 @@ pub enum GroupError<E> {
     /// ([`ErrGroup::on_pool`](crate::ErrGroup::on_pool)) discarded it.
     #[error("a task never ran: its pool discarded it ({0})")]
     Discarded(Cancelled),
+    /// No task failed, but cancellation kept work from happening: a
+    /// `spawn` was refused because the group's context was done (a task
+    /// cancelled it, or the caller's context was cancelled), or a task's
+    /// context was cancelled before it returned.
+    #[error("the group was cancelled before all its work was done ({0})")]
+    Cancelled(Cancelled),
+    /// The group's limit was refused (from [`ErrGroup::limit`] through
+    /// `?`).
+    ///
+    /// [`ErrGroup::limit`]: crate::ErrGroup::limit
+    #[error(transparent)]
+    Limit(#[from] GroupLimitError),
 }
 
 impl<E> GroupError<E> {
@@ -170,7 +248,7 @@ impl<E> GroupError<E> {
     pub fn into_error(self) -> Option<E> {
         match self {
             Self::Failed(error) => Some(error),
-            Self::Panicked(_) | Self::Discarded(_) => None,
+            Self::Panicked(_) | Self::Discarded(_) | Self::Cancelled(_) | Self::Limit(_) => None,
         }
     }
 }

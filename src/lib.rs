@@ -542,8 +542,8 @@ pub use handle::{JobHandle, model};
 pub use context::Context;
 pub use error::{
     AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, PipelineError,
-    RateError, RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError, StageError,
-    StageFailure, SubmitError, TryMapError, TrySubmitError,
+    RateError, Refusal, RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError,
+    StageError, StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
 pub use rate::{RateLimiter, Reservation};
 pub use retry::{Backoff, Retry, RetryBuilder};
@@ -553,7 +553,7 @@ pub use sizing::Sizing;
 #[cfg(not(loom))]
 pub use crew::PanicPolicy;
 #[cfg(not(loom))]
-pub use errgroup::{ErrGroup, GROUP_KEEP_ALIVE, ScopedGroup};
+pub use errgroup::{ErrGroup, GROUP_KEEP_ALIVE, GROUP_THREADS, ScopedGroup};
 #[cfg(not(loom))]
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 #[cfg(not(loom))]

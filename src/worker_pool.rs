@@ -6,12 +6,12 @@
 //! ordered delivery goes through `ordered::Reorder`.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, Envelope, Exec, Ran, Run, SendFail, Wait, send};
+use crate::crew::{Crew, Envelope, Exec, Ran, Run, SendFail, Shutter, Wait, send};
 use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 use crate::options::{
     DEFAULT_QUEUE_CAPACITY, Options, OrderWindow, check_capacity, common_setters, order_setters,
@@ -72,6 +72,10 @@ struct WorkerExec<J, R> {
     handler: Handler<J, R>,
     ctx: Context,
     cancel: Receiver<()>,
+    /// Disconnects when the pool is dropped: from then on nobody may be
+    /// reading, so a worker stops waiting for room in the results channel
+    /// (an output that does not fit is dropped) but still runs the queue.
+    dropped: Receiver<()>,
     reorder: Option<Reorder<Output<R>>>,
     leftovers: Mutex<Leftovers<J, R>>,
 }
@@ -116,7 +120,14 @@ impl<J, R> WorkerExec<J, R> {
     /// Sends one output, or keeps it as a leftover if the pool is
     /// cancelled first. Returns whether it was sent.
     fn deliver(&self, results: &Sender<Output<R>>, output: Output<R>) -> bool {
-        match send(results, output, &self.ctx, &self.cancel, None, None) {
+        match send(
+            results,
+            output,
+            &self.ctx,
+            &self.cancel,
+            None,
+            Some(&self.dropped),
+        ) {
             Ok(()) => true,
             Err(
                 SendFail::Cancelled(output)
@@ -133,7 +144,9 @@ impl<J, R> WorkerExec<J, R> {
     /// Emits ready runs in order until none is ready. If delivery stops on
     /// cancellation, the rest of the run is kept as leftovers, and this
     /// worker keeps the emitter role: nothing is emitted after a
-    /// cancellation, and `join` collects what the window still holds.
+    /// cancellation, and `join` collects what the window still holds. (An
+    /// output the dropped pool could not deliver does not stop the run:
+    /// the window must keep moving for the queue to drain.)
     fn emit(
         &self,
         reorder: &Reorder<Output<R>>,
@@ -143,7 +156,7 @@ impl<J, R> WorkerExec<J, R> {
         loop {
             let mut outputs = batch.into_iter();
             while let Some(output) = outputs.next() {
-                if !self.deliver(results, output) {
+                if !self.deliver(results, output) && self.ctx.is_done() {
                     self.leftovers.lock().undelivered.extend(outputs);
                     return;
                 }
@@ -193,9 +206,13 @@ struct Intake<J> {
 /// * [`stop`](WorkerPool::stop): cancel; queued jobs are not run.
 /// * [`join`](WorkerPool::join): close, wait for the workers, return the
 ///   leftovers.
-/// * `Drop`: stop, then wait for the workers. Dropping never blocks on
-///   unread results; to finish the work, `close()` and read the results to
-///   the end, or `join()` while another thread reads them.
+/// * `Drop`: close, then drain: every queued job still runs, as when a
+///   [`ThreadPool`](crate::ThreadPool) is dropped. Dropping never blocks on
+///   unread results: from the drop on, an output that does not fit in the
+///   results channel is dropped (a clone of [`results`](WorkerPool::results)
+///   held elsewhere still receives the ones that fit). A pool that was
+///   stopped first has nothing to drain; the jobs it discards are counted
+///   in a `log::warn!` (use `join()` to get them back).
 ///
 /// # Submission index
 ///
@@ -221,9 +238,10 @@ struct Intake<J> {
 /// ```
 pub struct WorkerPool<J, R> {
     intake: Mutex<Intake<J>>,
-    /// Dropped by `close()`: wakes submitters blocked on a full queue.
-    closed_tx: Mutex<Option<Sender<()>>>,
-    closed_rx: Receiver<()>,
+    /// Closed by `close()`: wakes submitters blocked on a full queue.
+    shutter: Shutter,
+    /// Dropped by `Drop`, so workers stop waiting for a reader.
+    dropped_tx: Option<Sender<()>>,
     results: Receiver<Output<R>>,
     crew: Crew<Indexed<J>, WorkerExec<J, R>>,
 }
@@ -287,9 +305,11 @@ impl WorkerPoolBuilder {
             Some(window) => Some(Reorder::new(window.size(config.workers)?)),
             None => None,
         };
+        let (dropped_tx, dropped) = crossbeam_channel::bounded(0);
         let exec = WorkerExec {
             handler: Box::new(handler),
             cancel: ctx.done(),
+            dropped,
             ctx: ctx.clone(),
             reorder,
             leftovers: Mutex::new(Leftovers {
@@ -304,14 +324,13 @@ impl WorkerPoolBuilder {
         // The crew's maker keeps one sender for workers started later
         // (`set_workers`); it is let go when intake closes (`seal`).
         let crew = Crew::start(config, ctx, exec, jobs_rx, move || results_tx.clone())?;
-        let (closed_tx, closed_rx) = crossbeam_channel::bounded(0);
         Ok(WorkerPool {
             intake: Mutex::new(Intake {
                 tx: Some(jobs_tx),
                 next: 0,
             }),
-            closed_tx: Mutex::new(Some(closed_tx)),
-            closed_rx,
+            shutter: Shutter::new(),
+            dropped_tx: Some(dropped_tx),
             results: results_rx,
             crew,
         })
@@ -378,7 +397,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
             return Err(TrySubmitError::Closed(job));
         };
         let job = Indexed { index, job };
-        match self.crew.submit(tx, job, wait, Some(&self.closed_rx)) {
+        match self.crew.submit(tx, job, wait, Some(self.shutter.signal())) {
             Ok(()) => {
                 intake.next += 1;
                 Ok(index)
@@ -419,8 +438,53 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     /// The workers deliver every result before they exit. If nobody reads
     /// [`results`](Self::results) and it fills up, `join` waits for a reader;
     /// read on another thread, or [`stop`](Self::stop) first.
-    pub fn join(mut self) -> Leftovers<J, R> {
+    pub fn join(self) -> Leftovers<J, R> {
         self.close();
+        self.finish()
+    }
+
+    /// Cancel shutdown: [`stop`](Self::stop), then wait for the workers and
+    /// return what never ran or was never delivered. Running jobs see their
+    /// contexts cancelled; one that ignores it delays the return until it
+    /// finishes.
+    pub fn shutdown_now(self) -> Leftovers<J, R> {
+        self.stop();
+        self.finish()
+    }
+
+    /// Stop-accepting-then-drain shutdown: closes intake, lets the workers
+    /// drain the queue (and deliver, to whoever reads
+    /// [`results`](Self::results)) until `timeout`, then stops the pool as
+    /// [`shutdown_now`](Self::shutdown_now) does. Every job submitted is
+    /// accounted for: it produced an output (read, or in the leftovers'
+    /// `undelivered`), or it is in `unprocessed`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brigade::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder().workers(2).build(|_ctx, n: u32| n + 1)?;
+    /// for n in 0..10 {
+    ///     pool.submit(n)?;
+    /// }
+    /// let reader = pool.results().clone();
+    /// let leftovers = pool.shutdown_timeout(Duration::from_secs(10));
+    /// let read = reader.iter().count();
+    /// assert_eq!(read + leftovers.unprocessed.len() + leftovers.undelivered.len(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown_timeout(self, timeout: Duration) -> Leftovers<J, R> {
+        self.close();
+        if !self.crew.wait(Instant::now().checked_add(timeout)) {
+            self.stop();
+        }
+        self.finish()
+    }
+
+    /// Waits for the workers and collects the leftovers.
+    fn finish(mut self) -> Leftovers<J, R> {
         self.crew.wait(None);
         self.release_results();
         let exec = self.crew.exec();
@@ -470,7 +534,7 @@ impl<J, R> WorkerPool<J, R> {
     pub fn close(&self) {
         // First wake blocked submitters (they hold the intake lock), then
         // drop the jobs sender under that lock.
-        drop(self.closed_tx.lock().take());
+        self.shutter.close();
         self.intake.lock().tx = None;
         self.crew.seal();
     }
@@ -488,13 +552,21 @@ impl<J, R> WorkerPool<J, R> {
 
 impl<J, R> Drop for WorkerPool<J, R> {
     fn drop(&mut self) {
-        // Never wait on a consumer that may be this very thread: cancel, so
-        // workers stop delivering, then join them while the results
-        // receiver still keeps the channel (and its unread outputs) alive.
-        self.crew.context().cancel();
+        // Drain, as every pool's drop does, but never wait on a consumer
+        // that may be this very thread: workers stop waiting for room in
+        // the results channel, and join while the receiver still keeps
+        // the channel (and its unread outputs) alive.
+        self.dropped_tx = None;
         self.close();
         self.crew.wait(None);
         self.release_results();
+        let discarded = self.crew.exec().leftovers.lock().unprocessed.len();
+        if discarded > 0 {
+            log::warn!(
+                "brigade: a stopped WorkerPool was dropped with {discarded} queued jobs that never ran; \
+                 join() hands them back"
+            );
+        }
     }
 }
 

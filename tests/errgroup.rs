@@ -269,8 +269,12 @@ fn blocked_spawn_wakes_cancelled_and_hands_task_back() {
         });
 
         gate.open();
-        // A cancelled parent is not a task failure.
-        assert_eq!(group.wait(), Ok(()));
+        // A cancelled parent is not a task failure, but the refused task
+        // is work that did not happen: `wait` says so.
+        assert_eq!(
+            group.wait(),
+            Err(GroupError::Cancelled(Cancelled::Canceled))
+        );
         assert!(ran_rx.is_empty(), "the refused task also ran in the group");
     });
 }
@@ -917,4 +921,112 @@ fn error_returned_after_an_outside_cancel_is_still_reported() {
             Err(GroupError::Failed("failed after the cancel".to_owned()))
         );
     });
+}
+
+#[test]
+fn wait_reports_a_spawn_refused_by_an_outside_cancel() {
+    // The caller's context is cancelled before the group gets its tasks;
+    // the caller ignores `spawn`'s result; `wait` still says nothing ran.
+    let _shared = starts_group_threads();
+    with_timeout(LONG, || {
+        let ctx = Context::new();
+        let group = ErrGroup::<String>::new(&ctx);
+        ctx.cancel();
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let _ignored = group.spawn(move |_ctx| {
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        assert_eq!(
+            group.wait(),
+            Err(GroupError::Cancelled(Cancelled::Canceled))
+        );
+        assert!(!ran.load(Ordering::SeqCst));
+    });
+}
+
+#[test]
+fn wait_reports_a_task_that_cancelled_the_group() {
+    // A task cancels the group's context; the spawns after it are
+    // refused, and no task failed: `wait` reports the cancellation rather
+    // than success.
+    let _shared = starts_group_threads();
+    with_timeout(LONG, || {
+        let group = ErrGroup::<String>::new(&Context::new());
+        let group_ctx = group.context().clone();
+        group
+            .spawn(move |_ctx| {
+                group_ctx.cancel();
+                Ok(())
+            })
+            .map_err(|e| e.kind())
+            .expect("accepted");
+        assert!(wait_done(group.context()));
+        let refused = group.spawn(|_ctx| Ok(()));
+        assert!(matches!(refused, Err(SpawnError::Cancelled(_))));
+        assert_eq!(
+            group.wait(),
+            Err(GroupError::Cancelled(Cancelled::Canceled))
+        );
+    });
+}
+
+#[test]
+fn a_failure_still_wins_over_a_cancellation() {
+    let _shared = starts_group_threads();
+    with_timeout(LONG, || {
+        let group = ErrGroup::<String>::new(&Context::new());
+        group
+            .spawn(|_ctx| Err("bad".to_owned()))
+            .map_err(|e| e.kind())
+            .expect("accepted");
+        assert!(wait_done(group.context()));
+        let _refused = group.spawn(|_ctx| Ok(()));
+        assert_eq!(group.wait(), Err(GroupError::Failed("bad".to_owned())));
+    });
+}
+
+#[test]
+fn unlimited_group_starts_at_most_group_threads_and_queues_the_rest() {
+    // GROUP_THREADS + 40 tasks held at a gate: the group starts exactly
+    // GROUP_THREADS threads, `spawn` never waits, and once the gate opens
+    // every task runs exactly once.
+    const EXTRA: usize = 40;
+    let _shared = starts_group_threads();
+    with_timeout(LONG, || {
+        let group = ErrGroup::<String>::new(&Context::new());
+        let gate = Arc::new(Gate::new());
+        let started = Arc::new(AtomicUsize::new(0));
+        for _ in 0..brigade::GROUP_THREADS + EXTRA {
+            let (gate, started) = (Arc::clone(&gate), Arc::clone(&started));
+            group
+                .spawn(move |_ctx| {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    gate.wait();
+                    Ok(())
+                })
+                .map_err(|e| e.kind())
+                .expect("accepted without waiting");
+        }
+        assert!(wait_until(LONG, || started.load(Ordering::SeqCst)
+            == brigade::GROUP_THREADS));
+        assert_eq!(group.threads(), brigade::GROUP_THREADS);
+        assert_eq!(group.stats().queued, EXTRA);
+        gate.open();
+        assert_eq!(group.wait(), Ok(()));
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            brigade::GROUP_THREADS + EXTRA
+        );
+    });
+}
+
+#[test]
+fn limit_errors_convert_into_group_errors_with_question_mark() {
+    fn run() -> Result<(), GroupError<String>> {
+        let group = ErrGroup::<String>::new(&Context::new()).limit(0)?;
+        group.wait()
+    }
+    assert_eq!(run(), Err(GroupError::Limit(GroupLimitError::Zero)));
 }

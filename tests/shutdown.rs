@@ -14,7 +14,8 @@ use crossbeam_channel::{RecvTimeoutError, select};
 use parking_lot::Mutex;
 
 use common::{
-    DropCounter, Gate, LONG, Latch, occupy_worker, threads_named, wait_until, with_timeout,
+    DropCounter, Gate, LONG, Latch, occupy_worker, thread_sleeping, threads_named, wait_until,
+    with_timeout,
 };
 
 /// A one-worker pool named `prefix` whose worker is held by a job until
@@ -547,5 +548,56 @@ fn submits_racing_cancel_lose_no_job() {
             );
             assert_eq!(stats.completed, finished, "round {round}: {stats}");
         }
+    });
+}
+
+#[test]
+fn close_through_a_shared_arc_stops_intake_and_drains() {
+    // A pool shared behind an Arc is closed by one owner: later submits
+    // fail with Closed, a submitter blocked on the full queue wakes with
+    // Closed, and what was queued before still runs.
+    with_timeout(LONG, || {
+        let gate = Gate::new();
+        let pool = Arc::new(
+            ThreadPool::builder()
+                .workers(1)
+                .queue_capacity(1)
+                .thread_name("closearc")
+                .build()
+                .expect("a valid pool"),
+        );
+        let ran = Arc::new(AtomicUsize::new(0));
+        let held = {
+            let gate = gate.clone();
+            pool.submit(move |_ctx| gate.wait()).expect("accepted")
+        };
+        assert!(wait_until(LONG, || pool.stats().busy == 1));
+        let queued = {
+            let ran = Arc::clone(&ran);
+            pool.submit(move |_ctx| {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .expect("room for one")
+        };
+        thread::scope(|s| {
+            let blocked = thread::Builder::new()
+                .name("closearc-sub".to_owned())
+                .spawn_scoped(s, || pool.execute(|| ()))
+                .expect("spawn the submitter");
+            assert!(wait_until(LONG, || thread_sleeping("closearc-sub")));
+            let shared = Arc::clone(&pool);
+            thread::spawn(move || shared.close())
+                .join()
+                .expect("closed");
+            assert!(matches!(
+                blocked.join().expect("no panic"),
+                Err(SubmitError::Closed(_))
+            ));
+        });
+        assert!(matches!(pool.execute(|| ()), Err(SubmitError::Closed(_))));
+        gate.open();
+        assert_eq!(held.join(), Ok(()));
+        assert_eq!(queued.join(), Ok(()));
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
     });
 }

@@ -678,3 +678,109 @@ fn stats_count_each_outcome() {
         assert!(pool.join().is_empty());
     });
 }
+
+#[test]
+fn dropping_a_pool_drains_its_queue_without_waiting_for_a_reader() {
+    // Ten jobs held at a gate behind one worker, a results channel of one
+    // that nobody reads: dropping the pool runs all ten (as dropping a
+    // ThreadPool does) and does not hang on the unread results.
+    with_timeout(LONG, || {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Gate::new());
+        let pool = WorkerPool::builder()
+            .workers(1)
+            .results_capacity(1)
+            .build({
+                let (ran, gate) = (Arc::clone(&ran), Arc::clone(&gate));
+                move |_ctx, n: u32| {
+                    gate.wait();
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    n
+                }
+            })
+            .expect("a valid pool");
+        for n in 0..10 {
+            pool.submit(n).expect("room in the queue");
+        }
+        assert!(wait_until(LONG, || pool.stats().queued == 9));
+        gate.open();
+        drop(pool);
+        assert_eq!(ran.load(Ordering::SeqCst), 10, "every queued job ran");
+    });
+}
+
+#[test]
+fn a_results_clone_still_receives_what_a_dropped_pool_drains() {
+    with_timeout(LONG, || {
+        let pool = WorkerPool::builder()
+            .workers(2)
+            .build(|_ctx, n: u32| n * 2)
+            .expect("a valid pool");
+        let results = pool.results().clone();
+        for n in 0..100 {
+            pool.submit(n).expect("room in the queue");
+        }
+        drop(pool);
+        let mut got: Vec<u32> = results.iter().map(|out| out.result.unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..100).map(|n| n * 2).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn shutdown_timeout_accounts_for_every_job() {
+    // One worker held past the timeout, 20 jobs queued behind it, nobody
+    // reading: after the timeout every job is an output or a leftover.
+    with_timeout(LONG, || {
+        let saw_cancel = Arc::new(AtomicBool::new(false));
+        let pool = WorkerPool::builder()
+            .workers(1)
+            .results_capacity(4)
+            .build({
+                let saw_cancel = Arc::clone(&saw_cancel);
+                move |ctx: &brigade::Context, n: u32| {
+                    if n == 0 {
+                        // Held until the shutdown cancels it.
+                        let cancelled = ctx.done().recv_timeout(LONG).is_err();
+                        saw_cancel.store(cancelled, Ordering::SeqCst);
+                    }
+                    n
+                }
+            })
+            .expect("a valid pool");
+        for n in 0..20 {
+            pool.submit(n).expect("room in the queue");
+        }
+        let reader = pool.results().clone();
+        let leftovers = pool.shutdown_timeout(Duration::from_millis(50));
+        assert!(
+            saw_cancel.load(Ordering::SeqCst),
+            "the held job saw the cancellation"
+        );
+        let read = reader.try_iter().count();
+        assert_eq!(
+            read + leftovers.unprocessed.len() + leftovers.undelivered.len(),
+            20
+        );
+        assert_eq!(leftovers.unprocessed.len(), 19, "the queue was not drained");
+    });
+}
+
+#[test]
+fn shutdown_now_hands_back_the_queue() {
+    with_timeout(LONG, || {
+        let gate = Gate::new();
+        let pool = held_pool("wpnow", &gate);
+        let ctx = pool.context().clone();
+        let opener = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                let _ = ctx.done().recv_timeout(LONG);
+                gate.open();
+            })
+        };
+        let leftovers = pool.shutdown_now();
+        opener.join().expect("opened");
+        assert_eq!(leftovers.unprocessed, [(1, 1)]);
+    });
+}

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Select, SendError, Sender, TryRecvError, TrySe
 use super::Envelope;
 use crate::context::Context;
 use crate::error::TrySubmitError;
-use crate::sync::{Arc, Spin};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Spin};
 
 /// Why [`send`] gave the item back.
 pub(crate) enum SendFail<T> {
@@ -252,5 +252,47 @@ impl<J> Feeder<J> {
         }
         send_within(&self.tx, Envelope::unstamped(job), wait, ctx, cancel, None)
             .map_err(|fail| fail.refused(|queued| queued.job))
+    }
+}
+
+/// A front door's intake switch: once closed, submits fail with `Closed`
+/// and submitters blocked on a full queue wake (its signal disconnects).
+/// Closing through `&self` lets a pool shared behind an `Arc` stop taking
+/// jobs; the open check costs one relaxed load per submit.
+#[derive(Debug)]
+pub(crate) struct Shutter {
+    closed: AtomicBool,
+    /// Dropped on close, which disconnects `signal`.
+    tx: Mutex<Option<Sender<()>>>,
+    signal: Receiver<()>,
+}
+
+impl Shutter {
+    pub(crate) fn new() -> Self {
+        let (tx, signal) = crossbeam_channel::bounded(0);
+        Self {
+            closed: AtomicBool::new(false),
+            tx: Mutex::new(Some(tx)),
+            signal,
+        }
+    }
+
+    /// Closes intake. Idempotent.
+    pub(crate) fn close(&self) {
+        // ORDERING: Relaxed: a submit racing the close may go either way;
+        // the disconnection below is what wakes blocked submitters.
+        self.closed.store(true, Ordering::Relaxed);
+        drop(self.tx.lock().take());
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        // ORDERING: as in `close`.
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// What a blocked submit watches: it disconnects on close.
+    pub(crate) fn signal(&self) -> &Receiver<()> {
+        &self.signal
     }
 }

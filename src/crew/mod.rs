@@ -75,7 +75,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use intake::Intake;
-pub(crate) use intake::{Feeder, SendFail, Wait, send};
+pub(crate) use intake::{Feeder, SendFail, Shutter, Wait, send};
 pub(crate) use job::{End, Ends, Ran, Run};
 pub(crate) use lend::{Erased, Work, erase};
 

@@ -66,6 +66,8 @@ impl Builder {
         let crew = Crew::start(config, ctx, PoolExec, rx, || ())?;
         Ok(ThreadPool {
             intake: Some(tx),
+            shutter: crate::crew::Shutter::new(),
+            reported: false,
             crew,
         })
     }

@@ -41,7 +41,7 @@ pub use scope::{Scope, ScopedJoinHandle};
 use crossbeam_channel::Sender;
 
 use crate::context::Context;
-use crate::crew::{Crew, Envelope, Wait, Work};
+use crate::crew::{Crew, Envelope, Shutter, Wait, Work};
 use crate::error::{SizingError, SubmitError, TrySubmitError};
 use crate::stats::Stats;
 
@@ -81,12 +81,28 @@ pub struct ThreadPool {
     /// `None` once intake is closed. Dropped before `crew`, whose own drop
     /// waits for the workers that this disconnection lets finish.
     intake: Option<Sender<Envelope<Task>>>,
+    /// Closed by [`close`](ThreadPool::close), through `&self`.
+    shutter: Shutter,
+    /// A shutdown returned a report (of what never ran, among the rest).
+    reported: bool,
     crew: Crew<Task, PoolExec>,
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         self.close_intake();
+        // A cancelled pool cannot drain: say what it discarded, unless a
+        // shutdown already reported it.
+        if self.context().is_done() && !self.reported {
+            self.crew.wait(None);
+            let never_ran = self.crew.stats().cancelled;
+            if never_ran > 0 {
+                log::warn!(
+                    "brigade: a cancelled ThreadPool was dropped; {never_ran} of its jobs never ran \
+                     (their handles report Cancelled)"
+                );
+            }
+        }
     }
 }
 
@@ -268,10 +284,38 @@ impl ThreadPool {
     /// Queues a task, waiting for room as `wait` allows.
     #[inline]
     fn enqueue(&self, task: Task, wait: Wait) -> Result<(), TrySubmitError<Task>> {
-        let Some(tx) = &self.intake else {
-            return Err(TrySubmitError::Closed(task));
-        };
-        self.crew.submit(tx, task, wait, None)
+        match &self.intake {
+            Some(tx) if !self.shutter.is_closed() => {
+                self.crew
+                    .submit(tx, task, wait, Some(self.shutter.signal()))
+            }
+            _ => Err(TrySubmitError::Closed(task)),
+        }
+    }
+
+    /// Stops taking jobs, through a shared reference: later submits fail
+    /// with `Closed`, submitters waiting for room wake with `Closed`, and
+    /// the workers run what is already queued. The pool's threads stay
+    /// until it is joined, shut down or dropped (which, with intake
+    /// closed, only waits for the queue). Idempotent.
+    ///
+    /// For a pool shared behind an `Arc`, where `join` (which takes the
+    /// pool by value) cannot be called by every owner.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use brigade::{SubmitError, ThreadPool};
+    ///
+    /// let pool = Arc::new(ThreadPool::builder().workers(2).build()?);
+    /// let shared = Arc::clone(&pool);
+    /// std::thread::spawn(move || shared.close()).join().unwrap();
+    /// assert!(matches!(pool.execute(|| ()), Err(SubmitError::Closed(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&self) {
+        self.shutter.close();
     }
 
     /// Queues another front door's job (an `ErrGroup` task), waiting for
@@ -381,7 +425,8 @@ impl ThreadPool {
         self.report(start, drained)
     }
 
-    fn report(&self, start: Instant, drained: bool) -> ShutdownReport {
+    fn report(&mut self, start: Instant, drained: bool) -> ShutdownReport {
+        self.reported = true;
         let stats = self.crew.stats();
         ShutdownReport {
             submitted: stats.submitted,
