@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::thread::sleep(Duration::from_micros(200 + (n * 7919) % 800));
             assert!(n % 2_500 != 1_234, "job {n} hit a corrupt record");
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.kind())?;
     }
     // Every job has reported once the hook has seen JOBS events; the
     // stats then cover the whole batch.

@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| {
             let range = i * CHUNK..(i + 1) * CHUNK;
             let job = pool.submit(move |ctx| count_primes(ctx, range.clone()));
-            job.map(|handle| (i, handle)).map_err(|e| e.to_string())
+            job.map(|handle| (i, handle)).map_err(|e| e.kind())
         })
         .collect::<Result<_, _>>()?;
 

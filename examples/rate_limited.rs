@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let at = started.elapsed();
                 call_api(ctx, id).map(|answer| (at, answer))
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.kind())
         })
         .collect::<Result<_, _>>()?;
 

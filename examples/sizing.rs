@@ -110,7 +110,7 @@ fn run(n: usize, args: &Args, iterations: u64) -> Result<Row, Box<dyn std::error
             black_box(spin(iterations));
             std::thread::sleep(io);
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.kind())?;
     }
     pool.join();
     let wall = start.elapsed();

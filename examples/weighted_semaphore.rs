@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             in_use.fetch_sub(gib, Ordering::SeqCst);
             drop(permit); // give the memory back
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.kind())?;
     }
     pool.join();
     println!(

@@ -462,7 +462,7 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     ///
     /// let group = ErrGroup::<String>::new(&Context::new()).limit(2)?;
     /// for _ in 0..5 {
-    ///     group.spawn(|_ctx| Ok(())).map_err(|e| e.to_string())?;
+    ///     group.spawn(|_ctx| Ok(())).map_err(|e| e.kind())?;
     /// }
     /// assert_eq!(group.stats().submitted, 5);
     /// group.wait()?;
@@ -525,7 +525,7 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     /// # Examples
     ///
     /// ```
-    /// use brigade::{Context, ErrGroup};
+    /// use brigade::{Context, ErrGroup, Refusal};
     ///
     /// let words = vec!["alpha", "beta", "gamma"];
     /// let mut lengths = vec![0; words.len()];
@@ -535,9 +535,9 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     ///         g.spawn(move |_ctx| {
     ///             *len = word.len();
     ///             Ok(())
-    ///         }).map_err(|e| e.to_string())?;
+    ///         })?;
     ///     }
-    ///     Ok::<(), String>(())
+    ///     Ok::<(), Refusal>(())
     /// })??;
     /// assert_eq!(lengths, [5, 4, 5]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -28,6 +28,19 @@ pub enum Cancelled {
 
 /// Why a job submitted with [`ThreadPool::submit`](crate::ThreadPool::submit)
 /// produced no value.
+///
+/// # Three kinds of deadline
+///
+/// | what passed | [`join`](crate::JobHandle::join) returns |
+/// |---|---|
+/// | the pool's [`job_timeout`](crate::Builder::job_timeout), counted from the job's start (the job returned late; its value is dropped) | `Err(JobError::TimedOut)` |
+/// | the deadline of the pool's [context](crate::Builder::context) (before the job started, or before it returned) | `Err(JobError::Cancelled(Cancelled::DeadlineExceeded))` |
+/// | a deadline the job set on a context it derived itself, which the job reported in its own value | `Ok(Err(…))`: the job's value, whatever it says |
+///
+/// [`is_deadline`](Self::is_deadline) asks for the first two at once.
+/// A pool whose deadline has passed has no workers left: every job still
+/// queued resolves as the second row without running, and submits are
+/// refused as cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum JobError {
@@ -47,6 +60,18 @@ pub enum JobError {
     /// [`JobHandle::join_timeout`](crate::JobHandle::join_timeout).
     #[error("the job's result was already taken by an earlier join_timeout")]
     AlreadyJoined,
+}
+
+impl JobError {
+    /// Whether a deadline ended the job: its own per-job timeout
+    /// ([`TimedOut`](Self::TimedOut)) or the pool's deadline
+    /// ([`Cancelled(DeadlineExceeded)`](Cancelled::DeadlineExceeded)).
+    pub fn is_deadline(&self) -> bool {
+        matches!(
+            self,
+            Self::TimedOut | Self::Cancelled(Cancelled::DeadlineExceeded)
+        )
+    }
 }
 
 /// A blocking submit failed; the job is handed back.

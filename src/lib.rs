@@ -20,7 +20,7 @@
 //! let handles: Vec<_> = (1..=4u64)
 //!     .map(|n| pool.submit(move |_ctx| (1..=n).product::<u64>()))
 //!     .collect::<Result<_, _>>()
-//!     .map_err(|e| e.to_string())?;
+//!     .map_err(|e| e.kind())?;
 //! let factorials: Vec<u64> = handles.into_iter().map(|h| h.join()).collect::<Result<_, _>>()?;
 //! assert_eq!(factorials, [1, 2, 6, 24]);
 //! pool.join(); // drain and wait for the workers
@@ -56,7 +56,7 @@
 //!         ctx.check()?; // returns Err(DeadlineExceeded) after 20 ms
 //!         std::thread::yield_now();
 //!     }
-//! }).map_err(|e| e.to_string())?;
+//! }).map_err(|e| e.kind())?;
 //! assert_eq!(job.join(), Err(JobError::TimedOut));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -265,7 +265,7 @@
 //!         })
 //!     })
 //!     .collect::<Result<_, _>>()
-//!     .map_err(|e| e.to_string())?;
+//!     .map_err(|e| e.kind())?;
 //! for call in calls {
 //!     call.join()??;
 //! }
@@ -290,7 +290,7 @@
 //!
 //! let pool = ThreadPool::builder().workers(4).rate_limit(RateLimiter::new(500.0, 5)?).build()?;
 //! for _ in 0..20 {
-//!     pool.execute(|| { /* call the rate-limited API */ }).map_err(|e| e.to_string())?;
+//!     pool.execute(|| { /* call the rate-limited API */ }).map_err(|e| e.kind())?;
 //! }
 //! pool.join();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -352,9 +352,9 @@
 //! use brigade::{JobError, ThreadPool};
 //!
 //! let pool = ThreadPool::builder().workers(1).build()?;
-//! let bad = pool.submit(|_| -> u8 { panic!("corrupt input") }).map_err(|e| e.to_string())?;
+//! let bad = pool.submit(|_| -> u8 { panic!("corrupt input") }).map_err(|e| e.kind())?;
 //! assert_eq!(bad.join(), Err(JobError::Panicked("corrupt input".into())));
-//! let good = pool.submit(|_| 7).map_err(|e| e.to_string())?;
+//! let good = pool.submit(|_| 7).map_err(|e| e.kind())?;
 //! assert_eq!(good.join(), Ok(7)); // the replacement worker ran it
 //! assert_eq!(pool.stats().panicked, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -379,7 +379,7 @@
 //!
 //! let pool = ThreadPool::builder().workers(2).build()?;
 //! for _ in 0..100 {
-//!     pool.execute(|| { /* work */ }).map_err(|e| e.to_string())?;
+//!     pool.execute(|| { /* work */ }).map_err(|e| e.kind())?;
 //! }
 //! let report = pool.shutdown_timeout(Duration::from_secs(10));
 //! assert_eq!(report.ran + report.never_ran, report.submitted);
@@ -427,7 +427,7 @@
 //!     .sizing(Sizing::Adaptive { min: 2, max: 64 })
 //!     .build()?;
 //! pool.execute(|| { /* calls a backend whose latency varies */ })
-//!     .map_err(|e| e.to_string())?;
+//!     .map_err(|e| e.kind())?;
 //! pool.set_workers(8)?; // a manual override; the controller moves on from here
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -464,7 +464,7 @@
 //!         .build()?
 //! };
 //! for _ in 0..100 {
-//!     pool.execute(|| { /* work */ }).map_err(|e| e.to_string())?;
+//!     pool.execute(|| { /* work */ }).map_err(|e| e.kind())?;
 //! }
 //! let stats = pool.stats();
 //! println!("{stats}"); // workers=2 busy=… | … jobs/s, …% busy | wait p50 … | run p50 …
@@ -480,7 +480,7 @@
 //! | `runtime.GOMAXPROCS(0)` / `NumCPU` | [`sizing::cpu_bound`], [`Sizing::CpuBound`], `BRIGADE_WORKERS` |
 //! | N = throughput × latency | [`sizing::io_bound`] |
 //! | `context.WithCancel/WithTimeout/WithDeadline` | [`Context::child`], [`Context::with_timeout`], [`Context::with_deadline`] |
-//! | `select { case <-ctx.Done(): … }` | `select! { recv(ctx.done()) -> _ => … }`, `ctx.check()?` |
+//! | `select { case <-ctx.Done(): … }` | [`brigade::select!`](select) `{ recv(ctx.done()) -> _ => … }`, `ctx.check()?` |
 //! | `ctx.Err()` | [`Context::reason`], [`Context::check`] |
 //! | jobs channel + N goroutines + `WaitGroup` | [`ThreadPool`] with [`ThreadPool::join`] |
 //! | jobs / results channels, Pool struct with Submit/Close/Stop/Results | [`WorkerPool`]: `submit`, `results()`, `close()`, `stop()` |
@@ -549,6 +549,16 @@ pub use rate::{RateLimiter, Reservation};
 pub use retry::{Backoff, Retry, RetryBuilder};
 pub use semaphore::{Permit, Semaphore};
 pub use sizing::Sizing;
+
+/// crossbeam-channel, the channels brigade is built on: [`Context::done`]
+/// and [`WorkerPool::results`] return its `Receiver`. Re-exported so that
+/// code selecting over them uses the same version without naming it in
+/// `Cargo.toml`.
+pub use crossbeam_channel as channel;
+/// crossbeam-channel's `select!`, for waiting on [`Context::done`] beside
+/// your own channels: `select! { recv(ctx.done()) -> _ => …, recv(jobs) ->
+/// job => … }`.
+pub use crossbeam_channel::select;
 
 #[cfg(not(loom))]
 pub use crew::PanicPolicy;

@@ -55,7 +55,7 @@ use crate::sync::{Arc, Condvar, Mutex};
 ///     let permit = memory.acquire_many(gib)?; // waits for room, in order
 ///     pool.execute(move || {
 ///         let _held = permit; // released when the job ends
-///     }).map_err(|e| e.to_string())?;
+///     }).map_err(|e| e.kind())?;
 /// }
 /// pool.join();
 /// assert_eq!(memory.available(), 4);

@@ -4,8 +4,11 @@
 //!   may use: [`cpu_bound`] reads it from `num_cpus`, which honours cgroup
 //!   CPU quotas, so a container limited to two CPUs gets two workers.
 //!   Like `GOMAXPROCS` for Go, the environment variable `BRIGADE_WORKERS`
-//!   overrides it for [`Sizing::CpuBound`] pools, so operators can tune a
-//!   deployed program without rebuilding it.
+//!   overrides it wherever CPU sizing is used — [`cpu_bound`] itself,
+//!   [`mixed`], [`Sizing::CpuBound`] (the default), [`Sizing::Mixed`] and
+//!   the start of [`Sizing::Adaptive`] — so operators can tune a deployed
+//!   program without rebuilding it. (The adaptive controller still judges
+//!   CPU saturation by the CPUs there are.)
 //! * **Waiting-bound** work (network, disk, downstream services) needs as
 //!   many workers as requests in flight: by Little's Law, N = λ·W, the
 //!   target throughput λ times the latency W of one job ([`io_bound`]).
@@ -36,12 +39,29 @@ use crate::error::SizingError;
 /// in flight than this wants async I/O, not more threads.
 pub const MAX_WORKERS: usize = 32_768;
 
-/// The environment variable that overrides [`Sizing::CpuBound`].
+/// The environment variable that overrides the CPU count for sizing.
 pub const ENV_WORKERS: &str = "BRIGADE_WORKERS";
 
-/// The number of CPUs this process may use (at least 1), honouring cgroup
-/// CPU quotas. Does not read `BRIGADE_WORKERS`; [`Sizing::CpuBound`] does.
+/// The worker count for CPU-bound work: `BRIGADE_WORKERS` if it is set to
+/// a positive integer, else the number of CPUs this process may use (at
+/// least 1, honouring cgroup CPU quotas).
+///
+/// A set but invalid `BRIGADE_WORKERS` is logged (`log::warn!`) and the CPU
+/// count used; a pool built with [`Sizing::CpuBound`] refuses it instead,
+/// with [`SizingError::InvalidEnv`].
 pub fn cpu_bound() -> usize {
+    match std::env::var(ENV_WORKERS) {
+        Ok(value) => parse_env(&value).unwrap_or_else(|err| {
+            log::warn!("brigade: {err}; sizing by the CPU count instead");
+            cpus()
+        }),
+        Err(_) => cpus(),
+    }
+}
+
+/// The number of CPUs this process may use (at least 1), honouring cgroup
+/// CPU quotas: what the machine has, whatever `BRIGADE_WORKERS` says.
+pub(crate) fn cpus() -> usize {
     num_cpus::get().max(1)
 }
 
@@ -108,8 +128,8 @@ pub fn io_bound(throughput_per_sec: f64, latency: Duration) -> Result<usize, Siz
 pub enum Sizing {
     /// Exactly this many workers.
     Fixed(usize),
-    /// [`cpu_bound`], unless `BRIGADE_WORKERS` is set, which then wins.
-    /// The default.
+    /// [`cpu_bound`]: `BRIGADE_WORKERS` if set, else the CPU count. The
+    /// default.
     #[default]
     CpuBound,
     /// [`io_bound`]`(throughput_per_sec, latency)`.
@@ -147,7 +167,7 @@ impl Sizing {
             Self::Fixed(n) => n,
             Self::CpuBound => match std::env::var(ENV_WORKERS) {
                 Ok(value) => parse_env(&value)?,
-                Err(_) => cpu_bound(),
+                Err(_) => cpus(),
             },
             Self::Io {
                 throughput_per_sec,

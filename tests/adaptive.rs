@@ -499,7 +499,7 @@ impl Hog {
             let ready = std::io::BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
-                .any(|line| line == HOG_READY);
+                .any(|line| line.ends_with(HOG_READY));
             let _ = ready_tx.send(ready);
         });
         assert_eq!(ready_rx.recv_timeout(LONG), Ok(true), "the CPU hog started");

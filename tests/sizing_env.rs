@@ -31,8 +31,14 @@ fn brigade_workers_overrides_cpu_bound() {
     assert_eq!(ENV_WORKERS, "BRIGADE_WORKERS");
     let saved = std::env::var(ENV_WORKERS).ok();
 
+    set_env(None);
+    let cpus = sizing::cpu_bound();
     set_env(Some("3"));
     assert_eq!(Sizing::CpuBound.workers(), Ok(3));
+    // The helpers honour it too, as GOMAXPROCS users expect.
+    assert_eq!(sizing::cpu_bound(), 3);
+    assert_eq!(sizing::mixed(), 6);
+    assert_eq!(Sizing::Mixed.workers(), Ok(6));
     let pool = ThreadPool::builder()
         .sizing(Sizing::CpuBound)
         .build()
@@ -55,6 +61,8 @@ fn brigade_workers_overrides_cpu_bound() {
             Sizing::CpuBound.workers(),
             Err(SizingError::InvalidEnv(bad.to_owned()))
         );
+        // The helper cannot fail: it falls back to the CPU count.
+        assert_eq!(sizing::cpu_bound(), cpus);
         let err = ThreadPool::builder().build().unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -70,7 +78,7 @@ fn brigade_workers_overrides_cpu_bound() {
     let group = brigade::ErrGroup::<String>::new(&brigade::Context::new());
     group
         .spawn(|_ctx| Ok(()))
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.kind())
         .expect("spawn");
     assert_eq!(group.wait(), Ok(()));
 

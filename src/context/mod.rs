@@ -290,7 +290,9 @@ impl Context {
 
     /// A receiver that never yields a value and disconnects when this context
     /// is cancelled or its deadline passes, for use in your own
-    /// [`crossbeam_channel::select!`].
+    /// [`select!`](crate::select) (brigade re-exports crossbeam-channel's, and
+    /// the crate itself as [`brigade::channel`](crate::channel), so no
+    /// version needs matching).
     ///
     /// The first call registers this context for wake-ups (with its parent,
     /// and with the timer if it has a deadline of its own); later calls
@@ -301,8 +303,8 @@ impl Context {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use brigade::Context;
-    /// use crossbeam_channel::{select, unbounded};
+    /// use brigade::channel::unbounded;
+    /// use brigade::{Context, select};
     ///
     /// let ctx = Context::new().with_timeout(Duration::from_millis(20));
     /// let (_tx, jobs) = unbounded::<u32>();

@@ -68,10 +68,10 @@ pub(crate) struct SharedTask {
 /// use brigade::{JobError, ThreadPool};
 ///
 /// let pool = ThreadPool::builder().workers(2).build()?;
-/// let sum = pool.submit(|_ctx| (1..=10).sum::<u32>()).map_err(|e| e.to_string())?;
+/// let sum = pool.submit(|_ctx| (1..=10).sum::<u32>()).map_err(|e| e.kind())?;
 /// assert_eq!(sum.join(), Ok(55));
 ///
-/// let boom = pool.submit(|_ctx| -> u32 { panic!("no such file") }).map_err(|e| e.to_string())?;
+/// let boom = pool.submit(|_ctx| -> u32 { panic!("no such file") }).map_err(|e| e.kind())?;
 /// assert_eq!(boom.join(), Err(JobError::Panicked("no such file".into())));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -287,6 +287,35 @@ impl<T> JobHandle<T> {
     /// [`join`](Self::join) would not block.
     pub fn is_finished(&self) -> bool {
         self.cell.is_finished()
+    }
+}
+
+impl<T, E: From<JobError>> JobHandle<Result<T, E>> {
+    /// [`join`](Self::join) for a job that returns a `Result`, with the
+    /// two layers of error made one: the job's own `Err(e)` is `e`, and a
+    /// [`JobError`] (panic, timeout, cancellation) becomes an `E` through
+    /// `From`, as `?` would convert it.
+    ///
+    /// # Errors
+    ///
+    /// The job's error, or the pool's converted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    ///
+    /// let pool = ThreadPool::builder().workers(1).build()?;
+    /// let parsed = pool.submit(|_ctx| "42".parse::<u32>().map_err(BoxError::from))?;
+    /// assert_eq!(parsed.join_flat()?, 42);
+    /// let panicked = pool.submit(|_ctx| -> Result<u32, BoxError> { panic!("bad input") })?;
+    /// assert_eq!(panicked.join_flat().unwrap_err().to_string(), "job panicked: bad input");
+    /// # Ok::<(), BoxError>(())
+    /// ```
+    pub fn join_flat(self) -> Result<T, E> {
+        self.join()?
     }
 }
 

@@ -60,7 +60,7 @@ use crate::stats::Stats;
 ///         Ok::<u64, brigade::Cancelled>(n * n)
 ///     }))
 ///     .collect::<Result<_, _>>()
-///     .map_err(|e| e.to_string())?;
+///     .map_err(|e| e.kind())?;
 /// let squares: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
 /// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49]);
 /// pool.join();
@@ -220,7 +220,7 @@ impl ThreadPool {
     ///     // A well-behaved job waits on its context, not a bare sleep.
     ///     let _ = ctx.sleep(Duration::from_secs(60));
     ///     "done"
-    /// }).map_err(|e| e.to_string())?;
+    /// }).map_err(|e| e.kind())?;
     /// assert_eq!(slow.join(), Err(JobError::TimedOut));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

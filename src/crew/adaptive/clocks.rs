@@ -5,7 +5,9 @@
 //! nanosecond clocks, where `/proc/self/stat` counts in 10 ms ticks, too
 //! coarse for a fast tick. Where the schedstat files cannot be read, the
 //! process's CPU time comes from `/proc/self/stat` and the workers' clocks
-//! are unknown. A worker notes its kernel thread id
+//! are unknown. The whole machine's busy time comes from `/proc/stat`
+//! (clock ticks: coarse, but enough to tell CPUs that another program
+//! keeps busy). A worker notes its kernel thread id
 //! ([`current_thread_id`]) when it starts, so a read can tell the
 //! workers' threads from the rest of the process.
 //!
@@ -44,6 +46,16 @@ pub(crate) struct Reading {
     /// before it first runs and notes its thread id), so a count that
     /// included it would read its missing time as time spent blocked.
     pub(crate) steady_workers: Option<usize>,
+    /// How many workers were runnable (on a CPU or queued for one) at the
+    /// last read. The run-queue delay in `schedstat` is added only when a
+    /// waiting thread gets a CPU, so a worker starved for the whole tick
+    /// shows neither CPU time nor delay in it, as if blocked; its state
+    /// says otherwise.
+    pub(crate) runnable_workers: Option<usize>,
+    /// The whole machine's CPU time so far, every process's: (busy,
+    /// busy + idle), in clock ticks. Another program holding the CPUs
+    /// shows here, and in our share of them only as a shortfall.
+    pub(crate) machine: Option<(u64, u64)>,
 }
 
 #[cfg(target_os = "linux")]
@@ -73,6 +85,8 @@ mod imp {
         worker_wait: u64,
         /// Workers seen by both of the last two reads.
         steady: usize,
+        /// Workers runnable at the last read.
+        runnable: usize,
         /// A read has succeeded: a thread missing from `last` is new.
         known: bool,
     }
@@ -84,6 +98,7 @@ mod imp {
             if !self.read_schedstat(workers) {
                 return Reading {
                     cpu: process_cpu_time(),
+                    machine: machine_cpu_time(),
                     ..Reading::default()
                 };
             }
@@ -92,6 +107,8 @@ mod imp {
                 cpu_wait_nanos: Some(self.worker_wait as f64),
                 worker_cpu_nanos: Some(self.worker_cpu as f64),
                 steady_workers: Some(self.steady),
+                runnable_workers: Some(self.runnable),
+                machine: machine_cpu_time(),
             }
         }
 
@@ -104,6 +121,7 @@ mod imp {
             workers.sort_unstable();
             let mut now = HashMap::with_capacity(self.last.len().max(8));
             self.steady = 0;
+            self.runnable = 0;
             for tid in tids {
                 let Some(clocks) = thread_schedstat(tid) else {
                     continue;
@@ -136,6 +154,7 @@ mod imp {
             self.cpu += cpu_since;
             if worker {
                 self.steady += usize::from(self.last.contains_key(&tid));
+                self.runnable += usize::from(thread_state(tid) == Some('R'));
                 self.worker_cpu += cpu_since;
                 self.worker_wait += wait.saturating_sub(wait_before);
             }
@@ -158,6 +177,32 @@ mod imp {
         let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
         let mut fields = stat.split_whitespace().map(str::parse::<u64>);
         Some((fields.next()?.ok()?, fields.next()?.ok()?))
+    }
+
+    /// Thread `tid`'s scheduler state (`R` runnable, `S` sleeping, …),
+    /// from the field after the command name in its `stat`.
+    fn thread_state(tid: u64) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    /// Every CPU's busy and total time, in clock ticks, from the first
+    /// line of `/proc/stat` (user, nice, system, idle, iowait, irq,
+    /// softirq, steal); `None` if it cannot be read.
+    fn machine_cpu_time() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().next()?.strip_prefix("cpu ")?;
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let [user, nice, system, idle, iowait, irq, softirq, steal] = fields[..] else {
+            return None;
+        };
+        let busy = user + nice + system + irq + softirq + steal;
+        Some((busy, busy + idle + iowait))
     }
 
     /// CPU time this process has used, from `/proc/self/stat`; `None` if

@@ -50,6 +50,11 @@ pub(crate) struct Sample {
     /// Workers whose clocks cover the whole tick ending at this sample,
     /// where the OS says.
     pub(crate) steady_workers: Option<usize>,
+    /// Workers runnable at this sample, where the OS says.
+    pub(crate) runnable_workers: Option<usize>,
+    /// The machine's busy and total CPU time so far, in clock ticks,
+    /// where the OS says.
+    pub(crate) machine: Option<(u64, u64)>,
 }
 
 /// The control law, apart from any thread or pool: feed it samples, it
@@ -220,7 +225,8 @@ impl Law {
         // each covers for another's late wake-up. Jobs that compute
         // cannot, so the 95% rule holds for them.
         let waiting = backlog.is_some() && tick.mostly_blocked(workers);
-        let saturated = tick.starved() || (!waiting && tick.cpu.is_some_and(|u| u >= FULL));
+        let full = |share: Option<f64>| share.is_some_and(|u| u >= FULL);
+        let saturated = tick.starved() || (!waiting && (full(tick.cpu) || full(tick.machine)));
         if saturated {
             // A backlog is the CPUs' limit here, not a lack of threads.
             return target.min(workers);
@@ -283,6 +289,11 @@ struct Tick {
     worker_cpu: Option<f64>,
     /// Workers whose clocks cover the whole tick, where the OS says.
     steady_workers: Option<usize>,
+    /// Workers runnable at the tick's end, where the OS says.
+    runnable_workers: Option<usize>,
+    /// The share of the machine's CPUs busy (with any process), where the
+    /// OS says.
+    machine: Option<f64>,
     /// This process's share of all the CPUs, where the OS says.
     cpu: Option<f64>,
 }
@@ -310,6 +321,13 @@ impl Tick {
             queued_for_cpu: since(now.cpu_wait_nanos, previous.cpu_wait_nanos).unwrap_or(0.0),
             worker_cpu: since(now.worker_cpu_nanos, previous.worker_cpu_nanos),
             steady_workers: now.steady_workers,
+            runnable_workers: now.runnable_workers,
+            machine: now.machine.zip(previous.machine).and_then(
+                |((busy, total), (busy_before, total_before))| {
+                    let total = total.saturating_sub(total_before);
+                    (total > 0).then(|| busy.saturating_sub(busy_before) as f64 / total as f64)
+                },
+            ),
             cpu,
         })
     }
@@ -362,14 +380,22 @@ impl Tick {
     /// still waiting for its first CPU, would look blocked for the time
     /// it did not exist. `false` where the OS does not say, or no worker's
     /// clocks cover the tick, or the workers held jobs for under half of
-    /// it (then whatever kept them off the CPUs was not their jobs).
+    /// it (then whatever kept them off the CPUs was not their jobs), or
+    /// half of them or more are runnable as the tick ends (`schedstat`
+    /// adds a wait for a CPU only once it is over, so a worker still
+    /// waiting looks blocked).
     fn mostly_blocked(&self, workers: usize) -> bool {
         let steady = self.steady_workers.unwrap_or(workers);
         let half = self.dt * 1e9 * steady as f64 / 2.0;
-        // The time off the CPUs must also be time spent in jobs: workers
-        // that held jobs for under half the tick were not blocked by them.
+        // The time off the CPUs must also be time spent in jobs (workers
+        // that held jobs for under half the tick were not blocked by
+        // them), and most workers must be asleep now: a worker starved of
+        // a CPU all tick has no clocks to show for it yet either.
+        let asleep = self
+            .runnable_workers
+            .is_none_or(|runnable| runnable * 2 < workers);
         self.worker_cpu.is_some_and(|on_cpu| {
-            steady > 0 && on_cpu + self.queued_for_cpu < half && self.held() >= half
+            steady > 0 && asleep && on_cpu + self.queued_for_cpu < half && self.held() >= half
         })
     }
 }
@@ -400,6 +426,8 @@ mod tests {
             cpu_wait_nanos: None,
             worker_cpu_nanos: None,
             steady_workers: None,
+            runnable_workers: None,
+            machine: None,
         }
     }
 
@@ -562,6 +590,76 @@ mod tests {
         let mut law = Law::new(1, 64, 2);
         let answers = steady(&mut law, 2, 100, 2, 256, 200, 600.0, 2.0, 198);
         assert_eq!(answers, [None, None]);
+    }
+
+    /// Two samples 20 ms apart of `workers` all busy with 30 jobs queued,
+    /// the workers' clocks showing `on_cpu_ms` and no queueing, this
+    /// process using a tenth of the CPUs; `shape` sets the rest.
+    fn beside_another_program(
+        workers: usize,
+        on_cpu_ms: f64,
+        shape: impl Fn(&mut Sample),
+    ) -> Option<usize> {
+        let t0 = Instant::now();
+        let mut law = Law::new(1, 64, 2);
+        let mut first = at(t0, 0, 0, 0.0, 30, workers, workers);
+        first.cpu = Some(Duration::ZERO);
+        first.cpu_wait_nanos = Some(0.0);
+        first.worker_cpu_nanos = Some(0.0);
+        first.machine = Some((0, 0));
+        law.step(first);
+        let mut now = at(t0, 20, 10, 20.0 * workers as f64, 30, workers, workers);
+        now.cpu = Some(Duration::from_millis(4));
+        now.cpu_wait_nanos = Some(0.0);
+        now.worker_cpu_nanos = Some(on_cpu_ms * 1e6);
+        now.machine = Some((2, 4));
+        shape(&mut now);
+        law.step(now)
+    }
+
+    #[test]
+    fn workers_starved_beside_another_program_do_not_look_blocked() {
+        // Another program holds the CPUs: our two workers got 1 ms of CPU
+        // in 20 ms and their wait is not in schedstat yet (it is added when
+        // they next run). Both are runnable: not blocked, no growth to fill
+        // the CPUs we appear to leave idle.
+        let grown = beside_another_program(2, 1.0, |s| {
+            s.steady_workers = Some(2);
+            s.runnable_workers = Some(2);
+            s.machine = Some((4, 4));
+        });
+        assert_eq!(grown, None);
+        // The same clocks with both workers asleep, on a machine with room:
+        // jobs that wait, and the pool grows.
+        let grown = beside_another_program(2, 1.0, |s| {
+            s.steady_workers = Some(2);
+            s.runnable_workers = Some(0);
+        });
+        assert!(grown.is_some_and(|n| n > 2), "{grown:?}");
+    }
+
+    #[test]
+    fn a_machine_busy_with_another_program_is_saturated() {
+        // Our share is a tenth of the CPUs, but every CPU is busy: compute
+        // jobs gain nothing from more threads.
+        let grown = beside_another_program(2, 18.0, |s| {
+            s.steady_workers = Some(2);
+            s.runnable_workers = Some(2);
+            s.machine = Some((4, 4));
+        });
+        assert_eq!(grown, None);
+    }
+
+    #[test]
+    fn workers_started_during_a_tick_do_not_count_as_blocked() {
+        // Three workers, two of them started during the tick: only one
+        // worker's clocks cover it, and it ran 15 of the 20 ms.
+        let grown = beside_another_program(3, 15.0, |s| {
+            s.steady_workers = Some(1);
+            s.runnable_workers = Some(1);
+            s.machine = Some((4, 4));
+        });
+        assert_eq!(grown, None);
     }
 
     #[test]

@@ -42,15 +42,20 @@
 //!   compute-heavy jobs could use.
 //! * **CPU saturation.** Compute-bound work gains nothing from more
 //!   threads than CPUs. When its workers spent ≥ a quarter of their busy
-//!   time queued for a CPU, or this process uses ≥ 95% of the CPUs, the
-//!   controller does not grow the pool. Some queueing is allowed on
+//!   time queued for a CPU, or this process uses ≥ 95% of the CPUs, or
+//!   the machine's CPUs are ≥ 95% busy with any process (`/proc/stat`),
+//!   the controller does not grow the pool. Some queueing is allowed on
 //!   purpose: with jobs that wait and compute in turn, a pool that never
 //!   queues for a CPU leaves one idle whenever wake-ups do not line up.
 //!   For the same reason the 95% rule does not apply to jobs that mostly
 //!   wait — workers with a backlog that spend over half their time
 //!   blocked, neither on a CPU nor queued for one (exact kernel clocks):
 //!   they grow one worker per fast tick until the queueing stops them
-//!   (the measurement behind this is in `benches/README.md`). Queueing
+//!   (the measurement behind this is in `benches/README.md`). Only
+//!   workers whose clocks cover the whole tick count, and only while most
+//!   of them are asleep at the sample: `schedstat` adds a wait for a CPU
+//!   when the wait ends, so a worker starved all tick by another program
+//!   shows neither CPU time nor waiting yet, exactly as a blocked one. Queueing
 //!   for a CPU is also how another program holding the CPUs shows: then
 //!   our share of CPU time is low, but our threads wait.
 //!
@@ -91,7 +96,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::{Exec, Shared};
-use crate::sizing::cpu_bound;
+use crate::sizing::cpus;
 use crate::sync::{Arc, Ordering, Weak};
 use clocks::{Clocks, Reading};
 use law::{Law, Sample};
@@ -106,7 +111,7 @@ where
 {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let pool = Arc::downgrade(shared);
-    let law = Law::new(min, max, cpu_bound());
+    let law = Law::new(min, max, cpus());
     let thread = std::thread::Builder::new()
         .name(format!("{}-ctl", shared.config.thread_name))
         .spawn(move || control(&pool, &stop_rx, law))?;
@@ -186,6 +191,8 @@ fn sample<J, E>(shared: &Shared<J, E>) -> Sample {
         cpu_wait_nanos: None,
         worker_cpu_nanos: None,
         steady_workers: None,
+        runnable_workers: None,
+        machine: None,
     }
 }
 
@@ -196,6 +203,8 @@ fn with_clocks(sample: Sample, reading: Reading) -> Sample {
         cpu_wait_nanos: reading.cpu_wait_nanos,
         worker_cpu_nanos: reading.worker_cpu_nanos,
         steady_workers: reading.steady_workers,
+        runnable_workers: reading.runnable_workers,
+        machine: reading.machine,
         ..sample
     }
 }
