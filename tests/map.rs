@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use brigade::channel::RecvTimeoutError;
 use brigade::{Cancelled, JobError, ThreadPool, TryMapError};
 
 use common::{Gate, LONG, SplitMix64, threads_named, wait_until, with_timeout};
@@ -659,5 +660,74 @@ fn unordered_maps_yield_every_item() {
             let unordered = pool.map_unordered(0..300_000u64, |x| x).count();
             assert_eq!(unordered, 300_000);
         }
+    });
+}
+
+#[test]
+fn try_map_ctx_items_already_running_see_the_failure() {
+    // Two workers: item 1 waits on its context, item 0 fails once item 1
+    // is running. The failure cancels the map's context, so item 1 stops
+    // at once instead of waiting out its timeout.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .build()
+            .expect("a valid pool");
+        let running = Arc::new(Gate::new());
+        let saw_cancel = Arc::new(AtomicUsize::new(0));
+        let result = {
+            let (running, saw_cancel) = (Arc::clone(&running), Arc::clone(&saw_cancel));
+            pool.try_map_ctx(0..2u32, move |ctx, n| {
+                if n == 0 {
+                    running.wait();
+                    return Err("item 0 failed");
+                }
+                running.open();
+                if ctx.done().recv_timeout(LONG) == Err(RecvTimeoutError::Disconnected) {
+                    saw_cancel.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(n)
+            })
+        };
+        assert!(
+            matches!(
+                result,
+                Err(TryMapError::Failed {
+                    index: 0,
+                    error: "item 0 failed"
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(wait_until(LONG, || saw_cancel.load(Ordering::SeqCst) == 1));
+    });
+}
+
+#[test]
+fn map_ctx_items_see_the_map_dropped() {
+    // An item waiting on its context ends when the consumer drops the map
+    // after the first result.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .build()
+            .expect("a valid pool");
+        let saw_cancel = Arc::new(AtomicUsize::new(0));
+        let first: Vec<u32> = {
+            let saw_cancel = Arc::clone(&saw_cancel);
+            pool.map_ctx(0..2u32, move |ctx, n| {
+                if n == 1 && ctx.done().recv_timeout(LONG) == Err(RecvTimeoutError::Disconnected) {
+                    saw_cancel.fetch_add(1, Ordering::SeqCst);
+                }
+                n
+            })
+            .chunk_size(1)
+            .take(1)
+            .collect::<Result<_, _>>()
+            .expect("item 0")
+        };
+        assert_eq!(first, [0]);
+        assert!(wait_until(LONG, || saw_cancel.load(Ordering::SeqCst) == 1));
+        pool.join();
     });
 }

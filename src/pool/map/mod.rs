@@ -110,6 +110,9 @@ pub struct Map<'p, I: Iterator, F, R> {
     ordered: bool,
     chunk_size: Option<usize>,
     window: Option<usize>,
+    /// The map's context, a child of the pool's: cancelled when the map is
+    /// dropped or `try_map` fails.
+    ctx: Context,
     run: Option<Started<R>>,
 }
 
@@ -162,6 +165,11 @@ where
     R: Send + 'static,
 {
     pub(super) fn new(pool: &'p ThreadPool, input: I, f: F, ordered: bool) -> Self {
+        Self::under(pool.context().child(), pool, input, f, ordered)
+    }
+
+    /// A map under `ctx`, a child of the pool's context.
+    fn under(ctx: Context, pool: &'p ThreadPool, input: I, f: F, ordered: bool) -> Self {
         Self {
             pool,
             input: input.fuse(),
@@ -170,6 +178,7 @@ where
             ordered,
             chunk_size: None,
             window: None,
+            ctx,
             run: None,
         }
     }
@@ -207,7 +216,7 @@ where
         let (tx, rx) = crossbeam_channel::unbounded();
         // Linked, so that each item's look at it before it starts is one
         // load (fail-fast checks it between every two items).
-        let ctx = self.pool.context().child();
+        let ctx = self.ctx.clone();
         ctx.link();
         Started {
             ctx,
@@ -466,29 +475,124 @@ impl ThreadPool {
         R: Send + 'static,
         E: Send + 'static,
     {
-        let mut map = Map::new(self, input.into_iter(), f, false);
-        map.fails = Some(Result::is_err);
-        let mut values: Vec<Option<R>> = Vec::new();
-        while let Some((index, result)) = map.next_indexed() {
-            let failure = match result {
-                Ok(Ok(value)) => {
-                    if values.len() <= index {
-                        values.resize_with(index + 1, || None);
-                    }
-                    values[index] = Some(value);
-                    continue;
-                }
-                Ok(Err(error)) => TryMapError::Failed { index, error },
-                // The map's own context was cancelled by an item's failure
-                // (the pool is live): this item was stopped by it, and the
-                // failure itself is on its way.
-                Err(JobError::Cancelled(_)) if !self.context().is_done() => continue,
-                Err(error) => TryMapError::Job { index, error },
-            };
-            // Dropping the map cancels its chunks still queued or running.
-            drop(map);
-            return Err(failure);
-        }
-        Ok(values.into_iter().flatten().collect())
+        try_collect(Map::new(self, input.into_iter(), f, false))
     }
+
+    /// [`map`](Self::map) for a closure that watches the map's [`Context`]:
+    /// it is cancelled when the map is dropped (say, by a `take(n)` that
+    /// is done) or the pool is cancelled, so a long item can stop early.
+    /// (It is the map's context, not each item's: a per-item
+    /// [`job_timeout`](crate::Builder::job_timeout) still applies, but does
+    /// not show in it.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(2).build()?;
+    /// let firsts: Vec<u64> = pool
+    ///     .map_ctx(0..u64::MAX, |ctx, n| if ctx.is_done() { 0 } else { n })
+    ///     .take(3)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(firsts, [0, 1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_ctx<I, F, R>(
+        &self,
+        input: I,
+        f: F,
+    ) -> Map<'_, I::IntoIter, impl Fn(I::Item) -> R + Send + Sync + 'static, R>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(&Context, I::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        let ctx = self.context().child();
+        let seen = ctx.clone();
+        Map::under(
+            ctx,
+            self,
+            input.into_iter(),
+            move |item| f(&seen, item),
+            true,
+        )
+    }
+
+    /// [`try_map`](Self::try_map) for a closure that watches the map's
+    /// [`Context`]: the first failure cancels it, so items already running
+    /// can stop early instead of finishing work nobody will read.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_map`](Self::try_map).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{ThreadPool, TryMapError};
+    ///
+    /// let pool = ThreadPool::builder().workers(2).build()?;
+    /// let checked = pool.try_map_ctx(0..100u32, |ctx, n| {
+    ///     ctx.check().map_err(|reason| reason.to_string())?; // stop once failed
+    ///     if n == 7 { Err("seven".to_owned()) } else { Ok(n) }
+    /// });
+    /// assert!(matches!(checked, Err(TryMapError::Failed { index: 7, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_map_ctx<I, F, R, E>(&self, input: I, f: F) -> Result<Vec<R>, TryMapError<E>>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(&Context, I::Item) -> Result<R, E> + Send + Sync + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let ctx = self.context().child();
+        let seen = ctx.clone();
+        let map = Map::under(
+            ctx,
+            self,
+            input.into_iter(),
+            move |item| f(&seen, item),
+            false,
+        );
+        try_collect(map)
+    }
+}
+
+/// `try_map`'s loop: collects the values in input order, or stops at the
+/// first failure.
+fn try_collect<I, F, R, E>(mut map: Map<'_, I, F, Result<R, E>>) -> Result<Vec<R>, TryMapError<E>>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> Result<R, E> + Send + Sync + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    map.fails = Some(Result::is_err);
+    let mut values: Vec<Option<R>> = Vec::new();
+    while let Some((index, result)) = map.next_indexed() {
+        let failure = match result {
+            Ok(Ok(value)) => {
+                if values.len() <= index {
+                    values.resize_with(index + 1, || None);
+                }
+                values[index] = Some(value);
+                continue;
+            }
+            Ok(Err(error)) => TryMapError::Failed { index, error },
+            // The map's own context was cancelled by an item's failure
+            // (the pool is live): this item was stopped by it, and the
+            // failure itself is on its way.
+            Err(JobError::Cancelled(_)) if !map.pool.context().is_done() => continue,
+            Err(error) => TryMapError::Job { index, error },
+        };
+        // Dropping the map cancels its chunks still queued or running.
+        drop(map);
+        return Err(failure);
+    }
+    Ok(values.into_iter().flatten().collect())
 }
