@@ -371,6 +371,10 @@ pub enum BuildError {
     /// The worker count or sizing inputs are invalid.
     #[error(transparent)]
     Sizing(#[from] SizingError),
+    /// [`Pipeline::buffer`](crate::Pipeline::buffer) was called before any
+    /// stage, so there was no stage queue for it to size.
+    #[error("buffer() sizes the queue of the stage added last; add a stage before calling it")]
+    BufferBeforeStage,
     /// The queue capacity is beyond what a bounded queue can allocate.
     #[error(
         "queue capacity must be at most {max}, got {requested}; use unbounded_queue() for no limit"

@@ -348,6 +348,14 @@
 //! retires and a fresh thread replaces it, so the pool keeps its size.
 //! [`PanicPolicy::CancelPool`] cancels the whole pool instead (fail-fast).
 //!
+//! The panic is also printed by Rust's panic hook, as every panic is, on
+//! stderr with its file and line (and a backtrace under
+//! `RUST_BACKTRACE=1`), before brigade catches it: that line is where to
+//! find the location, which [`JobError::Panicked`] does not carry (only a
+//! panic hook can see it, and a library should not install one). To
+//! silence or redirect the printing, set your own hook with
+//! [`std::panic::set_hook`].
+//!
 //! ```
 //! use brigade::{JobError, ThreadPool};
 //!
@@ -359,6 +367,37 @@
 //! assert_eq!(pool.stats().panicked, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Writing handlers
+//!
+//! A handler bound to a variable before it is handed to a pool needs its
+//! context parameter's type written out, `|ctx: &Context, job: u32|`:
+//! without it, Rust infers one particular lifetime for `&Context` from
+//! the closure alone, and `build` then fails with "implementation of `Fn`
+//! is not general enough". A closure written inside the call infers the
+//! right (any-lifetime) signature by itself.
+//!
+//! ```
+//! use brigade::{Context, WorkerPool};
+//!
+//! let handler = |_ctx: &Context, n: u32| n + 1; // `_ctx` alone would not compile
+//! let pool = WorkerPool::builder().workers(2).build(handler)?;
+//! pool.submit(1)?;
+//! pool.close();
+//! assert_eq!(pool.results().recv()?.result, Ok(2));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Where the context goes, and when settings are checked
+//!
+//! Long-lived things take their [`Context`] once, where they are made: a
+//! pool at its builder ([`Builder::context`]), an [`ErrGroup`] and a
+//! [`Pipeline`] at `new`. One-off waits take it on the call, in their
+//! `_ctx` form ([`Semaphore::acquire_ctx`], [`RateLimiter::wait`],
+//! [`Retry::run`]). Settings are checked once, before any thread starts:
+//! at `build()` for pools, at `limit()` for a group (its errors convert
+//! into [`GroupError`] with `?`), at `Semaphore::new`, and at `run()` for a
+//! pipeline, which is built and run in one call.
 //!
 //! # Shutdown
 //!

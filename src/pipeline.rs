@@ -175,6 +175,8 @@ pub struct Pipeline<In, Out, E> {
     /// The reorder window, for output in input order.
     ordered: Option<OrderWindow>,
     fail_fast: bool,
+    /// `buffer()` was called with no stage to apply to: `run` refuses.
+    buffer_before_stage: bool,
     _types: PhantomData<fn(In) -> (Out, E)>,
 }
 
@@ -217,6 +219,7 @@ where
             launch: Box::new(|_, _, output| Ok((output, Vec::new()))),
             ordered: None,
             fail_fast: true,
+            buffer_before_stage: false,
             _types: PhantomData,
         }
     }
@@ -244,6 +247,7 @@ where
             launch: previous,
             ordered,
             fail_fast,
+            buffer_before_stage,
             ..
         } = self;
         let position = configs.len();
@@ -265,16 +269,19 @@ where
             launch,
             ordered,
             fail_fast,
+            buffer_before_stage,
             _types: PhantomData,
         }
     }
 
     /// The capacity of the most recently added stage's input queue (default:
-    /// its worker count). `0` hands each item over directly. Does nothing
-    /// before the first stage.
+    /// its worker count). `0` hands each item over directly. Called before
+    /// the first stage it has nothing to size, and [`run`](Self::run)
+    /// refuses with [`BuildError::BufferBeforeStage`].
     pub fn buffer(mut self, capacity: usize) -> Self {
-        if let Some(config) = self.configs.last_mut() {
-            config.buffer = Some(capacity);
+        match self.configs.last_mut() {
+            Some(config) => config.buffer = Some(capacity),
+            None => self.buffer_before_stage = true,
         }
         self
     }
@@ -300,7 +307,7 @@ where
     ///   too large buffer, a name with a NUL byte, or its threads could not
     ///   start;
     /// * [`PipelineError::Settings`]: the ordered window is zero or too
-    ///   large.
+    ///   large, or [`buffer`](Self::buffer) came before any stage.
     pub fn run<I>(self, inputs: I) -> Result<PipelineOutput<Out, E>, PipelineError<E>>
     where
         I: IntoIterator<Item = In>,
@@ -311,8 +318,12 @@ where
             launch,
             ordered,
             fail_fast,
+            buffer_before_stage,
             ..
         } = self;
+        if buffer_before_stage {
+            return Err(PipelineError::Settings(BuildError::BufferBeforeStage));
+        }
         let window = check(&ctx, &configs, ordered)?;
         let run_ctx = ctx.child();
         let (failures_tx, failures) = crossbeam_channel::unbounded();

@@ -36,8 +36,19 @@ use crate::context::Context;
 use crate::error::{AcquireError, Cancelled, SemaphoreError};
 use crate::sync::{Arc, Condvar, Mutex};
 
-/// A weighted, FIFO, cancellable counting semaphore; see the module docs
-/// in the source for the design.
+/// A weighted, FIFO, cancellable counting semaphore.
+///
+/// * **FIFO.** Acquires are granted strictly in arrival order: a large
+///   request at the head of the queue blocks smaller ones behind it, so it
+///   is never starved.
+/// * **Cancellable.** [`acquire_ctx`](Self::acquire_ctx) wakes when its
+///   context is done; if permits were granted at that same moment they go
+///   back, so `Cancelled` always means nothing is held.
+/// * **Fails fast on impossible requests**: more permits than the
+///   semaphore has is an error at once, never a wait forever.
+/// * No thread of its own: waiting is a condition variable per waiter, and
+///   waking on a deadline (a context's) uses brigade's one shared timer
+///   thread (see [`Context`]).
 ///
 /// Cloning gives another handle to the same semaphore. Permits are
 /// returned when the [`Permit`] is dropped; they are `'static`, so they can

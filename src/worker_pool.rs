@@ -193,7 +193,12 @@ struct Intake<J> {
 /// cancellation while running reaches the consumer as the `Err`; nothing
 /// is dropped silently. With [`ordered`](WorkerPoolBuilder::ordered), outputs
 /// arrive in submission order through a reorder buffer whose window bounds
-/// memory (see `ordered.rs`).
+/// memory: only results for indices `next .. next + window` are held
+/// (`next` the lowest not yet delivered), and a worker whose result lies
+/// past the window waits — waking on cancellation — until `next` catches
+/// up. Memory stays O(window) however slow one job is, and this cannot
+/// deadlock: the queue is FIFO, so job `next` always started before any
+/// later one and its worker never waits.
 ///
 /// After a cancellation workers stop delivering; whatever could not be
 /// delivered, and every job that never ran, is handed back by

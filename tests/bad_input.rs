@@ -472,6 +472,10 @@ mod pipeline {
             PipelineError::Build { ref stage, error: BuildError::InvalidThreadName(ref name) }
                 if stage == "pl\0nul" && name == "pl\0nul",
             r#"pipeline stage "pl\0nul": thread name must not contain NUL bytes, got "pl\0nul""#;
+        buffer_before_any_stage: "Pipeline buffer() before the first stage" =>
+            run(new().buffer(4).stage("pl-late", 1, pass)),
+            PipelineError::Settings(BuildError::BufferBeforeStage),
+            "pipeline: buffer() sizes the queue of the stage added last; add a stage before calling it";
         ordered_window_zero: "Pipeline ordered_window(0)" =>
             run(new().stage("pl-win", 1, pass).ordered_window(0)),
             PipelineError::Settings(BuildError::InvalidWindow { requested: 0, .. }),

@@ -64,6 +64,16 @@ use crate::sync::{Arc, AtomicBool, AtomicU8, Mutex, Ordering, Weak};
 /// [`check`](Self::check)) and fire within the shared timer thread's wake-up
 /// latency for blocking waits ([`done`](Self::done), [`sleep`](Self::sleep)).
 ///
+/// # The timer thread
+///
+/// Blocking waits on deadlines are woken by one thread for the whole
+/// process, named `brigade-timer`. It starts the first time a context with
+/// a deadline is waited on (or registers for wake-ups) and then lives for
+/// the rest of the process, asleep while no deadline is pending; it holds
+/// contexts only weakly, and a cancelled or dropped context removes its
+/// entry. Thread-leak checks that count a program's threads should expect
+/// it.
+///
 /// # Examples
 ///
 /// ```
