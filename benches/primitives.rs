@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, Sender};
 fn semaphore(c: &mut Criterion) {
     let sem = Semaphore::new(8).expect("semaphore");
     c.bench_function("semaphore: uncontended acquire + release", |b| {
-        b.iter(|| drop(black_box(sem.acquire())));
+        b.iter(|| drop(black_box(sem.acquire(1))));
     });
     c.bench_function("semaphore: try_acquire(2) + release", |b| {
         b.iter(|| drop(black_box(sem.try_acquire(2))));
@@ -138,7 +138,7 @@ fn cancel_fan_out(c: &mut Criterion) {
 fn rate_limiter(c: &mut Criterion) {
     let limiter = RateLimiter::new(1e12, 1_000_000).expect("limiter");
     c.bench_function("rate limiter: try_acquire", |b| {
-        b.iter(|| black_box(limiter.try_acquire()))
+        b.iter(|| black_box(limiter.try_acquire(1)))
     });
 }
 

@@ -13,7 +13,7 @@ use brigade::{Context, RateError, RateLimiter, ThreadPool};
 
 /// Calls per second the API allows, and how many may arrive at once.
 const RATE: f64 = 40.0;
-const BURST: u32 = 4;
+const BURST: usize = 4;
 const CALLS: u32 = 80;
 
 /// The rate-limited API: 25 ms per call, cut short by cancellation.
@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|id| {
             let limiter = limiter.clone();
             pool.submit(move |ctx: &Context| -> Result<(Duration, u32), RateError> {
-                limiter.wait(ctx)?; // the token: permission to call
+                limiter.wait(ctx, 1)?; // the token: permission to call
                 let at = started.elapsed();
                 call_api(ctx, id).map(|answer| (at, answer))
             })
@@ -68,16 +68,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // The burst goes out at once; after it, calls start at the rate.
-    let span = starts[starts.len() - 1] - starts[BURST as usize - 1];
-    let steady = f64::from(CALLS - BURST) / span.as_secs_f64();
+    let span = starts[starts.len() - 1] - starts[BURST - 1];
+    let steady = (CALLS as usize - BURST) as f64 / span.as_secs_f64();
     println!("configured rate: {RATE:.1} calls/s (burst {BURST})");
     println!("achieved rate:   {steady:.1} calls/s after the burst");
     println!("batch took:      {elapsed:.2?} for {CALLS} calls on 8 workers");
 
     // A wait that cannot finish before its deadline fails at once.
     let hurried = Context::new().with_timeout(Duration::from_millis(5));
-    while limiter.try_acquire() {} // empty the bucket
-    match limiter.wait(&hurried) {
+    while limiter.try_acquire(1) {} // empty the bucket
+    match limiter.wait(&hurried, 1) {
         Err(err) => println!("with a 5 ms deadline: {err}"),
         Ok(()) => println!("with a 5 ms deadline: got a token"),
     }

@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let jobs = [1, 2, 6, 1, 1, 8, 3, 2, 4, 1, 5, 2];
     for (id, gib) in jobs.into_iter().enumerate() {
         // Blocks until `gib` GiB are free and every earlier request is served.
-        let permit = memory.acquire_many(gib)?;
+        let permit = memory.acquire(gib)?;
         let (in_use, peak) = (Arc::clone(&in_use), Arc::clone(&peak));
         pool.execute(move || {
             let now = in_use.fetch_add(gib, Ordering::SeqCst) + gib;

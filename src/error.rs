@@ -470,9 +470,9 @@ pub enum RateError {
     )]
     ExceedsBurst {
         /// The tokens asked for.
-        requested: u32,
+        requested: usize,
         /// The limiter's burst.
-        burst: u32,
+        burst: usize,
     },
     /// The tokens would be ready only after the time allowed: the context's
     /// deadline for a wait, `max_wait` for a bounded reservation. Nothing
@@ -483,7 +483,7 @@ pub enum RateError {
     )]
     WouldExceedDeadline {
         /// The tokens asked for.
-        requested: u32,
+        requested: usize,
         /// How long they would take to be ready (`Duration::MAX` if longer
         /// than a `Duration` can hold).
         wait: Duration,
@@ -498,7 +498,7 @@ pub enum RateError {
     )]
     TooFarAhead {
         /// The tokens asked for.
-        requested: u32,
+        requested: usize,
     },
     /// The context was cancelled or its deadline passed, before or during
     /// the wait; any tokens reserved for the wait were given back.
@@ -650,12 +650,13 @@ impl<E> fmt::Debug for RetryError<E> {
 }
 
 /// A count and its noun: "1 attempt", "3 attempts".
-struct Count(u32, &'static str);
+struct Count<N>(N, &'static str);
 
-impl fmt::Display for Count {
+impl<N: fmt::Display + PartialEq + From<u8>> fmt::Display for Count<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self(n, noun) = *self;
-        write!(f, "{n} {noun}{}", if n == 1 { "" } else { "s" })
+        let Self(n, noun) = self;
+        let plural = if *n == N::from(1) { "" } else { "s" };
+        write!(f, "{n} {noun}{plural}")
     }
 }
 
@@ -680,7 +681,7 @@ pub enum TryMapError<E> {
     #[error("item {index} failed: {error}")]
     Failed {
         /// The item's position in the input.
-        index: usize,
+        index: u64,
         /// The function's error.
         error: E,
     },
@@ -688,7 +689,7 @@ pub enum TryMapError<E> {
     #[error("item {index}: {error}")]
     Job {
         /// The item's position in the input.
-        index: usize,
+        index: u64,
         /// What happened to it.
         error: JobError,
     },

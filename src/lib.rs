@@ -217,8 +217,8 @@
 //! use brigade::{AcquireError, Context, Semaphore};
 //!
 //! let connections = Semaphore::new(2)?;
-//! let first = connections.acquire()?;
-//! let second = connections.acquire()?;
+//! let first = connections.acquire(1)?;
+//! let second = connections.acquire(1)?;
 //! // Both are taken: a bounded wait gives up, a cancelled one too.
 //! assert_eq!(connections.acquire_timeout(1, Duration::from_millis(10)).err(), Some(AcquireError::TimedOut));
 //! let ctx = Context::new();
@@ -260,7 +260,7 @@
 //!     .map(|i| {
 //!         let limiter = limiter.clone();
 //!         pool.submit(move |ctx: &Context| -> Result<u32, brigade::RateError> {
-//!             limiter.wait(ctx)?; // before calling the rate-limited API
+//!             limiter.wait(ctx, 1)?; // before calling the rate-limited API
 //!             Ok(i)
 //!         })
 //!     })
@@ -441,7 +441,7 @@
 //! // 500 requests/s at 200 ms each: 100 in flight.
 //! assert_eq!(sizing::io_bound(500.0, Duration::from_millis(200)), Ok(100));
 //! let pool = ThreadPool::builder()
-//!     .sizing(Sizing::Io { throughput_per_sec: 50.0, latency: Duration::from_millis(100) })
+//!     .sizing(Sizing::IoBound { throughput_per_sec: 50.0, latency: Duration::from_millis(100) })
 //!     .build()?;
 //! assert_eq!(pool.stats().workers, 5);
 //! # Ok::<(), brigade::BuildError>(())

@@ -173,7 +173,7 @@ impl fmt::Debug for Options {
 /// job starts here: each start takes one token.
 impl StartGate for RateLimiter {
     fn pass(&self, ctx: &Context) -> Result<(), Cancelled> {
-        self.wait(ctx).map_err(|err| match err {
+        self.wait(ctx, 1).map_err(|err| match err {
             RateError::Cancelled(reason) => reason,
             // The job could not start before the pool's deadline.
             _ => Cancelled::DeadlineExceeded,

@@ -48,7 +48,7 @@
 //!   zero burst refuses every event, `Every(0)` is `Inf`).
 //!   [`RateLimiter::unlimited`] replaces `rate.Inf`.
 //! * Asking for more than the burst is an error from `reserve_n`, where
-//!   Go's `ReserveN` hands back a reservation that is not OK. `wait_n`
+//!   Go's `ReserveN` hands back a reservation that is not OK. `wait`
 //!   fails as Go's `WaitN` does, and `try_acquire_n` answers `false` as
 //!   `AllowN` does.
 //! * There is no `OK()`: a [`Reservation`] only exists when it was granted.
@@ -82,7 +82,7 @@ use crate::sync::{Arc, Mutex};
 /// | call | tokens short | `n` > burst |
 /// |---|---|---|
 /// | [`try_acquire`](Self::try_acquire), [`try_acquire_n`](Self::try_acquire_n) | `false`, nothing taken | `false` |
-/// | [`wait`](Self::wait), [`wait_n`](Self::wait_n) | sleeps with [`Context::sleep`]; a cancel gives the tokens back; fails at once if the wait would pass the deadline | [`RateError::ExceedsBurst`] |
+/// | [`wait`](Self::wait), [`wait`](Self::wait) | sleeps with [`Context::sleep`]; a cancel gives the tokens back; fails at once if the wait would pass the deadline | [`RateError::ExceedsBurst`] |
 /// | [`reserve`](Self::reserve), [`reserve_n`](Self::reserve_n) | takes them now, and the [`Reservation`] says how long to wait | [`RateError::ExceedsBurst`] |
 ///
 /// Requests that wait are served in the order they were made: a small
@@ -99,12 +99,12 @@ use crate::sync::{Arc, Mutex};
 /// use brigade::{Context, RateLimiter};
 ///
 /// let limiter = RateLimiter::new(100.0, 2)?; // 100 per second, bursts of 2
-/// assert!(limiter.try_acquire());
-/// assert!(limiter.try_acquire());
-/// assert!(!limiter.try_acquire()); // the burst is spent
+/// assert!(limiter.try_acquire(1));
+/// assert!(limiter.try_acquire(1));
+/// assert!(!limiter.try_acquire(1)); // the burst is spent
 ///
 /// let ctx = Context::new();
-/// limiter.wait(&ctx)?; // sleeps about 10 ms for the next token
+/// limiter.wait(&ctx, 1)?; // sleeps about 10 ms for the next token
 /// # Ok::<(), brigade::RateError>(())
 /// ```
 #[derive(Clone)]
@@ -123,9 +123,9 @@ struct Limit {
     /// Tokens per second: finite and greater than zero, or `INFINITY` for
     /// [`RateLimiter::unlimited`].
     rate: f64,
-    /// The most tokens the bucket holds, at least 1; `u32::MAX` when
+    /// The most tokens the bucket holds, at least 1; `usize::MAX` when
     /// unlimited, so that no request exceeds it.
-    burst: u32,
+    burst: usize,
 }
 
 /// The moving part of a bucket, behind the limiter's lock.
@@ -168,7 +168,7 @@ impl RateLimiter {
     /// );
     /// # Ok::<(), brigade::RateError>(())
     /// ```
-    pub fn new(rate: f64, burst: u32) -> Result<Self, RateError> {
+    pub fn new(rate: f64, burst: usize) -> Result<Self, RateError> {
         if !rate.is_finite() || rate <= 0.0 {
             return Err(RateError::InvalidRate(rate));
         }
@@ -186,7 +186,7 @@ impl RateLimiter {
     /// * [`RateError::ZeroInterval`] if `interval` is zero (use
     ///   [`unlimited`](Self::unlimited) for no limit);
     /// * [`RateError::ZeroBurst`] if `burst` is 0.
-    pub fn every(interval: Duration, burst: u32) -> Result<Self, RateError> {
+    pub fn every(interval: Duration, burst: usize) -> Result<Self, RateError> {
         if interval.is_zero() {
             return Err(RateError::ZeroInterval);
         }
@@ -196,19 +196,19 @@ impl RateLimiter {
     /// A limiter that grants every request at once, whatever its size.
     ///
     /// Its [`rate`](Self::rate) is `f64::INFINITY`, its
-    /// [`burst`](Self::burst) is `u32::MAX` and [`available`](Self::available)
+    /// [`burst`](Self::burst) is `usize::MAX` and [`available`](Self::available)
     /// is `f64::INFINITY`. Useful where a limiter is always consulted but
     /// limiting is switched off by configuration.
     pub fn unlimited() -> Self {
         Self::with_limit(Limit {
             rate: f64::INFINITY,
-            burst: u32::MAX,
+            burst: usize::MAX,
         })
     }
 
     fn with_limit(limit: Limit) -> Self {
         let bucket = Bucket {
-            tokens: f64::from(limit.burst),
+            tokens: limit.burst as f64,
             last: None,
             last_event: None,
         };
@@ -226,8 +226,8 @@ impl RateLimiter {
     }
 
     /// The most tokens the bucket holds, and so the most one request may
-    /// take; `u32::MAX` for an unlimited limiter.
-    pub fn burst(&self) -> u32 {
+    /// take; `usize::MAX` for an unlimited limiter.
+    pub fn burst(&self) -> usize {
         self.inner.limit.burst
     }
 
@@ -247,17 +247,10 @@ impl RateLimiter {
         self.inner.bucket.lock().tokens_at(limit, now)
     }
 
-    /// Takes one token if one is available now; see
-    /// [`try_acquire_at`](Self::try_acquire_at).
-    #[inline]
-    pub fn try_acquire(&self) -> bool {
-        self.try_acquire_at(Instant::now(), 1)
-    }
-
     /// Takes `n` tokens if they are all available now; see
     /// [`try_acquire_at`](Self::try_acquire_at).
     #[inline]
-    pub fn try_acquire_n(&self, n: u32) -> bool {
+    pub fn try_acquire(&self, n: usize) -> bool {
         self.try_acquire_at(Instant::now(), n)
     }
 
@@ -268,20 +261,11 @@ impl RateLimiter {
     /// when earlier reservations left the bucket in debt; `true` for `n` = 0
     /// and always on an unlimited limiter. For drop-or-skip decisions; use
     /// [`wait`](Self::wait) to slow down instead.
-    pub fn try_acquire_at(&self, now: Instant, n: u32) -> bool {
+    pub fn try_acquire_at(&self, now: Instant, n: usize) -> bool {
         n <= self.burst()
             && self
                 .take(now, n, Some(Duration::ZERO))
                 .is_ok_and(|ready_at| ready_at <= now)
-    }
-
-    /// Reserves one token now; see [`reserve_at`](Self::reserve_at).
-    ///
-    /// # Errors
-    ///
-    /// As for [`reserve_at`](Self::reserve_at).
-    pub fn reserve(&self) -> Result<Reservation, RateError> {
-        self.reserve_at(Instant::now(), 1)
     }
 
     /// Reserves `n` tokens now; see [`reserve_at`](Self::reserve_at).
@@ -289,7 +273,7 @@ impl RateLimiter {
     /// # Errors
     ///
     /// As for [`reserve_at`](Self::reserve_at).
-    pub fn reserve_n(&self, n: u32) -> Result<Reservation, RateError> {
+    pub fn reserve(&self, n: usize) -> Result<Reservation, RateError> {
         self.reserve_at(Instant::now(), n)
     }
 
@@ -324,7 +308,7 @@ impl RateLimiter {
     /// assert_eq!(limiter.available_at(t0), 0.0);
     /// # Ok::<(), brigade::RateError>(())
     /// ```
-    pub fn reserve_at(&self, now: Instant, n: u32) -> Result<Reservation, RateError> {
+    pub fn reserve_at(&self, now: Instant, n: usize) -> Result<Reservation, RateError> {
         self.reserve_inner(now, n, None)
     }
 
@@ -334,7 +318,7 @@ impl RateLimiter {
     /// # Errors
     ///
     /// As for [`reserve_within_at`](Self::reserve_within_at).
-    pub fn reserve_within(&self, n: u32, max_wait: Duration) -> Result<Reservation, RateError> {
+    pub fn reserve_within(&self, n: usize, max_wait: Duration) -> Result<Reservation, RateError> {
         self.reserve_within_at(Instant::now(), n, max_wait)
     }
 
@@ -350,7 +334,7 @@ impl RateLimiter {
     pub fn reserve_within_at(
         &self,
         now: Instant,
-        n: u32,
+        n: usize,
         max_wait: Duration,
     ) -> Result<Reservation, RateError> {
         self.reserve_inner(now, n, Some(max_wait))
@@ -359,7 +343,7 @@ impl RateLimiter {
     fn reserve_inner(
         &self,
         now: Instant,
-        n: u32,
+        n: usize,
         max_wait: Option<Duration>,
     ) -> Result<Reservation, RateError> {
         self.check_burst(n)?;
@@ -369,29 +353,6 @@ impl RateLimiter {
             tokens: n,
             ready_at,
         })
-    }
-
-    /// Waits for one token; see [`wait_n`](Self::wait_n).
-    ///
-    /// # Errors
-    ///
-    /// As for [`wait_n`](Self::wait_n).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use brigade::{Context, RateError, RateLimiter};
-    ///
-    /// let limiter = RateLimiter::new(0.01, 1)?; // one per 100 seconds
-    /// let ctx = Context::new().with_timeout(Duration::from_secs(10));
-    /// limiter.wait(&ctx)?; // the initial token: no wait
-    /// // The next token is 100 s away, past the deadline: fail at once.
-    /// assert!(matches!(limiter.wait(&ctx), Err(RateError::WouldExceedDeadline { .. })));
-    /// # Ok::<(), RateError>(())
-    /// ```
-    pub fn wait(&self, ctx: &Context) -> Result<(), RateError> {
-        self.wait_n(ctx, 1)
     }
 
     /// Blocks until `n` tokens are available and takes them.
@@ -415,7 +376,20 @@ impl RateLimiter {
     ///   context's deadline;
     /// * [`RateError::TooFarAhead`] if the ready time cannot be represented
     ///   and the context has no deadline.
-    pub fn wait_n(&self, ctx: &Context, n: u32) -> Result<(), RateError> {
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brigade::{Context, RateError, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new(0.01, 1)?; // one per 100 seconds
+    /// let ctx = Context::new().with_timeout(Duration::from_secs(10));
+    /// limiter.wait(&ctx, 1)?; // the initial token: no wait
+    /// // The next token is 100 s away, past the deadline: fail at once.
+    /// assert!(matches!(limiter.wait(&ctx, 1), Err(RateError::WouldExceedDeadline { .. })));
+    /// # Ok::<(), RateError>(())
+    /// ```
+    pub fn wait(&self, ctx: &Context, n: usize) -> Result<(), RateError> {
         self.check_burst(n)?;
         ctx.check().map_err(RateError::Cancelled)?;
         if n == 0 || self.inner.limit.is_unlimited() {
@@ -444,7 +418,7 @@ impl RateLimiter {
         })
     }
 
-    fn check_burst(&self, n: u32) -> Result<(), RateError> {
+    fn check_burst(&self, n: usize) -> Result<(), RateError> {
         let burst = self.burst();
         if n > burst {
             return Err(RateError::ExceedsBurst {
@@ -457,7 +431,12 @@ impl RateLimiter {
 
     /// Takes `n` (≤ burst) tokens at `now` unless they would be ready only
     /// after `max_wait`; returns when they are ready.
-    fn take(&self, now: Instant, n: u32, max_wait: Option<Duration>) -> Result<Instant, RateError> {
+    fn take(
+        &self,
+        now: Instant,
+        n: usize,
+        max_wait: Option<Duration>,
+    ) -> Result<Instant, RateError> {
         let limit = self.inner.limit;
         if n == 0 || limit.is_unlimited() {
             return Ok(now);
@@ -490,7 +469,7 @@ impl fmt::Debug for RateLimiter {
 /// use brigade::RateLimiter;
 ///
 /// let limiter = RateLimiter::new(50.0, 5)?;
-/// let reservation = limiter.reserve_n(5)?;
+/// let reservation = limiter.reserve(5)?;
 /// std::thread::sleep(reservation.delay()); // zero: the bucket started full
 /// // ... act ...
 /// # Ok::<(), brigade::RateError>(())
@@ -499,14 +478,14 @@ impl fmt::Debug for RateLimiter {
 #[must_use = "a reservation holds tokens: wait for its delay and act, or cancel it"]
 pub struct Reservation {
     limiter: RateLimiter,
-    tokens: u32,
+    tokens: usize,
     /// When the refill will have paid for `tokens`.
     ready_at: Instant,
 }
 
 impl Reservation {
     /// How many tokens this reservation holds.
-    pub fn tokens(&self) -> u32 {
+    pub fn tokens(&self) -> usize {
         self.tokens
     }
 
@@ -569,7 +548,7 @@ impl Bucket {
             .last
             .map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
         let refilled = self.tokens + elapsed.as_secs_f64() * limit.rate;
-        refilled.min(f64::from(limit.burst))
+        refilled.min(limit.burst as f64)
     }
 
     /// The reservation step: takes `n` tokens at `now`, or fails and leaves
@@ -579,10 +558,10 @@ impl Bucket {
         &mut self,
         limit: Limit,
         now: Instant,
-        n: u32,
+        n: usize,
         max_wait: Option<Duration>,
     ) -> Result<Instant, RateError> {
-        let tokens = self.tokens_at(limit, now) - f64::from(n);
+        let tokens = self.tokens_at(limit, now) - n as f64;
         let wait = if tokens < 0.0 {
             limit.duration_for(-tokens)
         } else {
@@ -609,24 +588,24 @@ impl Bucket {
 
     /// The cancellation step for a reservation of `tokens` ready at
     /// `ready_at` (not before `now`).
-    fn give_back(&mut self, limit: Limit, now: Instant, tokens: u32, ready_at: Instant) {
+    fn give_back(&mut self, limit: Limit, now: Instant, tokens: usize, ready_at: Instant) {
         // Reservations made after this one were promised times computed
         // with these tokens gone; the refill between our ready time and the
         // back of the queue belongs to them, so that much stays taken.
         let behind = self
             .last_event
             .map_or(0.0, |back| seconds_between(ready_at, back));
-        let restore = f64::from(tokens) - behind * limit.rate;
+        let restore = tokens as f64 - behind * limit.rate;
         if restore <= 0.0 {
             return;
         }
-        self.tokens = (self.tokens_at(limit, now) + restore).min(f64::from(limit.burst));
+        self.tokens = (self.tokens_at(limit, now) + restore).min(limit.burst as f64);
         self.last = Some(now);
         if self.last_event == Some(ready_at) {
             // We were the back of the queue: it now ends where it ended
             // before we joined, unless that is already past.
             let before_us = limit
-                .duration_for(f64::from(tokens))
+                .duration_for(tokens as f64)
                 .and_then(|d| ready_at.checked_sub(d));
             if let Some(before_us) = before_us.filter(|&t| t >= now) {
                 self.last_event = Some(before_us);
@@ -649,7 +628,7 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn limiter(rate: f64, burst: u32) -> RateLimiter {
+    fn limiter(rate: f64, burst: usize) -> RateLimiter {
         RateLimiter::new(rate, burst).expect("valid limiter")
     }
 
@@ -783,7 +762,7 @@ mod tests {
     fn unlimited_grants_everything() {
         let lim = RateLimiter::unlimited();
         let t0 = Instant::now();
-        assert!(lim.try_acquire_at(t0, u32::MAX));
+        assert!(lim.try_acquire_at(t0, usize::MAX));
         assert_eq!(
             lim.reserve_at(t0, 1_000).unwrap().delay_at(t0),
             Duration::ZERO

@@ -63,7 +63,7 @@ use crate::sync::{Arc, Condvar, Mutex};
 /// let memory = Semaphore::new(4)?;
 /// let pool = ThreadPool::builder().workers(4).build()?;
 /// for gib in [1, 3, 2, 4, 1] {
-///     let permit = memory.acquire_many(gib)?; // waits for room, in order
+///     let permit = memory.acquire(gib)?; // waits for room, in order
 ///     pool.execute(move || {
 ///         let _held = permit; // released when the job ends
 ///     }).map_err(|e| e.kind())?;
@@ -170,15 +170,6 @@ impl Semaphore {
         })
     }
 
-    /// Acquires one permit, waiting as long as it takes.
-    ///
-    /// # Errors
-    ///
-    /// [`AcquireError::Closed`] if the semaphore is (or becomes) closed.
-    pub fn acquire(&self) -> Result<Permit, AcquireError> {
-        self.acquire_many(1)
-    }
-
     /// Acquires `n` permits at once, waiting in FIFO order as long as it
     /// takes. `n == 0` succeeds at once.
     ///
@@ -186,7 +177,7 @@ impl Semaphore {
     ///
     /// [`AcquireError::TooMany`] at once if `n` exceeds the total;
     /// [`AcquireError::Closed`] if the semaphore is (or becomes) closed.
-    pub fn acquire_many(&self, n: usize) -> Result<Permit, AcquireError> {
+    pub fn acquire(&self, n: usize) -> Result<Permit, AcquireError> {
         self.acquire_with(
             n,
             Wait {
@@ -213,7 +204,7 @@ impl Semaphore {
     /// use brigade::{AcquireError, Cancelled, Context, Semaphore};
     ///
     /// let sem = Semaphore::new(1)?;
-    /// let held = sem.acquire()?;
+    /// let held = sem.acquire(1)?;
     /// let ctx = Context::new();
     /// let waiter = std::thread::spawn({
     ///     let (sem, ctx) = (sem.clone(), ctx.clone());

@@ -133,7 +133,7 @@ pub enum Sizing {
     #[default]
     CpuBound,
     /// [`io_bound`]`(throughput_per_sec, latency)`.
-    Io {
+    IoBound {
         /// Target jobs per second (λ).
         throughput_per_sec: f64,
         /// Time one job takes, mostly waiting (W).
@@ -169,7 +169,7 @@ impl Sizing {
                 Ok(value) => parse_env(&value)?,
                 Err(_) => cpus(),
             },
-            Self::Io {
+            Self::IoBound {
                 throughput_per_sec,
                 latency,
             } => io_bound(throughput_per_sec, latency)?,

@@ -18,7 +18,7 @@ use crate::options::{
 };
 use crate::ordered::Reorder;
 use crate::stats::Stats;
-use crate::sync::Mutex;
+use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::unwind;
 
 /// One job's result, from [`WorkerPool::results`].
@@ -77,6 +77,8 @@ struct WorkerExec<J, R> {
     /// (an output that does not fit is dropped) but still runs the queue.
     dropped: Receiver<()>,
     reorder: Option<Reorder<Output<R>>>,
+    /// An ordered output could not be delivered: later ones are not.
+    gap: AtomicBool,
     leftovers: Mutex<Leftovers<J, R>>,
 }
 
@@ -144,9 +146,11 @@ impl<J, R> WorkerExec<J, R> {
     /// Emits ready runs in order until none is ready. If delivery stops on
     /// cancellation, the rest of the run is kept as leftovers, and this
     /// worker keeps the emitter role: nothing is emitted after a
-    /// cancellation, and `join` collects what the window still holds. (An
-    /// output the dropped pool could not deliver does not stop the run:
-    /// the window must keep moving for the queue to drain.)
+    /// cancellation, and `join` collects what the window still holds. An
+    /// output a dropped pool could not deliver leaves a gap: nothing after
+    /// it is delivered either (a reader must never see the order broken),
+    /// but the window keeps moving, into the leftovers, so the queue
+    /// drains.
     fn emit(
         &self,
         reorder: &Reorder<Output<R>>,
@@ -156,9 +160,16 @@ impl<J, R> WorkerExec<J, R> {
         loop {
             let mut outputs = batch.into_iter();
             while let Some(output) = outputs.next() {
-                if !self.deliver(results, output) && self.ctx.is_done() {
-                    self.leftovers.lock().undelivered.extend(outputs);
-                    return;
+                if self.gap.load(Ordering::Relaxed) {
+                    self.leftovers.lock().undelivered.push(output);
+                } else if !self.deliver(results, output) {
+                    if self.ctx.is_done() {
+                        self.leftovers.lock().undelivered.extend(outputs);
+                        return;
+                    }
+                    // ORDERING: Relaxed: only the emitter, one at a time
+                    // under the window's claim, reads or writes it.
+                    self.gap.store(true, Ordering::Relaxed);
                 }
             }
             match reorder.next_batch() {
@@ -317,6 +328,7 @@ impl WorkerPoolBuilder {
             dropped,
             ctx: ctx.clone(),
             reorder,
+            gap: AtomicBool::new(false),
             leftovers: Mutex::new(Leftovers {
                 unprocessed: Vec::new(),
                 undelivered: Vec::new(),

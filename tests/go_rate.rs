@@ -23,7 +23,7 @@
 mod common;
 
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ fn times() -> [Instant; 10] {
     std::array::from_fn(|k| t0 + D * k as u32)
 }
 
-fn limiter(rate: f64, burst: u32) -> RateLimiter {
+fn limiter(rate: f64, burst: usize) -> RateLimiter {
     RateLimiter::new(rate, burst).expect("valid limiter")
 }
 
@@ -49,11 +49,11 @@ fn limiter(rate: f64, burst: u32) -> RateLimiter {
 struct Allow {
     at: usize,
     toks: f64,
-    n: u32,
+    n: usize,
     ok: bool,
 }
 
-const fn allow(at: usize, toks: f64, n: u32, ok: bool) -> Allow {
+const fn allow(at: usize, toks: f64, n: usize, ok: bool) -> Allow {
     Allow { at, toks, n, ok }
 }
 
@@ -83,7 +83,7 @@ fn reserve_kept(
     lim: &RateLimiter,
     t: &[Instant; 10],
     at: usize,
-    n: u32,
+    n: usize,
     act: usize,
 ) -> Reservation {
     let r = lim
@@ -100,7 +100,7 @@ fn reserve_kept(
 
 /// [`reserve_kept`], for a reservation the test never cancels. Dropping it
 /// keeps its tokens spent, as Go's discarded reservations do.
-fn reserve_ok(lim: &RateLimiter, t: &[Instant; 10], at: usize, n: u32, act: usize) {
+fn reserve_ok(lim: &RateLimiter, t: &[Instant; 10], at: usize, n: usize, act: usize) {
     drop(reserve_kept(lim, t, at, n, act));
 }
 
@@ -223,7 +223,7 @@ fn limiter_jump_backwards() {
 #[test]
 fn limiter_no_truncation_errors() {
     // An odd fractional rate still grants the initial token (Go issue 34861).
-    assert!(limiter(0.769_230_769_230_769_3, 1).try_acquire());
+    assert!(limiter(0.769_230_769_230_769_3, 1).try_acquire(1));
 }
 
 // https://github.com/golang/time/blob/2b4e43900c03fd6b77109b7b2b6d77583f48bc1c/rate/rate_test.go#L233
@@ -232,11 +232,11 @@ fn simultaneous_requests() {
     // Fifteen threads racing for a burst of five: exactly five win. Every
     // thread uses the same instant, so the slow refill cannot add a sixth
     // however the threads are scheduled.
-    const BURST: u32 = 5;
+    const BURST: usize = 5;
     const REQUESTS: usize = 15;
     let lim = limiter(1.0, BURST);
     let now = Instant::now();
-    let ok = AtomicU32::new(0);
+    let ok = AtomicUsize::new(0);
     let start = Barrier::new(REQUESTS);
     thread::scope(|s| {
         for _ in 0..REQUESTS {
@@ -257,21 +257,21 @@ fn long_running_qps() {
     // Five synthetic seconds of requests every 2 ms: the count granted is
     // the burst plus rate × time, to within 0.1 % (rounded down).
     const RATE: f64 = 100.0;
-    const BURST: u32 = 100;
+    const BURST: usize = 100;
     let lim = limiter(RATE, BURST);
     let start = Instant::now();
     let end = start + Duration::from_secs(5);
     let mut now = start;
-    let mut granted = 0u32;
+    let mut granted = 0usize;
     while now < end {
         if lim.try_acquire_at(now, 1) {
             granted += 1;
         }
         now += Duration::from_millis(2);
     }
-    let ideal = f64::from(BURST) + RATE * (now - start).as_secs_f64();
+    let ideal = BURST as f64 + RATE * (now - start).as_secs_f64();
     // Go's bounds, truncated to whole requests as Go's int32 conversion does.
-    let (most, least) = ((ideal + 1.0) as u32, (0.999 * ideal) as u32);
+    let (most, least) = ((ideal + 1.0) as usize, (0.999 * ideal) as usize);
     assert!(granted <= most, "granted {granted}, ideal {ideal}");
     assert!(granted >= least, "granted {granted}, ideal {ideal}");
 }
@@ -461,12 +461,12 @@ fn wait_simple() {
         let cancelled = Context::new();
         cancelled.cancel();
         assert_eq!(
-            lim.wait_n(&cancelled, 1),
+            lim.wait(&cancelled, 1),
             Err(RateError::Cancelled(Cancelled::Canceled))
         );
         let background = Context::background();
         assert!(matches!(
-            lim.wait_n(&background, 4),
+            lim.wait(&background, 4),
             Err(RateError::ExceedsBurst {
                 requested: 4,
                 burst: 3
@@ -475,8 +475,8 @@ fn wait_simple() {
         assert_eq!(lim.available(), 3.0, "failed waits took nothing");
 
         let before = Instant::now();
-        lim.wait_n(&background, 2).expect("act now");
-        lim.wait_n(&background, 3).expect("act later");
+        lim.wait(&background, 2).expect("act now");
+        lim.wait(&background, 3).expect("act later");
         // The two missing tokens refill 200 ms after the first wait took
         // its tokens, which was after `before` (less a millisecond for
         // nanosecond rounding of the ready time).
@@ -505,7 +505,7 @@ fn wait_cancel() {
     with_timeout(LONG, || {
         let lim = limiter(0.1, 3);
         let ctx = Context::new();
-        lim.wait_n(&ctx, 2).expect("act now");
+        lim.wait(&ctx, 2).expect("act now");
         let canceller = {
             let (lim, ctx) = (lim.clone(), ctx.clone());
             // The wait's reservation shows as debt; then cancel it.
@@ -516,7 +516,7 @@ fn wait_cancel() {
         };
         let start = Instant::now();
         assert_eq!(
-            lim.wait_n(&ctx, 3),
+            lim.wait(&ctx, 3),
             Err(RateError::Cancelled(Cancelled::Canceled))
         );
         assert!(start.elapsed() < Duration::from_secs(10), "not cut short");
@@ -546,10 +546,10 @@ fn wait_timeout() {
     with_timeout(LONG, || {
         let lim = limiter(0.1, 3);
         let ctx = Context::new().with_timeout(100 * D);
-        lim.wait_n(&ctx, 2).expect("act now");
+        lim.wait(&ctx, 2).expect("act now");
         let start = Instant::now();
         assert!(matches!(
-            lim.wait_n(&ctx, 3),
+            lim.wait(&ctx, 3),
             Err(RateError::WouldExceedDeadline { requested: 3, .. })
         ));
         assert!(start.elapsed() < Duration::from_secs(5), "it slept");
@@ -568,7 +568,7 @@ fn wait_inf() {
     // `NewLimiter(Inf, 0)`: the burst is ignored.)
     with_timeout(LONG, || {
         let lim = RateLimiter::unlimited();
-        assert_eq!(lim.wait_n(&Context::background(), 3), Ok(()));
+        assert_eq!(lim.wait(&Context::background(), 3), Ok(()));
     });
 }
 
@@ -598,8 +598,10 @@ fn tiny_limit() {
     // A tiny rate grants the initial token and no second one (Go issue
     // 71154: the wait for it must not overflow).
     let lim = limiter(1e-10, 1);
-    assert!(lim.try_acquire());
-    assert!(!lim.try_acquire());
-    let r = lim.reserve().expect("a wait of 317 years is representable");
+    assert!(lim.try_acquire(1));
+    assert!(!lim.try_acquire(1));
+    let r = lim
+        .reserve(1)
+        .expect("a wait of 317 years is representable");
     assert!(r.delay() > Duration::from_secs(1_000_000_000));
 }

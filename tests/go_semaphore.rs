@@ -50,7 +50,7 @@ fn hold_briefly(rng: &mut SplitMix64) {
 fn hammer_weighted(sem: &Semaphore, n: usize, loops: usize, held: &AtomicUsize, seed: u64) {
     let mut rng = SplitMix64(seed);
     for _ in 0..loops {
-        let permit = sem.acquire_many(n).expect("the semaphore is open");
+        let permit = sem.acquire(n).expect("the semaphore is open");
         let now = held.fetch_add(n, Ordering::SeqCst) + n;
         assert!(now <= sem.total(), "{now} permits held of {}", sem.total());
         hold_briefly(&mut rng);
@@ -97,11 +97,11 @@ fn weighted() {
 fn weighted_panic() {
     // Dropping permits can never return more than was acquired.
     let sem = Semaphore::new(3).expect("3 > 0");
-    let one = sem.acquire().expect("open");
-    let two = sem.acquire_many(2).expect("open");
+    let one = sem.acquire(1).expect("open");
+    let two = sem.acquire(2).expect("open");
     assert_eq!((one.count(), two.count()), (1, 2));
     assert_eq!(sem.available(), 0);
-    let nothing = sem.acquire_many(0).expect("zero permits are always free");
+    let nothing = sem.acquire(0).expect("zero permits are always free");
     assert_eq!(nothing.count(), 0);
     drop(nothing);
     assert_eq!(sem.available(), 0, "a zero-count permit released something");
@@ -112,7 +112,7 @@ fn weighted_panic() {
     assert_eq!(sem.available(), sem.total());
 
     // A forgotten permit is gone for good, and never "released twice".
-    let kept = sem.acquire_many(2).expect("open");
+    let kept = sem.acquire(2).expect("open");
     kept.forget();
     assert_eq!(sem.available(), 1);
     assert_eq!(sem.total(), 3, "total is the configured size");
@@ -126,7 +126,7 @@ fn weighted_try_acquire() {
     // try_acquire succeeds exactly while permits are free: true, false,
     // then true after a release, false once full again.
     let sem = Semaphore::new(2).expect("2 > 0");
-    let mut held: Vec<Permit> = vec![sem.acquire().expect("open")];
+    let mut held: Vec<Permit> = vec![sem.acquire(1).expect("open")];
     let mut tries = Vec::new();
     let attempt = |held: &mut Vec<Permit>| match sem.try_acquire(1) {
         Ok(permit) => {
@@ -146,7 +146,7 @@ fn weighted_try_acquire() {
     held.clear();
 
     tries.push(attempt(&mut held));
-    held.push(sem.acquire().expect("open"));
+    held.push(sem.acquire(1).expect("open"));
     tries.push(attempt(&mut held));
 
     assert_eq!(tries, [true, false, true, false]);
@@ -163,7 +163,7 @@ fn weighted_acquire() {
     with_timeout(LONG, || {
         let sem = Semaphore::new(2).expect("2 > 0");
         let root = Context::new();
-        let mut held: Vec<Permit> = vec![sem.acquire().expect("open")];
+        let mut held: Vec<Permit> = vec![sem.acquire(1).expect("open")];
         let attempt = |held: &mut Vec<Permit>| {
             // Go uses 10 ms; 100 ms keeps a preempted test thread from
             // missing the deadline before it even asks.
@@ -189,7 +189,7 @@ fn weighted_acquire() {
         held.clear();
 
         tries.push(attempt(&mut held));
-        held.push(sem.acquire().expect("open"));
+        held.push(sem.acquire(1).expect("open"));
         tries.push(attempt(&mut held));
 
         assert_eq!(tries, [true, false, true, false]);
@@ -263,22 +263,20 @@ fn large_acquire_doesnt_starve() {
         let running = Arc::new(AtomicBool::new(true));
         let workers: Vec<_> = (0..n)
             .map(|_| {
-                let mut permit = sem.acquire().expect("open");
+                let mut permit = sem.acquire(1).expect("open");
                 let (sem, running) = (sem.clone(), Arc::clone(&running));
                 thread::spawn(move || {
                     while running.load(Ordering::SeqCst) {
                         thread::yield_now();
                         drop(permit);
-                        permit = sem.acquire().expect("open");
+                        permit = sem.acquire(1).expect("open");
                     }
                     drop(permit);
                 })
             })
             .collect();
 
-        let all = sem
-            .acquire_many(n)
-            .expect("the large acquire is not starved");
+        let all = sem.acquire(n).expect("the large acquire is not starved");
         assert_eq!(all.count(), n);
         running.store(false, Ordering::SeqCst);
         drop(all);
@@ -299,7 +297,7 @@ fn alloc_cancel_doesnt_starve() {
     with_timeout(LONG, || {
         let sem = Semaphore::new(10).expect("10 > 0");
         // Hold one permit so the acquire of all 10 has to wait.
-        let held = sem.acquire().expect("open");
+        let held = sem.acquire(1).expect("open");
 
         let ctx = Context::new();
         let large = thread::spawn({
@@ -315,7 +313,7 @@ fn alloc_cancel_doesnt_starve() {
         // Cancel the large acquire while the small one comes in; both return,
         // in either order.
         let canceller = thread::spawn(move || ctx.cancel());
-        let small = sem.acquire().expect("the small acquire is not starved");
+        let small = sem.acquire(1).expect("the small acquire is not starved");
         drop(small);
         canceller.join().expect("cancel does not panic");
 
@@ -344,7 +342,7 @@ fn weighted_acquire_canceled() {
         for _ in 0..ROUNDS {
             let sem = Semaphore::new(2).expect("2 > 0");
             let ctx = Context::new();
-            let held = sem.acquire().expect("open");
+            let held = sem.acquire(1).expect("open");
             let other = thread::spawn({
                 let (sem, ctx) = (sem.clone(), ctx.clone());
                 move || {
@@ -414,7 +412,7 @@ fn example_worker_pool() {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let mut workers = Vec::new();
         for i in 0..32 {
-            let permit = sem.acquire().expect("open");
+            let permit = sem.acquire(1).expect("open");
             let (out, in_flight) = (Arc::clone(&out), Arc::clone(&in_flight));
             workers.push(thread::spawn(move || {
                 let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -425,7 +423,7 @@ fn example_worker_pool() {
             }));
         }
         // Every permit back means every worker has finished its slot.
-        let all = sem.acquire_many(max_workers).expect("open");
+        let all = sem.acquire(max_workers).expect("open");
         assert_eq!(
             *out.lock(),
             [

@@ -25,11 +25,11 @@ use loom::thread;
 fn semaphore_release_wakes_blocked_acquire() {
     loom::model(|| {
         let sem = Semaphore::new(1).expect("one permit");
-        let held = sem.acquire().expect("free");
+        let held = sem.acquire(1).expect("free");
         let waiter = thread::spawn({
             let sem = sem.clone();
             move || {
-                let permit = sem.acquire().expect("granted by the release");
+                let permit = sem.acquire(1).expect("granted by the release");
                 assert_eq!(permit.count(), 1);
             }
         });
@@ -47,12 +47,12 @@ fn semaphore_release_wakes_blocked_acquire() {
 fn semaphore_large_head_is_not_starved() {
     loom::model(|| {
         let sem = Semaphore::new(2).expect("two permits");
-        let held = sem.acquire_many(2).expect("free");
+        let held = sem.acquire(2).expect("free");
         let order = Arc::new(loom::sync::Mutex::new(Vec::new()));
         let large = thread::spawn({
             let (sem, order) = (sem.clone(), Arc::clone(&order));
             move || {
-                let permit = sem.acquire_many(2).expect("large");
+                let permit = sem.acquire(2).expect("large");
                 order.lock().expect("order").push(2);
                 drop(permit);
             }
@@ -60,7 +60,7 @@ fn semaphore_large_head_is_not_starved() {
         let small = thread::spawn({
             let (sem, order) = (sem.clone(), Arc::clone(&order));
             move || {
-                let permit = sem.acquire_many(1).expect("small");
+                let permit = sem.acquire(1).expect("small");
                 order.lock().expect("order").push(1);
                 drop(permit);
             }
@@ -80,7 +80,7 @@ fn semaphore_large_head_is_not_starved() {
 fn semaphore_cancel_races_release() {
     loom::model(|| {
         let sem = Semaphore::new(1).expect("one permit");
-        let held = sem.acquire().expect("free");
+        let held = sem.acquire(1).expect("free");
         let ctx = Context::new();
         let waiter = thread::spawn({
             let (sem, ctx) = (sem.clone(), ctx.clone());
@@ -106,7 +106,7 @@ fn semaphore_cancel_races_release() {
 fn semaphore_cancelled_head_wakes_the_next() {
     loom::model(|| {
         let sem = Semaphore::new(2).expect("two permits");
-        let _held = sem.acquire().expect("one of two");
+        let _held = sem.acquire(1).expect("one of two");
         let ctx = Context::new();
         let head = thread::spawn({
             let (sem, ctx) = (sem.clone(), ctx.clone());
@@ -114,7 +114,7 @@ fn semaphore_cancelled_head_wakes_the_next() {
         });
         let next = thread::spawn({
             let sem = sem.clone();
-            move || sem.acquire().map(|permit| permit.count())
+            move || sem.acquire(1).map(|permit| permit.count())
         });
         ctx.cancel();
         // The head can never get two permits while one is held here, so it

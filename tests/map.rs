@@ -172,7 +172,7 @@ fn try_map_fails_fast_at_first_error() {
         assert_eq!(
             err,
             TryMapError::Failed {
-                index: K,
+                index: K as u64,
                 error: "bad item 1000".to_owned()
             }
         );
@@ -210,7 +210,7 @@ fn try_map_slow_failing_item_bounds_pulling() {
         gate.open();
         let err = mapper.join().expect("mapper").expect_err("item K fails");
         assert!(
-            matches!(err, TryMapError::Failed { index: K, .. }),
+            matches!(err, TryMapError::Failed { index, .. } if index == K as u64),
             "{err:?}"
         );
         let pulled = pulled.load(Ordering::SeqCst);

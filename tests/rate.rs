@@ -44,7 +44,7 @@ fn crew_keeps_to_the_rate() {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..10 {
-                        lim.wait(&ctx).expect("no cancel, no deadline");
+                        lim.wait(&ctx, 1).expect("no cancel, no deadline");
                     }
                 });
             }
@@ -74,7 +74,7 @@ fn zero_tokens_succeed_at_once_and_change_nothing() {
     let _more = lim.reserve_at(t0, 1).unwrap();
     assert!(lim.try_acquire_at(t0, 0));
     assert_eq!(lim.reserve_at(t0, 0).unwrap().delay_at(t0), Duration::ZERO);
-    assert_eq!(lim.wait_n(&Context::new(), 0), Ok(()));
+    assert_eq!(lim.wait(&Context::new(), 0), Ok(()));
     assert_eq!(lim.available_at(t0), -1.0);
 }
 
@@ -86,7 +86,7 @@ fn wait_checks_burst_before_the_context() {
     let ctx = Context::new();
     ctx.cancel();
     assert_eq!(
-        lim.wait_n(&ctx, 3),
+        lim.wait(&ctx, 3),
         Err(RateError::ExceedsBurst {
             requested: 3,
             burst: 2
@@ -100,13 +100,13 @@ fn unlimited_never_waits() {
     let lim = RateLimiter::unlimited();
     let ctx = Context::new().with_timeout(MS);
     for _ in 0..1_000 {
-        assert!(lim.try_acquire_n(u32::MAX));
+        assert!(lim.try_acquire(usize::MAX));
     }
-    assert!(lim.reserve_n(u32::MAX).unwrap().delay().is_zero());
-    assert_eq!(lim.burst(), u32::MAX);
+    assert!(lim.reserve(usize::MAX).unwrap().delay().is_zero());
+    assert_eq!(lim.burst(), usize::MAX);
     // A done context is still reported.
     ctx.cancel();
-    assert!(matches!(lim.wait(&ctx), Err(RateError::Cancelled(_))));
+    assert!(matches!(lim.wait(&ctx, 1), Err(RateError::Cancelled(_))));
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn error_messages() {
             "interval must be greater than zero; use RateLimiter::unlimited() for no limit",
         ),
         (
-            RateLimiter::new(1.0, 2).unwrap().reserve_n(5).unwrap_err(),
+            RateLimiter::new(1.0, 2).unwrap().reserve(5).unwrap_err(),
             "cannot take 5 tokens at once from a limiter whose burst is 2; \
              ask for at most 2 or raise the burst",
         ),

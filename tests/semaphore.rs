@@ -49,11 +49,11 @@ fn fifo_large_head_blocks_smaller_later_waiters() {
     // while 1 permit is free; one release then grants both, in order.
     with_timeout(LONG, || {
         let sem = Semaphore::new(4).expect("4 > 0");
-        let three = sem.acquire_many(3).expect("open");
-        let one = sem.acquire().expect("open");
+        let three = sem.acquire(3).expect("open");
+        let one = sem.acquire(1).expect("open");
 
-        let large = queue_up(&sem, 1, |sem| sem.acquire_many(3));
-        let small = queue_up(&sem, 2, |sem| sem.acquire_many(1));
+        let large = queue_up(&sem, 1, |sem| sem.acquire(3));
+        let small = queue_up(&sem, 2, |sem| sem.acquire(1));
 
         // One permit free: the small waiter fits but must not jump the queue.
         drop(one);
@@ -79,14 +79,14 @@ fn cancelled_head_wakes_waiters_behind_it() {
     // it take the permit that was free all along.
     with_timeout(LONG, || {
         let sem = Semaphore::new(4).expect("4 > 0");
-        let held = sem.acquire_many(3).expect("open");
+        let held = sem.acquire(3).expect("open");
         let ctx = Context::new();
 
         let large = queue_up(&sem, 1, {
             let ctx = ctx.clone();
             move |sem| sem.acquire_ctx(&ctx, 4).map(|p| p.count())
         });
-        let small = queue_up(&sem, 2, |sem| sem.acquire_many(1));
+        let small = queue_up(&sem, 2, |sem| sem.acquire(1));
 
         ctx.cancel();
         let large = large.join().expect("no panic");
@@ -110,14 +110,14 @@ fn timed_out_head_wakes_waiters_behind_it() {
     // waiter behind it, which fits in the free permits.
     with_timeout(LONG, || {
         let sem = Semaphore::new(2).expect("2 > 0");
-        let held = sem.acquire().expect("open");
+        let held = sem.acquire(1).expect("open");
         // The head needs 2 and can never get them while `held` lives. Its
         // timeout only has to outlast queueing the small waiter behind it.
         let large = queue_up(&sem, 1, |sem| {
             sem.acquire_timeout(2, Duration::from_millis(500))
                 .map(|p| p.count())
         });
-        let small = queue_up(&sem, 2, |sem| sem.acquire_many(1));
+        let small = queue_up(&sem, 2, |sem| sem.acquire(1));
 
         assert_eq!(large.join().expect("no panic"), Err(AcquireError::TimedOut));
         let small = small.join().expect("no panic").expect("woken and granted");
@@ -171,7 +171,7 @@ fn acquire_timeout_times_out_and_leaves_queue_clean() {
     // once, even with a zero timeout.
     with_timeout(LONG, || {
         let sem = Semaphore::new(2).expect("2 > 0");
-        let held = sem.acquire_many(2).expect("open");
+        let held = sem.acquire(2).expect("open");
 
         let timeout = Duration::from_millis(100);
         let start = Instant::now();
@@ -211,8 +211,8 @@ fn try_acquire_would_block_while_anyone_is_queued() {
     // is empty.
     with_timeout(LONG, || {
         let sem = Semaphore::new(3).expect("3 > 0");
-        let held = sem.acquire_many(2).expect("open");
-        let waiter = queue_up(&sem, 1, |sem| sem.acquire_many(3).map(|p| p.count()));
+        let held = sem.acquire(2).expect("open");
+        let waiter = queue_up(&sem, 1, |sem| sem.acquire(3).map(|p| p.count()));
 
         assert_eq!(sem.available(), 1);
         let err = sem.try_acquire(1).expect_err("someone is queued");
@@ -235,12 +235,12 @@ fn close_wakes_every_waiter_and_fails_later_acquires() {
     // back on drop.
     with_timeout(LONG, || {
         let sem = Semaphore::new(2).expect("2 > 0");
-        let held = sem.acquire_many(2).expect("open");
+        let held = sem.acquire(2).expect("open");
         let ctx = Context::new();
 
         let waiters = vec![
-            queue_up(&sem, 1, |sem| sem.acquire().map(|p| p.count())),
-            queue_up(&sem, 2, |sem| sem.acquire_many(2).map(|p| p.count())),
+            queue_up(&sem, 1, |sem| sem.acquire(1).map(|p| p.count())),
+            queue_up(&sem, 2, |sem| sem.acquire(2).map(|p| p.count())),
             queue_up(&sem, 3, move |sem| {
                 sem.acquire_ctx(&ctx, 1).map(|p| p.count())
             }),
@@ -263,8 +263,8 @@ fn close_wakes_every_waiter_and_fails_later_acquires() {
         assert_eq!(sem.available(), 2);
 
         // Every later acquire fails, even with every permit free.
-        assert_eq!(sem.acquire().unwrap_err(), AcquireError::Closed);
-        assert_eq!(sem.acquire_many(2).unwrap_err(), AcquireError::Closed);
+        assert_eq!(sem.acquire(1).unwrap_err(), AcquireError::Closed);
+        assert_eq!(sem.acquire(2).unwrap_err(), AcquireError::Closed);
         assert_eq!(sem.try_acquire(1).unwrap_err(), AcquireError::Closed);
         assert_eq!(
             sem.acquire_ctx(&Context::new(), 1).unwrap_err(),
@@ -295,7 +295,7 @@ fn permit_is_static_and_send_into_pool_job() {
             .build()
             .expect("build");
         let sem = Semaphore::new(1).expect("1 > 0");
-        let permit = sem.acquire().expect("open");
+        let permit = sem.acquire(1).expect("open");
         let gate = Gate::new();
         let (started_tx, started_rx) = crossbeam_channel::bounded(1);
         pool.execute({
@@ -310,7 +310,7 @@ fn permit_is_static_and_send_into_pool_job() {
         assert_eq!(started_rx.recv_timeout(LONG), Ok(1));
         assert_eq!(sem.available(), 0, "the job holds the permit");
 
-        let waiter = queue_up(&sem, 1, |sem| sem.acquire().map(|p| p.count()));
+        let waiter = queue_up(&sem, 1, |sem| sem.acquire(1).map(|p| p.count()));
         gate.open();
         assert_eq!(waiter.join().expect("no panic"), Ok(1));
         pool.join();
@@ -324,14 +324,14 @@ fn forget_shrinks_capacity() {
     // A forgotten permit never returns: available shrinks for good while
     // total stays the configured size.
     let sem = Semaphore::new(3).expect("3 > 0");
-    let two = sem.acquire_many(2).expect("open");
+    let two = sem.acquire(2).expect("open");
     assert_eq!(two.count(), 2);
     two.forget();
     assert_eq!(sem.available(), 1);
     assert_eq!(sem.total(), 3);
     assert_eq!(sem.try_acquire(2).unwrap_err(), AcquireError::WouldBlock);
 
-    let one = sem.acquire().expect("one is left");
+    let one = sem.acquire(1).expect("one is left");
     drop(one);
     assert_eq!(sem.available(), 1, "only the un-forgotten permit came back");
     assert_eq!(
@@ -361,12 +361,12 @@ fn too_many_fails_at_once_in_every_form() {
     // acquire form, without queueing, even while permits are held.
     with_timeout(LONG, || {
         let sem = Semaphore::new(2).expect("2 > 0");
-        let held = sem.acquire_many(2).expect("open");
+        let held = sem.acquire(2).expect("open");
         let too_many = AcquireError::TooMany {
             requested: 3,
             total: 2,
         };
-        assert_eq!(sem.acquire_many(3).unwrap_err(), too_many);
+        assert_eq!(sem.acquire(3).unwrap_err(), too_many);
         assert_eq!(sem.acquire_ctx(&Context::new(), 3).unwrap_err(), too_many);
         assert_eq!(sem.acquire_timeout(3, LONG).unwrap_err(), too_many);
         assert_eq!(sem.try_acquire(3).unwrap_err(), too_many);
@@ -418,7 +418,7 @@ fn stress_thread(
         let short = Duration::from_micros(rng.below(300));
         let mode = rng.below(5);
         let acquired = match mode {
-            0 => sem.acquire_many(want),
+            0 => sem.acquire(want),
             1 => {
                 // Cancelled by another thread, racing this acquire.
                 let ctx = Context::new();

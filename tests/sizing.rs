@@ -161,8 +161,8 @@ fn nul_in_thread_name_is_a_build_error() {
 
 #[test]
 fn bad_io_sizing_is_a_build_error() {
-    // Sizing::Io with bad inputs fails in build() with the sizing message.
-    let builder = ThreadPool::builder().sizing(Sizing::Io {
+    // Sizing::IoBound with bad inputs fails in build() with the sizing message.
+    let builder = ThreadPool::builder().sizing(Sizing::IoBound {
         throughput_per_sec: f64::NAN,
         latency: Duration::from_millis(10),
     });
@@ -170,7 +170,7 @@ fn bad_io_sizing_is_a_build_error() {
         build_error(builder),
         "throughput must be a finite number of jobs per second greater than 0, got NaN"
     );
-    let builder = ThreadPool::builder().sizing(Sizing::Io {
+    let builder = ThreadPool::builder().sizing(Sizing::IoBound {
         throughput_per_sec: 10.0,
         latency: Duration::ZERO,
     });
@@ -179,10 +179,10 @@ fn bad_io_sizing_is_a_build_error() {
 
 #[test]
 fn io_sizing_builds_that_many_workers() {
-    // Sizing::Io { 500/s, 20 ms } builds a pool of ⌈500 × 0.02⌉ = 10
+    // Sizing::IoBound { 500/s, 20 ms } builds a pool of ⌈500 × 0.02⌉ = 10
     // workers.
     let pool = ThreadPool::builder()
-        .sizing(Sizing::Io {
+        .sizing(Sizing::IoBound {
             throughput_per_sec: 500.0,
             latency: Duration::from_millis(20),
         })

@@ -46,7 +46,7 @@ impl Builder {
     /// # Errors
     ///
     /// * [`BuildError::Sizing`]: zero or too many workers, bad
-    ///   [`Sizing::Io`](crate::Sizing::Io) inputs, or a bad `BRIGADE_WORKERS`;
+    ///   [`Sizing::IoBound`](crate::Sizing::IoBound) inputs, or a bad `BRIGADE_WORKERS`;
     /// * [`BuildError::QueueTooLarge`], [`BuildError::ZeroStackSize`],
     ///   [`BuildError::ZeroJobTimeout`], [`BuildError::InvalidThreadName`];
     /// * [`BuildError::Spawn`] if the OS refuses a thread; the threads

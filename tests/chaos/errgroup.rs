@@ -271,8 +271,9 @@ impl GroupRound<'_> {
         conclude(&self.ledger, found, tally)
     }
 
-    /// `wait()` reports the first failure, of a task that did fail, and
-    /// `Ok` only if no task failed, panicked or was discarded.
+    /// `wait()` reports the first failure, of a task that did fail, `Ok`
+    /// only if no task failed, panicked or was discarded, and `Cancelled`
+    /// only if the round cancelled something and no task failed.
     fn check_outcome(
         &self,
         found: &mut Vec<String>,
@@ -289,6 +290,16 @@ impl GroupRound<'_> {
                 self.ledger.state(id) & panicked(0) != 0 && *message == planned_message(id, 0)
             }),
             Err(GroupError::Discarded(_)) => never_ran > 0,
+            // Cancellation kept work from happening (a spawn refused, or a
+            // task stopped): only with no failure, and only if something
+            // cancelled the group or its parent.
+            Err(GroupError::Cancelled(_)) => {
+                failures == 0
+                    && matches!(
+                        self.plan.end,
+                        GroupEnd::CancelParent | GroupEnd::CancelGroup | GroupEnd::DiscardPool
+                    )
+            }
             Err(_) => false,
         };
         if !agrees {

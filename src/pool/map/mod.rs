@@ -583,12 +583,18 @@ where
                 values[index] = Some(value);
                 continue;
             }
-            Ok(Err(error)) => TryMapError::Failed { index, error },
+            Ok(Err(error)) => TryMapError::Failed {
+                index: index as u64,
+                error,
+            },
             // The map's own context was cancelled by an item's failure
             // (the pool is live): this item was stopped by it, and the
             // failure itself is on its way.
             Err(JobError::Cancelled(_)) if !map.pool.context().is_done() => continue,
-            Err(error) => TryMapError::Job { index, error },
+            Err(error) => TryMapError::Job {
+                index: index as u64,
+                error,
+            },
         };
         // Dropping the map cancels its chunks still queued or running.
         drop(map);
