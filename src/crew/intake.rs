@@ -9,11 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, SendError, Sender, TryRecvError, TrySendError};
-
 use super::Envelope;
 use crate::context::Context;
 use crate::error::TrySubmitError;
+use crate::sync::channel::{Receiver, Select, SendError, Sender, TryRecvError, TrySendError};
 use crate::sync::{Arc, Spin};
 
 /// Why [`send`] gave the item back.
