@@ -56,7 +56,8 @@
 //! thread finds it — a worker on its way out, the shutdown call, or a
 //! submitter that re-checks the context after its send landed. Every
 //! accepted job is therefore either run exactly once or discarded exactly
-//! once.
+//! once. `tests/loom.rs` model-checks this protocol on a real pool, its
+//! threads and channels swapped for loom's through `crate::sync`.
 //!
 //! [`ThreadPool`]: crate::ThreadPool
 
