@@ -539,55 +539,49 @@
 #![deny(unsafe_code)]
 // one audited exception: pool/scope.rs
 // A loom build leaves out the modules that use some of the shared helpers.
-#![cfg_attr(loom, allow(dead_code, unused_imports))]
+#![cfg_attr(loom, allow(dead_code, unused_imports, unused_macros))]
 
-// Under `--cfg loom` only the parts that the models in `tests/loom.rs`
-// check are built: they use nothing but the `sync` shim's primitives.
-// Everything that starts OS threads of its own is left out.
+// Under `--cfg loom` the parts that the models in `tests/loom.rs` check
+// are built — the helpers, the context tree, and `ThreadPool` on the crew —
+// over the `sync` shim's primitives. The front doors that the models do
+// not reach (`WorkerPool`, `Pipeline`, `ErrGroup`, maps and scopes) are
+// left out.
 mod context;
+mod crew;
 mod error;
+mod options;
+mod pool;
 mod rate;
 mod retry;
 mod semaphore;
 pub mod sizing;
+mod stats;
 mod sync;
 mod unwind;
 
 #[cfg(not(loom))]
-mod crew;
-#[cfg(not(loom))]
 mod errgroup;
-#[cfg(not(loom))]
-mod options;
 #[cfg(not(loom))]
 mod ordered;
 #[cfg(not(loom))]
 mod pipeline;
 #[cfg(not(loom))]
-mod pool;
-#[cfg(not(loom))]
-mod stats;
-#[cfg(not(loom))]
 mod worker_pool;
 
-// The job cell behind `JobHandle` is model-checked on its own under loom.
-#[cfg(loom)]
-#[path = "pool/handle.rs"]
-mod handle;
-#[cfg(loom)]
-#[doc(hidden)]
-pub use handle::{JobHandle, model};
-
 pub use context::Context;
+pub use crew::PanicPolicy;
 pub use error::{
     AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, PipelineError,
     RateError, Refusal, RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError,
     StageError, StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
+pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
+pub use pool::{Builder, JobHandle, ShutdownReport, ThreadPool};
 pub use rate::{RateLimiter, Reservation};
 pub use retry::{Backoff, Retry, RetryBuilder};
 pub use semaphore::{Permit, Semaphore};
 pub use sizing::Sizing;
+pub use stats::{JobEvent, JobOutcome, Latencies, Stats};
 
 /// crossbeam-channel, the channels brigade is built on: [`Context::done`]
 /// and [`WorkerPool::results`] return its `Receiver`. Re-exported so that
@@ -600,19 +594,10 @@ pub use crossbeam_channel as channel;
 pub use crossbeam_channel::select;
 
 #[cfg(not(loom))]
-pub use crew::PanicPolicy;
-#[cfg(not(loom))]
 pub use errgroup::{ErrGroup, GROUP_KEEP_ALIVE, GROUP_THREADS, ScopedGroup};
-#[cfg(not(loom))]
-pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 #[cfg(not(loom))]
 pub use pipeline::{Pipeline, PipelineOutput, StageStats};
 #[cfg(not(loom))]
-pub use pool::{
-    Builder, DEFAULT_READ_AHEAD, JobHandle, Map, Scope, ScopedJoinHandle, ShutdownReport,
-    ThreadPool,
-};
-#[cfg(not(loom))]
-pub use stats::{JobEvent, JobOutcome, Latencies, Stats};
+pub use pool::{DEFAULT_READ_AHEAD, Map, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
 pub use worker_pool::{Leftovers, Output, WorkerPool, WorkerPoolBuilder};

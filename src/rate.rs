@@ -81,9 +81,9 @@ use crate::sync::{Arc, Mutex};
 ///
 /// | call | tokens short | `n` > burst |
 /// |---|---|---|
-/// | [`try_acquire`](Self::try_acquire), [`try_acquire_n`](Self::try_acquire_n) | `false`, nothing taken | `false` |
-/// | [`wait`](Self::wait), [`wait`](Self::wait) | sleeps with [`Context::sleep`]; a cancel gives the tokens back; fails at once if the wait would pass the deadline | [`RateError::ExceedsBurst`] |
-/// | [`reserve`](Self::reserve), [`reserve_n`](Self::reserve_n) | takes them now, and the [`Reservation`] says how long to wait | [`RateError::ExceedsBurst`] |
+/// | [`try_acquire`](Self::try_acquire) | `false`, nothing taken | `false` |
+/// | [`wait`](Self::wait) | sleeps with [`Context::sleep`]; a cancel gives the tokens back; fails at once if the wait would pass the deadline | [`RateError::ExceedsBurst`] |
+/// | [`reserve`](Self::reserve) | takes them now, and the [`Reservation`] says how long to wait | [`RateError::ExceedsBurst`] |
 ///
 /// Requests that wait are served in the order they were made: a small
 /// request never overtakes an earlier large one. Every operation has an

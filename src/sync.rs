@@ -1,13 +1,32 @@
 //! Crate-private synchronisation primitives, in one place so that model
 //! checks can swap them.
 //!
-//! Normal builds use parking_lot's `Mutex` and `Condvar` and std's atomics
-//! directly (the re-exports below cost nothing). Under `--cfg loom` the same
-//! names are loom's primitives behind a parking_lot-shaped wrapper, so the
-//! code under test is the code that ships: `tests/loom.rs` model-checks the
-//! semaphore and the context tree through these types. `Arc` and `Weak`
-//! are std's in both builds (loom has no `Weak`; reference counts are not
-//! what the models check).
+//! Normal builds use parking_lot's `Mutex` and `Condvar`, std's atomics and
+//! threads, and crossbeam-channel directly: everything below is a
+//! re-export (or, for [`thread::is_finished`], an inlined one-line
+//! forward), so it costs nothing. Under `--cfg loom` the same names are
+//! loom's, so that `tests/loom.rs` checks the code that ships — the
+//! semaphore, the context tree, and a real `ThreadPool`: the crew's
+//! submit, worker loop, cancel, drain and respawn, and the `JobHandle`
+//! cell:
+//!
+//! * `Mutex`, `Condvar`: loom's behind a parking_lot-shaped wrapper
+//!   (`model` below); a timed wait is an untimed one (models have no
+//!   clock);
+//! * atomics: loom's;
+//! * `channel`: a stand-in for crossbeam-channel over the shim's `Mutex`
+//!   and loom's park/unpark (`sync/channel.rs`), with crossbeam's error
+//!   types, because loom cannot see inside crossbeam's own lock-free code;
+//! * `thread`: loom's threads (the crew's workers) and `thread_local!`
+//!   (loom runs every modelled thread on one OS thread, so std's
+//!   thread-locals would be shared between them);
+//! * [`Spin`]: never spins, so a waiter blocks at once (a spin is only a
+//!   latency trade, and each turn would be one more step for loom).
+//!
+//! `Arc` and `Weak` are std's in both builds (loom has no `Weak`; reference
+//! counts are not what the models check). The deadline timer thread and the
+//! adaptive sizing controller are built but unreachable in models, which
+//! use no deadlines and a fixed worker count.
 
 pub(crate) use std::sync::{Arc, Weak};
 
@@ -20,6 +39,52 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use model::{Condvar, Mutex};
+
+/// crossbeam-channel, or under loom its stand-in (`sync/channel.rs`).
+#[cfg(not(loom))]
+pub(crate) use crossbeam_channel as channel;
+#[cfg(loom)]
+pub(crate) mod channel;
+
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;
+
+/// loom's `thread_local!`, which takes no `const` initialiser: the shim
+/// drops the `const`.
+#[cfg(loom)]
+macro_rules! loom_thread_local {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr };) => {
+        loom::thread_local!($(#[$attr])* $vis static $name: $t = $init);
+    };
+}
+#[cfg(loom)]
+pub(crate) use loom_thread_local as thread_local;
+
+/// Threads: std's, or loom's under `--cfg loom`.
+pub(crate) mod thread {
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::{Builder, JoinHandle};
+
+    #[cfg(loom)]
+    pub(crate) use loom::thread::{Builder, JoinHandle};
+
+    // A loom thread unwinds on the OS thread that runs it, so std's answer
+    // is the right one in both builds.
+    pub(crate) use std::thread::panicking;
+
+    /// Whether the thread has finished. loom's handles cannot tell: there
+    /// it is always `false`, so handles are kept until the crew joins them.
+    #[inline]
+    pub(crate) fn is_finished<T>(handle: &JoinHandle<T>) -> bool {
+        #[cfg(not(loom))]
+        return handle.is_finished();
+        #[cfg(loom)]
+        {
+            let _ = handle;
+            false
+        }
+    }
+}
 
 /// Aligns a value to its own cache line pair, so counters written by
 /// different threads do not false-share (128 bytes covers the adjacent-line
@@ -51,6 +116,11 @@ impl Spin {
     /// is spent and the caller should block instead.
     #[inline]
     pub(crate) fn snooze(&mut self) -> bool {
+        // A model blocks at once: each turn of a spin would be one more
+        // step for loom to interleave, and spinning changes no outcome.
+        if cfg!(loom) {
+            return false;
+        }
         if self.step <= Self::SPIN_LIMIT {
             for _ in 0..1u32 << self.step {
                 std::hint::spin_loop();
@@ -99,6 +169,12 @@ mod model {
 
         pub(crate) fn get_mut(&mut self) -> &mut T {
             self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    impl<T: Default> Default for Mutex<T> {
+        fn default() -> Self {
+            Self::new(T::default())
         }
     }
 

@@ -643,7 +643,10 @@ fn errgroup_refused_and_discarded_tasks_drop_once() {
             }
         }
         // The refused spawns are work that did not happen.
-        assert_eq!(group.wait(), Err(GroupError::Cancelled(Cancelled::Canceled)));
+        assert_eq!(
+            group.wait(),
+            Err(GroupError::Cancelled(Cancelled::Canceled))
+        );
         ledger.assert_each_dropped_once(12);
 
         // A spawn blocked on the limit wakes with its task on a failure.

@@ -6,17 +6,26 @@
 //! ```
 //!
 //! Each model explores every interleaving of the shim's mutex, condition
-//! variable and atomic operations (bounded by `LOOM_MAX_PREEMPTIONS`,
-//! which `.ci/run` sets to keep the run to a few minutes). The models
-//! check the semaphore's hand-off from a release to a blocked acquire, a
-//! cancelled waiter leaving the queue (and waking the waiters behind it),
-//! a context cancelled while a child registers with it, `JobHandle::cancel`
-//! racing a job's completion, and the runtime's shutdown accounting.
+//! variable, atomic, channel and thread operations (bounded by
+//! `LOOM_MAX_PREEMPTIONS`, which `.ci/run` sets to keep the run to a few
+//! minutes). The models check the semaphore's hand-off from a release to
+//! a blocked acquire, a cancelled waiter leaving the queue (and waking the
+//! waiters behind it), a context cancelled while a child registers with
+//! it, and — on a real `ThreadPool` of one or two loom threads, built by
+//! its `Builder` — the crew's submit, cancel, drain and respawn protocol
+//! and the `JobHandle` cell: every accepted job runs exactly once or is
+//! reported cancelled, and is counted either way.
 #![cfg(loom)]
 
+use std::panic;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use brigade::{AcquireError, Cancelled, Context, Semaphore};
+use brigade::{
+    AcquireError, Cancelled, Context, JobError, JobHandle, PanicPolicy, Semaphore, ShutdownReport,
+    ThreadPool,
+};
 use loom::thread;
 
 /// A release hands its permit to a blocked acquire: no lost wake-up, and
@@ -175,52 +184,153 @@ fn context_cancel_races_chain_registration() {
     });
 }
 
+/// Runs a pool model: a pool's executions take more steps than loom's
+/// default limit of branches allows (starting threads, registering
+/// contexts, the stats a shutdown reads), though no thread spins.
+fn pool_model(f: impl Fn() + Send + Sync + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 10_000;
+    builder.check(f);
+}
+
+/// A pool of `workers` loom threads with a queue of `capacity`, as a user
+/// builds one. Latencies are not recorded: timing is the only part of a
+/// job's path that reads the clock, and it decides nothing.
+fn pool(workers: usize, capacity: usize) -> ThreadPool {
+    ThreadPool::builder()
+        .workers(workers)
+        .queue_capacity(capacity)
+        .thread_name("model")
+        .record_latencies(false)
+        .build()
+        .expect("a valid pool")
+}
+
+/// Shuts `pool` down once the model's other threads are done with it:
+/// waits for the workers to leave (a model has no clock, so the timeout
+/// never fires) and reports what they did.
+fn shut_down(pool: Arc<ThreadPool>) -> ShutdownReport {
+    let pool = Arc::into_inner(pool).expect("the model's threads are done");
+    pool.shutdown_timeout(Duration::from_secs(3600))
+}
+
+/// Per-job run counts, shared with the jobs. loom runs every modelled
+/// thread on one OS thread, so plain atomics count without joining the
+/// model's state space.
+fn counters(n: usize) -> Arc<Vec<AtomicUsize>> {
+    Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect())
+}
+
+/// A job that counts its runs in `runs[i]` and returns `i`.
+fn counted(
+    runs: &Arc<Vec<AtomicUsize>>,
+    i: usize,
+) -> impl FnOnce(&Context) -> usize + Send + use<> {
+    let runs = Arc::clone(runs);
+    move |_ctx: &Context| {
+        runs[i].fetch_add(1, Ordering::SeqCst);
+        i
+    }
+}
+
+/// Checks the accounting a shutdown reports, and each accepted job's
+/// handle against its run count: a job ran at most once, `Ok` means it
+/// ran, and a job that never ran says `Cancelled`; the report counts as
+/// run exactly the jobs that ran.
+fn settle(report: ShutdownReport, handles: Vec<(usize, JobHandle<usize>)>, runs: &[AtomicUsize]) {
+    assert_eq!(
+        report.submitted,
+        handles.len() as u64,
+        "every accepted job is counted"
+    );
+    assert_eq!(
+        report.ran + report.never_ran,
+        report.submitted,
+        "every accepted job is counted as run or as never run: {report:?}"
+    );
+    let mut ran = 0;
+    for (i, handle) in handles {
+        let runs = runs[i].load(Ordering::SeqCst);
+        assert!(runs <= 1, "job {i} ran {runs} times");
+        ran += runs as u64;
+        match handle.join() {
+            Ok(value) => assert_eq!((value, runs), (i, 1), "job {i}"),
+            Err(JobError::Cancelled(Cancelled::Canceled)) => {}
+            other => panic!("job {i}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ran, report.ran, "the report counts the jobs that ran");
+}
+
+/// Submits racing the pool's cancellation: each submit is refused (and
+/// its closure handed back unrun), or accepted and then either run exactly
+/// once or discarded — by the worker on its way out, or by the submitter
+/// itself when its send landed after the last drain — and counted.
+#[test]
+fn submit_races_cancel() {
+    pool_model(|| {
+        let pool = Arc::new(pool(1, 2));
+        let runs = counters(2);
+        let submitter = thread::spawn({
+            let (pool, runs) = (Arc::clone(&pool), Arc::clone(&runs));
+            move || {
+                (0..2)
+                    .filter_map(|i| pool.submit(counted(&runs, i)).ok().map(|h| (i, h)))
+                    .collect::<Vec<_>>()
+            }
+        });
+        pool.context().cancel();
+        let handles = submitter.join().expect("submitter");
+        let report = shut_down(pool);
+        let refused: Vec<usize> = (0..2)
+            .filter(|i| handles.iter().all(|(j, _)| j != i))
+            .collect();
+        for i in refused {
+            assert_eq!(runs[i].load(Ordering::SeqCst), 0, "refused job {i} ran");
+        }
+        settle(report, handles, &runs);
+    });
+}
+
 /// `JobHandle::cancel` racing the worker that starts and completes the
 /// job: the job runs at most once, its closure is dropped exactly once,
 /// `join` never hangs, and it reports the value only if the job ran to
 /// completion under a context that was not cancelled.
 #[test]
 fn job_handle_cancel_races_completion() {
-    use loom::sync::atomic::{AtomicUsize, Ordering};
-
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
+    struct Dropped(Arc<AtomicUsize>);
+    impl Drop for Dropped {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
 
-    loom::model(|| {
-        let ran = Arc::new(AtomicUsize::new(0));
+    pool_model(|| {
+        let pool = pool(1, 1);
+        let runs = counters(1);
         let dropped = Arc::new(AtomicUsize::new(0));
-        let closure = {
-            let (ran, token) = (Arc::clone(&ran), Counted(Arc::clone(&dropped)));
-            move |_ctx: &Context| {
+        let job = {
+            let (job, token) = (counted(&runs, 0), Dropped(Arc::clone(&dropped)));
+            move |ctx: &Context| {
                 let _token = token;
-                ran.fetch_add(1, Ordering::SeqCst);
-                7
+                job(ctx)
             }
         };
-        let (job, handle) = brigade::model::job(closure);
-        let handle = Arc::new(handle);
-        let worker = thread::spawn(move || job.run(&Context::new()));
+        let handle = Arc::new(pool.submit(job).expect("a live pool accepts"));
         let canceller = thread::spawn({
             let handle = Arc::clone(&handle);
             move || handle.cancel()
         });
-        let started = worker.join().expect("worker");
+        pool.join();
         canceller.join().expect("canceller");
-        let handle = Arc::try_unwrap(handle).expect("both threads are done");
+        let handle = Arc::into_inner(handle).expect("the canceller is done");
+        let ran = runs[0].load(Ordering::SeqCst);
         match handle.join() {
-            Ok(value) => {
-                assert_eq!(value, 7);
-                assert!(started);
-            }
-            Err(brigade::JobError::Cancelled(Cancelled::Canceled)) => {}
+            Ok(value) => assert_eq!((value, ran), (0, 1)),
+            // Cancelled before it started, or while it ran.
+            Err(JobError::Cancelled(Cancelled::Canceled)) => assert!(ran <= 1),
             Err(other) => panic!("unexpected {other:?}"),
         }
-        assert!(ran.load(Ordering::SeqCst) <= 1);
-        assert_eq!(ran.load(Ordering::SeqCst), usize::from(started));
         assert_eq!(
             dropped.load(Ordering::SeqCst),
             1,
@@ -229,119 +339,130 @@ fn job_handle_cancel_races_completion() {
     });
 }
 
-/// A cancelled pool discarding a queued job races the handle's cancel:
-/// exactly one of them settles the handle, which always wakes.
+/// A shutdown discarding a queued job races the job's handle cancelling
+/// it: exactly one of them settles the handle, which wakes, and the job is
+/// counted once as never run. The first job holds the only worker until
+/// the shutdown cancels it, blocked on its context's `done()` channel.
 #[test]
-fn job_handle_discard_races_cancel() {
-    loom::model(|| {
-        let (job, handle) = brigade::model::job(|_ctx: &Context| 1u8);
-        let handle = Arc::new(handle);
-        let pool = thread::spawn(move || job.discard());
+fn job_handle_cancel_races_shutdown_discard() {
+    pool_model(|| {
+        let pool = pool(1, 2);
+        let blocker = pool
+            .submit(|ctx: &Context| ctx.done().recv().is_err())
+            .expect("a live pool accepts");
+        let queued = Arc::new(pool.submit(|_ctx: &Context| 1u8).expect("room for two"));
         let canceller = thread::spawn({
-            let handle = Arc::clone(&handle);
-            move || handle.cancel()
+            let queued = Arc::clone(&queued);
+            move || queued.cancel()
         });
-        pool.join().expect("pool");
+        let report = pool.shutdown_now();
         canceller.join().expect("canceller");
-        let handle = Arc::try_unwrap(handle).expect("both threads are done");
+        let queued = Arc::into_inner(queued).expect("the canceller is done");
+        assert_eq!(queued.join(), Err(JobError::Cancelled(Cancelled::Canceled)));
+        // The blocker never returns a value: it was discarded unrun, or
+        // returned after the cancel, which drops its value.
         assert_eq!(
-            handle.join(),
-            Err(brigade::JobError::Cancelled(Cancelled::Canceled))
+            blocker.join(),
+            Err(JobError::Cancelled(Cancelled::Canceled))
+        );
+        assert_eq!(report.submitted, 2);
+        assert_eq!(report.ran + report.never_ran, 2, "{report:?}");
+        assert!(
+            report.never_ran >= 1,
+            "the queued job never ran: {report:?}"
         );
     });
 }
 
-/// The worker runtime's shutdown accounting, as a protocol model. The crew
-/// (`src/crew/mod.rs`) queues jobs on a crossbeam channel and starts OS
-/// threads, neither of which loom can drive, so this model replays its
-/// protocol over a loom mutex-guarded queue and the real `Context`:
-///
-/// * submit: refuse if cancelled; enqueue; **re-check** cancellation and,
-///   if cancelled, drain the queue itself;
-/// * cancel: cancel the context; drain;
-/// * worker: take a job; discard it if cancelled, else run it.
-///
-/// Whatever the interleaving, every accepted job is run or discarded
-/// exactly once and nothing is left in the queue. Dropping the submitter's
-/// re-check makes the model fail: a job enqueued just after the last drain
-/// is stranded.
+/// Drain shutdown on two workers: closing intake races the workers taking
+/// jobs, and a submit blocked on the full queue; every accepted job runs
+/// exactly once before the workers leave.
 #[test]
-fn runtime_shutdown_accounts_for_every_job() {
-    use std::collections::VecDeque;
-
-    use loom::sync::Mutex;
-
-    struct Crew {
-        ctx: Context,
-        queue: Mutex<VecDeque<u32>>,
-        ran: Mutex<Vec<u32>>,
-        discarded: Mutex<Vec<u32>>,
-    }
-
-    impl Crew {
-        fn submit(&self, job: u32) -> bool {
-            if self.ctx.is_done() {
-                return false;
-            }
-            self.queue.lock().expect("queue").push_back(job);
-            if self.ctx.is_done() {
-                self.drain();
-            }
-            true
+fn join_runs_every_accepted_job() {
+    pool_model(|| {
+        let pool = pool(2, 1);
+        let runs = counters(2);
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                (
+                    i,
+                    pool.submit(counted(&runs, i)).expect("a live pool accepts"),
+                )
+            })
+            .collect();
+        pool.join();
+        for (i, handle) in handles {
+            assert_eq!(handle.join(), Ok(i));
+            assert_eq!(runs[i].load(Ordering::SeqCst), 1, "job {i}");
         }
-
-        fn drain(&self) {
-            loop {
-                let job = self.queue.lock().expect("queue").pop_front();
-                match job {
-                    Some(job) => self.discarded.lock().expect("discarded").push(job),
-                    None => return,
-                }
-            }
-        }
-
-        fn work_once(&self) {
-            let job = self.queue.lock().expect("queue").pop_front();
-            if let Some(job) = job {
-                if self.ctx.is_done() {
-                    self.discarded.lock().expect("discarded").push(job);
-                } else {
-                    self.ran.lock().expect("ran").push(job);
-                }
-            }
-        }
-    }
-
-    loom::model(|| {
-        let crew = Arc::new(Crew {
-            ctx: Context::new(),
-            queue: Mutex::new(VecDeque::new()),
-            ran: Mutex::new(Vec::new()),
-            discarded: Mutex::new(Vec::new()),
-        });
-        let submitter = thread::spawn({
-            let crew = Arc::clone(&crew);
-            move || (1..=2).filter(|&job| crew.submit(job)).collect::<Vec<_>>()
-        });
-        let worker = thread::spawn({
-            let crew = Arc::clone(&crew);
-            move || crew.work_once()
-        });
-        crew.ctx.cancel();
-        crew.drain();
-        let accepted = submitter.join().expect("submitter");
-        worker.join().expect("worker");
-        // After shutdown (the cancel and drain above), nothing is stranded.
-        assert!(
-            crew.queue.lock().expect("queue").is_empty(),
-            "a job was stranded in the queue"
-        );
-        let mut settled: Vec<u32> = crew.ran.lock().expect("ran").clone();
-        settled.extend(crew.discarded.lock().expect("discarded").iter().copied());
-        settled.sort_unstable();
-        assert_eq!(
-            settled, accepted,
-            "every accepted job is run or discarded exactly once"
-        );
     });
+}
+
+/// A job panics under `PanicPolicy::Respawn` while the pool is cancelled:
+/// the worker's `Sentinel` either starts a replacement (which finds the
+/// cancel and drains) or, cancelled, drains the queue itself. Either way
+/// the job queued behind the panic is run or discarded and counted — never
+/// stranded — and the panic is reported on its handle.
+#[test]
+fn respawn_races_cancel() {
+    quiet_panics();
+    pool_model(|| {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .queue_capacity(2)
+            .thread_name("model")
+            .record_latencies(false)
+            .panic_policy(PanicPolicy::Respawn)
+            .build()
+            .expect("a valid pool");
+        let pool = Arc::new(pool);
+        let runs = counters(2);
+        let panics = pool
+            .submit(|_ctx: &Context| -> usize { panic!("{MODEL_PANIC}") })
+            .expect("a live pool accepts");
+        let after = pool.submit(counted(&runs, 1)).expect("room for two");
+        let canceller = thread::spawn({
+            let pool = Arc::clone(&pool);
+            move || pool.context().cancel()
+        });
+        canceller.join().expect("canceller");
+        let report = shut_down(pool);
+        match panics.join() {
+            Err(JobError::Panicked(message)) => assert_eq!(message, MODEL_PANIC),
+            Err(JobError::Cancelled(Cancelled::Canceled)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(report.submitted, 2);
+        assert_eq!(
+            report.ran + report.never_ran,
+            2,
+            "nothing stranded: {report:?}"
+        );
+        settle_one(after, &runs[1]);
+    });
+}
+
+/// The panic message of `respawn_races_cancel`'s job.
+const MODEL_PANIC: &str = "a modelled job panics";
+
+/// Keeps the default panic hook from printing the modelled job's panic
+/// in every one of the model's executions; other panics still print.
+fn quiet_panics() {
+    let default = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map(String::as_str);
+        if message != Some(MODEL_PANIC) {
+            default(info);
+        }
+    }));
+}
+
+/// One job's handle against its run count.
+fn settle_one(handle: JobHandle<usize>, runs: &AtomicUsize) {
+    let runs = runs.load(Ordering::SeqCst);
+    match handle.join() {
+        Ok(_) => assert_eq!(runs, 1),
+        Err(JobError::Cancelled(Cancelled::Canceled)) => assert!(runs <= 1),
+        other => panic!("unexpected {other:?}"),
+    }
 }

@@ -46,9 +46,8 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-
 use crate::error::Cancelled;
+use crate::sync::channel::{self, Receiver, RecvTimeoutError, Sender};
 use crate::sync::{Arc, AtomicBool, AtomicU8, Mutex, Ordering, Weak};
 
 /// A cancellation signal with an optional deadline, shared by a tree of work.
@@ -325,14 +324,14 @@ impl Context {
     /// ```
     pub fn done(&self) -> Receiver<()> {
         if !self.node.cancellable {
-            return crossbeam_channel::never();
+            return channel::never();
         }
         self.node.link();
         let mut state = self.node.state.lock();
         if let Some(rx) = &state.done_rx {
             return rx.clone();
         }
-        let (tx, rx) = crossbeam_channel::bounded(0);
+        let (tx, rx) = channel::bounded(0);
         if state.reason.is_none() {
             state.done_tx = Some(tx);
         }

@@ -9,11 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, SendError, Sender, TryRecvError, TrySendError};
-
 use super::Envelope;
 use crate::context::Context;
 use crate::error::TrySubmitError;
+use crate::sync::channel::{self, Receiver, Select, SendError, Sender, TryRecvError, TrySendError};
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Spin};
 
 /// Why [`send`] gave the item back.
@@ -269,7 +268,7 @@ pub(crate) struct Shutter {
 
 impl Shutter {
     pub(crate) fn new() -> Self {
-        let (tx, signal) = crossbeam_channel::bounded(0);
+        let (tx, signal) = channel::bounded(0);
         Self {
             closed: AtomicBool::new(false),
             tx: Mutex::new(Some(tx)),

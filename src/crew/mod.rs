@@ -27,8 +27,8 @@
 //! Each worker takes a job, paces it (the rate limiter, if any, is a gate
 //! before the start), runs it through the lifecycle, and goes back for the
 //! next. Waiting for a job is two-phase: first spin on `try_recv` (and the
-//! cancel flag) with a bounded backoff, then block in `select!` on the jobs
-//! channel, the pool's cancel channel and the retire channel. A `select!`
+//! cancel flag) with a bounded backoff, then block in a `Select` on the jobs
+//! channel, the pool's cancel channel and the retire channel. A `Select`
 //! sleeps at once, while a job usually arrives within microseconds on a
 //! busy pool; the spin keeps the per-job cost at that of a plain `recv()`
 //! (see `benches/README.md`).
@@ -56,7 +56,8 @@
 //! thread finds it — a worker on its way out, the shutdown call, or a
 //! submitter that re-checks the context after its send landed. Every
 //! accepted job is therefore either run exactly once or discarded exactly
-//! once.
+//! once. `tests/loom.rs` model-checks this protocol on a real pool, its
+//! threads and channels swapped for loom's through `crate::sync`.
 //!
 //! [`ThreadPool`]: crate::ThreadPool
 
@@ -69,10 +70,7 @@ mod worker;
 
 use std::any::Any;
 use std::cell::Cell;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, Sender};
 
 use intake::Intake;
 pub(crate) use intake::{Feeder, SendFail, Shutter, Wait, send};
@@ -82,6 +80,8 @@ pub(crate) use lend::{Erased, Work, erase};
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, TrySubmitError};
 use crate::stats::{Counters, JobEvent, JobOutcome, Stats, sampled, stamp};
+use crate::sync::channel::{self, Receiver, Sender};
+use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind;
 
@@ -204,8 +204,8 @@ impl CrewConfig {
     /// A jobs channel of the configured capacity.
     pub(crate) fn channel<J>(&self) -> (Sender<Envelope<J>>, Receiver<Envelope<J>>) {
         match self.queue_capacity {
-            Some(capacity) => crossbeam_channel::bounded(capacity),
-            None => crossbeam_channel::unbounded(),
+            Some(capacity) => channel::bounded(capacity),
+            None => channel::unbounded(),
         }
     }
 }
@@ -252,7 +252,7 @@ pub(crate) struct Crew<J, E> {
     shared: Arc<Shared<J, E>>,
 }
 
-thread_local! {
+crate::sync::thread_local! {
     /// Address of the crew this thread works for (0 on other threads): lets
     /// a pool dropped from inside its own job detach instead of deadlocking.
     static CURRENT_CREW: Cell<usize> = const { Cell::new(0) };
@@ -284,7 +284,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             threads: Mutex::new(Vec::with_capacity(workers)),
             exited: Condvar::new(),
             target: Mutex::new(0),
-            retire: crossbeam_channel::unbounded(),
+            retire: channel::unbounded(),
             retiring: AtomicUsize::new(0),
             next_index: AtomicUsize::new(0),
             make_local: Mutex::new(Some(Box::new(maker))),

@@ -1,14 +1,12 @@
 //! One worker thread: its loop, its supervision, and how it starts.
 
 use std::cell::Cell;
-use std::thread;
-
-use crossbeam_channel::{TryRecvError, select};
 
 use super::job::WorkerState;
 use super::{CURRENT_CREW, Envelope, Exec, PanicPolicy, Shared};
 use crate::stats::WorkerSlot;
-use crate::sync::{Arc, CachePadded, Ordering, Spin};
+use crate::sync::channel::{Select, SelectTimeoutError, TryRecvError};
+use crate::sync::{Arc, CachePadded, Ordering, Spin, thread};
 use crate::unwind;
 
 /// Why a worker leaves its loop.
@@ -103,29 +101,44 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
     }
 
+    /// Blocks on the jobs, cancel and retire channels (and the keep-alive,
+    /// if any). A `Select` rather than `select!`, so that the loom build's
+    /// channel stand-in runs this same code (see `sync.rs`).
     #[cold]
     fn next_job_blocking(&self) -> Option<Envelope<J>> {
-        let Some(keep_alive) = self.config.keep_alive else {
-            return select! {
-                recv(self.jobs) -> job => job.ok(),
-                recv(self.cancel) -> _ => None,
-                recv(self.retire.1) -> token => self.retired(token.is_ok()),
-            };
-        };
+        let mut select = Select::new();
+        let jobs = select.recv(&self.jobs);
+        let cancel = select.recv(&self.cancel);
+        select.recv(&self.retire.1);
         loop {
-            select! {
-                recv(self.jobs) -> job => return job.ok(),
-                recv(self.cancel) -> _ => return None,
-                recv(self.retire.1) -> token => return self.retired(token.is_ok()),
-                default(keep_alive) => {
-                    // Idle for the keep-alive: leave, unless the front door
-                    // has counted on this worker for a job on its way.
-                    if self.exec.idle_leave() {
-                        self.left_idle();
-                        return None;
+            let operation = match self.config.keep_alive {
+                None => select.select(),
+                Some(keep_alive) => match select.select_timeout(keep_alive) {
+                    Ok(operation) => operation,
+                    Err(SelectTimeoutError) => {
+                        // Idle for the keep-alive: leave, unless the front
+                        // door has counted on this worker for a job on its
+                        // way.
+                        if self.exec.idle_leave() {
+                            self.left_idle();
+                            return None;
+                        }
+                        continue;
                     }
+                },
+            };
+            return match operation.index() {
+                i if i == jobs => operation.recv(&self.jobs).ok(),
+                // The cancel channel only ever disconnects.
+                i if i == cancel => {
+                    let _ = operation.recv(&self.cancel);
+                    None
                 }
-            }
+                _ => {
+                    let token = operation.recv(&self.retire.1);
+                    self.retired(token.is_ok())
+                }
+            };
         }
     }
 
@@ -180,7 +193,7 @@ pub(super) fn spawn<J: Send + 'static, E: Exec<J>>(
             // a long-lived pool's handle list stays at about its size.
             let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *threads)
                 .into_iter()
-                .partition(thread::JoinHandle::is_finished);
+                .partition(thread::is_finished);
             *threads = running;
             threads.push(handle);
             drop(threads);

@@ -12,7 +12,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
-#[cfg(not(loom))]
 use crate::crew::{Ran, Run};
 use crate::error::{Cancelled, JobError};
 use crate::sync::{Arc, Condvar, Mutex};
@@ -37,7 +36,6 @@ enum State<F, T> {
 }
 
 /// What the queue needs of a cell, with the closure type erased.
-#[cfg(not(loom))]
 pub(crate) trait CellJob: Send + Sync {
     fn run(&self, run: Run<'_>) -> Ran;
     fn discard(&self, reason: Cancelled);
@@ -52,7 +50,6 @@ trait CellResult<T>: Send + Sync {
 
 /// The queue's reference to a cell. Dropped without running (or being
 /// discarded), it discards the job, so its handle is told.
-#[cfg(not(loom))]
 pub(crate) struct SharedTask {
     cell: Option<Arc<dyn CellJob>>,
 }
@@ -86,7 +83,6 @@ where
     T: Send + 'static,
 {
     /// A cell for `f`, and the queue's reference to it.
-    #[cfg(not(loom))]
     pub(crate) fn new(f: F) -> (Arc<Self>, SharedTask) {
         let cell = Arc::new(Self {
             state: Mutex::new(State::Queued(f)),
@@ -141,7 +137,6 @@ where
     }
 }
 
-#[cfg(not(loom))]
 impl<F, T> CellJob for JobCell<F, T>
 where
     F: FnOnce(&Context) -> T + Send + 'static,
@@ -209,7 +204,6 @@ where
     }
 }
 
-#[cfg(not(loom))]
 impl SharedTask {
     /// The queue's reference to `cell`.
     pub(crate) fn new(cell: Arc<dyn CellJob>) -> Self {
@@ -238,7 +232,6 @@ impl SharedTask {
     }
 }
 
-#[cfg(not(loom))]
 impl Drop for SharedTask {
     fn drop(&mut self) {
         if let Some(cell) = self.cell.take() {
@@ -324,71 +317,5 @@ impl<T> fmt::Debug for JobHandle<T> {
         f.debug_struct("JobHandle")
             .field("finished", &self.is_finished())
             .finish_non_exhaustive()
-    }
-}
-
-/// The cell's protocol, driven by hand for `tests/loom.rs`: a loom build
-/// has no worker runtime, so the model plays the worker itself through the
-/// same `start` and `fill` steps a worker uses.
-#[cfg(loom)]
-#[doc(hidden)]
-pub mod model {
-    use super::{Arc, Cancelled, Condvar, Context, JobCell, JobError, JobHandle, Mutex, State};
-
-    /// The worker's side of one job.
-    pub struct ModelJob<F, T> {
-        cell: Arc<JobCell<F, T>>,
-    }
-
-    impl<F, T> std::fmt::Debug for ModelJob<F, T> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("ModelJob")
-        }
-    }
-
-    /// A queued job and its handle.
-    pub fn job<F, T>(f: F) -> (ModelJob<F, T>, JobHandle<T>)
-    where
-        F: FnOnce(&Context) -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let cell = Arc::new(JobCell {
-            state: Mutex::new(State::Queued(f)),
-            ready: Condvar::new(),
-        });
-        (
-            ModelJob {
-                cell: Arc::clone(&cell),
-            },
-            cell.handle(),
-        )
-    }
-
-    impl<F, T> ModelJob<F, T>
-    where
-        F: FnOnce(&Context) -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        /// What a worker does: start the job under `ctx` (unless it was
-        /// cancelled first), run it, and deliver the result — or
-        /// `Cancelled` if its context was cancelled before it returned.
-        /// Returns whether the closure ran.
-        pub fn run(&self, ctx: &Context) -> bool {
-            let Some(f) = self.cell.start(ctx) else {
-                return false;
-            };
-            let value = f(ctx);
-            self.cell.fill(match ctx.reason() {
-                None => Ok(value),
-                Some(reason) => Err(JobError::Cancelled(reason)),
-            });
-            true
-        }
-
-        /// What a cancelled pool does to a queued job.
-        pub fn discard(&self) {
-            self.cell
-                .fill(Err(JobError::Cancelled(Cancelled::Canceled)));
-        }
     }
 }

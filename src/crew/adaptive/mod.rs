@@ -93,11 +93,10 @@ mod law;
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-
 use super::{Exec, Shared};
 use crate::sizing::cpus;
-use crate::sync::{Arc, Ordering, Weak};
+use crate::sync::channel::{self, Receiver, RecvTimeoutError};
+use crate::sync::{Arc, Ordering, Weak, thread};
 use clocks::{Clocks, Reading};
 use law::{Law, Sample};
 
@@ -109,10 +108,10 @@ where
     J: Send + 'static,
     E: Exec<J>,
 {
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let (stop_tx, stop_rx) = channel::bounded::<()>(0);
     let pool = Arc::downgrade(shared);
     let law = Law::new(min, max, cpus());
-    let thread = std::thread::Builder::new()
+    let thread = thread::Builder::new()
         .name(format!("{}-ctl", shared.config.thread_name))
         .spawn(move || control(&pool, &stop_rx, law))?;
     *shared.controller.lock() = Some((stop_tx, thread));

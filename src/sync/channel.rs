@@ -1,0 +1,443 @@
+//! A loom-visible stand-in for the part of crossbeam-channel that the
+//! code built under `--cfg loom` uses (the crew's jobs and retire
+//! channels, a context's done signal). Built only under loom; a normal
+//! build re-exports crossbeam-channel itself under the same path.
+//!
+//! Every channel is one queue behind the `sync` shim's `Mutex`, so loom
+//! sees, and interleaves, every send, receive and disconnection. The error
+//! types are crossbeam's own, so code and models match on the same values.
+//!
+//! # How a blocked operation waits
+//!
+//! A blocking call is a [`Select`] of one operation. A `Select` looks at
+//! each operation under its channel's lock; if none is ready it leaves a
+//! [`Waiter`] on every channel it looked at, and sleeps. Any change that
+//! can make an operation ready — a send, a receive that frees room, the
+//! last sender or receiver going — wakes every waiter on that channel, and
+//! they look again. A wake that finds nothing (another thread was faster,
+//! or a park returned early) just loops. A waiter stays on the lists of
+//! the channels that did not wake it; lists hold it weakly, so a finished
+//! `Select` is skipped, not woken.
+//!
+//! A wake sets the waiter's flag before it unparks the thread, and a
+//! waiter parks only while the flag is clear: loom spends an unpark on a
+//! thread blocked on a lock (it makes it runnable) instead of keeping it
+//! for the thread's next `park`, so an unpark alone can be lost.
+//!
+//! A selected operation must not be lost to a faster thread between the
+//! `Select` choosing it and the caller completing it (crossbeam guarantees
+//! that completion never blocks). So choosing *claims*: a receive claims
+//! one queued item (`claimed`), a send into a bounded channel one free slot
+//! (`reserved`); `try_recv` and `try_send` leave claimed items and slots
+//! alone, and completion takes exactly what was claimed.
+//!
+//! # What differs from crossbeam
+//!
+//! * Models have no clock: `select_timeout`, `select_deadline` and
+//!   `recv_timeout` wait until an operation is ready, as the `sync` shim's
+//!   timed `Condvar` waits do. Models use no deadlines or keep-alives.
+//! * Of several ready operations, a `Select` takes the first in the order
+//!   they were added (crossbeam picks one at random). The code under test
+//!   must not depend on which, and does not: after a receive, the worker
+//!   loop re-checks the cancel flag itself.
+//! * A zero-capacity channel only ever disconnects (the crate uses such
+//!   channels as signals, like a context's done channel); sending on one
+//!   never succeeds. Models build pools with a queue of at least one.
+//!
+//! [`Receiver`] is `pub` (in this crate-private module) because
+//! `Context::done` hands one out: a model may call its methods.
+
+#![allow(
+    unreachable_pub,
+    reason = "Context::done returns a Receiver, so its type and methods are pub; the module stays crate-private"
+)]
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+pub(crate) use crossbeam_channel::{
+    RecvError, RecvTimeoutError, SelectTimeoutError, SendError, TryRecvError, TrySendError,
+};
+
+use super::{Arc, AtomicBool, Mutex, Ordering, Weak};
+
+/// A thread blocked in a [`Select`].
+struct Waiter {
+    woken: AtomicBool,
+    thread: loom::thread::Thread,
+}
+
+impl Waiter {
+    fn new() -> Self {
+        Self {
+            woken: AtomicBool::new(false),
+            thread: loom::thread::current(),
+        }
+    }
+
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    /// Sleeps until woken (or until a park returns early), and consumes
+    /// the wake.
+    fn sleep(&self) {
+        if !self.woken.swap(false, Ordering::Acquire) {
+            loom::thread::park();
+        }
+    }
+}
+
+struct Chan<T> {
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    queue: VecDeque<T>,
+    /// `None`: unbounded.
+    cap: Option<usize>,
+    senders: usize,
+    receivers: usize,
+    /// Queued items that a selected receive will take.
+    claimed: usize,
+    /// Free slots that a selected send will fill.
+    reserved: usize,
+    waiters: Vec<Weak<Waiter>>,
+}
+
+impl<T> State<T> {
+    /// An item not claimed by a selected receive is queued.
+    fn has_free_item(&self) -> bool {
+        self.queue.len() > self.claimed
+    }
+
+    /// A slot not reserved by a selected send is free.
+    fn has_free_slot(&self) -> bool {
+        self.cap
+            .is_none_or(|cap| self.queue.len() + self.reserved < cap)
+    }
+
+    /// Takes the waiters, to wake once the lock is released.
+    fn take_waiters(&mut self) -> Vec<Weak<Waiter>> {
+        std::mem::take(&mut self.waiters)
+    }
+
+    fn add_waiter(&mut self, waiter: &Arc<Waiter>) {
+        let weak = Arc::downgrade(waiter);
+        if !self.waiters.iter().any(|w| w.ptr_eq(&weak)) {
+            self.waiters.push(weak);
+        }
+    }
+}
+
+/// Wakes every waiter that is still waiting. Call without the lock.
+fn wake(waiters: Vec<Weak<Waiter>>) {
+    for waiter in waiters.iter().filter_map(Weak::upgrade) {
+        waiter.wake();
+    }
+}
+
+fn channel<T>(cap: Option<usize>, senders: usize) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            cap,
+            senders,
+            receivers: 1,
+            claimed: 0,
+            reserved: 0,
+            waiters: Vec::new(),
+        }),
+    });
+    (
+        Sender {
+            chan: Arc::clone(&chan),
+        },
+        Receiver { chan },
+    )
+}
+
+/// A channel holding at most `cap` items (`0`: a signal that only
+/// disconnects; see the module docs).
+pub(crate) fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    channel(Some(cap), 1)
+}
+
+pub(crate) fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    channel(None, 1)
+}
+
+/// A receiver that never receives and never disconnects: its one sender
+/// is counted but never exists, so it is never dropped.
+pub(crate) fn never<T>() -> Receiver<T> {
+    let (sender, receiver) = channel(Some(0), 2);
+    drop(sender);
+    receiver
+}
+
+pub(crate) struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.chan.state.lock();
+        if state.receivers == 0 {
+            return Err(TrySendError::Disconnected(item));
+        }
+        if !state.has_free_slot() {
+            return Err(TrySendError::Full(item));
+        }
+        state.queue.push_back(item);
+        let waiters = state.take_waiters();
+        drop(state);
+        wake(waiters);
+        Ok(())
+    }
+
+    pub(crate) fn send(&self, item: T) -> Result<(), SendError<T>> {
+        let mut select = Select::new();
+        select.send(self);
+        select.select().send(self, item)
+    }
+}
+
+impl<T> Receiver<T> {
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut state = self.chan.state.lock();
+        if !state.has_free_item() {
+            return Err(if state.senders == 0 {
+                TryRecvError::Disconnected
+            } else {
+                TryRecvError::Empty
+            });
+        }
+        let item = state.queue.pop_front();
+        let waiters = state.take_waiters();
+        drop(state);
+        wake(waiters);
+        item.ok_or(TryRecvError::Empty)
+    }
+
+    pub fn recv(&self) -> Result<T, RecvError> {
+        let mut select = Select::new();
+        select.recv(self);
+        select.select().recv(self)
+    }
+
+    /// Models have no clock: waits until an item or a disconnection.
+    pub fn recv_timeout(&self, _timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv()
+            .map_err(|RecvError| RecvTimeoutError::Disconnected)
+    }
+
+    pub fn len(&self) -> usize {
+        self.chan.state.lock().queue.len()
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.state.lock().senders += 1;
+        Self {
+            chan: Arc::clone(&self.chan),
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.state.lock().receivers += 1;
+        Self {
+            chan: Arc::clone(&self.chan),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let mut state = self.chan.state.lock();
+        state.senders -= 1;
+        let waiters = if state.senders == 0 {
+            state.take_waiters()
+        } else {
+            Vec::new()
+        };
+        drop(state);
+        wake(waiters);
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let mut state = self.chan.state.lock();
+        state.receivers -= 1;
+        let (waiters, unread) = if state.receivers == 0 {
+            // As crossbeam does: the last receiver takes the unread items
+            // with it, rather than leaving them to the last sender.
+            (state.take_waiters(), std::mem::take(&mut state.queue))
+        } else {
+            (Vec::new(), VecDeque::new())
+        };
+        drop(state);
+        wake(waiters);
+        drop(unread);
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Sender { .. }")
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Receiver { .. }")
+    }
+}
+
+/// What choosing an operation claimed, for its completion to take.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// One queued item, or one reserved slot.
+    One,
+    /// Nothing to claim: the other side is gone (or, for a send into an
+    /// unbounded channel, there is always room).
+    Nothing,
+}
+
+/// One side of a channel, as a [`Select`] sees it.
+trait Op {
+    /// Claims the operation if it is ready; otherwise leaves `waiter` to
+    /// be woken when it may have become ready.
+    fn claim(&self, waiter: &Arc<Waiter>) -> Option<Claim>;
+}
+
+impl<T> Op for Receiver<T> {
+    fn claim(&self, waiter: &Arc<Waiter>) -> Option<Claim> {
+        let mut state = self.chan.state.lock();
+        if state.has_free_item() {
+            state.claimed += 1;
+            Some(Claim::One)
+        } else if state.senders == 0 {
+            Some(Claim::Nothing)
+        } else {
+            state.add_waiter(waiter);
+            None
+        }
+    }
+}
+
+impl<T> Op for Sender<T> {
+    fn claim(&self, waiter: &Arc<Waiter>) -> Option<Claim> {
+        let mut state = self.chan.state.lock();
+        if state.receivers == 0 || state.cap.is_none() {
+            Some(Claim::Nothing)
+        } else if state.has_free_slot() {
+            state.reserved += 1;
+            Some(Claim::One)
+        } else {
+            state.add_waiter(waiter);
+            None
+        }
+    }
+}
+
+/// crossbeam's `Select`, for the operations the crate selects over.
+pub(crate) struct Select<'a> {
+    ops: Vec<&'a dyn Op>,
+}
+
+impl<'a> Select<'a> {
+    pub(crate) fn new() -> Self {
+        Self { ops: Vec::new() }
+    }
+
+    pub(crate) fn send<T>(&mut self, sender: &'a Sender<T>) -> usize {
+        self.ops.push(sender);
+        self.ops.len() - 1
+    }
+
+    pub(crate) fn recv<T>(&mut self, receiver: &'a Receiver<T>) -> usize {
+        self.ops.push(receiver);
+        self.ops.len() - 1
+    }
+
+    /// Waits until an operation is ready and claims it.
+    pub(crate) fn select(&mut self) -> SelectedOperation {
+        let waiter = Arc::new(Waiter::new());
+        loop {
+            for (index, op) in self.ops.iter().enumerate() {
+                if let Some(claim) = op.claim(&waiter) {
+                    return SelectedOperation { index, claim };
+                }
+            }
+            waiter.sleep();
+        }
+    }
+
+    /// Models have no clock: as [`select`](Self::select).
+    pub(crate) fn select_timeout(
+        &mut self,
+        _timeout: Duration,
+    ) -> Result<SelectedOperation, SelectTimeoutError> {
+        Ok(self.select())
+    }
+
+    /// Models have no clock: as [`select`](Self::select).
+    pub(crate) fn select_deadline(
+        &mut self,
+        _deadline: Instant,
+    ) -> Result<SelectedOperation, SelectTimeoutError> {
+        Ok(self.select())
+    }
+}
+
+/// The operation a [`Select`] chose; complete it with the same channel.
+#[must_use = "a selected operation holds a claim until it is completed"]
+pub(crate) struct SelectedOperation {
+    index: usize,
+    claim: Claim,
+}
+
+impl SelectedOperation {
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    pub(crate) fn recv<T>(self, receiver: &Receiver<T>) -> Result<T, RecvError> {
+        if self.claim == Claim::Nothing {
+            return Err(RecvError);
+        }
+        let mut state = receiver.chan.state.lock();
+        state.claimed -= 1;
+        // A claimed item is never taken by anyone else.
+        let item = state.queue.pop_front();
+        let waiters = state.take_waiters();
+        drop(state);
+        wake(waiters);
+        item.ok_or(RecvError)
+    }
+
+    pub(crate) fn send<T>(self, sender: &Sender<T>, item: T) -> Result<(), SendError<T>> {
+        let mut state = sender.chan.state.lock();
+        if self.claim == Claim::One {
+            state.reserved -= 1;
+        }
+        if state.receivers == 0 {
+            return Err(SendError(item));
+        }
+        state.queue.push_back(item);
+        let waiters = state.take_waiters();
+        drop(state);
+        wake(waiters);
+        Ok(())
+    }
+}
