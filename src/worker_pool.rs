@@ -32,6 +32,7 @@ pub struct Output<R> {
 }
 
 /// What a [`WorkerPool`] could not finish, from [`WorkerPool::join`].
+#[must_use = "jobs that never ran are handed back here; dropping the leftovers loses them"]
 #[non_exhaustive]
 pub struct Leftovers<J, R> {
     /// Jobs that never ran (the pool was stopped first), with their
