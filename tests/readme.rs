@@ -20,10 +20,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use brigade::{
-    AcquireError, Backoff, Cancelled, Context, DEFAULT_READ_AHEAD, ErrGroup, GroupError, JobError,
-    JobHandle, JobOutcome, PanicPolicy, Pipeline, PipelineError, RateError, Retry, RetryError,
-    Semaphore, Sizing, SpawnError, StageError, SubmitError, ThreadPool, TryMapError,
-    TrySubmitError, WorkerPool, sizing,
+    AcquireError, Backoff, Cancelled, Context, DEFAULT_READ_AHEAD, ErrGroup, GROUP_THREADS,
+    GroupError, JobError, JobHandle, JobOutcome, PanicPolicy, Pipeline, PipelineError, RateError,
+    Retry, RetryError, Semaphore, Sizing, SpawnError, StageError, SubmitError, ThreadPool,
+    TryMapError, TrySubmitError, WorkerPool, sizing,
 };
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 use parking_lot::Mutex;
@@ -267,10 +267,50 @@ fn supervision() {
 
 #[test]
 fn shutdown() {
-    // join() drains; shutdown_now() cancels and reports what never ran;
+    // Every pool has the set: close() through &self stops intake, join()
+    // drains, shutdown_now() cancels and reports what never ran,
     // shutdown_timeout(d) drains until d and then cancels; dropping a
     // ThreadPool or a WorkerPool drains and joins, leaving no thread.
     with_timeout(LONG, || {
+        let shared = Arc::new(ThreadPool::builder().workers(1).build().expect("build"));
+        thread::spawn({
+            let shared = Arc::clone(&shared);
+            move || shared.close()
+        })
+        .join()
+        .expect("no panic");
+        assert!(matches!(
+            shared.submit(|_ctx| ()),
+            Err(SubmitError::Closed(_))
+        ));
+
+        let (started_tx, started_rx) = crossbeam_channel::bounded(1);
+        let typed = WorkerPool::builder()
+            .workers(1)
+            .build(move |ctx, n: u32| {
+                if n == 0 {
+                    started_tx.send(()).expect("the test waits");
+                    let _ = ctx.sleep(Duration::from_secs(3600));
+                }
+                n
+            })
+            .expect("build");
+        for n in 0..3 {
+            typed.submit(n).expect("submit");
+        }
+        started_rx.recv_timeout(LONG).expect("started");
+        typed.close();
+        assert!(matches!(typed.submit(9), Err(SubmitError::Closed(9))));
+        let left = typed.shutdown_now();
+        let mut never_ran: Vec<u64> = left.unprocessed.iter().map(|(i, _)| *i).collect();
+        never_ran.sort_unstable();
+        assert_eq!(never_ran, [1, 2]);
+        let typed = WorkerPool::builder()
+            .workers(1)
+            .build(|_ctx, n: u32| n)
+            .expect("build");
+        typed.submit(1).expect("submit");
+        assert!(typed.shutdown_timeout(LONG).is_empty(), "drained in time");
         let ran = Arc::new(AtomicUsize::new(0));
         let count = |ran: &Arc<AtomicUsize>| {
             let ran = Arc::clone(ran);
@@ -610,7 +650,8 @@ fn pipeline() {
 #[test]
 fn err_group() {
     // The first error cancels the group and is returned; limit(n) bounds
-    // how many run; panics are reported; a spawn refused by cancellation
+    // how many run, GROUP_THREADS the threads without one; panics are
+    // reported; a spawn refused by cancellation
     // makes wait() say Cancelled; the scoped form borrows the stack.
     with_timeout(LONG, || {
         let group = ErrGroup::<&str>::new(&Context::new());
@@ -645,6 +686,23 @@ fn err_group() {
             group.spawn(|_ctx| Ok(())).expect("spawn");
         }
         assert!(group.threads() <= 2, "{} threads", group.threads());
+        assert_eq!(group.wait(), Ok(()));
+
+        // Without a limit, at most GROUP_THREADS threads; more tasks queue
+        // and spawn does not wait.
+        let gate = Gate::new();
+        let group = ErrGroup::<()>::new(&Context::new());
+        for _ in 0..GROUP_THREADS + 2 {
+            let gate = gate.clone();
+            group
+                .spawn(move |_ctx| {
+                    gate.wait();
+                    Ok(())
+                })
+                .expect("spawn");
+        }
+        assert!(wait_until(LONG, || group.threads() == GROUP_THREADS));
+        gate.open();
         assert_eq!(group.wait(), Ok(()));
 
         let group = ErrGroup::<()>::new(&Context::new());
