@@ -33,8 +33,8 @@ pub enum Cancelled {
 ///
 /// | what passed | [`join`](crate::JobHandle::join) returns |
 /// |---|---|
-/// | the pool's [`job_timeout`](crate::Builder::job_timeout), counted from the job's start (the job returned late; its value is dropped) | `Err(JobError::TimedOut)` |
-/// | the deadline of the pool's [context](crate::Builder::context) (before the job started, or before it returned) | `Err(JobError::Cancelled(Cancelled::DeadlineExceeded))` |
+/// | the pool's [`job_timeout`](crate::ThreadPoolBuilder::job_timeout), counted from the job's start (the job returned late; its value is dropped) | `Err(JobError::TimedOut)` |
+/// | the deadline of the pool's [context](crate::ThreadPoolBuilder::context) (before the job started, or before it returned) | `Err(JobError::Cancelled(Cancelled::DeadlineExceeded))` |
 /// | a deadline the job set on a context it derived itself, which the job reported in its own value | `Ok(Err(…))`: the job's value, whatever it says |
 ///
 /// [`is_deadline`](Self::is_deadline) asks for the first two at once.
@@ -363,7 +363,7 @@ pub enum SizingError {
     InvalidEnv(String),
 }
 
-/// [`Builder::build`](crate::Builder::build) rejected the configuration or
+/// [`ThreadPoolBuilder::build`](crate::ThreadPoolBuilder::build) rejected the configuration or
 /// could not start the pool. No thread is left running when this is returned.
 #[derive(Debug, Error)]
 #[non_exhaustive]

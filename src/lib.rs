@@ -282,7 +282,7 @@
 //! ```
 //!
 //! A pool can do the waiting itself: built with
-//! [`Builder::rate_limit`], its workers take a token before they *start*
+//! [`ThreadPoolBuilder::rate_limit`], its workers take a token before they *start*
 //! each job, and the wait wakes when the pool is cancelled.
 //!
 //! ```
@@ -391,7 +391,7 @@
 //! # Where the context goes, and when settings are checked
 //!
 //! Long-lived things take their [`Context`] once, where they are made: a
-//! pool at its builder ([`Builder::context`]), an [`ErrGroup`] and a
+//! pool at its builder ([`ThreadPoolBuilder::context`]), an [`ErrGroup`] and a
 //! [`Pipeline`] at `new`. One-off waits take it on the call, in their
 //! `_ctx` form ([`Semaphore::acquire_ctx`], [`RateLimiter::wait`],
 //! [`Retry::run`]). Settings are checked once, before any thread starts:
@@ -482,7 +482,7 @@
 //! keeps the cost of timing below the noise of a tiny job.
 //!
 //! For per-job events — a progress bar, your own metrics — set
-//! [`Builder::on_job_done`]: it sees each job's id, [`JobOutcome`], queue
+//! [`ThreadPoolBuilder::on_job_done`]: it sees each job's id, [`JobOutcome`], queue
 //! wait and run time (every job is timed while a hook is set).
 //!
 //! ```
@@ -527,12 +527,12 @@
 //! | pipeline stages, each closing its output | [`Pipeline`] |
 //! | `errgroup.WithContext` + `SetLimit` | [`ErrGroup::new`] + [`ErrGroup::limit`] |
 //! | `chan struct{}` semaphore, `semaphore.Weighted` | [`Semaphore`] (weighted, FIFO, cancellable) |
-//! | per-job `context.WithTimeout` | [`Builder::job_timeout`] |
+//! | per-job `context.WithTimeout` | [`ThreadPoolBuilder::job_timeout`] |
 //! | `recover()` in the worker + restart | built in: `catch_unwind`, respawn, [`PanicPolicy`] |
 //! | drain / cancel / stop-accept-then-drain | [`ThreadPool::join`], [`ThreadPool::shutdown_now`], [`ThreadPool::shutdown_timeout`] |
 //! | `rate.NewLimiter` + `limiter.Wait(ctx)` in the worker | [`RateLimiter`], [`RateLimiter::wait`] |
 //! | retry loop with backoff | [`Retry`], [`Backoff`] |
-//! | expvar counters | [`ThreadPool::stats`] (counts, percentiles, utilisation, throughput), [`Builder::on_job_done`] |
+//! | expvar counters | [`ThreadPool::stats`] (counts, percentiles, utilisation, throughput), [`ThreadPoolBuilder::on_job_done`] |
 //! | "dynamic resizing", backpressure modelling | [`ThreadPool::set_workers`], [`Sizing::Adaptive`] |
 
 #![deny(missing_docs)]
@@ -576,7 +576,7 @@ pub use error::{
     StageError, StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
-pub use pool::{Builder, JobHandle, ShutdownReport, ThreadPool};
+pub use pool::{JobHandle, ShutdownReport, ThreadPool, ThreadPoolBuilder};
 pub use rate::{RateLimiter, Reservation};
 pub use retry::{Backoff, Retry, RetryBuilder};
 pub use semaphore::{Permit, Semaphore};

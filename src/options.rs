@@ -169,7 +169,7 @@ impl fmt::Debug for Options {
     }
 }
 
-/// A pool built with [`rate_limit`](crate::Builder::rate_limit) paces its
+/// A pool built with [`rate_limit`](crate::ThreadPoolBuilder::rate_limit) paces its
 /// job starts here: each start takes one token.
 impl StartGate for RateLimiter {
     fn pass(&self, ctx: &Context) -> Result<(), Cancelled> {

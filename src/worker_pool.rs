@@ -265,7 +265,7 @@ pub struct WorkerPool<J, R> {
 
 /// Configures a [`WorkerPool`]; from [`WorkerPool::builder`].
 ///
-/// The same settings as [`Builder`](crate::Builder), plus the results
+/// The same settings as [`ThreadPoolBuilder`](crate::ThreadPoolBuilder), plus the results
 /// channel's capacity and ordered delivery.
 #[must_use = "a WorkerPoolBuilder does nothing until build() is called"]
 #[derive(Debug)]
@@ -306,7 +306,7 @@ impl WorkerPoolBuilder {
     ///
     /// # Errors
     ///
-    /// As for [`Builder::build`](crate::Builder::build), plus
+    /// As for [`ThreadPoolBuilder::build`](crate::ThreadPoolBuilder::build), plus
     /// [`BuildError::ResultsTooLarge`] and [`BuildError::InvalidWindow`].
     pub fn build<J, R, H>(self, handler: H) -> Result<WorkerPool<J, R>, BuildError>
     where

@@ -134,23 +134,23 @@ mod sizing {
                 )
             };
         }
-        pool_workers_zero: "Builder::workers(0)" =>
+        pool_workers_zero: "ThreadPoolBuilder::workers(0)" =>
             ThreadPool::builder().workers(0).build(),
             BuildError::Sizing(SizingError::ZeroWorkers),
             "worker count must be at least 1, got 0";
-        pool_workers_past_max: "Builder::workers(MAX_WORKERS + 1)" =>
+        pool_workers_past_max: "ThreadPoolBuilder::workers(MAX_WORKERS + 1)" =>
             ThreadPool::builder().workers(MAX_WORKERS + 1).build(),
             BuildError::Sizing(SizingError::TooManyWorkers {
                 requested: 32_769,
                 max: MAX_WORKERS
             }),
             too_many;
-        pool_workers_usize_max: "Builder::workers(usize::MAX)" =>
+        pool_workers_usize_max: "ThreadPoolBuilder::workers(usize::MAX)" =>
             ThreadPool::builder().workers(usize::MAX).build(),
             BuildError::Sizing(SizingError::TooManyWorkers { requested, .. })
                 if requested == usize::MAX as u128,
             format!("worker count must be at most {MAX_WORKERS}, got {}", usize::MAX);
-        pool_fixed_zero: "Builder::sizing(Fixed(0))" =>
+        pool_fixed_zero: "ThreadPoolBuilder::sizing(Fixed(0))" =>
             ThreadPool::builder().sizing(Sizing::Fixed(0)).build(),
             BuildError::Sizing(SizingError::ZeroWorkers),
             "worker count must be at least 1, got 0";
@@ -239,7 +239,7 @@ mod sizing {
     }
 }
 
-/// Every other `Builder` and `WorkerPoolBuilder` option.
+/// Every other `ThreadPoolBuilder` and `WorkerPoolBuilder` option.
 mod builder {
     // Each bad builder option or resize is refused with its exact BuildError or SizingError.
     use super::*;
@@ -257,11 +257,11 @@ mod builder {
             let results =
                 move |got: usize| format!("results capacity must be at most {max}, got {got}");
         }
-        pool_queue_capacity_past_max: "Builder::queue_capacity(MAX + 1)" =>
+        pool_queue_capacity_past_max: "ThreadPoolBuilder::queue_capacity(MAX + 1)" =>
             ThreadPool::builder().workers(1).queue_capacity(max + 1).build(),
             BuildError::QueueTooLarge { requested, max: m } if requested == max + 1 && m == max,
             queue(max + 1);
-        pool_queue_capacity_usize_max: "Builder::queue_capacity(usize::MAX)" =>
+        pool_queue_capacity_usize_max: "ThreadPoolBuilder::queue_capacity(usize::MAX)" =>
             ThreadPool::builder()
                 .workers(1)
                 .queue_capacity(usize::MAX)
@@ -271,18 +271,18 @@ mod builder {
                 ..
             },
             queue(usize::MAX);
-        pool_stack_size_zero: "Builder::stack_size(0)" =>
+        pool_stack_size_zero: "ThreadPoolBuilder::stack_size(0)" =>
             ThreadPool::builder().workers(1).stack_size(0).build(),
             BuildError::ZeroStackSize,
             "stack size must be greater than 0 bytes";
-        pool_job_timeout_zero: "Builder::job_timeout(ZERO)" =>
+        pool_job_timeout_zero: "ThreadPoolBuilder::job_timeout(ZERO)" =>
             ThreadPool::builder()
                 .workers(1)
                 .job_timeout(Duration::ZERO)
                 .build(),
             BuildError::ZeroJobTimeout(Duration::ZERO),
             "job timeout must be greater than zero; leave job_timeout unset for no per-job deadline";
-        pool_thread_name_with_nul: "Builder::thread_name with NUL" =>
+        pool_thread_name_with_nul: "ThreadPoolBuilder::thread_name with NUL" =>
             ThreadPool::builder().workers(1).thread_name("bad\0name").build(),
             BuildError::InvalidThreadName(ref name) if name == "bad\0name",
             r#"thread name must not contain NUL bytes, got "bad\0name""#;

@@ -12,7 +12,7 @@
 //! a blocked acquire, a cancelled waiter leaving the queue (and waking the
 //! waiters behind it), a context cancelled while a child registers with
 //! it, and — on a real `ThreadPool` of one or two loom threads, built by
-//! its `Builder` — the crew's submit, cancel, drain and respawn protocol
+//! its `ThreadPoolBuilder` — the crew's submit, cancel, drain and respawn protocol
 //! and the `JobHandle` cell: every accepted job runs exactly once or is
 //! reported cancelled, and is counted either way.
 #![cfg(loom)]

@@ -1,4 +1,4 @@
-//! `Builder::rate_limit` and `WorkerPoolBuilder::rate_limit`: a pool paces
+//! `ThreadPoolBuilder::rate_limit` and `WorkerPoolBuilder::rate_limit`: a pool paces
 //! its job *starts* by a shared token bucket, wakes from the wait when
 //! cancelled, and discards jobs that could not start before its deadline.
 

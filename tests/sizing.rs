@@ -10,7 +10,7 @@ use brigade::sizing::{self, MAX_WORKERS};
 use brigade::{BuildError, MAX_QUEUE_CAPACITY, Sizing, SizingError, ThreadPool};
 
 /// The message of the error that `builder` fails to build with.
-fn build_error(builder: brigade::Builder) -> String {
+fn build_error(builder: brigade::ThreadPoolBuilder) -> String {
     match builder.build() {
         Ok(pool) => panic!("built a pool that should be rejected: {pool:?}"),
         Err(err) => err.to_string(),

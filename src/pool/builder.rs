@@ -1,5 +1,5 @@
-//! [`Builder`] for [`ThreadPool`]: the options every pool shares
-//! (`options.rs`), validated in [`Builder::build`].
+//! [`ThreadPoolBuilder`] for [`ThreadPool`]: the options every pool shares
+//! (`options.rs`), validated in [`ThreadPoolBuilder::build`].
 
 use super::ThreadPool;
 use super::job::PoolExec;
@@ -32,13 +32,13 @@ use crate::options::{Options, common_setters};
 /// assert_eq!(pool.stats().workers, 4);
 /// # Ok::<(), brigade::BuildError>(())
 /// ```
-#[must_use = "a Builder does nothing until build() is called"]
+#[must_use = "a ThreadPoolBuilder does nothing until build() is called"]
 #[derive(Debug, Default)]
-pub struct Builder {
+pub struct ThreadPoolBuilder {
     options: Options,
 }
 
-impl Builder {
+impl ThreadPoolBuilder {
     common_setters!();
 
     /// Validates the settings and starts the workers.

@@ -1,6 +1,6 @@
 //! [`ThreadPool`]: a supervised pool of OS threads for closures.
 //!
-//! * [`builder.rs`](Builder): configuration, validated in `build()`;
+//! * [`builder.rs`](ThreadPoolBuilder): configuration, validated in `build()`;
 //! * `handle.rs`: [`JobHandle`], the caller's end of a submitted job;
 //! * `job.rs`: the type-erased jobs the pool queues;
 //! * `map/`: [`Map`], `map` / `map_unordered` / `try_map`;
@@ -35,7 +35,7 @@ mod scope;
 
 use std::time::{Duration, Instant};
 
-pub use builder::Builder;
+pub use builder::ThreadPoolBuilder;
 use handle::JobCell;
 pub use handle::JobHandle;
 use job::{ExecJob, Lent, PoolExec, Task, unerase};
@@ -155,9 +155,9 @@ pub struct ShutdownReport {
 }
 
 impl ThreadPool {
-    /// A [`Builder`] with the defaults.
-    pub fn builder() -> Builder {
-        Builder::default()
+    /// A [`ThreadPoolBuilder`] with the defaults.
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::default()
     }
 
     /// Queues a fire-and-forget closure, waiting while the queue is full.

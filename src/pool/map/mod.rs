@@ -482,7 +482,7 @@ impl ThreadPool {
     /// it is cancelled when the map is dropped (say, by a `take(n)` that
     /// is done) or the pool is cancelled, so a long item can stop early.
     /// (It is the map's context, not each item's: a per-item
-    /// [`job_timeout`](crate::Builder::job_timeout) still applies, but does
+    /// [`job_timeout`](crate::ThreadPoolBuilder::job_timeout) still applies, but does
     /// not show in it.)
     ///
     /// # Examples
