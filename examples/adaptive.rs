@@ -20,9 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use brigade::{Context, Sizing, ThreadPool};
-
-#[path = "support/chart.rs"]
-mod chart;
+use plotters::coord::Shift;
+use plotters::prelude::*;
 
 struct Args {
     rate: f64,
@@ -88,6 +87,91 @@ struct Row {
     workers: usize,
     throughput: f64,
     needed: f64,
+}
+
+const BLUE_LINE: RGBColor = RGBColor(70, 130, 180);
+const GREEN_LINE: RGBColor = RGBColor(0, 100, 0);
+const GRAY_LINE: RGBColor = RGBColor(128, 128, 128);
+
+/// One line on a panel: its legend name, colour, whether dashed, and value.
+type Line<'a> = (&'a str, RGBColor, bool, &'a dyn Fn(&Row) -> f64);
+
+/// Draws one panel of the chart: `lines` over the run, against seconds.
+fn panel(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    rows: &[Row],
+    y_desc: &str,
+    lines: &[Line<'_>],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let x_max = rows.last().map_or(1.0, |r| r.at);
+    let y_max = rows
+        .iter()
+        .flat_map(|r| lines.iter().map(move |line| (line.3)(r)))
+        .fold(1e-9, f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+    for &(name, colour, dashed, value) in lines {
+        let points = rows.iter().map(|r| (r.at, value(r)));
+        let style = colour.stroke_width(2);
+        let drawn = if dashed {
+            chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?
+        } else {
+            chart.draw_series(LineSeries::new(points, style))?
+        };
+        drawn
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// Writes the worker count and the throughput over the run as an SVG chart
+/// of two panels, each beside what Little's Law and the offered rate say.
+fn chart(path: &str, rows: &[Row], rate: f64) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (680, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(
+        &format!("Sizing::Adaptive, {rate:.0} jobs/s offered, backend 1 ms → 10 ms → 1 ms"),
+        ("sans-serif", 16),
+    )?;
+    let panels = root.split_evenly((2, 1));
+    panel(
+        &panels[0],
+        rows,
+        "workers",
+        &[
+            ("workers", BLUE_LINE, false, &|r| r.workers as f64),
+            ("λ·W (Little's Law)", GRAY_LINE, true, &|r| r.needed),
+        ],
+    )?;
+    panel(
+        &panels[1],
+        rows,
+        "jobs / s",
+        &[
+            ("finished", GREEN_LINE, false, &|r| r.throughput),
+            ("offered", GRAY_LINE, true, &|_| rate),
+        ],
+    )?;
+    root.present()?;
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -171,42 +255,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if let Some(path) = &args.svg {
-        let series = |name: &str, colour, dashed, value: &dyn Fn(&Row) -> f64| chart::Series {
-            name: name.to_owned(),
-            colour,
-            dashed,
-            points: rows.iter().map(|r| (r.at, value(r))).collect(),
-        };
-        let chart = chart::Chart {
-            title: format!(
-                "Sizing::Adaptive, {:.0} jobs/s offered, backend 1 ms → 10 ms → 1 ms",
-                args.rate
-            ),
-            x_label: "seconds".to_owned(),
-            x_ticks: (0..=3)
-                .map(|i| {
-                    let t = (args.phase * i).as_secs_f64();
-                    (t, format!("{t:.0}"))
-                })
-                .collect(),
-            panels: vec![
-                chart::Panel {
-                    y_label: "workers".to_owned(),
-                    series: vec![
-                        series("workers", "steelblue", false, &|r| r.workers as f64),
-                        series("λ·W (Little's Law)", "gray", true, &|r| r.needed),
-                    ],
-                },
-                chart::Panel {
-                    y_label: "jobs / s".to_owned(),
-                    series: vec![
-                        series("finished", "darkgreen", false, &|r| r.throughput),
-                        series("offered", "gray", true, &|_| args.rate),
-                    ],
-                },
-            ],
-        };
-        std::fs::write(path, chart.to_svg())?;
+        chart(path, &rows, args.rate)?;
         println!("wrote {path}");
     }
     match Arc::try_unwrap(pool) {

@@ -18,9 +18,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use brigade::{ThreadPool, sizing};
-
-#[path = "support/chart.rs"]
-mod chart;
+use plotters::prelude::*;
 
 struct Args {
     cpu: Duration,
@@ -133,32 +131,66 @@ fn run(n: usize, args: &Args, iterations: u64) -> Result<Row, Box<dyn std::error
     })
 }
 
-fn svg(rows: &[Row], args: &Args) -> String {
+const MEASURED: RGBColor = RGBColor(70, 130, 180);
+const PREDICTED: RGBColor = RGBColor(128, 128, 128);
+
+/// Writes throughput against N, measured and predicted, as an SVG chart.
+fn chart(path: &str, rows: &[Row], args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // x is log2(N), so the doubling sweep is evenly spaced.
     let x = |r: &Row| (r.n as f64).log2();
-    let line = |name: &str, colour, dashed, value: &dyn Fn(&Row) -> f64| chart::Series {
-        name: name.to_owned(),
-        colour,
-        dashed,
-        points: rows.iter().map(|r| (x(r), value(r))).collect(),
-    };
-    chart::Chart {
-        title: format!(
-            "Throughput vs workers: {} µs CPU + {} ms wait per job",
-            args.cpu.as_micros(),
-            args.io.as_millis()
-        ),
-        x_label: "workers (N)".to_owned(),
-        x_ticks: rows.iter().map(|r| (x(r), r.n.to_string())).collect(),
-        panels: vec![chart::Panel {
-            y_label: "jobs / s".to_owned(),
-            series: vec![
-                line("measured", "steelblue", false, &|r| r.throughput),
-                line("Little's Law", "gray", true, &|r| r.predicted),
-            ],
-        }],
-    }
-    .to_svg()
+    let x_max = rows.last().map_or(1.0, x);
+    let y_max = rows
+        .iter()
+        .flat_map(|r| [r.throughput, r.predicted])
+        .fold(1e-9, f64::max)
+        * 1.1;
+    let root = SVGBackend::new(path, (680, 360)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Throughput vs workers: {} µs CPU + {} ms wait per job",
+                args.cpu.as_micros(),
+                args.io.as_millis()
+            ),
+            ("sans-serif", 16),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("workers (N)")
+        .y_desc("jobs / s")
+        .x_labels(rows.len())
+        .x_label_formatter(&|v| format!("{:.0}", v.exp2()))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(
+            rows.iter().map(|r| (x(r), r.throughput)),
+            MEASURED.stroke_width(2),
+        ))?
+        .label("measured")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], MEASURED.stroke_width(2)));
+    chart
+        .draw_series(DashedLineSeries::new(
+            rows.iter().map(|r| (x(r), r.predicted)),
+            6,
+            4,
+            PREDICTED.stroke_width(2),
+        ))?
+        .label("Little's Law")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], PREDICTED.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -210,7 +242,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("Little's Law knee: N = CPUs x (compute + wait) / compute = {knee}");
     }
     if let Some(path) = &args.svg {
-        std::fs::write(path, svg(&rows, &args))?;
+        chart(path, &rows, &args)?;
         println!("wrote {path}");
     }
     Ok(())
