@@ -118,7 +118,7 @@ fn panel(
         .configure_mesh()
         .x_desc("seconds")
         .y_desc(y_desc)
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|v| format!("{}", (v * 10.0).round() / 10.0))
         .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
     for &(name, colour, dashed, value) in lines {
