@@ -509,15 +509,7 @@ impl ThreadPool {
         F: Fn(&Context, I::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        let ctx = self.context().child();
-        let seen = ctx.clone();
-        Map::under(
-            ctx,
-            self,
-            input.into_iter(),
-            move |item| f(&seen, item),
-            true,
-        )
+        watching(self, input.into_iter(), f, true)
     }
 
     /// [`try_map`](Self::try_map) for a closure that watches the map's
@@ -549,17 +541,26 @@ impl ThreadPool {
         R: Send + 'static,
         E: Send + 'static,
     {
-        let ctx = self.context().child();
-        let seen = ctx.clone();
-        let map = Map::under(
-            ctx,
-            self,
-            input.into_iter(),
-            move |item| f(&seen, item),
-            false,
-        );
-        try_collect(map)
+        try_collect(watching(self, input.into_iter(), f, false))
     }
+}
+
+/// A map whose closure `f` also gets the map's own context.
+fn watching<I, F, R>(
+    pool: &ThreadPool,
+    input: I,
+    f: F,
+    ordered: bool,
+) -> Map<'_, I, impl Fn(I::Item) -> R + Send + Sync + 'static, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(&Context, I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    let ctx = pool.context().child();
+    let seen = ctx.clone();
+    Map::under(ctx, pool, input, move |item| f(&seen, item), ordered)
 }
 
 /// `try_map`'s loop: collects the values in input order, or stops at the
