@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use brigade::{Cancelled, Context, Pipeline, PipelineError};
+use brigade::{Cancelled, Context, Pipeline, PipelineBuildError, PipelineError};
 
 /// A fetched page.
 struct Page {
@@ -97,12 +97,12 @@ fn urls() -> impl Iterator<Item = String> {
     (0..40).map(|n| format!("https://shop.example/items/{n}"))
 }
 
-fn main() {
+fn main() -> Result<(), PipelineBuildError> {
     let ctx = Context::new().with_timeout(Duration::from_secs(30));
 
     println!("== fail-fast (default)");
     let started = Instant::now();
-    match pipeline(&ctx).run(urls()) {
+    match pipeline(&ctx).build()?.run(urls()) {
         Ok(out) => println!("saved {} records", out.outputs.len()),
         Err(PipelineError::Stage(failure)) => {
             println!("stopped after {:.0?}: {failure}", started.elapsed());
@@ -112,7 +112,7 @@ fn main() {
 
     println!("\n== collecting errors");
     let started = Instant::now();
-    match pipeline(&ctx).collect_errors().run(urls()) {
+    match pipeline(&ctx).collect_errors().build()?.run(urls()) {
         Ok(out) => {
             for line in out.outputs.iter().take(3) {
                 println!("  {line}");
@@ -138,4 +138,5 @@ fn main() {
         }
         Err(err) => println!("failed: {err}"),
     }
+    Ok(())
 }

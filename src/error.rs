@@ -720,7 +720,7 @@ pub struct StageFailure<E> {
     pub error: StageError<E>,
 }
 
-/// Why [`Pipeline::run`](crate::Pipeline::run) returned no output.
+/// Why [`ReadyPipeline::run`](crate::ReadyPipeline::run) returned no output.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PipelineError<E> {
@@ -730,12 +730,19 @@ pub enum PipelineError<E> {
     /// The pipeline's context was cancelled or its deadline passed.
     #[error("pipeline cancelled: {0}")]
     Cancelled(Cancelled),
-    /// A setting of the whole pipeline is invalid (the ordered window).
+}
+
+/// Why [`Pipeline::build`](crate::Pipeline::build) started no pipeline.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineBuildError {
+    /// A setting of the whole pipeline is invalid: the ordered window, or
+    /// a [`buffer`](crate::Pipeline::buffer) before any stage.
     #[error("pipeline: {0}")]
     Settings(BuildError),
     /// A stage's settings are invalid, or its threads could not start.
     #[error("pipeline stage {stage:?}: {error}")]
-    Build {
+    Stage {
         /// The stage's name.
         stage: String,
         /// What is wrong with it.

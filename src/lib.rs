@@ -153,20 +153,21 @@
 //! use brigade::{Context, Pipeline, PipelineError, StageError};
 //!
 //! let ctx = Context::new();
-//! let result = Pipeline::new(&ctx)
+//! let pipeline = Pipeline::new(&ctx)
 //!     .stage("fetch", 8, |_ctx, id: u32| Ok(format!("<p>{id}</p>")))
 //!     .stage("parse", 2, |_ctx, page: String| {
 //!         page.trim_start_matches("<p>").trim_end_matches("</p>").parse::<u32>().map_err(|e| e.to_string())
 //!     })
 //!     .stage("save", 1, |_ctx, id: u32| if id == 7 { Err("disk full".to_owned()) } else { Ok(id) })
-//!     .run(0..100);
-//! match result {
+//!     .build()?; // every setting checked, every stage's threads started
+//! match pipeline.run(0..100) {
 //!     Err(PipelineError::Stage(failure)) => {
 //!         assert_eq!((failure.stage.as_str(), failure.index), ("save", 7));
 //!         assert_eq!(failure.error, StageError::Failed("disk full".to_owned()));
 //!     }
 //!     other => panic!("expected the save stage to fail, got {other:?}"),
 //! }
+//! # Ok::<(), brigade::PipelineBuildError>(())
 //! ```
 //!
 //! # Fail-fast groups
@@ -396,8 +397,9 @@
 //! `_ctx` form ([`Semaphore::acquire_ctx`], [`RateLimiter::wait`],
 //! [`Retry::run`]). Settings are checked once, before any thread starts:
 //! at `build()` for pools, at `limit()` for a group (its errors convert
-//! into [`GroupError`] with `?`), at `Semaphore::new`, and at `run()` for a
-//! pipeline, which is built and run in one call.
+//! into [`GroupError`] with `?`), at `Semaphore::new`, and at
+//! [`Pipeline::build`] for a pipeline: a setter never panics and never
+//! fails at run time.
 //!
 //! # Shutdown
 //!
@@ -571,9 +573,9 @@ mod worker_pool;
 pub use context::Context;
 pub use crew::PanicPolicy;
 pub use error::{
-    AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, PipelineError,
-    RateError, Refusal, RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError,
-    StageError, StageFailure, SubmitError, TryMapError, TrySubmitError,
+    AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, PipelineBuildError,
+    PipelineError, RateError, Refusal, RetryError, RetrySettingsError, SemaphoreError, SizingError,
+    SpawnError, StageError, StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub use pool::{JobHandle, ShutdownReport, ThreadPool, ThreadPoolBuilder};
@@ -596,7 +598,7 @@ pub use crossbeam_channel::select;
 #[cfg(not(loom))]
 pub use errgroup::{ErrGroup, GROUP_KEEP_ALIVE, GROUP_THREADS, ScopedGroup};
 #[cfg(not(loom))]
-pub use pipeline::{Pipeline, PipelineOutput, StageStats};
+pub use pipeline::{Pipeline, PipelineOutput, ReadyPipeline, StageStats};
 #[cfg(not(loom))]
 pub use pool::{DEFAULT_READ_AHEAD, Map, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use brigade::sizing::MAX_WORKERS;
 use brigade::{
     AcquireError, Backoff, BuildError, Cancelled, Context, ErrGroup, GroupError, GroupLimitError,
-    JobError, MAX_QUEUE_CAPACITY, Pipeline, PipelineError, RateError, RateLimiter, Retry,
+    JobError, MAX_QUEUE_CAPACITY, Pipeline, PipelineBuildError, RateError, RateLimiter, Retry,
     RetrySettingsError, Semaphore, SemaphoreError, Sizing, SizingError, SpawnError, SubmitError,
     ThreadPool, TrySubmitError, WorkerPool,
 };
@@ -411,18 +411,16 @@ mod builder {
     }
 }
 
-/// Pipeline stages and settings; the input is never touched.
+/// Pipeline stages and settings: refused by `build`, before any thread starts
+/// or any input could be read.
 mod pipeline {
-    // Each bad stage or setting fails the run with its exact PipelineError, its input untouched.
+    // Each bad stage or setting fails `build` with its exact PipelineBuildError.
     use super::*;
 
-    /// A run's outcome.
-    type Run = Result<brigade::PipelineOutput<u8, String>, PipelineError<String>>;
-    /// Runs `pipeline` over an input it must never read.
-    fn run(pipeline: Pipeline<u8, u8, String>) -> Run {
-        pipeline.run(std::iter::from_fn(|| -> Option<u8> {
-            panic!("a pipeline that fails to build must not read its input")
-        }))
+    /// What `build` returned.
+    type Built = Result<brigade::ReadyPipeline<u8, u8, String>, PipelineBuildError>;
+    fn build(pipeline: Pipeline<u8, u8, String>) -> Built {
+        pipeline.build()
     }
 
     rows! {
@@ -432,13 +430,13 @@ mod pipeline {
             let max = MAX_QUEUE_CAPACITY;
         }
         stage_workers_zero: "Pipeline stage with 0 workers" =>
-            run(new().stage("pl-zero", 0, pass)),
-            PipelineError::Build { ref stage, error: BuildError::Sizing(SizingError::ZeroWorkers) }
+            build(new().stage("pl-zero", 0, pass)),
+            PipelineBuildError::Stage { ref stage, error: BuildError::Sizing(SizingError::ZeroWorkers) }
                 if stage == "pl-zero",
             r#"pipeline stage "pl-zero": worker count must be at least 1, got 0"#;
         stage_workers_past_max: "Pipeline stage with MAX_WORKERS + 1 workers" =>
-            run(new().stage("pl-ok", 1, pass).stage("pl-many", MAX_WORKERS + 1, pass)),
-            PipelineError::Build {
+            build(new().stage("pl-ok", 1, pass).stage("pl-many", MAX_WORKERS + 1, pass)),
+            PipelineBuildError::Stage {
                 ref stage,
                 error: BuildError::Sizing(SizingError::TooManyWorkers { .. }),
             } if stage == "pl-many",
@@ -447,16 +445,16 @@ mod pipeline {
                 MAX_WORKERS + 1
             );
         buffer_past_max: "Pipeline buffer(MAX + 1)" =>
-            run(new().stage("pl-buf", 1, pass).buffer(max + 1)),
-            PipelineError::Build { ref stage, error: BuildError::BufferTooLarge { requested, .. } }
+            build(new().stage("pl-buf", 1, pass).buffer(max + 1)),
+            PipelineBuildError::Stage { ref stage, error: BuildError::BufferTooLarge { requested, .. } }
                 if stage == "pl-buf" && requested == max + 1,
             format!(
                 r#"pipeline stage "pl-buf": stage buffer must be at most {max}, got {}"#,
                 max + 1
             );
         buffer_usize_max: "Pipeline buffer(usize::MAX)" =>
-            run(new().stage("pl-bufm", 1, pass).buffer(usize::MAX)),
-            PipelineError::Build {
+            build(new().stage("pl-bufm", 1, pass).buffer(usize::MAX)),
+            PipelineBuildError::Stage {
                 error: BuildError::BufferTooLarge {
                     requested: usize::MAX,
                     ..
@@ -468,21 +466,21 @@ mod pipeline {
                 usize::MAX
             );
         stage_name_with_nul: "Pipeline stage name with NUL" =>
-            run(new().stage("pl\0nul", 1, pass)),
-            PipelineError::Build { ref stage, error: BuildError::InvalidThreadName(ref name) }
+            build(new().stage("pl\0nul", 1, pass)),
+            PipelineBuildError::Stage { ref stage, error: BuildError::InvalidThreadName(ref name) }
                 if stage == "pl\0nul" && name == "pl\0nul",
             r#"pipeline stage "pl\0nul": thread name must not contain NUL bytes, got "pl\0nul""#;
         buffer_before_any_stage: "Pipeline buffer() before the first stage" =>
-            run(new().buffer(4).stage("pl-late", 1, pass)),
-            PipelineError::Settings(BuildError::BufferBeforeStage),
+            build(new().buffer(4).stage("pl-late", 1, pass)),
+            PipelineBuildError::Settings(BuildError::BufferBeforeStage),
             "pipeline: buffer() sizes the queue of the stage added last; add a stage before calling it";
         ordered_window_zero: "Pipeline ordered_window(0)" =>
-            run(new().stage("pl-win", 1, pass).ordered_window(0)),
-            PipelineError::Settings(BuildError::InvalidWindow { requested: 0, .. }),
+            build(new().stage("pl-win", 1, pass).ordered_window(0)),
+            PipelineBuildError::Settings(BuildError::InvalidWindow { requested: 0, .. }),
             format!("pipeline: ordered window must be between 1 and {max}, got 0");
         ordered_window_past_max: "Pipeline ordered_window(MAX + 1)" =>
-            run(new().stage("pl-winm", 1, pass).ordered_window(max + 1)),
-            PipelineError::Settings(BuildError::InvalidWindow { .. }),
+            build(new().stage("pl-winm", 1, pass).ordered_window(max + 1)),
+            PipelineBuildError::Settings(BuildError::InvalidWindow { .. }),
             format!(
                 "pipeline: ordered window must be between 1 and {max}, got {}",
                 max + 1

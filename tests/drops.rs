@@ -561,7 +561,10 @@ fn tracked_run(
     } else {
         pipeline
     };
-    pipeline.run((0..500).map(move |n| (n, inputs.track())))
+    pipeline
+        .build()
+        .expect("valid pipeline")
+        .run((0..500).map(move |n| (n, inputs.track())))
 }
 
 #[test]

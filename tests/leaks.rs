@@ -377,6 +377,8 @@ fn pipeline_completed_run_leaves_no_thread() {
             .stage("lk-po1", 3, |_ctx, n: u64| Ok(n + 1))
             .stage("lk-po2", 2, |_ctx, n: u64| Ok(n * 2))
             .ordered()
+            .build()
+            .expect("valid pipeline")
             .run(0..500)
             .expect("the run completes");
         assert_eq!(
@@ -407,6 +409,8 @@ fn pipeline_cancelled_run_leaves_no_thread() {
                         let _ = ctx.sleep(LONG);
                         Ok(n)
                     })
+                    .build()
+                    .expect("valid pipeline")
                     .run(0..1_000)
             })
         };
@@ -440,6 +444,8 @@ fn pipeline_failed_run_leaves_no_thread() {
                 }
                 Ok(n)
             })
+            .build()
+            .expect("valid pipeline")
             .run(0..1_000);
         match ended {
             Err(PipelineError::Stage(failure)) => {

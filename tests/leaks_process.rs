@@ -113,6 +113,8 @@ fn pipelines() {
     let ok = Pipeline::<u64, u64, String>::new(&Context::new())
         .stage("lkp-a", 2, |_ctx, n: u64| Ok(n + 1))
         .stage("lkp-b", 2, |_ctx, n: u64| Ok(n))
+        .build()
+        .expect("valid pipeline")
         .run(0..200)
         .expect("the run completes");
     assert_eq!(ok.outputs.len(), 200);
@@ -128,6 +130,8 @@ fn pipelines() {
                     let _ = ctx.sleep(LONG);
                     Ok(n)
                 })
+                .build()
+                .expect("valid pipeline")
                 .run(0..100)
         })
     };
@@ -148,6 +152,8 @@ fn pipelines() {
             }
             Ok(n)
         })
+        .build()
+        .expect("valid pipeline")
         .run(0..100);
     assert!(matches!(failed, Err(PipelineError::Stage(_))));
 }

@@ -489,6 +489,8 @@ fn payload_panicking_on_drop_is_contained_everywhere() {
                 }
                 Ok(n)
             })
+            .build()
+            .expect("valid pipeline")
             .run(0..3);
         match piped {
             Err(PipelineError::Stage(failure)) => {
@@ -555,6 +557,8 @@ fn non_string_payloads_read_the_same_on_every_front_door() {
 
             let piped = Pipeline::<u32, u32, String>::new(&Context::new())
                 .stage("pe-nsp", 1, move |_ctx, w: u32| Ok(raise(w)))
+                .build()
+                .expect("valid pipeline")
                 .run([which]);
             match piped {
                 Err(err @ PipelineError::Stage(_)) => assert_eq!(
@@ -828,6 +832,8 @@ fn a_panic_is_caught_and_logged_once_on_every_front_door() {
                 1,
                 move |_ctx, _x: u8| -> Result<u8, String> { panic!("{m}") },
             )
+            .build()
+            .expect("valid pipeline")
             .run([1u8]);
         assert!(matches!(piped, Err(PipelineError::Stage(_))));
 

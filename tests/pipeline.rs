@@ -15,8 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use brigade::{
-    BuildError, Cancelled, Context, MAX_QUEUE_CAPACITY, Pipeline, PipelineError, PipelineOutput,
-    SizingError, StageError, StageFailure,
+    BuildError, Cancelled, Context, MAX_QUEUE_CAPACITY, Pipeline, PipelineBuildError,
+    PipelineError, PipelineOutput, SizingError, StageError, StageFailure,
 };
 use parking_lot::Mutex;
 
@@ -122,6 +122,8 @@ fn close_propagates_through_three_stages() {
                 Ok(n)
             })
             .buffer(0)
+            .build()
+            .expect("valid pipeline")
             .run(0..1000)
             .expect("nothing fails");
 
@@ -176,6 +178,8 @@ fn stage_stats_count_received_items_as_submitted() {
             })
             .stage("ss3", 1, pass)
             .collect_errors()
+            .build()
+            .expect("valid pipeline")
             .run(0..100)
             .expect("collect_errors runs to the end");
         assert_eq!(out.outputs.len(), 90);
@@ -220,6 +224,8 @@ fn cancel_mid_stream_leaves_no_thread() {
             })
             .buffer(1)
             .stage("cm3", 1, pass)
+            .build()
+            .expect("valid pipeline")
             .run(0..);
         let elapsed = start.elapsed();
         assert!(
@@ -254,6 +260,8 @@ fn parent_deadline_cancels_a_waiting_stage() {
                 let _ = ctx.sleep(LONG);
                 Ok(n)
             })
+            .build()
+            .expect("valid pipeline")
             .run(0..100);
         let elapsed = start.elapsed();
 
@@ -288,6 +296,8 @@ fn cancelled_parent_runs_no_item() {
                 counter.fetch_add(1, SeqCst);
                 Ok(n)
             })
+            .build()
+            .expect("valid pipeline")
             .run(0..1000);
         let err = result.expect_err("the parent is cancelled");
         assert!(
@@ -326,6 +336,8 @@ fn stage_error_stops_the_feeder() {
             })
             .buffer(b2)
             .stage("ff3", 2, pass)
+            .build()
+            .expect("valid pipeline")
             .run(counted(0..u64::MAX, &pulled));
         let elapsed = start.elapsed();
 
@@ -375,6 +387,8 @@ fn collect_errors_records_failures_and_keeps_going() {
                 }
             })
             .collect_errors()
+            .build()
+            .expect("valid pipeline")
             .run(0..500)
             .expect("collect_errors runs to the end");
 
@@ -433,6 +447,8 @@ fn panic_fails_fast_with_its_message() {
                 }
                 Ok(n)
             })
+            .build()
+            .expect("valid pipeline")
             .run(0..1000);
 
         let (failure, text) = stage_failure(result);
@@ -465,6 +481,8 @@ fn collected_panics_let_the_rest_continue() {
             })
             .stage("pc3", 1, pass)
             .collect_errors()
+            .build()
+            .expect("valid pipeline")
             .run(0..200)
             .expect("collect_errors runs to the end");
 
@@ -525,6 +543,8 @@ fn ordered_outputs_follow_input_order() {
                     Ok(n * 3)
                 })
                 .ordered()
+                .build()
+                .expect("valid pipeline")
                 .run(0..N)
                 .expect("nothing fails");
 
@@ -566,6 +586,8 @@ fn ordered_collect_errors_leaves_holes() {
                 })
                 .ordered()
                 .collect_errors()
+                .build()
+                .expect("valid pipeline")
                 .run(0..N)
                 .expect("collect_errors runs to the end");
 
@@ -658,7 +680,7 @@ fn pulled_behind_slow_item(
             gate.open();
             (reached && settled, seen)
         });
-        let out = pipeline.run(inputs);
+        let out = pipeline.build().expect("valid pipeline").run(inputs);
         (observer.join().expect("observer"), out)
     });
     let out = out.expect("nothing fails");
@@ -699,36 +721,58 @@ fn ordered_default_window_bounds_the_feeder() {
 
 #[test]
 fn zero_workers_is_a_build_error() {
-    // A stage with no workers fails run with Build naming that stage, before any thread starts or any input is pulled.
+    // A stage with no workers fails build with Stage naming that stage, before any thread starts.
     with_timeout(LONG, || {
-        let pulled = Arc::new(AtomicUsize::new(0));
         let ctx = Context::new();
         let err = Pipeline::<u64, u64, Malformed>::new(&ctx)
             .stage("zw1", 2, pass)
             .stage("zw2", 0, pass)
-            .run(counted(0..10, &pulled))
+            .build()
             .expect_err("zero workers");
         assert!(
-            matches!(&err, PipelineError::Build { stage, error: BuildError::Sizing(SizingError::ZeroWorkers) } if stage == "zw2"),
+            matches!(&err, PipelineBuildError::Stage { stage, error: BuildError::Sizing(SizingError::ZeroWorkers) } if stage == "zw2"),
             "{err:?}"
         );
         assert_eq!(
             err.to_string(),
             "pipeline stage \"zw2\": worker count must be at least 1, got 0"
         );
-        assert_eq!(pulled.load(SeqCst), 0);
         assert_eq!(threads_named("zw1"), 0);
     });
 }
 
 #[test]
+fn build_starts_the_threads_and_an_unrun_pipeline_joins_them() {
+    // build() starts every stage's workers, which wait for inputs; dropping the ReadyPipeline unrun closes the first queue and joins them all; a second build of an equal pipeline runs normally.
+    with_timeout(LONG, || {
+        let ctx = Context::new();
+        let make = || {
+            Pipeline::<u64, u64, Malformed>::new(&ctx)
+                .stage("br1", 2, pass)
+                .stage("br2", 1, pass)
+        };
+        let ready = make().build().expect("valid pipeline");
+        assert!(wait_until(LONG, || threads_named("br1") == 2
+            && threads_named("br2") == 1));
+        drop(ready);
+        assert_no_threads(&["br1", "br2"]);
+        let out = make()
+            .build()
+            .expect("valid pipeline")
+            .run(0..10)
+            .expect("runs");
+        assert_eq!(out.outputs.len(), 10);
+    });
+}
+
+#[test]
 fn invalid_stage_settings_are_build_errors() {
-    // Too many workers, a too large buffer and a NUL in a name each fail run with Build naming the stage, with a message that says what is wrong.
+    // Too many workers, a too large buffer and a NUL in a name each fail build with Stage naming the stage, with a message that says what is wrong.
     with_timeout(LONG, || {
         let ctx = Context::new();
         let too_many = Pipeline::<u64, u64, Malformed>::new(&ctx)
             .stage("tm", 40_000, pass)
-            .run(0..1)
+            .build()
             .expect_err("too many workers");
         assert_eq!(
             too_many.to_string(),
@@ -737,7 +781,7 @@ fn invalid_stage_settings_are_build_errors() {
         assert!(
             matches!(
                 &too_many,
-                PipelineError::Build {
+                PipelineBuildError::Stage {
                     error: BuildError::Sizing(SizingError::TooManyWorkers {
                         requested: 40_000,
                         max: 32_768
@@ -752,7 +796,7 @@ fn invalid_stage_settings_are_build_errors() {
             .stage("hb1", 1, pass)
             .stage("hb2", 1, pass)
             .buffer(MAX_QUEUE_CAPACITY + 1)
-            .run(0..1)
+            .build()
             .expect_err("buffer too large");
         assert_eq!(
             huge.to_string(),
@@ -762,20 +806,20 @@ fn invalid_stage_settings_are_build_errors() {
             )
         );
         assert!(
-            matches!(&huge, PipelineError::Build { stage, error: BuildError::BufferTooLarge { .. } } if stage == "hb2"),
+            matches!(&huge, PipelineBuildError::Stage { stage, error: BuildError::BufferTooLarge { .. } } if stage == "hb2"),
             "{huge:?}"
         );
 
         let nul = Pipeline::<u64, u64, Malformed>::new(&ctx)
             .stage("nu\0l", 1, pass)
-            .run(0..1)
+            .build()
             .expect_err("NUL in a name");
         assert_eq!(
             nul.to_string(),
             "pipeline stage \"nu\\0l\": thread name must not contain NUL bytes, got \"nu\\0l\""
         );
         assert!(
-            matches!(&nul, PipelineError::Build { error: BuildError::InvalidThreadName(name), .. } if name == "nu\0l"),
+            matches!(&nul, PipelineBuildError::Stage { error: BuildError::InvalidThreadName(name), .. } if name == "nu\0l"),
             "{nul:?}"
         );
         assert_no_threads(&["hb1", "tm"]);
@@ -784,18 +828,17 @@ fn invalid_stage_settings_are_build_errors() {
 
 #[test]
 fn zero_window_is_a_settings_error() {
-    // ordered_window(0), and a window past MAX_QUEUE_CAPACITY, fail run with Settings(InvalidWindow) before any input is pulled.
+    // ordered_window(0), and a window past MAX_QUEUE_CAPACITY, fail build with Settings(InvalidWindow), before any thread starts.
     with_timeout(LONG, || {
         let ctx = Context::new();
         for window in [0, MAX_QUEUE_CAPACITY + 1] {
-            let pulled = Arc::new(AtomicUsize::new(0));
             let err = Pipeline::<u64, u64, Malformed>::new(&ctx)
                 .stage("zo1", 2, pass)
                 .ordered_window(window)
-                .run(counted(0..10, &pulled))
+                .build()
                 .expect_err("invalid window");
             assert!(
-                matches!(&err, PipelineError::Settings(BuildError::InvalidWindow { requested, max: MAX_QUEUE_CAPACITY }) if *requested == window),
+                matches!(&err, PipelineBuildError::Settings(BuildError::InvalidWindow { requested, max: MAX_QUEUE_CAPACITY }) if *requested == window),
                 "{err:?}"
             );
             assert_eq!(
@@ -804,7 +847,6 @@ fn zero_window_is_a_settings_error() {
                     "pipeline: ordered window must be between 1 and {MAX_QUEUE_CAPACITY}, got {window}"
                 )
             );
-            assert_eq!(pulled.load(SeqCst), 0);
         }
         assert_no_threads(&["zo1"]);
     });
@@ -817,11 +859,15 @@ fn empty_pipeline_passes_inputs_through() {
     with_timeout(Duration::from_secs(5), || {
         let ctx = Context::new();
         let none = Pipeline::<u64, u64, Malformed>::new(&ctx)
+            .build()
+            .expect("valid pipeline")
             .run(std::iter::empty())
             .expect("no inputs");
         assert!(none.outputs.is_empty() && none.failures.is_empty() && none.stages.is_empty());
 
         let out = Pipeline::<u64, u64, Malformed>::new(&ctx)
+            .build()
+            .expect("valid pipeline")
             .run(0..100)
             .expect("nothing can fail");
         assert_eq!(out.outputs, (0..100).collect::<Vec<u64>>());
@@ -853,6 +899,8 @@ fn panicking_inputs_cancel_the_stages() {
                     Ok(n)
                 })
                 .buffer(0)
+                .build()
+                .expect("valid pipeline")
                 .run(inputs)
         }));
         let elapsed = start.elapsed();
@@ -943,7 +991,7 @@ fn run_tracked(stop: Stop, prefix: &str) -> (usize, RunResult<Tracked>, Arc<Atom
     } else {
         pipeline
     };
-    let result = pipeline.run(inputs);
+    let result = pipeline.build().expect("valid pipeline").run(inputs);
     let dropped = drops.load(SeqCst);
     if let Some(canceller) = canceller {
         assert!(canceller.join().expect("canceller"), "items 1..8 passed");

@@ -585,6 +585,8 @@ fn pipeline() {
             .buffer(2)
             .stage("inc", 2, |_ctx, x: u32| Ok(x + 1))
             .ordered()
+            .build()
+            .expect("valid pipeline")
             .run(0..50)
             .expect("no stage fails");
         assert_eq!(out.outputs, (0..50).map(|x| x * 2 + 1).collect::<Vec<_>>());
@@ -610,6 +612,8 @@ fn pipeline() {
                             Ok(x)
                         })
                         .buffer(1)
+                        .build()
+                        .expect("valid pipeline")
                         .run(input)
                 }
             })
@@ -632,12 +636,19 @@ fn pipeline() {
         let collected = Pipeline::new(&ctx)
             .stage("check", 2, seven)
             .collect_errors()
+            .build()
+            .expect("valid pipeline")
             .run(0..20)
             .expect("errors are collected");
         assert_eq!(collected.outputs.len(), 19);
         assert_eq!(collected.failures.len(), 1);
         assert_eq!(collected.failures[0].index, 7);
-        match Pipeline::new(&ctx).stage("check", 2, seven).run(0..20) {
+        match Pipeline::new(&ctx)
+            .stage("check", 2, seven)
+            .build()
+            .expect("valid pipeline")
+            .run(0..20)
+        {
             Err(PipelineError::Stage(failure)) => {
                 assert_eq!((failure.stage.as_str(), failure.index), ("check", 7));
                 assert_eq!(failure.error, StageError::Failed("seven".to_owned()));

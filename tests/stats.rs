@@ -421,6 +421,8 @@ fn pipeline_stages_record_run_times() {
                 Ok(n)
             })
             .stage("stpass", WORKERS as usize, |_: &Context, n: u64| Ok(n + 1))
+            .build()
+            .expect("valid pipeline")
             .run(0..ITEMS)
             .unwrap();
         assert_eq!(out.outputs.len() as u64, ITEMS);

@@ -158,7 +158,7 @@ fn run_pipeline(
         pipeline = pipeline.collect_errors();
     }
     let mut pulled = Vec::new();
-    let result = pipeline.run(
+    let result = pipeline.build().expect("valid pipeline").run(
         inputs
             .into_iter()
             .inspect(|item| pulled.push(item.token.id)),

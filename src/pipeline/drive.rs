@@ -1,0 +1,159 @@
+//! The calling thread's side of a [`Pipeline`](super::Pipeline) run.
+
+use crossbeam_channel::{Receiver, Select, TryRecvError};
+
+use super::stage::Item;
+use crate::context::Context;
+use crate::crew::{Envelope, Feeder, Wait};
+use crate::error::{Cancelled, PipelineError, StageFailure, TrySubmitError};
+use crate::ordered::Window;
+use crate::unwind;
+
+/// The calling thread's side of a run: feeds inputs, collects outputs and
+/// failures, and watches for cancellation, in one `select` loop.
+pub(super) struct Drive<'a, In, Out, E> {
+    ctx: &'a Context,
+    cancel: Receiver<()>,
+    /// `None` once the inputs are exhausted (which closes stage 1's queue).
+    input: Option<Feeder<Item<In>>>,
+    output: Receiver<Envelope<Item<Out>>>,
+    failures: Receiver<StageFailure<E>>,
+    /// Ordered mode: outputs (or holes, for failed items) by index.
+    window: Option<Window<Option<Out>>>,
+    pub(super) outputs: Vec<Out>,
+    pub(super) collected: Vec<StageFailure<E>>,
+    fail_fast: bool,
+}
+
+impl<'a, In, Out, E> Drive<'a, In, Out, E> {
+    pub(super) fn new(
+        ctx: &'a Context,
+        input: Feeder<Item<In>>,
+        output: Receiver<Envelope<Item<Out>>>,
+        failures: Receiver<StageFailure<E>>,
+        window: Option<usize>,
+        fail_fast: bool,
+    ) -> Self {
+        Self {
+            ctx,
+            cancel: ctx.done(),
+            input: Some(input),
+            output,
+            failures,
+            window: window.map(Window::new),
+            outputs: Vec::new(),
+            collected: Vec::new(),
+            fail_fast,
+        }
+    }
+
+    pub(super) fn run(&mut self, inputs: impl Iterator<Item = In>) -> Result<(), PipelineError<E>> {
+        let mut inputs = inputs.enumerate();
+        let mut next: Option<Item<In>> = None;
+        loop {
+            if next.is_none() && self.input.is_some() {
+                match inputs.next() {
+                    Some((index, value)) => {
+                        next = Some(Item {
+                            index: index as u64,
+                            value,
+                        });
+                    }
+                    None => self.input = None,
+                }
+            }
+            let feed = match (&next, &self.input, &self.window) {
+                (Some(item), Some(input), Some(window)) if window.fits(item.index) => Some(input),
+                (Some(_), Some(input), None) => Some(input),
+                _ => None,
+            };
+            // `ready` only watches; each branch then tries its operation,
+            // and a spurious wake-up goes round again.
+            let mut select = Select::new();
+            let send_op = feed.map(|input| select.send(input.sender()));
+            let output_op = select.recv(&self.output);
+            let failure_op = select.recv(&self.failures);
+            select.recv(&self.cancel);
+            match select.ready() {
+                i if Some(i) == send_op => self.feed(&mut next),
+                i if i == output_op => match self.output.try_recv() {
+                    Ok(queued) => self.output(queued.job.index, Some(queued.job.value)),
+                    // Every stage has finished: collect late failures.
+                    Err(TryRecvError::Disconnected) => return self.finish(),
+                    Err(TryRecvError::Empty) => {}
+                },
+                i if i == failure_op => {
+                    if let Ok(failure) = self.failures.try_recv() {
+                        self.failure(failure)?;
+                    }
+                }
+                _ => {
+                    if self.ctx.is_done() {
+                        return self.cancelled();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands `next` to the first stage through its crew's way in.
+    fn feed(&mut self, next: &mut Option<Item<In>>) {
+        let (Some(input), Some(item)) = (&self.input, next.take()) else {
+            return;
+        };
+        match input.feed(item, Wait::Now, self.ctx, &self.cancel) {
+            Ok(()) => {}
+            // Room went before we got to it: try again.
+            Err(TrySubmitError::Full(item)) => *next = Some(item),
+            // Closed or cancelled only after a cancellation, which the next
+            // turn of the loop reports; the item is dropped with the run.
+            Err(TrySubmitError::Closed(item) | TrySubmitError::Cancelled(item)) => {
+                unwind::drop_quietly(item.value);
+            }
+        }
+    }
+
+    fn output(&mut self, index: u64, value: Option<Out>) {
+        match &mut self.window {
+            None => self.outputs.extend(value),
+            Some(window) => {
+                // Each index arrives once and was fed only if it fit.
+                let _ = window.insert(index, value);
+                while let Some(ready) = window.pop() {
+                    self.outputs.extend(ready);
+                }
+            }
+        }
+    }
+
+    fn failure(&mut self, failure: StageFailure<E>) -> Result<(), PipelineError<E>> {
+        if self.fail_fast {
+            self.ctx.cancel();
+            return Err(PipelineError::Stage(failure));
+        }
+        self.output(failure.index, None);
+        self.collected.push(failure);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), PipelineError<E>> {
+        while let Ok(failure) = self.failures.try_recv() {
+            self.failure(failure)?;
+        }
+        // Stages also end early on cancellation, dropping their items.
+        match self.ctx.reason() {
+            Some(reason) => Err(PipelineError::Cancelled(reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn cancelled(&mut self) -> Result<(), PipelineError<E>> {
+        // A fail-fast stage reports its failure before it cancels.
+        while let Ok(failure) = self.failures.try_recv() {
+            self.failure(failure)?;
+        }
+        Err(PipelineError::Cancelled(
+            self.ctx.reason().unwrap_or(Cancelled::Canceled),
+        ))
+    }
+}
