@@ -330,3 +330,60 @@ fn many_jobs_each_run_once() {
         assert!(wrong.is_empty(), "jobs not run exactly once: {wrong:?}");
     });
 }
+
+#[test]
+fn closed_pool_runs_scoped_jobs_on_the_caller() {
+    // After close(), scope still runs every job, on the scope's own thread,
+    // and join returns its value (they used to be discarded as cancelled).
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        pool.close();
+        let caller = thread::current().id();
+        let mut seen = Vec::new();
+        let sum = pool.scope(|s| {
+            let handles: Vec<_> = (1..=10u64)
+                .map(|n| s.spawn(move |_ctx| (n, thread::current().id())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("ran"))
+                .map(|(n, on)| {
+                    seen.push(on);
+                    n
+                })
+                .sum::<u64>()
+        });
+        assert_eq!(sum, 55);
+        assert!(seen.iter().all(|&on| on == caller), "{seen:?}");
+    });
+}
+
+#[test]
+fn dropped_handles_drop_results_before_scope_returns() {
+    // A result whose handle was dropped is dropped before scope returns,
+    // whether the job ended before or after the handle went.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        let drops = AtomicUsize::new(0);
+        struct Counted<'a>(&'a AtomicUsize);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let gate = Gate::new();
+        pool.scope(|s| {
+            // Ends after its handle is gone.
+            drop(s.spawn(|_ctx| {
+                gate.wait();
+                Counted(&drops)
+            }));
+            // Ends before its handle is gone.
+            let early = s.spawn(|_ctx| Counted(&drops));
+            assert!(wait_until(LONG, || early.is_finished()));
+            drop(early);
+            gate.open();
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    });
+}

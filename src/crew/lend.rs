@@ -3,21 +3,29 @@
 //!
 //! A [`ThreadPool::scope`](crate::ThreadPool::scope) job and a task of
 //! [`ErrGroup::scope`](crate::ErrGroup::scope) borrow for `'scope`, yet
-//! run on crew workers that live for `'static`. Both front doors box their
-//! job as a [`Work`] and erase its lifetime here, and each upholds the
-//! same obligation, spelled out on [`erase`]: the box is run, discarded
-//! or dropped — and so freed — before `'scope` ends, because the front
-//! door counts it as pending until then and does not return (or unwind)
-//! before the count is zero.
+//! run on crew workers that live for `'static`. A group task is boxed as
+//! a [`Work`] and erased by [`erase`]; a scoped job lives in a cell its
+//! handle shares, a [`CellJob`] erased by [`erase_cell`]. Both uphold one
+//! obligation: nothing borrowed for `'scope` is used after the front door
+//! counts the job out, and the front door counts it as pending until then
+//! and does not return (or unwind) before the count is zero.
 
 use super::{Ran, Run};
 use crate::error::Cancelled;
+use crate::sync::Arc;
 
 /// A job a front door hands the crew: run through the lifecycle, or told
 /// it never will.
 pub(crate) trait Work: Send {
     fn run(self: Box<Self>, run: Run<'_>) -> Ran;
     fn discard(self: Box<Self>, reason: Cancelled);
+}
+
+/// A job the queue shares with whoever waits for it (a handle): run
+/// through the lifecycle at most once, or told it never will.
+pub(crate) trait CellJob: Send + Sync {
+    fn run(&self, run: Run<'_>) -> Ran;
+    fn discard(&self, reason: Cancelled);
 }
 
 /// A job with its borrows erased.
@@ -42,4 +50,24 @@ pub(crate) unsafe fn erase<'s>(job: Box<dyn Work + 's>) -> Erased {
     // same layout; only the lifetime bound changes, and the caller
     // promises (see above) that the box does not outlive `'s`.
     unsafe { std::mem::transmute::<Box<dyn Work + 's>, Erased>(job) }
+}
+
+/// Erases the borrow of a shared `cell` so `'static` workers can hold a
+/// reference to it.
+///
+/// # Safety
+///
+/// As for [`erase`], with one difference: the reference may outlive `'s`
+/// (the worker drops its `Arc` after the job is counted out), so the cell
+/// must hold nothing borrowed for `'s` by then — its closure run or
+/// dropped, its result handed over or dropped — and its own `Drop` must
+/// not use what it borrows.
+#[allow(
+    unsafe_code,
+    reason = "the one lifetime erasure; see the SAFETY comment"
+)]
+pub(crate) unsafe fn erase_cell<'s>(cell: Arc<dyn CellJob + 's>) -> Arc<dyn CellJob> {
+    // SAFETY: only the lifetime bound of the trait object changes, not
+    // the layout; the caller promises what is above.
+    unsafe { std::mem::transmute::<Arc<dyn CellJob + 's>, Arc<dyn CellJob>>(cell) }
 }

@@ -75,7 +75,7 @@ use std::time::{Duration, Instant};
 use intake::Intake;
 pub(crate) use intake::{Feeder, SendFail, Shutter, Wait, send};
 pub(crate) use job::{End, Ends, Ran, Run};
-pub(crate) use lend::{Erased, Work, erase};
+pub(crate) use lend::{CellJob, Erased, Work, erase, erase_cell};
 
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, TrySubmitError};

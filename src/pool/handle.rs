@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
-use crate::crew::{Ran, Run};
+use crate::crew::{CellJob, Ran, Run};
 use crate::error::{Cancelled, JobError};
 use crate::sync::{Arc, Condvar, Mutex};
 use crate::unwind;
@@ -33,12 +33,6 @@ enum State<F, T> {
     /// The handle took the result (or a rejected submit took the closure
     /// back).
     Taken,
-}
-
-/// What the queue needs of a cell, with the closure type erased.
-pub(crate) trait CellJob: Send + Sync {
-    fn run(&self, run: Run<'_>) -> Ran;
-    fn discard(&self, reason: Cancelled);
 }
 
 /// What a handle needs of a cell, with the closure type erased.
@@ -222,6 +216,14 @@ impl SharedTask {
                 ran
             }
             None => run.skip(),
+        }
+    }
+
+    /// Hands the cell to `f` instead of discarding it: a refused job its
+    /// submitter runs itself.
+    pub(crate) fn with_cell(mut self, f: impl FnOnce(&dyn CellJob)) {
+        if let Some(cell) = self.cell.take() {
+            f(&*cell);
         }
     }
 

@@ -4,16 +4,19 @@
 //!
 //! # Implementation notes
 //!
-//! A scoped job borrows for `'scope`; the crew's one lifetime erasure
-//! (`crew/lend.rs`) turns it into one the pool's `'static` workers can
-//! hold. The argument that this use is sound is at the `unsafe` block; the
-//! rest of the module exists to uphold it:
+//! A scoped job borrows for `'scope`; the crew's lifetime erasure
+//! (`crew/lend.rs`, [`erase_cell`]) turns it into one the pool's `'static`
+//! workers can hold. The argument that this use is sound is at the
+//! `unsafe` block; the rest of the module exists to uphold it:
 //!
-//! * each erased job lives in a [`Cell`] and is taken out exactly once —
-//!   by a worker, by the waiting caller, or by a discard — under the cell's
-//!   lock;
-//! * the scope counts a job as pending from `spawn` until the job has been
-//!   called (or dropped) *and its box freed* ([`Finisher`]);
+//! * each job lives in one [`ScopedCell`], a single allocation shared by
+//!   the queue, the scope's list and the handle (#16: three allocations a
+//!   job before); its closure is taken out exactly once — by a worker, by
+//!   the waiting caller, or by a discard — under the cell's lock;
+//! * the scope counts a job as pending from `spawn` until its closure has
+//!   run or been dropped and its result is with the handle or, the handle
+//!   being gone, dropped ([`Finisher`]); after that the cell holds nothing
+//!   borrowed, so a worker may drop its reference later;
 //! * the wait at the end takes every job still in its cell, runs it, and
 //!   then blocks until the pending count is zero; user code it runs is
 //!   wrapped in `catch_unwind`, and an [`AbortOnUnwind`] guard turns any
@@ -26,63 +29,154 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use super::ThreadPool;
-use super::handle::{CellJob, SharedTask};
+use super::handle::SharedTask;
 use super::job::Task;
 use crate::context::Context;
-use crate::crew::{End, Erased, Ran, Run, Wait, Work, erase};
-use crate::error::{Cancelled, JobError, TrySubmitError};
+use crate::crew::{CellJob, End, Ran, Run, Wait, erase_cell};
+use crate::error::{Cancelled, JobError};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 
-/// One scoped job: the closure, where its result goes, and where its
-/// panic payload goes if nobody joins it.
-struct ScopedTask<'s, F, T> {
-    f: F,
-    packet: Arc<Packet<T>>,
+/// One scoped job, in one allocation shared by the queue, the scope's list
+/// and the handle: its closure until it starts, then its result until the
+/// handle takes it.
+struct ScopedCell<'s, F, T> {
+    state: Mutex<CellState<F, T>>,
+    ready: Condvar,
+    pending: Arc<Pending>,
     panics: &'s Panics,
     id: u64,
 }
 
-impl<'s, F, T> Work for ScopedTask<'s, F, T>
+struct CellState<F, T> {
+    slot: Slot<F, T>,
+    /// The handle is gone: a result is dropped as soon as it is made, so
+    /// the cell holds nothing borrowed once the job is counted out.
+    detached: bool,
+}
+
+enum Slot<F, T> {
+    Queued(F),
+    /// Taken by a worker or the scope's thread: running, or discarded.
+    Started,
+    Done(Result<T, JobError>),
+    /// The handle took the result.
+    Joined,
+}
+
+impl<F, T> ScopedCell<'_, F, T>
 where
-    F: FnOnce(&Context) -> T + Send + 's,
-    T: Send + 's,
+    F: FnOnce(&Context) -> T + Send,
+    T: Send,
 {
-    fn run(self: Box<Self>, run: Run<'_>) -> Ran {
-        let Self {
-            f,
-            packet,
-            panics,
-            id,
-        } = *self;
-        run.call(
-            |_| Some(f),
-            |end| {
-                let result = match end {
-                    End::Panicked(payload) => {
-                        let message = crate::unwind::describe(payload.as_ref());
-                        panics.lock().push((id, payload));
-                        Err(JobError::Panicked(message))
-                    }
-                    other => other.into_result(),
-                };
-                packet.fill(result);
-            },
-        )
+    /// Takes the closure, if nobody has.
+    fn take(&self) -> Option<F> {
+        let mut state = self.state.lock();
+        match std::mem::replace(&mut state.slot, Slot::Started) {
+            Slot::Queued(f) => Some(f),
+            other => {
+                state.slot = other;
+                None
+            }
+        }
     }
 
-    fn discard(self: Box<Self>, reason: Cancelled) {
-        let Self { f, packet, .. } = *self;
-        crate::unwind::drop_quietly(f);
-        packet.fill(Err(JobError::Cancelled(reason)));
+    /// Hands the result to the handle, or drops it (quietly: a result
+    /// whose `Drop` panics is not the job panicking) if the handle is gone.
+    fn fill(&self, result: Result<T, JobError>) {
+        let mut state = self.state.lock();
+        if state.detached {
+            drop(state);
+            crate::unwind::drop_quietly(result);
+        } else {
+            state.slot = Slot::Done(result);
+            self.ready.notify_all();
+        }
+    }
+
+    /// Classifies the end: a panic's payload is kept for the scope to
+    /// resume unless the handle joins it.
+    fn finish(&self, end: End<T>) {
+        let result = match end {
+            End::Panicked(payload) => {
+                let message = crate::unwind::describe(payload.as_ref());
+                self.panics.lock().push((self.id, payload));
+                Err(JobError::Panicked(message))
+            }
+            other => other.into_result(),
+        };
+        self.fill(result);
     }
 }
 
-/// The one slot an erased job lives in until someone takes it.
-struct Cell {
-    job: Mutex<Option<Erased>>,
-    pending: Arc<Pending>,
+impl<F, T> CellJob for ScopedCell<'_, F, T>
+where
+    F: FnOnce(&Context) -> T + Send,
+    T: Send,
+{
+    /// An empty cell: the scope's own thread ran the job already. It was
+    /// submitted, so it is counted, as a clean end.
+    fn run(&self, run: Run<'_>) -> Ran {
+        let Some(f) = self.take() else {
+            return run.call_plain(|| ());
+        };
+        // Counts the job out after it has run and its result is delivered.
+        let _finisher = Finisher(&self.pending);
+        run.call(|_| Some(f), |end| self.finish(end))
+    }
+
+    fn discard(&self, reason: Cancelled) {
+        let Some(f) = self.take() else {
+            return;
+        };
+        let _finisher = Finisher(&self.pending);
+        crate::unwind::drop_quietly(f);
+        self.fill(Err(JobError::Cancelled(reason)));
+    }
+}
+
+/// What a handle needs of its cell, with the closure type erased.
+trait ScopedResult<T>: CellJob {
+    /// Waits for the result and takes it.
+    fn wait(&self) -> Result<T, JobError>;
+    fn is_finished(&self) -> bool;
+    /// The handle is going: drops a result it never took.
+    fn detach(&self);
+}
+
+impl<F, T> ScopedResult<T> for ScopedCell<'_, F, T>
+where
+    F: FnOnce(&Context) -> T + Send,
+    T: Send,
+{
+    fn wait(&self) -> Result<T, JobError> {
+        let mut state = self.state.lock();
+        loop {
+            match std::mem::replace(&mut state.slot, Slot::Joined) {
+                Slot::Done(result) => return result,
+                Slot::Joined => return Err(JobError::AlreadyJoined),
+                other => state.slot = other,
+            }
+            self.ready.wait(&mut state);
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(self.state.lock().slot, Slot::Done(_) | Slot::Joined)
+    }
+
+    fn detach(&self) {
+        let mut state = self.state.lock();
+        state.detached = true;
+        let slot = std::mem::replace(&mut state.slot, Slot::Joined);
+        let Slot::Done(result) = slot else {
+            state.slot = slot;
+            return;
+        };
+        drop(state);
+        drop(result);
+    }
 }
 
 /// Jobs spawned and not yet finished, with a condition to wait for zero.
@@ -104,7 +198,9 @@ impl Pending {
     }
 }
 
-/// Counts one job out when dropped — after the job's box is freed.
+/// Counts one job out when dropped: after its closure has run or been
+/// dropped and its result is with the handle or dropped, so the cell
+/// holds nothing borrowed from then on.
 struct Finisher<'a>(&'a Pending);
 
 impl Drop for Finisher<'_> {
@@ -117,64 +213,13 @@ impl Drop for Finisher<'_> {
     }
 }
 
-impl Cell {
-    /// Runs the job through `run` if nobody has taken it; otherwise hands
-    /// `run` back.
-    fn run_with<'r>(&self, run: Run<'r>) -> Result<Ran, Run<'r>> {
-        let Some(job) = self.job.lock().take() else {
-            return Err(run);
-        };
-        // Counts the job out when dropped: after `job.run` has consumed the
-        // job and freed its box.
-        let _finisher = Finisher(&self.pending);
-        Ok(job.run(run))
-    }
-
-    /// Tells the job it never runs, if nobody has taken it.
-    fn discard_with(&self, reason: Cancelled) {
-        let Some(job) = self.job.lock().take() else {
-            return;
-        };
-        let _finisher = Finisher(&self.pending);
-        job.discard(reason);
-    }
-}
-
-/// The queue runs a scoped job through its cell (one allocation fewer than
-/// boxing a wrapper).
-impl CellJob for Cell {
-    fn run(&self, run: Run<'_>) -> Ran {
-        // An empty cell: the scope's own thread ran the job already. It
-        // was submitted, so it is counted, as a clean end.
-        self.run_with(run)
-            .unwrap_or_else(|run| run.call_plain(|| ()))
-    }
-
-    fn discard(&self, reason: Cancelled) {
-        self.discard_with(reason);
-    }
-}
+/// The scope's (and the queue's) reference to a job's cell.
+type Shared = Arc<dyn CellJob>;
 
 /// Panic payloads of scoped jobs, by job id: a join takes its job's
 /// payload out (the panic was handled); whatever is left when every job has
 /// finished is resumed on the caller. Only jobs that panicked have an entry.
 type Panics = Mutex<Vec<(u64, Box<dyn Any + Send>)>>;
-
-struct Packet<T> {
-    slot: Mutex<Option<Result<T, JobError>>>,
-    ready: Condvar,
-}
-
-impl<T> Packet<T> {
-    /// Stores the job's result and wakes its handle. Takes the job's own
-    /// reference: with the handle gone, that drops the result, quietly, so
-    /// a result whose `Drop` panics does not pass for a panicking job.
-    fn fill(self: Arc<Self>, result: Result<T, JobError>) {
-        *self.slot.lock() = Some(result);
-        self.ready.notify_all();
-        crate::unwind::drop_quietly(self);
-    }
-}
 
 /// A scope for spawning jobs that borrow, from [`ThreadPool::scope`].
 ///
@@ -203,7 +248,7 @@ pub struct Scope<'scope, 'env: 'scope> {
     pending: Arc<Pending>,
     /// Every spawned job's cell, for the final wait to run those no worker
     /// has started (a lock-free queue: spawning is the hot path).
-    cells: (Sender<Arc<Cell>>, Receiver<Arc<Cell>>),
+    cells: (Sender<Shared>, Receiver<Shared>),
     panics: Panics,
     next_id: AtomicU64,
     /// Invariant in both lifetimes, as `std::thread::Scope` is.
@@ -217,9 +262,7 @@ pub struct ScopedJoinHandle<'scope, T> {
     pool: &'scope ThreadPool,
     panics: &'scope Panics,
     id: u64,
-    cell: Arc<Cell>,
-    packet: Arc<Packet<T>>,
-    _scope: PhantomData<&'scope ()>,
+    cell: Arc<dyn ScopedResult<T> + 'scope>,
 }
 
 impl<'scope, 'env> Scope<'scope, 'env> {
@@ -227,75 +270,66 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// on one of the pool's workers, or on the scope's own thread if that
     /// thread gets to it first while waiting.
     ///
-    /// Never waits for room in the queue. If the queue is full, the job runs
-    /// right here on the calling thread (caller-runs backpressure) before
-    /// `spawn` returns. If the pool is closed, the job runs on the scope's
-    /// thread when the scope waits (or when its handle is joined). If the
-    /// pool is cancelled, it never runs and its handle reports
-    /// [`JobError::Cancelled`].
+    /// Never waits for room in the queue. If the queue is full or the pool
+    /// closed, the job runs right here on the calling thread (caller-runs
+    /// backpressure) before `spawn` returns. If the pool is cancelled, it
+    /// never runs and its handle reports [`JobError::Cancelled`].
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce(&Context) -> T + Send + 'scope,
         T: Send + 'scope,
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let panics = &self.panics;
-        let packet = Arc::new(Packet {
-            slot: Mutex::new(None),
+        let cell = Arc::new(ScopedCell {
+            state: Mutex::new(CellState {
+                slot: Slot::Queued(f),
+                detached: false,
+            }),
             ready: Condvar::new(),
-        });
-        let job: Box<dyn Work + 'scope> = Box::new(ScopedTask {
-            f,
-            packet: Arc::clone(&packet),
-            panics,
+            pending: Arc::clone(&self.pending),
+            panics: &self.panics,
             id,
         });
         // Counted as pending before the erased job can be seen by anyone.
         self.pending.count.fetch_add(1, Ordering::AcqRel);
-        // SAFETY: the job is counted pending above and stored in exactly
-        // one `Cell`, from which it is taken at most once, under the cell's
-        // lock; a `Finisher` counts it out only after it has been run or
-        // discarded and its box freed; and `ThreadPool::scope` neither
-        // returns nor unwinds (`AbortOnUnwind`) until the count is zero.
+        let job: Arc<dyn CellJob + 'scope> = Arc::clone(&cell) as _;
+        // SAFETY: the job is counted pending above, and counted out (by a
+        // `Finisher`) only once its closure has been run or dropped and its
+        // result handed to the handle or dropped (`detached`): the handle
+        // is bound to `'scope`, so a result it holds goes before `'scope`
+        // ends. A cell's `Drop` touches nothing borrowed, and
+        // `ThreadPool::scope` neither returns nor unwinds (`AbortOnUnwind`)
+        // until the count is zero.
         #[allow(unsafe_code, reason = "the erasure's obligations are met here")]
-        let job = unsafe { erase(job) };
-        let cell = Arc::new(Cell {
-            job: Mutex::new(Some(job)),
-            pending: Arc::clone(&self.pending),
-        });
-        let _ = self.cells.0.send(Arc::clone(&cell));
+        let job = unsafe { erase_cell(job) };
+        let _ = self.cells.0.send(Arc::clone(&job));
         if self.pending.joining.load(Ordering::Acquire) {
             // Spawned by a running job during the final wait: wake it.
             self.pending.notify();
         }
-        self.hand_over(&cell);
+        self.hand_over(job);
         ScopedJoinHandle {
             pool: self.pool,
-            panics,
+            panics: &self.panics,
             id,
             cell,
-            packet,
-            _scope: PhantomData,
         }
     }
 
-    /// Queues `cell`'s job without waiting for room: waiting could deadlock
-    /// on a pool whose workers are all busy (or on one of its own workers).
-    /// A job that does not fit runs here and now instead — caller-runs
+    /// Queues `job` without waiting for room: waiting could deadlock on a
+    /// pool whose workers are all busy (or on one of its own workers). A
+    /// job that does not fit runs here and now instead — caller-runs
     /// backpressure, which also keeps the spawning thread from outrunning
-    /// the pool. A closed or cancelled pool leaves the job to the final
-    /// wait, which runs or discards it.
-    fn hand_over(&self, cell: &Arc<Cell>) {
-        let task = Task::Shared(SharedTask::new(Arc::clone(cell) as Arc<dyn CellJob>));
-        match self.pool.enqueue(task, Wait::Now) {
-            Ok(()) => {}
-            Err(TrySubmitError::Full(task)) => {
-                // Run first: dropping the refused task discards whatever is
-                // still in the cell.
-                help(self.pool, cell);
-                drop(task);
-            }
-            Err(TrySubmitError::Closed(task) | TrySubmitError::Cancelled(task)) => drop(task),
+    /// the pool — as does one a closed pool refuses; a cancelled pool's is
+    /// discarded.
+    fn hand_over(&self, job: Shared) {
+        let task = Task::Shared(SharedTask::new(job));
+        if let Err(refused) = self.pool.enqueue(task, Wait::Now) {
+            let Task::Shared(task) = refused.into_inner() else {
+                unreachable!("brigade: enqueue hands back the task it was given");
+            };
+            // Run first: dropping the task would discard the job.
+            task.with_cell(|cell| help(self.pool, cell));
         }
     }
 
@@ -308,7 +342,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         self.pending.joining.store(true, Ordering::Release);
         loop {
             while let Ok(cell) = self.cells.1.try_recv() {
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| help(self.pool, &cell))) {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| help(self.pool, &*cell))) {
                     escaped.get_or_insert(payload);
                 }
             }
@@ -332,13 +366,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 
 /// Runs `cell`'s job on this thread if nobody has taken it, or discards it
 /// if the pool is cancelled.
-fn help(pool: &ThreadPool, cell: &Cell) {
+fn help(pool: &ThreadPool, cell: &(impl CellJob + ?Sized)) {
     match pool.context().reason() {
-        None => {
-            // Not counted in the pool's stats: it did not run on a worker.
-            let _ = cell.run_with(Run::here(pool.context(), pool.job_timeout()));
-        }
-        Some(reason) => cell.discard_with(reason),
+        // Not counted in the pool's stats: it did not run on a worker.
+        None => drop(cell.run(Run::here(pool.context(), pool.job_timeout()))),
+        Some(reason) => cell.discard(reason),
     }
 }
 
@@ -354,26 +386,27 @@ impl<T> ScopedJoinHandle<'_, T> {
     pub fn join(self) -> Result<T, JobError> {
         // Run the job here if no worker has started it, or discard it if
         // the pool is cancelled.
-        help(self.pool, &self.cell);
-        let mut slot = self.packet.slot.lock();
-        loop {
-            if let Some(result) = slot.take() {
-                // Joined: a panic is handled here, not resumed by the scope.
-                if matches!(result, Err(JobError::Panicked(_))) {
-                    let mut panics = self.panics.lock();
-                    if let Some(at) = panics.iter().position(|(id, _)| *id == self.id) {
-                        crate::unwind::drop_quietly(panics.remove(at));
-                    }
-                }
-                return result;
+        help(self.pool, &*self.cell);
+        let result = self.cell.wait();
+        // Joined: a panic is handled here, not resumed by the scope.
+        if matches!(result, Err(JobError::Panicked(_))) {
+            let mut panics = self.panics.lock();
+            if let Some(at) = panics.iter().position(|(id, _)| *id == self.id) {
+                crate::unwind::drop_quietly(panics.remove(at));
             }
-            self.packet.ready.wait(&mut slot);
         }
+        result
     }
 
     /// Whether the job has finished (including being discarded).
     pub fn is_finished(&self) -> bool {
-        self.packet.slot.lock().is_some()
+        self.cell.is_finished()
+    }
+}
+
+impl<T> Drop for ScopedJoinHandle<'_, T> {
+    fn drop(&mut self) {
+        self.cell.detach();
     }
 }
 
@@ -514,6 +547,29 @@ mod tests {
         }));
         assert!(result.is_err());
         assert_eq!(done.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn borrowed_results_of_dropped_handles_are_dropped_in_the_scope() {
+        let pool = ThreadPool::builder().workers(1).build().expect("build");
+        let text = String::from("borrowed");
+        let dropped = AtomicUsize::new(0);
+        struct Ref<'a>(&'a str, &'a AtomicUsize);
+        impl Drop for Ref<'_> {
+            fn drop(&mut self) {
+                assert_eq!(self.0, "borrowed");
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        pool.scope(|s| {
+            for _ in 0..3 {
+                drop(s.spawn(|_ctx| Ref(&text, &dropped)));
+            }
+            let kept = s.spawn(|_ctx| Ref(&text, &dropped));
+            drop(kept.join());
+        });
+        drop(text);
+        assert_eq!(dropped.load(Ordering::SeqCst), 4);
     }
 
     #[test]
