@@ -1,8 +1,11 @@
 //! Shared pieces of the benches: a countdown latch, calibrated CPU work,
-//! and the hand-rolled crossbeam `recv()` pool that is the floor every peer
-//! is compared with.
+//! the hand-rolled crossbeam `recv()` pool that is the floor every peer
+//! is compared with, and the harness of the interleaved ratio rows.
 
 #![allow(dead_code, reason = "each bench uses a different subset")]
+
+/// The harness that runs a row's entrants round by round and prints ratios.
+pub(crate) mod interleave;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -10,8 +13,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use brigade::ThreadPool;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
+
+/// The machine's CPUs: every CPU-bound case uses this many workers.
+pub(crate) fn cpus() -> usize {
+    brigade::sizing::cpu_bound()
+}
+
+/// A brigade pool of `workers` threads, every other setting the default.
+pub(crate) fn brigade_pool(workers: usize) -> ThreadPool {
+    ThreadPool::builder()
+        .workers(workers)
+        .build()
+        .expect("brigade pool")
+}
+
+/// A rayon pool of `workers` threads.
+pub(crate) fn rayon_pool(workers: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .expect("rayon pool")
+}
 
 /// Counts jobs down to zero; `wait` returns when the last one is done.
 pub(crate) struct Latch {
