@@ -1,11 +1,13 @@
 //! Shared pieces of the benches: a countdown latch, calibrated CPU work,
 //! the hand-rolled crossbeam `recv()` pool that is the floor every peer
-//! is compared with, and the harness of the interleaved ratio rows.
+//! is compared with, and the interleaved ratio rows of `peers.rs`.
 
 #![allow(dead_code, reason = "each bench uses a different subset")]
 
 /// The harness that runs a row's entrants round by round and prints ratios.
 pub(crate) mod interleave;
+/// The interleaved rows themselves, one builder per row.
+pub(crate) mod rows;
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -1,0 +1,219 @@
+//! Rows of many small jobs through a long-lived pool of one worker per
+//! CPU. Every job is a small named type (`Tiny`, `Double`, `Stamp`) that
+//! each pool wraps in its own closure, so each boxes it once, as it would
+//! any closure.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brigade::ThreadPool;
+use crossbeam_channel::Sender;
+
+use crate::common::interleave::{Row, timed};
+use crate::common::{FloorPool, Latch, brigade_pool, cpus, rayon_pool};
+
+/// Jobs per run of `scope`, `A` and `A-latencies`.
+const TINY_JOBS: usize = 1_000_000;
+/// Jobs per run of `E`.
+const VALUE_JOBS: u64 = 100_000;
+/// Submissions per run of `D`.
+const SUBMITS: usize = 200;
+/// The pause before each of `D`'s submissions: long enough for every
+/// worker to park again.
+const SETTLE: Duration = Duration::from_millis(2);
+
+/// A tiny job: does nothing, then counts its batch's latch down.
+struct Tiny(Arc<Latch>);
+
+impl Tiny {
+    fn run(self) {
+        black_box(0u64);
+        self.0.count_down();
+    }
+}
+
+/// Runs `TINY_JOBS` tiny jobs through `execute`; the time until the last
+/// is done.
+fn tiny_batch(execute: impl Fn(Tiny)) -> Duration {
+    timed(|| {
+        let latch = Latch::new(TINY_JOBS);
+        for _ in 0..TINY_JOBS {
+            execute(Tiny(Arc::clone(&latch)));
+        }
+        latch.wait();
+    })
+}
+
+/// `A`: tiny fire-and-forget jobs.
+pub(super) fn tiny() -> Row {
+    let workers = cpus();
+    let pool = brigade_pool(workers);
+    let floor = FloorPool::new(workers, 1024);
+    let tp = threadpool::ThreadPool::new(workers);
+    let rayon = rayon_pool(workers);
+    Row::brigade(move || tiny_batch(|job| pool.execute(move || job.run()).expect("pool open")))
+        .peer("floor", move || {
+            tiny_batch(|job| floor.execute(move || job.run()))
+        })
+        .peer("threadpool", move || {
+            tiny_batch(|job| tp.execute(move || job.run()))
+        })
+        .peer("rayon", move || {
+            tiny_batch(|job| rayon.spawn(move || job.run()))
+        })
+}
+
+/// `A-latencies`: what recording queue waits and run times costs a tiny
+/// job (brigade ÷ this peer is on ÷ off).
+pub(super) fn latency_recording() -> Row {
+    let timed_pool = brigade_pool(cpus());
+    let untimed = ThreadPool::builder()
+        .workers(cpus())
+        .record_latencies(false)
+        .build()
+        .expect("brigade pool");
+    Row::brigade(move || {
+        tiny_batch(|job| timed_pool.execute(move || job.run()).expect("pool open"))
+    })
+    .peer("latencies-off", move || {
+        tiny_batch(|job| untimed.execute(move || job.run()).expect("pool open"))
+    })
+}
+
+/// `scope`: tiny jobs spawned in a scope, which returns when all are done.
+pub(super) fn scope() -> Row {
+    let workers = cpus();
+    let pool = brigade_pool(workers);
+    let rayon = rayon_pool(workers);
+    let floor = FloorPool::new(workers, 1024);
+    let brigade = move || {
+        timed(|| {
+            pool.scope(|s| {
+                for _ in 0..TINY_JOBS {
+                    s.spawn(|_| black_box(0u64));
+                }
+            });
+        })
+    };
+    let rayon = move || {
+        timed(|| {
+            rayon.scope(|s| {
+                for _ in 0..TINY_JOBS {
+                    s.spawn(|_| {
+                        black_box(0u64);
+                    });
+                }
+            });
+        })
+    };
+    Row::brigade(brigade)
+        .peer("rayon", rayon)
+        .peer("floor", move || {
+            tiny_batch(|job| floor.execute(move || job.run()))
+        })
+}
+
+/// A job of `E`: sends `i * 2` to the caller.
+struct Double {
+    i: u64,
+    results: Sender<u64>,
+}
+
+impl Double {
+    fn run(self) {
+        let _ = self.results.send(self.i * 2);
+    }
+}
+
+/// The sum of `i * 2` over `E`'s jobs.
+const VALUE_SUM: u64 = VALUE_JOBS * (VALUE_JOBS - 1);
+
+/// Runs `E`'s jobs through `execute`, each sending its value on a
+/// results channel that the caller sums.
+fn channel_batch(execute: impl Fn(Double)) -> Duration {
+    timed(|| {
+        let (results, rx) = crossbeam_channel::unbounded();
+        for i in 0..VALUE_JOBS {
+            let results = results.clone();
+            execute(Double { i, results });
+        }
+        drop(results);
+        assert_eq!(rx.iter().sum::<u64>(), VALUE_SUM);
+    })
+}
+
+/// `E`: jobs returning values; brigade's come back through their handles.
+pub(super) fn returning_values() -> Row {
+    let workers = cpus();
+    let pool = brigade_pool(workers);
+    let floor = FloorPool::new(workers, 1024);
+    let tp = threadpool::ThreadPool::new(workers);
+    let rayon = rayon_pool(workers);
+    let brigade = move || {
+        timed(|| {
+            let handles: Vec<_> = (0..VALUE_JOBS)
+                .map(|i| pool.submit(move |_| i * 2).expect("pool open"))
+                .collect();
+            let sum: u64 = handles
+                .into_iter()
+                .map(|h| h.join().expect("job ran"))
+                .sum();
+            assert_eq!(sum, VALUE_SUM);
+        })
+    };
+    Row::brigade(brigade)
+        .peer("floor", move || {
+            channel_batch(|job| floor.execute(move || job.run()))
+        })
+        .peer("threadpool", move || {
+            channel_batch(|job| tp.execute(move || job.run()))
+        })
+        .peer("rayon", move || {
+            channel_batch(|job| rayon.spawn(move || job.run()))
+        })
+}
+
+/// A job of `D`: sends the instant it started.
+struct Stamp(Sender<Instant>);
+
+impl Stamp {
+    fn run(self) {
+        let _ = self.0.send(Instant::now());
+    }
+}
+
+/// The median, over `SUBMITS` submissions with every worker parked, of the
+/// time from handing a job to `submit` to the job's first instruction.
+fn latency(submit: impl Fn(Stamp)) -> Duration {
+    let mut latencies: Vec<Duration> = (0..SUBMITS)
+        .map(|_| {
+            std::thread::sleep(SETTLE);
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let start = Instant::now();
+            submit(Stamp(tx));
+            rx.recv().expect("job ran") - start
+        })
+        .collect();
+    latencies.sort();
+    latencies[SUBMITS / 2]
+}
+
+/// `D`: idle submit → start latency.
+pub(super) fn idle_latency() -> Row {
+    let workers = cpus();
+    let pool = brigade_pool(workers);
+    let floor = FloorPool::new(workers, 1024);
+    let tp = threadpool::ThreadPool::new(workers);
+    let rayon = rayon_pool(workers);
+    Row::brigade(move || latency(|job| pool.execute(move || job.run()).expect("pool open")))
+        .peer("floor", move || {
+            latency(|job| floor.execute(move || job.run()))
+        })
+        .peer("threadpool", move || {
+            latency(|job| tp.execute(move || job.run()))
+        })
+        .peer("rayon", move || {
+            latency(|job| rayon.spawn(move || job.run()))
+        })
+}
