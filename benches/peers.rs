@@ -4,16 +4,22 @@
 //! `recv()` pool — the floor any pool pays for a hand-off.
 //!
 //! ```text
-//! cargo bench --bench peers
+//! cargo bench --bench peers                           # criterion groups, then the interleaved rows
+//! cargo bench --bench peers -- --quick                # only the interleaved rows, 5 rounds
+//! cargo bench --bench peers -- --quick --rounds 9 pipeline3 scope
 //! ```
 //!
-//! Cases (the README's "Performance" table quotes ratios to the floor):
-//! A. 1,000,000 tiny jobs; B. 2,000 × 50 µs CPU jobs; C. 2,000 × 1 ms
-//! sleeps at N = 64; D. idle submit → start latency; E. 100,000 jobs
-//! returning values; F. `map` over 10,000,000 trivial items. After A, the
-//! same tiny jobs run interleaved, peer after peer within each round, and
-//! the median per-round ratio to the floor is printed: the steadier figure
-//! on a noisy machine.
+//! Criterion cases (the README's "Performance" table quotes ratios to the
+//! floor): A. 1,000,000 tiny jobs; B. 2,000 × 50 µs CPU jobs; C. 2,000 ×
+//! 1 ms sleeps at N = 64; D. idle submit → start latency; E. 100,000 jobs
+//! returning values; F. `map` over 10,000,000 trivial items.
+//!
+//! Then the interleaved rows (`common/rows/`): each round runs every
+//! entrant of a row once, back to back, and one line per row gives the
+//! median per-round ratio of brigade's time to the fastest peer's and to
+//! each peer's — the steadier figure on a noisy machine. `--quick` runs
+//! only those (all, or the rows named), and replaces criterion's own
+//! `--quick` for this bench.
 
 #![allow(
     missing_docs,
@@ -28,28 +34,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use brigade::{ThreadPool, WorkerPool};
-use common::{FloorPool, Latch, calibrate, cpu_work};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use common::interleave;
+use common::rows::{ROWS, Spec};
+use common::{FloorPool, Latch, brigade_pool, calibrate, cpu_work, cpus, rayon_pool};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use rayon::prelude::*;
-
-/// The machine's CPUs: every CPU-bound case uses this many workers.
-fn cpus() -> usize {
-    brigade::sizing::cpu_bound()
-}
-
-fn brigade_pool(workers: usize) -> ThreadPool {
-    ThreadPool::builder()
-        .workers(workers)
-        .build()
-        .expect("brigade pool")
-}
-
-fn rayon_pool(workers: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .expect("rayon pool")
-}
 
 /// Runs `jobs` copies of `work` through every peer, as fire-and-forget
 /// jobs that count a latch down.
@@ -166,69 +155,6 @@ fn fire_and_forget(
         });
     });
     g.finish();
-}
-
-/// Case A again, interleaved: each round runs 1,000,000 tiny jobs through
-/// every peer in turn, and the ratio to the floor is taken within the
-/// round. Criterion measures one peer after another, so a slow spell of a
-/// noisy machine lands on whichever peer is running; within a round every
-/// peer sees nearly the same machine. Prints the median ratio per peer.
-fn tiny_jobs_interleaved(_: &mut Criterion) {
-    const ROUNDS: usize = 15;
-    const JOBS: usize = 1_000_000;
-    let workers = cpus();
-    let floor = FloorPool::new(workers, 1024);
-    let timed = brigade_pool(workers);
-    let untimed = ThreadPool::builder()
-        .workers(workers)
-        .record_latencies(false)
-        .build()
-        .expect("pool");
-    let rayon = rayon_pool(workers);
-    let tp = threadpool::ThreadPool::new(workers);
-    let batch = |execute: &dyn Fn(Box<dyn FnOnce() + Send>)| {
-        let latch = Latch::new(JOBS);
-        let start = Instant::now();
-        for _ in 0..JOBS {
-            let latch = Arc::clone(&latch);
-            execute(Box::new(move || {
-                black_box(0u64);
-                latch.count_down();
-            }));
-        }
-        latch.wait();
-        start.elapsed().as_secs_f64()
-    };
-    // Every peer is handed the same boxed closure (and boxes it once more,
-    // as it would any closure), so the comparison is of the pools.
-    type Peer<'a> = (&'a str, Box<dyn Fn(Box<dyn FnOnce() + Send>) + 'a>);
-    let peers: Vec<Peer<'_>> = vec![
-        ("brigade execute", Box::new(|job| drop(timed.execute(job)))),
-        (
-            "brigade execute (latencies off)",
-            Box::new(|job| drop(untimed.execute(job))),
-        ),
-        ("rayon spawn", Box::new(|job| rayon.spawn(job))),
-        ("threadpool", Box::new(|job| tp.execute(job))),
-    ];
-    let mut ratios = vec![Vec::with_capacity(ROUNDS); peers.len()];
-    for _ in 0..ROUNDS {
-        let base = batch(&|job| floor.execute(job));
-        for ((_, execute), ratios) in peers.iter().zip(&mut ratios) {
-            ratios.push(batch(&**execute) / base);
-        }
-    }
-    println!("\nA, interleaved ({ROUNDS} rounds of {JOBS} jobs): median ratio to the floor");
-    for ((name, _), mut ratios) in peers.iter().zip(ratios) {
-        ratios.sort_by(f64::total_cmp);
-        println!(
-            "  {name:<32} {:.2}  (quartiles {:.2} - {:.2})",
-            ratios[ROUNDS / 2],
-            ratios[ROUNDS / 4],
-            ratios[3 * ROUNDS / 4]
-        );
-    }
-    tp.join();
 }
 
 fn tiny_jobs(c: &mut Criterion) {
@@ -430,9 +356,162 @@ fn map_items(c: &mut Criterion) {
     g.finish();
 }
 
+/// Rounds per interleaved row in a full run.
+const ROUNDS: usize = 15;
+/// Rounds per interleaved row with `--quick`, unless `--rounds` says.
+const QUICK_ROUNDS: usize = 5;
+
+/// Criterion's options that take a value (criterion 0.5): the word after
+/// one of them is that value, not a filter.
+const VALUED: &[&str] = &[
+    "-c",
+    "--color",
+    "--colour",
+    "-s",
+    "--save-baseline",
+    "-b",
+    "--baseline",
+    "--baseline-lenient",
+    "--format",
+    "--profile-time",
+    "--load-baseline",
+    "--sample-size",
+    "--warm-up-time",
+    "--measurement-time",
+    "--nresamples",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--plotting-backend",
+    "--output-format",
+];
+
+/// The interleaved rows as criterion's last target, read from criterion's
+/// own command line: named `interleaved/<row>` for its filter (and
+/// `--exact`), listed by `--list`, run once each in test mode (`cargo test
+/// --benches`), skipped by `--ignored` and `--profile-time`.
+fn interleaved(_: &mut Criterion) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let has = |flag: &str| args.iter().any(|arg| arg == flag);
+    let filter = criterion_filter(&args);
+    let id = |spec: &Spec| format!("interleaved/{}", spec.name);
+    let rows: Vec<&Spec> = ROWS
+        .iter()
+        .filter(|spec| match filter {
+            None => true,
+            Some(filter) if has("--exact") => id(spec) == filter,
+            Some(filter) => id(spec).contains(filter),
+        })
+        .collect();
+    if has("--list") {
+        rows.iter()
+            .for_each(|spec| println!("{}: benchmark", id(spec)));
+        return;
+    }
+    let profiling = args.iter().any(|arg| arg.starts_with("--profile-time"));
+    if rows.is_empty() || has("--ignored") || profiling {
+        return;
+    }
+    let rounds = if has("--bench") && !has("--test") {
+        ROUNDS
+    } else {
+        1
+    };
+    println!("\n{}", interleave::header(rounds));
+    rows.iter().for_each(|spec| spec.run(rounds));
+}
+
+/// Criterion's filter: its first argument that is neither an option nor
+/// an option's value.
+fn criterion_filter(args: &[String]) -> Option<&str> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if VALUED.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
+}
+
+/// `--quick [--rounds N] [ROW…]`: runs the interleaved rows (all, or those
+/// named) and prints the table, without criterion.
+fn quick(args: &[String]) -> Result<(), String> {
+    let mut rounds = QUICK_ROUNDS;
+    let mut names = Vec::new();
+    let mut args = args.iter().map(String::as_str);
+    while let Some(arg) = args.next() {
+        match arg {
+            "--quick" | "--bench" => {}
+            "--rounds" => rounds = parse_rounds(args.next())?,
+            _ if arg.starts_with("--rounds=") => rounds = parse_rounds(arg.get(9..))?,
+            "-h" | "--help" => {
+                println!("{}", usage());
+                return Ok(());
+            }
+            _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
+            _ => names.push(arg),
+        }
+    }
+    let rows = select(&names)?;
+    println!("{}", interleave::header(rounds));
+    let start = Instant::now();
+    rows.iter().for_each(|spec| spec.run(rounds));
+    println!("({:.0} s)", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn parse_rounds(value: Option<&str>) -> Result<usize, String> {
+    match value.map(str::parse) {
+        Some(Ok(rounds)) if rounds > 0 => Ok(rounds),
+        _ => Err("--rounds takes a whole number of rounds, at least 1".to_owned()),
+    }
+}
+
+/// The rows `names` select (see [`Spec::matches`]), in table order; all
+/// of them if `names` is empty.
+fn select(names: &[&str]) -> Result<Vec<&'static Spec>, String> {
+    if let Some(unknown) = names
+        .iter()
+        .find(|name| !ROWS.iter().any(|spec| spec.matches(name)))
+    {
+        return Err(format!("no row named {unknown}"));
+    }
+    let selected = |spec: &&Spec| names.is_empty() || names.iter().any(|name| spec.matches(name));
+    Ok(ROWS.iter().filter(selected).collect())
+}
+
+fn usage() -> String {
+    let mut usage = format!(
+        "usage: cargo bench --bench peers -- --quick [--rounds N] [ROW...]\n\
+         runs the interleaved rows ({QUICK_ROUNDS} rounds unless --rounds says), all or those named;\n\
+         a name before a '-' selects every row it starts (F: F-try_map and F-map)\n\nrows (brigade | peers):"
+    );
+    for spec in ROWS {
+        usage.push_str(&format!("\n  {:<14} {}", spec.name, spec.what));
+    }
+    usage
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    targets = tiny_jobs, tiny_jobs_interleaved, cpu_jobs, sleep_jobs, idle_latency, returning_values, map_items
+    targets = tiny_jobs, cpu_jobs, sleep_jobs, idle_latency, returning_values, map_items, interleaved
 }
-criterion_main!(benches);
+
+/// `criterion_main!`, written out so that `--quick` runs the interleaved
+/// rows alone before criterion sees the arguments (criterion has a
+/// `--quick` of its own, and would refuse `--rounds`).
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--quick") {
+        if let Err(message) = quick(&args) {
+            eprintln!("peers: {message}\n\n{}", usage());
+            std::process::exit(2);
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
