@@ -629,3 +629,39 @@ fn pool_grown_for_waiting_jobs_shrinks_when_jobs_turn_compute_bound() {
         pool.join();
     });
 }
+
+#[test]
+fn a_burst_queued_before_join_is_drained_at_the_size_it_needs() {
+    // 256 jobs that wait 5 ms each, all queued before join(): the
+    // controller keeps steering while join drains the queue, so more
+    // workers than the pool started with run them (it used to stop at
+    // join, leaving the burst to the starting workers).
+    let _load = LOAD.lock();
+    with_timeout(LONG, || {
+        const JOBS: usize = 256;
+        let pool = ThreadPool::builder()
+            .sizing(Sizing::Adaptive { min: 1, max: 32 })
+            .queue_capacity(JOBS)
+            .thread_name("adjoin")
+            .build()
+            .unwrap();
+        let started_with = pool.stats().workers;
+        let ran_on = std::sync::Arc::new(Mutex::new(std::collections::HashSet::new()));
+        for _ in 0..JOBS {
+            let ran_on = std::sync::Arc::clone(&ran_on);
+            let detached = pool
+                .try_submit(move |ctx: &Context| {
+                    ran_on.lock().insert(thread::current().id());
+                    waits(ctx);
+                })
+                .expect("the queue holds the whole burst");
+            drop(detached);
+        }
+        pool.join();
+        let workers = ran_on.lock().len();
+        assert!(
+            workers > started_with,
+            "the burst ran on {workers} workers, the pool started with {started_with}"
+        );
+    });
+}

@@ -379,6 +379,26 @@ impl<J, E> Crew<J, E> {
         CURRENT_CREW.with(Cell::get) == self.shared.id()
     }
 
+    /// With intake closed, lets the queue drain while the sizing controller
+    /// still steers — a burst queued just before `join` is met at the size
+    /// it needs, not at `min` — and stops the controller once the first
+    /// worker has left (the queue is empty by then, or the pool
+    /// cancelled). Returns at once without a controller, or on one of the
+    /// crew's own workers.
+    pub(crate) fn drain_steered(&self) {
+        if self.on_own_worker() || self.shared.controller.lock().is_none() {
+            return;
+        }
+        let mut threads = self.shared.threads.lock();
+        // Exits notify under this lock, so none is missed between the load
+        // and the wait (parking_lot's condvar does not wake spuriously).
+        if self.shared.counters.live.load(Ordering::Acquire) > 0 {
+            self.shared.exited.wait(&mut threads);
+        }
+        drop(threads);
+        adaptive::stop(&self.shared);
+    }
+
     /// Waits until every worker has exited (`deadline` permitting) and joins
     /// their threads. Returns `false` if the deadline came first. On one of
     /// the crew's own workers it cannot wait for itself, and returns `false`

@@ -95,6 +95,9 @@ pub struct ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
+        if !self.context().is_done() {
+            self.close_and_drain();
+        }
         self.close_intake();
         // A cancelled pool cannot drain: say what it discarded, unless a
         // shutdown already reported it.
@@ -116,6 +119,14 @@ impl ThreadPool {
     /// empty, and seals the crew, so no worker is started again.
     fn close_intake(&mut self) {
         self.intake = None;
+        self.crew.seal();
+    }
+
+    /// Closes intake and lets the queue drain at the size the adaptive
+    /// controller steers to (it would not grow a sealed crew); then seals.
+    fn close_and_drain(&mut self) {
+        self.intake = None;
+        self.crew.drain_steered();
         self.crew.seal();
     }
 }
@@ -378,13 +389,15 @@ impl ThreadPool {
     }
 
     /// Drain shutdown: stops intake, runs everything already queued, and
-    /// waits for every worker to exit.
+    /// waits for every worker to exit. Under [`Sizing::Adaptive`] the
+    /// controller keeps sizing the pool until the queue is empty, so a
+    /// burst queued just before `join` runs at the size it needs.
     ///
     /// Called from one of the pool's own jobs, it cannot wait for itself:
     /// it stops intake and returns, and the workers drain and exit on their
     /// own.
     pub fn join(mut self) {
-        self.close_intake();
+        self.close_and_drain();
         self.crew.wait(None);
     }
 
