@@ -389,7 +389,7 @@ impl ThreadPool {
     }
 
     /// Drain shutdown: stops intake, runs everything already queued, and
-    /// waits for every worker to exit. Under [`Sizing::Adaptive`] the
+    /// waits for every worker to exit. Under [`Sizing::Adaptive`](crate::Sizing::Adaptive) the
     /// controller keeps sizing the pool until the queue is empty, so a
     /// burst queued just before `join` runs at the size it needs.
     ///
