@@ -63,10 +63,10 @@ pub(crate) use loom_thread_local as thread_local;
 /// Threads: std's, or loom's under `--cfg loom`.
 pub(crate) mod thread {
     #[cfg(not(loom))]
-    pub(crate) use std::thread::{Builder, JoinHandle};
+    pub(crate) use std::thread::{Builder, JoinHandle, Thread, current, park};
 
     #[cfg(loom)]
-    pub(crate) use loom::thread::{Builder, JoinHandle};
+    pub(crate) use loom::thread::{Builder, JoinHandle, Thread, current, park};
 
     // A loom thread unwinds on the OS thread that runs it, so std's answer
     // is the right one in both builds.

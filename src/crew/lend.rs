@@ -26,6 +26,9 @@ pub(crate) trait Work: Send {
 pub(crate) trait CellJob: Send + Sync {
     fn run(&self, run: Run<'_>) -> Ran;
     fn discard(&self, reason: Cancelled);
+    /// Whether a worker (or anyone) has taken the job: it no longer needs
+    /// a reference kept for running it.
+    fn started(&self) -> bool;
 }
 
 /// A job with its borrows erased.

@@ -144,6 +144,10 @@ where
     fn discard(&self, reason: Cancelled) {
         self.fill(Err(JobError::Cancelled(reason)));
     }
+
+    fn started(&self) -> bool {
+        !matches!(*self.state.lock(), State::Queued(_))
+    }
 }
 
 impl<F, T> CellResult<T> for JobCell<F, T>

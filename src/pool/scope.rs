@@ -34,26 +34,31 @@ use super::job::Task;
 use crate::context::Context;
 use crate::crew::{CellJob, End, Ran, Run, Wait, erase_cell};
 use crate::error::{Cancelled, JobError};
-use crossbeam_channel::{Receiver, Sender};
+use std::collections::VecDeque;
 
+use crate::sync::thread::{self, Thread};
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// One scoped job, in one allocation shared by the queue, the scope's list
 /// and the handle: its closure until it starts, then its result until the
 /// handle takes it.
 struct ScopedCell<'s, F, T> {
-    state: Mutex<CellState<F, T>>,
+    slot: Mutex<Slot<F, T>>,
     ready: Condvar,
-    pending: Arc<Pending>,
+    /// Set with the slot leaving `Queued`, for the scope's list to let go
+    /// without taking the lock.
+    started: AtomicBool,
+    /// The result is in the slot (or was taken by `join`).
+    done: AtomicBool,
+    /// The handle is gone. With `done`, a Dekker pair: whichever of the
+    /// worker (after filling) and the handle (going) comes second sees the
+    /// other's flag and drops the result, so the cell holds nothing
+    /// borrowed once the job is counted out — and the handle's drop takes
+    /// no lock while the job is still running, the common case.
+    detached: AtomicBool,
+    pending: &'s Pending,
     panics: &'s Panics,
     id: u64,
-}
-
-struct CellState<F, T> {
-    slot: Slot<F, T>,
-    /// The handle is gone: a result is dropped as soon as it is made, so
-    /// the cell holds nothing borrowed once the job is counted out.
-    detached: bool,
 }
 
 enum Slot<F, T> {
@@ -72,11 +77,14 @@ where
 {
     /// Takes the closure, if nobody has.
     fn take(&self) -> Option<F> {
-        let mut state = self.state.lock();
-        match std::mem::replace(&mut state.slot, Slot::Started) {
-            Slot::Queued(f) => Some(f),
+        let mut slot = self.slot.lock();
+        match std::mem::replace(&mut *slot, Slot::Started) {
+            Slot::Queued(f) => {
+                self.started.store(true, Ordering::Release);
+                Some(f)
+            }
             other => {
-                state.slot = other;
+                *slot = other;
                 None
             }
         }
@@ -85,13 +93,24 @@ where
     /// Hands the result to the handle, or drops it (quietly: a result
     /// whose `Drop` panics is not the job panicking) if the handle is gone.
     fn fill(&self, result: Result<T, JobError>) {
-        let mut state = self.state.lock();
-        if state.detached {
-            drop(state);
-            crate::unwind::drop_quietly(result);
-        } else {
-            state.slot = Slot::Done(result);
-            self.ready.notify_all();
+        *self.slot.lock() = Slot::Done(result);
+        self.ready.notify_all();
+        // ORDERING: SeqCst, the Dekker pair with `detach` (see `detached`).
+        self.done.store(true, Ordering::SeqCst);
+        if self.detached.load(Ordering::SeqCst) {
+            crate::unwind::drop_quietly(self.reclaim());
+        }
+    }
+
+    /// Takes an unjoined result out of the slot.
+    fn reclaim(&self) -> Option<Result<T, JobError>> {
+        let mut slot = self.slot.lock();
+        match std::mem::replace(&mut *slot, Slot::Joined) {
+            Slot::Done(result) => Some(result),
+            other => {
+                *slot = other;
+                None
+            }
         }
     }
 
@@ -122,7 +141,7 @@ where
             return run.call_plain(|| ());
         };
         // Counts the job out after it has run and its result is delivered.
-        let _finisher = Finisher(&self.pending);
+        let _finisher = Finisher(self.pending);
         run.call(|_| Some(f), |end| self.finish(end))
     }
 
@@ -130,9 +149,13 @@ where
         let Some(f) = self.take() else {
             return;
         };
-        let _finisher = Finisher(&self.pending);
+        let _finisher = Finisher(self.pending);
         crate::unwind::drop_quietly(f);
         self.fill(Err(JobError::Cancelled(reason)));
+    }
+
+    fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
     }
 }
 
@@ -151,50 +174,65 @@ where
     T: Send,
 {
     fn wait(&self) -> Result<T, JobError> {
-        let mut state = self.state.lock();
+        let mut slot = self.slot.lock();
         loop {
-            match std::mem::replace(&mut state.slot, Slot::Joined) {
+            match std::mem::replace(&mut *slot, Slot::Joined) {
                 Slot::Done(result) => return result,
                 Slot::Joined => return Err(JobError::AlreadyJoined),
-                other => state.slot = other,
+                other => *slot = other,
             }
-            self.ready.wait(&mut state);
+            self.ready.wait(&mut slot);
         }
     }
 
     fn is_finished(&self) -> bool {
-        matches!(self.state.lock().slot, Slot::Done(_) | Slot::Joined)
+        self.done.load(Ordering::Acquire)
     }
 
     fn detach(&self) {
-        let mut state = self.state.lock();
-        state.detached = true;
-        let slot = std::mem::replace(&mut state.slot, Slot::Joined);
-        let Slot::Done(result) = slot else {
-            state.slot = slot;
-            return;
-        };
-        drop(state);
-        drop(result);
+        // ORDERING: SeqCst, the Dekker pair with `fill` (see `detached`).
+        self.detached.store(true, Ordering::SeqCst);
+        if self.done.load(Ordering::SeqCst) {
+            drop(self.reclaim());
+        }
     }
 }
 
-/// Jobs spawned and not yet finished, with a condition to wait for zero.
+/// Jobs spawned and not yet counted out, and the thread that waits for
+/// them.
 struct Pending {
     count: AtomicUsize,
-    /// Guards the sleep of the final wait: whoever changes what that wait
-    /// looks at (the count reaching zero, a new cell while joining) takes
-    /// it before notifying, so no wake-up is lost.
-    lock: Mutex<()>,
-    changed: Condvar,
     /// Set once the scope's body has returned and the final wait runs.
     joining: AtomicBool,
+    /// The scope's thread, which the final wait parks.
+    waiter: Thread,
 }
 
 impl Pending {
-    fn notify(&self) {
-        let _lock = self.lock.lock();
-        self.changed.notify_all();
+    /// Counts one job out. Once the count may be zero the scope may be
+    /// gone, so the job that takes it to zero gets its own handle on the
+    /// waiting thread first (no job pays for that but the last).
+    fn count_out(&self) {
+        // ORDERING: AcqRel on success; the final wait's Acquire load of
+        // zero must see everything the job did.
+        let mut count = self.count.load(Ordering::Acquire);
+        loop {
+            let last = (count == 1).then(|| self.waiter.clone());
+            match self.count.compare_exchange_weak(
+                count,
+                count - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if let Some(waiter) = last {
+                        waiter.unpark();
+                    }
+                    return;
+                }
+                Err(now) => count = now,
+            }
+        }
     }
 }
 
@@ -205,11 +243,7 @@ struct Finisher<'a>(&'a Pending);
 
 impl Drop for Finisher<'_> {
     fn drop(&mut self) {
-        // ORDERING: AcqRel; the final wait's Acquire load of zero must see
-        // everything the job did.
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.notify();
-        }
+        self.0.count_out();
     }
 }
 
@@ -245,10 +279,12 @@ type Panics = Mutex<Vec<(u64, Box<dyn Any + Send>)>>;
 ///   started never run, and their handles say `Cancelled`.
 pub struct Scope<'scope, 'env: 'scope> {
     pool: &'scope ThreadPool,
-    pending: Arc<Pending>,
-    /// Every spawned job's cell, for the final wait to run those no worker
-    /// has started (a lock-free queue: spawning is the hot path).
-    cells: (Sender<Shared>, Receiver<Shared>),
+    pending: Pending,
+    /// Spawned jobs not known to have started, oldest first, for the final
+    /// wait to run those no worker has: `spawn` lets go of the started
+    /// ones at the front, so the list stays about as long as the queue
+    /// rather than holding every job of the scope.
+    cells: Mutex<VecDeque<Shared>>,
     panics: Panics,
     next_id: AtomicU64,
     /// Invariant in both lifetimes, as `std::thread::Scope` is.
@@ -281,12 +317,12 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cell = Arc::new(ScopedCell {
-            state: Mutex::new(CellState {
-                slot: Slot::Queued(f),
-                detached: false,
-            }),
+            slot: Mutex::new(Slot::Queued(f)),
             ready: Condvar::new(),
-            pending: Arc::clone(&self.pending),
+            started: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            detached: AtomicBool::new(false),
+            pending: &self.pending,
             panics: &self.panics,
             id,
         });
@@ -302,10 +338,10 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // until the count is zero.
         #[allow(unsafe_code, reason = "the erasure's obligations are met here")]
         let job = unsafe { erase_cell(job) };
-        let _ = self.cells.0.send(Arc::clone(&job));
+        self.remember(Arc::clone(&job));
         if self.pending.joining.load(Ordering::Acquire) {
             // Spawned by a running job during the final wait: wake it.
-            self.pending.notify();
+            self.pending.waiter.unpark();
         }
         self.hand_over(job);
         ScopedJoinHandle {
@@ -333,6 +369,21 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         }
     }
 
+    /// Adds `job` to the list of jobs the final wait may have to run,
+    /// letting go of the jobs at its front that have started.
+    fn remember(&self, job: Shared) {
+        // Looked at in batches: a look at a cell a worker just wrote is a
+        // cache miss, and most of a batch has started by the next look.
+        const BATCH: usize = 256;
+        let mut cells = self.cells.lock();
+        if cells.len() >= BATCH && cells.len() % BATCH == 0 {
+            while cells.front().is_some_and(|cell| cell.started()) {
+                cells.pop_front();
+            }
+        }
+        cells.push_back(job);
+    }
+
     /// Finishes every job still in its cell on this thread (or discards it,
     /// if the pool is cancelled), then waits for the jobs workers are
     /// running. Returns the first panic that escaped a job's own catch.
@@ -341,18 +392,21 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let mut escaped = None;
         self.pending.joining.store(true, Ordering::Release);
         loop {
-            while let Ok(cell) = self.cells.1.try_recv() {
+            loop {
+                // One at a time, not under the lock: a job run here may spawn.
+                let next = self.cells.lock().pop_front();
+                let Some(cell) = next else { break };
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| help(self.pool, &*cell))) {
                     escaped.get_or_insert(payload);
                 }
             }
-            let lock = self.pending.lock.lock();
             if self.pending.count.load(Ordering::Acquire) == 0 {
                 return escaped;
             }
-            if self.cells.1.is_empty() {
-                let mut lock = lock;
-                self.pending.changed.wait(&mut lock);
+            // Woken by the last job's count-out, or by a job that spawns
+            // (after adding to the list); a stray wake-up goes round again.
+            if self.cells.lock().is_empty() {
+                thread::park();
             }
         }
     }
@@ -467,13 +521,12 @@ impl ThreadPool {
     {
         let scope = Scope {
             pool: self,
-            pending: Arc::new(Pending {
+            pending: Pending {
                 count: AtomicUsize::new(0),
-                lock: Mutex::new(()),
-                changed: Condvar::new(),
                 joining: AtomicBool::new(false),
-            }),
-            cells: crossbeam_channel::unbounded(),
+                waiter: thread::current(),
+            },
+            cells: Mutex::new(VecDeque::new()),
             panics: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
             _scope: PhantomData,
