@@ -7,6 +7,8 @@
 //!
 //! * `mod.rs`: [`Map`], its public API, and the driving loop (start,
 //!   refill, receive);
+//! * `collect.rs`: the collecting loop of [`Map::collect_vec`], and what
+//!   it keeps of the results;
 //! * `chunk.rs`: `Chunk`, a run of consecutive items as one pool job, and
 //!   `Batch`, the results it sends back;
 //! * `policy.rs`: `Policy`, the chunk size and window, and how they grow
@@ -15,6 +17,7 @@
 //!   the frontier, chunks held for their turn.
 
 mod chunk;
+mod collect;
 mod policy;
 mod window;
 
@@ -29,6 +32,7 @@ use crate::crew::{Run, Wait};
 use crate::error::{Cancelled, JobError, TryMapError, TrySubmitError};
 use crate::sync::Arc;
 use chunk::{Chunk, ChunkResults, Fails};
+use collect::Values;
 use policy::Policy;
 use window::Progress;
 
@@ -86,7 +90,9 @@ pub const DEFAULT_READ_AHEAD: usize = 8_192;
 /// ```
 ///
 /// To gather the results into a `Vec`, [`Map::collect_vec`] is the fast
-/// way: it moves each chunk's values across in one block.
+/// way: it moves each chunk's values across in one block, into a `Vec`
+/// sized up front. `collect::<Result<Vec<_>, _>>()` gives the same result
+/// but cannot see the length, so it goes item by item.
 ///
 /// # Errors and panics
 ///
@@ -296,9 +302,11 @@ where
     /// them, or returns the first error — what
     /// `collect::<Result<Vec<R>, JobError>>()` returns, but faster: each
     /// chunk's values move into the `Vec` as one block rather than one
-    /// by one, and the `Vec` is sized from the input's length up front
-    /// (`collect` through a `Result` cannot see the length, so it grows
-    /// the `Vec` by doubling).
+    /// by one, and the `Vec` is sized up front from the input's length
+    /// (its exact length, else the lower bound of its size hint; nothing
+    /// for an input with no upper bound). `collect` through a `Result`
+    /// cannot see the length, so it pushes item by item into a `Vec` that
+    /// grows as it goes.
     ///
     /// # Errors
     ///
@@ -316,21 +324,8 @@ where
     /// assert_eq!(squares.len(), 10_000);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn collect_vec(mut self) -> Result<Vec<R>, JobError> {
-        let (low, _) = self.input.size_hint();
-        let mut out = Vec::with_capacity(low);
-        // `next_indexed` does the waiting, the ordering and the refills;
-        // after each result it hands over, the rest of a clean chunk moves
-        // across in one block. Yielding a block at once only makes the
-        // next refill later, never the window larger.
-        while let Some((_, result)) = self.next_indexed() {
-            out.push(result?);
-            if let Some(block) = self.run.as_mut().and_then(|run| run.progress.take_values()) {
-                // By value, so `extend` copies the block in one go.
-                out.extend(block);
-            }
-        }
-        Ok(out)
+    pub fn collect_vec(self) -> Result<Vec<R>, JobError> {
+        self.gather(Values)
     }
 }
 
@@ -395,7 +390,8 @@ impl<I: Iterator, F, R> fmt::Debug for Map<'_, I, F, R> {
 impl ThreadPool {
     /// Applies `f` to every item of `input` on the pool, yielding the results
     /// in input order; see [`Map`] for chunking, the window
-    /// and errors.
+    /// and errors. To gather them into a `Vec`, [`Map::collect_vec`] is
+    /// faster than `collect`.
     ///
     /// # Examples
     ///

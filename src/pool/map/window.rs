@@ -97,16 +97,16 @@ impl<R> Progress<R> {
         Some((offset, result))
     }
 
-    /// The rest of the chunk being yielded, if it is all values, counted
-    /// as yielded.
-    pub(super) fn take_values(&mut self) -> Option<std::vec::IntoIter<R>> {
+    /// The rest of the chunk being yielded, if it is all values, with the
+    /// input offset of its first value; counted as yielded.
+    pub(super) fn take_values(&mut self) -> Option<(usize, std::vec::IntoIter<R>)> {
         let Batch::Values(values) = &mut self.current else {
             return None;
         };
-        let block = values.len();
+        let (offset, block) = (self.current_offset, values.len());
         self.current_offset += block;
         self.yielded += block;
-        Some(std::mem::replace(values, Vec::new().into_iter()))
+        Some((offset, std::mem::replace(values, Vec::new().into_iter())))
     }
 
     /// The window may have moved (or been resized): the next result
@@ -208,9 +208,15 @@ impl<R> Progress<R> {
         }
     }
 
+    /// The input offset of chunk `index`'s first item, for a chunk taken
+    /// and not yet settled.
+    pub(super) fn offset(&self, index: u64) -> usize {
+        self.offsets.get(&index).copied().unwrap_or(self.taken)
+    }
+
     /// Makes `results` of chunk `index` the ones to yield next.
     fn take_chunk(&mut self, index: u64, results: Batch<R>) {
-        self.current_offset = self.offsets.get(&index).copied().unwrap_or(self.taken);
+        self.current_offset = self.offset(index);
         self.current = results;
     }
 }
@@ -330,8 +336,8 @@ mod tests {
         progress.arrived(0, values(vec![1, 2, 3]));
         progress.next_pending();
         progress.next_result();
-        let block: Vec<u32> = progress.take_values().unwrap().collect();
-        assert_eq!(block, [2, 3]);
+        let (offset, block) = progress.take_values().unwrap();
+        assert_eq!((offset, block.collect::<Vec<u32>>()), (1, vec![2, 3]));
         assert!(progress.is_done());
         assert_eq!(progress.counter(), 3);
     }
