@@ -19,9 +19,10 @@ use crate::ordered::Window;
 /// the lowest chunk still out and the next unyielded result of the chunk
 /// being yielded). Items are taken from the input only while
 /// `taken - frontier` stays within the window. So memory is bounded by the
-/// window, and in unordered mode (`try_map`) the input is never read more
-/// than a window past the lowest unfinished item, while errors are still
-/// seen as soon as they happen.
+/// window, and the input is never read more than a window past the oldest
+/// item not yet yielded (ordered: `map`, `try_map`) or not yet finished
+/// (unordered). The ordered frontier is never ahead of the unordered one,
+/// so a `try_map` stopped by a failure has read at most a window past it.
 pub(super) struct Progress<R> {
     /// `map` (results in input order) rather than `map_unordered`.
     ordered: bool,
