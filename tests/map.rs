@@ -1,8 +1,11 @@
 //! `ThreadPool::map`, `map_unordered` and `try_map`: input order is kept
 //! (or the same multiset, unordered), at most a window of items is taken
 //! from the input and not yet yielded, `try_map` stops pulling after the
-//! first error, panics and cancellation come back per item, an early drop
-//! or a map from inside a job does not hang, and `chunk_size(0)` means 1.
+//! first error and returns it without waiting for earlier items, panics
+//! and cancellation come back per item, an early drop or a map from inside
+//! a job does not hang, and `chunk_size(0)` means 1. `try_map` and
+//! `collect_vec` return exactly the sequential result whatever the length
+//! and whatever the input's size hint claims.
 
 mod common;
 
@@ -12,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use brigade::channel::RecvTimeoutError;
-use brigade::{Cancelled, JobError, ThreadPool, TryMapError};
+use brigade::{Cancelled, DEFAULT_READ_AHEAD, JobError, ThreadPool, TryMapError};
 
 use common::{Gate, LONG, SplitMix64, threads_named, wait_until, with_timeout};
 
@@ -729,5 +732,263 @@ fn map_ctx_items_see_the_map_dropped() {
         assert_eq!(first, [0]);
         assert!(wait_until(LONG, || saw_cancel.load(Ordering::SeqCst) == 1));
         pool.join();
+    });
+}
+
+/// The trivial function of the map benchmarks.
+fn scramble(x: u64) -> u64 {
+    x.wrapping_mul(3) ^ 7
+}
+
+/// Lengths at and around the automatic chunk sizes on two workers: an
+/// eighth of a short input, 1,024 items from 8,192 on, growing to 2,048.
+const LENGTHS: [u64; 16] = [
+    0, 1, 2, 7, 8, 9, 1_023, 1_024, 1_025, 2_047, 2_048, 2_049, 8_191, 8_192, 8_193, 1_000_003,
+];
+
+#[test]
+fn try_map_collects_exactly_around_chunk_boundaries() {
+    // try_map and collect_vec over an exact-size input return what a
+    // sequential map returns, for lengths at and around chunk boundaries,
+    // in a Vec sized once from the length (its capacity is the length).
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        for len in LENGTHS {
+            let expected: Vec<u64> = (0..len).map(scramble).collect();
+            let tried = pool
+                .try_map(0..len, |x| Ok::<_, ()>(scramble(x)))
+                .expect("no failures");
+            assert_eq!(tried, expected, "try_map, length {len}");
+            assert_eq!(tried.capacity(), len as usize, "try_map, length {len}");
+            let collected = pool
+                .map(0..len, scramble)
+                .collect_vec()
+                .expect("no failures");
+            assert_eq!(collected, expected, "collect_vec, length {len}");
+            assert_eq!(
+                collected.capacity(),
+                len as usize,
+                "collect_vec, length {len}"
+            );
+        }
+    });
+}
+
+#[test]
+fn collect_vec_is_exact_around_fixed_chunks() {
+    // With a fixed chunk size c, inputs of 0, 1, c - 1, c, c + 1 and
+    // 10c + 3 items collect to the sequential result.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        for chunk in [1, 7, 64, 1_000] {
+            let c = chunk as u64;
+            for len in [0, 1, c - 1, c, c + 1, 10 * c + 3] {
+                let expected: Vec<u64> = (0..len).map(scramble).collect();
+                let got = pool.map(0..len, scramble).chunk_size(chunk).collect_vec();
+                assert_eq!(got, Ok(expected), "chunk {chunk}, length {len}");
+            }
+        }
+    });
+}
+
+#[test]
+fn try_map_returns_the_failing_item_and_reads_at_most_a_window_past_it() {
+    // Over 100,000 items of exact length (large chunks, the default
+    // read-ahead), one failing item anywhere — first, around chunk edges,
+    // in the middle, last — is the error returned with its index, and the
+    // input has been read at most DEFAULT_READ_AHEAD items past it. The
+    // same holds for a panicking item, reported as Job.
+    with_timeout(LONG, || {
+        const N: u64 = 100_000;
+        let pool = pool(2);
+        for k in [0, 1, 1_023, 1_024, 1_025, 2_048, 50_000, N - 1] {
+            for panics in [false, true] {
+                let pulled = Arc::new(AtomicUsize::new(0));
+                let count = Arc::clone(&pulled);
+                let input = (0..N).inspect(move |_| {
+                    count.fetch_add(1, Ordering::SeqCst);
+                });
+                let err = pool
+                    .try_map(input, move |i| match i == k {
+                        true if panics => panic!("item {i} exploded"),
+                        true => Err(format!("bad item {i}")),
+                        false => Ok(i),
+                    })
+                    .expect_err("item k fails");
+                let expected = match panics {
+                    true => TryMapError::Job {
+                        index: k,
+                        error: JobError::Panicked(format!("item {k} exploded")),
+                    },
+                    false => TryMapError::Failed {
+                        index: k,
+                        error: format!("bad item {k}"),
+                    },
+                };
+                assert_eq!(err, expected);
+                let pulled = pulled.load(Ordering::SeqCst);
+                assert!(
+                    pulled <= k as usize + 1 + DEFAULT_READ_AHEAD,
+                    "pulled {pulled} items for a failure at {k}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn maps_over_an_endless_input_stop_at_the_first_error() {
+    // Over `0u64..`, whose size hint (usize::MAX, None) is no length:
+    // try_map stops at the failing item having read at most a window
+    // (four one-item chunks per worker) past it, and collect_vec returns
+    // the first panic rather than sizing a Vec from usize::MAX.
+    with_timeout(LONG, || {
+        const K: u64 = 1_000;
+        const WINDOW: usize = 8; // 1 item per chunk x 4 chunks x 2 workers
+        let pool = pool(2);
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&pulled);
+        let input = (0u64..).inspect(move |_| {
+            count.fetch_add(1, Ordering::SeqCst);
+        });
+        let err = pool
+            .try_map(input, |i| if i == K { Err("bad") } else { Ok(i) })
+            .expect_err("item K fails");
+        assert_eq!(
+            err,
+            TryMapError::Failed {
+                index: K,
+                error: "bad"
+            }
+        );
+        let pulled = pulled.load(Ordering::SeqCst);
+        assert!(pulled <= K as usize + 1 + WINDOW, "pulled {pulled} items");
+
+        let got = pool
+            .map(0u64.., |i| {
+                assert!(i != 100, "item {i} exploded");
+                i
+            })
+            .collect_vec();
+        assert_eq!(got, Err(JobError::Panicked("item 100 exploded".to_owned())));
+    });
+}
+
+/// `0..len`, with a size hint that claims `claim` whatever it has left.
+struct Claiming {
+    next: u64,
+    len: u64,
+    claim: (usize, Option<usize>),
+}
+
+impl Iterator for Claiming {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        (self.next < self.len).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.claim
+    }
+}
+
+#[test]
+fn a_lying_size_hint_still_gives_the_right_vec() {
+    // Inputs whose size hints claim more items than they yield, fewer,
+    // none, or absurdly many, still collect to exactly the sequential
+    // result through try_map and collect_vec.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        let cases = [
+            (1_000, (2_000, Some(2_000))),
+            (5_000, (10, Some(10))),
+            (5_000, (0, Some(0))),
+            (3_000, (0, None)),
+            (100, (usize::MAX, Some(usize::MAX))),
+            (20_000, (usize::MAX, None)),
+        ];
+        for (len, claim) in cases {
+            let input = || Claiming {
+                next: 0,
+                len,
+                claim,
+            };
+            let expected: Vec<u64> = (0..len).map(scramble).collect();
+            let tried = pool.try_map(input(), |x| Ok::<_, ()>(scramble(x)));
+            assert_eq!(tried, Ok(expected.clone()), "try_map claiming {claim:?}");
+            let collected = pool.map(input(), scramble).collect_vec();
+            assert_eq!(collected, Ok(expected), "collect_vec claiming {claim:?}");
+        }
+    });
+}
+
+#[test]
+fn try_map_returns_a_failure_without_waiting_for_earlier_items() {
+    // Two workers, 16 items in chunks of two: item 0 is held (and ignores
+    // the map's context) while item 3, on the other worker, fails once
+    // item 0 has started. try_map returns Failed { index: 3 } while item
+    // 0 is still held: a failure is returned when it is seen, not after
+    // every earlier item has finished.
+    with_timeout(LONG, || {
+        let pool = Arc::new(pool(2));
+        let (started, release) = (Gate::new(), Gate::new());
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mapper = thread::spawn({
+            let (pool, started, release) = (Arc::clone(&pool), started.clone(), release.clone());
+            move || {
+                let result = pool.try_map(0..16u64, move |i| match i {
+                    0 => {
+                        started.open();
+                        release.wait();
+                        Ok(i)
+                    }
+                    3 => {
+                        started.wait();
+                        Err("item 3 failed")
+                    }
+                    _ => Ok(i),
+                });
+                tx.send(result).expect("the test waits");
+            }
+        });
+        let result = rx
+            .recv_timeout(LONG)
+            .expect("try_map returned while item 0 is held");
+        assert_eq!(
+            result,
+            Err(TryMapError::Failed {
+                index: 3,
+                error: "item 3 failed"
+            })
+        );
+        release.open();
+        mapper.join().expect("mapper");
+    });
+}
+
+#[test]
+fn try_map_ctx_cancelled_by_its_closure_is_an_error() {
+    // A closure that cancels the map's context, with no item failing,
+    // makes try_map_ctx report the first item that did not complete as
+    // Job { Cancelled } rather than return Ok with values missing.
+    with_timeout(LONG, || {
+        let pool = pool(2);
+        let got = pool.try_map_ctx(0..100u32, |ctx, n| {
+            if n == 10 {
+                ctx.cancel();
+            }
+            Ok::<u32, String>(n)
+        });
+        assert_eq!(
+            got,
+            Err(TryMapError::Job {
+                index: 10,
+                error: JobError::Cancelled(Cancelled::Canceled)
+            })
+        );
     });
 }

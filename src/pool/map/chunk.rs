@@ -43,6 +43,28 @@ impl<R> Batch<R> {
         }
     }
 
+    /// The position of the first result for which `stops` holds. Only a
+    /// mixed batch is looked through: a batch of bare values holds no
+    /// failure (a value that fails ends the chunk's fast path, which makes
+    /// the batch mixed) and no item error.
+    pub(super) fn position(
+        &self,
+        stops: impl FnMut(&Result<R, JobError>) -> bool,
+    ) -> Option<usize> {
+        match self {
+            Self::Values(_) => None,
+            Self::Mixed(results) => results.as_slice().iter().position(stops),
+        }
+    }
+
+    /// The result at `at`; the ones before it are dropped.
+    pub(super) fn into_nth(self, at: usize) -> Option<Result<R, JobError>> {
+        match self {
+            Self::Values(mut values) => values.nth(at).map(Ok),
+            Self::Mixed(mut results) => results.nth(at),
+        }
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         match self {
             Self::Values(values) => values.len() == 0,

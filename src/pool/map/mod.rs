@@ -7,14 +7,52 @@
 //!
 //! * `mod.rs`: [`Map`], its public API, and the driving loop (start,
 //!   refill, receive);
+//! * `collect.rs`: the collecting loop that [`Map::collect_vec`] and
+//!   [`ThreadPool::try_map`] share, and what each keeps of the results;
 //! * `chunk.rs`: `Chunk`, a run of consecutive items as one pool job, and
 //!   `Batch`, the results it sends back;
 //! * `policy.rs`: `Policy`, the chunk size and window, and how they grow
 //!   (pure arithmetic, unit-tested);
 //! * `window.rs`: `Progress`, the in-flight bookkeeping: taken, yielded,
 //!   the frontier, chunks held for their turn.
+//!
+//! # Collecting
+//!
+//! [`Map::collect_vec`] and [`ThreadPool::try_map`] are one loop
+//! (`Map::gather`), and its shape follows from one fact: the consumer is a
+//! single thread against every worker, so whatever it does per item is
+//! serial. Hence:
+//!
+//! * **A clean chunk moves as one block.** Only the first result of a
+//!   chunk, and every result of a mixed one (a panic, a cancellation, a
+//!   failure), goes through the per-item path.
+//! * **The `Vec` is sized once**, from the input's exact length, or its
+//!   lower bound; not from an input with no upper bound, whose lower bound
+//!   need not be a length (`0u64..` says `usize::MAX`), and not past what
+//!   the allocator grants, so a size hint that lies costs at most a `Vec`
+//!   that grows.
+//! * **`try_map` is an ordered map.** Its values land in input order
+//!   anyway, so holding chunks for their turn costs nothing, and the
+//!   ordered frontier is never ahead of the unordered one: the read-ahead
+//!   past a failure is bounded as before. A chunk that comes back holding
+//!   a failure (or a panic, a timeout, the pool's cancellation) is not
+//!   held for its turn: it ends the loop at once (`Started::stop`), so a
+//!   failure is returned when it is first seen, however long an earlier
+//!   item still runs.
+//! * **Every value is written twice**: by its worker into its chunk's
+//!   `Vec`, then by the consumer into the result. Letting workers write
+//!   into the result's memory would take `unsafe` (rayon's `collect` does
+//!   so); without it, the result's first-touch page faults and the copy
+//!   fall on the consumer. That copy, and the per-item job lifecycle on
+//!   the workers (timeouts, cancellation, stats), are the floor under
+//!   `collect_vec`.
+//! * **`collect::<Result<Vec<_>, _>>()` cannot do this.** std's adapter
+//!   asks for one item at a time (through `try_fold`, which a stable
+//!   iterator cannot override) and reports a lower bound of 0, so it
+//!   pushes item by item into a `Vec` that grows as it goes.
 
 mod chunk;
+mod collect;
 mod policy;
 mod window;
 
@@ -29,6 +67,7 @@ use crate::crew::{Run, Wait};
 use crate::error::{Cancelled, JobError, TryMapError, TrySubmitError};
 use crate::sync::Arc;
 use chunk::{Chunk, ChunkResults, Fails};
+use collect::{Tried, Values};
 use policy::Policy;
 use window::Progress;
 
@@ -61,8 +100,8 @@ pub const DEFAULT_READ_AHEAD: usize = 8_192;
 /// fixes the size.
 ///
 /// The input is pulled lazily, never more than a **window** of items ahead
-/// of the oldest item not yet settled — not yet yielded, for `map`; not
-/// yet finished, for `map_unordered` and [`try_map`]:
+/// of the oldest item not yet settled — not yet yielded, for `map` (or
+/// collected, for [`try_map`]); not yet finished, for `map_unordered`:
 ///
 /// * by default, at most [`DEFAULT_READ_AHEAD`] items, whatever the item
 ///   cost or how far the chunks grow;
@@ -86,7 +125,9 @@ pub const DEFAULT_READ_AHEAD: usize = 8_192;
 /// ```
 ///
 /// To gather the results into a `Vec`, [`Map::collect_vec`] is the fast
-/// way: it moves each chunk's values across in one block.
+/// way: it moves each chunk's values across in one block, into a `Vec`
+/// sized up front. `collect::<Result<Vec<_>, _>>()` gives the same result
+/// but cannot see the length, so it goes item by item.
 ///
 /// # Errors and panics
 ///
@@ -128,7 +169,13 @@ struct Started<R> {
     inline: bool,
     policy: Policy,
     progress: Progress<R>,
+    /// `try_map`: the result it stops at, taken out of a chunk that came
+    /// back ahead of its turn. Once set, nothing more is taken or yielded.
+    stop: Option<Indexed<R>>,
 }
+
+/// A result with its item's input offset.
+type Indexed<R> = (usize, Result<R, JobError>);
 
 impl<R: Send + 'static> Started<R> {
     /// Hands `job` to the pool, or runs it here if the map started on one
@@ -225,18 +272,24 @@ where
             inline: self.pool.crew.on_own_worker(),
             policy,
             progress: Progress::new(self.ordered),
+            stop: None,
         }
     }
 
-    /// The next result with its input offset.
-    fn next_indexed(&mut self) -> Option<(usize, Result<R, JobError>)> {
+    /// The next result with its input offset; `None` once every item is
+    /// yielded, or `try_map` has its stop.
+    fn next_indexed(&mut self) -> Option<Indexed<R>> {
         if self.run.is_none() {
             self.run = Some(self.start());
         }
         loop {
+            let run = self.run.as_ref()?;
+            if run.stop.is_some() {
+                return None;
+            }
             // Refill before yielding: the result about to be yielded still
             // counts against the window until it is handed over.
-            if self.run.as_ref()?.progress.may_refill() {
+            if run.progress.may_refill() {
                 self.refill();
             }
             let progress = &mut self.run.as_mut()?.progress;
@@ -254,6 +307,11 @@ where
 
     /// Waits for a chunk to report and files its results; a chunk that ran
     /// fast makes the next ones larger. `None` if the channel closed.
+    ///
+    /// For `try_map`, a chunk holding a result it stops at (a failure, a
+    /// panic) is not filed: that result becomes the stop at once, even if
+    /// earlier chunks are still out, so a failure is reported as soon as
+    /// it is seen rather than after the slowest earlier item.
     fn receive(&mut self) -> Option<()> {
         let run = self.run.as_mut()?;
         // Chunks always report, even when discarded, and we hold a
@@ -262,7 +320,17 @@ where
         if run.policy.wants_growth(took) && run.policy.grow(self.input.size_hint().0) {
             run.progress.recheck();
         }
-        run.progress.arrived(index, results);
+        let pool = self.pool;
+        let stop = self
+            .fails
+            .and_then(|fails| results.position(|result| collect::stops(fails, pool, result)));
+        match stop {
+            Some(at) => {
+                let offset = run.progress.offset(index) + at;
+                run.stop = results.into_nth(at).map(|result| (offset, result));
+            }
+            None => run.progress.arrived(index, results),
+        }
         Some(())
     }
 
@@ -296,9 +364,11 @@ where
     /// them, or returns the first error — what
     /// `collect::<Result<Vec<R>, JobError>>()` returns, but faster: each
     /// chunk's values move into the `Vec` as one block rather than one
-    /// by one, and the `Vec` is sized from the input's length up front
-    /// (`collect` through a `Result` cannot see the length, so it grows
-    /// the `Vec` by doubling).
+    /// by one, and the `Vec` is sized up front from the input's length
+    /// (its exact length, else the lower bound of its size hint; nothing
+    /// for an input with no upper bound). `collect` through a `Result`
+    /// cannot see the length, so it pushes item by item into a `Vec` that
+    /// grows as it goes.
     ///
     /// # Errors
     ///
@@ -316,21 +386,8 @@ where
     /// assert_eq!(squares.len(), 10_000);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn collect_vec(mut self) -> Result<Vec<R>, JobError> {
-        let (low, _) = self.input.size_hint();
-        let mut out = Vec::with_capacity(low);
-        // `next_indexed` does the waiting, the ordering and the refills;
-        // after each result it hands over, the rest of a clean chunk moves
-        // across in one block. Yielding a block at once only makes the
-        // next refill later, never the window larger.
-        while let Some((_, result)) = self.next_indexed() {
-            out.push(result?);
-            if let Some(block) = self.run.as_mut().and_then(|run| run.progress.take_values()) {
-                // By value, so `extend` copies the block in one go.
-                out.extend(block);
-            }
-        }
-        Ok(out)
+    pub fn collect_vec(self) -> Result<Vec<R>, JobError> {
+        self.gather(Values)
     }
 }
 
@@ -395,7 +452,8 @@ impl<I: Iterator, F, R> fmt::Debug for Map<'_, I, F, R> {
 impl ThreadPool {
     /// Applies `f` to every item of `input` on the pool, yielding the results
     /// in input order; see [`Map`] for chunking, the window
-    /// and errors.
+    /// and errors. To gather them into a `Vec`, [`Map::collect_vec`] is
+    /// faster than `collect`.
     ///
     /// # Examples
     ///
@@ -448,12 +506,18 @@ impl ThreadPool {
     /// so no item starts after it except those already running (at most
     /// one per worker); `input` is no longer read (at most a window past
     /// the failing item has been taken); and the first error seen is
-    /// returned.
+    /// returned as soon as it is seen, without waiting for earlier items
+    /// still running.
+    ///
+    /// The values are collected as [`Map::collect_vec`] collects them: each
+    /// chunk's values in one block, into a `Vec` sized up front from the
+    /// input's length.
     ///
     /// # Errors
     ///
     /// [`TryMapError::Failed`] with the first error `f` returned, or
-    /// [`TryMapError::Job`] if an item panicked or the pool was cancelled.
+    /// [`TryMapError::Job`] if an item panicked or timed out, or the pool
+    /// was cancelled.
     ///
     /// # Examples
     ///
@@ -475,7 +539,7 @@ impl ThreadPool {
         R: Send + 'static,
         E: Send + 'static,
     {
-        try_collect(Map::new(self, input.into_iter(), f, false))
+        try_collect(Map::new(self, input.into_iter(), f, true))
     }
 
     /// [`map`](Self::map) for a closure that watches the map's [`Context`]:
@@ -518,7 +582,9 @@ impl ThreadPool {
     ///
     /// # Errors
     ///
-    /// As for [`try_map`](Self::try_map).
+    /// As for [`try_map`](Self::try_map); and if `f` cancels the context
+    /// itself with no item failing, [`TryMapError::Job`] with
+    /// [`JobError::Cancelled`] for the first item that did not complete.
     ///
     /// # Examples
     ///
@@ -541,7 +607,7 @@ impl ThreadPool {
         R: Send + 'static,
         E: Send + 'static,
     {
-        try_collect(watching(self, input.into_iter(), f, false))
+        try_collect(watching(self, input.into_iter(), f, true))
     }
 }
 
@@ -564,7 +630,7 @@ where
 }
 
 /// `try_map`'s loop: collects the values in input order, or stops at the
-/// first failure.
+/// first failure seen; each item's failure cancels the map's context.
 fn try_collect<I, F, R, E>(mut map: Map<'_, I, F, Result<R, E>>) -> Result<Vec<R>, TryMapError<E>>
 where
     I: Iterator,
@@ -574,32 +640,8 @@ where
     E: Send + 'static,
 {
     map.fails = Some(Result::is_err);
-    let mut values: Vec<Option<R>> = Vec::new();
-    while let Some((index, result)) = map.next_indexed() {
-        let failure = match result {
-            Ok(Ok(value)) => {
-                if values.len() <= index {
-                    values.resize_with(index + 1, || None);
-                }
-                values[index] = Some(value);
-                continue;
-            }
-            Ok(Err(error)) => TryMapError::Failed {
-                index: index as u64,
-                error,
-            },
-            // The map's own context was cancelled by an item's failure
-            // (the pool is live): this item was stopped by it, and the
-            // failure itself is on its way.
-            Err(JobError::Cancelled(_)) if !map.pool.context().is_done() => continue,
-            Err(error) => TryMapError::Job {
-                index: index as u64,
-                error,
-            },
-        };
-        // Dropping the map cancels its chunks still queued or running.
-        drop(map);
-        return Err(failure);
-    }
-    Ok(values.into_iter().flatten().collect())
+    let pool = map.pool;
+    // Dropping the map on a stop cancels its chunks still queued or
+    // running.
+    map.gather(Tried::new(pool))
 }

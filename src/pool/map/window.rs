@@ -19,9 +19,10 @@ use crate::ordered::Window;
 /// the lowest chunk still out and the next unyielded result of the chunk
 /// being yielded). Items are taken from the input only while
 /// `taken - frontier` stays within the window. So memory is bounded by the
-/// window, and in unordered mode (`try_map`) the input is never read more
-/// than a window past the lowest unfinished item, while errors are still
-/// seen as soon as they happen.
+/// window, and the input is never read more than a window past the oldest
+/// item not yet yielded (ordered: `map`, `try_map`) or not yet finished
+/// (unordered). The ordered frontier is never ahead of the unordered one,
+/// so a `try_map` stopped by a failure has read at most a window past it.
 pub(super) struct Progress<R> {
     /// `map` (results in input order) rather than `map_unordered`.
     ordered: bool,
@@ -97,16 +98,16 @@ impl<R> Progress<R> {
         Some((offset, result))
     }
 
-    /// The rest of the chunk being yielded, if it is all values, counted
-    /// as yielded.
-    pub(super) fn take_values(&mut self) -> Option<std::vec::IntoIter<R>> {
+    /// The rest of the chunk being yielded, if it is all values, with the
+    /// input offset of its first value; counted as yielded.
+    pub(super) fn take_values(&mut self) -> Option<(usize, std::vec::IntoIter<R>)> {
         let Batch::Values(values) = &mut self.current else {
             return None;
         };
-        let block = values.len();
+        let (offset, block) = (self.current_offset, values.len());
         self.current_offset += block;
         self.yielded += block;
-        Some(std::mem::replace(values, Vec::new().into_iter()))
+        Some((offset, std::mem::replace(values, Vec::new().into_iter())))
     }
 
     /// The window may have moved (or been resized): the next result
@@ -208,9 +209,15 @@ impl<R> Progress<R> {
         }
     }
 
+    /// The input offset of chunk `index`'s first item, for a chunk taken
+    /// and not yet settled.
+    pub(super) fn offset(&self, index: u64) -> usize {
+        self.offsets.get(&index).copied().unwrap_or(self.taken)
+    }
+
     /// Makes `results` of chunk `index` the ones to yield next.
     fn take_chunk(&mut self, index: u64, results: Batch<R>) {
-        self.current_offset = self.offsets.get(&index).copied().unwrap_or(self.taken);
+        self.current_offset = self.offset(index);
         self.current = results;
     }
 }
@@ -330,8 +337,8 @@ mod tests {
         progress.arrived(0, values(vec![1, 2, 3]));
         progress.next_pending();
         progress.next_result();
-        let block: Vec<u32> = progress.take_values().unwrap().collect();
-        assert_eq!(block, [2, 3]);
+        let (offset, block) = progress.take_values().unwrap();
+        assert_eq!((offset, block.collect::<Vec<u32>>()), (1, vec![2, 3]));
         assert!(progress.is_done());
         assert_eq!(progress.counter(), 3);
     }

@@ -1,0 +1,230 @@
+//! The collecting loop shared by [`Map::collect_vec`] and
+//! [`ThreadPool::try_map`] ([`Map::gather`]), and what each keeps of the
+//! results ([`Gather`]: [`Values`], [`Tried`]).
+//!
+//! Both collect in input order into one `Vec`, sized up front
+//! ([`capacity`]), and move the rest of each clean chunk across in one
+//! block; they differ only in what a single result means and in when
+//! they stop.
+
+use std::vec;
+
+use super::Map;
+use crate::error::{JobError, TryMapError};
+use crate::pool::ThreadPool;
+
+/// What a collecting loop keeps of a map's results, and when it stops.
+pub(super) trait Gather<R> {
+    /// What goes into the `Vec`.
+    type Value;
+    /// Why the loop stopped early.
+    type Error;
+
+    /// The result of the item at input offset `index`: push its value
+    /// onto `out`, set it aside, or stop with an error.
+    fn one(
+        &mut self,
+        out: &mut Vec<Self::Value>,
+        index: usize,
+        result: Result<R, JobError>,
+    ) -> Result<(), Self::Error>;
+
+    /// The rest of a clean chunk, the first at input offset `index`.
+    fn block(
+        &mut self,
+        out: &mut Vec<Self::Value>,
+        index: usize,
+        block: vec::IntoIter<R>,
+    ) -> Result<(), Self::Error>;
+
+    /// Every result has been seen: the final word on `out`.
+    fn finish(self, out: Vec<Self::Value>) -> Result<Vec<Self::Value>, Self::Error>;
+}
+
+/// [`Map::collect_vec`]: every value, or the first error in input order.
+pub(super) struct Values;
+
+impl<R> Gather<R> for Values {
+    type Value = R;
+    type Error = JobError;
+
+    fn one(
+        &mut self,
+        out: &mut Vec<R>,
+        _: usize,
+        result: Result<R, JobError>,
+    ) -> Result<(), JobError> {
+        out.push(result?);
+        Ok(())
+    }
+
+    fn block(
+        &mut self,
+        out: &mut Vec<R>,
+        _: usize,
+        block: vec::IntoIter<R>,
+    ) -> Result<(), JobError> {
+        // By value, so `extend` copies the block in one go.
+        out.extend(block);
+        Ok(())
+    }
+
+    fn finish(self, out: Vec<R>) -> Result<Vec<R>, JobError> {
+        Ok(out)
+    }
+}
+
+/// [`ThreadPool::try_map`]: the values of `Ok`, or the first failure.
+pub(super) struct Tried<'p> {
+    pool: &'p ThreadPool,
+    /// The first item cancelled while the pool was live, most likely by a
+    /// failure still on its way; reported if no failure ever comes.
+    skipped: Option<(usize, JobError)>,
+}
+
+impl<'p> Tried<'p> {
+    pub(super) fn new(pool: &'p ThreadPool) -> Self {
+        Self {
+            pool,
+            skipped: None,
+        }
+    }
+}
+
+impl<V, E> Gather<Result<V, E>> for Tried<'_> {
+    type Value = V;
+    type Error = TryMapError<E>;
+
+    fn one(
+        &mut self,
+        out: &mut Vec<V>,
+        index: usize,
+        result: Result<Result<V, E>, JobError>,
+    ) -> Result<(), TryMapError<E>> {
+        let index64 = index as u64;
+        match result {
+            Ok(Ok(value)) => out.push(value),
+            Ok(Err(error)) => {
+                return Err(TryMapError::Failed {
+                    index: index64,
+                    error,
+                });
+            }
+            Err(error) if cancelled_by_failure(self.pool, &error) => {
+                self.skipped.get_or_insert((index, error));
+            }
+            Err(error) => {
+                return Err(TryMapError::Job {
+                    index: index64,
+                    error,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn block(
+        &mut self,
+        out: &mut Vec<V>,
+        index: usize,
+        mut block: vec::IntoIter<Result<V, E>>,
+    ) -> Result<(), TryMapError<E>> {
+        // A clean chunk holds no `Err` (a failing value ends a chunk's
+        // fast path, which makes it mixed), but this does not rely on it.
+        let clean = block.as_slice().iter().take_while(|r| r.is_ok()).count();
+        // An exact-length `extend` writes without a capacity check per
+        // value, unlike a `push` loop: on trivial items, the difference
+        // is most of the consumer's time.
+        out.extend(block.by_ref().take(clean).map(|result| match result {
+            Ok(value) => value,
+            Err(_) => unreachable!("the first `clean` results are `Ok`: just counted"),
+        }));
+        match block.next() {
+            Some(Err(error)) => Err(TryMapError::Failed {
+                index: (index + clean) as u64,
+                error,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn finish(self, out: Vec<V>) -> Result<Vec<V>, TryMapError<E>> {
+        // An item was cancelled and no failure explains it: the map's own
+        // context was cancelled some other way (by `try_map_ctx`'s
+        // closure, say). Its value is missing, so `out` is not the answer.
+        match self.skipped {
+            Some((index, error)) => Err(TryMapError::Job {
+                index: index as u64,
+                error,
+            }),
+            None => Ok(out),
+        }
+    }
+}
+
+/// Whether an item's `error` is the cancellation that a failure elsewhere
+/// in a `try_map` causes: it is cancelled while the pool is live. Such an
+/// item is passed over, as the failure itself is on its way.
+fn cancelled_by_failure(pool: &ThreadPool, error: &JobError) -> bool {
+    matches!(error, JobError::Cancelled(_)) && !pool.context().is_done()
+}
+
+/// Whether `try_map` stops at `result`, whose value `fails` judges: a
+/// failure, or an item error that no failure explains (a panic, a
+/// timeout, the pool cancelled). Agrees with [`Tried::one`], which turns
+/// the same result into the error returned.
+pub(super) fn stops<R>(
+    fails: fn(&R) -> bool,
+    pool: &ThreadPool,
+    result: &Result<R, JobError>,
+) -> bool {
+    match result {
+        Ok(value) => fails(value),
+        Err(error) => !cancelled_by_failure(pool, error),
+    }
+}
+
+/// How many values to make room for up front, from an input's size hint:
+/// its exact length when it knows it, else its lower bound — but nothing
+/// for an input with no upper bound, whose lower bound may be no length at
+/// all (`0u64..` says `usize::MAX`).
+pub(super) fn capacity(size_hint: (usize, Option<usize>)) -> usize {
+    match size_hint {
+        (low, Some(_)) => low,
+        (_, None) => 0,
+    }
+}
+
+impl<I, F, R> Map<'_, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    /// The collecting loop: every result in input order through `gather`,
+    /// the rest of each clean chunk as one block. `next_indexed` does the
+    /// waiting, the ordering and the refills; yielding a block at once
+    /// only makes the next refill later, never the window larger.
+    ///
+    /// A `try_map` stop that came back ahead of its turn ends the loop
+    /// at once, however many earlier items are still running.
+    pub(super) fn gather<G: Gather<R>>(mut self, mut gather: G) -> Result<Vec<G::Value>, G::Error> {
+        let mut out = Vec::new();
+        // A reservation the allocator refuses (a size hint that lies, or
+        // is absurd) is skipped: the `Vec` then grows as it goes.
+        let _ = out.try_reserve_exact(capacity(self.size_hint()));
+        while let Some((index, result)) = self.next_indexed() {
+            gather.one(&mut out, index, result)?;
+            if let Some((index, block)) =
+                self.run.as_mut().and_then(|run| run.progress.take_values())
+            {
+                gather.block(&mut out, index, block)?;
+            }
+        }
+        if let Some((index, result)) = self.run.as_mut().and_then(|run| run.stop.take()) {
+            gather.one(&mut out, index, result)?;
+        }
+        gather.finish(out)
+    }
+}
