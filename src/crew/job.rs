@@ -220,7 +220,7 @@ impl<'w> Run<'w> {
 
     /// Builds the job's context; the second value is its own deadline.
     fn context(&self) -> (Context, Option<Instant>) {
-        let own = self.job_timeout.and_then(|t| Instant::now().checked_add(t));
+        let own = self.own_deadline();
         let ctx = match self.worker {
             Some(worker) if self.reuse => self.parent.derive_reusing(own, worker.spare.take()),
             _ => self.parent.derive(own),
@@ -511,6 +511,9 @@ impl Run<'_> {
         settled
     }
 
+    /// Inlined: it runs once per map item, and a call into this crate from
+    /// the user's monomorphised item loop cost a third of the loop (#16).
+    #[inline]
     fn own_deadline(&self) -> Option<Instant> {
         self.job_timeout.and_then(|t| Instant::now().checked_add(t))
     }
