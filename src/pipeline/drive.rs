@@ -62,21 +62,39 @@ impl<'a, In, Out, E> Drive<'a, In, Out, E> {
                     None => self.input = None,
                 }
             }
-            let feed = match (&next, &self.input, &self.window) {
-                (Some(item), Some(input), Some(window)) if window.fits(item.index) => Some(input),
-                (Some(_), Some(input), None) => Some(input),
-                _ => None,
+            let can_feed = match (&next, &self.input, &self.window) {
+                (Some(item), Some(_), Some(window)) => window.fits(item.index),
+                (Some(_), Some(_), None) => true,
+                _ => false,
             };
+            if can_feed && self.feed(&mut next) {
+                continue;
+            }
+            // Outputs are collected here, between feeds, and waited for
+            // only when there is nothing to feed: a caller woken for every
+            // output as well as for every feed doubled its wake-ups (#16).
+            // The output channel is unbounded, so the last stage never
+            // waits for this; what it holds ends up in `outputs` anyway.
+            let mut collected = false;
+            while let Ok(queued) = self.output.try_recv() {
+                self.output(queued.job.index, Some(queued.job.value));
+                collected = true;
+            }
+            if collected {
+                // The window may have moved: look again before blocking.
+                continue;
+            }
             // `ready` only watches; each branch then tries its operation,
             // and a spurious wake-up goes round again.
             let mut select = Select::new();
+            let feed = self.input.as_ref().filter(|_| can_feed && next.is_some());
             let send_op = feed.map(|input| select.send(input.sender()));
-            let output_op = select.recv(&self.output);
+            let output_op = feed.is_none().then(|| select.recv(&self.output));
             let failure_op = select.recv(&self.failures);
             select.recv(&self.cancel);
             match select.ready() {
-                i if Some(i) == send_op => self.feed(&mut next),
-                i if i == output_op => match self.output.try_recv() {
+                i if Some(i) == send_op => {}
+                i if Some(i) == output_op => match self.output.try_recv() {
                     Ok(queued) => self.output(queued.job.index, Some(queued.job.value)),
                     // Every stage has finished: collect late failures.
                     Err(TryRecvError::Disconnected) => return self.finish(),
@@ -96,19 +114,24 @@ impl<'a, In, Out, E> Drive<'a, In, Out, E> {
         }
     }
 
-    /// Hands `next` to the first stage through its crew's way in.
-    fn feed(&mut self, next: &mut Option<Item<In>>) {
+    /// Hands `next` to the first stage through its crew's way in, if it
+    /// has room now; returns whether `next` is gone (fed, or dropped with
+    /// a cancelled run).
+    fn feed(&mut self, next: &mut Option<Item<In>>) -> bool {
         let (Some(input), Some(item)) = (&self.input, next.take()) else {
-            return;
+            return false;
         };
         match input.feed(item, Wait::Now, self.ctx, &self.cancel) {
-            Ok(()) => {}
-            // Room went before we got to it: try again.
-            Err(TrySubmitError::Full(item)) => *next = Some(item),
+            Ok(()) => true,
+            Err(TrySubmitError::Full(item)) => {
+                *next = Some(item);
+                false
+            }
             // Closed or cancelled only after a cancellation, which the next
             // turn of the loop reports; the item is dropped with the run.
             Err(TrySubmitError::Closed(item) | TrySubmitError::Cancelled(item)) => {
                 unwind::drop_quietly(item.value);
+                false
             }
         }
     }

@@ -233,9 +233,9 @@ where
             failures: failures_tx,
             fail_fast,
         };
-        // Room for one: with no stages at all, the feeder sends into this
-        // channel itself, and the same thread must then receive.
-        let (output_tx, output) = crossbeam_channel::bounded(1);
+        // Unbounded: the caller collects outputs between feeds (see
+        // `Drive::run`), and every output ends up in its `Vec` anyway.
+        let (output_tx, output) = crossbeam_channel::unbounded();
         let started = launch(&wiring, &configs, Feeder::channel(output_tx));
         let (input, stages) =
             started.map_err(|(stage, error)| PipelineBuildError::Stage { stage, error })?;
