@@ -75,43 +75,58 @@ impl<'a, In, Out, E> Drive<'a, In, Out, E> {
             // output as well as for every feed doubled its wake-ups (#16).
             // The output channel is unbounded, so the last stage never
             // waits for this; what it holds ends up in `outputs` anyway.
-            let mut collected = false;
-            while let Ok(queued) = self.output.try_recv() {
-                self.output(queued.job.index, Some(queued.job.value));
-                collected = true;
-            }
-            if collected {
+            if self.collect_ready() {
                 // The window may have moved: look again before blocking.
                 continue;
             }
-            // `ready` only watches; each branch then tries its operation,
-            // and a spurious wake-up goes round again.
-            let mut select = Select::new();
-            let feed = self.input.as_ref().filter(|_| can_feed && next.is_some());
-            let send_op = feed.map(|input| select.send(input.sender()));
-            let output_op = feed.is_none().then(|| select.recv(&self.output));
-            let failure_op = select.recv(&self.failures);
-            select.recv(&self.cancel);
-            match select.ready() {
-                i if Some(i) == send_op => {}
-                i if Some(i) == output_op => match self.output.try_recv() {
-                    Ok(queued) => self.output(queued.job.index, Some(queued.job.value)),
-                    // Every stage has finished: collect late failures.
-                    Err(TryRecvError::Disconnected) => return self.finish(),
-                    Err(TryRecvError::Empty) => {}
-                },
-                i if i == failure_op => {
-                    if let Ok(failure) = self.failures.try_recv() {
-                        self.failure(failure)?;
-                    }
+            if self.wait(can_feed && next.is_some())? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Collects the outputs already there; returns whether there were any.
+    fn collect_ready(&mut self) -> bool {
+        let mut collected = false;
+        while let Ok(queued) = self.output.try_recv() {
+            self.output(queued.job.index, Some(queued.job.value));
+            collected = true;
+        }
+        collected
+    }
+
+    /// Waits for room for the next input (if `feeding`, else for an
+    /// output), a failure or the cancellation, and handles what came.
+    /// `Ok(true)` once every stage has finished.
+    fn wait(&mut self, feeding: bool) -> Result<bool, PipelineError<E>> {
+        // `ready` only watches; each branch then tries its operation,
+        // and a spurious wake-up goes round again.
+        let mut select = Select::new();
+        let feed = self.input.as_ref().filter(|_| feeding);
+        let send_op = feed.map(|input| select.send(input.sender()));
+        let output_op = feed.is_none().then(|| select.recv(&self.output));
+        let failure_op = select.recv(&self.failures);
+        select.recv(&self.cancel);
+        match select.ready() {
+            i if Some(i) == send_op => {}
+            i if Some(i) == output_op => match self.output.try_recv() {
+                Ok(queued) => self.output(queued.job.index, Some(queued.job.value)),
+                // Every stage has finished: collect late failures.
+                Err(TryRecvError::Disconnected) => return self.finish().map(|()| true),
+                Err(TryRecvError::Empty) => {}
+            },
+            i if i == failure_op => {
+                if let Ok(failure) = self.failures.try_recv() {
+                    self.failure(failure)?;
                 }
-                _ => {
-                    if self.ctx.is_done() {
-                        return self.cancelled();
-                    }
+            }
+            _ => {
+                if self.ctx.is_done() {
+                    return self.cancelled().map(|()| true);
                 }
             }
         }
+        Ok(false)
     }
 
     /// Hands `next` to the first stage through its crew's way in, if it
