@@ -15,7 +15,7 @@ pub(crate) const FAST_TICK: Duration = Duration::from_millis(20);
 /// How soon after its first sample the controller takes the second, the
 /// first that measures anything: a pool built for a burst meets it in
 /// about this long.
-pub(crate) const FIRST_TICK: Duration = Duration::from_millis(10);
+pub(crate) const FIRST_TICK: Duration = Duration::from_millis(4);
 
 /// How many completions a glance between steps must have seen, or have
 /// expected, before a change in their rate counts as a shift.
@@ -232,12 +232,12 @@ impl Law {
             return target.min(workers);
         }
         let target = backlog.map_or(target, |queued| {
-            target.max(Self::probe(workers, queued, tick.cpu))
+            target.max(Self::probe(workers, queued, tick.sizing_share()))
         });
         // What the CPUs can serve caps any growth, the law's too: λ
         // measured over a burst (a queue filling at start) can ask for
         // more workers than compute-heavy jobs could ever use.
-        Self::fill(workers, tick.cpu).map_or(target, |fill| target.min(fill))
+        Self::fill(workers, tick.sizing_share()).map_or(target, |fill| target.min(fill))
     }
 
     /// The hysteresis between the pool's `workers` and the law's
@@ -296,9 +296,21 @@ struct Tick {
     machine: Option<f64>,
     /// This process's share of all the CPUs, where the OS says.
     cpu: Option<f64>,
+    /// The workers' share of all the CPUs, where the OS says.
+    worker_share: Option<f64>,
 }
 
 impl Tick {
+    /// The CPU share that sizes growth: the workers' own where the OS
+    /// says, else the process's. At the start of a burst the process's
+    /// share also holds the producer queueing it and the new threads
+    /// starting, which made the first step a third of what the workers
+    /// could use (#16); saturation is still judged on the process and the
+    /// machine.
+    fn sizing_share(&self) -> Option<f64> {
+        self.worker_share.or(self.cpu)
+    }
+
     /// The tick from `previous` to `now` on `cpus` CPUs; `None` if no time
     /// passed between them.
     fn between(previous: &Sample, now: &Sample, cpus: usize) -> Option<Self> {
@@ -320,6 +332,8 @@ impl Tick {
             workers: previous.workers.max(now.workers),
             queued_for_cpu: since(now.cpu_wait_nanos, previous.cpu_wait_nanos).unwrap_or(0.0),
             worker_cpu: since(now.worker_cpu_nanos, previous.worker_cpu_nanos),
+            worker_share: since(now.worker_cpu_nanos, previous.worker_cpu_nanos)
+                .map(|nanos| nanos / (dt * 1e9 * cpus as f64)),
             steady_workers: now.steady_workers,
             runnable_workers: now.runnable_workers,
             machine: now.machine.zip(previous.machine).and_then(
@@ -559,6 +573,26 @@ mod tests {
         let mut law = Law::new(1, 64, 2);
         let answers = steady(&mut law, 2, 10, 2, 3, 18, 20.0, 0.0, 2);
         assert_eq!(answers, [None, Some(5)]);
+    }
+
+    #[test]
+    fn the_workers_own_cpu_sizes_the_probe_not_the_producers() {
+        // The same two waiting workers (a tenth of two CPUs between them)
+        // while the producer queueing the burst uses another half: the
+        // step is sized by the workers' share, to 19 as above, not by the
+        // process's 60%, which would give 2 × 0.95 / 0.6 → 4.
+        let mut law = Law::new(1, 64, 2);
+        let t0 = Instant::now();
+        let answers: Vec<_> = (0..2u64)
+            .map(|tick| {
+                let mut sample = at(t0, tick * 10, tick * 18, tick as f64 * 20.0, 256, 2, 2);
+                sample.cpu = Some(Duration::from_millis(tick * 12));
+                sample.worker_cpu_nanos = Some((tick * 2) as f64 * 1e6);
+                sample.cpu_wait_nanos = Some(0.0);
+                law.step(sample)
+            })
+            .collect();
+        assert_eq!(answers, [None, Some(19)]);
     }
 
     #[test]

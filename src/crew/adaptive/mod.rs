@@ -32,7 +32,10 @@
 //! * **Backlog.** λ only counts what the producer managed to submit; with
 //!   jobs queued behind all-busy workers it understates demand. Then the
 //!   pool grows to what would fill the CPUs: each worker uses `u / N` of
-//!   them, so ⌈N · 95% / u⌉ workers would use 95% — never more than
+//!   them (`u` the workers' own share where the OS says, not the
+//!   process's: at the start of a burst the producer and the threads
+//!   starting would shrink the step), so ⌈N · 95% / u⌉ workers would use
+//!   95% — never more than
 //!   there are jobs to run (N + queued), at least one more. A pool of two
 //!   workers waiting on 1 ms calls at 10% CPU reaches 19 in one step. Where
 //!   the OS does not report CPU time, it doubles per tick instead, like
