@@ -95,10 +95,8 @@ pub struct ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        if !self.context().is_done() {
-            self.close_and_drain();
-        }
-        self.close_intake();
+        // On a cancelled pool the drain ends at once: its workers are leaving.
+        self.close_and_drain();
         // A cancelled pool cannot drain: say what it discarded, unless a
         // shutdown already reported it.
         if self.context().is_done() && !self.reported {

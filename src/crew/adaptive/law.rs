@@ -320,6 +320,7 @@ impl Tick {
         }
         // Kernel clocks only grow; a difference below zero is a misread.
         let since = |now: Option<f64>, before: Option<f64>| Some((now? - before?).max(0.0));
+        let worker_cpu = since(now.worker_cpu_nanos, previous.worker_cpu_nanos);
         let cpu = now
             .cpu
             .zip(previous.cpu)
@@ -331,9 +332,8 @@ impl Tick {
             busy: (now.busy_nanos - previous.busy_nanos).max(0.0),
             workers: previous.workers.max(now.workers),
             queued_for_cpu: since(now.cpu_wait_nanos, previous.cpu_wait_nanos).unwrap_or(0.0),
-            worker_cpu: since(now.worker_cpu_nanos, previous.worker_cpu_nanos),
-            worker_share: since(now.worker_cpu_nanos, previous.worker_cpu_nanos)
-                .map(|nanos| nanos / (dt * 1e9 * cpus as f64)),
+            worker_cpu,
+            worker_share: worker_cpu.map(|nanos| nanos / (dt * 1e9 * cpus as f64)),
             steady_workers: now.steady_workers,
             runnable_workers: now.runnable_workers,
             machine: now.machine.zip(previous.machine).and_then(
