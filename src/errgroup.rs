@@ -811,7 +811,7 @@ impl<E> Core<E> {
     /// has recorded itself, as it returned).
     fn settle(&self, end: End<Result<(), ()>>) {
         match end {
-            End::Panicked(payload) => self.fail(GroupError::Panicked(unwind::message(payload))),
+            End::Panicked(caught) => self.fail(GroupError::Panicked(caught.into_panic())),
             End::Cancelled(reason) => self.cut_short(reason),
             End::Returned(_) | End::TimedOut => {}
         }

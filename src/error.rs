@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::panic::Panic;
+
 /// Why a [`Context`](crate::Context) is done.
 ///
 /// The spelling `Canceled` follows Go's `context.Canceled`, so code ported
@@ -44,10 +46,10 @@ pub enum Cancelled {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum JobError {
-    /// The job panicked; the payload's message is kept (non-string payloads
-    /// read `"<non-string panic payload>"`).
+    /// The job panicked: the [`Panic`]'s message (non-string payloads read
+    /// `"<non-string panic payload>"`) and, where it was seen, its location.
     #[error("job panicked: {0}")]
-    Panicked(String),
+    Panicked(Panic),
     /// The job was cancelled before it started (it never ran), or its context
     /// was cancelled before it returned (its value was discarded).
     #[error("job cancelled: {0}")]
@@ -247,9 +249,9 @@ pub enum GroupError<E> {
     /// A task returned this error.
     #[error("{0}")]
     Failed(E),
-    /// A task panicked with this message.
+    /// A task panicked: its message and, where it was seen, its location.
     #[error("a task panicked: {0}")]
-    Panicked(String),
+    Panicked(Panic),
     /// A task never ran: the pool it was handed to
     /// ([`ErrGroup::on_pool`](crate::ErrGroup::on_pool)) discarded it.
     #[error("a task never ran: its pool discarded it ({0})")]
@@ -702,9 +704,10 @@ pub enum StageError<E> {
     /// The stage function returned this error.
     #[error("{0}")]
     Failed(E),
-    /// The stage function panicked with this message.
+    /// The stage function panicked: its message and, where it was seen,
+    /// its location.
     #[error("panicked: {0}")]
-    Panicked(String),
+    Panicked(Panic),
 }
 
 /// One item that failed, and where.

@@ -349,20 +349,28 @@
 //! retires and a fresh thread replaces it, so the pool keeps its size.
 //! [`PanicPolicy::CancelPool`] cancels the whole pool instead (fail-fast).
 //!
-//! The panic is also printed by Rust's panic hook, as every panic is, on
-//! stderr with its file and line (and a backtrace under
-//! `RUST_BACKTRACE=1`), before brigade catches it: that line is where to
-//! find the location, which [`JobError::Panicked`] does not carry (only a
-//! panic hook can see it, and a library should not install one). To
-//! silence or redirect the printing, set your own hook with
-//! [`std::panic::set_hook`].
+//! The error is a [`Panic`]: the message and the file, line and column
+//! where the job panicked ([`Panic::location`]), which the log line names
+//! too. The panic is also printed by Rust's panic hook, as every panic is,
+//! on stderr (with a backtrace under `RUST_BACKTRACE=1`), before brigade
+//! catches it.
+//!
+//! Only a panic hook can see a panic's location, so the first pool, group
+//! or pipeline a process builds installs one that notes the location and
+//! then calls the hook that was there before: printing is unchanged, and
+//! a hook you install before building a pool keeps working. To silence or
+//! redirect the printing, install your hook with [`std::panic::set_hook`]
+//! *before* the first pool (a hook installed later replaces brigade's, and
+//! later panics then have no location).
 //!
 //! ```
 //! use brigade::{JobError, ThreadPool};
 //!
 //! let pool = ThreadPool::builder().workers(1).build()?;
 //! let bad = pool.submit(|_| -> u8 { panic!("corrupt input") }).map_err(|e| e.kind())?;
-//! assert_eq!(bad.join(), Err(JobError::Panicked("corrupt input".into())));
+//! let Err(JobError::Panicked(panic)) = bad.join() else { unreachable!() };
+//! assert_eq!(panic.message(), "corrupt input");
+//! assert!(panic.location().is_some_and(|at| at.line() > 0));
 //! let good = pool.submit(|_| 7).map_err(|e| e.kind())?;
 //! assert_eq!(good.join(), Ok(7)); // the replacement worker ran it
 //! assert_eq!(pool.stats().panicked, 1);
@@ -552,6 +560,7 @@ mod context;
 mod crew;
 mod error;
 mod options;
+mod panic;
 mod pool;
 mod rate;
 mod retry;
@@ -578,6 +587,7 @@ pub use error::{
     SpawnError, StageError, StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
+pub use panic::{Panic, PanicLocation};
 pub use pool::{JobHandle, ShutdownReport, ThreadPool, ThreadPoolBuilder};
 pub use rate::{RateLimiter, Reservation};
 pub use retry::{Backoff, Retry, RetryBuilder};

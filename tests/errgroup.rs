@@ -484,8 +484,11 @@ fn panicking_task_is_reported_and_cancels_group() {
             .expect("accepted");
         let ctx = group.context().clone();
         let err = group.wait().expect_err("a task panicked");
-        assert_eq!(err, GroupError::Panicked("kaboom".to_owned()));
-        assert_eq!(err.to_string(), "a task panicked: kaboom");
+        assert_eq!(err, GroupError::Panicked("kaboom".into()));
+        // The message names where the task panicked.
+        let shown = err.to_string();
+        let at = format!("a task panicked: kaboom (at {}:", file!());
+        assert!(shown.starts_with(&at) && shown.ends_with(')'), "{shown}");
         assert_eq!(err.into_error(), None);
         assert_eq!(
             saw_rx.try_recv(),

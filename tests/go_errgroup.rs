@@ -384,7 +384,7 @@ struct PanicValue;
 // Adapted: that Go version re-panicked in Wait with the value and a stack
 // trace. brigade never unwinds into wait: it returns GroupError::Panicked
 // with the payload's message (string payloads as written, others as a
-// fixed placeholder) and carries no stack.
+// fixed placeholder) and the panic's location, but carries no stack.
 #[test]
 fn panic() {
     // A task's panic, whatever its payload, comes back from wait as
@@ -414,8 +414,10 @@ fn panic() {
                 .map_err(|e| e.to_string())
                 .expect("accepted");
             let err = group.wait().expect_err("the task panicked");
-            assert_eq!(err, GroupError::Panicked(message.to_owned()), "{name}");
-            assert_eq!(err.to_string(), format!("a task panicked: {message}"));
+            assert_eq!(err, GroupError::Panicked(message.into()), "{name}");
+            let shown = err.to_string();
+            let at = format!("a task panicked: {message} (at {}:", file!());
+            assert!(shown.starts_with(&at), "{name}: {shown}");
             assert!(ctx.is_done(), "{name}: the group was not cancelled");
         }
     });

@@ -428,7 +428,7 @@ fn respawn_races_cancel() {
         canceller.join().expect("canceller");
         let report = shut_down(pool);
         match panics.join() {
-            Err(JobError::Panicked(message)) => assert_eq!(message, MODEL_PANIC),
+            Err(JobError::Panicked(message)) => assert_eq!(message.message(), MODEL_PANIC),
             Err(JobError::Cancelled(Cancelled::Canceled)) => {}
             other => panic!("unexpected {other:?}"),
         }

@@ -253,10 +253,7 @@ fn panicking_item_yields_error_at_its_position() {
         assert_eq!(results.len(), 100);
         for (i, result) in results.into_iter().enumerate() {
             if i == 42 {
-                assert_eq!(
-                    result,
-                    Err(JobError::Panicked("item 42 exploded".to_owned()))
-                );
+                assert_eq!(result, Err(JobError::Panicked("item 42 exploded".into())));
             } else {
                 assert_eq!(result, Ok(i as u64));
             }
@@ -270,10 +267,22 @@ fn panicking_item_yields_error_at_its_position() {
             err,
             TryMapError::Job {
                 index: 42,
-                error: JobError::Panicked("item 42 exploded".to_owned())
+                error: JobError::Panicked("item 42 exploded".into())
             }
         );
-        assert_eq!(err.to_string(), "item 42: job panicked: item 42 exploded");
+        // The location was noted on the worker that ran the chunk and
+        // survives the chunk's trip to the consumer.
+        let TryMapError::Job {
+            error: JobError::Panicked(panic),
+            ..
+        } = &err
+        else {
+            unreachable!("checked above")
+        };
+        assert_eq!(panic.location().map(|at| at.file()), Some(file!()));
+        let shown = err.to_string();
+        let at = format!("item 42: job panicked: item 42 exploded (at {}:", file!());
+        assert!(shown.starts_with(&at), "{shown}");
     });
 }
 
@@ -465,12 +474,12 @@ fn collect_vec_returns_the_first_error_in_order() {
         };
         assert_eq!(
             pool.map(0..1_000u64, f).chunk_size(16).collect_vec(),
-            Err(JobError::Panicked("item 300 exploded".to_owned()))
+            Err(JobError::Panicked("item 300 exploded".into()))
         );
         let by_collect: Result<Vec<u64>, JobError> = pool.map(0..1_000u64, f).collect();
         assert_eq!(
             by_collect,
-            Err(JobError::Panicked("item 300 exploded".to_owned()))
+            Err(JobError::Panicked("item 300 exploded".into()))
         );
     });
 }
@@ -818,7 +827,7 @@ fn try_map_returns_the_failing_item_and_reads_at_most_a_window_past_it() {
                 let expected = match panics {
                     true => TryMapError::Job {
                         index: k,
-                        error: JobError::Panicked(format!("item {k} exploded")),
+                        error: JobError::Panicked(format!("item {k} exploded").into()),
                     },
                     false => TryMapError::Failed {
                         index: k,
@@ -870,7 +879,7 @@ fn maps_over_an_endless_input_stop_at_the_first_error() {
                 i
             })
             .collect_vec();
-        assert_eq!(got, Err(JobError::Panicked("item 100 exploded".to_owned())));
+        assert_eq!(got, Err(JobError::Panicked("item 100 exploded".into())));
     });
 }
 

@@ -214,7 +214,7 @@ static LOGGED: Captured = Captured(Mutex::new(Vec::new()));
 
 #[test]
 fn supervision() {
-    // A panic is reported on its handle with its message, logged and
+    // A panic is reported on its handle with its message and location, logged and
     // counted; a fresh thread replaces the worker. CancelPool fails fast.
     with_timeout(LONG, || {
         log::set_logger(&LOGGED).expect("the only logger of this test binary");
@@ -228,10 +228,12 @@ fn supervision() {
         let bad = pool
             .submit(|_ctx| -> u8 { panic!("readme supervision boom") })
             .expect("submit");
-        assert_eq!(
-            bad.join(),
-            Err(JobError::Panicked("readme supervision boom".into()))
-        );
+        let Err(JobError::Panicked(panic)) = bad.join() else {
+            panic!("the job did not panic")
+        };
+        assert_eq!(panic.message(), "readme supervision boom");
+        let at = panic.location().expect("the location of the panic");
+        assert_eq!(at.file(), file!());
         assert_ne!(thread_id(&pool), before, "the worker was replaced");
         // The retiring worker counts the respawn, and itself out, just
         // after its replacement starts.
@@ -245,8 +247,9 @@ fn supervision() {
                 .0
                 .lock()
                 .iter()
-                .any(|line| line.contains("readme supervision boom")),
-            "the panic was logged"
+                .any(|line| line.contains("readme supervision boom")
+                    && line.contains(&format!(" at {at}"))),
+            "the panic was logged with its location"
         );
 
         let strict = ThreadPool::builder()

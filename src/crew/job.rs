@@ -37,7 +37,6 @@
 //! is done is dropped: past the job's *own* timeout the job timed out,
 //! otherwise it was cancelled with the context's reason.
 
-use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -46,7 +45,7 @@ use super::{CrewConfig, PanicPolicy, wait_since};
 use crate::context::Context;
 use crate::error::{Cancelled, JobError};
 use crate::stats::{Counters, JobEvent, JobOutcome, WorkerSlot};
-use crate::unwind;
+use crate::unwind::{self, Caught};
 
 /// How a job that started ended: the one outcome type every front door
 /// delivers.
@@ -54,7 +53,7 @@ pub(crate) enum End<T> {
     /// Returned in time.
     Returned(T),
     /// Panicked; the payload is kept so a scope can resume it as it was.
-    Panicked(Box<dyn Any + Send>),
+    Panicked(Caught),
     /// Returned after its own per-job timeout; the value was dropped.
     TimedOut,
     /// Returned after its context was cancelled (or the pool's deadline
@@ -67,7 +66,7 @@ impl<T> End<T> {
     pub(crate) fn into_result(self) -> Result<T, JobError> {
         match self {
             Self::Returned(value) => Ok(value),
-            Self::Panicked(payload) => Err(JobError::Panicked(unwind::message(payload))),
+            Self::Panicked(caught) => Err(JobError::Panicked(caught.into_panic())),
             Self::TimedOut => Err(JobError::TimedOut),
             Self::Cancelled(reason) => Err(JobError::Cancelled(reason)),
         }
@@ -104,27 +103,31 @@ fn call<T>(ctx: &Context, own: Option<Instant>, f: impl FnOnce(&Context) -> T) -
                 }
             }
         },
-        Err(payload) => End::Panicked(payload),
+        Err(payload) => End::Panicked(Caught::new(payload)),
     }
 }
 
 /// Logs a caught panic: once for each job that panicked, wherever it ran.
 #[cold]
-fn log_panic(worker: Option<&WorkerState<'_>>, payload: &(dyn Any + Send)) {
-    let message = unwind::describe(payload);
+fn log_panic(worker: Option<&WorkerState<'_>>, caught: &Caught) {
+    let message = unwind::describe(caught.payload());
+    let at = caught
+        .location()
+        .map(|location| format!(" at {location}"))
+        .unwrap_or_default();
     match worker {
         Some(worker) => log::warn!(
-            "brigade: a job panicked on worker {}-{}: {message}",
+            "brigade: a job panicked on worker {}-{}{at}: {message}",
             worker.config.thread_name,
             worker.index
         ),
-        None => log::warn!("brigade: a job panicked on the thread that ran it: {message}"),
+        None => log::warn!("brigade: a job panicked on the thread that ran it{at}: {message}"),
     }
 }
 
-fn panic_of<T>(end: &End<T>) -> Option<&(dyn Any + Send)> {
+fn panic_of<T>(end: &End<T>) -> Option<&Caught> {
     match end {
-        End::Panicked(payload) => Some(payload.as_ref()),
+        End::Panicked(caught) => Some(caught),
         _ => None,
     }
 }
@@ -275,11 +278,11 @@ impl<'w> Run<'w> {
         let started = self.timed.then(Instant::now);
         let end = match catch_unwind(AssertUnwindSafe(f)) {
             Ok(()) => End::Returned(()),
-            Err(payload) => End::Panicked(payload),
+            Err(payload) => End::Panicked(Caught::new(payload)),
         };
         let ran = self.record(end.outcome(|()| false), started, panic_of(&end));
-        if let End::Panicked(payload) = end {
-            unwind::drop_quietly(payload);
+        if let End::Panicked(caught) = end {
+            unwind::drop_quietly(caught);
         }
         ran
     }
@@ -301,15 +304,10 @@ impl<'w> Run<'w> {
     /// the hook, logs a panic and, under `CancelPool`, cancels the pool —
     /// all before the end is delivered, so whoever receives it sees the
     /// effects.
-    fn record(
-        &self,
-        outcome: JobOutcome,
-        started: Option<Instant>,
-        panic: Option<&(dyn Any + Send)>,
-    ) -> Ran {
+    fn record(&self, outcome: JobOutcome, started: Option<Instant>, panic: Option<&Caught>) -> Ran {
         let panicked = outcome == JobOutcome::Panicked;
-        if let Some(payload) = panic {
-            log_panic(self.worker, payload);
+        if let Some(caught) = panic {
+            log_panic(self.worker, caught);
         }
         let Some(worker) = self.worker else {
             return Ran { panicked };
@@ -478,8 +476,9 @@ impl Run<'_> {
             }
         }));
         if let Err(payload) = caught {
-            log_panic(self.worker, payload.as_ref());
-            odd = Some((End::Panicked(payload), JobOutcome::Panicked));
+            let caught = Caught::new(payload);
+            log_panic(self.worker, &caught);
+            odd = Some((End::Panicked(caught), JobOutcome::Panicked));
         }
         (values, odd)
     }
@@ -501,8 +500,9 @@ impl Run<'_> {
         let settled = match catch_unwind(AssertUnwindSafe(|| f(item))) {
             Ok(value) => self.settle(value, own, failed),
             Err(payload) => {
-                log_panic(self.worker, payload.as_ref());
-                (End::Panicked(payload), JobOutcome::Panicked)
+                let caught = Caught::new(payload);
+                log_panic(self.worker, &caught);
+                (End::Panicked(caught), JobOutcome::Panicked)
             }
         };
         if let (Some(worker), Some(seq), Some(started)) = (self.worker, seq, started) {

@@ -269,6 +269,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         jobs: Receiver<Envelope<J>>,
         make_local: impl FnMut() -> E::Local + Send + 'static,
     ) -> Result<Self, BuildError> {
+        crate::unwind::note_panic_locations();
         let workers = config.workers;
         let counters = Counters::default();
         counters.begin(config.workers);

@@ -174,7 +174,7 @@ impl<A, B, E> StageExec<A, B, E> {
                 return;
             }
             End::Returned(Err(error)) => StageError::Failed(error),
-            End::Panicked(payload) => StageError::Panicked(unwind::message(payload)),
+            End::Panicked(caught) => StageError::Panicked(caught.into_panic()),
             End::TimedOut | End::Cancelled(_) => return,
         };
         // Report before cancelling, so the driver finds the failure when it

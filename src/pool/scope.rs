@@ -118,10 +118,10 @@ where
     /// resume unless the handle joins it.
     fn finish(&self, end: End<T>) {
         let result = match end {
-            End::Panicked(payload) => {
-                let message = crate::unwind::describe(payload.as_ref());
+            End::Panicked(caught) => {
+                let (panic, payload) = caught.split();
                 self.panics.lock().push((self.id, payload));
-                Err(JobError::Panicked(message))
+                Err(JobError::Panicked(panic))
             }
             other => other.into_result(),
         };

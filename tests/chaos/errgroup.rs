@@ -287,7 +287,8 @@ impl GroupRound<'_> {
                 *id < self.plan.jobs && self.ledger.state(*id) & failed(0) != 0
             }
             Err(GroupError::Panicked(message)) => (0..self.plan.jobs).any(|id| {
-                self.ledger.state(id) & panicked(0) != 0 && *message == planned_message(id, 0)
+                self.ledger.state(id) & panicked(0) != 0
+                    && message.message() == planned_message(id, 0)
             }),
             Err(GroupError::Discarded(_)) => never_ran > 0,
             // Cancellation kept work from happening (a spawn refused, or a

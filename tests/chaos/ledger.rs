@@ -445,7 +445,7 @@ pub(crate) fn classify(
         ),
         Err(JobError::Panicked(message)) => (
             Class::Panicked,
-            s & panicked(0) != 0 && *message == planned_message(id, 0),
+            s & panicked(0) != 0 && message.message() == planned_message(id, 0),
         ),
         Err(JobError::TimedOut) => (Class::TimedOut, has_timeout && returned),
         Err(JobError::Cancelled(_)) if !ran => (Class::NeverRan, true),

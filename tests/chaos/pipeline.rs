@@ -393,7 +393,7 @@ impl PipeRound<'_> {
                 *error == id && self.ledger.state(id) & failed(stage) != 0
             }
             (Some(id), Some(stage), StageError::Panicked(message)) => {
-                *message == planned_message(id, stage)
+                message.message() == planned_message(id, stage)
                     && self.ledger.state(id) & panicked(stage) != 0
             }
             _ => false,
