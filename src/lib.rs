@@ -588,7 +588,9 @@ pub use error::{
 };
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub use panic::{Panic, PanicLocation};
-pub use pool::{JobHandle, ShutdownReport, ThreadPool, ThreadPoolBuilder};
+pub use pool::{
+    CancelOnDrop, JobHandle, ShutdownReport, SubmitAsync, ThreadPool, ThreadPoolBuilder,
+};
 pub use rate::{RateLimiter, Reservation};
 pub use retry::{Backoff, Retry, RetryBuilder};
 pub use semaphore::{Permit, Semaphore};

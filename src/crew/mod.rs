@@ -66,6 +66,7 @@ mod intake;
 mod job;
 mod lend;
 mod resize;
+mod room;
 mod worker;
 
 use std::any::Any;
@@ -76,13 +77,14 @@ use intake::Intake;
 pub(crate) use intake::{Feeder, SendFail, Shutter, Wait, send};
 pub(crate) use job::{End, Ends, Ran, Run};
 pub(crate) use lend::{CellJob, Erased, Work, erase, erase_cell};
+pub(crate) use room::{Room, Ticket};
 
 use crate::context::Context;
 use crate::error::{BuildError, Cancelled, TrySubmitError};
 use crate::stats::{Counters, JobEvent, JobOutcome, Stats, sampled, stamp};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::thread::JoinHandle;
-use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind;
 
 /// What to do when a job panics.
@@ -240,6 +242,10 @@ struct Shared<J, E> {
     make_local: Mutex<Option<Box<dyn Any + Send>>>,
     /// The adaptive sizing controller, if any: its stop signal and thread.
     controller: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// Futures waiting for a slot in `jobs`.
+    room: Arc<Room>,
+    /// Whether `ctx` has the hook that wakes them on cancellation.
+    room_hooked: AtomicBool,
 }
 
 /// Makes one worker's local state.
@@ -290,6 +296,8 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             next_index: AtomicUsize::new(0),
             make_local: Mutex::new(Some(Box::new(maker))),
             controller: Mutex::new(None),
+            room: Arc::default(),
+            room_hooked: AtomicBool::new(false),
         });
         let crew = Self { shared };
         if let Err(err) = crew.grow_to(workers) {
@@ -360,6 +368,20 @@ impl<J, E> Crew<J, E> {
     }
     pub(crate) fn context(&self) -> &Context {
         &self.shared.ctx
+    }
+
+    /// Where futures wait for a slot in the queue. The first call hooks
+    /// the pool's context, so that its cancellation (by a parent, or a
+    /// deadline) wakes them even while every worker is inside a job.
+    pub(crate) fn room(&self) -> &Room {
+        let room = &self.shared.room;
+        // ORDERING: Relaxed: a second hook would only wake twice.
+        if !self.shared.room_hooked.swap(true, Ordering::Relaxed) {
+            let woken = Arc::clone(room);
+            // Lives in the pool's own context node, dropped with the pool.
+            let _ = self.shared.ctx.on_done(move |_| woken.wake_all());
+        }
+        room
     }
 
     pub(crate) fn exec(&self) -> &E {

@@ -36,6 +36,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         };
         state.ctx.link();
         while let Some(queued) = self.next_job() {
+            self.room.freed();
             if self.ctx.is_done() {
                 self.discard(queued);
                 break;
@@ -61,6 +62,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         if self.ctx.is_done() {
             self.drain();
         }
+        // Futures waiting for room see why there is none.
+        self.room.wake_all();
         Leave::Done
     }
 
@@ -106,6 +109,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// channel stand-in runs this same code (see `sync.rs`).
     #[cold]
     fn next_job_blocking(&self) -> Option<Envelope<J>> {
+        // The queue is empty: a future that found it full can send now.
+        self.room.wake_all();
         let mut select = Select::new();
         let jobs = select.recv(&self.jobs);
         let cancel = select.recv(&self.cancel);

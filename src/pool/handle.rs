@@ -9,18 +9,26 @@
 //! never run, so a handle can never wait forever.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
 use crate::crew::{CellJob, Ran, Run};
 use crate::error::{Cancelled, JobError};
-use crate::sync::{Arc, Condvar, Mutex};
+use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 use crate::unwind;
 
 /// One submitted job and its result, shared by the queue and the handle.
 pub(crate) struct JobCell<F, T> {
     state: Mutex<State<F, T>>,
     ready: Condvar,
+    /// Set (under the `state` lock) once the handle has been polled as a
+    /// future, so a cell nobody awaits never touches `waker`.
+    awaited: AtomicBool,
+    /// The task awaiting the handle; woken once the result is ready.
+    waker: Mutex<Option<Waker>>,
 }
 
 enum State<F, T> {
@@ -38,6 +46,8 @@ enum State<F, T> {
 /// What a handle needs of a cell, with the closure type erased.
 trait CellResult<T>: Send + Sync {
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>>;
+    /// The result if ready, else `waker` is woken once it is.
+    fn poll(&self, waker: &Waker) -> Poll<Result<T, JobError>>;
     fn cancel(&self);
     fn is_finished(&self) -> bool;
 }
@@ -81,11 +91,24 @@ where
         let cell = Arc::new(Self {
             state: Mutex::new(State::Queued(f)),
             ready: Condvar::new(),
+            awaited: AtomicBool::new(false),
+            waker: Mutex::new(None),
         });
         let task = SharedTask {
             cell: Some(Arc::clone(&cell) as Arc<dyn CellJob>),
         };
         (cell, task)
+    }
+
+    /// A cell whose result was already handed out: its handle's `join`
+    /// returns [`JobError::AlreadyJoined`].
+    pub(crate) fn joined() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State::Taken),
+            ready: Condvar::new(),
+            awaited: AtomicBool::new(false),
+            waker: Mutex::new(None),
+        })
     }
 
     /// The handle for this cell.
@@ -125,8 +148,24 @@ where
             let previous = std::mem::replace(&mut *state, State::Done(result));
             self.ready.notify_all();
             drop(state);
+            self.wake();
             // A queued closure is dropped outside the lock, quietly.
             unwind::drop_quietly(previous);
+        }
+    }
+}
+
+impl<F, T> JobCell<F, T> {
+    /// Wakes the task awaiting the handle, if any. Called after the state
+    /// became `Done`, outside its lock.
+    fn wake(&self) {
+        // ORDERING: Relaxed: `awaited` is set under the `state` lock, which
+        // the caller took (after the poll that set it) to make the job done.
+        if self.awaited.load(Ordering::Relaxed) {
+            let waker = self.waker.lock().take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
         }
     }
 }
@@ -180,6 +219,22 @@ where
         }
     }
 
+    fn poll(&self, waker: &Waker) -> Poll<Result<T, JobError>> {
+        let mut state = self.state.lock();
+        match std::mem::replace(&mut *state, State::Taken) {
+            State::Done(result) => return Poll::Ready(result),
+            // Polled again after it returned the result.
+            State::Taken => return Poll::Ready(Err(JobError::AlreadyJoined)),
+            pending => *state = pending,
+        }
+        let mut slot = self.waker.lock();
+        if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+        self.awaited.store(true, Ordering::Relaxed);
+        Poll::Pending
+    }
+
     fn cancel(&self) {
         let mut state = self.state.lock();
         match &*state {
@@ -190,6 +245,7 @@ where
                 );
                 self.ready.notify_all();
                 drop(state);
+                self.wake();
                 unwind::drop_quietly(queued);
             }
             State::Running(ctx) => ctx.cancel(),
@@ -316,6 +372,21 @@ impl<T, E: From<JobError>> JobHandle<Result<T, E>> {
     /// ```
     pub fn join_flat(self) -> Result<T, E> {
         self.join()?
+    }
+}
+
+/// Awaiting a handle waits for the job without blocking the thread: the
+/// task is woken when the job ends, and the output is what
+/// [`join`](JobHandle::join) returns. No async runtime is involved; any
+/// executor can poll it.
+///
+/// Polled again after it returned the result, it returns
+/// `Err(JobError::AlreadyJoined)` at once.
+impl<T> Future for JobHandle<T> {
+    type Output = Result<T, JobError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        self.cell.poll(cx.waker())
     }
 }
 

@@ -23,6 +23,7 @@
 //! wait for the thread it runs on; they close intake and return at once,
 //! and the workers finish the queue and exit on their own.
 
+mod awaiting;
 mod builder;
 mod handle;
 mod job;
@@ -35,6 +36,7 @@ mod scope;
 
 use std::time::{Duration, Instant};
 
+pub use awaiting::{CancelOnDrop, SubmitAsync};
 pub use builder::ThreadPoolBuilder;
 use handle::JobCell;
 pub use handle::JobHandle;
@@ -251,6 +253,45 @@ impl ThreadPool {
         }
     }
 
+    /// [`submit`](Self::submit) for async code: a future that waits for
+    /// room in the queue without blocking the thread that polls it, then
+    /// resolves to the job's handle, which is itself a future.
+    ///
+    /// The backpressure a blocking `submit` applies by parking its thread,
+    /// this applies by staying `Pending`: the task is woken when a worker
+    /// frees a slot, or when the pool is closed or cancelled. A full queue
+    /// slows the producer down instead of growing. No async runtime is
+    /// needed; any executor can poll it. Dropping the future before it
+    /// resolves drops the job unqueued.
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit`](Self::submit): the job is handed back with
+    /// `Closed` or `Cancelled`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// # runtime.block_on(async {
+    /// let pool = ThreadPool::builder().workers(2).queue_capacity(16).build()?;
+    /// // Inside async code: waits for room, then for the job, never blocking.
+    /// let handle = pool.submit_async(|_ctx| (1..=10u64).product::<u64>()).await?;
+    /// assert_eq!(handle.await?, 3_628_800);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_async<F, T>(&self, f: F) -> SubmitAsync<'_, F, T>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        SubmitAsync::new(self, f)
+    }
+
     /// Like [`submit`](Self::submit), but never blocks.
     ///
     /// # Errors
@@ -330,6 +371,8 @@ impl ThreadPool {
     /// ```
     pub fn close(&self) {
         self.shutter.close();
+        // Futures waiting for room resolve as `Closed`.
+        self.crew.room().wake_all();
     }
 
     /// Queues another front door's job (an `ErrGroup` task), waiting for

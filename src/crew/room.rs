@@ -1,0 +1,125 @@
+//! Waiting for room in a crew's queue without holding a thread: the
+//! async submit's side of backpressure.
+//!
+//! A blocked `submit` parks its thread inside the channel; a future cannot.
+//! It leaves its `Waker` here, and a worker that frees a slot wakes one
+//! waiter. Until the first future waits, the room is unarmed and a
+//! worker's dequeue reads one flag that never changes: pools nobody
+//! awaits pay nothing else.
+//!
+//! No lost wake-up: a waiter registers, then retries the send; a worker
+//! frees a slot, then looks for waiters; a SeqCst fence on each side means
+//! one of the two sees the other. One case escapes the fence: a worker
+//! that read the flag as unarmed an instant before the first waiter armed
+//! it. Every later dequeue sees the flag, and a worker about to block on
+//! an empty queue wakes every waiter first (a cold path); a waiter found
+//! the queue full, so either another job is dequeued after that one (and
+//! wakes it) or the queue empties (and wakes it). A worker that leaves,
+//! and a pool that closes, wake every waiter, which then sees why.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
+
+/// The waiters for a slot in one crew's queue.
+#[derive(Default)]
+pub(crate) struct Room {
+    armed: AtomicBool,
+    /// `waiters.len()`, readable without the lock.
+    waiting: AtomicUsize,
+    /// In arrival order: the longest waiting is woken first.
+    waiters: Mutex<VecDeque<(u64, Waker)>>,
+    next_id: AtomicU64,
+}
+
+/// One future's place among the waiters.
+#[derive(Debug, Default)]
+pub(crate) struct Ticket(Option<u64>);
+
+impl Room {
+    /// Leaves `waker` to be woken when a slot frees (replacing the
+    /// waker this ticket left before, if it is still waiting). The caller
+    /// must try to send again after this, before it returns `Pending`.
+    pub(crate) fn wait(&self, ticket: &mut Ticket, waker: &Waker) {
+        self.armed.store(true, Ordering::Relaxed);
+        let mut waiters = self.waiters.lock();
+        let waiting = ticket
+            .0
+            .and_then(|id| waiters.iter_mut().find(|(at, _)| *at == id));
+        match waiting {
+            Some((_, old)) => old.clone_from(waker),
+            None => {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                waiters.push_back((id, waker.clone()));
+                ticket.0 = Some(id);
+            }
+        }
+        self.waiting.store(waiters.len(), Ordering::Relaxed);
+        drop(waiters);
+        // Pairs with the fence in `freed`: the retry that follows sees the
+        // slot, or the worker sees this waiter.
+        fence(Ordering::SeqCst);
+    }
+
+    /// The ticket's future is done waiting (it sent, failed, or was
+    /// dropped). A future woken for a slot it then did not take passes
+    /// the wake-up on, so the slot does not go unclaimed.
+    pub(crate) fn leave(&self, ticket: &mut Ticket, took_slot: bool) {
+        let Some(id) = ticket.0.take() else { return };
+        let mut waiters = self.waiters.lock();
+        match waiters.iter().position(|(at, _)| *at == id) {
+            Some(at) => {
+                waiters.remove(at);
+                self.waiting.store(waiters.len(), Ordering::Relaxed);
+            }
+            // Already woken: it was given a slot.
+            None if !took_slot => {
+                drop(waiters);
+                self.wake_one();
+            }
+            None => {}
+        }
+    }
+
+    /// A worker took a job off the queue. One flag read unless armed.
+    #[inline]
+    pub(crate) fn freed(&self) {
+        if self.armed.load(Ordering::Relaxed) {
+            self.freed_armed();
+        }
+    }
+
+    #[cold]
+    fn freed_armed(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) != 0 {
+            self.wake_one();
+        }
+    }
+
+    /// A worker found the queue empty and is about to block, or is
+    /// leaving, or intake closed: every waiter tries again.
+    #[cold]
+    pub(crate) fn wake_all(&self) {
+        if !self.armed.load(Ordering::Relaxed) {
+            fence(Ordering::SeqCst);
+            if !self.armed.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+        let waiters = std::mem::take(&mut *self.waiters.lock());
+        self.waiting.store(0, Ordering::Relaxed);
+        waiters.into_iter().for_each(|(_, waker)| waker.wake());
+    }
+
+    fn wake_one(&self) {
+        let mut waiters = self.waiters.lock();
+        let Some((_, waker)) = waiters.pop_front() else {
+            return;
+        };
+        self.waiting.store(waiters.len(), Ordering::Relaxed);
+        drop(waiters);
+        waker.wake();
+    }
+}

@@ -1,0 +1,337 @@
+//! Handles and submits from async code, polled by hand with a counting
+//! waker (no runtime): a handle's future wakes its task exactly when the
+//! job ends; an async submit on a full queue is `Pending` without blocking
+//! and completes when a slot frees, or resolves `Closed` / `Cancelled`;
+//! `cancel_on_drop` cancels; and many async producers through a tiny
+//! queue lose no job and no wake-up.
+
+mod common;
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::thread;
+
+use brigade::{Cancelled, Context, JobError, SubmitError, ThreadPool};
+use common::{Gate, LONG, occupy_worker, wait_until, with_timeout};
+use crossbeam_channel::{Receiver, Sender};
+
+/// A waker that counts its wake-ups and reports each on a channel.
+struct Counting {
+    wakes: AtomicUsize,
+    tx: Sender<()>,
+}
+
+impl Wake for Counting {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        let _ = self.tx.send(());
+    }
+}
+
+fn counting() -> (Arc<Counting>, Waker, Receiver<()>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let counter = Arc::new(Counting {
+        wakes: AtomicUsize::new(0),
+        tx,
+    });
+    let waker = Waker::from(Arc::clone(&counter));
+    (counter, waker, rx)
+}
+
+fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output> {
+    Pin::new(future).poll(&mut TaskContext::from_waker(waker))
+}
+
+/// The smallest executor: polls on this thread, parks between wake-ups.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut TaskContext::from_waker(&waker)) {
+            return out;
+        }
+        thread::park_timeout(LONG);
+    }
+}
+
+fn pool(workers: usize, capacity: usize) -> ThreadPool {
+    ThreadPool::builder()
+        .workers(workers)
+        .queue_capacity(capacity)
+        .build()
+        .expect("valid pool")
+}
+
+#[test]
+fn awaited_handle_wakes_exactly_when_the_job_ends() {
+    with_timeout(LONG, || {
+        let pool = pool(1, 4);
+        let gate = Gate::new();
+        let held = gate.clone();
+        let mut handle = pool
+            .submit(move |_ctx| {
+                held.wait();
+                7_u32
+            })
+            .expect("accepted");
+        let (counter, waker, woken) = counting();
+        assert!(poll_once(&mut handle, &waker).is_pending());
+        assert!(
+            poll_once(&mut handle, &waker).is_pending(),
+            "a second poll is fine"
+        );
+        assert_eq!(
+            counter.wakes.load(Ordering::SeqCst),
+            0,
+            "woken before the job ended"
+        );
+        gate.open();
+        woken.recv_timeout(LONG).expect("woken when the job ended");
+        assert_eq!(poll_once(&mut handle, &waker), Poll::Ready(Ok(7)));
+        assert_eq!(
+            counter.wakes.load(Ordering::SeqCst),
+            1,
+            "woken exactly once"
+        );
+        // Polled after it returned the result: a clear error, at once.
+        assert_eq!(
+            poll_once(&mut handle, &waker),
+            Poll::Ready(Err(JobError::AlreadyJoined))
+        );
+        pool.join();
+    });
+}
+
+#[test]
+fn awaited_handle_resolves_cancelled_when_the_pool_is_cancelled() {
+    with_timeout(LONG, || {
+        let ctx = Context::new();
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .context(&ctx)
+            .build()
+            .expect("valid pool");
+        let gate = Gate::new();
+        let blocker = occupy_worker(&pool, &gate);
+        let queued = pool.submit(|_ctx| 1_u8).expect("accepted");
+        ctx.cancel();
+        gate.open();
+        assert_eq!(
+            block_on(queued),
+            Err(JobError::Cancelled(Cancelled::Canceled))
+        );
+        assert_eq!(
+            block_on(blocker),
+            Err(JobError::Cancelled(Cancelled::Canceled))
+        );
+        pool.join();
+    });
+}
+
+#[test]
+fn async_submit_on_a_full_queue_is_pending_then_completes_when_room_frees() {
+    with_timeout(LONG, || {
+        let pool = pool(1, 1);
+        let gate = Gate::new();
+        let blocker = occupy_worker(&pool, &gate);
+        let second_gate = Gate::new();
+        let held = second_gate.clone();
+        let queued = pool
+            .submit(move |_ctx| {
+                held.wait();
+                1_u32
+            })
+            .expect("the one slot");
+        let (counter, waker, woken) = counting();
+        let mut submit = pool.submit_async(|_ctx| 2_u32);
+        // Returns at once, without blocking this thread.
+        assert!(poll_once(&mut submit, &waker).is_pending());
+        assert_eq!(counter.wakes.load(Ordering::SeqCst), 0);
+        gate.open();
+        // The worker takes the queued job (and holds it): taking it freed
+        // the slot, and that alone must wake the waiting submit.
+        woken.recv_timeout(LONG).expect("woken when a slot freed");
+        second_gate.open();
+        let Poll::Ready(Ok(handle)) = poll_once(&mut submit, &waker) else {
+            panic!("the submit did not complete once woken")
+        };
+        assert_eq!(block_on(handle), Ok(2));
+        assert_eq!(block_on(queued), Ok(1));
+        assert_eq!(block_on(blocker), Ok(()));
+        // Polled again after it resolved: a handle that says so.
+        let Poll::Ready(Ok(again)) = poll_once(&mut submit, &waker) else {
+            panic!("a resolved submit did not resolve again")
+        };
+        assert_eq!(again.join(), Err(JobError::AlreadyJoined));
+        drop(submit);
+        pool.join();
+    });
+}
+
+#[test]
+fn waiting_async_submit_resolves_closed_or_cancelled() {
+    with_timeout(LONG, || {
+        for cancel in [false, true] {
+            let ctx = Context::new();
+            let pool = ThreadPool::builder()
+                .workers(1)
+                .queue_capacity(1)
+                .context(&ctx)
+                .build()
+                .expect("valid pool");
+            let gate = Gate::new();
+            let _blocker = occupy_worker(&pool, &gate);
+            let _queued = pool.submit(|_ctx| ()).expect("the one slot");
+            let (_counter, waker, woken) = counting();
+            let mut submit = pool.submit_async(|_ctx| "never");
+            assert!(poll_once(&mut submit, &waker).is_pending());
+            // The worker stays inside its job: the wake-up comes from the
+            // close or the cancellation itself.
+            if cancel {
+                ctx.cancel();
+            } else {
+                pool.close();
+            }
+            woken
+                .recv_timeout(LONG)
+                .expect("woken by the close or cancel");
+            match poll_once(&mut submit, &waker) {
+                Poll::Ready(Err(SubmitError::Cancelled(_))) if cancel => {}
+                Poll::Ready(Err(SubmitError::Closed(_))) if !cancel => {}
+                other => panic!(
+                    "cancel={cancel}: {:?}",
+                    other.map(|r| r.map(drop).map_err(drop))
+                ),
+            }
+            drop(submit);
+            gate.open();
+            pool.join();
+        }
+    });
+}
+
+#[test]
+fn dropped_async_submit_never_runs_its_job_and_passes_the_slot_on() {
+    with_timeout(LONG, || {
+        let pool = pool(1, 1);
+        let gate = Gate::new();
+        let blocker = occupy_worker(&pool, &gate);
+        let _queued = pool.submit(|_ctx| ()).expect("the one slot");
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (_c1, first_waker, first_woken) = counting();
+        let (_c2, second_waker, second_woken) = counting();
+        let counted = Arc::clone(&ran);
+        let mut first = pool.submit_async(move |_ctx| counted.fetch_add(1, Ordering::SeqCst));
+        let mut second = pool.submit_async(|_ctx| 5_u8);
+        assert!(poll_once(&mut first, &first_waker).is_pending());
+        assert!(poll_once(&mut second, &second_waker).is_pending());
+        gate.open();
+        // The first waiter is woken for the freed slot, but goes away.
+        first_woken
+            .recv_timeout(LONG)
+            .expect("the first waiter woken");
+        drop(first);
+        second_woken.recv_timeout(LONG).expect("the slot passed on");
+        let Poll::Ready(Ok(handle)) = poll_once(&mut second, &second_waker) else {
+            panic!("the second submit did not get the slot")
+        };
+        assert_eq!(block_on(handle), Ok(5));
+        assert_eq!(block_on(blocker), Ok(()));
+        drop(second);
+        pool.join();
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "a dropped submit's job ran");
+    });
+}
+
+#[test]
+fn cancel_on_drop_cancels_a_queued_or_running_job_and_detach_does_not() {
+    with_timeout(LONG, || {
+        let pool = pool(1, 4);
+        let gate = Gate::new();
+        let blocker = occupy_worker(&pool, &gate);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&ran);
+        let queued = pool.submit(move |_ctx| counted.fetch_add(1, Ordering::SeqCst));
+        drop(queued.expect("accepted").cancel_on_drop());
+        let kept = pool
+            .submit(|_ctx| 9_u8)
+            .expect("accepted")
+            .cancel_on_drop()
+            .detach();
+        gate.open();
+        assert_eq!(blocker.join(), Ok(()));
+        assert_eq!(kept.join(), Ok(9), "a detached handle's job was cancelled");
+
+        // A running job's context is cancelled.
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (seen_tx, seen) = crossbeam_channel::bounded(1);
+        let running = pool
+            .submit(move |ctx| {
+                started_tx.send(()).expect("the test waits");
+                let _ = ctx.done().recv_timeout(LONG);
+                seen_tx.send(ctx.is_done()).expect("the test waits");
+            })
+            .expect("accepted")
+            .cancel_on_drop();
+        started.recv_timeout(LONG).expect("started");
+        drop(running);
+        assert_eq!(
+            seen.recv_timeout(LONG),
+            Ok(true),
+            "the running job was not cancelled"
+        );
+        pool.join();
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "a cancelled queued job ran");
+    });
+}
+
+#[test]
+fn many_async_producers_through_a_tiny_queue_lose_nothing() {
+    with_timeout(LONG, || {
+        const PRODUCERS: usize = 4;
+        const JOBS: usize = 500;
+        let pool = Arc::new(pool(2, 2));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|_| {
+                let (pool, ran) = (Arc::clone(&pool), Arc::clone(&ran));
+                thread::spawn(move || {
+                    block_on(async {
+                        let mut handles = Vec::with_capacity(JOBS);
+                        for n in 0..JOBS {
+                            let ran = Arc::clone(&ran);
+                            let submitted = pool.submit_async(move |_ctx| {
+                                ran.fetch_add(1, Ordering::SeqCst);
+                                n
+                            });
+                            handles.push(submitted.await.map_err(|e| e.kind()).expect("accepted"));
+                        }
+                        for (n, handle) in handles.into_iter().enumerate() {
+                            assert_eq!(handle.await, Ok(n));
+                        }
+                    });
+                })
+            })
+            .collect();
+        for producer in producers {
+            producer.join().expect("a producer failed");
+        }
+        assert!(wait_until(LONG, || ran.load(Ordering::SeqCst) == PRODUCERS * JOBS));
+        let pool = Arc::into_inner(pool).expect("the producers are gone");
+        assert_eq!(pool.stats().completed, (PRODUCERS * JOBS) as u64);
+        pool.join();
+    });
+}
