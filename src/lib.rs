@@ -612,6 +612,8 @@ pub use errgroup::{ErrGroup, GROUP_KEEP_ALIVE, GROUP_THREADS, ScopedGroup};
 #[cfg(not(loom))]
 pub use pipeline::{Pipeline, PipelineOutput, ReadyPipeline, StageStats};
 #[cfg(not(loom))]
+pub use pool::{Completions, NextCompletion};
+#[cfg(not(loom))]
 pub use pool::{DEFAULT_READ_AHEAD, Map, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
 pub use worker_pool::{Leftovers, Output, WorkerPool, WorkerPoolBuilder};

@@ -30,6 +30,8 @@ mod job;
 // The map and the scope are not model-checked (see `sync.rs`), and map
 // reaches the reorder buffer, which is not built under loom.
 #[cfg(not(loom))]
+mod completions;
+#[cfg(not(loom))]
 mod map;
 #[cfg(not(loom))]
 mod scope;
@@ -38,6 +40,8 @@ use std::time::{Duration, Instant};
 
 pub use awaiting::{CancelOnDrop, SubmitAsync};
 pub use builder::ThreadPoolBuilder;
+#[cfg(not(loom))]
+pub use completions::{Completions, NextCompletion};
 use handle::JobCell;
 pub use handle::JobHandle;
 use job::{ExecJob, Lent, PoolExec, Task, unerase};
