@@ -91,19 +91,20 @@ use crate::sync::{Arc, Condvar, Mutex};
 /// Take the first answer and give up on the rest:
 ///
 /// ```
-/// use brigade::{Completions, ThreadPool};
+/// use std::time::Duration;
+/// use brigade::{Cancelled, Completions, ThreadPool};
 ///
 /// let pool = ThreadPool::builder().workers(2).build()?;
 /// let mirrors = ["slow.example", "fast.example"];
-/// let mut fetches: Completions<String> = mirrors
+/// let mut fetches: Completions<Result<String, Cancelled>> = mirrors
 ///     .iter()
 ///     .map(|&mirror| {
 ///         pool.submit(move |ctx| {
 ///             if mirror.starts_with("slow") {
-///                 // A slow mirror, which notices when it is cancelled.
-///                 ctx.sleep(std::time::Duration::from_secs(60));
+///                 // A slow mirror, which stops when it is cancelled.
+///                 ctx.sleep(Duration::from_secs(60))?;
 ///             }
-///             format!("data from {mirror}")
+///             Ok(format!("data from {mirror}"))
 ///         })
 ///     })
 ///     .collect::<Result<_, _>>()
@@ -111,7 +112,7 @@ use crate::sync::{Arc, Condvar, Mutex};
 ///
 /// let (index, first) = fetches.next().expect("two jobs were pushed");
 /// assert_eq!(mirrors[index], "fast.example");
-/// assert_eq!(first?, "data from fast.example");
+/// assert_eq!(first??, "data from fast.example");
 /// drop(fetches); // cancels the slow fetch: its sleep ends at once
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
