@@ -470,6 +470,21 @@ fn next_async_yields_in_completion_order() {
 }
 
 #[test]
+fn sets_and_their_futures_move_between_threads() {
+    // A set of `Send` results is `Send` (and so is `next_async`'s future),
+    // so a set can be filled on one thread and drained on another.
+    fn assert_send<S: Send>(_: &S) {}
+    with_timeout(LONG, || {
+        let pool = pool(1);
+        let mut set = Completions::new();
+        set.push(pool.submit(|_ctx: &Context| 1u32).expect("accepted"));
+        assert_send(&set.next_async());
+        let drained = thread::spawn(move || set.next_timeout(LONG));
+        assert_eq!(drained.join().expect("no panic"), Some((0, Ok(1))));
+    });
+}
+
+#[test]
 fn debug_names_the_set() {
     // `Debug` shows what is left and how many were pushed.
     with_timeout(LONG, || {

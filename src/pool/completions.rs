@@ -185,8 +185,9 @@ impl<T> Completions<T> {
     /// [`JobError::AlreadyJoined`]) is ready at once.
     pub fn push(&mut self, handle: JobHandle<T>) -> usize {
         let index = self.next_index;
-        // A set would run out of memory long before 2^64 pushes; wrapping
-        // could only reuse an index nobody holds any more.
+        // Wrapping keeps `push` panic-free. Indices repeat only after
+        // `usize::MAX` pushes, out of reach on 64-bit targets; on a 32-bit
+        // one a repeated index replaces (and detaches) a job still pending.
         self.next_index = self.next_index.wrapping_add(1);
         let notice = Notice {
             index,
