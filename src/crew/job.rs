@@ -132,6 +132,23 @@ fn panic_of<T>(end: &End<T>) -> Option<&Caught> {
     }
 }
 
+/// What a job's `start` found: its closure to run, or why there is none.
+pub(crate) enum Start<F> {
+    Run(F),
+    /// Cancelled through its handle before it started: counted as never
+    /// run.
+    Skip,
+    /// Run by a join on another thread, which counted it.
+    Elsewhere,
+}
+
+impl<F> From<Option<F>> for Start<F> {
+    #[inline]
+    fn from(f: Option<F>) -> Self {
+        f.map_or(Self::Skip, Self::Run)
+    }
+}
+
 /// What the worker loop learns from a job: whether it panicked (a
 /// `Respawn` pool then retires the worker). Only [`Run`] makes one.
 #[must_use]
@@ -235,13 +252,14 @@ impl<'w> Run<'w> {
     /// context first and takes the job's closure out, or returns `None` if
     /// the job was cancelled through its handle before it started.
     #[inline]
-    pub(crate) fn call<F, T>(
+    pub(crate) fn call<F, T, S>(
         self,
-        start: impl FnOnce(&Context) -> Option<F>,
+        start: impl FnOnce(&Context) -> S,
         deliver: impl FnOnce(End<T>),
     ) -> Ran
     where
         F: FnOnce(&Context) -> T,
+        S: Into<Start<F>>,
     {
         self.call_judged(start, |_| false, deliver)
     }
@@ -249,19 +267,27 @@ impl<'w> Run<'w> {
     /// Like [`call`](Self::call), but a returned value for which `failed`
     /// is true counts as a failure (a pipeline stage's `Err`).
     #[inline]
-    pub(crate) fn call_judged<F, T>(
+    pub(crate) fn call_judged<F, T, S>(
         self,
-        start: impl FnOnce(&Context) -> Option<F>,
+        start: impl FnOnce(&Context) -> S,
         failed: impl FnOnce(&T) -> bool,
         deliver: impl FnOnce(End<T>),
     ) -> Ran
     where
         F: FnOnce(&Context) -> T,
+        S: Into<Start<F>>,
     {
         let (ctx, own) = self.context();
-        let Some(f) = start(&ctx) else {
-            self.recycle(ctx);
-            return self.skip();
+        let f = match start(&ctx).into() {
+            Start::Run(f) => f,
+            Start::Skip => {
+                self.recycle(ctx);
+                return self.skip();
+            }
+            Start::Elsewhere => {
+                self.recycle(ctx);
+                return self.elsewhere();
+            }
         };
         let started = self.timed.then(Instant::now);
         let end = call(&ctx, own, f);
@@ -285,6 +311,15 @@ impl<'w> Run<'w> {
             unwind::drop_quietly(caught);
         }
         ran
+    }
+
+    /// A job that ran elsewhere, through its handle's join (see
+    /// `crew/inline.rs`), which counted it: nothing more to count.
+    fn elsewhere(self) -> Ran {
+        if let Some(worker) = self.worker {
+            worker.slot.set_busy(false);
+        }
+        Ran { panicked: false }
     }
 
     /// A job cancelled through its handle before it started: counted as

@@ -29,6 +29,11 @@ pub(crate) trait CellJob: Send + Sync {
     /// Whether a worker (or anyone) has taken the job: it no longer needs
     /// a reference kept for running it.
     fn started(&self) -> bool;
+    /// For a discard: 1 if the job counts as never run (and now cannot
+    /// run elsewhere), 0 if it already ran elsewhere (see `Exec::claim`).
+    fn claim(&self) -> u64 {
+        1
+    }
 }
 
 /// A job with its borrows erased.

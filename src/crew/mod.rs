@@ -62,6 +62,7 @@
 //! [`ThreadPool`]: crate::ThreadPool
 
 mod adaptive;
+mod inline;
 mod intake;
 mod job;
 mod lend;
@@ -73,9 +74,10 @@ use std::any::Any;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+pub(crate) use inline::run_inline;
 use intake::Intake;
 pub(crate) use intake::{Feeder, SendFail, Shutter, Wait, send};
-pub(crate) use job::{End, Ends, Ran, Run};
+pub(crate) use job::{End, Ends, Ran, Run, Start};
 pub(crate) use lend::{CellJob, Erased, Work, erase, erase_cell};
 pub(crate) use room::{Room, Ticket};
 
@@ -135,6 +137,13 @@ pub(crate) trait Exec<J>: Send + Sync + 'static {
     #[inline]
     fn jobs(&self, _job: &J) -> u64 {
         1
+    }
+
+    /// How many jobs a discard of `job` counts as never run: as
+    /// [`jobs`](Self::jobs), less any that already ran elsewhere (a job
+    /// its handle's join ran inline), which no longer can after this.
+    fn claim(&self, job: &J) -> u64 {
+        self.jobs(job)
     }
 }
 
@@ -398,6 +407,11 @@ impl<J, E> Crew<J, E> {
     }
 
     /// Whether the calling thread is one of this crew's workers.
+    /// This crew's identity, as [`run_inline`] knows it.
+    pub(crate) fn id(&self) -> usize {
+        self.shared.id()
+    }
+
     pub(crate) fn on_own_worker(&self) -> bool {
         CURRENT_CREW.with(Cell::get) == self.shared.id()
     }
@@ -492,7 +506,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             seq,
             queued_at,
         } = queued;
-        let jobs = self.exec.jobs(&job);
+        let jobs = self.exec.claim(&job);
         // Counted before the handle is told, as every outcome is.
         // ORDERING: Release pairs with the snapshot's Acquire (stats.rs).
         self.counters.discarded.fetch_add(jobs, Ordering::Release);

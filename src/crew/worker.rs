@@ -229,6 +229,7 @@ fn main<J: Send + 'static, E: Exec<J>>(
         respawn: true,
     };
     CURRENT_CREW.with(|current| current.set(shared.id()));
+    super::inline::enter(shared, index, slot);
     if shared.config.adaptive.is_some() {
         slot.set_tid(super::adaptive::current_thread_id().unwrap_or(0));
     }

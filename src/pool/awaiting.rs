@@ -47,7 +47,7 @@ where
     T: Send + 'static,
 {
     pub(super) fn new(pool: &'p ThreadPool, f: F) -> Self {
-        let (cell, task) = JobCell::new(f);
+        let (cell, task) = JobCell::new(f, pool.crew.id());
         Self {
             pool,
             pending: Some((cell, Task::Shared(task))),

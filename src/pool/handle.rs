@@ -15,7 +15,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
-use crate::crew::{CellJob, Ran, Run};
+use crate::crew::{self, CellJob, Ran, Run, Start};
 use crate::error::{Cancelled, JobError};
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 use crate::unwind;
@@ -29,6 +29,14 @@ pub(crate) struct JobCell<F, T> {
     awaited: AtomicBool,
     /// The task awaiting the handle; woken once the result is ready.
     waker: Mutex<Option<Waker>>,
+    /// The crew it was submitted to (see `crew::run_inline`); 0 for none.
+    crew: usize,
+    /// Set under the `state` lock: a join ran the job inline, and counted
+    /// it, so its queued envelope counts nothing.
+    ran_here: AtomicBool,
+    /// Set under the `state` lock: a discard counted the job as never run,
+    /// so no join may run it inline.
+    claimed: AtomicBool,
 }
 
 enum State<F, T> {
@@ -46,6 +54,9 @@ enum State<F, T> {
 /// What a handle needs of a cell, with the closure type erased.
 trait CellResult<T>: Send + Sync {
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>>;
+    /// Runs the job here if it is still queued and this thread is one of
+    /// its pool's workers (a join that could otherwise deadlock).
+    fn help(&self);
     /// The result if ready, else `waker` is woken once it is.
     fn poll(&self, waker: &Waker) -> Poll<Result<T, JobError>>;
     fn cancel(&self);
@@ -86,14 +97,10 @@ where
     F: FnOnce(&Context) -> T + Send + 'static,
     T: Send + 'static,
 {
-    /// A cell for `f`, and the queue's reference to it.
-    pub(crate) fn new(f: F) -> (Arc<Self>, SharedTask) {
-        let cell = Arc::new(Self {
-            state: Mutex::new(State::Queued(f)),
-            ready: Condvar::new(),
-            awaited: AtomicBool::new(false),
-            waker: Mutex::new(None),
-        });
+    /// A cell for `f`, to be queued on crew `crew`, and the queue's
+    /// reference to it.
+    pub(crate) fn new(f: F, crew: usize) -> (Arc<Self>, SharedTask) {
+        let cell = Arc::new(Self::with_state(State::Queued(f), crew));
         let task = SharedTask {
             cell: Some(Arc::clone(&cell) as Arc<dyn CellJob>),
         };
@@ -103,12 +110,19 @@ where
     /// A cell whose result was already handed out: its handle's `join`
     /// returns [`JobError::AlreadyJoined`].
     pub(crate) fn joined() -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new(State::Taken),
+        Arc::new(Self::with_state(State::Taken, 0))
+    }
+
+    fn with_state(state: State<F, T>, crew: usize) -> Self {
+        Self {
+            state: Mutex::new(state),
             ready: Condvar::new(),
             awaited: AtomicBool::new(false),
             waker: Mutex::new(None),
-        })
+            crew,
+            ran_here: AtomicBool::new(false),
+            claimed: AtomicBool::new(false),
+        }
     }
 
     /// The handle for this cell.
@@ -128,16 +142,37 @@ where
         }
     }
 
-    /// Marks the job running under `ctx` and takes its closure out, or
-    /// returns `None` if it was cancelled (or discarded) first.
-    fn start(&self, ctx: &Context) -> Option<F> {
+    /// For the worker that dequeued the job: marks it running under `ctx`
+    /// and takes its closure out, unless it was cancelled (or discarded)
+    /// first, or a join ran it inline.
+    fn start(&self, ctx: &Context) -> Start<F> {
         let mut state = self.state.lock();
         match std::mem::replace(&mut *state, State::Running(ctx.clone())) {
-            State::Queued(f) => Some(f),
+            State::Queued(f) => Start::Run(f),
             other => {
                 *state = other;
-                None
+                // ORDERING: Relaxed: written under the lock held here.
+                if self.ran_here.load(Ordering::Relaxed) {
+                    Start::Elsewhere
+                } else {
+                    Start::Skip
+                }
             }
+        }
+    }
+
+    /// For a join running the job inline: as `start`, unless a discard
+    /// claimed it; otherwise nothing is counted here.
+    fn start_here(&self, ctx: &Context) -> Start<F> {
+        let mut state = self.state.lock();
+        // ORDERING: Relaxed, both: written under the lock held here.
+        if !matches!(*state, State::Queued(_)) || self.claimed.load(Ordering::Relaxed) {
+            return Start::Elsewhere;
+        }
+        self.ran_here.store(true, Ordering::Relaxed);
+        match std::mem::replace(&mut *state, State::Running(ctx.clone())) {
+            State::Queued(f) => Start::Run(f),
+            _ => unreachable!("brigade: checked queued under the same lock"),
         }
     }
 
@@ -187,13 +222,32 @@ where
     fn started(&self) -> bool {
         !matches!(*self.state.lock(), State::Queued(_))
     }
+
+    fn claim(&self) -> u64 {
+        let _state = self.state.lock();
+        // ORDERING: Relaxed, both: written under the lock held here.
+        if self.ran_here.load(Ordering::Relaxed) {
+            return 0;
+        }
+        self.claimed.store(true, Ordering::Relaxed);
+        1
+    }
 }
 
 impl<F, T> CellResult<T> for JobCell<F, T>
 where
-    F: Send,
-    T: Send,
+    F: FnOnce(&Context) -> T + Send + 'static,
+    T: Send + 'static,
 {
+    fn help(&self) {
+        crew::run_inline(self.crew, &mut |run| {
+            run.call(
+                |ctx| self.start_here(ctx),
+                |end| self.fill(end.into_result()),
+            )
+        });
+    }
+
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>> {
         let mut state = self.state.lock();
         loop {
@@ -287,6 +341,11 @@ impl SharedTask {
         }
     }
 
+    /// See [`CellJob::claim`].
+    pub(crate) fn claim(&self) -> u64 {
+        self.cell.as_ref().map_or(1, |cell| cell.claim())
+    }
+
     pub(crate) fn discard(mut self, reason: Cancelled) {
         if let Some(cell) = self.cell.take() {
             cell.discard(reason);
@@ -314,15 +373,49 @@ impl<T> JobHandle<T> {
     /// * [`JobError::TimedOut`] if it returned after its per-job timeout;
     /// * [`JobError::AlreadyJoined`] if [`join_timeout`](Self::join_timeout)
     ///   already returned the result.
+    ///
+    /// # Joining from inside the pool
+    ///
+    /// Called on one of the pool's own workers while the job is still
+    /// queued, `join` takes the job and runs it right there, through the
+    /// same lifecycle (context, per-job timeout, panic capture, counted in
+    /// [`stats`](crate::ThreadPool::stats) once) — so a job that submits and
+    /// joins another cannot deadlock, even on a 1-worker pool. A job
+    /// already running on another worker is waited for. An inline job is
+    /// not timed and not passed to the `on_job_done` hook. Inline runs nest
+    /// (an inline job may join another) while the worker has used less than
+    /// half of its stack ([`stack_size`](crate::ThreadPoolBuilder::stack_size),
+    /// 2 MiB by default); deeper, `join` waits as on any other thread.
+    /// What cannot be helped: jobs that wait for each other in a cycle, or
+    /// through a channel or a lock rather than a handle.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = Arc::new(ThreadPool::builder().workers(1).build()?);
+    /// let inner_pool = Arc::clone(&pool);
+    /// let outer = pool.submit(move |_ctx| {
+    ///     // Queued behind this very job, on the only worker: run inline.
+    ///     let inner = inner_pool.submit(|_ctx| 20 + 1).expect("accepted");
+    ///     inner.join().map(|n| n * 2)
+    /// })?;
+    /// assert_eq!(outer.join()?, Ok(42));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join(self) -> Result<T, JobError> {
+        self.cell.help();
         self.cell.wait(None).unwrap_or(Err(JobError::AlreadyJoined))
     }
 
     /// Waits at most `timeout` for the job. `None` means it has not finished
     /// yet (the handle stays usable); `Some` carries what [`join`](Self::join)
     /// would have returned, after which the result is gone and later joins
-    /// return [`JobError::AlreadyJoined`].
+    /// return [`JobError::AlreadyJoined`]. On one of the pool's own
+    /// workers, a job still queued is run inline first, as by
+    /// [`join`](Self::join), however long it takes.
     pub fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, JobError>> {
+        self.cell.help();
         match Instant::now().checked_add(timeout) {
             Some(deadline) => self.cell.wait(Some(deadline)),
             None => self.cell.wait(None),

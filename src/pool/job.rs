@@ -66,6 +66,13 @@ impl Exec<Task> for PoolExec {
             Task::Boxed(_) | Task::Shared(_) => 1,
         }
     }
+
+    fn claim(&self, job: &Task) -> u64 {
+        match job {
+            Task::Shared(task) => task.claim(),
+            other => self.jobs(other),
+        }
+    }
 }
 
 /// A fire-and-forget closure from `execute`.

@@ -86,8 +86,11 @@ use crate::sync::channel::Sender;
 /// * The queue is bounded by default, so a fast producer is slowed down
 ///   rather than allowed to queue without limit.
 /// * There is no work stealing: jobs run in submission order across the
-///   workers, and a job waiting on another job of the same pool can
-///   deadlock a pool with too few workers.
+///   workers. A job that joins another job of the same pool that has not
+///   started runs it inline (see [`JobHandle::join`]), so joining never
+///   deadlocks on a queued job; jobs that wait on each other in a cycle,
+///   or through something other than a handle (a channel, a lock), still
+///   can on a pool with too few workers.
 pub struct ThreadPool {
     /// `None` once intake is closed. Dropped before `crew`, whose own drop
     /// waits for the workers that this disconnection lets finish.
@@ -250,7 +253,7 @@ impl ThreadPool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (cell, task) = JobCell::new(f);
+        let (cell, task) = JobCell::new(f, self.crew.id());
         match self.enqueue(Task::Shared(task), Wait::Forever) {
             Ok(()) => Ok(cell.handle()),
             Err(err) => Err(blocking(err, |task| take_back(&cell, task))),
@@ -333,7 +336,7 @@ impl ThreadPool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (cell, task) = JobCell::new(f);
+        let (cell, task) = JobCell::new(f, self.crew.id());
         match self.enqueue(Task::Shared(task), wait) {
             Ok(()) => Ok(cell.handle()),
             Err(err) => Err(err.map(|task| take_back(&cell, task))),

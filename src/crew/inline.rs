@@ -1,0 +1,109 @@
+//! A join on one of the pool's own workers runs the awaited job there, if
+//! no worker has started it: the join cannot deadlock on a job queued
+//! behind the worker that waits for it (Java's `ForkJoinPool` does the
+//! same for a task that has not started).
+//!
+//! Each worker keeps, in a thread-local, what running a job of its crew
+//! takes ([`Inline`]). The job still goes through the one lifecycle
+//! ([`WorkerState::run`]): its context descends from the pool's, the
+//! per-job timeout applies, a panic is caught, logged and counted (under
+//! `CancelPool` it cancels the pool) — but it is neither timed nor told to
+//! the `on_job_done` hook, since its queue stamp stays in the queue. Its
+//! envelope stays queued too; the worker that dequeues it finds it run
+//! ([`Start::Elsewhere`](super::Start)) and counts nothing, and a discard
+//! first claims it (`Exec::claim`), so exactly one of the two happens.
+//!
+//! Inline runs nest (an inline job may join another) while the worker's
+//! stack has room: past half of it, a join waits as it always did.
+
+use std::cell::{Cell, RefCell};
+
+use super::job::WorkerState;
+use super::{Exec, Ran, Run, Shared};
+use crate::stats::WorkerSlot;
+use crate::sync::{Arc, CachePadded};
+
+/// Rust's stack size for spawned threads when none is set.
+const DEFAULT_STACK: usize = 2 * 1024 * 1024;
+
+crate::sync::thread_local! {
+    /// On a worker: how to run a job of its crew here.
+    static HERE: RefCell<Option<Box<dyn Runner>>> = const { RefCell::new(None) };
+}
+
+/// A worker's means to run one job of its crew on its own thread.
+trait Runner {
+    fn crew(&self) -> usize;
+    /// Whether the stack has room for one more nested run.
+    fn has_stack(&self) -> bool;
+    fn run(&self, job: &mut dyn FnMut(Run<'_>) -> Ran);
+}
+
+struct Inline<J, E> {
+    shared: Arc<Shared<J, E>>,
+    index: usize,
+    slot: Arc<CachePadded<WorkerSlot>>,
+    /// An address near the bottom of this worker's stack.
+    stack_base: usize,
+    /// How far from `stack_base` nested runs may go.
+    stack_budget: usize,
+}
+
+/// Called once by each worker as it starts.
+pub(super) fn enter<J: Send + 'static, E: Exec<J>>(
+    shared: &Arc<Shared<J, E>>,
+    index: usize,
+    slot: &Arc<CachePadded<WorkerSlot>>,
+) {
+    let marker = 0_u8;
+    let runner = Inline {
+        shared: Arc::clone(shared),
+        index,
+        slot: Arc::clone(slot),
+        stack_base: std::ptr::from_ref(&marker) as usize,
+        stack_budget: shared.config.stack_size.unwrap_or(DEFAULT_STACK) / 2,
+    };
+    HERE.with(|here| *here.borrow_mut() = Some(Box::new(runner)));
+}
+
+/// Runs `job` here through the lifecycle if this thread is one of crew
+/// `crew`'s workers with stack to spare; returns whether it did.
+pub(crate) fn run_inline(crew: usize, job: &mut dyn FnMut(Run<'_>) -> Ran) -> bool {
+    HERE.with(|here| match here.borrow().as_deref() {
+        Some(runner) if runner.crew() == crew && runner.has_stack() => {
+            runner.run(job);
+            true
+        }
+        _ => false,
+    })
+}
+
+impl<J: Send + 'static, E: Exec<J>> Runner for Inline<J, E> {
+    fn crew(&self) -> usize {
+        self.shared.id()
+    }
+
+    fn has_stack(&self) -> bool {
+        let marker = 0_u8;
+        let here = std::ptr::from_ref(&marker) as usize;
+        here.abs_diff(self.stack_base) < self.stack_budget
+    }
+
+    fn run(&self, job: &mut dyn FnMut(Run<'_>) -> Ran) {
+        let state = WorkerState {
+            config: &self.shared.config,
+            counters: &self.shared.counters,
+            slot: &self.slot,
+            pool: &self.shared.ctx,
+            ctx: self.shared.ctx.clone(),
+            spare: Cell::new(None),
+            index: self.index,
+        };
+        // Not timed: the queue stamp is in the envelope, still queued. A
+        // panic does not retire this worker in the middle of its own job;
+        // it was caught and counted.
+        let _ = job(state.run(0, 0, false));
+        // The worker's own job, which joined, is still running.
+        self.slot.set_busy(true);
+    }
+}
