@@ -582,9 +582,10 @@ mod worker_pool;
 pub use context::Context;
 pub use crew::PanicPolicy;
 pub use error::{
-    AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, PipelineBuildError,
-    PipelineError, RateError, Refusal, RetryError, RetrySettingsError, SemaphoreError, SizingError,
-    SpawnError, StageError, StageFailure, SubmitError, TryMapError, TrySubmitError,
+    AcquireError, BuildError, Cancelled, GroupError, GroupErrors, GroupLimitError, JobError,
+    PipelineBuildError, PipelineError, RateError, Refusal, RetryError, RetrySettingsError,
+    SemaphoreError, SizingError, SpawnError, StageError, StageFailure, SubmitError, TryMapError,
+    TrySubmitError,
 };
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub use panic::{Panic, PanicLocation};
@@ -606,7 +607,10 @@ pub use crossbeam_channel as channel;
 pub use crossbeam_channel::select;
 
 #[cfg(not(loom))]
-pub use errgroup::{ErrGroup, GROUP_KEEP_ALIVE, GROUP_THREADS, ScopedGroup};
+pub use errgroup::{
+    CollectAll, ErrGroup, FailFast, FirstSuccess, GROUP_KEEP_ALIVE, GROUP_THREADS, GroupMode,
+    ScopedGroup,
+};
 #[cfg(not(loom))]
 pub use pipeline::{Pipeline, PipelineOutput, ReadyPipeline, StageStats};
 #[cfg(not(loom))]
