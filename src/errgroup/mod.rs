@@ -78,8 +78,9 @@ pub const GROUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
 pub const GROUP_THREADS: usize = 256;
 
 /// A group of tasks that fails fast: the first error or panic cancels the
-/// group's context, and [`wait`](Self::wait) waits for every task and
-/// returns that failure.
+/// group's context, and `wait` waits for every task and returns that
+/// failure. Two other [modes](#modes) collect every failure, or return the
+/// first success.
 ///
 /// # Threads
 ///
@@ -92,6 +93,8 @@ pub const GROUP_THREADS: usize = 256;
 /// [`ThreadPool`] instead. [`stats`](Self::stats) counts the tasks as jobs.
 ///
 /// # What `wait` reports
+///
+/// In the default fail-fast mode (for the others, see [Modes](#modes)):
 ///
 /// | what happened | `wait` returns |
 /// |---|---|
@@ -121,6 +124,57 @@ pub const GROUP_THREADS: usize = 256;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// # Modes
+///
+/// The mode is the group's third type parameter, chosen by its
+/// constructor; spawning, limits, threads, pools and scopes work the same
+/// in every mode.
+///
+/// | constructor | a task returns | a failure | the first `Ok` | `wait` returns |
+/// |---|---|---|---|---|
+/// | [`new`](Self::new), [`on_pool`](Self::on_pool) ([`FailFast`]) | `Result<(), E>` | cancels the group | — | `Result<(), GroupError<E>>`: the first failure |
+/// | [`collect_all`](Self::collect_all), [`collect_all_on_pool`](Self::collect_all_on_pool) ([`CollectAll`]) | `Result<(), E>` | is noted; every task still runs | — | `Result<(), GroupErrors<E>>`: every failure, with its task's index |
+/// | [`first_success`](Self::first_success), [`first_success_on_pool`](Self::first_success_on_pool) ([`FirstSuccess<T>`]) | `Result<T, E>` | is noted | wins, and cancels the group | `Result<T, GroupErrors<E>>`: the winner's value, or every failure |
+///
+/// A [`GroupErrors`] lists each failed task as `(index, GroupError<E>)`,
+/// where the index is the task's place in spawn order, in the order the
+/// tasks ended: errors, panics, tasks a pool discarded, and tasks stopped
+/// by cancellation before they returned, by the rules of the table above.
+/// Every mode's `wait` joins every task first, the losers of a
+/// first-success group included; Java's `StructuredTaskScope` calls these
+/// two modes shutdown-on-failure and shutdown-on-success.
+///
+/// ```
+/// use std::time::Duration;
+/// use brigade::{Context, ErrGroup};
+///
+/// let ctx = Context::new();
+/// // Collect every failure: report all bad items at once.
+/// let group = ErrGroup::<String>::collect_all(&ctx).limit(4)?;
+/// for n in 0..10u32 {
+///     group.spawn(move |_ctx| if n % 4 == 3 { Err(format!("item {n}")) } else { Ok(()) })?;
+/// }
+/// let errors = group.wait().unwrap_err();
+/// let mut bad: Vec<usize> = errors.iter().map(|(index, _)| index).collect();
+/// bad.sort();
+/// assert_eq!(bad, [3, 7]);
+///
+/// // First success: the fastest replica answers, the others are cancelled.
+/// let group = ErrGroup::<String>::first_success(&ctx);
+/// for replica in ["eu", "us"] {
+///     group.spawn(move |ctx| {
+///         if replica == "eu" {
+///             // Slow: still asleep when the group is cancelled, which wakes it.
+///             let _ = ctx.sleep(Duration::from_secs(60));
+///             return Err(format!("{replica}: cancelled"));
+///         }
+///         Ok(format!("answer from {replica}"))
+///     })?;
+/// }
+/// assert_eq!(group.wait()?, "answer from us");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Differences from Go's `errgroup.Group`
 ///
 /// * [`spawn`](Self::spawn) waiting for a free slot wakes (and hands the
@@ -133,6 +187,8 @@ pub const GROUP_THREADS: usize = 256;
 ///   work from happening; Go's `Wait` returns `nil` when no task failed.
 /// * `limit(0)` is an error; in Go `SetLimit(0)` makes every `Go` block.
 /// * `wait` consumes the group: a group is one batch of work.
+/// * Besides Go's fail-fast, a group can collect every failure or return
+///   the first success (see [Modes](#modes)); Go offers neither.
 pub struct ErrGroup<'p, E, M: GroupMode = FailFast> {
     core: Arc<Core<E, M>>,
     runner: Runner<'p>,
