@@ -289,7 +289,9 @@ impl<E> GroupError<E> {
 /// (0-based) and how it ended, as a [`GroupError`] (`Failed`, `Panicked`,
 /// `Discarded` or `Cancelled`), listed in the order the tasks ended.
 /// A `spawn` refused because the group's context was done took no index;
-/// [`refused`](Self::refused) says so.
+/// [`refused`](Self::refused) says so. (A task the group admitted but no
+/// thread or pool would take — [`SpawnError::Unavailable`] — was handed
+/// back and leaves its index unused.)
 ///
 /// `Display` lists every failure (`"2 tasks failed: task 1: bad row;
 /// task 3: a task panicked: boom"`) and needs only `E: Display`.
@@ -388,8 +390,9 @@ impl<E: fmt::Display> fmt::Display for GroupErrors<E> {
     }
 }
 
-// Written by hand, not derived: thiserror would bound `E` through the
-// `Display` above, but cannot see through the list it writes.
+// By hand, not through thiserror: the message is a list, which an
+// `#[error]` format string cannot write, and the impls need their own
+// bounds on `E`.
 impl<E: fmt::Debug + fmt::Display> std::error::Error for GroupErrors<E> {}
 
 /// An [`ErrGroup`](crate::ErrGroup) limit was refused.

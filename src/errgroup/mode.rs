@@ -46,8 +46,11 @@
 //!   a value returned after its context was done, so a task that returns
 //!   `Ok` after another won, or after the caller cancelled, is not a
 //!   winner. (Errors, by contrast, are recorded by the task as it returns,
-//!   as in fail-fast.) The crew counts the winner as a completed job and a
-//!   task that returned `Err` as a failed one, in every mode.
+//!   as in fail-fast.) A task that returns `Ok` past its pool's per-job
+//!   timeout is therefore neither a winner nor listed as a failure, as in
+//!   fail-fast, where it does not fail the group. The crew counts the
+//!   winner as a completed job and a task that returned `Err` as a failed
+//!   one, in every mode.
 //!
 //! [`ErrGroup`]: super::ErrGroup
 //! [`ErrGroup::new`]: super::ErrGroup::new
