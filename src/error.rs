@@ -280,6 +280,121 @@ impl<E> GroupError<E> {
     }
 }
 
+/// Every failure of an [`ErrGroup`](crate::ErrGroup) that does not stop
+/// at the first: a [`collect_all`](crate::ErrGroup::collect_all) group
+/// with a failure, or a [`first_success`](crate::ErrGroup::first_success)
+/// group that no task won.
+///
+/// Each failure is `(index, error)`: the task's place in spawn order
+/// (0-based) and how it ended, as a [`GroupError`] (`Failed`, `Panicked`,
+/// `Discarded` or `Cancelled`), listed in the order the tasks ended.
+/// A `spawn` refused because the group's context was done took no index;
+/// [`refused`](Self::refused) says so. (A task the group admitted but no
+/// thread or pool would take — [`SpawnError::Unavailable`] — was handed
+/// back and leaves its index unused.)
+///
+/// `Display` lists every failure (`"2 tasks failed: task 1: bad row;
+/// task 3: a task panicked: boom"`) and needs only `E: Display`.
+///
+/// # Examples
+///
+/// ```
+/// use brigade::{Context, ErrGroup, GroupError};
+///
+/// let group = ErrGroup::<String>::collect_all(&Context::new());
+/// for n in 0..5u32 {
+///     group.spawn(move |_ctx| if n % 2 == 1 { Err(format!("{n} is odd")) } else { Ok(()) })?;
+/// }
+/// let errors = group.wait().unwrap_err();
+/// let mut failed: Vec<(usize, String)> = errors
+///     .into_iter()
+///     .filter_map(|(index, error)| Some((index, error.into_error()?)))
+///     .collect();
+/// failed.sort(); // listed as they ended; sorted here to compare
+/// assert_eq!(failed, [(1, "1 is odd".to_owned()), (3, "3 is odd".to_owned())]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupErrors<E> {
+    errors: Vec<(usize, GroupError<E>)>,
+    refused: Option<Cancelled>,
+}
+
+impl<E> GroupErrors<E> {
+    pub(crate) fn new(errors: Vec<(usize, GroupError<E>)>, refused: Option<Cancelled>) -> Self {
+        Self { errors, refused }
+    }
+
+    /// How many tasks failed.
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Whether no task failed: the group was cut short only by a refused
+    /// spawn, or a first-success group had no task at all.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Each failed task's index (its place in spawn order) and error, in
+    /// the order the tasks ended.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (usize, &GroupError<E>)> + '_ {
+        self.errors.iter().map(|(index, error)| (*index, error))
+    }
+
+    /// The failure that happened first.
+    pub fn first(&self) -> Option<(usize, &GroupError<E>)> {
+        self.iter().next()
+    }
+
+    /// Why a `spawn` was refused, if cancellation refused one: the group's
+    /// context was done (the caller cancelled it, or a task did). The
+    /// refused task was handed back to its spawner, so it has no index.
+    pub fn refused(&self) -> Option<Cancelled> {
+        self.refused
+    }
+
+    /// The failures as a `Vec` of `(index, error)`, in the order the tasks
+    /// ended.
+    pub fn into_vec(self) -> Vec<(usize, GroupError<E>)> {
+        self.errors
+    }
+}
+
+impl<E> IntoIterator for GroupErrors<E> {
+    type Item = (usize, GroupError<E>);
+    type IntoIter = std::vec::IntoIter<(usize, GroupError<E>)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.errors.into_iter()
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for GroupErrors<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.errors.is_empty() && self.refused.is_none() {
+            return f.write_str("no task succeeded: the group had no tasks");
+        }
+        if !self.errors.is_empty() {
+            write!(f, "{} failed", Count(self.errors.len(), "task"))?;
+        }
+        if let Some(reason) = self.refused {
+            let and = if self.errors.is_empty() { "" } else { ", and " };
+            write!(f, "{and}a spawn was refused ({reason})")?;
+        }
+        for (n, (index, error)) in self.errors.iter().enumerate() {
+            let sep = if n == 0 { ": " } else { "; " };
+            write!(f, "{sep}task {index}: {error}")?;
+        }
+        Ok(())
+    }
+}
+
+// By hand, not through thiserror: the message is a list, which an
+// `#[error]` format string cannot write, and the impls need their own
+// bounds on `E`.
+impl<E: fmt::Debug + fmt::Display> std::error::Error for GroupErrors<E> {}
+
 /// An [`ErrGroup`](crate::ErrGroup) limit was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]

@@ -206,6 +206,14 @@
 //! * tasks reuse worker threads instead of starting one per task, and
 //!   [`ErrGroup::scope`] lets them borrow from the caller's stack.
 //!
+//! Two more modes cover what Go's errgroup leaves to hand-written code:
+//! [`ErrGroup::collect_all`] runs every task whatever the others do and
+//! returns every failure, each with its task's index, as a
+//! [`GroupErrors`] (validate a whole batch, report every bad item);
+//! [`ErrGroup::first_success`] takes tasks that return a value, returns
+//! the first `Ok` and cancels the rest (a hedged request), or returns
+//! every failure if none succeeded.
+//!
 //! # Bounded concurrency
 //!
 //! A [`Semaphore`] bounds how much of something is in use at once — jobs,
@@ -536,6 +544,8 @@
 //! | `results[i]` slots, reorder buffer | [`ThreadPool::scope`], [`ThreadPool::map`], [`WorkerPoolBuilder::ordered`] |
 //! | pipeline stages, each closing its output | [`Pipeline`] |
 //! | `errgroup.WithContext` + `SetLimit` | [`ErrGroup::new`] + [`ErrGroup::limit`] |
+//! | a `Group` with a mutex-guarded `[]error` (`errors.Join`) | [`ErrGroup::collect_all`] |
+//! | first-response-wins: a result channel, `cancel()` after the first | [`ErrGroup::first_success`] |
 //! | `chan struct{}` semaphore, `semaphore.Weighted` | [`Semaphore`] (weighted, FIFO, cancellable) |
 //! | per-job `context.WithTimeout` | [`ThreadPoolBuilder::job_timeout`] |
 //! | `recover()` in the worker + restart | built in: `catch_unwind`, respawn, [`PanicPolicy`] |
@@ -582,9 +592,10 @@ mod worker_pool;
 pub use context::Context;
 pub use crew::PanicPolicy;
 pub use error::{
-    AcquireError, BuildError, Cancelled, GroupError, GroupLimitError, JobError, PipelineBuildError,
-    PipelineError, RateError, Refusal, RetryError, RetrySettingsError, SemaphoreError, SizingError,
-    SpawnError, StageError, StageFailure, SubmitError, TryMapError, TrySubmitError,
+    AcquireError, BuildError, Cancelled, GroupError, GroupErrors, GroupLimitError, JobError,
+    PipelineBuildError, PipelineError, RateError, Refusal, RetryError, RetrySettingsError,
+    SemaphoreError, SizingError, SpawnError, StageError, StageFailure, SubmitError, TryMapError,
+    TrySubmitError,
 };
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub use panic::{Panic, PanicLocation};
@@ -608,7 +619,10 @@ pub use crossbeam_channel as channel;
 pub use crossbeam_channel::select;
 
 #[cfg(not(loom))]
-pub use errgroup::{ErrGroup, GROUP_KEEP_ALIVE, GROUP_THREADS, ScopedGroup};
+pub use errgroup::{
+    CollectAll, ErrGroup, FailFast, FirstSuccess, GROUP_KEEP_ALIVE, GROUP_THREADS, GroupMode,
+    ScopedGroup,
+};
 #[cfg(not(loom))]
 pub use pipeline::{Pipeline, PipelineOutput, ReadyPipeline, StageStats};
 #[cfg(not(loom))]

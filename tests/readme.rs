@@ -666,7 +666,8 @@ fn err_group() {
     // The first error cancels the group and is returned; limit(n) bounds
     // how many run, GROUP_THREADS the threads without one; panics are
     // reported; a spawn refused by cancellation
-    // makes wait() say Cancelled; the scoped form borrows the stack.
+    // makes wait() say Cancelled; the scoped form borrows the stack;
+    // collect_all and first_success do what the bullet says.
     with_timeout(LONG, || {
         let group = ErrGroup::<&str>::new(&Context::new());
         group
@@ -754,6 +755,46 @@ fn err_group() {
             })
             .expect("no task fails");
         assert_eq!(lens, [5, 2, 1]);
+
+        // Two more modes: collect_all returns every failure with its
+        // task's index; first_success returns the first Ok and cancels the
+        // rest.
+        let group = ErrGroup::<&str>::collect_all(&Context::new())
+            .limit(1)
+            .expect("limit");
+        for n in 0..4 {
+            group
+                .spawn(move |_ctx| if n % 2 == 0 { Err("even") } else { Ok(()) })
+                .expect("a failure does not cancel a collect-all group");
+        }
+        let errors = group.wait().expect_err("two tasks failed");
+        assert_eq!(
+            errors.into_vec(),
+            [
+                (0, GroupError::Failed("even")),
+                (2, GroupError::Failed("even"))
+            ]
+        );
+
+        let cancelled = Arc::new(AtomicUsize::new(0));
+        let group = ErrGroup::<&str>::first_success(&Context::new());
+        let seen = Arc::clone(&cancelled);
+        group
+            .spawn(move |ctx| {
+                let done = ctx.done().recv_timeout(LONG);
+                if done == Err(RecvTimeoutError::Disconnected) {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(1)
+            })
+            .expect("spawn");
+        group.spawn(|_ctx| Ok(2)).expect("spawn");
+        assert_eq!(group.wait(), Ok(2));
+        assert_eq!(
+            cancelled.load(Ordering::SeqCst),
+            1,
+            "the loser saw the cancel"
+        );
     });
 }
 

@@ -31,7 +31,13 @@
 //! * [`ErrGroup::scope`] runs the same group on a crew of its own whose
 //!   tasks may borrow from the caller's stack, through the crew's one
 //!   lifetime erasure (`crew/lend.rs`), as `ThreadPool::scope` does.
+//! * Besides fail-fast, a group can collect every failure
+//!   ([`ErrGroup::collect_all`]) or return the first success
+//!   ([`ErrGroup::first_success`]). The mode is a type parameter of this
+//!   one group, so every mode shares the code above; `mode.rs` holds the
+//!   policy, the verdict, and why the API has this shape.
 
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -41,7 +47,7 @@ use crossbeam_channel::Sender;
 
 use crate::context::Context;
 use crate::crew::{Crew, End, Envelope, Erased, Exec, Ran, Run, Wait, Work, erase};
-use crate::error::{AcquireError, Cancelled, GroupError, GroupLimitError, SpawnError};
+use crate::error::{AcquireError, Cancelled, GroupError, GroupErrors, GroupLimitError, SpawnError};
 use crate::options::Options;
 use crate::pool::ThreadPool;
 use crate::semaphore::{Permit, Semaphore};
@@ -49,6 +55,11 @@ use crate::sizing::{MAX_WORKERS, Sizing};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind;
+
+mod mode;
+
+use mode::Verdict;
+pub use mode::{CollectAll, FailFast, FirstSuccess, GroupMode};
 
 /// How long a group's worker waits for another task before it leaves.
 pub const GROUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -67,8 +78,9 @@ pub const GROUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
 pub const GROUP_THREADS: usize = 256;
 
 /// A group of tasks that fails fast: the first error or panic cancels the
-/// group's context, and [`wait`](Self::wait) waits for every task and
-/// returns that failure.
+/// group's context, and `wait` waits for every task and returns that
+/// failure. Two other [modes](#modes) collect every failure, or return the
+/// first success.
 ///
 /// # Threads
 ///
@@ -81,6 +93,8 @@ pub const GROUP_THREADS: usize = 256;
 /// [`ThreadPool`] instead. [`stats`](Self::stats) counts the tasks as jobs.
 ///
 /// # What `wait` reports
+///
+/// In the default fail-fast mode (for the others, see [Modes](#modes)):
 ///
 /// | what happened | `wait` returns |
 /// |---|---|
@@ -110,6 +124,57 @@ pub const GROUP_THREADS: usize = 256;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// # Modes
+///
+/// The mode is the group's third type parameter, chosen by its
+/// constructor; spawning, limits, threads, pools and scopes work the same
+/// in every mode.
+///
+/// | constructor | a task returns | a failure | the first `Ok` | `wait` returns |
+/// |---|---|---|---|---|
+/// | [`new`](Self::new), [`on_pool`](Self::on_pool) ([`FailFast`]) | `Result<(), E>` | cancels the group | — | `Result<(), GroupError<E>>`: the first failure |
+/// | [`collect_all`](Self::collect_all), [`collect_all_on_pool`](Self::collect_all_on_pool) ([`CollectAll`]) | `Result<(), E>` | is noted; every task still runs | — | `Result<(), GroupErrors<E>>`: every failure, with its task's index |
+/// | [`first_success`](Self::first_success), [`first_success_on_pool`](Self::first_success_on_pool) ([`FirstSuccess<T>`]) | `Result<T, E>` | is noted | wins, and cancels the group | `Result<T, GroupErrors<E>>`: the winner's value, or every failure |
+///
+/// A [`GroupErrors`] lists each failed task as `(index, GroupError<E>)`,
+/// where the index is the task's place in spawn order, in the order the
+/// tasks ended: errors, panics, tasks a pool discarded, and tasks stopped
+/// by cancellation before they returned, by the rules of the table above.
+/// Every mode's `wait` joins every task first, the losers of a
+/// first-success group included; Java's `StructuredTaskScope` calls these
+/// two modes shutdown-on-failure and shutdown-on-success.
+///
+/// ```
+/// use std::time::Duration;
+/// use brigade::{Context, ErrGroup};
+///
+/// let ctx = Context::new();
+/// // Collect every failure: report all bad items at once.
+/// let group = ErrGroup::<String>::collect_all(&ctx).limit(4)?;
+/// for n in 0..10u32 {
+///     group.spawn(move |_ctx| if n % 4 == 3 { Err(format!("item {n}")) } else { Ok(()) })?;
+/// }
+/// let errors = group.wait().unwrap_err();
+/// let mut bad: Vec<usize> = errors.iter().map(|(index, _)| index).collect();
+/// bad.sort();
+/// assert_eq!(bad, [3, 7]);
+///
+/// // First success: the fastest replica answers, the others are cancelled.
+/// let group = ErrGroup::<String>::first_success(&ctx);
+/// for replica in ["eu", "us"] {
+///     group.spawn(move |ctx| {
+///         if replica == "eu" {
+///             // Slow: still asleep when the group is cancelled, which wakes it.
+///             let _ = ctx.sleep(Duration::from_secs(60));
+///             return Err(format!("{replica}: cancelled"));
+///         }
+///         Ok(format!("answer from {replica}"))
+///     })?;
+/// }
+/// assert_eq!(group.wait()?, "answer from us");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Differences from Go's `errgroup.Group`
 ///
 /// * [`spawn`](Self::spawn) waiting for a free slot wakes (and hands the
@@ -122,37 +187,22 @@ pub const GROUP_THREADS: usize = 256;
 ///   work from happening; Go's `Wait` returns `nil` when no task failed.
 /// * `limit(0)` is an error; in Go `SetLimit(0)` makes every `Go` block.
 /// * `wait` consumes the group: a group is one batch of work.
-pub struct ErrGroup<'p, E> {
-    core: Arc<Core<E>>,
+/// * Besides Go's fail-fast, a group can collect every failure or return
+///   the first success (see [Modes](#modes)); Go offers neither.
+pub struct ErrGroup<'p, E, M: GroupMode = FailFast> {
+    core: Arc<Core<E, M>>,
     runner: Runner<'p>,
 }
 
 /// The group's state, shared with its tasks.
-struct Core<E> {
+struct Core<E, M: GroupMode> {
     ctx: Context,
     slots: Option<Semaphore>,
-    verdict: Mutex<Verdict<E>>,
+    verdict: Mutex<Verdict<M, E>>,
     pending: Mutex<usize>,
     all_done: Condvar,
+    /// Tasks admitted so far; the next one's index.
     spawned: AtomicUsize,
-}
-
-/// What `wait` will report: the first failure, or else why the group was
-/// cut short (a task refused or stopped by cancellation), or else success.
-struct Verdict<E> {
-    first: Option<GroupError<E>>,
-    cut_short: Option<Cancelled>,
-}
-
-impl<E> Verdict<E> {
-    /// The group's result, taking the failure out.
-    fn take(&mut self) -> Result<(), GroupError<E>> {
-        match (self.first.take(), self.cut_short) {
-            (Some(failure), _) => Err(failure),
-            (None, Some(reason)) => Err(GroupError::Cancelled(reason)),
-            (None, None) => Ok(()),
-        }
-    }
 }
 
 /// Where tasks run.
@@ -303,22 +353,26 @@ impl Seat {
 
 /// One task of a group, as the crew runs it: the task, its group, and the
 /// permit it holds (given back when it ends).
-struct GroupTask<E, F> {
+struct GroupTask<E, M: GroupMode, F> {
     task: F,
-    core: Arc<Core<E>>,
+    /// Its place in spawn order.
+    index: usize,
+    core: Arc<Core<E, M>>,
     /// Its worker, when it runs on the group's own crew.
     seat: Option<Seat>,
     permit: Option<Permit>,
 }
 
-impl<E, F> Work for GroupTask<E, F>
+impl<E, M, F> Work for GroupTask<E, M, F>
 where
     E: Send + 'static,
-    F: FnOnce(&Context) -> Result<(), E> + Send,
+    M: GroupMode,
+    F: FnOnce(&Context) -> Result<M::Value, E> + Send,
 {
     fn run(self: Box<Self>, run: Run<'_>) -> Ran {
         let Self {
             task,
+            index,
             core,
             seat,
             permit,
@@ -329,13 +383,20 @@ where
         // A task's error is the group's outcome even when it comes after a
         // cancel from outside (the parent's, or `context().cancel()`), when
         // the lifecycle drops a late value: so the task records it itself,
-        // as it returns. The crew counts a task that returns `Err` in time
-        // as a failed job.
-        let work = |ctx: &Context| task(ctx).map_err(|error| core.fail(GroupError::Failed(error)));
+        // as it returns, and the end then lists nothing more for it. A
+        // success goes through the lifecycle and counts only in time. The
+        // crew counts a task that returns `Err` in time as a failed job.
+        let erred = Cell::new(false);
+        let work = |ctx: &Context| {
+            task(ctx).map_err(|error| {
+                erred.set(true);
+                core.fail(index, GroupError::Failed(error));
+            })
+        };
         let ran = run.under(&core.ctx).call_judged(
             |_| Some(work),
             Result::is_err,
-            |end| core.settle(end),
+            |end| core.settle(index, end, erred.get()),
         );
         // Free before the permit goes back, so whoever takes the permit
         // finds this worker instead of starting another. A worker that
@@ -350,19 +411,116 @@ where
 
     fn discard(self: Box<Self>, reason: Cancelled) {
         let Self {
-            task, core, permit, ..
+            task,
+            index,
+            core,
+            permit,
+            ..
         } = *self;
         unwind::drop_quietly(task);
-        core.fail(GroupError::Discarded(reason));
+        core.fail(index, GroupError::Discarded(reason));
         drop(permit);
         core.task_done();
     }
 }
 
 impl<E: Send + 'static> ErrGroup<'static, E> {
-    /// An empty group under `ctx`, with no limit, running tasks on its own
-    /// workers (threads named `errgroup-0`, `errgroup-1`, …).
+    /// An empty fail-fast group under `ctx`, with no limit, running tasks
+    /// on its own workers (threads named `errgroup-0`, `errgroup-1`, …).
     pub fn new(ctx: &Context) -> Self {
+        ErrGroup::own(ctx)
+    }
+
+    /// An empty group under `ctx` that runs every task whatever the others
+    /// do: a failure does not cancel the group, and
+    /// `wait` returns every failure
+    /// together, each with its task's index. Tasks run on the group's own
+    /// workers, as with [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// Validate a batch and report every bad row, not just the first:
+    ///
+    /// ```
+    /// use brigade::{Context, ErrGroup, GroupError};
+    ///
+    /// let rows = ["12", "x", "7", "-3", "40"];
+    /// let group = ErrGroup::<String>::collect_all(&Context::new()).limit(2)?;
+    /// for row in rows {
+    ///     group.spawn(move |_ctx| match row.parse::<u32>() {
+    ///         Ok(_) => Ok(()),
+    ///         Err(e) => Err(format!("{row:?}: {e}")),
+    ///     })?;
+    /// }
+    /// let errors = group.wait().unwrap_err();
+    /// let mut bad: Vec<usize> = errors.iter().map(|(index, _)| index).collect();
+    /// bad.sort();
+    /// assert_eq!(bad, [1, 3]); // rows "x" and "-3", by spawn order
+    /// assert!(errors.iter().all(|(_, e)| matches!(e, GroupError::Failed(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn collect_all(ctx: &Context) -> ErrGroup<'static, E, CollectAll> {
+        ErrGroup::own(ctx)
+    }
+
+    /// An empty group under `ctx` whose tasks return `Result<T, E>`: the
+    /// first to return `Ok` in time wins, and the group's context is
+    /// cancelled so the others can stop;
+    /// `wait` joins them all and
+    /// returns the winner's value, or every failure if none succeeded.
+    /// Tasks run on the group's own workers, as with [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// A hedged request: ask two replicas, take whichever answers first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brigade::{Context, ErrGroup};
+    ///
+    /// let group = ErrGroup::<String>::first_success(&Context::new());
+    /// // A slow replica that gives up when the group is cancelled:
+    /// group.spawn(|ctx| {
+    ///     ctx.sleep(Duration::from_secs(60)).map_err(|reason| reason.to_string())?;
+    ///     Ok("slow answer")
+    /// })?;
+    /// group.spawn(|_ctx| Ok("fast answer"))?;
+    /// // The fast one wins and cancels the slow one; `wait` joins both.
+    /// assert_eq!(group.wait()?, "fast answer");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn first_success<T: Send + 'static>(
+        ctx: &Context,
+    ) -> ErrGroup<'static, E, FirstSuccess<T>> {
+        ErrGroup::own(ctx)
+    }
+}
+
+impl<'p, E: Send + 'static> ErrGroup<'p, E> {
+    /// An empty fail-fast group under `ctx` whose tasks run on `pool` (as
+    /// fire-and-forget jobs), with no limit of its own.
+    pub fn on_pool(ctx: &Context, pool: &'p ThreadPool) -> Self {
+        ErrGroup::pooled(ctx, pool)
+    }
+
+    /// Like [`collect_all`](Self::collect_all), but the tasks run on
+    /// `pool`, as with [`on_pool`](Self::on_pool).
+    pub fn collect_all_on_pool(ctx: &Context, pool: &'p ThreadPool) -> ErrGroup<'p, E, CollectAll> {
+        ErrGroup::pooled(ctx, pool)
+    }
+
+    /// Like [`first_success`](Self::first_success), but the tasks run on
+    /// `pool`, as with [`on_pool`](Self::on_pool).
+    pub fn first_success_on_pool<T: Send + 'static>(
+        ctx: &Context,
+        pool: &'p ThreadPool,
+    ) -> ErrGroup<'p, E, FirstSuccess<T>> {
+        ErrGroup::pooled(ctx, pool)
+    }
+}
+
+impl<E: Send + 'static, M: GroupMode> ErrGroup<'static, E, M> {
+    fn own(ctx: &Context) -> Self {
         Self {
             core: Core::new(ctx),
             runner: Runner::Crew(Workers::new("errgroup", GROUP_THREADS)),
@@ -370,10 +528,8 @@ impl<E: Send + 'static> ErrGroup<'static, E> {
     }
 }
 
-impl<'p, E: Send + 'static> ErrGroup<'p, E> {
-    /// An empty group under `ctx` whose tasks run on `pool` (as
-    /// fire-and-forget jobs), with no limit of its own.
-    pub fn on_pool(ctx: &Context, pool: &'p ThreadPool) -> Self {
+impl<'p, E: Send + 'static, M: GroupMode> ErrGroup<'p, E, M> {
+    fn pooled(ctx: &Context, pool: &'p ThreadPool) -> Self {
         Self {
             core: Core::new(ctx),
             runner: Runner::Pool(pool),
@@ -416,7 +572,7 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     /// pool refused the job.
     pub fn spawn<F>(&self, task: F) -> Result<(), SpawnError<F>>
     where
-        F: FnOnce(&Context) -> Result<(), E> + Send + 'static,
+        F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'static,
     {
         self.spawn_with(task, true)
     }
@@ -428,14 +584,14 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     /// As for `spawn`, plus [`SpawnError::Full`] if the limit is reached.
     pub fn try_spawn<F>(&self, task: F) -> Result<(), SpawnError<F>>
     where
-        F: FnOnce(&Context) -> Result<(), E> + Send + 'static,
+        F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'static,
     {
         self.spawn_with(task, false)
     }
 
     fn spawn_with<F>(&self, task: F, block: bool) -> Result<(), SpawnError<F>>
     where
-        F: FnOnce(&Context) -> Result<(), E> + Send + 'static,
+        F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'static,
     {
         match &self.runner {
             Runner::Crew(workers) => spawn_on_workers(&self.core, workers, task, block),
@@ -475,6 +631,60 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
         }
     }
 
+    /// Waits for every task, cancels the group's context, joins the
+    /// group's own workers, and takes the verdict out.
+    fn finish(&mut self) -> Verdict<M, E> {
+        self.core.wait_idle();
+        self.core.ctx.cancel();
+        if let Runner::Crew(workers) = &mut self.runner {
+            workers.close();
+        }
+        self.core.take_verdict()
+    }
+
+    /// `scope` for every mode: runs `body` with a scoped group on workers
+    /// of its own, waits for every task, and returns the body's value with
+    /// the verdict; a panic in the body resumes once every task ended.
+    fn scoped<'env, T>(
+        mut self,
+        body: impl for<'scope> FnOnce(&ScopedGroup<'scope, 'env, E, M>) -> T,
+    ) -> (T, Verdict<M, E>) {
+        let max = match &self.runner {
+            Runner::Crew(workers) => workers.max,
+            Runner::Pool(_) => self
+                .core
+                .slots
+                .as_ref()
+                .map_or(GROUP_THREADS, Semaphore::total),
+        };
+        let mut group = ScopedGroup {
+            core: Arc::clone(&self.core),
+            workers: Workers::new("errgroup-scoped", max),
+            _scope: PhantomData,
+            _env: PhantomData,
+        };
+        let value = catch_unwind(AssertUnwindSafe(|| body(&group)));
+        // Borrowing tasks may run until every one has ended (see the
+        // SAFETY argument in `ScopedGroup::spawn`): wait for them before
+        // returning or resuming a panic from the body.
+        {
+            let _abort = AbortOnUnwind;
+            if value.is_err() {
+                group.core.ctx.cancel();
+            }
+            group.core.wait_idle();
+            group.workers.close();
+        }
+        drop(group);
+        let verdict = self.finish();
+        match value {
+            Ok(value) => (value, verdict),
+            Err(payload) => resume_unwind(payload),
+        }
+    }
+}
+
+impl<E: Send + 'static> ErrGroup<'_, E> {
     /// Waits for every task, cancels the group's context, and returns the
     /// first failure.
     ///
@@ -500,16 +710,7 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     /// assert_eq!(group.wait(), Err(GroupError::Cancelled(Cancelled::Canceled)));
     /// ```
     pub fn wait(mut self) -> Result<(), GroupError<E>> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Result<(), GroupError<E>> {
-        self.core.wait_idle();
-        self.core.ctx.cancel();
-        if let Runner::Crew(workers) = &mut self.runner {
-            workers.close();
-        }
-        self.core.verdict.lock().take()
+        self.finish().first()
     }
 
     /// Runs `body` with a group whose tasks may borrow from the caller's
@@ -543,45 +744,108 @@ impl<'p, E: Send + 'static> ErrGroup<'p, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn scope<'env, T>(
-        mut self,
+        self,
         body: impl for<'scope> FnOnce(&ScopedGroup<'scope, 'env, E>) -> T,
     ) -> Result<T, GroupError<E>> {
-        let max = match &self.runner {
-            Runner::Crew(workers) => workers.max,
-            Runner::Pool(_) => self
-                .core
-                .slots
-                .as_ref()
-                .map_or(GROUP_THREADS, Semaphore::total),
-        };
-        let mut group = ScopedGroup {
-            core: Arc::clone(&self.core),
-            workers: Workers::new("errgroup-scoped", max),
-            _scope: PhantomData,
-            _env: PhantomData,
-        };
-        let value = catch_unwind(AssertUnwindSafe(|| body(&group)));
-        // Borrowing tasks may run until every one has ended (see the
-        // SAFETY argument in `ScopedGroup::spawn`): wait for them before
-        // returning or resuming a panic from the body.
-        {
-            let _abort = AbortOnUnwind;
-            if value.is_err() {
-                group.core.ctx.cancel();
-            }
-            group.core.wait_idle();
-            group.workers.close();
-        }
-        drop(group);
-        self.core.ctx.cancel();
-        if let Runner::Crew(workers) = &mut self.runner {
-            workers.close();
-        }
-        let value = match value {
-            Ok(value) => value,
-            Err(payload) => resume_unwind(payload),
-        };
-        self.core.verdict.lock().take().map(|()| value)
+        let (value, verdict) = self.scoped(body);
+        verdict.first().map(|()| value)
+    }
+}
+
+impl<E: Send + 'static> ErrGroup<'_, E, CollectAll> {
+    /// Waits for every task, cancels the group's context, and returns
+    /// every failure.
+    ///
+    /// # Errors
+    ///
+    /// A [`GroupErrors`] listing each task that failed — returned `Err`
+    /// ([`GroupError::Failed`]), panicked, was discarded by its pool, or
+    /// was stopped by cancellation before it returned — with its index
+    /// (its place in spawn order), in the order the tasks ended; and, with
+    /// [`refused`](GroupErrors::refused), whether cancellation refused a
+    /// `spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{Context, ErrGroup, GroupError};
+    ///
+    /// let group = ErrGroup::<String>::collect_all(&Context::new());
+    /// group.spawn(|_ctx| Err("no such user".to_owned()))?;
+    /// group.spawn(|_ctx| Ok(()))?;
+    /// group.spawn(|_ctx| panic!("corrupt record"))?;
+    /// let errors = group.wait().unwrap_err();
+    /// assert_eq!(errors.len(), 2);
+    /// for (index, error) in &errors.into_vec() {
+    ///     match (index, error) {
+    ///         (0, GroupError::Failed(e)) => assert_eq!(e, "no such user"),
+    ///         (2, GroupError::Panicked(p)) => assert_eq!(p.message(), "corrupt record"),
+    ///         other => unreachable!("{other:?}"),
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait(mut self) -> Result<(), GroupErrors<E>> {
+        self.finish().every()
+    }
+
+    /// Runs `body` with a collect-all group whose tasks may borrow from the
+    /// caller's stack, then waits for every task, as
+    /// [`wait`](Self::wait) does; see [`ErrGroup::scope`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](Self::wait).
+    pub fn scope<'env, T>(
+        self,
+        body: impl for<'scope> FnOnce(&ScopedGroup<'scope, 'env, E, CollectAll>) -> T,
+    ) -> Result<T, GroupErrors<E>> {
+        let (value, verdict) = self.scoped(body);
+        verdict.every().map(|()| value)
+    }
+}
+
+impl<E: Send + 'static, T: Send + 'static> ErrGroup<'_, E, FirstSuccess<T>> {
+    /// Waits for every task (the winner's cancel lets the others stop
+    /// early), cancels the group's context, and returns the first value a
+    /// task returned in time.
+    ///
+    /// # Errors
+    ///
+    /// If no task succeeded, a [`GroupErrors`] listing how each failed, as
+    /// a collect-all group's `wait` does; it is empty if the group
+    /// had no task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{Context, ErrGroup};
+    ///
+    /// let group = ErrGroup::<String>::first_success::<u32>(&Context::new());
+    /// group.spawn(|_ctx| Err("mirror 1 is down".to_owned()))?;
+    /// group.spawn(|_ctx| Err("mirror 2 is down".to_owned()))?;
+    /// let errors = group.wait().unwrap_err();
+    /// assert_eq!(errors.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait(mut self) -> Result<T, GroupErrors<E>> {
+        self.finish().winner()
+    }
+
+    /// Runs `body` with a first-success group whose tasks may borrow from
+    /// the caller's stack, then waits for every task, as
+    /// [`wait`](Self::wait) does; returns the body's value and the
+    /// winner's. See [`ErrGroup::scope`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](Self::wait).
+    pub fn scope<'env, R>(
+        self,
+        body: impl for<'scope> FnOnce(&ScopedGroup<'scope, 'env, E, FirstSuccess<T>>) -> R,
+    ) -> Result<(R, T), GroupErrors<E>> {
+        let (value, verdict) = self.scoped(body);
+        verdict.winner().map(|won| (value, won))
     }
 }
 
@@ -602,15 +866,15 @@ impl Drop for AbortOnUnwind {
 
 /// The group handed to the body of [`ErrGroup::scope`]; its tasks may
 /// borrow anything that outlives the scope.
-pub struct ScopedGroup<'scope, 'env: 'scope, E> {
-    core: Arc<Core<E>>,
+pub struct ScopedGroup<'scope, 'env: 'scope, E, M: GroupMode = FailFast> {
+    core: Arc<Core<E, M>>,
     workers: Workers,
     /// Invariant in both lifetimes, as `std::thread::Scope` is.
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
 
-impl<'scope, E: Send + 'static> ScopedGroup<'scope, '_, E> {
+impl<'scope, E: Send + 'static, M: GroupMode> ScopedGroup<'scope, '_, E, M> {
     /// Runs a borrowing task in the group, as [`ErrGroup::spawn`] does.
     ///
     /// # Errors
@@ -618,7 +882,7 @@ impl<'scope, E: Send + 'static> ScopedGroup<'scope, '_, E> {
     /// As for [`ErrGroup::spawn`].
     pub fn spawn<F>(&self, task: F) -> Result<(), SpawnError<F>>
     where
-        F: FnOnce(&Context) -> Result<(), E> + Send + 'scope,
+        F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'scope,
     {
         self.spawn_with(task, true)
     }
@@ -630,7 +894,7 @@ impl<'scope, E: Send + 'static> ScopedGroup<'scope, '_, E> {
     /// As for [`ErrGroup::try_spawn`].
     pub fn try_spawn<F>(&self, task: F) -> Result<(), SpawnError<F>>
     where
-        F: FnOnce(&Context) -> Result<(), E> + Send + 'scope,
+        F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'scope,
     {
         self.spawn_with(task, false)
     }
@@ -642,7 +906,7 @@ impl<'scope, E: Send + 'static> ScopedGroup<'scope, '_, E> {
 
     fn spawn_with<F>(&self, task: F, block: bool) -> Result<(), SpawnError<F>>
     where
-        F: FnOnce(&Context) -> Result<(), E> + Send + 'scope,
+        F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'scope,
     {
         let job: Box<dyn Work + 'scope> =
             Box::new(admit_on(&self.core, &self.workers, task, block)?);
@@ -671,22 +935,24 @@ fn check_limit(n: usize, spawned: usize) -> Result<(), GroupLimitError> {
     }
 }
 
-fn spawn_on_pool<E, F>(
-    core: &Arc<Core<E>>,
+fn spawn_on_pool<E, M, F>(
+    core: &Arc<Core<E, M>>,
     pool: &ThreadPool,
     task: F,
     block: bool,
 ) -> Result<(), SpawnError<F>>
 where
     E: Send + 'static,
-    F: FnOnce(&Context) -> Result<(), E> + Send + 'static,
+    M: GroupMode,
+    F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'static,
 {
-    let permit = match core.admit(block) {
-        Ok(permit) => permit,
+    let (index, permit) = match core.admit(block) {
+        Ok(admitted) => admitted,
         Err(refused) => return Err(refused.with(task)),
     };
     let job = GroupTask {
         task,
+        index,
         core: Arc::clone(core),
         seat: None,
         permit,
@@ -705,19 +971,20 @@ where
 
 /// Admits `task`, as `Core::admit` does, and finds a worker of `workers`
 /// for it.
-fn admit_on<E, F>(
-    core: &Arc<Core<E>>,
+fn admit_on<E, M: GroupMode, F>(
+    core: &Arc<Core<E, M>>,
     workers: &Workers,
     task: F,
     block: bool,
-) -> Result<GroupTask<E, F>, SpawnError<F>> {
-    let permit = match core.admit(block) {
-        Ok(permit) => permit,
+) -> Result<GroupTask<E, M, F>, SpawnError<F>> {
+    let (index, permit) = match core.admit(block) {
+        Ok(admitted) => admitted,
         Err(refused) => return Err(refused.with(task)),
     };
     match workers.reserve() {
         Ok(seat) => Ok(GroupTask {
             task,
+            index,
             core: Arc::clone(core),
             seat: Some(seat),
             permit,
@@ -730,15 +997,16 @@ fn admit_on<E, F>(
     }
 }
 
-fn spawn_on_workers<E, F>(
-    core: &Arc<Core<E>>,
+fn spawn_on_workers<E, M, F>(
+    core: &Arc<Core<E, M>>,
     workers: &Workers,
     task: F,
     block: bool,
 ) -> Result<(), SpawnError<F>>
 where
     E: Send + 'static,
-    F: FnOnce(&Context) -> Result<(), E> + Send + 'static,
+    M: GroupMode,
+    F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'static,
 {
     workers.submit(Box::new(admit_on(core, workers, task, block)?));
     Ok(())
@@ -759,23 +1027,21 @@ impl Refused {
     }
 }
 
-impl<E> Core<E> {
+impl<E, M: GroupMode> Core<E, M> {
     fn new(ctx: &Context) -> Arc<Self> {
         Arc::new(Self {
             ctx: ctx.child(),
             slots: None,
-            verdict: Mutex::new(Verdict {
-                first: None,
-                cut_short: None,
-            }),
+            verdict: Mutex::new(Verdict::new()),
             pending: Mutex::new(0),
             all_done: Condvar::new(),
             spawned: AtomicUsize::new(0),
         })
     }
 
-    /// Takes a slot (if limited) and counts the task as pending.
-    fn admit(&self, block: bool) -> Result<Option<Permit>, Refused> {
+    /// Takes a slot (if limited) and counts the task as pending; returns
+    /// the task's index (its place in spawn order) and its permit.
+    fn admit(&self, block: bool) -> Result<(usize, Option<Permit>), Refused> {
         if self.ctx.is_done() {
             return Err(self.refused());
         }
@@ -802,41 +1068,55 @@ impl<E> Core<E> {
             drop(permit);
             return Err(self.refused());
         }
-        self.spawned.fetch_add(1, Ordering::Relaxed);
+        // ORDERING: the index only needs to be unique; spawn order among
+        // concurrent spawners is whatever order they take indexes in.
+        let index = self.spawned.fetch_add(1, Ordering::Relaxed);
         *self.pending.lock() += 1;
-        Ok(permit)
+        Ok((index, permit))
     }
 
-    /// Records how a task ended: a panic is a failure (an error the task
-    /// has recorded itself, as it returned).
-    fn settle(&self, end: End<Result<(), ()>>) {
+    /// Records how task `index` ended: a success is offered to the mode, a
+    /// panic is a failure, and a cancellation is noted unless the task has
+    /// already recorded its error (`erred`) as it returned.
+    fn settle(&self, index: usize, end: End<Result<M::Value, ()>>, erred: bool) {
         match end {
-            End::Panicked(caught) => self.fail(GroupError::Panicked(caught.into_panic())),
-            End::Cancelled(reason) => self.cut_short(reason),
-            End::Returned(_) | End::TimedOut => {}
+            End::Returned(Ok(value)) => self.succeed(value),
+            End::Panicked(caught) => self.fail(index, GroupError::Panicked(caught.into_panic())),
+            End::Cancelled(reason) if !erred => self.verdict.lock().cancelled(index, reason),
+            End::Returned(Err(())) | End::Cancelled(_) | End::TimedOut => {}
         }
     }
 
-    /// Records `failure` if it is the first, and cancels the group.
-    fn fail(&self, failure: GroupError<E>) {
-        let mut verdict = self.verdict.lock();
-        if verdict.first.is_none() {
-            verdict.first = Some(failure);
-            drop(verdict);
+    /// Records that task `index` failed, cancelling the group if the mode
+    /// fails fast and this is the first failure.
+    fn fail(&self, index: usize, failure: GroupError<E>) {
+        let cancel = self.verdict.lock().fail(index, failure);
+        if cancel {
             self.ctx.cancel();
         }
     }
 
-    /// Notes that cancellation kept work from happening (a task refused, or
-    /// one whose value was dropped), so that `wait` cannot report success.
-    fn cut_short(&self, reason: Cancelled) {
-        self.verdict.lock().cut_short.get_or_insert(reason);
+    /// Offers a task's value; the first wins (and cancels the group) in a
+    /// first-success group. A value that does not win is dropped outside
+    /// the lock, where its `Drop` cannot unwind into the worker.
+    fn succeed(&self, value: M::Value) {
+        let offered = self.verdict.lock().succeed(value);
+        match offered {
+            Ok(()) => self.ctx.cancel(),
+            Err(value) => unwind::drop_quietly(value),
+        }
     }
 
-    /// Why the group's context is done, for a refusal.
+    /// Why the group's context is done, for a refusal; noted so that
+    /// `wait` cannot report success for the refused work.
     fn refused(&self) -> Refused {
-        self.cut_short(self.ctx.reason().unwrap_or(Cancelled::Canceled));
+        let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
+        self.verdict.lock().refused(reason);
         Refused::Cancelled
+    }
+
+    fn take_verdict(&self) -> Verdict<M, E> {
+        std::mem::replace(&mut *self.verdict.lock(), Verdict::new())
     }
 
     fn task_done(&self) {
@@ -855,7 +1135,7 @@ impl<E> Core<E> {
     }
 }
 
-impl<E> Drop for ErrGroup<'_, E> {
+impl<E, M: GroupMode> Drop for ErrGroup<'_, E, M> {
     fn drop(&mut self) {
         // A group dropped without `wait` still lets its tasks finish, and
         // leaves no thread behind.
@@ -867,7 +1147,7 @@ impl<E> Drop for ErrGroup<'_, E> {
     }
 }
 
-impl<E> fmt::Debug for ErrGroup<'_, E> {
+impl<E, M: GroupMode> fmt::Debug for ErrGroup<'_, E, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ErrGroup")
             .field("context", &self.core.ctx)
@@ -877,7 +1157,7 @@ impl<E> fmt::Debug for ErrGroup<'_, E> {
     }
 }
 
-impl<E> Drop for ScopedGroup<'_, '_, E> {
+impl<E, M: GroupMode> Drop for ScopedGroup<'_, '_, E, M> {
     fn drop(&mut self) {
         // If the body panics, the scope still waits for every task: cancel
         // them, and (by dropping `threads`) let idle threads exit, so that
@@ -886,7 +1166,7 @@ impl<E> Drop for ScopedGroup<'_, '_, E> {
     }
 }
 
-impl<E> fmt::Debug for ScopedGroup<'_, '_, E> {
+impl<E, M: GroupMode> fmt::Debug for ScopedGroup<'_, '_, E, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScopedGroup")
             .field("context", &self.core.ctx)
