@@ -4,8 +4,9 @@
 //! principled pool size.
 //!
 //! brigade is for programs that block and compute: command-line tools,
-//! batch jobs, servers with blocking handlers. It is not an async runtime
-//! (use tokio for many thousands of concurrent sockets) and not a
+//! batch jobs, servers with blocking handlers, and the CPU-bound part of
+//! async programs ([Async programs](#async-programs)). It is not an async
+//! runtime (use tokio for many thousands of concurrent sockets) and not a
 //! distributed queue (use a broker such as Kafka, NATS or Redis streams, or
 //! a workflow engine, when work must outlive the process or span machines).
 //!
@@ -530,6 +531,84 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Async programs
+//!
+//! An async program hands brigade the work that would stall its executor:
+//! CPU-bound work (hashing, compression, parsing, image processing) and
+//! calls into blocking libraries. tokio's own answer, `spawn_blocking`,
+//! starts up to 512 threads by default, queues whatever comes after them
+//! without bound, and cannot stop a closure once it has started. A pool
+//! brings what the chapters above describe: a fixed crew sized for the
+//! CPUs, a bounded queue that pushes back, cancellation and deadlines that
+//! reach a running job through its [`Context`], panic supervision, and
+//! [`Stats`].
+//!
+//! * **Backpressure without blocking.** [`ThreadPool::submit_async`] is
+//!   `submit` as a future. While the queue is full it stays `Pending`, and
+//!   the worker that frees a slot wakes it; closing or cancelling the pool
+//!   wakes it too, with the job handed back in the error. A burst of
+//!   requests slows the intake instead of growing a queue, and the
+//!   executor thread serves other tasks meanwhile. The blocking
+//!   [`ThreadPool::submit`] does not belong in async code: it parks the
+//!   executor's thread. [`ThreadPool::try_submit`] never waits, for a
+//!   handler that would rather answer "busy".
+//! * **Awaiting handles.** A [`JobHandle`] is a `Future` whose output is
+//!   what [`JobHandle::join`] returns. brigade depends on no async runtime:
+//!   its futures use `std::task` only, so tokio, smol or a hand-written
+//!   `block_on` can poll them.
+//! * **Dropping.** Dropping a handle, or a future that awaits it, detaches
+//!   the job: it runs on and its result is dropped, as with tokio's
+//!   `JoinHandle`. A request handler whose client may leave wants the
+//!   opposite: [`JobHandle::cancel_on_drop`] wraps the handle in a
+//!   [`CancelOnDrop`], and dropping that (the losing branch of a
+//!   `select!`, an aborted task) keeps a queued job from starting and
+//!   cancels a running job's context. Dropping an unresolved
+//!   [`SubmitAsync`] drops the job without queueing it. As everywhere in
+//!   brigade, a running job stops when it next looks at its context.
+//! * **Several jobs.** [`Completions`] yields each job's result in the
+//!   order the jobs finish; [`Completions::next_async`] awaits the next
+//!   one, and dropping the set cancels the jobs it has not yielded.
+//!
+//! ```
+//! use std::time::Duration;
+//! use brigade::{Cancelled, Completions, ThreadPool};
+//!
+//! let pool = ThreadPool::builder().workers(2).queue_capacity(8).build()?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+//! runtime.block_on(async {
+//!     // Waits for room in the queue, then for the result, never blocking.
+//!     let handle = pool.submit_async(|_ctx| (1..=20u64).product::<u64>()).await?;
+//!     assert_eq!(handle.await?, 2_432_902_008_176_640_000);
+//!
+//!     // A handler whose client hangs up: `select!` drops the losing
+//!     // branch, and with it the guard, which cancels the job.
+//!     let answer = pool
+//!         .submit_async(|ctx| ctx.sleep(Duration::from_secs(60))) // wakes when cancelled
+//!         .await?
+//!         .cancel_on_drop();
+//!     let hung_up = tokio::time::sleep(Duration::from_millis(10)); // a read returning 0
+//!     tokio::select! {
+//!         _ = answer => unreachable!("the job sleeps for a minute"),
+//!         () = hung_up => {} // `answer` was dropped: the job's sleep ends now
+//!     }
+//!
+//!     // The first of several results (Go: `select` over result channels).
+//!     let mut replies: Completions<Result<&str, Cancelled>> = Completions::new();
+//!     let slow = pool.submit_async(|ctx| ctx.sleep(Duration::from_secs(60)).map(|()| "slow"));
+//!     replies.push(slow.await?);
+//!     replies.push(pool.submit_async(|_ctx| Ok("fast")).await?);
+//!     let (index, first) = replies.next_async().await.expect("two jobs were pushed");
+//!     assert_eq!((index, first??), (1, "fast"));
+//!     Ok::<(), Box<dyn std::error::Error>>(()) // dropping `replies` cancels the slow job
+//! })?;
+//! pool.join(); // outside async code: `join` blocks
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/async_offload.rs` puts these together: a tokio server on
+//! loopback that derives a key from each request on a pool, under a burst
+//! of clients, some of which hang up before their answer.
+//!
 //! # Coming from Go
 //!
 //! | Go | brigade |
@@ -538,6 +617,8 @@
 //! | N = throughput × latency | [`sizing::io_bound`] |
 //! | `context.WithCancel/WithTimeout/WithDeadline` | [`Context::child`], [`Context::with_timeout`], [`Context::with_deadline`] |
 //! | `select { case <-ctx.Done(): … }` | [`brigade::select!`](select) `{ recv(ctx.done()) -> _ => … }`, `ctx.check()?` |
+//! | `select` over several result channels | [`Completions`]: `next`, `next_async` |
+//! | `r.Context()`, cancelled when the HTTP client goes away | [`JobHandle::cancel_on_drop`] |
 //! | `ctx.Err()` | [`Context::reason`], [`Context::check`] |
 //! | jobs channel + N goroutines + `WaitGroup` | [`ThreadPool`] with [`ThreadPool::join`] |
 //! | jobs / results channels, Pool struct with Submit/Close/Stop/Results | [`WorkerPool`]: `submit`, `results()`, `close()`, `stop()` |

@@ -13,9 +13,12 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,7 @@ const README: &str = include_str!("../README.md");
 const WHAT_YOU_GET: &[&str] = &[
     "Context",
     "ThreadPool",
+    "Async",
     "Supervision",
     "Shutdown",
     "Sizing",
@@ -192,6 +196,130 @@ fn thread_pool() {
         gate.open();
         assert_eq!(queued.join(), Err(JobError::Cancelled(Cancelled::Canceled)));
         assert!(wait_until(LONG, || blocker.is_finished()));
+    });
+}
+
+/// A waker that remembers whether it was woken.
+#[derive(Default)]
+struct Woken(AtomicBool);
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Woken {
+    fn waker() -> (Arc<Self>, Waker) {
+        let woken = Arc::new(Self::default());
+        (Arc::clone(&woken), Waker::from(woken))
+    }
+
+    fn was_woken(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A single-threaded tokio runtime, one of the executors that can poll
+/// brigade's futures.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+}
+
+#[test]
+fn async_programs() {
+    // submit_async on a full queue is Pending, and the worker that frees a
+    // slot wakes it; close wakes it with the job handed back; a handle is
+    // a Future.
+    with_timeout(LONG, || {
+        let (pool, gate, blocker) = held_pool("rasync", 1);
+        let queued = pool.submit(|_ctx| 1u8).expect("room for one");
+        let (woken, waker) = Woken::waker();
+        let mut cx = TaskContext::from_waker(&waker);
+        let mut waiting = pin!(pool.submit_async(|_ctx| 2u8));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending(), "queue full");
+        gate.open();
+        assert!(wait_until(LONG, || woken.was_woken()));
+        let Poll::Ready(Ok(handle)) = waiting.as_mut().poll(&mut cx) else {
+            panic!("a slot was freed, yet the submit did not resolve");
+        };
+        runtime().block_on(async {
+            assert_eq!(queued.await, Ok(1));
+            assert_eq!(handle.await, Ok(2));
+            assert_eq!(blocker.await, Ok(()));
+        });
+    });
+    with_timeout(LONG, || {
+        let (pool, gate, blocker) = held_pool("rasync", 1);
+        let _queued = pool.submit(|_ctx| 1u8).expect("room for one");
+        let (woken, waker) = Woken::waker();
+        let mut cx = TaskContext::from_waker(&waker);
+        let mut waiting = pin!(pool.submit_async(|_ctx| 3u8));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending(), "queue full");
+        pool.close();
+        assert!(wait_until(LONG, || woken.was_woken()), "close woke it");
+        let Poll::Ready(Err(SubmitError::Closed(job))) = waiting.as_mut().poll(&mut cx) else {
+            panic!("a closed pool did not hand the job back");
+        };
+        assert_eq!(job(&Context::background()), 3);
+        gate.open();
+        assert_eq!(blocker.join(), Ok(()));
+    });
+}
+
+#[test]
+fn async_drop_and_completion_order() {
+    // A dropped handle detaches (the job runs on); a dropped cancel_on_drop
+    // keeps a queued job from starting and cancels a running one;
+    // Completions::next_async yields in completion order.
+    with_timeout(LONG, || {
+        let (pool, gate, blocker) = held_pool("rasyncdrop", 2);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let job = |ran: &Arc<AtomicUsize>| {
+            let ran = Arc::clone(ran);
+            move |_ctx: &Context| ran.fetch_add(1, Ordering::SeqCst)
+        };
+        drop(pool.submit(job(&ran)).expect("room"));
+        drop(pool.submit(job(&ran)).expect("room").cancel_on_drop());
+        gate.open();
+        assert_eq!(blocker.join(), Ok(()));
+        pool.join();
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "only the detached job ran");
+
+        let pool = ThreadPool::builder().workers(2).build().expect("build");
+        let (started_tx, started_rx) = crossbeam_channel::bounded(1);
+        let (slept_tx, slept_rx) = crossbeam_channel::bounded(1);
+        let running = pool
+            .submit(move |ctx| {
+                started_tx.send(()).expect("the test waits");
+                slept_tx
+                    .send(ctx.sleep(Duration::from_secs(3600)))
+                    .expect("the test waits");
+            })
+            .expect("submit");
+        let guard = running.cancel_on_drop();
+        started_rx.recv_timeout(LONG).expect("the job started");
+        let gate = Gate::new();
+        let mut set = brigade::Completions::new();
+        set.push(
+            pool.submit({
+                let gate = gate.clone();
+                move |_ctx| gate.wait()
+            })
+            .expect("submit"),
+        );
+        drop(guard);
+        assert_eq!(slept_rx.recv_timeout(LONG), Ok(Err(Cancelled::Canceled)));
+        set.push(pool.submit(|_ctx| ()).expect("submit"));
+        runtime().block_on(async {
+            assert_eq!(set.next_async().await, Some((1, Ok(()))));
+            gate.open();
+            assert_eq!(set.next_async().await, Some((0, Ok(()))));
+            assert_eq!(set.next_async().await, None);
+        });
+        pool.join();
     });
 }
 
