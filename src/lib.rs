@@ -711,4 +711,4 @@ pub use pool::{Completions, NextCompletion};
 #[cfg(not(loom))]
 pub use pool::{DEFAULT_READ_AHEAD, Map, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
-pub use worker_pool::{Leftovers, Output, WorkerPool, WorkerPoolBuilder};
+pub use worker_pool::{Leftovers, Output, WorkerPool, WorkerPoolBuilder, WorkerSubmit};

@@ -6,12 +6,15 @@
 //! ordered delivery goes through `ordered::Reorder`.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, Envelope, Exec, Ran, Run, SendFail, Shutter, Wait, send};
+use crate::crew::{Crew, Envelope, Exec, Ran, Run, SendFail, Shutter, Ticket, Wait, send};
 use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 use crate::options::{
     DEFAULT_QUEUE_CAPACITY, Options, OrderWindow, check_capacity, common_setters, order_setters,
@@ -380,6 +383,42 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
         })
     }
 
+    /// [`submit`](Self::submit) for async code: a future that waits for
+    /// room in the queue without blocking the thread that polls it (woken
+    /// when a worker frees a slot, or the pool is closed or cancelled),
+    /// then resolves to the job's submission index. No async runtime is
+    /// needed. Dropped before it resolves, the job is dropped unqueued.
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit`](Self::submit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::WorkerPool;
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// # runtime.block_on(async {
+    /// let pool = WorkerPool::builder().workers(2).queue_capacity(4).build(|_ctx, n: u64| n * n)?;
+    /// for n in 0..10 {
+    ///     pool.submit_async(n).await?; // Pending while the queue is full
+    /// }
+    /// pool.close();
+    /// let total: u64 = pool.results().iter().map(|out| out.result.unwrap()).sum();
+    /// assert_eq!(total, 285);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_async(&self, job: J) -> WorkerSubmit<'_, J, R> {
+        WorkerSubmit {
+            pool: self,
+            job: Some(job),
+            ticket: Ticket::default(),
+        }
+    }
+
     /// Like [`submit`](Self::submit), but never blocks.
     ///
     /// # Errors
@@ -555,6 +594,8 @@ impl<J, R> WorkerPool<J, R> {
         self.shutter.close();
         self.intake.lock().tx = None;
         self.crew.seal();
+        // Futures waiting for room resolve as `Closed`.
+        self.crew.room().wake_all();
     }
 
     /// Lets go of the pool's own results receiver once the workers are
@@ -593,5 +634,67 @@ impl<J, R> fmt::Debug for WorkerPool<J, R> {
         f.debug_struct("WorkerPool")
             .field("context", self.crew.context())
             .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`WorkerPool::submit_async`]: resolves to the job's
+/// submission index once the queue has room, without blocking the thread
+/// that polls it. Dropped before it resolves, the job is dropped unqueued.
+/// Polled again after it resolved, it has no job left to queue and
+/// resolves at once to `Ok(u64::MAX)`, an index no job has.
+#[must_use = "futures do nothing unless awaited; the job is queued only when polled"]
+pub struct WorkerSubmit<'p, J, R> {
+    pool: &'p WorkerPool<J, R>,
+    /// `None` once resolved.
+    job: Option<J>,
+    ticket: Ticket,
+}
+
+// The job is only ever moved out of its `Option`, never pinned.
+impl<J, R> Unpin for WorkerSubmit<'_, J, R> {}
+
+impl<J: Send + 'static, R: Send + 'static> Future for WorkerSubmit<'_, J, R> {
+    type Output = Result<u64, SubmitError<J>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(job) = this.job.take() else {
+            return Poll::Ready(Ok(u64::MAX));
+        };
+        let pool = this.pool;
+        let polled =
+            pool.crew
+                .room()
+                .poll_send(&mut this.ticket, cx.waker(), job, |job| {
+                    match pool.enqueue(job, Wait::Now) {
+                        Err(TrySubmitError::Full(job)) => Err(job),
+                        Ok(index) => Ok(Ok(index)),
+                        Err(TrySubmitError::Cancelled(job)) => Ok(Err(SubmitError::Cancelled(job))),
+                        Err(TrySubmitError::Closed(job)) => Ok(Err(SubmitError::Closed(job))),
+                    }
+                });
+        match polled {
+            Ok(done) => Poll::Ready(done),
+            Err(job) => {
+                this.job = Some(job);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<J, R> Drop for WorkerSubmit<'_, J, R> {
+    fn drop(&mut self) {
+        if self.job.is_some() {
+            self.pool.crew.room().leave(&mut self.ticket, false);
+        }
+    }
+}
+
+impl<J, R> fmt::Debug for WorkerSubmit<'_, J, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerSubmit")
+            .field("resolved", &self.job.is_none())
+            .finish()
     }
 }

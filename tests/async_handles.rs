@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
 
-use brigade::{Cancelled, Context, JobError, SubmitError, ThreadPool};
+use brigade::{Cancelled, Context, JobError, SubmitError, ThreadPool, WorkerPool};
 use common::{Gate, LONG, occupy_worker, wait_until, with_timeout};
 use crossbeam_channel::{Receiver, Sender};
 
@@ -333,5 +333,72 @@ fn many_async_producers_through_a_tiny_queue_lose_nothing() {
         let pool = Arc::into_inner(pool).expect("the producers are gone");
         assert_eq!(pool.stats().completed, (PRODUCERS * JOBS) as u64);
         pool.join();
+    });
+}
+
+#[test]
+fn async_submit_on_a_closed_pool_resolves_closed_at_once() {
+    with_timeout(LONG, || {
+        let pool = pool(1, 4);
+        pool.close();
+        let (_counter, waker, _woken) = counting();
+        let mut submit = pool.submit_async(|_ctx| 1_u8);
+        assert!(matches!(
+            poll_once(&mut submit, &waker),
+            Poll::Ready(Err(SubmitError::Closed(_)))
+        ));
+        drop(submit);
+        pool.join();
+
+        let workers = WorkerPool::builder()
+            .workers(1)
+            .build(|_ctx, n: u32| n)
+            .expect("valid pool");
+        workers.close();
+        let mut submit = workers.submit_async(7);
+        assert_eq!(
+            poll_once(&mut submit, &waker),
+            Poll::Ready(Err(SubmitError::Closed(7)))
+        );
+        drop(submit);
+        assert!(workers.join().is_empty());
+    });
+}
+
+#[test]
+fn worker_pool_async_submit_waits_for_room_then_queues_in_order() {
+    with_timeout(LONG, || {
+        let gate = Gate::new();
+        let held = gate.clone();
+        let (started_tx, started) = crossbeam_channel::unbounded();
+        let workers = WorkerPool::builder()
+            .workers(1)
+            .queue_capacity(1)
+            .build(move |_ctx, n: u32| {
+                started_tx.send(n).expect("the test waits");
+                if n == 0 {
+                    held.wait();
+                }
+                n
+            })
+            .expect("valid pool");
+        workers.submit(0).expect("accepted");
+        assert_eq!(started.recv_timeout(LONG), Ok(0));
+        workers.submit(1).expect("the one slot");
+        let (counter, waker, woken) = counting();
+        let mut submit = workers.submit_async(2);
+        assert!(poll_once(&mut submit, &waker).is_pending());
+        assert_eq!(counter.wakes.load(Ordering::SeqCst), 0);
+        gate.open();
+        woken.recv_timeout(LONG).expect("woken when a slot freed");
+        assert_eq!(poll_once(&mut submit, &waker), Poll::Ready(Ok(2)));
+        drop(submit);
+        workers.close();
+        let results: Vec<u32> = workers
+            .results()
+            .iter()
+            .map(|out| out.result.expect("ran"))
+            .collect();
+        assert_eq!(results, [0, 1, 2]);
     });
 }

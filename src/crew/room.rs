@@ -41,7 +41,7 @@ impl Room {
     /// Leaves `waker` to be woken when a slot frees (replacing the
     /// waker this ticket left before, if it is still waiting). The caller
     /// must try to send again after this, before it returns `Pending`.
-    pub(crate) fn wait(&self, ticket: &mut Ticket, waker: &Waker) {
+    fn wait(&self, ticket: &mut Ticket, waker: &Waker) {
         self.armed.store(true, Ordering::Relaxed);
         let mut waiters = self.waiters.lock();
         let waiting = ticket
@@ -80,6 +80,32 @@ impl Room {
             }
             None => {}
         }
+    }
+
+    /// One poll of a future that sends `item` into the queue: `send` tries
+    /// once and hands the item back if the queue is full; any other outcome
+    /// (sent, or refused for good) is `Ok`. `Err` gives the item back with
+    /// `waker` left here: the future is `Pending`.
+    pub(crate) fn poll_send<I, R>(
+        &self,
+        ticket: &mut Ticket,
+        waker: &Waker,
+        item: I,
+        mut send: impl FnMut(I) -> Result<R, I>,
+    ) -> Result<R, I> {
+        let item = match send(item) {
+            Ok(done) => {
+                self.leave(ticket, true);
+                return Ok(done);
+            }
+            Err(item) => item,
+        };
+        // Full: leave the waker, then try once more, so that a slot freed
+        // in between is not missed.
+        self.wait(ticket, waker);
+        let done = send(item)?;
+        self.leave(ticket, true);
+        Ok(done)
     }
 
     /// A worker took a job off the queue. One flag read unless armed.

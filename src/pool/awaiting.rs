@@ -56,24 +56,17 @@ where
     }
 
     /// One try at queueing: `Err` hands the task back if the queue is full.
-    #[allow(clippy::type_complexity, reason = "one private call site")]
-    fn attempt(
-        &mut self,
-        cell: &Arc<JobCell<F, T>>,
-        task: Task,
-    ) -> Result<Result<JobHandle<T>, SubmitError<F>>, Task> {
-        let result = match self.pool.enqueue(task, Wait::Now) {
-            Err(TrySubmitError::Full(task)) => return Err(task),
-            Ok(()) => Ok(Arc::clone(cell).handle()),
-            Err(err) => Err(blocking(err, |task| take_back(cell, task))),
-        };
-        self.pool
-            .crew
-            .room()
-            .leave(&mut self.ticket, result.is_ok());
-        Ok(result)
+    fn attempt(&self, cell: &Arc<JobCell<F, T>>, task: Task) -> Result<Submitted<F, T>, Task> {
+        match self.pool.enqueue(task, Wait::Now) {
+            Err(TrySubmitError::Full(task)) => Err(task),
+            Ok(()) => Ok(Ok(Arc::clone(cell).handle())),
+            Err(err) => Ok(Err(blocking(err, |task| take_back(cell, task)))),
+        }
     }
 }
+
+/// What a [`SubmitAsync`] resolves to.
+type Submitted<F, T> = Result<JobHandle<T>, SubmitError<F>>;
 
 impl<F, T> Future for SubmitAsync<'_, F, T>
 where
@@ -87,15 +80,17 @@ where
         let Some((cell, task)) = this.pending.take() else {
             return Poll::Ready(Ok(JobCell::<F, T>::joined().handle()));
         };
-        let task = match this.attempt(&cell, task) {
-            Ok(result) => return Poll::Ready(result),
-            Err(task) => task,
-        };
-        // Full: leave the waker, then try once more, so a slot freed in
-        // between is not missed (see `crew/room.rs`).
-        this.pool.crew.room().wait(&mut this.ticket, cx.waker());
-        match this.attempt(&cell, task) {
-            Ok(result) => Poll::Ready(result),
+        let mut ticket = std::mem::take(&mut this.ticket);
+        let polled = this
+            .pool
+            .crew
+            .room()
+            .poll_send(&mut ticket, cx.waker(), task, |task| {
+                this.attempt(&cell, task)
+            });
+        this.ticket = ticket;
+        match polled {
+            Ok(done) => Poll::Ready(done),
             Err(task) => {
                 this.pending = Some((cell, task));
                 Poll::Pending
