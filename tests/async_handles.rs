@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
 
-use brigade::{Cancelled, Context, JobError, SubmitError, ThreadPool, WorkerPool};
+use brigade::{
+    Cancelled, Context, ErrGroup, GroupError, JobError, SubmitError, ThreadPool, WorkerPool,
+};
 use common::{Gate, LONG, occupy_worker, wait_until, with_timeout};
 use crossbeam_channel::{Receiver, Sender};
 
@@ -400,5 +402,41 @@ fn worker_pool_async_submit_waits_for_room_then_queues_in_order() {
             .map(|out| out.result.expect("ran"))
             .collect();
         assert_eq!(results, [0, 1, 2]);
+    });
+}
+
+#[test]
+fn group_wait_async_is_pending_until_the_last_task_ends() {
+    with_timeout(LONG, || {
+        let group = ErrGroup::<String>::new(&Context::new());
+        let gate = Gate::new();
+        let held = gate.clone();
+        group.spawn(|_ctx| Ok(())).expect("accepted");
+        group
+            .spawn(move |_ctx| {
+                held.wait();
+                Err("late failure".to_owned())
+            })
+            .expect("accepted");
+        let (counter, waker, woken) = counting();
+        let mut wait = pin!(group.wait_async());
+        let mut cx = TaskContext::from_waker(&waker);
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(counter.wakes.load(Ordering::SeqCst), 0);
+        gate.open();
+        woken.recv_timeout(LONG).expect("woken by the last task");
+        assert_eq!(
+            wait.as_mut().poll(&mut cx),
+            Poll::Ready(Err(GroupError::Failed("late failure".to_owned())))
+        );
+
+        let collecting = ErrGroup::<String>::collect_all(&Context::new());
+        for n in 0..3 {
+            collecting
+                .spawn(move |_ctx| Err(format!("task {n}")))
+                .expect("accepted");
+        }
+        let errors = block_on(collecting.wait_async()).expect_err("every task failed");
+        assert_eq!(errors.len(), 3);
     });
 }

@@ -41,6 +41,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::task::Waker;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
@@ -56,6 +57,7 @@ use crate::stats::Stats;
 use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind;
 
+mod awaiting;
 mod mode;
 
 use mode::Verdict;
@@ -201,6 +203,9 @@ struct Core<E, M: GroupMode> {
     verdict: Mutex<Verdict<M, E>>,
     pending: Mutex<usize>,
     all_done: Condvar,
+    /// The task awaiting `wait_async`, woken with `all_done`; set and
+    /// taken under the `pending` lock.
+    waiter: Mutex<Option<Waker>>,
     /// Tasks admitted so far; the next one's index.
     spawned: AtomicUsize,
 }
@@ -1035,6 +1040,7 @@ impl<E, M: GroupMode> Core<E, M> {
             verdict: Mutex::new(Verdict::new()),
             pending: Mutex::new(0),
             all_done: Condvar::new(),
+            waiter: Mutex::new(None),
             spawned: AtomicUsize::new(0),
         })
     }
@@ -1124,6 +1130,9 @@ impl<E, M: GroupMode> Core<E, M> {
         *pending -= 1;
         if *pending == 0 {
             self.all_done.notify_all();
+            if let Some(waker) = self.waiter.lock().take() {
+                waker.wake();
+            }
         }
     }
 
