@@ -568,6 +568,13 @@
 //! * **Several jobs.** [`Completions`] yields each job's result in the
 //!   order the jobs finish; [`Completions::next_async`] awaits the next
 //!   one, and dropping the set cancels the jobs it has not yielded.
+//! * **The other front doors.** [`WorkerPool::submit_async`] queues a
+//!   worker pool's job with the same backpressure, and
+//!   [`ErrGroup::wait_async`] waits for a group (in every mode) without
+//!   blocking.
+//! * **Joining inside the pool.** A job that joins a job of its own pool
+//!   that has not started runs it inline (see [`JobHandle::join`]), so
+//!   fan-out from inside a job cannot deadlock on a queued job.
 //!
 //! ```
 //! use std::time::Duration;
