@@ -39,29 +39,28 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::Waker;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
-
 use crate::context::Context;
-use crate::crew::{Crew, End, Envelope, Erased, Exec, Ran, Run, Wait, Work, erase};
+use crate::crew::{End, Ran, Run, Wait, Work};
 use crate::error::{AcquireError, Cancelled, GroupError, GroupErrors, GroupLimitError, SpawnError};
-use crate::options::Options;
 use crate::pool::ThreadPool;
 use crate::semaphore::{Permit, Semaphore};
-use crate::sizing::{MAX_WORKERS, Sizing};
+use crate::sizing::MAX_WORKERS;
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::unwind;
 
 mod awaiting;
 mod mode;
+mod scope;
+mod workers;
 
 use mode::Verdict;
 pub use mode::{CollectAll, FailFast, FirstSuccess, GroupMode};
+pub use scope::ScopedGroup;
+use workers::{Seat, Workers};
 
 /// How long a group's worker waits for another task before it leaves.
 pub const GROUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -214,146 +213,6 @@ struct Core<E, M: GroupMode> {
 enum Runner<'a> {
     Crew(Workers),
     Pool(&'a ThreadPool),
-}
-
-/// A group's own workers: a crew started empty that grows by one worker
-/// whenever a task finds none free (up to `max`), and whose workers leave
-/// after [`GROUP_KEEP_ALIVE`] without a task.
-struct Workers {
-    /// `None` once closed. Declared before `crew`, so it is dropped first
-    /// and the crew's drop finds intake closed.
-    tx: Option<Sender<Envelope<Erased>>>,
-    crew: Crew<Erased, GroupExec>,
-    /// Workers that are free and not yet counted on for a task.
-    idle: Arc<AtomicUsize>,
-    max: usize,
-}
-
-/// Runs a group's tasks.
-struct GroupExec {
-    idle: Arc<AtomicUsize>,
-}
-
-impl Exec<Erased> for GroupExec {
-    type Local = ();
-
-    fn run(&self, job: Erased, run: Run<'_>, (): &mut ()) -> Ran {
-        job.run(run)
-    }
-
-    fn discard(&self, job: Erased, reason: Cancelled) {
-        job.discard(reason);
-    }
-
-    fn idle_leave(&self) -> bool {
-        // A free worker nobody counts on may go; if every free worker is
-        // counted on, a task is on its way to one of them.
-        // ORDERING: pairs with the task's release of its worker.
-        self.idle
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
-    }
-}
-
-impl Workers {
-    /// An empty crew whose threads are named `{name}-0`, `{name}-1`, …
-    fn new(name: &str, max: usize) -> Self {
-        // A fixed size, so validation never reads `BRIGADE_WORKERS` (the
-        // default `CpuBound` would, and a bad value would fail here); the
-        // crew then starts with none.
-        let options = Options {
-            sizing: Sizing::Fixed(1),
-            thread_name: name.to_owned(),
-            queue_capacity: None,
-            ..Options::default()
-        };
-        let idle = Arc::new(AtomicUsize::new(0));
-        let exec = GroupExec {
-            idle: Arc::clone(&idle),
-        };
-        let (mut config, ctx) = match options.validate() {
-            Ok(built) => built,
-            Err(_) => unreachable!("brigade: the group's fixed options are valid"),
-        };
-        config.workers = 0;
-        config.keep_alive = Some(GROUP_KEEP_ALIVE);
-        let (tx, rx) = config.channel();
-        // No worker starts yet, so starting cannot fail.
-        let Ok(crew) = Crew::start(config, ctx, exec, rx, || ()) else {
-            unreachable!("brigade: a crew of no workers starts no thread")
-        };
-        Self {
-            tx: Some(tx),
-            crew,
-            idle,
-            max,
-        }
-    }
-
-    /// Finds a worker for one more task: counts on an idle one, or starts
-    /// one; with `max` running, the task queues (in spawn order) for the
-    /// first that comes free.
-    fn reserve(&self) -> std::io::Result<Seat> {
-        // ORDERING: pairs with the task's release of its worker.
-        let claimed = self
-            .idle
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok();
-        let counted = claimed || self.crew.grow_one(self.max)?;
-        Ok(Seat {
-            idle: Arc::clone(&self.idle),
-            counted,
-        })
-    }
-
-    /// Queues a task for the worker `reserve` found.
-    fn submit(&self, job: Erased) {
-        let refused = match &self.tx {
-            Some(tx) => self.crew.submit(tx, job, Wait::Now, None).err(),
-            None => Some(crate::error::TrySubmitError::Closed(job)),
-        };
-        // An unbounded queue is never full, and the group's crew is
-        // cancelled or closed only once no task can be spawned; should it
-        // happen anyway, the task is reported, not lost.
-        if let Some(refused) = refused {
-            refused.into_inner().discard(Cancelled::Canceled);
-        }
-    }
-
-    /// Lets the workers finish and joins them.
-    fn close(&mut self) {
-        self.tx = None;
-        self.crew.seal();
-        self.crew.wait(None);
-    }
-}
-
-/// A task's place on the group's own workers.
-struct Seat {
-    /// The group's count of free workers.
-    idle: Arc<AtomicUsize>,
-    /// Whether a worker was counted on for the task (claimed or started).
-    /// If not, whichever worker runs it was counted free when it ended its
-    /// last task, and takes itself off the count when it starts this one.
-    counted: bool,
-}
-
-impl Seat {
-    /// The task starts: a worker no one counted on is no longer free.
-    fn take(&self) {
-        if !self.counted {
-            // ORDERING: as for `Workers::reserve`.
-            let _ = self
-                .idle
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        }
-    }
-
-    /// The task ended: its worker is free again.
-    fn free(&self) {
-        // ORDERING: pairs with `reserve` and `idle_leave`.
-        self.idle.fetch_add(1, Ordering::AcqRel);
-    }
 }
 
 /// One task of a group, as the crew runs it: the task, its group, and the
@@ -646,47 +505,6 @@ impl<'p, E: Send + 'static, M: GroupMode> ErrGroup<'p, E, M> {
         }
         self.core.take_verdict()
     }
-
-    /// `scope` for every mode: runs `body` with a scoped group on workers
-    /// of its own, waits for every task, and returns the body's value with
-    /// the verdict; a panic in the body resumes once every task ended.
-    fn scoped<'env, T>(
-        mut self,
-        body: impl for<'scope> FnOnce(&ScopedGroup<'scope, 'env, E, M>) -> T,
-    ) -> (T, Verdict<M, E>) {
-        let max = match &self.runner {
-            Runner::Crew(workers) => workers.max,
-            Runner::Pool(_) => self
-                .core
-                .slots
-                .as_ref()
-                .map_or(GROUP_THREADS, Semaphore::total),
-        };
-        let mut group = ScopedGroup {
-            core: Arc::clone(&self.core),
-            workers: Workers::new("errgroup-scoped", max),
-            _scope: PhantomData,
-            _env: PhantomData,
-        };
-        let value = catch_unwind(AssertUnwindSafe(|| body(&group)));
-        // Borrowing tasks may run until every one has ended (see the
-        // SAFETY argument in `ScopedGroup::spawn`): wait for them before
-        // returning or resuming a panic from the body.
-        {
-            let _abort = AbortOnUnwind;
-            if value.is_err() {
-                group.core.ctx.cancel();
-            }
-            group.core.wait_idle();
-            group.workers.close();
-        }
-        drop(group);
-        let verdict = self.finish();
-        match value {
-            Ok(value) => (value, verdict),
-            Err(payload) => resume_unwind(payload),
-        }
-    }
 }
 
 impl<E: Send + 'static> ErrGroup<'_, E> {
@@ -851,80 +669,6 @@ impl<E: Send + 'static, T: Send + 'static> ErrGroup<'_, E, FirstSuccess<T>> {
     ) -> Result<(R, T), GroupErrors<E>> {
         let (value, verdict) = self.scoped(body);
         verdict.winner().map(|won| (value, won))
-    }
-}
-
-/// Aborts the process if dropped during a panic: the scoped group's wait
-/// must not unwind while tasks may still be using borrowed data.
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "brigade: a panic escaped while a scoped group waited for its tasks; aborting"
-            );
-            std::process::abort();
-        }
-    }
-}
-
-/// The group handed to the body of [`ErrGroup::scope`]; its tasks may
-/// borrow anything that outlives the scope.
-pub struct ScopedGroup<'scope, 'env: 'scope, E, M: GroupMode = FailFast> {
-    core: Arc<Core<E, M>>,
-    workers: Workers,
-    /// Invariant in both lifetimes, as `std::thread::Scope` is.
-    _scope: PhantomData<&'scope mut &'scope ()>,
-    _env: PhantomData<&'env mut &'env ()>,
-}
-
-impl<'scope, E: Send + 'static, M: GroupMode> ScopedGroup<'scope, '_, E, M> {
-    /// Runs a borrowing task in the group, as [`ErrGroup::spawn`] does.
-    ///
-    /// # Errors
-    ///
-    /// As for [`ErrGroup::spawn`].
-    pub fn spawn<F>(&self, task: F) -> Result<(), SpawnError<F>>
-    where
-        F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'scope,
-    {
-        self.spawn_with(task, true)
-    }
-
-    /// Like [`spawn`](Self::spawn), but never waits for a slot.
-    ///
-    /// # Errors
-    ///
-    /// As for [`ErrGroup::try_spawn`].
-    pub fn try_spawn<F>(&self, task: F) -> Result<(), SpawnError<F>>
-    where
-        F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'scope,
-    {
-        self.spawn_with(task, false)
-    }
-
-    /// The group's context.
-    pub fn context(&self) -> &Context {
-        &self.core.ctx
-    }
-
-    fn spawn_with<F>(&self, task: F, block: bool) -> Result<(), SpawnError<F>>
-    where
-        F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'scope,
-    {
-        let job: Box<dyn Work + 'scope> =
-            Box::new(admit_on(&self.core, &self.workers, task, block)?);
-        // SAFETY: `admit` counted the task pending before the box exists;
-        // the box is consumed by `run` or `discard` (or dropped with the
-        // crew's queue, which `ErrGroup::scope` empties first by waiting),
-        // each of which frees it before `task_done` counts it out; and
-        // `ErrGroup::scope` neither returns nor unwinds (`AbortOnUnwind`)
-        // until the count is zero and the crew is joined.
-        #[allow(unsafe_code, reason = "the erasure's obligations are met here")]
-        let job = unsafe { erase(job) };
-        self.workers.submit(job);
-        Ok(())
     }
 }
 
@@ -1162,23 +906,6 @@ impl<E, M: GroupMode> fmt::Debug for ErrGroup<'_, E, M> {
             .field("context", &self.core.ctx)
             .field("limit", &self.core.slots.as_ref().map(Semaphore::total))
             .field("pending", &*self.core.pending.lock())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<E, M: GroupMode> Drop for ScopedGroup<'_, '_, E, M> {
-    fn drop(&mut self) {
-        // If the body panics, the scope still waits for every task: cancel
-        // them, and (by dropping `threads`) let idle threads exit, so that
-        // wait ends.
-        self.core.ctx.cancel();
-    }
-}
-
-impl<E, M: GroupMode> fmt::Debug for ScopedGroup<'_, '_, E, M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScopedGroup")
-            .field("context", &self.core.ctx)
             .finish_non_exhaustive()
     }
 }
