@@ -14,7 +14,10 @@
 //! it, and — on a real `ThreadPool` of one or two loom threads, built by
 //! its `ThreadPoolBuilder` — the crew's submit, cancel, drain and respawn protocol
 //! and the `JobHandle` cell: every accepted job runs exactly once or is
-//! reported cancelled, and is counted either way.
+//! reported cancelled, and is counted either way. Two more cover the async
+//! and inline paths: an async submit waiting for room is always woken, and
+//! a join that runs a queued job inline races a cancel's drain without the
+//! job being run twice or counted twice.
 #![cfg(loom)]
 
 use std::panic;
@@ -465,4 +468,81 @@ fn settle_one(handle: JobHandle<usize>, runs: &AtomicUsize) {
         Err(JobError::Cancelled(Cancelled::Canceled)) => assert!(runs <= 1),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// Wakes a parked loom thread: the waker of a hand-rolled `block_on`.
+struct Unpark(thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// An async submit that finds the one-slot queue full races the worker
+/// freeing the slot: the future is woken (no lost wake-up — a lost one
+/// parks the model thread forever, which loom reports), then queues its
+/// job, and both jobs run exactly once.
+#[test]
+fn async_submit_is_woken_when_a_slot_frees() {
+    use std::future::Future;
+    use std::task::{Context as TaskContext, Poll, Waker};
+
+    pool_model(|| {
+        let pool = Arc::new(pool(1, 1));
+        let runs = counters(2);
+        let first = pool.submit(counted(&runs, 0)).expect("a live pool accepts");
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        let second = {
+            let mut submit = std::pin::pin!(pool.submit_async(counted(&runs, 1)));
+            loop {
+                match submit.as_mut().poll(&mut TaskContext::from_waker(&waker)) {
+                    Poll::Ready(handle) => break handle.expect("a live pool accepts"),
+                    Poll::Pending => thread::park(),
+                }
+            }
+        };
+        let report = shut_down(pool);
+        settle(report, vec![(0, first), (1, second)], &runs);
+    });
+}
+
+/// A job that joins a job queued behind it runs it inline, racing the
+/// pool's cancellation, whose drain may find the inner job's envelope:
+/// the inner job runs at most once, and is counted once — as run or as
+/// never run, never both.
+#[test]
+fn inline_join_races_cancel_drain() {
+    pool_model(|| {
+        let pool = Arc::new(pool(1, 2));
+        let runs = counters(2);
+        let outer = {
+            let (weak, inner_runs) = (Arc::downgrade(&pool), Arc::clone(&runs));
+            let count = counted(&runs, 0);
+            pool.submit(move |ctx: &Context| {
+                count(ctx);
+                let pool = weak.upgrade()?;
+                let inner = pool.submit(counted(&inner_runs, 1)).ok()?;
+                Some(inner.join())
+            })
+            .expect("a live pool accepts")
+        };
+        pool.context().cancel();
+        let inner = outer.join();
+        let report = shut_down(pool);
+        let (ran0, ran1) = (
+            runs[0].load(Ordering::SeqCst),
+            runs[1].load(Ordering::SeqCst),
+        );
+        assert!(ran0 <= 1 && ran1 <= 1, "a job ran twice: {ran0} {ran1}");
+        if let Ok(Some(Ok(value))) = inner {
+            assert_eq!((value, ran1), (1, 1), "the inner job said it ran");
+        }
+        assert_eq!(report.ran, (ran0 + ran1) as u64, "{report:?}");
+        assert_eq!(
+            report.ran + report.never_ran,
+            report.submitted,
+            "{report:?}"
+        );
+    });
 }
