@@ -595,7 +595,7 @@ impl<J, R> WorkerPool<J, R> {
         self.intake.lock().tx = None;
         self.crew.seal();
         // Futures waiting for room resolve as `Closed`.
-        self.crew.room().wake_all();
+        self.crew.wake_room();
     }
 
     /// Lets go of the pool's own results receiver once the workers are

@@ -379,6 +379,12 @@ impl<J, E> Crew<J, E> {
         &self.shared.ctx
     }
 
+    /// Wakes every future waiting for a slot (intake just closed): they
+    /// try again and see why there is none.
+    pub(crate) fn wake_room(&self) {
+        self.shared.room.wake_all();
+    }
+
     /// Where futures wait for a slot in the queue. The first call hooks
     /// the pool's context, so that its cancellation (by a parent, or a
     /// deadline) wakes them even while every worker is inside a job.

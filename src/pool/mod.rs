@@ -379,7 +379,7 @@ impl ThreadPool {
     pub fn close(&self) {
         self.shutter.close();
         // Futures waiting for room resolve as `Closed`.
-        self.crew.room().wake_all();
+        self.crew.wake_room();
     }
 
     /// Queues another front door's job (an `ErrGroup` task), waiting for
