@@ -511,6 +511,12 @@ pub enum BuildError {
         /// The largest buffer accepted.
         max: usize,
     },
+    /// No worker of a [`WorkerPool`](crate::WorkerPool) built with
+    /// [`build_with_state`](crate::WorkerPoolBuilder::build_with_state)
+    /// could build its state: the first failure's message (an
+    /// initialiser's panic reads "the initialiser panicked: …").
+    #[error("no worker could start: its state initialiser failed: {0}")]
+    WorkerInit(String),
     /// The results capacity is beyond what a bounded channel can allocate.
     #[error("results capacity must be at most {max}, got {requested}")]
     ResultsTooLarge {

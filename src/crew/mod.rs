@@ -122,6 +122,18 @@ pub(crate) trait Exec<J>: Send + Sync + 'static {
     /// hands the end to the delivery the front door gives it.
     fn run(&self, job: J, run: Run<'_>, local: &mut Self::Local) -> Ran;
 
+    /// Called on a worker's own thread before its first job (also a
+    /// replacement's, and one started by a resize): `Err` says why the
+    /// worker cannot start, and it leaves without running a job and is
+    /// not replaced.
+    fn enter(&self, _index: usize, _local: &mut Self::Local) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Called on a worker's own thread as it leaves, before a replacement
+    /// takes `local` after a panic. Must not unwind.
+    fn leave(&self, _local: &mut Self::Local) {}
+
     /// Reports that `job` will never run, for `reason`. Must not unwind.
     fn discard(&self, job: J, reason: Cancelled);
 

@@ -157,6 +157,22 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         None
     }
 
+    /// A worker could not start (its `Exec::enter` failed): logged, and
+    /// not replaced, so a failing start cannot spin. A pool whose last
+    /// worker this was can run nothing: it is cancelled, so queued jobs
+    /// are reported and later submits refused rather than stranded.
+    #[cold]
+    fn could_not_enter(&self, index: usize, why: &str) {
+        log::error!(
+            "brigade: worker {}-{index} could not start: {why}",
+            self.config.thread_name
+        );
+        if self.counters.live.load(Ordering::Acquire) <= 1 {
+            self.ctx.cancel();
+            self.drain();
+        }
+    }
+
     /// Takes a retire token if `set_workers` left one: then this worker
     /// leaves. One atomic load when none is pending.
     #[inline]
@@ -237,7 +253,13 @@ fn main<J: Send + 'static, E: Exec<J>>(
         unwind::call_logged("thread start hook", || hook(index));
     }
     let exit = match &mut sentinel.local {
-        Some(local) => shared.work(index, slot, local),
+        Some(local) => match shared.exec.enter(index, local) {
+            Ok(()) => shared.work(index, slot, local),
+            Err(why) => {
+                shared.could_not_enter(index, &why);
+                Leave::Done
+            }
+        },
         None => Leave::Done,
     };
     if let Some(hook) = &shared.config.on_thread_exit {
@@ -261,6 +283,10 @@ struct Sentinel<'a, J: Send + 'static, E: Exec<J>> {
 impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
     fn drop(&mut self) {
         let shared = self.shared;
+        // On the worker's own thread, before a replacement takes `local`.
+        if let Some(local) = &mut self.local {
+            unwind::call_logged("worker leave", || shared.exec.leave(local));
+        }
         let replace = self.respawn || thread::panicking();
         if replace && shared.ctx.is_done() {
             // Cancelled on the way out: no replacement, and leaving after a

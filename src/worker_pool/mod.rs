@@ -24,6 +24,10 @@ use crate::stats::Stats;
 use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::unwind;
 
+mod state;
+
+use state::{Handler, Init, Slot, Starts};
+
 /// One job's result, from [`WorkerPool::results`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,12 +72,20 @@ pub(crate) struct Indexed<J> {
     job: J,
 }
 
-type Handler<J, R> = Box<dyn Fn(&Context, J) -> R + Send + Sync>;
+/// What each worker owns: its results sender and, for a pool built with
+/// [`build_with_state`](WorkerPoolBuilder::build_with_state), its state.
+pub(crate) struct WorkerLocal<R> {
+    results: Sender<Output<R>>,
+    state: Slot,
+}
 
 /// Runs a [`WorkerPool`]'s jobs. Each worker's local state is its clone of
 /// the results `Sender`.
 struct WorkerExec<J, R> {
     handler: Handler<J, R>,
+    /// Builds each worker's state, for a pool that has one.
+    init: Option<Init>,
+    starts: Starts,
     ctx: Context,
     cancel: Receiver<()>,
     /// Disconnects when the pool is dropped: from then on nobody may be
@@ -87,12 +99,13 @@ struct WorkerExec<J, R> {
 }
 
 impl<J: Send + 'static, R: Send + 'static> Exec<Indexed<J>> for WorkerExec<J, R> {
-    type Local = Sender<Output<R>>;
+    type Local = WorkerLocal<R>;
 
-    fn run(&self, job: Indexed<J>, run: Run<'_>, results: &mut Self::Local) -> Ran {
+    fn run(&self, job: Indexed<J>, run: Run<'_>, local: &mut Self::Local) -> Ran {
         let Indexed { index, job } = job;
+        let WorkerLocal { results, state } = local;
         run.call(
-            |_| Some(|ctx: &Context| (self.handler)(ctx, job)),
+            |_| Some(|ctx: &Context| (self.handler)(ctx, state, job)),
             |end| {
                 let output = Output {
                     index,
@@ -105,6 +118,17 @@ impl<J: Send + 'static, R: Send + 'static> Exec<Indexed<J>> for WorkerExec<J, R>
 
     fn discard(&self, job: Indexed<J>, _reason: Cancelled) {
         self.leftovers.lock().unprocessed.push((job.index, job.job));
+    }
+
+    fn enter(&self, index: usize, local: &mut Self::Local) -> Result<(), String> {
+        match &self.init {
+            Some(init) => self.starts.enter(init, index, &mut local.state),
+            None => Ok(()),
+        }
+    }
+
+    fn leave(&self, local: &mut Self::Local) {
+        state::leave(&mut local.state);
     }
 }
 
@@ -317,6 +341,22 @@ impl WorkerPoolBuilder {
         R: Send + 'static,
         H: Fn(&Context, J) -> R + Send + Sync + 'static,
     {
+        self.start(state::plain(handler), None)
+            .map(|(pool, _)| pool)
+    }
+
+    /// Validates the settings and starts the workers, each building its
+    /// state with `init` on its own thread; returns the pool and how many
+    /// workers it started with.
+    fn start<J, R>(
+        self,
+        handler: Handler<J, R>,
+        init: Option<Init>,
+    ) -> Result<(WorkerPool<J, R>, usize), BuildError>
+    where
+        J: Send + 'static,
+        R: Send + 'static,
+    {
         let results_capacity = check_capacity(self.results_capacity, |requested, max| {
             BuildError::ResultsTooLarge { requested, max }
         })?;
@@ -326,8 +366,11 @@ impl WorkerPoolBuilder {
             None => None,
         };
         let (dropped_tx, dropped) = crossbeam_channel::bounded(0);
+        let workers = config.workers;
         let exec = WorkerExec {
-            handler: Box::new(handler),
+            handler,
+            init,
+            starts: Starts::default(),
             cancel: ctx.done(),
             dropped,
             ctx: ctx.clone(),
@@ -344,8 +387,11 @@ impl WorkerPoolBuilder {
         // after start, the channel disconnects when the last worker exits.
         // The crew's maker keeps one sender for workers started later
         // (`set_workers`); it is let go when intake closes (`seal`).
-        let crew = Crew::start(config, ctx, exec, jobs_rx, move || results_tx.clone())?;
-        Ok(WorkerPool {
+        let crew = Crew::start(config, ctx, exec, jobs_rx, move || WorkerLocal {
+            results: results_tx.clone(),
+            state: None,
+        })?;
+        let pool = WorkerPool {
             intake: Mutex::new(Intake {
                 tx: Some(jobs_tx),
                 next: 0,
@@ -354,7 +400,8 @@ impl WorkerPoolBuilder {
             dropped_tx: Some(dropped_tx),
             results: results_rx,
             crew,
-        })
+        };
+        Ok((pool, workers))
     }
 }
 
