@@ -202,17 +202,14 @@ pub(super) fn returning_values() -> Row {
 }
 
 /// An await row: `E`'s jobs collected by `collect` (awaiting the
-/// handles), against the same pool's blocking `join`, and the floor.
+/// handles), against the same pool's blocking `join` as the only peer, so
+/// that ÷ fastest, with its quartiles, is await ÷ join (row `E`, in the
+/// same run, has the floor).
 fn awaited(collect: fn(Vec<JobHandle<u64>>) -> u64) -> Row {
-    let workers = cpus();
-    let pool = Arc::new(brigade_pool(workers));
+    let pool = Arc::new(brigade_pool(cpus()));
     let joined = Arc::clone(&pool);
-    let floor = FloorPool::new(workers, 1024);
     Row::brigade(move || handle_batch(&pool, collect))
         .peer("join", move || handle_batch(&joined, join_all))
-        .peer("floor", move || {
-            channel_batch(|job| floor.execute(move || job.run()))
-        })
 }
 
 /// `E-await`: `E` with every handle awaited in order inside one

@@ -59,12 +59,12 @@ pub(crate) const ROWS: &[Spec] = &[
     },
     Spec {
         name: "E-await",
-        what: "E, every handle awaited in order in one block_on | the same pool's join, floor + a results channel",
+        what: "E, every handle awaited in order in one block_on | the same pool's join",
         build: jobs::returning_values_awaited,
     },
     Spec {
         name: "E-await-each",
-        what: "E, a block_on per handle | the same pool's join, floor + a results channel",
+        what: "E, a block_on per handle | the same pool's join",
         build: jobs::returning_values_block_on_each,
     },
     Spec {
