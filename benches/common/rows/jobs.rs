@@ -148,9 +148,7 @@ fn channel_batch(execute: impl Fn(Double)) -> Duration {
 /// `collect`, which returns the sum of their values; the time for both.
 fn handle_batch(pool: &ThreadPool, collect: impl FnOnce(Vec<JobHandle<u64>>) -> u64) -> Duration {
     timed(|| {
-        let handles: Vec<_> = (0..VALUE_JOBS)
-            .map(|i| pool.submit(move |_| i * 2).expect("pool open"))
-            .collect();
+        let handles: Vec<_> = (0..VALUE_JOBS).map(|i| submit_double(pool, i)).collect();
         assert_eq!(collect(handles), VALUE_SUM);
     })
 }
@@ -221,6 +219,45 @@ pub(super) fn returning_values_awaited() -> Row {
 /// `E-await-each`: `E` with a `block_on` per handle.
 pub(super) fn returning_values_block_on_each() -> Row {
     awaited(block_on_each)
+}
+
+/// Jobs per run of `E-await-1by1`.
+const ROUND_TRIPS: u64 = 10_000;
+/// The sum of `i * 2` over `E-await-1by1`'s jobs.
+const ROUND_TRIP_SUM: u64 = ROUND_TRIPS * (ROUND_TRIPS - 1);
+
+/// A job of `E` or an await row on `pool`: returns `i * 2`.
+fn submit_double(pool: &ThreadPool, i: u64) -> JobHandle<u64> {
+    pool.submit(move |_| i * 2).expect("pool open")
+}
+
+/// `E-await-1by1`: one job at a time, each awaited (in one `block_on`)
+/// before the next is submitted, so nearly every handle is still pending
+/// when it is first polled: the waker's path, against join's condvar.
+pub(super) fn one_by_one() -> Row {
+    let pool = Arc::new(brigade_pool(cpus()));
+    let joined = Arc::clone(&pool);
+    let awaited = move || {
+        timed(|| {
+            let sum = block_on(async {
+                let mut sum = 0;
+                for i in 0..ROUND_TRIPS {
+                    sum += submit_double(&pool, i).await.expect("job ran");
+                }
+                sum
+            });
+            assert_eq!(sum, ROUND_TRIP_SUM);
+        })
+    };
+    let joined = move || {
+        timed(|| {
+            let sum: u64 = (0..ROUND_TRIPS)
+                .map(|i| submit_double(&joined, i).join().expect("job ran"))
+                .sum();
+            assert_eq!(sum, ROUND_TRIP_SUM);
+        })
+    };
+    Row::brigade(awaited).peer("join", joined)
 }
 
 /// A job of `D`: sends the instant it started.

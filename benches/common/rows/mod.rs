@@ -7,8 +7,8 @@
 mod adaptive;
 /// `cancel`: a context's cancel waking 1,000 threads.
 mod cancel;
-/// `scope`, `A`, `A-latencies`, `E`, `E-await`, `E-await-each`, `D`:
-/// many small jobs.
+/// `scope`, `A`, `A-latencies`, `E`, `E-await`, `E-await-each`,
+/// `E-await-1by1`, `D`: many small jobs.
 mod jobs;
 /// `F-try_map`, `F-map`: a map over 10,000,000 items.
 mod map;
@@ -66,6 +66,11 @@ pub(crate) const ROWS: &[Spec] = &[
         name: "E-await-each",
         what: "E, a block_on per handle | the same pool's join",
         build: jobs::returning_values_block_on_each,
+    },
+    Spec {
+        name: "E-await-1by1",
+        what: "10,000 submits, each awaited before the next (one block_on) | the same pool's join",
+        build: jobs::one_by_one,
     },
     Spec {
         name: "F-try_map",
