@@ -1,9 +1,12 @@
 //! Shared pieces of the benches: a countdown latch, calibrated CPU work,
 //! the hand-rolled crossbeam `recv()` pool that is the floor every peer
-//! is compared with, and the interleaved ratio rows of `peers.rs`.
+//! is compared with, a minimal executor, and the interleaved ratio rows
+//! of `peers.rs`.
 
 #![allow(dead_code, reason = "each bench uses a different subset")]
 
+/// `block_on`: the std-only executor the await rows poll handles with.
+pub(crate) mod executor;
 /// The harness that runs a row's entrants round by round and prints ratios.
 pub(crate) mod interleave;
 /// The interleaved rows themselves, one builder per row.

@@ -7,15 +7,16 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brigade::ThreadPool;
+use brigade::{JobHandle, ThreadPool};
 use crossbeam_channel::Sender;
 
+use crate::common::executor::block_on;
 use crate::common::interleave::{Row, timed};
 use crate::common::{FloorPool, Latch, brigade_pool, cpus, rayon_pool};
 
 /// Jobs per run of `scope`, `A` and `A-latencies`.
 const TINY_JOBS: usize = 1_000_000;
-/// Jobs per run of `E`.
+/// Jobs per run of `E` and the await rows.
 const VALUE_JOBS: u64 = 100_000;
 /// Submissions per run of `D`.
 const SUBMITS: usize = 200;
@@ -143,6 +144,42 @@ fn channel_batch(execute: impl Fn(Double)) -> Duration {
     })
 }
 
+/// Submits `E`'s jobs to `pool` and hands their handles, in order, to
+/// `collect`, which returns the sum of their values; the time for both.
+fn handle_batch(pool: &ThreadPool, collect: impl FnOnce(Vec<JobHandle<u64>>) -> u64) -> Duration {
+    timed(|| {
+        let handles: Vec<_> = (0..VALUE_JOBS).map(|i| submit_double(pool, i)).collect();
+        assert_eq!(collect(handles), VALUE_SUM);
+    })
+}
+
+/// Joins each handle in turn (blocking).
+fn join_all(handles: Vec<JobHandle<u64>>) -> u64 {
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("job ran"))
+        .sum()
+}
+
+/// Awaits each handle in turn, all inside one `block_on`.
+fn await_all(handles: Vec<JobHandle<u64>>) -> u64 {
+    block_on(async {
+        let mut sum = 0;
+        for handle in handles {
+            sum += handle.await.expect("job ran");
+        }
+        sum
+    })
+}
+
+/// Runs each handle through a `block_on` of its own.
+fn block_on_each(handles: Vec<JobHandle<u64>>) -> u64 {
+    handles
+        .into_iter()
+        .map(|h| block_on(h).expect("job ran"))
+        .sum()
+}
+
 /// `E`: jobs returning values; brigade's come back through their handles.
 pub(super) fn returning_values() -> Row {
     let workers = cpus();
@@ -150,19 +187,7 @@ pub(super) fn returning_values() -> Row {
     let floor = FloorPool::new(workers, 1024);
     let tp = threadpool::ThreadPool::new(workers);
     let rayon = rayon_pool(workers);
-    let brigade = move || {
-        timed(|| {
-            let handles: Vec<_> = (0..VALUE_JOBS)
-                .map(|i| pool.submit(move |_| i * 2).expect("pool open"))
-                .collect();
-            let sum: u64 = handles
-                .into_iter()
-                .map(|h| h.join().expect("job ran"))
-                .sum();
-            assert_eq!(sum, VALUE_SUM);
-        })
-    };
-    Row::brigade(brigade)
+    Row::brigade(move || handle_batch(&pool, join_all))
         .peer("floor", move || {
             channel_batch(|job| floor.execute(move || job.run()))
         })
@@ -172,6 +197,67 @@ pub(super) fn returning_values() -> Row {
         .peer("rayon", move || {
             channel_batch(|job| rayon.spawn(move || job.run()))
         })
+}
+
+/// An await row: `E`'s jobs collected by `collect` (awaiting the
+/// handles), against the same pool's blocking `join` as the only peer, so
+/// that ÷ fastest, with its quartiles, is await ÷ join (row `E`, in the
+/// same run, has the floor).
+fn awaited(collect: fn(Vec<JobHandle<u64>>) -> u64) -> Row {
+    let pool = Arc::new(brigade_pool(cpus()));
+    let joined = Arc::clone(&pool);
+    Row::brigade(move || handle_batch(&pool, collect))
+        .peer("join", move || handle_batch(&joined, join_all))
+}
+
+/// `E-await`: `E` with every handle awaited in order inside one
+/// `block_on` (brigade ÷ join is await ÷ join).
+pub(super) fn returning_values_awaited() -> Row {
+    awaited(await_all)
+}
+
+/// `E-await-each`: `E` with a `block_on` per handle.
+pub(super) fn returning_values_block_on_each() -> Row {
+    awaited(block_on_each)
+}
+
+/// Jobs per run of `E-await-1by1`.
+const ROUND_TRIPS: u64 = 10_000;
+/// The sum of `i * 2` over `E-await-1by1`'s jobs.
+const ROUND_TRIP_SUM: u64 = ROUND_TRIPS * (ROUND_TRIPS - 1);
+
+/// A job of `E` or an await row on `pool`: returns `i * 2`.
+fn submit_double(pool: &ThreadPool, i: u64) -> JobHandle<u64> {
+    pool.submit(move |_| i * 2).expect("pool open")
+}
+
+/// `E-await-1by1`: one job at a time, each awaited (in one `block_on`)
+/// before the next is submitted, so nearly every handle is still pending
+/// when it is first polled: the waker's path, against join's condvar.
+pub(super) fn one_by_one() -> Row {
+    let pool = Arc::new(brigade_pool(cpus()));
+    let joined = Arc::clone(&pool);
+    let awaited = move || {
+        timed(|| {
+            let sum = block_on(async {
+                let mut sum = 0;
+                for i in 0..ROUND_TRIPS {
+                    sum += submit_double(&pool, i).await.expect("job ran");
+                }
+                sum
+            });
+            assert_eq!(sum, ROUND_TRIP_SUM);
+        })
+    };
+    let joined = move || {
+        timed(|| {
+            let sum: u64 = (0..ROUND_TRIPS)
+                .map(|i| submit_double(&joined, i).join().expect("job ran"))
+                .sum();
+            assert_eq!(sum, ROUND_TRIP_SUM);
+        })
+    };
+    Row::brigade(awaited).peer("join", joined)
 }
 
 /// A job of `D`: sends the instant it started.

@@ -7,7 +7,8 @@
 mod adaptive;
 /// `cancel`: a context's cancel waking 1,000 threads.
 mod cancel;
-/// `scope`, `A`, `A-latencies`, `E`, `D`: many small jobs.
+/// `scope`, `A`, `A-latencies`, `E`, `E-await`, `E-await-each`,
+/// `E-await-1by1`, `D`: many small jobs.
 mod jobs;
 /// `F-try_map`, `F-map`: a map over 10,000,000 items.
 mod map;
@@ -55,6 +56,21 @@ pub(crate) const ROWS: &[Spec] = &[
         name: "E",
         what: "100,000 submit + JobHandle::join | floor, threadpool, rayon spawn, each + a results channel",
         build: jobs::returning_values,
+    },
+    Spec {
+        name: "E-await",
+        what: "E, every handle awaited in order in one block_on | the same pool's join",
+        build: jobs::returning_values_awaited,
+    },
+    Spec {
+        name: "E-await-each",
+        what: "E, a block_on per handle | the same pool's join",
+        build: jobs::returning_values_block_on_each,
+    },
+    Spec {
+        name: "E-await-1by1",
+        what: "10,000 submits, each awaited before the next (one block_on) | the same pool's join",
+        build: jobs::one_by_one,
     },
     Spec {
         name: "F-try_map",
