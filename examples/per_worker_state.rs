@@ -68,7 +68,9 @@ fn start_server() -> std::io::Result<(std::net::SocketAddr, Arc<AtomicUsize>)> {
 
 /// Answers each line with the line in upper case, until the client leaves.
 fn echo_upper(stream: TcpStream) {
-    let Ok(mut writer) = stream.try_clone() else { return };
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { return };
         if writeln!(writer, "{}", line.to_uppercase()).is_err() {
@@ -81,17 +83,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (addr, accepted) = start_server()?;
     let opened = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&opened);
-    let pool = WorkerPool::builder().workers(WORKERS).thread_name("conn").build_with_state(
-        move |_index| {
-            counted.fetch_add(1, Ordering::Relaxed);
-            Connection::open(addr)
-        },
-        |_ctx, conn: &mut Connection, n: u32| -> std::io::Result<String> {
-            conn.send(&format!("item {n}"))?;
-            assert!(n != POISONED, "item {n}: lost its answer half-way");
-            conn.receive()
-        },
-    )?;
+    let pool = WorkerPool::builder()
+        .workers(WORKERS)
+        .thread_name("conn")
+        .build_with_state(
+            move |_index| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                Connection::open(addr)
+            },
+            |_ctx, conn: &mut Connection, n: u32| -> std::io::Result<String> {
+                conn.send(&format!("item {n}"))?;
+                assert!(n != POISONED, "item {n}: lost its answer half-way");
+                conn.receive()
+            },
+        )?;
     // Results are read on another thread while this one submits: both
     // channels are bounded, and a full one slows the other side down.
     let results = pool.results().clone();

@@ -202,3 +202,52 @@ fn a_job_running_elsewhere_is_waited_for() {
         assert_ne!(joining_thread, elsewhere);
     });
 }
+
+#[test]
+fn a_join_in_a_cancelled_pool_does_not_start_the_queued_job() {
+    with_timeout(LONG, || {
+        let ctx = Context::new();
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .context(&ctx)
+            .build()
+            .expect("valid pool");
+        let pool = Arc::new(pool);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (inner_pool, counted) = (Arc::clone(&pool), Arc::clone(&runs));
+        let (ready_tx, ready) = crossbeam_channel::bounded(1);
+        let (joined_tx, joined) = crossbeam_channel::bounded(1);
+        let _outer = pool
+            .submit(move |job_ctx| {
+                let inner = inner_pool
+                    .submit(move |_ctx| counted.fetch_add(1, Ordering::SeqCst))
+                    .expect("accepted");
+                drop(inner_pool);
+                ready_tx.send(()).expect("the test waits");
+                // The whole pool is cancelled while the inner job is queued.
+                let _ = job_ctx.done().recv_timeout(LONG);
+                joined_tx.send(inner.join()).expect("the test waits");
+            })
+            .expect("accepted");
+        ready
+            .recv_timeout(LONG)
+            .expect("the outer job queued the inner one");
+        ctx.cancel();
+        assert!(matches!(
+            joined.recv_timeout(LONG),
+            Ok(Err(brigade::JobError::Cancelled(_)))
+        ));
+        let pool = Arc::into_inner(pool).expect("the job dropped its clone");
+        let report = pool.shutdown_now();
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            0,
+            "a job started in a cancelled pool"
+        );
+        assert_eq!(
+            (report.submitted, report.ran, report.never_ran),
+            (2, 1, 1),
+            "{report:?}"
+        );
+    });
+}

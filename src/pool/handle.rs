@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::ops::DerefMut;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -162,7 +163,9 @@ where
     }
 
     /// For a join running the job inline: as `start`, unless a discard
-    /// claimed it; otherwise nothing is counted here.
+    /// claimed it; otherwise nothing is counted here. In a cancelled pool
+    /// the job does not start: it is settled as cancelled and counted here
+    /// as never run.
     fn start_here(&self, ctx: &Context) -> Start<F> {
         let mut state = self.state.lock();
         // ORDERING: Relaxed, both: written under the lock held here.
@@ -170,6 +173,10 @@ where
             return Start::Elsewhere;
         }
         self.ran_here.store(true, Ordering::Relaxed);
+        if let Some(reason) = ctx.reason() {
+            self.settle(state, Err(JobError::Cancelled(reason)));
+            return Start::Skip;
+        }
         match std::mem::replace(&mut *state, State::Running(ctx.clone())) {
             State::Queued(f) => Start::Run(f),
             _ => unreachable!("brigade: checked queued under the same lock"),
@@ -178,19 +185,25 @@ where
 
     /// Stores `result` unless one is already there, and wakes the handle.
     fn fill(&self, result: Result<T, JobError>) {
-        let mut state = self.state.lock();
+        let state = self.state.lock();
         if matches!(*state, State::Queued(_) | State::Running(_)) {
-            let previous = std::mem::replace(&mut *state, State::Done(result));
-            self.ready.notify_all();
-            drop(state);
-            self.wake();
-            // A queued closure is dropped outside the lock, quietly.
-            unwind::drop_quietly(previous);
+            self.settle(state, result);
         }
     }
 }
 
 impl<F, T> JobCell<F, T> {
+    /// Makes the job `Done(result)` under the held lock `state`, wakes
+    /// whoever waits, and drops what it replaced (a queued closure)
+    /// outside the lock, quietly.
+    fn settle(&self, mut state: impl DerefMut<Target = State<F, T>>, result: Result<T, JobError>) {
+        let previous = std::mem::replace(&mut *state, State::Done(result));
+        self.ready.notify_all();
+        drop(state);
+        self.wake();
+        unwind::drop_quietly(previous);
+    }
+
     /// Wakes the task awaiting the handle, if any. Called after the state
     /// became `Done`, outside its lock.
     fn wake(&self) {
@@ -290,17 +303,10 @@ where
     }
 
     fn cancel(&self) {
-        let mut state = self.state.lock();
+        let state = self.state.lock();
         match &*state {
             State::Queued(_) => {
-                let queued = std::mem::replace(
-                    &mut *state,
-                    State::Done(Err(JobError::Cancelled(Cancelled::Canceled))),
-                );
-                self.ready.notify_all();
-                drop(state);
-                self.wake();
-                unwind::drop_quietly(queued);
+                self.settle(state, Err(JobError::Cancelled(Cancelled::Canceled)));
             }
             State::Running(ctx) => ctx.cancel(),
             State::Done(_) | State::Taken => {}
