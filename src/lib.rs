@@ -642,6 +642,177 @@
 //! | retry loop with backoff | [`Retry`], [`Backoff`] |
 //! | expvar counters | [`ThreadPool::stats`] (counts, percentiles, utilisation, throughput), [`ThreadPoolBuilder::on_job_done`] |
 //! | "dynamic resizing", backpressure modelling | [`ThreadPool::set_workers`], [`Sizing::Adaptive`] |
+//!
+//! # Coming from Java
+//!
+//! | `java.util.concurrent` | brigade |
+//! |---|---|
+//! | `Executors.newFixedThreadPool(n)` | [`ThreadPool::builder`]`().workers(n).build()?` |
+//! | `ThreadPoolExecutor(core, max, keepAlive, …)` | [`Sizing::Adaptive`]` { min, max }` (no keep-alive setting: the controller decides when to shrink) |
+//! | `LinkedBlockingQueue` (unbounded) / `ArrayBlockingQueue(n)` / `SynchronousQueue` | [`ThreadPoolBuilder::unbounded_queue`] / [`queue_capacity`](ThreadPoolBuilder::queue_capacity)`(n)` (bounded by default, [`DEFAULT_QUEUE_CAPACITY`]) / `queue_capacity(0)` |
+//! | `AbortPolicy`: `RejectedExecutionException` | [`ThreadPool::try_submit`] → [`TrySubmitError::Full`]`(job)`, the job handed back |
+//! | `CallerRunsPolicy` / `DiscardPolicy` | run the job `Full` handed back yourself / drop it |
+//! | a blocking `put` into the queue ("caller blocks") | [`ThreadPool::submit`] (the default), [`ThreadPool::submit_timeout`] |
+//! | `Future`: `get()`, `get(timeout)`, `cancel(true)`, `isDone()` | [`JobHandle`]: [`join`](JobHandle::join), [`join_timeout`](JobHandle::join_timeout), [`cancel`](JobHandle::cancel), [`is_finished`](JobHandle::is_finished) |
+//! | `ExecutionException` wrapping what the task threw | the job's own `Result` inside `join`'s; [`JobError::Panicked`] for a panic; [`JobHandle::join_flat`] merges the two |
+//! | `ExecutorCompletionService`: `take`, `poll(timeout)` | [`Completions`]: `next`, [`next_timeout`](Completions::next_timeout) |
+//! | `invokeAll` | [`ThreadPool::map`] (results in input order), [`ThreadPool::scope`] |
+//! | `invokeAny` | [`ErrGroup::first_success`] |
+//! | `shutdown()` + `awaitTermination()`, `close()` (Java 19) | [`ThreadPool::close`] (through `&self`) + [`ThreadPool::join`]; dropping the pool |
+//! | `shutdownNow()` | [`ThreadPool::shutdown_now`] (counts); [`WorkerPool::shutdown_now`] hands back the jobs that never ran |
+//! | `awaitTermination(t)`, then `shutdownNow()` | [`ThreadPool::shutdown_timeout`] |
+//! | `setCorePoolSize` / `getActiveCount`, `getQueue().size()`, `getCompletedTaskCount` | [`ThreadPool::set_workers`] / [`ThreadPool::stats`] |
+//! | `ThreadFactory`, `UncaughtExceptionHandler`, `afterExecute` | [`ThreadPoolBuilder::thread_name`], [`stack_size`](ThreadPoolBuilder::stack_size), [`on_thread_start`](ThreadPoolBuilder::on_thread_start); [`PanicPolicy`]; [`ThreadPoolBuilder::on_job_done`] |
+//! | `ScheduledExecutorService` | none yet: brigade has no delayed or periodic jobs |
+//! | `ForkJoinPool`: `fork()` then `join()` | `submit` then [`JobHandle::join`]: from a worker, a job still queued runs inline |
+//!
+//! Differences on purpose:
+//!
+//! * **A bounded queue, and a pool that grows while work waits.** A
+//!   `ThreadPoolExecutor` starts threads past `core` only when the queue
+//!   refuses a task, so with an unbounded queue it never grows past `core`
+//!   and `max` does nothing. brigade's queue is bounded unless you ask
+//!   otherwise, and [`Sizing::Adaptive`] grows while a backlog waits,
+//!   whatever the queue's size: within `max`, steered by Little's Law, and
+//!   no further once the CPUs are saturated.
+//! * **Refusal hands the job back** instead of throwing: the caller
+//!   decides whether to wait, run it, retry or drop it, and nothing is lost
+//!   by accident.
+//! * **Cancellation is cooperative**, through the job's [`Context`], where
+//!   Java interrupts the thread: `cancel` keeps a queued job from ever
+//!   starting, and a running job stops when it next checks its context.
+//!   There is no `isCancelled`: [`join`](JobHandle::join) says
+//!   [`JobError::Cancelled`].
+//! * **A panic does not vanish into a `Future` nobody reads**: it is
+//!   logged, counted in [`Stats`], and its worker replaced.
+//!
+//! ```
+//! use std::time::Duration;
+//! use brigade::{Context, ErrGroup, JobError, ThreadPool, TrySubmitError};
+//!
+//! // One busy worker and a rendezvous queue: a new job has nowhere to go.
+//! let pool = ThreadPool::builder().workers(1).queue_capacity(0).build()?;
+//! let (started_tx, started) = brigade::channel::bounded(1);
+//! let mut busy = pool
+//!     .submit(move |ctx| {
+//!         started_tx.send(()).expect("the caller waits");
+//!         ctx.sleep(Duration::from_secs(60)) // wakes when cancelled
+//!     })
+//!     .map_err(|e| e.kind())?;
+//! started.recv()?;
+//! // CallerRunsPolicy, by hand: the refused job comes back to be run here.
+//! match pool.try_submit(|_ctx| "ran on the caller") {
+//!     Err(TrySubmitError::Full(job)) => assert_eq!(job(&Context::background()), "ran on the caller"),
+//!     other => panic!("the queue has no room: {:?}", other.map(|_| ())),
+//! }
+//! // Future.get(timeout) and cancel(true): the wait gives up, the job goes
+//! // on until cancelled, and then stops at its next look at the context.
+//! assert!(busy.join_timeout(Duration::from_millis(10)).is_none());
+//! busy.cancel();
+//! assert!(matches!(busy.join(), Err(JobError::Cancelled(_))));
+//!
+//! // invokeAny: the first success wins, and the other tasks are cancelled.
+//! let replicas = ErrGroup::<String>::first_success(&Context::new());
+//! replicas.spawn(|_ctx| Err("replica 1 is down".to_owned()))?;
+//! replicas.spawn(|_ctx| Ok(42))?;
+//! assert_eq!(replicas.wait()?, 42);
+//!
+//! // awaitTermination(10 s), then shutdownNow().
+//! let report = pool.shutdown_timeout(Duration::from_secs(10));
+//! assert_eq!((report.submitted, report.ran), (1, 1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Coming from rayon
+//!
+//! rayon is the right tool for **data parallelism**: one computation over
+//! an in-memory collection (`par_iter`, `par_sort`, `join`), spread over
+//! every core by work stealing, with jobs that borrow freely and cost
+//! nanoseconds to hand off. brigade is for **jobs that block or must be
+//! governed**: I/O and calls into blocking libraries, work that must stop
+//! on cancellation or a deadline, a bounded queue that pushes back on the
+//! producer, panic supervision and stats, results in order with bounded
+//! memory, and pipelines of stages. Many programs use both: rayon inside
+//! a job for its data, brigade around the jobs.
+//!
+//! | rayon | brigade |
+//! |---|---|
+//! | `ThreadPoolBuilder::new().num_threads(n).build()?` | [`ThreadPool::builder`]`().workers(n).build()?` |
+//! | `pool.install(\|\| f())` | `pool.submit(\|_ctx\| f())?.join()` (no pool becomes "current") |
+//! | `pool.spawn(f)` | [`ThreadPool::execute`] |
+//! | `pool.scope(\|s\| s.spawn(\|_\| …))` | [`ThreadPool::scope`]: `s.spawn(\|ctx\| …)`, with a handle per job |
+//! | `rayon::join(a, b)` | two `spawn`s in a `scope`; or `submit(b)`, run `a`, then `join` (inline if `b` has not started, on a worker) |
+//! | `par_iter().map(f).collect::<Vec<_>>()` | [`ThreadPool::map`]`(items, f)`[`.collect_vec()`](Map::collect_vec) |
+//! | `par_iter().map(f).collect::<Result<Vec<_>, E>>()` | [`ThreadPool::try_map`] |
+//! | `map_init(init, f)` (init runs per split, not per thread) | [`WorkerPoolBuilder::build_with_state`]`(init, handler)`: `init` runs once per worker thread |
+//! | `current_num_threads()` | [`ThreadPool::stats`]`().workers` |
+//! | `panic_handler`, `start_handler`, `exit_handler` | [`PanicPolicy`], [`ThreadPoolBuilder::on_thread_start`], [`on_thread_exit`](ThreadPoolBuilder::on_thread_exit) |
+//!
+//! Differences on purpose:
+//!
+//! * **No global pool**: every pool is built, sized and shut down by its
+//!   owner, and no thread outlives it.
+//! * **No work stealing**: jobs start in submission order, which keeps the
+//!   queue bounded and the order predictable, and costs more per job than
+//!   rayon's split-and-steal — `map` batches items to make up for it.
+//! * **`map` takes owned items and a `'static` closure**, reads ahead only
+//!   a bounded window, and yields in input order as results arrive;
+//!   borrowing jobs go through [`ThreadPool::scope`].
+//! * **Each job has a [`Context`]**, and a panic is reported on its handle
+//!   while the pool goes on, where a panic in a rayon `spawn` aborts the
+//!   process unless a `panic_handler` is set.
+//!
+//! ```
+//! use brigade::ThreadPool;
+//!
+//! let pool = ThreadPool::builder().workers(4).build()?;
+//! // par_iter().map(f).collect(): results in input order.
+//! let words = vec!["worker".to_owned(), "pool".to_owned()];
+//! assert_eq!(pool.map(words, |word: String| word.len()).collect_vec()?, [6, 4]);
+//!
+//! // rayon::join(a, b) over borrowed halves: a scope joins both jobs.
+//! let data: Vec<u64> = (1..=100).collect();
+//! let (left, right) = data.split_at(50);
+//! let mut sums = [0u64; 2];
+//! let [left_sum, right_sum] = &mut sums;
+//! pool.scope(|s| {
+//!     s.spawn(move |_ctx| *left_sum = left.iter().sum());
+//!     s.spawn(move |_ctx| *right_sum = right.iter().sum());
+//! });
+//! assert_eq!(sums[0] + sums[1], 5050);
+//!
+//! // install(|| …): run on a worker and hand the value back.
+//! assert_eq!(pool.submit(|_ctx| 6 * 7).map_err(|e| e.kind())?.join()?, 42);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Coming from tokio's `spawn_blocking`
+//!
+//! | tokio | brigade |
+//! |---|---|
+//! | `tokio::task::spawn_blocking(f).await` | `pool.submit_async(\|_ctx\| f()).await?.await` ([`ThreadPool::submit_async`]) |
+//! | `max_blocking_threads(512)` (the default) | [`ThreadPoolBuilder::workers`], [`Sizing`] (the CPU count by default) |
+//! | an unbounded queue behind those threads | a bounded queue: `submit_async` stays `Pending` while it is full |
+//! | `JoinHandle` detaches its task on drop | a dropped [`JobHandle`] detaches its job too |
+//! | `AbortOnDropHandle` (tokio-util) | [`JobHandle::cancel_on_drop`] → [`CancelOnDrop`] |
+//! | `JoinHandle::abort()` (no effect once the closure runs) | [`JobHandle::cancel`]: a queued job never starts, a running one sees its [`Context`] cancelled |
+//! | `JoinSet`: `join_next().await`, aborts the rest on drop | [`Completions`]: [`next_async`](Completions::next_async), cancels the rest on drop |
+//! | `JoinError::is_panic()` | [`JobError::Panicked`] |
+//!
+//! Differences on purpose:
+//!
+//! * **A fixed crew, sized for the machine**, where tokio starts a thread
+//!   per waiting closure up to 512: hundreds of CPU-bound closures on a
+//!   few cores only compete with each other.
+//! * **Backpressure instead of an unbounded queue**: a burst slows down
+//!   intake rather than queueing without limit; the executor thread is
+//!   free meanwhile.
+//! * **Running work can be stopped**: every job has a [`Context`] (with
+//!   deadlines, [`ThreadPoolBuilder::job_timeout`]), where a started
+//!   `spawn_blocking` closure can only run to its end.
+//! * **No runtime dependency**: the futures use `std::task` only, and the
+//!   pool works the same from synchronous code. The
+//!   [Async programs](#async-programs) chapter has a runnable example.
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
