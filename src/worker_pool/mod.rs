@@ -133,6 +133,29 @@ impl<J: Send + 'static, R: Send + 'static> Exec<Indexed<J>> for WorkerExec<J, R>
 }
 
 impl<J, R> WorkerExec<J, R> {
+    fn new(
+        handler: Handler<J, R>,
+        init: Option<Init>,
+        ctx: &Context,
+        dropped: Receiver<()>,
+        reorder: Option<Reorder<Output<R>>>,
+    ) -> Self {
+        Self {
+            handler,
+            init,
+            starts: Starts::default(),
+            cancel: ctx.done(),
+            dropped,
+            ctx: ctx.clone(),
+            reorder,
+            gap: AtomicBool::new(false),
+            leftovers: Mutex::new(Leftovers {
+                unprocessed: Vec::new(),
+                undelivered: Vec::new(),
+            }),
+        }
+    }
+
     /// Delivers one output: straight to the results channel, or through
     /// the reorder window.
     fn output(&self, results: &Sender<Output<R>>, output: Output<R>) {
@@ -367,20 +390,7 @@ impl WorkerPoolBuilder {
         };
         let (dropped_tx, dropped) = crossbeam_channel::bounded(0);
         let workers = config.workers;
-        let exec = WorkerExec {
-            handler,
-            init,
-            starts: Starts::default(),
-            cancel: ctx.done(),
-            dropped,
-            ctx: ctx.clone(),
-            reorder,
-            gap: AtomicBool::new(false),
-            leftovers: Mutex::new(Leftovers {
-                unprocessed: Vec::new(),
-                undelivered: Vec::new(),
-            }),
-        };
+        let exec = WorkerExec::new(handler, init, &ctx, dropped, reorder);
         let (jobs_tx, jobs_rx) = config.channel();
         let (results_tx, results_rx) = crossbeam_channel::bounded(results_capacity);
         // Each worker owns a results sender; with this last clone dropped
