@@ -1,7 +1,9 @@
 //! The ledger: one word of state bits per job, the token that marks a job
 //! released when its closure or item is dropped, and the checks every front
 //! door shares (the job's own history, its reported outcome, the pool's
-//! `Stats` and `ShutdownReport`), summed up in a [`Tally`].
+//! `Stats` and `ShutdownReport`; a panic in a job run inline by a join
+//! retires no worker, so it is not waited for as a respawn), summed up in
+//! a [`Tally`].
 
 use std::fmt;
 use std::ops::AddAssign;
@@ -31,6 +33,12 @@ pub(crate) const CANCEL_ASKED: u32 = 1 << 4;
 pub(crate) const SAW_DEADLINE: u32 = 1 << 5;
 /// The job's context was done when its body returned.
 pub(crate) const SAW_DONE: u32 = 1 << 6;
+/// The submitter dropped the job's `CancelOnDrop` without reading its
+/// result: from then on the job may not start with its context live.
+pub(crate) const GUARD_DROPPED: u32 = 1 << 7;
+/// The job ran inline, on a worker whose own job was joining it (after
+/// the stage bits).
+pub(crate) const RAN_INLINE: u32 = 1 << 20;
 
 /// The body of the job began in `stage`.
 pub(crate) const fn started(stage: usize) -> u32 {
@@ -193,7 +201,7 @@ impl Drop for Token {
 
 /// The names of the bits set in `state`, for messages.
 pub(crate) fn describe(state: u32) -> String {
-    const FLAGS: [(u32, &str); 7] = [
+    const FLAGS: [(u32, &str); 9] = [
         (CREATED, "created"),
         (ACCEPTED, "accepted"),
         (HANDED_BACK, "handed-back"),
@@ -201,6 +209,8 @@ pub(crate) fn describe(state: u32) -> String {
         (CANCEL_ASKED, "cancel-asked"),
         (SAW_DEADLINE, "saw-deadline"),
         (SAW_DONE, "saw-done"),
+        (GUARD_DROPPED, "guard-dropped"),
+        (RAN_INLINE, "ran-inline"),
     ];
     let mut names: Vec<String> = FLAGS
         .iter()
@@ -312,6 +322,8 @@ pub(crate) struct Tally {
     never_ran: u64,
     handed_back: u64,
     resubmitted: u64,
+    /// Jobs a join ran inline on a worker.
+    inline: u64,
     pub(crate) lost: u64,
     pub(crate) run_twice: u64,
 }
@@ -331,6 +343,7 @@ impl Tally {
             never_ran: accepted - ran,
             handed_back: ledger.count(|s| s & HANDED_BACK != 0),
             resubmitted: feed.resubmitted.load(SeqCst),
+            inline: ledger.count(|s| s & RAN_INLINE != 0),
             lost,
             run_twice: ledger.run_twice.load(SeqCst),
         }
@@ -348,6 +361,7 @@ impl AddAssign for Tally {
         self.never_ran += other.never_ran;
         self.handed_back += other.handed_back;
         self.resubmitted += other.resubmitted;
+        self.inline += other.inline;
         self.lost += other.lost;
         self.run_twice += other.run_twice;
     }
@@ -358,14 +372,15 @@ impl fmt::Display for Tally {
         write!(
             f,
             "{} rounds, {} jobs: {} accepted, {} ran ({} panicked, {} overran their \
-             timeout), {} never ran, {} handed back ({} resubmissions after Full), \
-             lost {}, run twice {}",
+             timeout; {} inline), {} never ran, {} handed back ({} resubmissions \
+             after Full), lost {}, run twice {}",
             self.rounds,
             self.jobs,
             self.accepted,
             self.ran,
             self.panicked,
             self.overran,
+            self.inline,
             self.never_ran,
             self.handed_back,
             self.resubmitted,
@@ -385,8 +400,9 @@ pub(crate) enum Class {
     TimedOut,
     /// Ran, but its context was cancelled before it returned.
     Interrupted,
-    /// Ran; its outcome was dropped with its pool (a `WorkerPool` dropped
-    /// with outputs undelivered).
+    /// Ran; its outcome was dropped unseen: with its pool (a `WorkerPool`
+    /// dropped with outputs undelivered), or with its handle (a dropped
+    /// `CancelOnDrop`, whose cancel may or may not have caught it).
     RanUnseen,
     NeverRan,
     Unknown,
@@ -468,10 +484,13 @@ pub(crate) fn classify(
 
 /// Waits until the pool is quiescent (and, with `workers`, back at full
 /// size with every panicked worker replaced); returns that snapshot.
+/// `kept` counts the panics that retired no worker: those of jobs run
+/// inline by a join, which the joining worker survives.
 pub(crate) fn settle(
     found: &mut Vec<String>,
     stats: impl Fn() -> Stats,
     workers: Option<usize>,
+    kept: impl Fn() -> u64,
 ) -> Option<Stats> {
     let mut last = stats();
     let settled = wait_until(LONG, || {
@@ -479,7 +498,8 @@ pub(crate) fn settle(
         let quiet = last.queued == 0
             && last.busy == 0
             && last.submitted == last.completed + last.failed + last.cancelled;
-        quiet && workers.is_none_or(|n| last.workers == n && last.respawned == last.panicked)
+        quiet
+            && workers.is_none_or(|n| last.workers == n && last.respawned + kept() == last.panicked)
     });
     if settled {
         Some(last)

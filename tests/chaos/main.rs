@@ -7,7 +7,10 @@
 //! millisecond, some overrunning the per-job timeout (cooperatively, in
 //! `ctx.sleep`), some panicking, some failing. Submitters cancel random
 //! handles and resubmit the jobs that `try_submit` and `submit_timeout`
-//! hand back from a full queue. At a random moment (a count of accepted
+//! hand back from a full queue; `ThreadPool` submitters also submit
+//! through `submit_async` (awaiting, or dropping a `CancelOnDrop`) and
+//! submit jobs that submit and join jobs of their own, run inline on the
+//! joining worker (`pool`, `nest`). At a random moment (a count of accepted
 //! jobs, never a time) the round shuts the pool down in a random flavour
 //! while the submitters are still running.
 //!
@@ -41,6 +44,8 @@ mod errgroup;
 mod feed;
 /// The ledger of job states and the checks every front door shares.
 mod ledger;
+/// `ThreadPool` jobs that submit jobs and join them from inside.
+mod nest;
 /// `Pipeline` rounds.
 mod pipeline;
 /// `ThreadPool` rounds.

@@ -2,6 +2,21 @@
 //! `execute` and `try_execute` jobs, cancel random handles and resize the
 //! pool, while the round ends it in a random flavour (join, shutdown_now,
 //! shutdown_timeout, drop, or a cancel of the pool's or its parent's context).
+//!
+//! Two more submitter actions race those ends:
+//!
+//! * an async submit: `submit_async`, driven by the std-only `block_on`
+//!   (which fails on a lost wake-up), then the handle is kept for the
+//!   round's final join, awaited at once (plain, or as a `CancelOnDrop`),
+//!   or wrapped in `cancel_on_drop()` and dropped unread — a cancel
+//!   attempt after which the job never starts, or runs once with its
+//!   context cancelled (or had finished); its outcome is then unseen;
+//! * a nested job: a small tree of jobs, each submitting its children to
+//!   the same pool and joining them from inside, so children still queued
+//!   run inline on the joining worker (see `nest`); a child the closing
+//!   pool refuses is handed back and must not run.
+//!
+//! Every job of either action is in the ledger and reconciled like the rest.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -11,16 +26,26 @@ use std::time::Duration;
 use brigade::{
     Context, JobError, JobHandle, PanicPolicy, ShutdownReport, Stats, ThreadPool, TrySubmitError,
 };
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
-use crate::common::{LONG, SplitMix64};
+use crate::common::{LONG, SplitMix64, block_on};
 use crate::feed::{Feed, Offer, Resizes, join_all, split, unique_name};
 use crate::ledger::{
-    ACCEPTED, CANCEL_ASKED, CREATED, Class, Expect, Ledger, Tally, check_no_threads, check_report,
-    check_stats, classify, common_checks, conclude, describe, panicked, settle, started,
+    ACCEPTED, CANCEL_ASKED, CREATED, Class, Expect, GUARD_DROPPED, Ledger, RAN_INLINE, Tally,
+    check_no_threads, check_report, check_stats, classify, common_checks, conclude, describe,
+    panicked, settle, started,
 };
-use crate::work::{Mix, perform};
+use crate::nest::{self, Shared, Tree};
+use crate::work::{Mix, Work, perform};
 use crate::{PATIENCE, pick, submitter_rng};
+
+/// Whether rounds with a queue of capacity 0 (a rendezvous) submit
+/// through `submit_async`. Off: such a submit can miss its wake-up and wait
+/// forever on an idle pool — the worker wakes the waiting futures just
+/// before it blocks to receive, and a retry that comes before the worker is
+/// blocked finds no room, while none is woken once it is (reported with
+/// the async submit's chaos actions; turn on once fixed).
+const ASYNC_ON_RENDEZVOUS: bool = false;
 
 /// How a `ThreadPool` round ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +97,48 @@ struct PoolPlan {
     /// Wait for quiescence and check `Stats` before a consuming end.
     settle_first: bool,
     resizes: Resizes,
+    /// Per 1,000 jobs: submit through `submit_async`.
+    asynchronous: u64,
+    /// What may follow an async submit (a dropped guard in half the
+    /// rounds: it leaves the job's outcome unseen, and the counts inexact).
+    after_async: &'static [AfterAsync],
+    /// Per 1,000 jobs: begin a nested action (a tree of 2-5 jobs).
+    nested: u64,
+}
+
+/// What a submitter does with the handle an async submit gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterAsync {
+    /// Keep it for the round's final join.
+    Keep,
+    /// Await it at once with `block_on`.
+    Await,
+    /// Await it at once as a `CancelOnDrop`.
+    AwaitGuarded,
+    /// Wrap it in `cancel_on_drop()` and drop that unread.
+    DropGuarded,
+}
+
+/// One submitter action, drawn per job (or per tree of jobs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Execute,
+    Submit,
+    Async,
+    Nested,
 }
 
 impl PoolPlan {
     fn new(seed: u64, jobs: usize) -> Self {
+        let mut plan = Self::draw(seed, jobs);
+        if plan.queue == 0 && !ASYNC_ON_RENDEZVOUS {
+            plan.asynchronous = 0;
+        }
+        plan
+    }
+
+    /// The plan as the seed draws it.
+    fn draw(seed: u64, jobs: usize) -> Self {
         let mut rng = SplitMix64(seed);
         let job_timeout = (rng.below(10) < 7).then(|| Duration::from_millis(2 + rng.below(4)));
         let submitters = 2 + rng.below(3) as usize;
@@ -100,6 +163,35 @@ impl PoolPlan {
             then: PoolEnd::random(&mut rng, true),
             trigger_at: rng.below(jobs as u64 + 1) as usize,
             settle_first: rng.below(2) == 0,
+            asynchronous: rng.below(300),
+            after_async: if rng.below(2) == 0 {
+                &[
+                    AfterAsync::Keep,
+                    AfterAsync::Await,
+                    AfterAsync::AwaitGuarded,
+                ]
+            } else {
+                &[
+                    AfterAsync::Keep,
+                    AfterAsync::Await,
+                    AfterAsync::AwaitGuarded,
+                    AfterAsync::DropGuarded,
+                ]
+            },
+            nested: rng.below(150),
+        }
+    }
+
+    /// The next action, at the plan's rates.
+    fn action(&self, rng: &mut SplitMix64) -> Action {
+        let roll = rng.below(1000);
+        if roll < self.execute {
+            return Action::Execute;
+        }
+        match rng.below(1000) {
+            roll if roll < self.asynchronous => Action::Async,
+            roll if roll < self.asynchronous + self.nested => Action::Nested,
+            _ => Action::Submit,
         }
     }
 
@@ -130,8 +222,9 @@ struct Ending {
 struct PoolRound<'a> {
     plan: &'a PoolPlan,
     ledger: Arc<Ledger>,
-    /// The pool, shared with the submitters until an end takes it.
-    slot: RwLock<Option<ThreadPool>>,
+    /// The pool's slot and the results read before the end, shared with
+    /// the submitters and with the jobs that submit jobs.
+    shared: Arc<Shared>,
     feed: Feed,
 }
 
@@ -148,7 +241,11 @@ pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
     let round = PoolRound {
         plan: &plan,
         ledger,
-        slot: RwLock::new(Some(plan.build(&name, &parent))),
+        shared: Arc::new(Shared {
+            slot: RwLock::new(Some(plan.build(&name, &parent))),
+            results: Mutex::new(Vec::new()),
+            timeout: plan.job_timeout,
+        }),
         feed: Feed::new(plan.trigger_at, plan.submitters),
     };
     let mut ending = Ending::default();
@@ -165,12 +262,14 @@ pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
         join_all(submitters)
     });
     // The cancelling ends leave the pool in place until the submitters are done.
-    let remaining = round.slot.write().take();
-    let results = join_handles(&mut found, &round.ledger, handles, remaining.is_none());
+    let remaining = round.shared.slot.write().take();
+    let mut results = join_handles(&mut found, &round.ledger, handles, remaining.is_none());
     if let Some(pool) = remaining {
         round.finish(pool, plan.then, &mut ending, &mut found);
     }
     check_no_threads(&mut found, &name);
+    // Every job that joins children has ended: the pool's threads are gone.
+    results.append(&mut round.shared.results.lock());
     round.reconcile(found, &results, &ending)
 }
 
@@ -219,33 +318,26 @@ impl PoolRound<'_> {
         let _done = self.feed.submitter();
         let mut rng = submitter_rng(self.plan.seed, index);
         let mut handles = Vec::new();
-        for (done, id) in ids.enumerate() {
+        let (mut next, mut done) = (ids.start, 0);
+        while next < ids.end {
             self.plan.resizes.before_job(index, done, |target| {
-                self.slot.read().as_ref().is_some_and(|pool| {
+                self.shared.slot.read().as_ref().is_some_and(|pool| {
                     pool.set_workers(target).expect("resize targets are valid");
                     true
                 })
             });
-            let token = self.ledger.token(id);
-            let work = self.plan.mix.pick(&mut rng);
-            let offer = if rng.below(1000) < self.plan.execute {
-                let job = move || {
-                    perform(&token, work, 0, None, None);
-                };
-                self.offer_execute(id, job, &mut rng)
-            } else {
-                let timeout = self.plan.job_timeout;
-                let job = move |ctx: &Context| perform(&token, work, 0, Some(ctx), timeout);
-                match self.offer(id, job, &mut rng) {
-                    Offer::Accepted(handle) => {
-                        handles.push((id, handle));
-                        self.maybe_cancel(&handles, &mut rng);
-                        Offer::Accepted(())
-                    }
-                    Offer::Refused => Offer::Refused,
-                    Offer::Gone => Offer::Gone,
+            done += 1;
+            let (offer, used) = match self.plan.action(&mut rng) {
+                Action::Nested if ids.end - next >= 2 => {
+                    let size = (2 + rng.below(4) as usize).min(ids.end - next);
+                    let block = next..next + size;
+                    (self.submit_tree(block, &mut rng, &mut handles), size)
                 }
+                Action::Execute => (self.execute_one(next, &mut rng), 1),
+                Action::Async => (self.submit_one(next, true, &mut rng, &mut handles), 1),
+                _ => (self.submit_one(next, false, &mut rng, &mut handles), 1),
             };
+            next += used;
             if matches!(offer, Offer::Gone) {
                 break;
             }
@@ -253,23 +345,130 @@ impl PoolRound<'_> {
         handles
     }
 
+    /// A fire-and-forget job through `execute` or `try_execute`.
+    fn execute_one(&self, id: usize, rng: &mut SplitMix64) -> Offer<()> {
+        let token = self.ledger.token(id);
+        let work = self.plan.mix.pick(rng);
+        let job = move || {
+            perform(&token, work, 0, None, None);
+        };
+        self.offer_execute(id, job, rng)
+    }
+
+    /// A job through the submit family, or through `submit_async`.
+    fn submit_one(
+        &self,
+        id: usize,
+        asynchronous: bool,
+        rng: &mut SplitMix64,
+        handles: &mut Vec<(usize, JobHandle<bool>)>,
+    ) -> Offer<()> {
+        let token = self.ledger.token(id);
+        let work = self.plan.mix.pick(rng);
+        let timeout = self.plan.job_timeout;
+        let job = move |ctx: &Context| perform(&token, work, 0, Some(ctx), timeout);
+        match self.offer(id, job, asynchronous, rng) {
+            Offer::Accepted(handle) if asynchronous => {
+                self.after_async(id, handle, rng, handles);
+                Offer::Accepted(())
+            }
+            Offer::Accepted(handle) => {
+                self.keep(id, handle, rng, handles);
+                Offer::Accepted(())
+            }
+            Offer::Refused => Offer::Refused,
+            Offer::Gone => Offer::Gone,
+        }
+    }
+
+    /// A nested action over the ids in `block`: the root of a tree of jobs
+    /// that submit and join their children (see `nest`).
+    fn submit_tree(
+        &self,
+        block: Range<usize>,
+        rng: &mut SplitMix64,
+        handles: &mut Vec<(usize, JobHandle<bool>)>,
+    ) -> Offer<()> {
+        let works: Vec<Work> = block.clone().map(|_| self.plan.mix.pick(rng)).collect();
+        let fan = 1 + rng.below(3) as usize;
+        let tree = Tree::plan(block, &works, fan);
+        let id = tree.id;
+        let job = nest::job(Arc::clone(&self.shared), self.ledger.token(id), tree);
+        match self.offer(id, job, false, rng) {
+            Offer::Accepted(handle) => {
+                self.keep(id, handle, rng, handles);
+                Offer::Accepted(())
+            }
+            Offer::Refused => Offer::Refused,
+            Offer::Gone => Offer::Gone,
+        }
+    }
+
+    /// Keeps `handle` for the round's final join, maybe cancelling it or
+    /// one of the few before it.
+    fn keep(
+        &self,
+        id: usize,
+        handle: JobHandle<bool>,
+        rng: &mut SplitMix64,
+        handles: &mut Vec<(usize, JobHandle<bool>)>,
+    ) {
+        handles.push((id, handle));
+        self.maybe_cancel(handles, rng);
+    }
+
+    /// What follows an async submit: keep the handle, await it now (plain
+    /// or guarded), or drop it guarded, which cancels the job.
+    fn after_async(
+        &self,
+        id: usize,
+        handle: JobHandle<bool>,
+        rng: &mut SplitMix64,
+        handles: &mut Vec<(usize, JobHandle<bool>)>,
+    ) {
+        let result = match pick(rng, self.plan.after_async) {
+            AfterAsync::Keep => return self.keep(id, handle, rng, handles),
+            AfterAsync::Await => block_on(handle),
+            AfterAsync::AwaitGuarded => block_on(handle.cancel_on_drop()),
+            AfterAsync::DropGuarded => {
+                self.ledger.mark(id, CANCEL_ASKED);
+                drop(handle.cancel_on_drop());
+                self.ledger.mark(id, GUARD_DROPPED);
+                return;
+            }
+        };
+        self.shared.results.lock().push((id, result));
+    }
+
     /// Submits through a random member of the submit family, resubmitting
-    /// what a full queue hands back.
-    fn offer<F>(&self, id: usize, mut job: F, rng: &mut SplitMix64) -> Offer<JobHandle<bool>>
+    /// what a full queue hands back; or, if `asynchronous`, through
+    /// `submit_async` driven by `block_on` (which waits out a full queue).
+    fn offer<F>(
+        &self,
+        id: usize,
+        mut job: F,
+        asynchronous: bool,
+        rng: &mut SplitMix64,
+    ) -> Offer<JobHandle<bool>>
     where
         F: FnOnce(&Context) -> bool + Send + 'static,
     {
         for attempt in 0.. {
-            let slot = self.slot.read();
+            let slot = self.shared.slot.read();
             let Some(pool) = slot.as_ref() else {
                 drop(slot);
                 return self.feed.hand_back(&self.ledger, id, job, Offer::Gone);
             };
-            let method = if attempt >= PATIENCE { 0 } else { rng.below(3) };
+            let method = match (asynchronous, attempt >= PATIENCE) {
+                (true, _) => 3,
+                (false, true) => 0,
+                (false, false) => rng.below(3),
+            };
             let result = match method {
                 0 => pool.submit(job).map_err(TrySubmitError::from),
                 1 => pool.try_submit(job),
-                _ => pool.submit_timeout(job, Duration::from_micros(rng.below(300))),
+                2 => pool.submit_timeout(job, Duration::from_micros(rng.below(300))),
+                _ => block_on(pool.submit_async(job)).map_err(TrySubmitError::from),
             };
             drop(slot);
             match self.feed.settle(&self.ledger, id, result) {
@@ -286,7 +485,7 @@ impl PoolRound<'_> {
         F: FnOnce() + Send + 'static,
     {
         for attempt in 0.. {
-            let slot = self.slot.read();
+            let slot = self.shared.slot.read();
             let Some(pool) = slot.as_ref() else {
                 drop(slot);
                 return self.feed.hand_back(&self.ledger, id, job, Offer::Gone);
@@ -325,12 +524,12 @@ impl PoolRound<'_> {
             }
             PoolEnd::CancelPool => {
                 ending.cancelled = true;
-                if let Some(pool) = &*self.slot.read() {
+                if let Some(pool) = &*self.shared.slot.read() {
                     pool.context().cancel();
                 }
             }
             end => {
-                let taken = self.slot.write().take();
+                let taken = self.shared.slot.write().take();
                 if let Some(pool) = taken {
                     self.finish(pool, end, ending, found);
                 }
@@ -344,7 +543,11 @@ impl PoolRound<'_> {
         if self.plan.settle_first || ending.cancelled {
             let full = !ending.cancelled && self.plan.policy == PanicPolicy::Respawn;
             let size = self.plan.resizes.size();
-            ending.stats = settle(found, || pool.stats(), full.then_some(size));
+            let kept = || {
+                let inline_panic = RAN_INLINE | panicked(0);
+                self.ledger.count(|s| s & inline_panic == inline_panic)
+            };
+            ending.stats = settle(found, || pool.stats(), full.then_some(size), kept);
         }
         match end {
             PoolEnd::Join => pool.join(),
@@ -387,6 +590,7 @@ impl PoolRound<'_> {
                 Some(result) => classify(&mut found, id, s, result, plan.job_timeout.is_some()),
                 None if s & started(0) == 0 => Class::NeverRan,
                 None if s & panicked(0) != 0 => Class::Panicked,
+                None if s & GUARD_DROPPED != 0 => Class::RanUnseen,
                 None => Class::Completed,
             };
             let excused = cancelled || s & CANCEL_ASKED != 0;

@@ -1,6 +1,8 @@
 //! What a job does: nothing, a nap, an overrun of its timeout, a panic or
 //! a failure, drawn from a [`Mix`]; and [`perform`], the body of every job
-//! and pipeline stage, which records it all in the ledger.
+//! and pipeline stage, which records it all in the ledger (and checks that
+//! a job whose `CancelOnDrop` was dropped runs only with its context
+//! cancelled).
 
 use std::thread;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use brigade::{Cancelled, Context};
 
 use crate::common::SplitMix64;
-use crate::ledger::{SAW_DEADLINE, SAW_DONE, Token, failed, finished, panicked};
+use crate::ledger::{GUARD_DROPPED, SAW_DEADLINE, SAW_DONE, Token, failed, finished, panicked};
 use crate::{PLANNED, pick};
 
 /// What one job does.
@@ -81,6 +83,13 @@ pub(crate) fn perform(
 ) -> bool {
     let (ledger, id) = (&*token.ledger, token.id);
     let _running = ledger.start(id, stage);
+    // The guard's cancel found the job queued (so it must never start) or
+    // running (so its context is cancelled already).
+    if ledger.state(id) & GUARD_DROPPED != 0 && ctx.is_some_and(|ctx| !ctx.is_done()) {
+        ledger.violation(format!(
+            "job {id} is running with a live context after its CancelOnDrop was dropped"
+        ));
+    }
     match work {
         Work::Instant | Work::Fail => {}
         Work::Micros(n) => nap(ctx, Duration::from_micros(n)),

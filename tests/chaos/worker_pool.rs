@@ -198,6 +198,7 @@ pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
                 &mut found,
                 || pool.stats(),
                 full.then_some(plan.resizes.size()),
+                || 0,
             )
         })
         .flatten();

@@ -1,13 +1,16 @@
 //! Helpers shared by the integration tests: bounded waits, gates and
-//! latches for ordering threads, a drop counter, and thread counts read from
-//! `/proc/self/task`.
+//! latches for ordering threads, a bounded `block_on` that fails on a lost
+//! wake-up, a drop counter, and thread counts read from `/proc/self/task`.
 #![allow(
     dead_code,
     reason = "each test file uses a different subset of these helpers"
 )]
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -69,6 +72,57 @@ pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> b
             return cond();
         }
         thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The smallest executor, std only: polls `future` on this thread and
+/// parks between polls until its waker (a [`Wake`] that unparks this
+/// thread) is woken. Panics if the future is pending for [`LONG`] with its
+/// waker never woken — naming a lost wake-up if one more poll finds it
+/// ready, a hang otherwise (at the caller's line).
+#[track_caller]
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark {
+        thread: thread::Thread,
+        woken: AtomicBool,
+    }
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.woken.store(true, Ordering::SeqCst);
+            self.thread.unpark();
+        }
+    }
+    let unpark = Arc::new(Unpark {
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let waker = Waker::from(Arc::clone(&unpark));
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        let deadline = Instant::now() + LONG;
+        // Spurious unparks (and unrelated ones) only cost a look at `woken`.
+        while !unpark.woken.swap(false, Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let late = future.as_mut().poll(&mut cx).is_ready();
+                panic!(
+                    "block_on: pending for {LONG:?} and never woken: {}",
+                    if late {
+                        "a lost wake-up (it was ready when polled again)"
+                    } else {
+                        "a hang"
+                    }
+                );
+            }
+            thread::park_timeout(left);
+        }
     }
 }
 
