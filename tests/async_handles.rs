@@ -440,3 +440,20 @@ fn group_wait_async_is_pending_until_the_last_task_ends() {
         assert_eq!(errors.len(), 3);
     });
 }
+
+#[test]
+fn async_submits_on_a_rendezvous_queue_are_always_woken() {
+    // Found by the chaos suite: with capacity 0 there is room only while a
+    // worker is blocked receiving, and a retry just before it blocked was
+    // never woken again.
+    with_timeout(LONG, || {
+        let pool = pool(1, 0);
+        for _ in 0..1_000 {
+            let handle = block_on(pool.submit_async(|_ctx| thread::yield_now()))
+                .map_err(|e| e.kind())
+                .expect("accepted");
+            assert_eq!(handle.join(), Ok(()));
+        }
+        pool.join();
+    });
+}

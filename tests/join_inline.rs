@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use brigade::{Context, JobHandle, ThreadPool};
-use common::{Gate, LONG, with_timeout};
+use common::{Gate, LONG, wait_until, with_timeout};
 
 fn one_worker() -> ThreadPool {
     ThreadPool::builder()
@@ -248,6 +248,54 @@ fn a_join_in_a_cancelled_pool_does_not_start_the_queued_job() {
             (report.submitted, report.ran, report.never_ran),
             (2, 1, 1),
             "{report:?}"
+        );
+    });
+}
+
+#[test]
+fn a_job_run_inline_keeps_its_result_when_its_envelope_is_discarded() {
+    // Found by the chaos suite: another worker discarding the queue (the
+    // pool was cancelled) found the envelope of a job a join was running
+    // inline, and reported it cancelled though it ran.
+    with_timeout(LONG, || {
+        let pool = Arc::new(
+            ThreadPool::builder()
+                .workers(2)
+                .build()
+                .expect("valid pool"),
+        );
+        let gate = Gate::new();
+        let _blocker = common::occupy_worker(&pool, &gate);
+        let inner_pool = Arc::clone(&pool);
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (go_tx, go) = crossbeam_channel::bounded::<()>(1);
+        let (result_tx, result) = crossbeam_channel::bounded(1);
+        let _outer = pool
+            .submit(move |_ctx| {
+                let inner = inner_pool
+                    .submit(move |_ctx| -> u32 {
+                        started_tx.send(()).expect("the test waits");
+                        let _ = go.recv_timeout(LONG);
+                        panic!("boom after the discard")
+                    })
+                    .expect("accepted");
+                result_tx.send(inner.join()).expect("the test waits");
+            })
+            .expect("accepted");
+        // Running inline on the outer job's worker; its envelope is queued.
+        started
+            .recv_timeout(LONG)
+            .expect("the inner job started inline");
+        pool.context().cancel();
+        gate.open();
+        // The blocker's worker finds the pool cancelled, discards the
+        // queue (the inner job's envelope with it) and leaves.
+        assert!(wait_until(LONG, || pool.stats().workers == 1));
+        go_tx.send(()).expect("the inner job waits");
+        let inner = result.recv_timeout(LONG).expect("the outer job reports");
+        assert!(
+            matches!(inner, Err(brigade::JobError::Panicked(_))),
+            "{inner:?}"
         );
     });
 }

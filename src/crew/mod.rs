@@ -298,6 +298,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     ) -> Result<Self, BuildError> {
         crate::unwind::note_panic_locations();
         let workers = config.workers;
+        let rendezvous = config.queue_capacity == Some(0);
         let counters = Counters::default();
         counters.begin(config.workers);
         let adaptive = config.adaptive;
@@ -317,7 +318,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             next_index: AtomicUsize::new(0),
             make_local: Mutex::new(Some(Box::new(maker))),
             controller: Mutex::new(None),
-            room: Arc::default(),
+            room: Arc::new(Room::new(rendezvous)),
             room_hooked: AtomicBool::new(false),
         });
         let crew = Self { shared };

@@ -16,6 +16,12 @@
 //! the queue full, so either another job is dequeued after that one (and
 //! wakes it) or the queue empties (and wakes it). A worker that leaves,
 //! and a pool that closes, wake every waiter, which then sees why.
+//!
+//! A queue of capacity 0 has room only while a worker is blocked receiving,
+//! and a worker wakes the waiters just *before* it blocks: a retry in that
+//! gap finds no room, and nothing would wake it again. So while a worker
+//! of such a crew is idle (`idle`), a waiter that found no room has its
+//! task polled again at once instead of parking.
 
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -23,8 +29,11 @@ use std::task::Waker;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
 
 /// The waiters for a slot in one crew's queue.
-#[derive(Default)]
 pub(crate) struct Room {
+    /// The queue has capacity 0 (see the module docs).
+    rendezvous: bool,
+    /// Workers between `idle` and the end of their blocking wait.
+    idle: AtomicUsize,
     armed: AtomicBool,
     /// `waiters.len()`, readable without the lock.
     waiting: AtomicUsize,
@@ -33,11 +42,33 @@ pub(crate) struct Room {
     next_id: AtomicU64,
 }
 
+/// A worker's blocking wait, from [`Room::idle`].
+pub(crate) struct Idle<'r>(&'r Room);
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        if self.0.rendezvous {
+            self.0.idle.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// One future's place among the waiters.
 #[derive(Debug, Default)]
 pub(crate) struct Ticket(Option<u64>);
 
 impl Room {
+    pub(crate) fn new(rendezvous: bool) -> Self {
+        Self {
+            rendezvous,
+            idle: AtomicUsize::new(0),
+            armed: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            waiters: Mutex::new(VecDeque::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
     /// Leaves `waker` to be woken when a slot frees (replacing the
     /// waker this ticket left before, if it is still waiting). The caller
     /// must try to send again after this, before it returns `Pending`.
@@ -103,9 +134,29 @@ impl Room {
         // Full: leave the waker, then try once more, so that a slot freed
         // in between is not missed.
         self.wait(ticket, waker);
-        let done = send(item)?;
+        let done = match send(item) {
+            Ok(done) => done,
+            Err(item) => {
+                if self.rendezvous && self.idle.load(Ordering::SeqCst) != 0 {
+                    waker.wake_by_ref();
+                }
+                return Err(item);
+            }
+        };
         self.leave(ticket, true);
         Ok(done)
+    }
+
+    /// A worker found the queue empty and is about to block: every waiter
+    /// tries again. The returned guard marks the worker idle until it is
+    /// dropped, when the wait ends.
+    #[cold]
+    pub(crate) fn idle(&self) -> Idle<'_> {
+        if self.rendezvous {
+            self.idle.fetch_add(1, Ordering::SeqCst);
+        }
+        self.wake_all();
+        Idle(self)
     }
 
     /// A worker took a job off the queue. One flag read unless armed.

@@ -110,7 +110,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     #[cold]
     fn next_job_blocking(&self) -> Option<Envelope<J>> {
         // The queue is empty: a future that found it full can send now.
-        self.room.wake_all();
+        let _idle = self.room.idle();
         let mut select = Select::new();
         let jobs = select.recv(&self.jobs);
         let cancel = select.recv(&self.cancel);

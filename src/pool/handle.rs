@@ -229,7 +229,12 @@ where
     }
 
     fn discard(&self, reason: Cancelled) {
-        self.fill(Err(JobError::Cancelled(reason)));
+        // Only a queued job: one a join is running inline (its envelope
+        // still queued) keeps its own result.
+        let state = self.state.lock();
+        if matches!(*state, State::Queued(_)) {
+            self.settle(state, Err(JobError::Cancelled(reason)));
+        }
     }
 
     fn started(&self) -> bool {

@@ -40,12 +40,10 @@ use crate::work::{Mix, Work, perform};
 use crate::{PATIENCE, pick, submitter_rng};
 
 /// Whether rounds with a queue of capacity 0 (a rendezvous) submit
-/// through `submit_async`. Off: such a submit can miss its wake-up and wait
-/// forever on an idle pool — the worker wakes the waiting futures just
-/// before it blocks to receive, and a retry that comes before the worker is
-/// blocked finds no room, while none is woken once it is (reported with
-/// the async submit's chaos actions; turn on once fixed).
-const ASYNC_ON_RENDEZVOUS: bool = false;
+/// through `submit_async`. On since the fix for the missed wake-up these
+/// rounds found (a retry just before the worker blocked to receive was
+/// never woken again; see `crew/room.rs`).
+const ASYNC_ON_RENDEZVOUS: bool = true;
 
 /// How a `ThreadPool` round ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
