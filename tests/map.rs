@@ -725,11 +725,20 @@ fn map_ctx_items_see_the_map_dropped() {
             .build()
             .expect("a valid pool");
         let saw_cancel = Arc::new(AtomicUsize::new(0));
+        // Item 0 returns only once item 1 is running: otherwise a slow
+        // machine (ThreadSanitizer) could drop the map before item 1
+        // started, and it would rightly never run.
+        let (started_tx, started) = crossbeam_channel::bounded::<()>(1);
         let first: Vec<u32> = {
             let saw_cancel = Arc::clone(&saw_cancel);
             pool.map_ctx(0..2u32, move |ctx, n| {
-                if n == 1 && ctx.done().recv_timeout(LONG) == Err(RecvTimeoutError::Disconnected) {
-                    saw_cancel.fetch_add(1, Ordering::SeqCst);
+                if n == 0 {
+                    started.recv_timeout(LONG).expect("item 1 started");
+                } else if n == 1 {
+                    started_tx.send(()).expect("item 0 waits");
+                    if ctx.done().recv_timeout(LONG) == Err(RecvTimeoutError::Disconnected) {
+                        saw_cancel.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
                 n
             })
