@@ -37,7 +37,7 @@ export CARGO_TARGET_DIR="target/tsan"
 # the coordination primitives and the stress test. One test thread at a
 # time keeps TSan's memory and time in bounds on a 2-core machine.
 tests=(pool backpressure shutdown supervision timeouts context worker_pool map scope pipeline
-       semaphore errgroup rate_limited_pools chaos async_handles join_inline completions)
+       semaphore errgroup rate_limited_pools chaos)
 args=()
 for t in "${tests[@]}"; do
   # A test is a file, tests/$t.rs, or a folder with tests/$t/main.rs (chaos).
