@@ -17,7 +17,7 @@ use std::thread;
 use brigade::{
     Cancelled, Context, ErrGroup, GroupError, JobError, SubmitError, ThreadPool, WorkerPool,
 };
-use common::{Gate, LONG, occupy_worker, wait_until, with_timeout};
+use common::{Gate, LONG, block_on, occupy_worker, wait_until, with_timeout};
 use crossbeam_channel::{Receiver, Sender};
 
 /// A waker that counts its wake-ups and reports each on a channel.
@@ -49,24 +49,6 @@ fn counting() -> (Arc<Counting>, Waker, Receiver<()>) {
 
 fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output> {
     Pin::new(future).poll(&mut TaskContext::from_waker(waker))
-}
-
-/// The smallest executor: polls on this thread, parks between wake-ups.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut TaskContext::from_waker(&waker)) {
-            return out;
-        }
-        thread::park_timeout(LONG);
-    }
 }
 
 fn pool(workers: usize, capacity: usize) -> ThreadPool {

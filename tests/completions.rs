@@ -5,18 +5,18 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use brigade::{Cancelled, Completions, Context, JobError, JobHandle, ThreadPool};
 use crossbeam_channel::{Receiver, Sender};
 
-use common::{DropCounter, Gate, LONG, SplitMix64, occupy_worker, wait_until, with_timeout};
+use common::{
+    DropCounter, Gate, LONG, SplitMix64, block_on, occupy_worker, wait_until, with_timeout,
+};
 
 /// A short wait for "nothing happens": long enough that a wrong answer
 /// would usually show, and only ever used where the right answer is
@@ -413,32 +413,6 @@ fn poll_next_wakes_the_task_exactly_when_a_job_ends() {
             "one wake per job end"
         );
     });
-}
-
-/// Wakes a thread parked in [`block_on`].
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// A minimal executor: polls `future` on this thread, parking between
-/// polls; panics if it has not finished within `LONG`.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = TaskContext::from_waker(&waker);
-    let mut future = pin!(future);
-    let deadline = Instant::now() + LONG;
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "the future did not finish within {LONG:?}");
-        thread::park_timeout(left);
-    }
 }
 
 #[test]
