@@ -466,7 +466,9 @@ pub enum SizingError {
     #[error("latency must be greater than zero")]
     ZeroLatency,
     /// `Sizing::Adaptive` bounds out of order or out of range.
-    #[error("adaptive sizing needs 1 <= min <= max <= {limit}, got min {min} and max {max}")]
+    #[error(
+        "adaptive sizing needs min <= max and 1 <= max <= {limit}, got min {min} and max {max}"
+    )]
     InvalidBounds {
         /// The lower bound given.
         min: usize,
@@ -541,6 +543,16 @@ pub enum BuildError {
         "job timeout must be greater than zero; leave job_timeout unset for no per-job deadline"
     )]
     ZeroJobTimeout(Duration),
+    /// A keep-alive of zero.
+    #[error(
+        "keep_alive must be greater than zero; leave it unset for workers that never leave when idle"
+    )]
+    ZeroKeepAlive(Duration),
+    /// `Sizing::Adaptive { min: 0, .. }` without a keep-alive.
+    #[error(
+        "Sizing::Adaptive with min 0 needs keep_alive(..): only idle workers leaving take a pool to no workers; set keep_alive or a min of at least 1"
+    )]
+    ZeroMinNeedsKeepAlive,
     /// The thread name contains a NUL byte, which the OS cannot store.
     #[error("thread name must not contain NUL bytes, got {0:?}")]
     InvalidThreadName(String),

@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::context::Context;
-use crate::crew::{CrewConfig, Hook, JobHook, PanicPolicy, StartGate};
+use crate::crew::{CrewConfig, Elastic, Hook, JobHook, PanicPolicy, StartGate};
 use crate::error::{BuildError, Cancelled, RateError};
 use crate::rate::RateLimiter;
 use crate::sizing::Sizing;
@@ -41,6 +41,7 @@ pub(crate) struct Options {
     pub(crate) rate_limit: Option<RateLimiter>,
     pub(crate) on_job_done: Option<JobHook>,
     pub(crate) record_latencies: bool,
+    pub(crate) keep_alive: Option<Duration>,
 }
 
 impl Default for Options {
@@ -58,6 +59,7 @@ impl Default for Options {
             rate_limit: None,
             on_job_done: None,
             record_latencies: true,
+            keep_alive: None,
         }
     }
 }
@@ -90,7 +92,9 @@ impl Options {
                 Sizing::Adaptive { min, max } => Some((min, max)),
                 _ => None,
             },
-            keep_alive: None,
+            elastic: self
+                .keep_alive
+                .map(|keep_alive| elastic(self.sizing, workers, keep_alive)),
         };
         Ok((config, ctx))
     }
@@ -111,6 +115,12 @@ impl Options {
         if let Some(timeout) = self.job_timeout.filter(Duration::is_zero) {
             return Err(BuildError::ZeroJobTimeout(timeout));
         }
+        if let Some(keep_alive) = self.keep_alive.filter(Duration::is_zero) {
+            return Err(BuildError::ZeroKeepAlive(keep_alive));
+        }
+        if matches!(self.sizing, Sizing::Adaptive { min: 0, .. }) && self.keep_alive.is_none() {
+            return Err(BuildError::ZeroMinNeedsKeepAlive);
+        }
         if self.thread_name.contains('\0') {
             return Err(BuildError::InvalidThreadName(self.thread_name.clone()));
         }
@@ -127,6 +137,23 @@ impl Options {
             }
         }
         Ok(workers)
+    }
+}
+
+/// How the workers of a pool with a keep-alive come and go: idle ones
+/// leave down to the adaptive `min` (0 for other sizings), and a job no
+/// free worker waits for starts one — up to the sizing's count, or, for
+/// an adaptive pool (whose controller does the growing), only when it has
+/// none.
+fn elastic(sizing: Sizing, workers: usize, keep_alive: Duration) -> Elastic {
+    let (floor, grow_to) = match sizing {
+        Sizing::Adaptive { min, .. } => (min, min.max(1)),
+        _ => (0, workers),
+    };
+    Elastic {
+        keep_alive,
+        floor,
+        grow_to,
     }
 }
 
@@ -247,6 +274,33 @@ macro_rules! common_setters {
         /// shows the first 15 bytes.
         pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
             self.options.thread_name = prefix.into();
+            self
+        }
+
+        /// Lets a worker idle this long leave, and starts workers again when
+        /// jobs come: an idle pool then holds no worker thread (an adaptive
+        /// pool keeps its `min`, which may then be 0). A job that finds no
+        /// free worker starts one at once, up to the sizing's count (an
+        /// adaptive pool's controller grows it past one). Workers start as
+        /// without it, so `build()` still finds a failing start; each one
+        /// leaving runs `on_thread_exit` and drops its per-worker state on
+        /// its own thread. Counted in [`Stats::expired`](crate::Stats::expired).
+        /// Zero is rejected by `build()`. Unset, workers never leave for
+        /// being idle.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use brigade::{Sizing, ThreadPool};
+        ///
+        /// let pool = ThreadPool::builder()
+        ///     .sizing(Sizing::Adaptive { min: 0, max: 8 })
+        ///     .keep_alive(Duration::from_millis(50))
+        ///     .build()?;
+        /// assert_eq!(pool.submit(|_ctx| 6 * 7)?.join()?, 42);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn keep_alive(mut self, idle: std::time::Duration) -> Self {
+            self.options.keep_alive = Some(idle);
             self
         }
 

@@ -175,14 +175,14 @@ impl Sizing {
             } => io_bound(throughput_per_sec, latency)?,
             Self::Mixed => mixed(),
             Self::Adaptive { min, max } => {
-                if min == 0 || min > max || max > MAX_WORKERS {
+                if max == 0 || min > max || max > MAX_WORKERS {
                     return Err(SizingError::InvalidBounds {
                         min,
                         max,
                         limit: MAX_WORKERS,
                     });
                 }
-                cpu_bound().clamp(min, max)
+                cpu_bound().clamp(min.max(1), max)
             }
         };
         check_count(n)

@@ -406,28 +406,23 @@ fn adaptive_worker_pool_grows_and_still_disconnects() {
 
 #[test]
 fn bad_bounds_are_exact_errors() {
-    // min 0, min > max and max > MAX_WORKERS are InvalidBounds errors with
+    // min > max, max 0 and max > MAX_WORKERS are InvalidBounds errors with
     // an exact message, from both builders and from Sizing::workers.
     let cases = [
         (
-            0,
-            4,
-            "adaptive sizing needs 1 <= min <= max <= 32768, got min 0 and max 4",
-        ),
-        (
             5,
             4,
-            "adaptive sizing needs 1 <= min <= max <= 32768, got min 5 and max 4",
+            "adaptive sizing needs min <= max and 1 <= max <= 32768, got min 5 and max 4",
         ),
         (
             1,
             MAX_WORKERS + 1,
-            "adaptive sizing needs 1 <= min <= max <= 32768, got min 1 and max 32769",
+            "adaptive sizing needs min <= max and 1 <= max <= 32768, got min 1 and max 32769",
         ),
         (
             0,
             0,
-            "adaptive sizing needs 1 <= min <= max <= 32768, got min 0 and max 0",
+            "adaptive sizing needs min <= max and 1 <= max <= 32768, got min 0 and max 0",
         ),
     ];
     for (min, max, message) in cases {
@@ -457,6 +452,31 @@ fn bad_bounds_are_exact_errors() {
             Err(err) => assert_eq!(err.to_string(), message),
             Ok(pool) => panic!("built {pool:?} with min {min} max {max}"),
         }
+    }
+    // min 0 is a pool that can scale to zero, which only a keep-alive
+    // does: without one, both builders say so.
+    let zero_min = Sizing::Adaptive { min: 0, max: 4 };
+    assert!(zero_min.workers().is_ok_and(|n| (1..=4).contains(&n)));
+    let needs = "Sizing::Adaptive with min 0 needs keep_alive(..): only idle workers leaving \
+                 take a pool to no workers; set keep_alive or a min of at least 1";
+    match ThreadPool::builder()
+        .sizing(zero_min)
+        .thread_name("adbad")
+        .build()
+    {
+        Err(err) => {
+            assert!(matches!(err, BuildError::ZeroMinNeedsKeepAlive));
+            assert_eq!(err.to_string(), needs);
+        }
+        Ok(pool) => panic!("built {pool:?} with min 0 and no keep-alive"),
+    }
+    match WorkerPool::builder()
+        .sizing(zero_min)
+        .thread_name("adbadw")
+        .build(|_: &Context, n: u8| n)
+    {
+        Err(err) => assert_eq!(err.to_string(), needs),
+        Ok(pool) => panic!("built {pool:?} with min 0 and no keep-alive"),
     }
     assert_eq!(
         threads_called("adbad-ctl") + threads_called("adbadw-ctl"),

@@ -286,14 +286,29 @@ mod builder {
             ThreadPool::builder().workers(1).thread_name("bad\0name").build(),
             BuildError::InvalidThreadName(ref name) if name == "bad\0name",
             r#"thread name must not contain NUL bytes, got "bad\0name""#;
-        adaptive_min_zero: "Sizing::Adaptive { min: 0, max: 4 }" =>
+        adaptive_min_zero_without_keep_alive: "Sizing::Adaptive { min: 0, max: 4 } without keep_alive" =>
             ThreadPool::builder().sizing(Sizing::Adaptive { min: 0, max: 4 }).build(),
-            BuildError::Sizing(SizingError::InvalidBounds { min: 0, max: 4, limit: MAX_WORKERS }),
-            format!("adaptive sizing needs 1 <= min <= max <= {MAX_WORKERS}, got min 0 and max 4");
+            BuildError::ZeroMinNeedsKeepAlive,
+            "Sizing::Adaptive with min 0 needs keep_alive(..): only idle workers leaving take a pool to no workers; set keep_alive or a min of at least 1";
+        adaptive_max_zero: "Sizing::Adaptive { min: 0, max: 0 }" =>
+            ThreadPool::builder()
+                .sizing(Sizing::Adaptive { min: 0, max: 0 })
+                .keep_alive(Duration::from_secs(1))
+                .build(),
+            BuildError::Sizing(SizingError::InvalidBounds { min: 0, max: 0, limit: MAX_WORKERS }),
+            format!("adaptive sizing needs min <= max and 1 <= max <= {MAX_WORKERS}, got min 0 and max 0");
+        zero_keep_alive: "ThreadPoolBuilder::keep_alive(0)" =>
+            ThreadPool::builder().workers(2).keep_alive(Duration::ZERO).build(),
+            BuildError::ZeroKeepAlive(Duration::ZERO),
+            "keep_alive must be greater than zero; leave it unset for workers that never leave when idle";
+        worker_pool_zero_keep_alive: "WorkerPoolBuilder::keep_alive(0)" =>
+            WorkerPool::builder().workers(2).keep_alive(Duration::ZERO).build(|_: &Context, n: u8| n),
+            BuildError::ZeroKeepAlive(Duration::ZERO),
+            "keep_alive must be greater than zero; leave it unset for workers that never leave when idle";
         adaptive_min_above_max: "Sizing::Adaptive { min: 5, max: 4 }" =>
             ThreadPool::builder().sizing(Sizing::Adaptive { min: 5, max: 4 }).build(),
             BuildError::Sizing(SizingError::InvalidBounds { min: 5, max: 4, limit: MAX_WORKERS }),
-            format!("adaptive sizing needs 1 <= min <= max <= {MAX_WORKERS}, got min 5 and max 4");
+            format!("adaptive sizing needs min <= max and 1 <= max <= {MAX_WORKERS}, got min 5 and max 4");
         adaptive_max_past_limit: "Sizing::Adaptive { min: 1, max: MAX_WORKERS + 1 }" =>
             ThreadPool::builder()
                 .sizing(Sizing::Adaptive { min: 1, max: MAX_WORKERS + 1 })
@@ -301,7 +316,7 @@ mod builder {
             BuildError::Sizing(SizingError::InvalidBounds { min: 1, max: x, limit: MAX_WORKERS })
                 if x == MAX_WORKERS + 1,
             format!(
-                "adaptive sizing needs 1 <= min <= max <= {MAX_WORKERS}, got min 1 and max {}",
+                "adaptive sizing needs min <= max and 1 <= max <= {MAX_WORKERS}, got min 1 and max {}",
                 MAX_WORKERS + 1
             );
         no_latencies_with_on_job_done: "record_latencies(false) with on_job_done" =>

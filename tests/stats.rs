@@ -308,7 +308,7 @@ fn display_of_a_fresh_pool_is_exact() {
         assert_eq!(
             pool.stats().to_string(),
             "workers=2 busy=0 queued=0 submitted=0 completed=0 failed=0 (panicked=0 timed_out=0) \
-             cancelled=0 respawned=0 | 0 jobs/s, 0% busy | wait p50 0.0ns p90 0.0ns p99 0.0ns \
+             cancelled=0 respawned=0 expired=0 | 0 jobs/s, 0% busy | wait p50 0.0ns p90 0.0ns p99 0.0ns \
              max 0.0ns | run p50 0.0ns p90 0.0ns p99 0.0ns max 0.0ns"
         );
         assert_eq!(

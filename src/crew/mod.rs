@@ -62,6 +62,7 @@
 //! [`ThreadPool`]: crate::ThreadPool
 
 mod adaptive;
+mod elastic;
 mod inline;
 mod intake;
 mod job;
@@ -74,6 +75,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+pub(crate) use elastic::Elastic;
 pub(crate) use inline::run_inline;
 use intake::Intake;
 pub(crate) use intake::{Feeder, SendFail, Shutter, Wait, send};
@@ -86,7 +88,7 @@ use crate::error::{BuildError, Cancelled, TrySubmitError};
 use crate::stats::{Counters, JobEvent, JobOutcome, Stats, sampled, stamp};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::thread::JoinHandle;
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, CachePadded, Condvar, Mutex, Ordering};
 use crate::unwind;
 
 /// What to do when a job panics.
@@ -136,13 +138,6 @@ pub(crate) trait Exec<J>: Send + Sync + 'static {
 
     /// Reports that `job` will never run, for `reason`. Must not unwind.
     fn discard(&self, job: J, reason: Cancelled);
-
-    /// Called on a worker idle for the crew's keep-alive: whether it may
-    /// leave. A front door that grows the crew on demand answers no when
-    /// it has counted on this worker for a job already on its way.
-    fn idle_leave(&self) -> bool {
-        false
-    }
 
     /// How many jobs `job` stands for in the pool's counters (a map
     /// chunk is one per item).
@@ -218,9 +213,9 @@ pub(crate) struct CrewConfig {
     /// `Sizing::Adaptive`'s bounds: a controller steers the worker count
     /// between them.
     pub(crate) adaptive: Option<(usize, usize)>,
-    /// A worker idle this long asks [`Exec::idle_leave`] whether it may
-    /// leave; `None`: workers never leave for being idle.
-    pub(crate) keep_alive: Option<Duration>,
+    /// Workers that leave when idle and start on demand; `None`: the
+    /// worker count changes only by `set_workers` (and the controller).
+    pub(crate) elastic: Option<Elastic>,
 }
 
 impl CrewConfig {
@@ -267,6 +262,8 @@ struct Shared<J, E> {
     room: Arc<Room>,
     /// Whether `ctx` has the hook that wakes them on cancellation.
     room_hooked: AtomicBool,
+    /// Workers between jobs, in an elastic crew (see `elastic.rs`).
+    free: CachePadded<AtomicUsize>,
 }
 
 /// Makes one worker's local state.
@@ -320,6 +317,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             controller: Mutex::new(None),
             room: Arc::new(Room::new(rendezvous)),
             room_hooked: AtomicBool::new(false),
+            free: CachePadded(AtomicUsize::new(0)),
         });
         let crew = Self { shared };
         if let Err(err) = crew.grow_to(workers) {
@@ -360,7 +358,17 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
-        Intake::enter(&*self.shared, tx, job, wait, closed)
+        let Some(elastic) = &self.shared.config.elastic else {
+            return Intake::enter(&*self.shared, tx, job, wait, closed);
+        };
+        // A queue of no capacity takes a job only from a waiting worker:
+        // start one first.
+        if self.shared.config.queue_capacity == Some(0) {
+            self.shared.grow_for_job(elastic.grow_to);
+        }
+        Intake::enter(&*self.shared, tx, job, wait, closed)?;
+        self.shared.grow_for_job(elastic.grow_to);
+        Ok(())
     }
 
     /// A way into this crew that can be owned elsewhere: the workers of a
@@ -674,7 +682,7 @@ mod tests {
             on_job_done: None,
             timing: true,
             adaptive: None,
-            keep_alive: None,
+            elastic: None,
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);
             })),

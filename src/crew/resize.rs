@@ -7,8 +7,7 @@
 use super::{Crew, Exec, LocalMaker, Shared, worker};
 use crate::error::SizingError;
 use crate::sizing::check_count;
-use crate::stats::WorkerSlot;
-use crate::sync::{Arc, CachePadded, Ordering};
+use crate::sync::{Arc, Ordering};
 
 impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     /// Asks for `n` workers (see `Shared::set_workers`).
@@ -18,20 +17,6 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
 
     pub(super) fn grow_to(&self, n: usize) -> std::io::Result<()> {
         self.shared.grow_to(n)
-    }
-
-    /// Starts one more worker unless `max` are running or starting.
-    /// Returns whether it did.
-    ///
-    /// # Errors
-    ///
-    /// The OS refused the thread.
-    pub(crate) fn grow_one(&self, max: usize) -> std::io::Result<bool> {
-        let target = *self.shared.target.lock();
-        if target >= max {
-            return Ok(false);
-        }
-        self.grow_to(target + 1).map(|()| true)
     }
 
     /// How many worker threads the crew has started, replacements
@@ -65,6 +50,16 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         Ok(())
     }
 
+    /// Starts one more worker unless `max` are running or starting.
+    /// Returns whether it did.
+    pub(super) fn grow_one(self: &Arc<Self>, max: usize) -> std::io::Result<bool> {
+        let target = *self.target.lock();
+        if target >= max {
+            return Ok(false);
+        }
+        self.grow_to(target + 1).map(|()| true)
+    }
+
     /// Starts workers until the target is `n`. Stops at the first thread
     /// the OS refuses, keeping the target at what was started.
     pub(super) fn grow_to(self: &Arc<Self>, n: usize) -> std::io::Result<()> {
@@ -79,19 +74,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         };
         while *target < n {
             let index = self.next_index.fetch_add(1, Ordering::Relaxed);
-            let slot = Arc::new(CachePadded(WorkerSlot::default()));
-            self.counters.slots.lock().push(Arc::clone(&slot));
+            let slot = self.counters.slot();
             worker::spawn(self, index, slot, make())?;
             *target += 1;
         }
         Ok(())
-    }
-}
-
-impl<J, E> Shared<J, E> {
-    /// A worker left for being idle: the target shrinks with it.
-    pub(super) fn left_idle(&self) {
-        let mut target = self.target.lock();
-        *target = target.saturating_sub(1);
     }
 }

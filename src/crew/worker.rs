@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 
+use super::elastic::Waiting;
 use super::job::WorkerState;
 use super::{CURRENT_CREW, Envelope, Exec, PanicPolicy, Shared};
 use crate::stats::WorkerSlot;
@@ -88,18 +89,29 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// drained.
     #[inline]
     fn next_job(&self) -> Option<Envelope<J>> {
+        match self.jobs.try_recv() {
+            Ok(job) => Some(job),
+            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => self.wait_for_job(),
+        }
+    }
+
+    /// The queue was empty: spins on `try_recv` (and the cancel flag) for
+    /// a while, then blocks. Counted free meanwhile, in an elastic crew.
+    fn wait_for_job(&self) -> Option<Envelope<J>> {
+        let mut waiting = Waiting::new(self.free_count());
         let mut spin = Spin::default();
         loop {
-            match self.jobs.try_recv() {
-                Ok(job) => return Some(job),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) => {}
-            }
             if self.ctx.is_done() || self.take_retire() {
                 return None;
             }
             if !spin.snooze() {
-                return self.next_job_blocking();
+                return self.next_job_blocking(&mut waiting);
+            }
+            match self.jobs.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
             }
         }
     }
@@ -108,7 +120,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// if any). A `Select` rather than `select!`, so that the loom build's
     /// channel stand-in runs this same code (see `sync.rs`).
     #[cold]
-    fn next_job_blocking(&self) -> Option<Envelope<J>> {
+    fn next_job_blocking(&self, waiting: &mut Waiting<'_>) -> Option<Envelope<J>> {
         // The queue is empty: a future that found it full can send now.
         let _idle = self.room.idle();
         let mut select = Select::new();
@@ -116,16 +128,12 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         let cancel = select.recv(&self.cancel);
         select.recv(&self.retire.1);
         loop {
-            let operation = match self.config.keep_alive {
+            let operation = match &self.config.elastic {
                 None => select.select(),
-                Some(keep_alive) => match select.select_timeout(keep_alive) {
+                Some(elastic) => match select.select_timeout(elastic.keep_alive) {
                     Ok(operation) => operation,
                     Err(SelectTimeoutError) => {
-                        // Idle for the keep-alive: leave, unless the front
-                        // door has counted on this worker for a job on its
-                        // way.
-                        if self.exec.idle_leave() {
-                            self.left_idle();
+                        if self.expire(waiting, elastic.floor) {
                             return None;
                         }
                         continue;
@@ -288,6 +296,7 @@ impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
             unwind::call_logged("worker leave", || shared.exec.leave(local));
         }
         let replace = self.respawn || thread::panicking();
+        let mut handed_on = false;
         if replace && shared.ctx.is_done() {
             // Cancelled on the way out: no replacement, and leaving after a
             // panic skipped the loop's final drain. Without this drain a job
@@ -298,6 +307,7 @@ impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
             if let Some(local) = self.local.take() {
                 match spawn(shared, self.index, Arc::clone(self.slot), local) {
                     Ok(()) => {
+                        handed_on = true;
                         shared.counters.respawned.fetch_add(1, Ordering::Relaxed);
                         log::debug!(
                             "brigade: respawned worker {}-{}",
@@ -327,6 +337,9 @@ impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
         // a channel nobody reads drops the unread results, and one whose
         // `Drop` panics must not keep this worker from being counted out.
         unwind::drop_quietly(self.local.take());
+        if !handed_on {
+            shared.counters.vacate(Arc::clone(self.slot));
+        }
         shared.worker_exited();
     }
 }

@@ -60,7 +60,7 @@ mod workers;
 use mode::Verdict;
 pub use mode::{CollectAll, FailFast, FirstSuccess, GroupMode};
 pub use scope::ScopedGroup;
-use workers::{Seat, Workers};
+use workers::Workers;
 
 /// How long a group's worker waits for another task before it leaves.
 pub const GROUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -222,8 +222,6 @@ struct GroupTask<E, M: GroupMode, F> {
     /// Its place in spawn order.
     index: usize,
     core: Arc<Core<E, M>>,
-    /// Its worker, when it runs on the group's own crew.
-    seat: Option<Seat>,
     permit: Option<Permit>,
 }
 
@@ -238,12 +236,8 @@ where
             task,
             index,
             core,
-            seat,
             permit,
         } = *self;
-        if let Some(seat) = &seat {
-            seat.take();
-        }
         // A task's error is the group's outcome even when it comes after a
         // cancel from outside (the parent's, or `context().cancel()`), when
         // the lifecycle drops a late value: so the task records it itself,
@@ -262,12 +256,6 @@ where
             Result::is_err,
             |end| core.settle(index, end, erred.get()),
         );
-        // Free before the permit goes back, so whoever takes the permit
-        // finds this worker instead of starting another. A worker that
-        // retires after a panic is not free (its replacement is, uncounted).
-        if let (Some(seat), false) = (&seat, ran.panicked()) {
-            seat.free();
-        }
         drop(permit);
         core.task_done();
         ran
@@ -414,7 +402,9 @@ impl<'p, E: Send + 'static, M: GroupMode> ErrGroup<'p, E, M> {
         let core = Arc::get_mut(&mut self.core).ok_or(GroupLimitError::AlreadySpawned)?;
         core.slots = Semaphore::new(n).ok();
         if let Runner::Crew(workers) = &mut self.runner {
-            workers.max = n;
+            // Nothing spawned: the empty crew is replaced by one of at
+            // most `n` threads.
+            *workers = Workers::new("errgroup", n);
         }
         Ok(self)
     }
@@ -703,7 +693,6 @@ where
         task,
         index,
         core: Arc::clone(core),
-        seat: None,
         permit,
     };
     // A pool that is cancelled later discards the queued task, which then
@@ -718,11 +707,10 @@ where
     Ok(())
 }
 
-/// Admits `task`, as `Core::admit` does, and finds a worker of `workers`
-/// for it.
+/// Admits `task`, as `Core::admit` does, as a task for the group's own
+/// workers.
 fn admit_on<E, M: GroupMode, F>(
     core: &Arc<Core<E, M>>,
-    workers: &Workers,
     task: F,
     block: bool,
 ) -> Result<GroupTask<E, M, F>, SpawnError<F>> {
@@ -730,20 +718,12 @@ fn admit_on<E, M: GroupMode, F>(
         Ok(admitted) => admitted,
         Err(refused) => return Err(refused.with(task)),
     };
-    match workers.reserve() {
-        Ok(seat) => Ok(GroupTask {
-            task,
-            index,
-            core: Arc::clone(core),
-            seat: Some(seat),
-            permit,
-        }),
-        Err(_) => {
-            drop(permit);
-            core.task_done();
-            Err(SpawnError::Unavailable(task))
-        }
-    }
+    Ok(GroupTask {
+        task,
+        index,
+        core: Arc::clone(core),
+        permit,
+    })
 }
 
 fn spawn_on_workers<E, M, F>(
@@ -757,7 +737,7 @@ where
     M: GroupMode,
     F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'static,
 {
-    workers.submit(Box::new(admit_on(core, workers, task, block)?));
+    workers.submit(Box::new(admit_on(core, task, block)?));
     Ok(())
 }
 

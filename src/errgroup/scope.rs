@@ -117,8 +117,7 @@ impl<'scope, E: Send + 'static, M: GroupMode> ScopedGroup<'scope, '_, E, M> {
     where
         F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'scope,
     {
-        let job: Box<dyn Work + 'scope> =
-            Box::new(admit_on(&self.core, &self.workers, task, block)?);
+        let job: Box<dyn Work + 'scope> = Box::new(admit_on(&self.core, task, block)?);
         // SAFETY: `admit` counted the task pending before the box exists;
         // the box is consumed by `run` or `discard` (or dropped with the
         // crew's queue, which `ErrGroup::scope` empties first by waiting),

@@ -143,6 +143,9 @@ pub struct Stats {
     pub timed_out: u64,
     /// Worker threads started to replace one that retired after a panic.
     pub respawned: u64,
+    /// Worker threads that left after the pool's
+    /// [`keep_alive`](crate::ThreadPoolBuilder::keep_alive) without a job.
+    pub expired: u64,
     /// Time sampled jobs waited in the queue before a worker took them
     /// (see the sampling note in the `Stats` docs).
     pub queue_wait: Latencies,
@@ -162,7 +165,7 @@ impl fmt::Display for Stats {
         write!(
             f,
             "workers={} busy={} queued={} submitted={} completed={} failed={} (panicked={} timed_out={}) \
-             cancelled={} respawned={} | {:.0} jobs/s, {:.0}% busy | wait {} | run {}",
+             cancelled={} respawned={} expired={} | {:.0} jobs/s, {:.0}% busy | wait {} | run {}",
             self.workers,
             self.busy,
             self.queued,
@@ -173,6 +176,7 @@ impl fmt::Display for Stats {
             self.timed_out,
             self.cancelled,
             self.respawned,
+            self.expired,
             self.throughput,
             self.utilisation * 100.0,
             self.queue_wait,
@@ -342,8 +346,15 @@ pub(crate) struct Counters {
     /// Jobs discarded without running (cancellation or shutdown drains).
     pub(crate) discarded: CachePadded<AtomicU64>,
     pub(crate) respawned: AtomicU64,
+    pub(crate) expired: AtomicU64,
     pub(crate) live: AtomicUsize,
-    pub(crate) slots: Mutex<Vec<std::sync::Arc<CachePadded<WorkerSlot>>>>,
+    /// Every slot a worker ever filled: a snapshot sums them all, so the
+    /// counts of workers that left stay in the totals.
+    slots: Mutex<Vec<std::sync::Arc<CachePadded<WorkerSlot>>>>,
+    /// Slots whose worker left for good, for the next worker to start, so
+    /// a pool whose threads come and go keeps as many slots as it ever had
+    /// workers at once.
+    vacant: Mutex<Vec<std::sync::Arc<CachePadded<WorkerSlot>>>>,
     /// The window's ring of marks, and the stamp of the newest.
     marks: Mutex<VecDeque<Mark>>,
     last_mark: AtomicU64,
@@ -385,6 +396,7 @@ impl Counters {
         stats.cancelled += self.discarded.load(Ordering::Acquire);
         stats.failed = stats.panicked + stats.timed_out + other_failures;
         stats.respawned = self.respawned.load(Ordering::Relaxed);
+        stats.expired = self.expired.load(Ordering::Relaxed);
         stats.workers = self.live.load(Ordering::Relaxed);
         stats.queue_wait = Latencies::from(&waits);
         stats.run_time = Latencies::from(&runs);
@@ -450,6 +462,26 @@ impl Counters {
             totals.2 += usize::from(slot.busy.load(Ordering::Relaxed));
         }
         totals
+    }
+
+    /// A slot for a worker about to start: one a departed worker left, or
+    /// a new one. Taken under a lock its predecessor gave it back under,
+    /// so the predecessor's last writes come before the new worker's
+    /// first (the single-writer rule of [`WorkerSlot`]).
+    pub(crate) fn slot(&self) -> std::sync::Arc<CachePadded<WorkerSlot>> {
+        if let Some(slot) = self.vacant.lock().pop() {
+            return slot;
+        }
+        let slot = std::sync::Arc::new(CachePadded(WorkerSlot::default()));
+        self.slots.lock().push(std::sync::Arc::clone(&slot));
+        slot
+    }
+
+    /// A worker left for good (not replaced): its slot waits for the next
+    /// worker to start.
+    pub(crate) fn vacate(&self, slot: std::sync::Arc<CachePadded<WorkerSlot>>) {
+        slot.set_tid(0);
+        self.vacant.lock().push(slot);
     }
 
     /// The kernel ids of the worker threads that noted one.

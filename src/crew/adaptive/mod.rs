@@ -113,7 +113,9 @@ where
 {
     let (stop_tx, stop_rx) = channel::bounded::<()>(0);
     let pool = Arc::downgrade(shared);
-    let law = Law::new(min, max, cpus());
+    // A `min` of 0 is the keep-alive's to reach: the law itself never
+    // asks for fewer than one worker.
+    let law = Law::new(min.max(1), max, cpus());
     let thread = thread::Builder::new()
         .name(format!("{}-ctl", shared.config.thread_name))
         .spawn(move || control(&pool, &stop_rx, law))?;
