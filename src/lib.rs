@@ -490,6 +490,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A pool sized for a burst need not keep its threads afterwards:
+//! [`keep_alive`](ThreadPoolBuilder::keep_alive) lets a worker idle that
+//! long leave, down to no worker thread at all (an adaptive pool keeps its
+//! `min`, and `Sizing::Adaptive { min: 0, .. }` is allowed only with a
+//! keep-alive). A job that then finds no free worker starts one at once —
+//! up to the pool's size, or for an adaptive pool the first one, its
+//! controller growing it from there — so the first job after a quiet spell
+//! pays one thread start. What stays while a pool is idle: an adaptive
+//! pool's controller thread, and the one deadline timer thread every
+//! context deadline in the process shares. Workers that leave and come
+//! back run the thread hooks, build and drop their per-worker state on
+//! their own thread, and are counted in [`Stats::expired`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use brigade::ThreadPool;
+//!
+//! let pool = ThreadPool::builder()
+//!     .workers(16)
+//!     .keep_alive(Duration::from_secs(30))
+//!     .build()?;
+//! let sum: u64 = pool.map(0..100u64, |n| n * n).collect_vec()?.into_iter().sum();
+//! assert_eq!(sum, 328_350);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Observability
 //!
 //! [`ThreadPool::stats`] is one snapshot: counts of what happened to every
@@ -648,7 +674,8 @@
 //! | `java.util.concurrent` | brigade |
 //! |---|---|
 //! | `Executors.newFixedThreadPool(n)` | [`ThreadPool::builder`]`().workers(n).build()?` |
-//! | `ThreadPoolExecutor(core, max, keepAlive, …)` | [`Sizing::Adaptive`]` { min, max }` (no keep-alive setting: the controller decides when to shrink) |
+//! | `ThreadPoolExecutor(core, max, keepAlive, …)` | [`Sizing::Adaptive`]` { min, max }` with [`keep_alive`](ThreadPoolBuilder::keep_alive)`(d)`: grows past `min` when a backlog waits, whatever the queue's capacity |
+//! | `allowCoreThreadTimeOut(true)` | [`keep_alive`](ThreadPoolBuilder::keep_alive) on a fixed-size pool (idle workers leave down to none), or `Sizing::Adaptive { min: 0, .. }` |
 //! | `LinkedBlockingQueue` (unbounded) / `ArrayBlockingQueue(n)` / `SynchronousQueue` | [`ThreadPoolBuilder::unbounded_queue`] / [`queue_capacity`](ThreadPoolBuilder::queue_capacity)`(n)` (bounded by default, [`DEFAULT_QUEUE_CAPACITY`]) / `queue_capacity(0)` |
 //! | `AbortPolicy`: `RejectedExecutionException` | [`ThreadPool::try_submit`] → [`TrySubmitError::Full`]`(job)`, the job handed back |
 //! | `CallerRunsPolicy` / `DiscardPolicy` | run the job `Full` handed back yourself / drop it |
@@ -792,6 +819,7 @@
 //! |---|---|
 //! | `tokio::task::spawn_blocking(f).await` | `pool.submit_async(\|_ctx\| f()).await?.await` ([`ThreadPool::submit_async`]) |
 //! | `max_blocking_threads(512)` (the default) | [`ThreadPoolBuilder::workers`], [`Sizing`] (the CPU count by default) |
+//! | `thread_keep_alive(10 s)` (the default) | [`keep_alive`](ThreadPoolBuilder::keep_alive)`(d)` (unset by default: workers stay) |
 //! | an unbounded queue behind those threads | a bounded queue: `submit_async` stays `Pending` while it is full |
 //! | `JoinHandle` detaches its task on drop | a dropped [`JobHandle`] detaches its job too |
 //! | `AbortOnDropHandle` (tokio-util) | [`JobHandle::cancel_on_drop`] → [`CancelOnDrop`] |

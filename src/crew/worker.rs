@@ -288,6 +288,42 @@ struct Sentinel<'a, J: Send + 'static, E: Exec<J>> {
     respawn: bool,
 }
 
+impl<J: Send + 'static, E: Exec<J>> Sentinel<'_, J, E> {
+    /// Starts the replacement, handing it the slot and the local state.
+    /// Returns whether it started.
+    fn respawn_now(&mut self) -> bool {
+        let shared = self.shared;
+        let Some(local) = self.local.take() else {
+            return false;
+        };
+        match spawn(shared, self.index, Arc::clone(self.slot), local) {
+            Ok(()) => {
+                shared.counters.respawned.fetch_add(1, Ordering::Relaxed);
+                log::debug!(
+                    "brigade: respawned worker {}-{}",
+                    shared.config.thread_name,
+                    self.index
+                );
+                true
+            }
+            Err(err) => {
+                log::error!(
+                    "brigade: could not respawn worker {}-{}: {err}",
+                    shared.config.thread_name,
+                    self.index
+                );
+                // The last worker gone with jobs queued would strand
+                // them; cancel so they are reported instead.
+                if shared.counters.live.load(Ordering::Acquire) <= 1 {
+                    shared.ctx.cancel();
+                    shared.drain();
+                }
+                false
+            }
+        }
+    }
+}
+
 impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
     fn drop(&mut self) {
         let shared = self.shared;
@@ -296,41 +332,16 @@ impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
             unwind::call_logged("worker leave", || shared.exec.leave(local));
         }
         let replace = self.respawn || thread::panicking();
-        let mut handed_on = false;
-        if replace && shared.ctx.is_done() {
+        let handed_on = if replace && shared.ctx.is_done() {
             // Cancelled on the way out: no replacement, and leaving after a
             // panic skipped the loop's final drain. Without this drain a job
             // queued now would be stranded: cancelled pools refuse new
             // submits, and the last worker may be this one.
             shared.drain();
-        } else if replace {
-            if let Some(local) = self.local.take() {
-                match spawn(shared, self.index, Arc::clone(self.slot), local) {
-                    Ok(()) => {
-                        handed_on = true;
-                        shared.counters.respawned.fetch_add(1, Ordering::Relaxed);
-                        log::debug!(
-                            "brigade: respawned worker {}-{}",
-                            shared.config.thread_name,
-                            self.index
-                        );
-                    }
-                    Err(err) => {
-                        log::error!(
-                            "brigade: could not respawn worker {}-{}: {err}",
-                            shared.config.thread_name,
-                            self.index
-                        );
-                        // The last worker gone with jobs queued would strand
-                        // them; cancel so they are reported instead.
-                        if shared.counters.live.load(Ordering::Acquire) <= 1 {
-                            shared.ctx.cancel();
-                            shared.drain();
-                        }
-                    }
-                }
-            }
-        }
+            false
+        } else {
+            replace && self.respawn_now()
+        };
         // Whatever the worker held (a results sender, say) goes before the
         // worker is counted out, so a channel it fed disconnects no later
         // than the pool's workers are all gone. Quietly: the last sender of

@@ -272,9 +272,15 @@ impl Stamp {
 /// The median, over `SUBMITS` submissions with every worker parked, of the
 /// time from handing a job to `submit` to the job's first instruction.
 fn latency(submit: impl Fn(Stamp)) -> Duration {
+    latency_after(|| std::thread::sleep(SETTLE), submit)
+}
+
+/// As [`latency`], with `settle` run before each submission instead of
+/// the pause.
+fn latency_after(settle: impl Fn(), submit: impl Fn(Stamp)) -> Duration {
     let mut latencies: Vec<Duration> = (0..SUBMITS)
         .map(|_| {
-            std::thread::sleep(SETTLE);
+            settle();
             let (tx, rx) = crossbeam_channel::bounded(1);
             let start = Instant::now();
             submit(Stamp(tx));
@@ -302,4 +308,36 @@ pub(super) fn idle_latency() -> Row {
         .peer("rayon", move || {
             latency(|job| rayon.spawn(move || job.run()))
         })
+}
+
+/// `D-cold`: the first job on a pool whose workers all left after its
+/// keep-alive: submit → start, a thread start included.
+pub(super) fn cold_start() -> Row {
+    let workers = cpus();
+    let cold = Arc::new(
+        brigade::ThreadPool::builder()
+            .workers(workers)
+            .keep_alive(Duration::from_millis(1))
+            .build()
+            .expect("valid pool"),
+    );
+    let warm = brigade_pool(workers);
+    Row::brigade(move || {
+        let emptied = || {
+            while cold.stats().workers != 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        };
+        latency_after(emptied, |job| {
+            cold.execute(move || job.run()).expect("pool open");
+        })
+    })
+    .peer("warm pool", move || {
+        latency(|job| warm.execute(move || job.run()).expect("pool open"))
+    })
+    .peer("thread::spawn", || {
+        latency(|job| {
+            std::thread::spawn(move || job.run());
+        })
+    })
 }

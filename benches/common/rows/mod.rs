@@ -93,6 +93,11 @@ pub(crate) const ROWS: &[Spec] = &[
         build: jobs::idle_latency,
     },
     Spec {
+        name: "D-cold",
+        what: "D on a keep_alive pool whose workers all left: the first job starts a thread | a warm pool, thread::spawn",
+        build: jobs::cold_start,
+    },
+    Spec {
         name: "adaptive-1000",
         what: "Sizing::Adaptive {2, 64}, 1,000 requests of 2 ms to a loopback server | fixed N = 8, 16, 32, 64",
         build: adaptive::burst_1000,
