@@ -55,6 +55,7 @@ const WHAT_YOU_GET: &[&str] = &[
     "Retry / Backoff",
     "Stats",
     "Resizing",
+    "Idle workers leave",
 ];
 
 /// The invariants of "## Guarantees" whose "checked by" column is verified.
@@ -1206,6 +1207,32 @@ fn resizing() {
             .expect("build");
         let workers = adaptive.stats().workers;
         assert!((2..=4).contains(&workers), "{workers} workers");
+    });
+}
+
+#[test]
+fn idle_workers_leave() {
+    // keep_alive: idle workers exit, down to no thread; the next job
+    // starts one at once; an adaptive pool may then have a min of 0.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .keep_alive(Duration::from_millis(10))
+            .thread_name("ridle")
+            .build()
+            .expect("build");
+        assert!(wait_until(LONG, || threads_named("ridle") == 0));
+        assert_eq!(pool.stats().expired, 2);
+        assert_eq!(pool.submit(|_ctx| 8).expect("submit").join(), Ok(8));
+        pool.join();
+
+        let adaptive = ThreadPool::builder()
+            .sizing(Sizing::Adaptive { min: 0, max: 4 })
+            .keep_alive(Duration::from_millis(10))
+            .build()
+            .expect("min 0 with a keep-alive");
+        assert!(wait_until(LONG, || adaptive.stats().workers == 0));
+        assert_eq!(adaptive.submit(|_ctx| 9).expect("submit").join(), Ok(9));
     });
 }
 
