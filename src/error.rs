@@ -289,9 +289,9 @@ impl<E> GroupError<E> {
 /// (0-based) and how it ended, as a [`GroupError`] (`Failed`, `Panicked`,
 /// `Discarded` or `Cancelled`), listed in the order the tasks ended.
 /// A `spawn` refused because the group's context was done took no index;
-/// [`refused`](Self::refused) says so. (A task the group admitted but no
-/// thread or pool would take — [`SpawnError::Unavailable`] — was handed
-/// back and leaves its index unused.)
+/// [`refused`](Self::refused) says so. (A task the group admitted but its
+/// pool would not take — [`SpawnError::Unavailable`] — was handed back
+/// and leaves its index unused.)
 ///
 /// `Display` lists every failure (`"2 tasks failed: task 1: bad row;
 /// task 3: a task panicked: boom"`) and needs only `E: Display`.
@@ -421,8 +421,8 @@ pub enum SpawnError<F> {
     Cancelled(F),
     /// `try_spawn`: the group is at its limit.
     Full(F),
-    /// No thread could run the task: the OS refused a new thread, or the
-    /// group's pool refused the job.
+    /// No thread could run the task: the group's pool refused the job
+    /// (it was closed or cancelled).
     Unavailable(F),
 }
 

@@ -422,8 +422,10 @@ impl<'p, E: Send + 'static, M: GroupMode> ErrGroup<'p, E, M> {
     ///
     /// The task is handed back, not run: [`SpawnError::Cancelled`] if the
     /// group's context is (or becomes, while waiting) done;
-    /// [`SpawnError::Unavailable`] if no thread could be started or the
-    /// pool refused the job.
+    /// [`SpawnError::Unavailable`] if the group's pool refused the job.
+    /// (Should the OS refuse the group's own workers a thread while they
+    /// have none, the task is not lost: `wait` reports it as
+    /// [`GroupError::Discarded`].)
     pub fn spawn<F>(&self, task: F) -> Result<(), SpawnError<F>>
     where
         F: FnOnce(&Context) -> Result<M::Value, E> + Send + 'static,
