@@ -280,8 +280,9 @@ macro_rules! common_setters {
         /// Lets a worker idle this long leave, and starts workers again when
         /// jobs come: an idle pool then holds no worker thread (an adaptive
         /// pool keeps its `min`, which may then be 0). A job that finds no
-        /// free worker starts one at once, up to the sizing's count (an
-        /// adaptive pool's controller grows it past one). Workers start as
+        /// free worker starts one at once, up to the sizing's count or what
+        /// `set_workers` last asked for (an adaptive pool's controller grows
+        /// it past one). Workers start as
         /// without it, so `build()` still finds a failing start; each one
         /// leaving runs `on_thread_exit` and drops its per-worker state on
         /// its own thread. Counted in [`Stats::expired`](crate::Stats::expired).

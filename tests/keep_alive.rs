@@ -244,3 +244,34 @@ fn shutdown_of_an_emptied_pool_returns_and_reports_nothing_lost() {
         assert_eq!(threads_named("ka-shut"), 0);
     });
 }
+
+#[test]
+fn set_workers_is_the_size_jobs_grow_an_emptied_pool_back_to() {
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .keep_alive(IDLE)
+            .thread_name("ka-resize")
+            .build()
+            .expect("valid pool");
+        pool.set_workers(3).expect("3 workers");
+        assert!(wait_until(LONG, || pool.stats().expired >= 3));
+        assert!(wait_until(LONG, || threads_named("ka-resize") == 0));
+        // Three jobs that wait for each other need the three workers back.
+        let all_here = Latch::new(3);
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let all_here = Arc::clone(&all_here);
+                pool.submit(move |_ctx| {
+                    all_here.count_down();
+                    all_here.wait_timeout(LONG)
+                })
+                .expect("accepted")
+            })
+            .collect();
+        for handle in handles {
+            assert_eq!(handle.join(), Ok(true), "every job met the others");
+        }
+        pool.join();
+    });
+}

@@ -117,8 +117,8 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
 
     /// A job was just queued in an elastic crew: starts a worker if no
     /// free worker waits for it (or fewer than the jobs queued), while the
-    /// crew has fewer than `grow_to`.
-    pub(super) fn grow_for_job(self: &Arc<Self>, grow_to: usize) {
+    /// crew has fewer than its growth cap.
+    pub(super) fn grow_for_job(self: &Arc<Self>) {
         fence(Ordering::SeqCst);
         let free = self.free.load(Ordering::Relaxed);
         if free != 0 && self.jobs.len() <= free {
@@ -126,6 +126,9 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
         }
         // No cheaper first look at the count: `live` still holds a worker
         // that has left the target and not yet exited.
+        // ORDERING: Relaxed: a setting; a resize racing a submit may be
+        // seen by the next one.
+        let grow_to = self.grow_cap.load(Ordering::Relaxed);
         if let Err(err) = self.grow_one(grow_to) {
             log::error!("brigade: could not start a worker for a job: {err}");
             // With no worker at all, the job would sit unrun: cancel, so

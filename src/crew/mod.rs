@@ -264,6 +264,10 @@ struct Shared<J, E> {
     room_hooked: AtomicBool,
     /// Workers between jobs, in an elastic crew (see `elastic.rs`).
     free: CachePadded<AtomicUsize>,
+    /// In an elastic crew, how many workers jobs may start on demand:
+    /// `Elastic::grow_to`, then what `set_workers` last asked for (unless
+    /// a controller steers the size).
+    grow_cap: AtomicUsize,
 }
 
 /// Makes one worker's local state.
@@ -299,6 +303,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         let counters = Counters::default();
         counters.begin(config.workers);
         let adaptive = config.adaptive;
+        let grow_cap = config.elastic.map_or(0, |elastic| elastic.grow_to);
         let maker: LocalMaker<E::Local> = Box::new(make_local);
         let shared = Arc::new(Shared {
             jobs,
@@ -318,6 +323,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             room: Arc::new(Room::new(rendezvous)),
             room_hooked: AtomicBool::new(false),
             free: CachePadded(AtomicUsize::new(0)),
+            grow_cap: AtomicUsize::new(grow_cap),
         });
         let crew = Self { shared };
         if let Err(err) = crew.grow_to(workers) {
@@ -358,16 +364,16 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
-        let Some(elastic) = &self.shared.config.elastic else {
+        if self.shared.config.elastic.is_none() {
             return Intake::enter(&*self.shared, tx, job, wait, closed);
-        };
+        }
         // A queue of no capacity takes a job only from a waiting worker:
         // start one first.
         if self.shared.config.queue_capacity == Some(0) {
-            self.shared.grow_for_job(elastic.grow_to);
+            self.shared.grow_for_job();
         }
         Intake::enter(&*self.shared, tx, job, wait, closed)?;
-        self.shared.grow_for_job(elastic.grow_to);
+        self.shared.grow_for_job();
         Ok(())
     }
 

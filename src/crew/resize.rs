@@ -10,9 +10,16 @@ use crate::sizing::check_count;
 use crate::sync::{Arc, Ordering};
 
 impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
-    /// Asks for `n` workers (see `Shared::set_workers`).
+    /// Asks for `n` workers (see `Shared::set_workers`). Without a
+    /// controller, `n` is also how far jobs may grow an elastic crew
+    /// again once its idle workers have left.
     pub(crate) fn set_workers(&self, n: usize) -> Result<(), SizingError> {
-        self.shared.set_workers(n)
+        self.shared.set_workers(n)?;
+        if self.shared.config.elastic.is_some() && self.shared.config.adaptive.is_none() {
+            // ORDERING: Relaxed: see `Shared::grow_for_job`.
+            self.shared.grow_cap.store(n, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     pub(super) fn grow_to(&self, n: usize) -> std::io::Result<()> {
