@@ -851,10 +851,10 @@ mod worker_pool;
 pub use context::Context;
 pub use crew::PanicPolicy;
 pub use error::{
-    AcquireError, BuildError, Cancelled, GroupError, GroupErrors, GroupLimitError, JobError,
-    PipelineBuildError, PipelineError, RateError, Refusal, RetryError, RetrySettingsError,
-    SemaphoreError, SizingError, SpawnError, StageError, StageFailure, SubmitError, TryMapError,
-    TrySubmitError,
+    AcquireError, BuildError, Cancelled, GroupError, GroupErrors, GroupLimitError,
+    GroupPropagateError, JobError, PipelineBuildError, PipelineError, RateError, Refusal,
+    RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError, StageError,
+    StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub use panic::{Panic, PanicLocation};

@@ -4,7 +4,7 @@
 use crossbeam_channel::Sender;
 
 use super::GROUP_KEEP_ALIVE;
-use crate::crew::{Crew, Envelope, Erased, Exec, Ran, Run, Wait};
+use crate::crew::{Crew, Envelope, Erased, Exec, Propagate, Ran, Run, Wait};
 use crate::error::Cancelled;
 use crate::options::Options;
 use crate::sizing::Sizing;
@@ -51,7 +51,7 @@ impl Exec<Erased> for GroupExec {
 
 impl Workers {
     /// An empty crew whose threads are named `{name}-0`, `{name}-1`, …
-    pub(super) fn new(name: &str, max: usize) -> Self {
+    pub(super) fn new(name: &str, max: usize, propagate: Option<Propagate>) -> Self {
         // A fixed size, so validation never reads `BRIGADE_WORKERS` (the
         // default `CpuBound` would, and a bad value would fail here); the
         // crew then starts with none.
@@ -59,6 +59,7 @@ impl Workers {
             sizing: Sizing::Fixed(1),
             thread_name: name.to_owned(),
             queue_capacity: None,
+            propagate,
             ..Options::default()
         };
         let idle = Arc::new(AtomicUsize::new(0));
