@@ -55,6 +55,7 @@ const WHAT_YOU_GET: &[&str] = &[
     "Retry / Backoff",
     "Stats",
     "Resizing",
+    "Context propagation",
 ];
 
 /// The invariants of "## Guarantees" whose "checked by" column is verified.
@@ -1206,6 +1207,43 @@ fn resizing() {
             .expect("build");
         let workers = adaptive.stats().workers;
         assert!((2..=4).contains(&workers), "{workers} workers");
+    });
+}
+
+#[test]
+fn context_propagation() {
+    // A value captured where a job is submitted is entered around it on
+    // the worker (the full front-door matrix is tests/propagate.rs).
+    with_timeout(LONG, || {
+        std::thread_local! {
+            static REQUEST: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        }
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .propagate(
+                || REQUEST.get(),
+                |id, run| {
+                    let outer = REQUEST.replace(id);
+                    run();
+                    REQUEST.set(outer);
+                },
+            )
+            .build()
+            .expect("build");
+        REQUEST.set(42);
+        let seen = pool.submit(|_ctx| REQUEST.get()).expect("submit");
+        assert_eq!(seen.join(), Ok(42));
+        let seen: Vec<u64> = pool
+            .map(0..3, |_| REQUEST.get())
+            .collect::<Result<_, _>>()
+            .expect("map");
+        assert_eq!(seen, [42, 42, 42]);
+        // Each job sees the value of its own submit, not the last one.
+        REQUEST.set(0);
+        assert_eq!(
+            pool.submit(|_ctx| REQUEST.get()).expect("submit").join(),
+            Ok(0)
+        );
     });
 }
 
