@@ -415,6 +415,22 @@ pub enum GroupLimitError {
     AlreadySpawned,
 }
 
+/// An [`ErrGroup`](crate::ErrGroup)'s
+/// [`propagate`](crate::ErrGroup::propagate) hooks were refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum GroupPropagateError {
+    /// Tasks were already spawned on the group's own workers, which
+    /// carry the hooks from their start.
+    #[error("set an ErrGroup's propagate hooks before spawning tasks")]
+    AlreadySpawned,
+    /// The group runs its tasks on a pool, whose own hooks apply.
+    #[error(
+        "an ErrGroup on a pool uses the pool's propagate hooks; set them on the pool's builder"
+    )]
+    OnPool,
+}
+
 /// A task was not started; it is handed back.
 pub enum SpawnError<F> {
     /// The group's context is done (a task failed, or it was cancelled).

@@ -557,6 +557,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A job runs on another thread than the one that submitted it, so the
+//! submitter's tracing span, request id or logging context is not there.
+//! [`ThreadPoolBuilder::propagate`] carries it over: a `capture` hook runs
+//! where the job is submitted, an `enter` hook runs around the job on the
+//! worker — for a span, `.propagate(Span::current, |span, run|
+//! span.in_scope(run))`. Every front door of the pool goes through it
+//! (handles, `execute`, `map`, `scope`, an [`ErrGroup`] on the pool);
+//! [`WorkerPoolBuilder`], [`Pipeline::propagate`] and
+//! [`ErrGroup::propagate`] set the same pair. `examples/tracing_spans.rs`
+//! prints jobs' events nested under the request span that submitted them.
+//!
 //! # Async programs
 //!
 //! An async program hands brigade the work that would stall its executor:
@@ -879,10 +890,10 @@ mod worker_pool;
 pub use context::Context;
 pub use crew::PanicPolicy;
 pub use error::{
-    AcquireError, BuildError, Cancelled, GroupError, GroupErrors, GroupLimitError, JobError,
-    PipelineBuildError, PipelineError, RateError, Refusal, RetryError, RetrySettingsError,
-    SemaphoreError, SizingError, SpawnError, StageError, StageFailure, SubmitError, TryMapError,
-    TrySubmitError,
+    AcquireError, BuildError, Cancelled, GroupError, GroupErrors, GroupLimitError,
+    GroupPropagateError, JobError, PipelineBuildError, PipelineError, RateError, Refusal,
+    RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError, StageError,
+    StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub use panic::{Panic, PanicLocation};

@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::context::Context;
-use crate::crew::{CrewConfig, Elastic, Hook, JobHook, PanicPolicy, StartGate};
+use crate::crew::{CrewConfig, Elastic, Hook, JobHook, PanicPolicy, Propagate, StartGate};
 use crate::error::{BuildError, Cancelled, RateError};
 use crate::rate::RateLimiter;
 use crate::sizing::Sizing;
@@ -42,6 +42,7 @@ pub(crate) struct Options {
     pub(crate) on_job_done: Option<JobHook>,
     pub(crate) record_latencies: bool,
     pub(crate) keep_alive: Option<Duration>,
+    pub(crate) propagate: Option<Propagate>,
 }
 
 impl Default for Options {
@@ -60,6 +61,7 @@ impl Default for Options {
             on_job_done: None,
             record_latencies: true,
             keep_alive: None,
+            propagate: None,
         }
     }
 }
@@ -95,6 +97,7 @@ impl Options {
             elastic: self
                 .keep_alive
                 .map(|keep_alive| elastic(self.sizing, workers, keep_alive)),
+            propagate: self.propagate,
         };
         Ok((config, ctx))
     }
@@ -192,6 +195,7 @@ impl fmt::Debug for Options {
             .field("rate_limit", &self.rate_limit)
             .field("on_job_done", &hook_debug(self.on_job_done.is_some()))
             .field("record_latencies", &self.record_latencies)
+            .field("propagate", &self.propagate)
             .finish()
     }
 }
@@ -394,6 +398,71 @@ macro_rules! common_setters {
         /// timings.
         pub fn record_latencies(mut self, record: bool) -> Self {
             self.options.record_latencies = record;
+            self
+        }
+
+        /// Carries the submitter's context into its jobs: `capture` runs on
+        /// the thread that submits a job, as the job enters the queue, and
+        /// `enter` runs on the worker around the job with what `capture`
+        /// returned, given the job as `run` to call once. For a tracing span
+        /// (`|| Span::current()` and `|span, run| span.in_scope(run)`), a
+        /// request id or a logging context, which a job on another thread
+        /// would otherwise lose. Every way into the pool is covered: a
+        /// `ThreadPool`'s `execute`, `submit` and its family,
+        /// `submit_async`, map items, scoped jobs and the tasks of an
+        /// [`ErrGroup`](crate::ErrGroup) on it; a `WorkerPool`'s jobs.
+        /// Setting it again replaces the pair.
+        ///
+        /// A job's panic is caught inside `run`, so `run` always returns and
+        /// code after it (restoring a thread-local) always runs. A panic in
+        /// `capture` is logged and the job runs without a value; a panic in
+        /// `enter` is logged and the worker is replaced (running the job
+        /// first, without the value, if it had not run). A job run by the
+        /// thread that waits for it — a join or a scope running it inline —
+        /// is not entered: it runs inside that thread's own context. A pool
+        /// without the hook pays one branch per job for it.
+        ///
+        /// Both hooks may be invoked on several threads at once.
+        ///
+        /// # Examples
+        ///
+        /// A request id in a thread-local, seen by the jobs of the request
+        /// that submitted them:
+        ///
+        /// ```
+        /// use std::cell::Cell;
+        /// use brigade::ThreadPool;
+        ///
+        /// thread_local! {
+        ///     static REQUEST: Cell<Option<u64>> = const { Cell::new(None) };
+        /// }
+        ///
+        /// let pool = ThreadPool::builder()
+        ///     .workers(2)
+        ///     .propagate(
+        ///         || REQUEST.get(),
+        ///         |id, run| {
+        ///             let outer = REQUEST.replace(id);
+        ///             run();
+        ///             REQUEST.set(outer);
+        ///         },
+        ///     )
+        ///     .build()?;
+        /// REQUEST.set(Some(7));
+        /// let seen = pool.submit(|_ctx| REQUEST.get()).map_err(|e| e.kind())?;
+        /// assert_eq!(seen.join()?, Some(7));
+        /// REQUEST.set(None);
+        /// let after = pool.submit(|_ctx| REQUEST.get()).map_err(|e| e.kind())?;
+        /// assert_eq!(after.join()?, None);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn propagate<T, C, E>(mut self, capture: C, enter: E) -> Self
+        where
+            T: Send + 'static,
+            C: Fn() -> T + Send + Sync + 'static,
+            E: Fn(T, &mut dyn FnMut()) + Send + Sync + 'static,
+        {
+            self.options.propagate = Some($crate::crew::Propagate::new(capture, enter));
             self
         }
     };

@@ -36,7 +36,10 @@ fn an_idle_pool_holds_no_worker_thread_and_the_next_job_runs() {
             .expect("valid pool");
         assert_eq!(pool.submit(|_ctx| 1).expect("accepted").join(), Ok(1));
         assert!(
-            wait_until(LONG, || threads_named("ka-zero") == 0),
+            // The count first: a thread just started may not have named
+            // itself yet.
+            wait_until(LONG, || pool.stats().workers == 0
+                && threads_named("ka-zero") == 0),
             "{} workers stayed past the keep-alive",
             threads_named("ka-zero")
         );
@@ -171,7 +174,9 @@ fn a_worker_pool_drops_a_leaving_workers_state_on_its_thread_and_builds_fresh() 
             .expect("valid pool");
         // Each worker builds its state on its own thread as it starts.
         assert!(wait_until(LONG, || built.load(Ordering::SeqCst) == 2));
-        assert!(wait_until(LONG, || threads_named("ka-state") == 0));
+        assert!(wait_until(LONG, || {
+            pool.stats().workers == 0 && threads_named("ka-state") == 0
+        }));
         {
             let dropped_on = dropped_on.lock();
             assert_eq!(dropped_on.len(), 2, "both states dropped");

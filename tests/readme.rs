@@ -56,6 +56,7 @@ const WHAT_YOU_GET: &[&str] = &[
     "Stats",
     "Resizing",
     "Idle workers leave",
+    "Context propagation",
 ];
 
 /// The invariants of "## Guarantees" whose "checked by" column is verified.
@@ -1221,8 +1222,9 @@ fn idle_workers_leave() {
             .thread_name("ridle")
             .build()
             .expect("build");
+        // The count first: a thread just started may not have named itself.
+        assert!(wait_until(LONG, || pool.stats().expired == 2));
         assert!(wait_until(LONG, || threads_named("ridle") == 0));
-        assert_eq!(pool.stats().expired, 2);
         assert_eq!(pool.submit(|_ctx| 8).expect("submit").join(), Ok(8));
         pool.join();
 
@@ -1233,6 +1235,43 @@ fn idle_workers_leave() {
             .expect("min 0 with a keep-alive");
         assert!(wait_until(LONG, || adaptive.stats().workers == 0));
         assert_eq!(adaptive.submit(|_ctx| 9).expect("submit").join(), Ok(9));
+    });
+}
+
+#[test]
+fn context_propagation() {
+    // A value captured where a job is submitted is entered around it on
+    // the worker (the full front-door matrix is tests/propagate.rs).
+    with_timeout(LONG, || {
+        std::thread_local! {
+            static REQUEST: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        }
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .propagate(
+                || REQUEST.get(),
+                |id, run| {
+                    let outer = REQUEST.replace(id);
+                    run();
+                    REQUEST.set(outer);
+                },
+            )
+            .build()
+            .expect("build");
+        REQUEST.set(42);
+        let seen = pool.submit(|_ctx| REQUEST.get()).expect("submit");
+        assert_eq!(seen.join(), Ok(42));
+        let seen: Vec<u64> = pool
+            .map(0..3, |_| REQUEST.get())
+            .collect::<Result<_, _>>()
+            .expect("map");
+        assert_eq!(seen, [42, 42, 42]);
+        // Each job sees the value of its own submit, not the last one.
+        REQUEST.set(0);
+        assert_eq!(
+            pool.submit(|_ctx| REQUEST.get()).expect("submit").join(),
+            Ok(0)
+        );
     });
 }
 

@@ -10,6 +10,8 @@
 //!   retiring, and leaving when idle;
 //! * `lend.rs`: jobs that borrow from the caller's stack (the one
 //!   lifetime erasure);
+//! * `propagate.rs`: the submitter's context (a span, a request id),
+//!   captured at submit and entered around the job;
 //! * `adaptive/`: the `Sizing::Adaptive` controller, its control law and
 //!   the scheduler's clocks it reads.
 //!
@@ -67,6 +69,7 @@ mod inline;
 mod intake;
 mod job;
 mod lend;
+mod propagate;
 mod resize;
 mod room;
 mod worker;
@@ -81,6 +84,8 @@ use intake::Intake;
 pub(crate) use intake::{Feeder, SendFail, Shutter, Wait, send};
 pub(crate) use job::{End, Ends, Ran, Run, Start};
 pub(crate) use lend::{CellJob, Erased, Work, erase, erase_cell};
+use propagate::Carried;
+pub(crate) use propagate::Propagate;
 pub(crate) use room::{Room, Ticket};
 
 use crate::context::Context;
@@ -168,13 +173,15 @@ pub(crate) trait StartGate: Send + Sync + 'static {
 }
 
 /// A queued job with what the worker runtime tracks about it: its
-/// submission sequence number (the job id an `on_job_done` hook sees) and,
-/// for a sampled job, when it was queued (a [`stamp`], 0 if not
-/// sampled).
+/// submission sequence number (the job id an `on_job_done` hook sees),
+/// for a sampled job when it was queued (a [`stamp`], 0 if not
+/// sampled), and the submitter's captured value if the crew propagates
+/// one (`propagate.rs`).
 pub(crate) struct Envelope<J> {
     pub(crate) job: J,
     pub(crate) seq: u64,
     pub(crate) queued_at: u64,
+    pub(crate) carried: Option<Carried>,
 }
 
 impl<J> Envelope<J> {
@@ -185,6 +192,7 @@ impl<J> Envelope<J> {
             job,
             seq: 0,
             queued_at: 0,
+            carried: None,
         }
     }
 }
@@ -216,6 +224,8 @@ pub(crate) struct CrewConfig {
     /// Workers that leave when idle and start on demand; `None`: the
     /// worker count changes only by `set_workers` (and the controller).
     pub(crate) elastic: Option<Elastic>,
+    /// Captures a value at submit and enters it around the job.
+    pub(crate) propagate: Option<Propagate>,
 }
 
 impl CrewConfig {
@@ -435,6 +445,11 @@ impl<J, E> Crew<J, E> {
         self.shared.config.job_timeout
     }
 
+    /// The hook that carries the submitter's context into its jobs.
+    pub(crate) fn propagate(&self) -> Option<&Propagate> {
+        self.shared.config.propagate.as_ref()
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         self.shared.counters.snapshot(self.shared.jobs.len())
     }
@@ -538,7 +553,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             job,
             seq,
             queued_at,
+            carried,
         } = queued;
+        // Never entered; a value whose drop panics must not unwind here.
+        unwind::drop_quietly(carried);
         let jobs = self.exec.claim(&job);
         // Counted before the handle is told, as every outcome is.
         // ORDERING: Release pairs with the snapshot's Acquire (stats.rs).
@@ -591,10 +609,16 @@ impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
         } else {
             0
         };
+        // One branch for a crew without the hook.
+        let carried = match &self.config.propagate {
+            None => None,
+            Some(propagate) => propagate.capture(),
+        };
         let job = Envelope {
             job,
             seq,
             queued_at,
+            carried,
         };
         match intake::send_within(tx, job, wait, &self.ctx, &self.cancel, closed) {
             Ok(()) => {
@@ -689,6 +713,7 @@ mod tests {
             timing: true,
             adaptive: None,
             elastic: None,
+            propagate: None,
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);
             })),

@@ -4,7 +4,7 @@ use std::cell::Cell;
 
 use super::elastic::Waiting;
 use super::job::WorkerState;
-use super::{CURRENT_CREW, Envelope, Exec, PanicPolicy, Shared};
+use super::{CURRENT_CREW, Envelope, Exec, PanicPolicy, Ran, Shared};
 use crate::stats::WorkerSlot;
 use crate::sync::channel::{Select, SelectTimeoutError, TryRecvError};
 use crate::sync::{Arc, CachePadded, Ordering, Spin, thread};
@@ -45,14 +45,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             let Some(queued) = self.pace(queued) else {
                 continue;
             };
-            let Envelope {
-                job,
-                seq,
-                queued_at,
-            } = queued;
-            let run = state.run(seq, queued_at, queued_at != 0);
-            let ran = self.exec.run(job, run, local);
-            if ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn {
+            let (ran, faulted) = self.run_job(queued, &state, local);
+            if faulted || (ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn) {
                 return Leave::Replace;
             }
             // A busy worker asked to leave goes after its job.
@@ -66,6 +60,29 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         // Futures waiting for room see why there is none.
         self.room.wake_all();
         Leave::Done
+    }
+
+    /// Runs a dequeued job through the lifecycle, inside the submitter's
+    /// value if it carries one (`propagate.rs`). The flag says the hook
+    /// misbehaved, which retires the worker.
+    #[inline]
+    fn run_job<'w>(
+        &self,
+        queued: Envelope<J>,
+        state: &'w WorkerState<'w>,
+        local: &mut E::Local,
+    ) -> (Ran, bool) {
+        let Envelope {
+            job,
+            seq,
+            queued_at,
+            carried,
+        } = queued;
+        let run = state.run(seq, queued_at, queued_at != 0);
+        match (carried, &self.config.propagate) {
+            (Some(carried), Some(hook)) => hook.enter(carried, || self.exec.run(job, run, local)),
+            _ => (self.exec.run(job, run, local), false),
+        }
     }
 
     /// Waits at the start gate, if any, before `queued` may start.

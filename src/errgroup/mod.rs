@@ -43,8 +43,12 @@ use std::task::Waker;
 use std::time::Duration;
 
 use crate::context::Context;
+use crate::crew::Propagate;
 use crate::crew::{End, Ran, Run, Wait, Work};
-use crate::error::{AcquireError, Cancelled, GroupError, GroupErrors, GroupLimitError, SpawnError};
+use crate::error::{
+    AcquireError, Cancelled, GroupError, GroupErrors, GroupLimitError, GroupPropagateError,
+    SpawnError,
+};
 use crate::pool::ThreadPool;
 use crate::semaphore::{Permit, Semaphore};
 use crate::sizing::MAX_WORKERS;
@@ -375,7 +379,7 @@ impl<E: Send + 'static, M: GroupMode> ErrGroup<'static, E, M> {
     fn own(ctx: &Context) -> Self {
         Self {
             core: Core::new(ctx),
-            runner: Runner::Crew(Workers::new("errgroup", GROUP_THREADS)),
+            runner: Runner::Crew(Workers::new("errgroup", GROUP_THREADS, None)),
         }
     }
 }
@@ -404,9 +408,78 @@ impl<'p, E: Send + 'static, M: GroupMode> ErrGroup<'p, E, M> {
         if let Runner::Crew(workers) = &mut self.runner {
             // Nothing spawned: the empty crew is replaced by one of at
             // most `n` threads.
-            *workers = Workers::new("errgroup", n);
+            let hooks = workers.crew.propagate().cloned();
+            *workers = Workers::new("errgroup", n, hooks);
         }
         Ok(self)
+    }
+
+    /// Carries the spawning thread's context into the group's tasks, as
+    /// [`ThreadPoolBuilder::propagate`](crate::ThreadPoolBuilder::propagate)
+    /// does for a pool's jobs: `capture` runs on the thread that spawns a
+    /// task, `enter` around the task on the worker that runs it (and
+    /// around the tasks of a [`scope`](Self::scope)). For a group on its
+    /// own workers; a group [on a pool](Self::on_pool) uses the pool's
+    /// hooks. Set before spawning, like the [`limit`](Self::limit).
+    ///
+    /// # Errors
+    ///
+    /// [`GroupPropagateError::AlreadySpawned`] if a task was already
+    /// spawned; [`GroupPropagateError::OnPool`] for a group on a pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use brigade::{Context, ErrGroup};
+    ///
+    /// thread_local! {
+    ///     static REQUEST: Cell<u64> = const { Cell::new(0) };
+    /// }
+    ///
+    /// REQUEST.set(7);
+    /// let group = ErrGroup::<String>::new(&Context::new()).propagate(
+    ///     || REQUEST.get(),
+    ///     |id, run| {
+    ///         let outer = REQUEST.replace(id);
+    ///         run();
+    ///         REQUEST.set(outer);
+    ///     },
+    /// )?;
+    /// group.spawn(|_ctx| match REQUEST.get() {
+    ///     7 => Ok(()),
+    ///     other => Err(format!("request {other}")),
+    /// })?;
+    /// group.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn propagate<T, C, F>(mut self, capture: C, enter: F) -> Result<Self, GroupPropagateError>
+    where
+        T: Send + 'static,
+        C: Fn() -> T + Send + Sync + 'static,
+        F: Fn(T, &mut dyn FnMut()) + Send + Sync + 'static,
+    {
+        let Runner::Crew(workers) = &mut self.runner else {
+            return Err(GroupPropagateError::OnPool);
+        };
+        // ORDERING: Relaxed, as in `limit`: spawns go through `&self`,
+        // which this `self` by value excludes.
+        if self.core.spawned.load(Ordering::Relaxed) > 0 {
+            return Err(GroupPropagateError::AlreadySpawned);
+        }
+        // The crew carries its hooks from its start; with nothing spawned
+        // it has no thread yet, so a new one replaces it at no cost.
+        let hooks = Some(Propagate::new(capture, enter));
+        *workers = Workers::new("errgroup", workers.max, hooks);
+        Ok(self)
+    }
+
+    /// The hooks the group's tasks run under: its own, or its pool's.
+    fn propagate_hooks(&self) -> Option<Propagate> {
+        match &self.runner {
+            Runner::Crew(workers) => workers.crew.propagate().cloned(),
+            Runner::Pool(pool) => pool.propagate().cloned(),
+        }
     }
 
     /// The group's context: cancelled on the first failure and when

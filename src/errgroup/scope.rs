@@ -33,7 +33,7 @@ impl<E: Send + 'static, M: GroupMode> ErrGroup<'_, E, M> {
         };
         let mut group = ScopedGroup {
             core: Arc::clone(&self.core),
-            workers: Workers::new("errgroup-scoped", max),
+            workers: Workers::new("errgroup-scoped", max, self.propagate_hooks()),
             _scope: PhantomData,
             _env: PhantomData,
         };

@@ -6,7 +6,7 @@
 use crossbeam_channel::Sender;
 
 use super::GROUP_KEEP_ALIVE;
-use crate::crew::{Crew, Elastic, Envelope, Erased, Exec, Ran, Run, Wait};
+use crate::crew::{Crew, Elastic, Envelope, Erased, Exec, Propagate, Ran, Run, Wait};
 use crate::error::Cancelled;
 use crate::options::Options;
 use crate::sizing::Sizing;
@@ -38,8 +38,8 @@ impl Exec<Erased> for GroupExec {
 
 impl Workers {
     /// An empty crew of at most `max` threads, named `{name}-0`,
-    /// `{name}-1`, …
-    pub(super) fn new(name: &str, max: usize) -> Self {
+    /// `{name}-1`, …, whose jobs carry `propagate`'s values.
+    pub(super) fn new(name: &str, max: usize, propagate: Option<Propagate>) -> Self {
         // A fixed size, so validation never reads `BRIGADE_WORKERS` (the
         // default `CpuBound` would, and a bad value would fail here); the
         // crew then starts with none.
@@ -47,6 +47,7 @@ impl Workers {
             sizing: Sizing::Fixed(1),
             thread_name: name.to_owned(),
             queue_capacity: None,
+            propagate,
             ..Options::default()
         };
         let (mut config, ctx) = match options.validate() {

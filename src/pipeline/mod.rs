@@ -31,7 +31,7 @@ use self::drive::Drive;
 pub use self::stage::StageStats;
 use self::stage::{Item, Launch, Running, Stage, StageConfig, Wiring};
 use crate::context::Context;
-use crate::crew::{Envelope, Feeder};
+use crate::crew::{Envelope, Feeder, Propagate};
 use crate::error::{BuildError, PipelineBuildError, PipelineError, StageFailure};
 use crate::options::{OrderWindow, check_capacity, order_setters};
 
@@ -93,6 +93,8 @@ pub struct Pipeline<In, Out, E> {
     fail_fast: bool,
     /// `buffer()` was called with no stage to apply to: `build` refuses.
     buffer_before_stage: bool,
+    /// Every stage's capture/enter pair, if set.
+    propagate: Option<Propagate>,
     _types: PhantomData<fn(In) -> (Out, E)>,
 }
 
@@ -125,6 +127,7 @@ where
             ordered: None,
             fail_fast: true,
             buffer_before_stage: false,
+            propagate: None,
             _types: PhantomData,
         }
     }
@@ -153,6 +156,7 @@ where
             ordered,
             fail_fast,
             buffer_before_stage,
+            propagate,
             ..
         } = self;
         let position = configs.len();
@@ -175,6 +179,7 @@ where
             ordered,
             fail_fast,
             buffer_before_stage,
+            propagate,
             _types: PhantomData,
         }
     }
@@ -201,6 +206,51 @@ where
         self
     }
 
+    /// Carries the context of the thread that runs the pipeline into
+    /// every stage's items, as
+    /// [`ThreadPoolBuilder::propagate`](crate::ThreadPoolBuilder::propagate)
+    /// does for a pool's jobs: the first stage's items capture on the
+    /// thread that calls [`run`](ReadyPipeline::run), and each later
+    /// stage's on the worker that passes the item on, inside the value
+    /// that worker entered — so the value flows through every stage.
+    /// Setting it again replaces the pair. Both hooks may be invoked on
+    /// several threads at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use brigade::{Context, Pipeline};
+    ///
+    /// thread_local! {
+    ///     static REQUEST: Cell<u64> = const { Cell::new(0) };
+    /// }
+    ///
+    /// REQUEST.set(7);
+    /// let out = Pipeline::<u64, u64, String>::new(&Context::new())
+    ///     .stage("first", 2, |_ctx, n: u64| Ok(n + REQUEST.get()))
+    ///     .stage("second", 2, |_ctx, n: u64| Ok(n * REQUEST.get()))
+    ///     .propagate(|| REQUEST.get(), |id, run| {
+    ///         let outer = REQUEST.replace(id);
+    ///         run();
+    ///         REQUEST.set(outer);
+    ///     })
+    ///     .ordered()
+    ///     .build()?
+    ///     .run([1, 2])?;
+    /// assert_eq!(out.outputs, [56, 63]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn propagate<T, C, F>(mut self, capture: C, enter: F) -> Self
+    where
+        T: Send + 'static,
+        C: Fn() -> T + Send + Sync + 'static,
+        F: Fn(T, &mut dyn FnMut()) + Send + Sync + 'static,
+    {
+        self.propagate = Some(Propagate::new(capture, enter));
+        self
+    }
+
     /// Checks every setting and starts every stage's threads, which then
     /// wait for [`ReadyPipeline::run`] to feed them.
     ///
@@ -220,6 +270,7 @@ where
             ordered,
             fail_fast,
             buffer_before_stage,
+            propagate,
             ..
         } = self;
         if buffer_before_stage {
@@ -232,6 +283,7 @@ where
             ctx: run_ctx.clone(),
             failures: failures_tx,
             fail_fast,
+            propagate,
         };
         // Unbounded: the caller collects outputs between feeds (see
         // `Drive::run`), and every output ends up in its `Vec` anyway.

@@ -4,7 +4,7 @@
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, End, Exec, Feeder, Ran, Run, Wait};
+use crate::crew::{Crew, End, Exec, Feeder, Propagate, Ran, Run, Wait};
 use crate::error::{BuildError, Cancelled, StageError, StageFailure};
 use crate::options::Options;
 use crate::sizing::Sizing;
@@ -22,6 +22,7 @@ pub(super) struct Wiring<E> {
     pub(super) ctx: Context,
     pub(super) failures: Sender<StageFailure<E>>,
     pub(super) fail_fast: bool,
+    pub(super) propagate: Option<Propagate>,
 }
 
 /// A stage's settings, validated by `Pipeline::build`.
@@ -65,7 +66,9 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Stage<A, B, E> {
             fail_fast: wiring.fail_fast,
         };
         let fail = |error| (config.name.clone(), error);
-        let (crew_config, stage_ctx) = config.options(&wiring.ctx).validate().map_err(fail)?;
+        let mut options = config.options(&wiring.ctx);
+        options.propagate.clone_from(&wiring.propagate);
+        let (crew_config, stage_ctx) = options.validate().map_err(fail)?;
         let (input, rx) = crew_config.channel();
         let crew =
             Crew::start(crew_config, stage_ctx, exec, rx, move || output.clone()).map_err(fail)?;

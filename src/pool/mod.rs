@@ -394,6 +394,11 @@ impl ThreadPool {
     }
 
     /// Every job's deadline, counted from its start.
+    /// The hook that carries the submitter's context into its jobs.
+    pub(crate) fn propagate(&self) -> Option<&crate::crew::Propagate> {
+        self.crew.propagate()
+    }
+
     fn job_timeout(&self) -> Option<Duration> {
         self.crew.job_timeout()
     }
