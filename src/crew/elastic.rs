@@ -31,6 +31,13 @@
 //! Workers retired by a shrink are not elastic: a shrink keeps at least
 //! one worker, which comes back to the queue (and, being the last, cannot
 //! expire while it holds a job).
+//!
+//! A queue of no capacity (a rendezvous) holds no job for the leaving
+//! worker to see: a submit hands its job over only to a worker blocked in
+//! its receive, and waits for one in its send, invisible to `is_empty`.
+//! Its check of `free` also comes before its send, not after, so the
+//! pair above does not form. Such a crew therefore keeps a floor of at
+//! least one worker, which always comes back to receive.
 
 use std::time::Duration;
 
@@ -99,6 +106,8 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
     /// stays at the floor, or when a job arrived as it decided; leaving,
     /// it takes itself off the target (and `waiting` off `free`).
     pub(super) fn expire(&self, waiting: &mut Waiting<'_>, floor: usize) -> bool {
+        // A rendezvous keeps one worker (see the module docs).
+        let floor = floor.max(usize::from(self.config.queue_capacity == Some(0)));
         let mut target = self.target.lock();
         if *target <= floor {
             return false;

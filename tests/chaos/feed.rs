@@ -1,7 +1,8 @@
 //! The submitters' side of a round: what a submit call did with a job
 //! ([`Offer`]), the shared [`Feed`] whose gate opens the round's end at a
-//! count of accepted jobs, live [`Resizes`], and starting and joining the
-//! submitter threads.
+//! count of accepted jobs, live [`Resizes`], the idle [`Gaps`] of a
+//! keep-alive ([`Elastic`]) round, and starting and joining the submitter
+//! threads.
 
 use std::fmt;
 use std::ops::Range;
@@ -9,10 +10,12 @@ use std::panic;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::thread;
+use std::time::Duration;
 
-use brigade::TrySubmitError;
+use brigade::{Sizing, TrySubmitError};
+use parking_lot::{Condvar, Mutex};
 
-use crate::common::{Gate, SplitMix64};
+use crate::common::{Gate, LONG, SplitMix64, wait_until};
 use crate::ledger::{ACCEPTED, HANDED_BACK, Ledger};
 
 /// What a submit call did with a job.
@@ -212,4 +215,142 @@ pub(crate) fn join_all<T>(threads: Vec<thread::ScopedJoinHandle<'_, Vec<T>>>) ->
                 .unwrap_or_else(|payload| panic::resume_unwind(payload))
         })
         .collect()
+}
+
+/// A round whose pool lets idle workers leave: a short keep-alive, and a
+/// fixed or an adaptive (`min: 0`) sizing. Its submitters pause at
+/// [`Gaps`], so the workers really leave between bursts and come back for
+/// the next.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Elastic {
+    pub(crate) keep_alive: Duration,
+    /// `Sizing::Adaptive { min: 0, max: workers }` rather than `Fixed`.
+    pub(crate) adaptive: bool,
+}
+
+impl Elastic {
+    /// A keep-alive of 1-5 ms in a third of the rounds.
+    pub(crate) fn random(rng: &mut SplitMix64) -> Option<Self> {
+        (rng.below(3) == 0).then(|| Self {
+            keep_alive: Duration::from_millis(1 + rng.below(5)),
+            adaptive: rng.below(2) == 0,
+        })
+    }
+
+    /// The sizing the round's pool is built with.
+    pub(crate) fn sizing(self, workers: usize) -> Sizing {
+        if self.adaptive {
+            Sizing::Adaptive {
+                min: 0,
+                max: workers,
+            }
+        } else {
+            Sizing::Fixed(workers)
+        }
+    }
+}
+
+/// Idle gaps between bursts: every `every` of its jobs, each submitter
+/// stops at a meeting point; once every submitter still running is there,
+/// the last to arrive waits (up to [`Gaps::IDLE_LIMIT`]) until the pool
+/// has no worker left — they expire — and then all go on, so the next
+/// jobs arrive as a burst at an empty pool. The wait is load shape, not
+/// an assertion: the ledger checks what follows.
+pub(crate) struct Gaps {
+    every: usize,
+    meeting: Mutex<Meeting>,
+    resume: Condvar,
+}
+
+struct Meeting {
+    /// Submitters still running.
+    live: usize,
+    /// Submitters at the meeting point.
+    arrived: usize,
+    /// Counts the gaps, so a waiter knows when its own has passed.
+    gap: u64,
+}
+
+/// The plan only.
+impl fmt::Debug for Gaps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gaps")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gaps {
+    /// The longest a gap waits for the pool to empty.
+    const IDLE_LIMIT: Duration = Duration::from_millis(100);
+
+    /// No gaps unless `elastic`; else 2-5 over each submitter's share of `jobs`.
+    pub(crate) fn random(
+        rng: &mut SplitMix64,
+        elastic: bool,
+        jobs: usize,
+        submitters: usize,
+    ) -> Self {
+        let every = if elastic {
+            (jobs / submitters / (3 + rng.below(4) as usize)).max(1)
+        } else {
+            0
+        };
+        Self {
+            every,
+            meeting: Mutex::new(Meeting {
+                live: submitters,
+                arrived: 0,
+                gap: 0,
+            }),
+            resume: Condvar::new(),
+        }
+    }
+
+    /// Before a submitter's `done`-th job: a gap, if one is due, whose
+    /// last arrival polls `workers` (`None`: the pool is gone) until it
+    /// reads 0.
+    pub(crate) fn before_job(&self, done: usize, workers: impl Fn() -> Option<usize>) {
+        if self.every == 0 || done == 0 || done % self.every != 0 {
+            return;
+        }
+        let mut meeting = self.meeting.lock();
+        meeting.arrived += 1;
+        if meeting.arrived < meeting.live {
+            let gap = meeting.gap;
+            while meeting.gap == gap {
+                if self.resume.wait_for(&mut meeting, LONG).timed_out() {
+                    panic!("a gap did not end within {LONG:?}");
+                }
+            }
+            return;
+        }
+        drop(meeting);
+        wait_until(Self::IDLE_LIMIT, || workers().is_none_or(|n| n == 0));
+        self.end_gap(&mut self.meeting.lock());
+    }
+
+    fn end_gap(&self, meeting: &mut Meeting) {
+        meeting.arrived = 0;
+        meeting.gap += 1;
+        self.resume.notify_all();
+    }
+
+    /// Counts a submitter out of the gaps when dropped, even if it panics.
+    pub(crate) fn submitter(&self) -> GapsLeft<'_> {
+        GapsLeft(self)
+    }
+}
+
+pub(crate) struct GapsLeft<'a>(&'a Gaps);
+
+impl Drop for GapsLeft<'_> {
+    fn drop(&mut self) {
+        let mut meeting = self.0.meeting.lock();
+        meeting.live -= 1;
+        // The others at a meeting point were waiting for this one.
+        if meeting.arrived > 0 && meeting.arrived == meeting.live {
+            self.0.end_gap(&mut meeting);
+        }
+    }
 }

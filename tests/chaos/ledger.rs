@@ -326,6 +326,9 @@ pub(crate) struct Tally {
     inline: u64,
     pub(crate) lost: u64,
     pub(crate) run_twice: u64,
+    /// Workers that left after a keep-alive, as the pool's last `Stats`
+    /// before its end said.
+    pub(crate) expired: u64,
 }
 
 impl Tally {
@@ -346,6 +349,7 @@ impl Tally {
             inline: ledger.count(|s| s & RAN_INLINE != 0),
             lost,
             run_twice: ledger.run_twice.load(SeqCst),
+            expired: 0,
         }
     }
 }
@@ -364,6 +368,7 @@ impl AddAssign for Tally {
         self.inline += other.inline;
         self.lost += other.lost;
         self.run_twice += other.run_twice;
+        self.expired += other.expired;
     }
 }
 
@@ -373,7 +378,7 @@ impl fmt::Display for Tally {
             f,
             "{} rounds, {} jobs: {} accepted, {} ran ({} panicked, {} overran their \
              timeout; {} inline), {} never ran, {} handed back ({} resubmissions \
-             after Full), lost {}, run twice {}",
+             after Full), {} workers expired, lost {}, run twice {}",
             self.rounds,
             self.jobs,
             self.accepted,
@@ -384,6 +389,7 @@ impl fmt::Display for Tally {
             self.never_ran,
             self.handed_back,
             self.resubmitted,
+            self.expired,
             self.lost,
             self.run_twice
         )

@@ -29,7 +29,7 @@ use brigade::{
 use parking_lot::{Mutex, RwLock};
 
 use crate::common::{LONG, SplitMix64, block_on};
-use crate::feed::{Feed, Offer, Resizes, join_all, split, unique_name};
+use crate::feed::{Elastic, Feed, Gaps, Offer, Resizes, join_all, split, unique_name};
 use crate::ledger::{
     ACCEPTED, CANCEL_ASKED, CREATED, Class, Expect, GUARD_DROPPED, Ledger, RAN_INLINE, Tally,
     check_no_threads, check_report, check_stats, classify, common_checks, conclude, describe,
@@ -102,6 +102,9 @@ struct PoolPlan {
     after_async: &'static [AfterAsync],
     /// Per 1,000 jobs: begin a nested action (a tree of 2-5 jobs).
     nested: u64,
+    /// A keep-alive, in a third of the rounds: workers leave at the gaps.
+    elastic: Option<Elastic>,
+    gaps: Gaps,
 }
 
 /// What a submitter does with the handle an async submit gave it.
@@ -177,7 +180,18 @@ impl PoolPlan {
                 ]
             },
             nested: rng.below(150),
+            elastic: None,
+            gaps: Gaps::random(&mut rng, false, jobs, submitters),
         }
+        .elastic(&mut rng)
+    }
+
+    /// Makes a third of the rounds elastic, drawing the rest of the plan
+    /// last so the other rounds keep their plans.
+    fn elastic(mut self, rng: &mut SplitMix64) -> Self {
+        self.elastic = Elastic::random(rng);
+        self.gaps = Gaps::random(rng, self.elastic.is_some(), self.jobs, self.submitters);
+        self
     }
 
     /// The next action, at the plan's rates.
@@ -194,8 +208,13 @@ impl PoolPlan {
     }
 
     fn build(&self, name: &str, parent: &Context) -> ThreadPool {
-        let builder = ThreadPool::builder()
-            .workers(self.workers)
+        let builder = match self.elastic {
+            Some(elastic) => ThreadPool::builder()
+                .sizing(elastic.sizing(self.workers))
+                .keep_alive(elastic.keep_alive),
+            None => ThreadPool::builder().workers(self.workers),
+        };
+        let builder = builder
             .queue_capacity(self.queue)
             .thread_name(name)
             .context(parent)
@@ -215,6 +234,8 @@ struct Ending {
     cancelled: bool,
     stats: Option<Stats>,
     report: Option<ShutdownReport>,
+    /// `Stats::expired` just before the end.
+    expired: u64,
 }
 
 struct PoolRound<'a> {
@@ -314,10 +335,15 @@ fn join_handles(
 impl PoolRound<'_> {
     fn submitter(&self, index: usize, ids: Range<usize>) -> Vec<(usize, JobHandle<bool>)> {
         let _done = self.feed.submitter();
+        let _gaps = self.plan.gaps.submitter();
         let mut rng = submitter_rng(self.plan.seed, index);
         let mut handles = Vec::new();
         let (mut next, mut done) = (ids.start, 0);
         while next < ids.end {
+            self.plan.gaps.before_job(done, || {
+                let slot = self.shared.slot.read();
+                slot.as_ref().map(|pool| pool.stats().workers)
+            });
             self.plan.resizes.before_job(index, done, |target| {
                 self.shared.slot.read().as_ref().is_some_and(|pool| {
                     pool.set_workers(target).expect("resize targets are valid");
@@ -539,7 +565,10 @@ impl PoolRound<'_> {
     /// stats if planned (or after a cancel).
     fn finish(&self, pool: ThreadPool, end: PoolEnd, ending: &mut Ending, found: &mut Vec<String>) {
         if self.plan.settle_first || ending.cancelled {
-            let full = !ending.cancelled && self.plan.policy == PanicPolicy::Respawn;
+            // An elastic pool's idle workers leave: no size to wait for.
+            let full = !ending.cancelled
+                && self.plan.policy == PanicPolicy::Respawn
+                && self.plan.elastic.is_none();
             let size = self.plan.resizes.size();
             let kept = || {
                 let inline_panic = RAN_INLINE | panicked(0);
@@ -547,6 +576,7 @@ impl PoolRound<'_> {
             };
             ending.stats = settle(found, || pool.stats(), full.then_some(size), kept);
         }
+        ending.expired = pool.stats().expired;
         match end {
             PoolEnd::Join => pool.join(),
             PoolEnd::ShutdownNow => ending.report = Some(pool.shutdown_now()),
@@ -616,7 +646,8 @@ impl PoolRound<'_> {
         if let Some(report) = &ending.report {
             check_report(&mut found, report, &want);
         }
-        let tally = Tally::of(&self.ledger, &self.feed, lost);
+        let mut tally = Tally::of(&self.ledger, &self.feed, lost);
+        tally.expired = ending.expired;
         conclude(&self.ledger, found, tally)
     }
 }

@@ -2,13 +2,19 @@
 //! resize the pool while a consumer reads the results (in order, for an
 //! ordered pool); the round closes, stops, cancels or drops the pool, and
 //! every job must be an output, a leftover, or handed back.
+//!
+//! A third of the rounds give the pool a keep-alive of a few milliseconds
+//! and pause the submitters at idle gaps (see `feed::Gaps`), so workers
+//! leave and start again all round; half of all rounds build the pool
+//! with per-worker state, and every state built must be dropped exactly
+//! once, on the thread that built it.
 
 use std::ops::Range;
 use std::panic;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::SeqCst;
-use std::thread;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use brigade::{
@@ -17,7 +23,7 @@ use brigade::{
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::common::{LONG, SplitMix64};
-use crate::feed::{Feed, Offer, Resizes, join_all, split, unique_name};
+use crate::feed::{Elastic, Feed, Gaps, Offer, Resizes, join_all, split, unique_name};
 use crate::ledger::{
     ACCEPTED, CREATED, Class, Expect, Ledger, Tally, Token, check_no_threads, check_stats,
     classify, common_checks, conclude, describe, panicked, settle, started,
@@ -67,6 +73,50 @@ struct WorkerPlan {
     trigger_at: usize,
     settle_first: bool,
     resizes: Resizes,
+    /// A keep-alive, in a third of the rounds: workers leave at the gaps.
+    elastic: Option<Elastic>,
+    gaps: Gaps,
+    /// Built with per-worker state (`build_with_state`).
+    stateful: bool,
+}
+
+/// The per-worker states of a round: how many were built and dropped,
+/// and what went wrong.
+#[derive(Default)]
+struct States {
+    built: AtomicU64,
+    dropped: AtomicU64,
+    /// States used or dropped on a thread other than the one that built them.
+    strays: AtomicU64,
+}
+
+/// One worker's state: remembers the thread that built it.
+struct WState {
+    states: Arc<States>,
+    thread: ThreadId,
+}
+
+impl WState {
+    fn new(states: &Arc<States>) -> Self {
+        states.built.fetch_add(1, SeqCst);
+        Self {
+            states: Arc::clone(states),
+            thread: thread::current().id(),
+        }
+    }
+
+    fn check_thread(&self) {
+        if thread::current().id() != self.thread {
+            self.states.strays.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+impl Drop for WState {
+    fn drop(&mut self) {
+        self.check_thread();
+        self.states.dropped.fetch_add(1, SeqCst);
+    }
 }
 
 /// A `WorkerPool` job.
@@ -108,12 +158,30 @@ impl WorkerPlan {
             end: pick(&mut rng, &ends),
             trigger_at: rng.below(jobs as u64 + 1) as usize,
             settle_first: rng.below(2) == 0,
+            elastic: None,
+            gaps: Gaps::random(&mut rng, false, jobs, submitters),
+            stateful: false,
         }
+        .elastic(&mut rng)
     }
 
-    fn build(&self, name: &str, parent: &Context) -> WorkerPool<WJob, bool> {
-        let builder = WorkerPool::builder()
-            .workers(self.workers)
+    /// Draws the keep-alive and state settings last, so the other rounds
+    /// keep their plans.
+    fn elastic(mut self, rng: &mut SplitMix64) -> Self {
+        self.elastic = Elastic::random(rng);
+        self.gaps = Gaps::random(rng, self.elastic.is_some(), self.jobs, self.submitters);
+        self.stateful = rng.below(2) == 0;
+        self
+    }
+
+    fn build(&self, name: &str, parent: &Context, states: &Arc<States>) -> WorkerPool<WJob, bool> {
+        let builder = match self.elastic {
+            Some(elastic) => WorkerPool::builder()
+                .sizing(elastic.sizing(self.workers))
+                .keep_alive(elastic.keep_alive),
+            None => WorkerPool::builder().workers(self.workers),
+        };
+        let builder = builder
             .queue_capacity(self.queue)
             .results_capacity(self.results)
             .thread_name(name)
@@ -129,11 +197,21 @@ impl WorkerPlan {
             builder
         };
         let timeout = self.job_timeout;
-        builder
-            .build(move |ctx: &Context, job: WJob| {
+        let built = if self.stateful {
+            let states = Arc::clone(states);
+            builder.build_with_state(
+                move |_index| Ok::<_, std::convert::Infallible>(WState::new(&states)),
+                move |ctx: &Context, state: &mut WState, job: WJob| {
+                    state.check_thread();
+                    perform(&job.token, job.work, 0, Some(ctx), timeout)
+                },
+            )
+        } else {
+            builder.build(move |ctx: &Context, job: WJob| {
                 perform(&job.token, job.work, 0, Some(ctx), timeout)
             })
-            .expect("the plan's pool settings are valid")
+        };
+        built.expect("the plan's pool settings are valid")
     }
 }
 
@@ -168,7 +246,8 @@ pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
     let plan = WorkerPlan::new(seed, jobs);
     let name = unique_name("cwp");
     let parent = Context::new();
-    let pool = plan.build(&name, &parent);
+    let states = Arc::new(States::default());
+    let pool = plan.build(&name, &parent, &states);
     let round = WorkerRound {
         plan: &plan,
         ledger,
@@ -193,7 +272,8 @@ pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
             // Closed or cancelled, the workers leave; otherwise every
             // panicked one is replaced and the pool is back at full size.
             let open = matches!(plan.end, WorkerEnd::Finish | WorkerEnd::Drop);
-            let full = open && plan.policy == PanicPolicy::Respawn;
+            // An elastic pool's idle workers leave: no size to wait for.
+            let full = open && plan.policy == PanicPolicy::Respawn && plan.elastic.is_none();
             settle(
                 &mut found,
                 || pool.stats(),
@@ -202,6 +282,7 @@ pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
             )
         })
         .flatten();
+    let expired = pool.stats().expired;
     let leftovers = if plan.end == WorkerEnd::Drop {
         drop(pool);
         None
@@ -212,7 +293,27 @@ pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
         .join()
         .unwrap_or_else(|payload| panic::resume_unwind(payload));
     check_no_threads(&mut found, &name);
-    round.reconcile(found, &indices, consumed, leftovers, stats)
+    check_states(&mut found, &states);
+    let mut tally = round.reconcile(found, &indices, consumed, leftovers, stats);
+    tally.expired = expired;
+    tally
+}
+
+/// With every worker gone: each state built was dropped once, where it
+/// was built.
+fn check_states(found: &mut Vec<String>, states: &States) {
+    let (built, dropped) = (states.built.load(SeqCst), states.dropped.load(SeqCst));
+    if built != dropped {
+        found.push(format!(
+            "{built} worker states were built and {dropped} dropped"
+        ));
+    }
+    let strays = states.strays.load(SeqCst);
+    if strays != 0 {
+        found.push(format!(
+            "{strays} times a worker state was used or dropped off the thread that built it"
+        ));
+    }
 }
 
 /// Reads `results` on its own thread until it disconnects, or until it has
@@ -248,12 +349,16 @@ impl WorkerRound<'_> {
         ids: Range<usize>,
     ) -> Vec<(u64, usize)> {
         let _done = self.feed.submitter();
+        let _gaps = self.plan.gaps.submitter();
         let mut rng = submitter_rng(self.plan.seed, index);
         let mut indices = Vec::new();
         for (done, id) in ids.enumerate() {
             if self.quit.load(SeqCst) {
                 break;
             }
+            self.plan
+                .gaps
+                .before_job(done, || Some(pool.stats().workers));
             self.plan.resizes.before_job(index, done, |target| {
                 pool.set_workers(target).expect("resize targets are valid");
                 true
