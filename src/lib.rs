@@ -494,7 +494,8 @@
 //! [`keep_alive`](ThreadPoolBuilder::keep_alive) lets a worker idle that
 //! long leave, down to no worker thread at all (an adaptive pool keeps its
 //! `min`, and `Sizing::Adaptive { min: 0, .. }` is allowed only with a
-//! keep-alive). A job that then finds no free worker starts one at once —
+//! keep-alive; a pool whose queue has capacity 0 keeps one worker to
+//! receive the next job). A job that then finds no free worker starts one at once —
 //! up to the pool's size, or for an adaptive pool the first one, its
 //! controller growing it from there — so the first job after a quiet spell
 //! pays one thread start. What stays while a pool is idle: an adaptive

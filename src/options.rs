@@ -283,7 +283,8 @@ macro_rules! common_setters {
 
         /// Lets a worker idle this long leave, and starts workers again when
         /// jobs come: an idle pool then holds no worker thread (an adaptive
-        /// pool keeps its `min`, which may then be 0). A job that finds no
+        /// pool keeps its `min`, which may then be 0; a pool whose queue has
+        /// capacity 0 keeps one, to receive the next job). A job that finds no
         /// free worker starts one at once, up to the sizing's count or what
         /// `set_workers` last asked for (an adaptive pool's controller grows
         /// it past one). Workers start as
