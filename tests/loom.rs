@@ -17,7 +17,9 @@
 //! reported cancelled, and is counted either way. Two more cover the async
 //! and inline paths: an async submit waiting for room is always woken, and
 //! a join that runs a queued job inline races a cancel's drain without the
-//! job being run twice or counted twice.
+//! job being run twice or counted twice. One more races a keep-alive
+//! worker leaving against a submit (`crew/elastic.rs`): the job is never
+//! stranded.
 #![cfg(loom)]
 
 use std::panic;
@@ -544,5 +546,64 @@ fn inline_join_races_cancel_drain() {
             report.submitted,
             "{report:?}"
         );
+    });
+}
+
+/// A pool of `workers` loom threads with a keep-alive (floor 0, growing
+/// back to `workers`), counting its thread starts in `starts`. Its
+/// workers' keep-alive runs out whenever a wait finds nothing to take
+/// (see the shim's `select_timeout`).
+fn elastic_pool(workers: usize, starts: &Arc<AtomicUsize>) -> Arc<ThreadPool> {
+    let starts = Arc::clone(starts);
+    let pool = ThreadPool::builder()
+        .workers(workers)
+        .queue_capacity(2)
+        .keep_alive(Duration::from_millis(1))
+        .thread_name("model")
+        .record_latencies(false)
+        .on_thread_start(move |_| {
+            starts.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .expect("a valid pool");
+    Arc::new(pool)
+}
+
+/// Submits job 0 of `runs` to `pool` from a new thread.
+fn submit_one(pool: &Arc<ThreadPool>, runs: &Arc<Vec<AtomicUsize>>) -> JobHandle<usize> {
+    let (pool, runs) = (Arc::clone(pool), Arc::clone(runs));
+    thread::spawn(move || pool.submit(counted(&runs, 0)).expect("a live pool accepts"))
+        .join()
+        .expect("submitter")
+}
+
+/// Drains the pool (`join` returns once its workers are gone, run or
+/// not), then checks that the job ran exactly once and its handle says so.
+/// A stranded job never ran.
+fn job_ran_once(pool: Arc<ThreadPool>, handle: JobHandle<usize>, runs: &[AtomicUsize]) {
+    let pool = Arc::into_inner(pool).expect("the model's threads are done");
+    let stats = pool.stats();
+    pool.join();
+    let ran = runs[0].load(Ordering::SeqCst);
+    assert_eq!(ran, 1, "the job ran {ran} times; before the join: {stats}");
+    assert_eq!(handle.join(), Ok(0));
+}
+
+/// A one-worker pool with a keep-alive (floor 0, growing back to one):
+/// its worker's keep-alive runs out while a submitter queues a job.
+/// Either the submit sees the worker gone and starts another, or the
+/// leaving worker sees the job and stays (`Shared::grow_for_job` against
+/// `Shared::expire`): the job runs exactly once, the drain shutdown
+/// returns, and at most one worker is started besides the first.
+#[test]
+fn expiry_races_submit() {
+    pool_model(|| {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let pool = elastic_pool(1, &starts);
+        let runs = counters(1);
+        let handle = submit_one(&pool, &runs);
+        job_ran_once(pool, handle, &runs);
+        let starts = starts.load(Ordering::SeqCst);
+        assert!(starts <= 2, "{starts} workers started for one job");
     });
 }

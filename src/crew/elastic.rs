@@ -28,9 +28,15 @@
 //! stays). Both may happen; the spare worker then leaves after its own
 //! keep-alive. Leaving also takes the target lock and never goes below
 //! the floor, so two idle workers cannot both leave a floor of one.
-//! Workers retired by a shrink are not elastic: a shrink keeps at least
-//! one worker, which comes back to the queue (and, being the last, cannot
-//! expire while it holds a job).
+//! A worker retired by a shrink (`set_workers`, or the adaptive
+//! controller) leaves the target as the shrink is asked for, but may still
+//! be counted free when a submit reads `free` and starts no worker: the
+//! submit counted on a worker that is leaving. The shrink keeps at least
+//! one worker in the target, but that one may expire meanwhile. So a
+//! worker that takes a retire token while free does as an expiring one
+//! does ([`Shared::retire_free`]): off `free`, fence, read the queue; if a
+//! job waits and no worker is left in the target, it stays (back in the
+//! target) rather than strand it.
 //!
 //! A queue of no capacity (a rendezvous) holds no job for the leaving
 //! worker to see: a submit hands its job over only to a worker blocked in
@@ -121,6 +127,25 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
         *target -= 1;
         // ORDERING: Relaxed: a statistic.
         self.counters.expired.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// A worker between jobs took a retire token: whether it leaves. In
+    /// an elastic crew it stays (the shrink is then already met) if a job
+    /// is queued and every worker left in the target has expired, since a
+    /// submit may have counted on it (see the module docs).
+    pub(super) fn retire_free(&self, waiting: &mut Waiting<'_>) -> bool {
+        if waiting.free.is_none() {
+            return true;
+        }
+        let mut target = self.target.lock();
+        waiting.uncount();
+        fence(Ordering::SeqCst);
+        if *target == 0 && !self.jobs.is_empty() {
+            waiting.count();
+            *target += 1;
+            return false;
+        }
         true
     }
 

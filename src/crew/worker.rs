@@ -119,7 +119,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         let mut waiting = Waiting::new(self.free_count());
         let mut spin = Spin::default();
         loop {
-            if self.ctx.is_done() || self.take_retire() {
+            if self.ctx.is_done() || self.take_retire() && self.retire_free(&mut waiting) {
                 return None;
             }
             if !spin.snooze() {
@@ -166,20 +166,25 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 }
                 _ => {
                     let token = operation.recv(&self.retire.1);
-                    self.retired(token.is_ok())
+                    if self.retired(token.is_ok(), waiting) {
+                        None
+                    } else {
+                        continue;
+                    }
                 }
             };
         }
     }
 
-    /// A retire token arrived (`taken`) or the retire channel closed: the
-    /// worker leaves.
-    fn retired(&self, taken: bool) -> Option<Envelope<J>> {
+    /// A retire token arrived (`taken`) or the retire channel closed:
+    /// whether the worker leaves (see `Shared::retire_free`).
+    fn retired(&self, taken: bool, waiting: &mut Waiting<'_>) -> bool {
         if taken {
             // ORDERING: pairs with set_workers' Release.
             self.retiring.fetch_sub(1, Ordering::AcqRel);
+            return self.retire_free(waiting);
         }
-        None
+        true
     }
 
     /// A worker could not start (its `Exec::enter` failed): logged, and

@@ -33,9 +33,25 @@
 //!
 //! # What differs from crossbeam
 //!
-//! * Models have no clock: `select_timeout`, `select_deadline` and
-//!   `recv_timeout` wait until an operation is ready, as the `sync` shim's
-//!   timed `Condvar` waits do. Models use no deadlines or keep-alives.
+//! * Models have no clock: `select_deadline` and `recv_timeout` wait
+//!   until an operation is ready, as the `sync` shim's timed `Condvar`
+//!   waits do. Models use no deadlines.
+//! * `select_timeout` (only a keep-alive worker's wait uses it) times out
+//!   when its first look finds no operation ready, as if the keep-alive
+//!   ran out at that moment: loom then interleaves a submit before or
+//!   after that look, which is the race an expiring worker must survive.
+//!   A `Select` times out only once; later calls on it wait as `select`
+//!   does, so a worker that stays (at its floor, or for a job) blocks
+//!   rather than spinning through the model.
+//! * `len` and `is_empty` read a count of queued items without the
+//!   channel's lock, as crossbeam's read its head and tail indices without
+//!   one. Taking the lock would order the reader after every send it sees,
+//!   and so hide a missing fence in the code under test (a keep-alive
+//!   worker's queue check, `crew/elastic.rs`). The count is a std atomic,
+//!   invisible to loom: it adds no step to any model, and its reads always
+//!   see the latest count (loom runs every modelled thread on one OS
+//!   thread), but synchronise with nothing, so only the code's own atomics
+//!   and fences order a reader with a send.
 //! * Of several ready operations, a `Select` takes the first in the order
 //!   they were added (crossbeam picks one at random). The code under test
 //!   must not depend on which, and does not: after a receive, the worker
@@ -59,6 +75,8 @@ use std::time::{Duration, Instant};
 pub(crate) use crossbeam_channel::{
     RecvError, RecvTimeoutError, SelectTimeoutError, SendError, TryRecvError, TrySendError,
 };
+
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::{Arc, AtomicBool, Mutex, Ordering, Weak};
 
@@ -92,6 +110,9 @@ impl Waiter {
 
 struct Chan<T> {
     state: Mutex<State<T>>,
+    /// `queue.len()`, kept up to date under the lock and read without it
+    /// (see the module docs).
+    items: std::sync::atomic::AtomicUsize,
 }
 
 struct State<T> {
@@ -150,6 +171,7 @@ fn channel<T>(cap: Option<usize>, senders: usize) -> (Sender<T>, Receiver<T>) {
             reserved: 0,
             waiters: Vec::new(),
         }),
+        items: std::sync::atomic::AtomicUsize::new(0),
     });
     (
         Sender {
@@ -195,6 +217,7 @@ impl<T> Sender<T> {
             return Err(TrySendError::Full(item));
         }
         state.queue.push_back(item);
+        self.chan.items.fetch_add(1, Relaxed);
         let waiters = state.take_waiters();
         drop(state);
         wake(waiters);
@@ -219,6 +242,7 @@ impl<T> Receiver<T> {
             });
         }
         let item = state.queue.pop_front();
+        self.chan.items.fetch_sub(1, Relaxed);
         let waiters = state.take_waiters();
         drop(state);
         wake(waiters);
@@ -238,7 +262,12 @@ impl<T> Receiver<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.chan.state.lock().queue.len()
+        // ORDERING: Relaxed, and invisible to loom: see the module docs.
+        self.chan.items.load(Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -353,11 +382,16 @@ impl<T> Op for Sender<T> {
 /// crossbeam's `Select`, for the operations the crate selects over.
 pub(crate) struct Select<'a> {
     ops: Vec<&'a dyn Op>,
+    /// `select_timeout` timed out once already.
+    timed_out: bool,
 }
 
 impl<'a> Select<'a> {
     pub(crate) fn new() -> Self {
-        Self { ops: Vec::new() }
+        Self {
+            ops: Vec::new(),
+            timed_out: false,
+        }
     }
 
     pub(crate) fn send<T>(&mut self, sender: &'a Sender<T>) -> usize {
@@ -383,12 +417,25 @@ impl<'a> Select<'a> {
         }
     }
 
-    /// Models have no clock: as [`select`](Self::select).
+    /// Times out if its first look finds nothing ready; afterwards, as
+    /// [`select`](Self::select) (see the module docs).
     pub(crate) fn select_timeout(
         &mut self,
         _timeout: Duration,
     ) -> Result<SelectedOperation, SelectTimeoutError> {
-        Ok(self.select())
+        if self.timed_out {
+            return Ok(self.select());
+        }
+        self.timed_out = true;
+        // A waiter left on a channel by this look is dropped with it, and
+        // skipped by the wakes.
+        let waiter = Arc::new(Waiter::new());
+        for (index, op) in self.ops.iter().enumerate() {
+            if let Some(claim) = op.claim(&waiter) {
+                return Ok(SelectedOperation { index, claim });
+            }
+        }
+        Err(SelectTimeoutError)
     }
 
     /// Models have no clock: as [`select`](Self::select).
@@ -420,6 +467,7 @@ impl SelectedOperation {
         state.claimed -= 1;
         // A claimed item is never taken by anyone else.
         let item = state.queue.pop_front();
+        receiver.chan.items.fetch_sub(1, Relaxed);
         let waiters = state.take_waiters();
         drop(state);
         wake(waiters);
@@ -435,6 +483,7 @@ impl SelectedOperation {
             return Err(SendError(item));
         }
         state.queue.push_back(item);
+        sender.chan.items.fetch_add(1, Relaxed);
         let waiters = state.take_waiters();
         drop(state);
         wake(waiters);
