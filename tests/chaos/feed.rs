@@ -284,7 +284,7 @@ impl Gaps {
     /// The longest a gap waits for the pool to empty.
     const IDLE_LIMIT: Duration = Duration::from_millis(100);
 
-    /// No gaps unless `elastic`; else 2-5 over each submitter's share of `jobs`.
+    /// No gaps unless `elastic`; else 1-3 over each submitter's share of `jobs`.
     pub(crate) fn random(
         rng: &mut SplitMix64,
         elastic: bool,
@@ -292,7 +292,7 @@ impl Gaps {
         submitters: usize,
     ) -> Self {
         let every = if elastic {
-            (jobs / submitters / (3 + rng.below(4) as usize)).max(1)
+            (jobs / submitters / (2 + rng.below(3) as usize)).max(1)
         } else {
             0
         };
