@@ -27,6 +27,7 @@ use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::OnceLock;
 
 use super::ThreadPool;
 use super::handle::SharedTask;
@@ -204,8 +205,13 @@ struct Pending {
     count: AtomicUsize,
     /// Set once the scope's body has returned and the final wait runs.
     joining: AtomicBool,
-    /// The scope's thread, which the final wait parks.
-    waiter: Thread,
+    /// The scope's thread, which the final wait parks. In a cell, so that
+    /// every byte of `Pending` is interior-mutable: the job that counts
+    /// the last one out still holds `&Pending` in `count_out` when the
+    /// scope may return and free it, which the aliasing rules allow only
+    /// for interior-mutable memory (as for `Arc`'s count, rust-lang/rust
+    /// #55005; Miri's Stacked Borrows flags a frozen field here).
+    waiter: OnceLock<Thread>,
 }
 
 impl Pending {
@@ -217,7 +223,7 @@ impl Pending {
         // zero must see everything the job did.
         let mut count = self.count.load(Ordering::Acquire);
         loop {
-            let last = (count == 1).then(|| self.waiter.clone());
+            let last = (count == 1).then(|| self.waiter.get().cloned()).flatten();
             match self.count.compare_exchange_weak(
                 count,
                 count - 1,
@@ -341,7 +347,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         self.remember(Arc::clone(&job));
         if self.pending.joining.load(Ordering::Acquire) {
             // Spawned by a running job during the final wait: wake it.
-            self.pending.waiter.unpark();
+            if let Some(waiter) = self.pending.waiter.get() {
+                waiter.unpark();
+            }
         }
         self.hand_over(job);
         ScopedJoinHandle {
@@ -524,7 +532,7 @@ impl ThreadPool {
             pending: Pending {
                 count: AtomicUsize::new(0),
                 joining: AtomicBool::new(false),
-                waiter: thread::current(),
+                waiter: OnceLock::from(thread::current()),
             },
             cells: Mutex::new(VecDeque::new()),
             panics: Mutex::new(Vec::new()),
