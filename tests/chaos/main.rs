@@ -217,7 +217,7 @@ fn run_rounds(door: &Door, rounds: usize, jobs: usize) -> Tally {
     let started = Instant::now();
     let mut total = Tally::default();
     let mut slowest = (Duration::ZERO, 0);
-    for index in 0..rounds {
+    for index in 0..share_of(rounds) {
         let round_started = Instant::now();
         let place = Some(Place { seed, index });
         total += one_round(test, door, place, seeds.next_u64(), jobs);
@@ -330,6 +330,21 @@ impl Replay {
         let tally = one_round(test, self.door, None, self.seed, self.jobs);
         println!("{test}, the replayed round: {tally}");
         tally
+    }
+}
+
+/// `rounds`, or `BRIGADE_CHAOS_PERCENT` percent of them (at least one)
+/// if set: the ThreadSanitizer pass, where every round is several times
+/// slower, runs a share to stay inside CI's time.
+fn share_of(rounds: usize) -> usize {
+    match std::env::var("BRIGADE_CHAOS_PERCENT") {
+        Ok(text) => {
+            let percent: usize = text.trim().parse().unwrap_or_else(|_| {
+                panic!("BRIGADE_CHAOS_PERCENT must be a whole number, got {text:?}")
+            });
+            (rounds * percent / 100).max(1)
+        }
+        Err(_) => rounds,
     }
 }
 
