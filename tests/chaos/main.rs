@@ -28,9 +28,10 @@
 //! `BRIGADE_CHAOS_REPLAY=<front door>:<round seed>:<jobs> cargo test
 //! --test chaos`, the other the whole run's plans,
 //! `BRIGADE_CHAOS_SEED=<seed> cargo test --test chaos` (either way the
-//! thread interleavings, and so the exact race, may differ). The `soak`
-//! test runs over a million jobs:
-//! `cargo test --release --test chaos -- --ignored --nocapture`.
+//! thread interleavings, and so the exact race, may differ).
+//! `BRIGADE_CHAOS_PERCENT=<n>` runs that share of the rounds (the
+//! ThreadSanitizer pass runs half). The `soak` test runs over a million
+//! jobs: `cargo test --release --test chaos -- --ignored --nocapture`.
 //!
 //! This file holds the tests, the seeds and the round loop; each front
 //! door's rounds have a module of their own, and what they share is in
