@@ -6,8 +6,13 @@
 //!   and the `Feeder` another crew's workers own);
 //! * `worker.rs`: the loop, supervision (the respawn `Sentinel`), and
 //!   thread start-up;
-//! * `resize.rs`: the worker count — `set_workers`, growing on demand,
-//!   retiring, and leaving when idle;
+//! * `resize.rs`: the worker count — `set_workers`, growing by one, and
+//!   retiring;
+//! * `elastic.rs`: workers that come and go — leaving after the
+//!   keep-alive, starting for a job no free worker waits for — and why no
+//!   job is stranded between the two;
+//! * `room.rs` and `inline.rs`: futures waiting for queue room, and joins
+//!   that run a queued job on the joining worker;
 //! * `lend.rs`: jobs that borrow from the caller's stack (the one
 //!   lifetime erasure);
 //! * `propagate.rs`: the submitter's context (a span, a request id),

@@ -1,8 +1,8 @@
-//! The worker count: asking for `n` workers, growing by one on demand,
-//! and workers leaving — retired by a shrink (idle ones first, busy ones
-//! after their job) or idle past the crew's keep-alive. A worker only
-//! leaves between jobs, so no job is lost or run twice. The target count
-//! lives under one lock, which serialises every change.
+//! The worker count: asking for `n` workers, growing by one, and workers
+//! retired by a shrink (idle ones first, busy ones after their job).
+//! Leaving after the keep-alive and growing for a job are `elastic.rs`'s.
+//! A worker only leaves between jobs, so no job is lost or run twice. The
+//! target count lives under one lock, which serialises every change.
 
 use super::{Crew, Exec, LocalMaker, Shared, worker};
 use crate::error::SizingError;
