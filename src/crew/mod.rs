@@ -341,18 +341,15 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             grow_cap: AtomicUsize::new(grow_cap),
         });
         let crew = Self { shared };
-        if let Err(err) = crew.grow_to(workers) {
+        let started = crew.grow_to(workers).and_then(|()| match adaptive {
+            Some((min, max)) => adaptive::start(&crew.shared, min, max),
+            None => Ok(()),
+        });
+        if let Err(err) = started {
             // rayon's Terminator: a half-built crew must not leak threads.
             crew.shared.ctx.cancel();
             crew.wait(None);
             return Err(BuildError::Spawn(err));
-        }
-        if let Some((min, max)) = adaptive {
-            if let Err(err) = adaptive::start(&crew.shared, min, max) {
-                crew.shared.ctx.cancel();
-                crew.wait(None);
-                return Err(BuildError::Spawn(err));
-            }
         }
         Ok(crew)
     }
