@@ -62,6 +62,13 @@ pub enum JobError {
     /// [`JobHandle::join_timeout`](crate::JobHandle::join_timeout).
     #[error("the job's result was already taken by an earlier join_timeout")]
     AlreadyJoined,
+    /// A keyed job joined a later job of its own key: that job cannot
+    /// start until the joiner returns, so the join fails instead of
+    /// hanging. The joined job still runs, after the joiner.
+    #[error(
+        "the job waits behind the job that joined it (a later job of the same key): it cannot start until the joiner returns"
+    )]
+    QueuedBehindCaller,
 }
 
 impl JobError {
@@ -569,6 +576,23 @@ pub enum BuildError {
         "Sizing::Adaptive with min 0 needs keep_alive(..): only idle workers leaving take a pool to no workers; set keep_alive or a min of at least 1"
     )]
     ZeroMinNeedsKeepAlive,
+    /// `lane_limit(lane, 0)`: the lane's jobs could never start.
+    #[error("lane_limit({0:?}, 0) would let no {0:?} job ever start; the limit must be at least 1")]
+    ZeroLaneLimit(crate::Lane),
+    /// `lane_limit(Lane::Normal, _)`: `Normal` holds every job submitted
+    /// without a lane, and is never capped.
+    #[error(
+        "Lane::Normal cannot be limited: it holds every job submitted without a lane; limit Lane::High or Lane::Background"
+    )]
+    NormalLaneLimit,
+    /// `starvation_bound(Duration::ZERO)`.
+    #[error(
+        "starvation_bound must be greater than zero (a job waiting longer than it goes first); leave it unset for the default of 250 ms"
+    )]
+    ZeroStarvationBound,
+    /// `key_queue_limit(0)`.
+    #[error("key_queue_limit must be at least 1: it is how many jobs of one key may wait")]
+    ZeroKeyQueue,
     /// The thread name contains a NUL byte, which the OS cannot store.
     #[error("thread name must not contain NUL bytes, got {0:?}")]
     InvalidThreadName(String),

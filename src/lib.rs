@@ -868,6 +868,7 @@
 mod context;
 mod crew;
 mod error;
+mod lane;
 mod options;
 mod panic;
 mod pool;
@@ -896,10 +897,11 @@ pub use error::{
     RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError, StageError,
     StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
+pub use lane::{Lane, LaneLoad};
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub use panic::{Panic, PanicLocation};
 pub use pool::{
-    CancelOnDrop, JobHandle, ShutdownReport, SubmitAsync, ThreadPool, ThreadPoolBuilder,
+    CancelOnDrop, JobHandle, Routed, ShutdownReport, SubmitAsync, ThreadPool, ThreadPoolBuilder,
 };
 pub use rate::{RateLimiter, Reservation};
 pub use retry::{Backoff, Retry, RetryBuilder};

@@ -12,8 +12,11 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::context::Context;
-use crate::crew::{CrewConfig, Elastic, Hook, JobHook, PanicPolicy, Propagate, StartGate};
+use crate::crew::{
+    CrewConfig, Dispatch, Elastic, Hook, JobHook, PanicPolicy, Propagate, StartGate,
+};
 use crate::error::{BuildError, Cancelled, RateError};
+use crate::lane::Lane;
 use crate::rate::RateLimiter;
 use crate::sizing::Sizing;
 use crate::sync::Arc;
@@ -43,6 +46,8 @@ pub(crate) struct Options {
     pub(crate) record_latencies: bool,
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) propagate: Option<Propagate>,
+    /// How keyed and laned jobs are ordered (`ThreadPoolBuilder` only).
+    pub(crate) dispatch: Dispatch,
 }
 
 impl Default for Options {
@@ -62,6 +67,7 @@ impl Default for Options {
             record_latencies: true,
             keep_alive: None,
             propagate: None,
+            dispatch: Dispatch::default(),
         }
     }
 }
@@ -98,6 +104,7 @@ impl Options {
                 .keep_alive
                 .map(|keep_alive| elastic(self.sizing, workers, keep_alive)),
             propagate: self.propagate,
+            dispatch: self.dispatch,
         };
         Ok((config, ctx))
     }
@@ -124,6 +131,7 @@ impl Options {
         if matches!(self.sizing, Sizing::Adaptive { min: 0, .. }) && self.keep_alive.is_none() {
             return Err(BuildError::ZeroMinNeedsKeepAlive);
         }
+        self.check_dispatch()?;
         if self.thread_name.contains('\0') {
             return Err(BuildError::InvalidThreadName(self.thread_name.clone()));
         }
@@ -140,6 +148,29 @@ impl Options {
             }
         }
         Ok(workers)
+    }
+
+    /// The dispatcher's settings: lane caps of at least one worker, on
+    /// `High` and `Background` only, a starvation bound and key queue
+    /// above zero.
+    fn check_dispatch(&self) -> Result<(), BuildError> {
+        let dispatch = &self.dispatch;
+        if dispatch.caps[Lane::Normal.index()] != usize::MAX {
+            return Err(BuildError::NormalLaneLimit);
+        }
+        if let Some(lane) = Lane::ALL
+            .into_iter()
+            .find(|lane| dispatch.caps[lane.index()] == 0)
+        {
+            return Err(BuildError::ZeroLaneLimit(lane));
+        }
+        if dispatch.starvation.is_zero() {
+            return Err(BuildError::ZeroStarvationBound);
+        }
+        if dispatch.key_queue == 0 {
+            return Err(BuildError::ZeroKeyQueue);
+        }
+        Ok(())
     }
 }
 

@@ -31,7 +31,7 @@
 pub(crate) use std::sync::{Arc, Weak};
 
 #[cfg(not(loom))]
-pub(crate) use parking_lot::{Condvar, Mutex};
+pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 
@@ -40,7 +40,7 @@ pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
 };
 #[cfg(loom)]
-pub(crate) use model::{Condvar, Mutex};
+pub(crate) use model::{Condvar, Mutex, MutexGuard};
 
 /// crossbeam-channel, or under loom its stand-in (`sync/channel.rs`).
 #[cfg(not(loom))]

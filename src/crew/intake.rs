@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Envelope;
+use super::{Envelope, Queued};
 use crate::context::Context;
 use crate::error::TrySubmitError;
 use crate::sync::channel::{self, Receiver, Select, SendError, Sender, TryRecvError, TrySendError};
@@ -96,9 +96,14 @@ struct Watch<'a> {
 
 impl Watch<'_> {
     fn is_closed(&self) -> bool {
-        self.closed
-            .is_some_and(|c| matches!(c.try_recv(), Err(TryRecvError::Disconnected)))
+        self.closed.is_some_and(is_disconnected)
     }
+}
+
+/// Whether a signal channel (a closed signal, a context's `done()`) has
+/// fired: it fires by disconnecting.
+pub(crate) fn is_disconnected(signal: &Receiver<()>) -> bool {
+    matches!(signal.try_recv(), Err(TryRecvError::Disconnected))
 }
 
 #[cold]
@@ -198,7 +203,7 @@ impl Wait {
 pub(super) trait Intake<J>: Send + Sync {
     fn enter(
         &self,
-        tx: &Sender<Envelope<J>>,
+        tx: &Sender<Queued<J>>,
         job: J,
         wait: Wait,
         closed: Option<&Receiver<()>>,
@@ -210,7 +215,7 @@ pub(super) trait Intake<J>: Send + Sync {
 /// Owned by workers of another crew: the queue disconnects when the last
 /// feeder is gone.
 pub(crate) struct Feeder<J> {
-    pub(super) tx: Sender<Envelope<J>>,
+    pub(super) tx: Sender<Queued<J>>,
     pub(super) crew: Option<Arc<dyn Intake<J>>>,
 }
 
@@ -225,12 +230,12 @@ impl<J> Clone for Feeder<J> {
 
 impl<J> Feeder<J> {
     /// Feeds a plain channel, not a crew.
-    pub(crate) fn channel(tx: Sender<Envelope<J>>) -> Self {
+    pub(crate) fn channel(tx: Sender<Queued<J>>) -> Self {
         Self { tx, crew: None }
     }
 
     /// The channel, to watch for room in a `Select`.
-    pub(crate) fn sender(&self) -> &Sender<Envelope<J>> {
+    pub(crate) fn sender(&self) -> &Sender<Queued<J>> {
         &self.tx
     }
 
@@ -249,8 +254,9 @@ impl<J> Feeder<J> {
         if let Some(crew) = &self.crew {
             return crew.enter(&self.tx, job, wait, None);
         }
-        send_within(&self.tx, Envelope::unstamped(job), wait, ctx, cancel, None)
-            .map_err(|fail| fail.refused(|queued| queued.job))
+        let queued = Queued::Job(Envelope::unstamped(job));
+        send_within(&self.tx, queued, wait, ctx, cancel, None)
+            .map_err(|fail| fail.refused(|queued| queued.into_job()))
     }
 }
 

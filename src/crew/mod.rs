@@ -69,6 +69,7 @@
 //! [`ThreadPool`]: crate::ThreadPool
 
 mod adaptive;
+mod dispatch;
 mod elastic;
 mod inline;
 mod intake;
@@ -83,6 +84,8 @@ use std::any::Any;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use dispatch::Board;
+pub(crate) use dispatch::{Dispatch, Route, runs_key};
 pub(crate) use elastic::Elastic;
 pub(crate) use inline::run_inline;
 use intake::Intake;
@@ -202,6 +205,25 @@ impl<J> Envelope<J> {
     }
 }
 
+/// What the jobs channel carries: a job, or a turn, which sends the
+/// worker that receives it to the dispatcher's board (`dispatch.rs`).
+pub(crate) enum Queued<J> {
+    Job(Envelope<J>),
+    Turn,
+}
+
+impl<J> Queued<J> {
+    /// The job of an item that can only be a job: one a submit sent
+    /// (handed back), or one on a channel no crew feeds (turns go only to
+    /// crews).
+    pub(crate) fn into_job(self) -> J {
+        match self {
+            Self::Job(queued) => queued.job,
+            Self::Turn => unreachable!("turns are sent only to a crew, never handed back"),
+        }
+    }
+}
+
 /// A user callback run after each job, with what happened to it.
 pub(crate) type JobHook = Arc<dyn Fn(&JobEvent) + Send + Sync>;
 
@@ -231,11 +253,13 @@ pub(crate) struct CrewConfig {
     pub(crate) elastic: Option<Elastic>,
     /// Captures a value at submit and enters it around the job.
     pub(crate) propagate: Option<Propagate>,
+    /// How the dispatcher orders keyed and laned jobs.
+    pub(crate) dispatch: Dispatch,
 }
 
 impl CrewConfig {
     /// A jobs channel of the configured capacity.
-    pub(crate) fn channel<J>(&self) -> (Sender<Envelope<J>>, Receiver<Envelope<J>>) {
+    pub(crate) fn channel<J>(&self) -> (Sender<Queued<J>>, Receiver<Queued<J>>) {
         match self.queue_capacity {
             Some(capacity) => channel::bounded(capacity),
             None => channel::unbounded(),
@@ -244,7 +268,7 @@ impl CrewConfig {
 }
 
 struct Shared<J, E> {
-    jobs: Receiver<Envelope<J>>,
+    jobs: Receiver<Queued<J>>,
     ctx: Context,
     /// `ctx.done()`, fetched once: disconnects when the pool is cancelled.
     cancel: Receiver<()>,
@@ -261,8 +285,8 @@ struct Shared<J, E> {
     target: Mutex<usize>,
     /// One token per worker `set_workers` asked to leave: idle workers,
     /// blocked on this channel too, take them first; busy ones look after
-    /// their job.
-    retire: (Sender<()>, Receiver<()>),
+    /// their job. Also carries the dispatcher's nudges to idle workers.
+    retire: (Sender<Nudge>, Receiver<Nudge>),
     /// Tokens sent and not yet taken, so the hot path reads an atomic.
     retiring: AtomicUsize,
     next_index: AtomicUsize,
@@ -283,6 +307,16 @@ struct Shared<J, E> {
     /// `Elastic::grow_to`, then what `set_workers` last asked for (unless
     /// a controller steers the size).
     grow_cap: AtomicUsize,
+    /// Keyed and laned jobs (`dispatch.rs`).
+    board: Board<J>,
+}
+
+/// A message on the retire channel.
+enum Nudge {
+    /// Leave (a shrink asked for one worker fewer).
+    Retire,
+    /// Look at the board: a job there became ready to start.
+    Look,
 }
 
 /// Makes one worker's local state.
@@ -309,7 +343,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         config: CrewConfig,
         ctx: Context,
         exec: E,
-        jobs: Receiver<Envelope<J>>,
+        jobs: Receiver<Queued<J>>,
         make_local: impl FnMut() -> E::Local + Send + 'static,
     ) -> Result<Self, BuildError> {
         crate::unwind::note_panic_locations();
@@ -319,6 +353,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         counters.begin(config.workers);
         let adaptive = config.adaptive;
         let grow_cap = config.elastic.map_or(0, |elastic| elastic.grow_to);
+        let board = Board::new(config.dispatch, config.queue_capacity);
         let maker: LocalMaker<E::Local> = Box::new(make_local);
         let shared = Arc::new(Shared {
             jobs,
@@ -339,6 +374,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             room_hooked: AtomicBool::new(false),
             free: CachePadded(AtomicUsize::new(0)),
             grow_cap: AtomicUsize::new(grow_cap),
+            board,
         });
         let crew = Self { shared };
         let started = crew.grow_to(workers).and_then(|()| match adaptive {
@@ -371,7 +407,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     #[inline]
     pub(crate) fn submit(
         &self,
-        tx: &Sender<Envelope<J>>,
+        tx: &Sender<Queued<J>>,
         job: J,
         wait: Wait,
         closed: Option<&Receiver<()>>,
@@ -389,9 +425,94 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         Ok(())
     }
 
+    /// Queues `job` on the dispatcher's board along `route` (a key, a
+    /// lane), waiting for room there as `wait` allows, and sends a turn
+    /// through `tx` to wake a worker (see `dispatch.rs`). Otherwise as
+    /// [`submit`](Self::submit).
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit`](Self::submit); `Full` also when the job's key has
+    /// as many jobs waiting as the key queue allows.
+    pub(crate) fn submit_routed(
+        &self,
+        tx: &Sender<Queued<J>>,
+        job: J,
+        route: Route,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+    ) -> Result<(), TrySubmitError<J>> {
+        let shared = &*self.shared;
+        if shared.ctx.is_done() {
+            return Err(TrySubmitError::Cancelled(job));
+        }
+        if shared.board.needs_hook() {
+            let woken = Arc::clone(&self.shared);
+            // Wakes submits waiting for room, and workers waiting after
+            // close, when the pool is cancelled.
+            let _ = shared.ctx.on_done(move |_| woken.board.wake_sleepers());
+        }
+        let queued = shared.envelope(job);
+        let seq = queued.seq;
+        let is_closed = || closed.is_some_and(intake::is_disconnected);
+        if let Err(refused) = shared
+            .board
+            .admit(queued, route, wait, &shared.ctx, &is_closed)
+        {
+            return Err(refused.map(|queued| shared.unenvelope(Queued::Job(queued))));
+        }
+        self.send_turn(tx, seq, route, wait, closed)?;
+        shared.landed();
+        if shared.config.elastic.is_some() {
+            self.shared.grow_for_job();
+        }
+        Ok(())
+    }
+
+    /// Sends the turn of the routed job `seq`. On a queue with room it is
+    /// only a wake-up, dropped if the queue is full (its workers are
+    /// busy and look at the board after each job). On a rendezvous it
+    /// waits for a worker, as a plain submit does; if none comes within
+    /// `wait`, the job is taken back off the board and refused, unless a
+    /// worker already took it.
+    fn send_turn(
+        &self,
+        tx: &Sender<Queued<J>>,
+        seq: u64,
+        route: Route,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+    ) -> Result<(), TrySubmitError<J>> {
+        let shared = &*self.shared;
+        let turns = shared.board.turns();
+        // ORDERING: Relaxed: a statistic.
+        turns.fetch_add(1, Ordering::Relaxed);
+        let rendezvous = shared.config.queue_capacity == Some(0);
+        let sent = if rendezvous {
+            intake::send_within(tx, Queued::Turn, wait, &shared.ctx, &shared.cancel, closed)
+                .map_err(|fail| fail.refused(|_| ()))
+        } else {
+            // Full: the workers are busy; Disconnected cannot happen while
+            // the front door holds `tx`.
+            tx.try_send(Queued::Turn)
+                .map_err(|_| TrySubmitError::Full(()))
+        };
+        let Err(refused) = sent else {
+            return Ok(());
+        };
+        turns.fetch_sub(1, Ordering::Relaxed);
+        if !rendezvous {
+            return Ok(());
+        }
+        match shared.board.withdraw(seq, route) {
+            Some(queued) => Err(refused.map(|()| shared.unenvelope(Queued::Job(queued)))),
+            None => Ok(()),
+        }
+    }
+
     /// A way into this crew that can be owned elsewhere: the workers of a
     /// pipeline stage feed the next stage's crew through one.
-    pub(crate) fn feeder(&self, tx: Sender<Envelope<J>>) -> Feeder<J> {
+    pub(crate) fn feeder(&self, tx: Sender<Queued<J>>) -> Feeder<J> {
         Feeder {
             tx,
             crew: Some(Arc::clone(&self.shared) as Arc<dyn Intake<J>>),
@@ -422,6 +543,7 @@ impl<J, E> Crew<J, E> {
     /// try again and see why there is none.
     pub(crate) fn wake_room(&self) {
         self.shared.room.wake_all();
+        self.shared.board.wake_sleepers();
     }
 
     /// Where futures wait for a slot in the queue. The first call hooks
@@ -453,7 +575,16 @@ impl<J, E> Crew<J, E> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.shared.counters.snapshot(self.shared.jobs.len())
+        let shared = &self.shared;
+        let board = &shared.board;
+        // ORDERING: Relaxed: a statistic.
+        let turns = board.turns().load(Ordering::Relaxed);
+        let queued = shared.jobs.len().saturating_sub(turns) + board.queued();
+        let mut stats = shared.counters.snapshot(queued);
+        if board.in_use() {
+            stats.lanes = board.loads();
+        }
+        stats
     }
 
     /// Whether the calling thread is one of this crew's workers.
@@ -577,10 +708,29 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn drain(&self) -> u64 {
         let mut discarded = 0;
         while let Ok(queued) = self.jobs.try_recv() {
-            self.discard(queued);
-            discarded += 1;
+            if let Queued::Job(queued) = self.received(queued) {
+                self.discard(queued);
+                discarded += 1;
+            }
+        }
+        if !self.board.is_empty() {
+            for queued in self.board.drain() {
+                self.discard(queued);
+                discarded += 1;
+            }
         }
         discarded
+    }
+
+    /// An item just received from the jobs channel, with turns counted
+    /// off the board's tally.
+    #[inline]
+    fn received(&self, queued: Queued<J>) -> Queued<J> {
+        if let Queued::Turn = queued {
+            // ORDERING: Relaxed: a statistic.
+            self.board.turns().fetch_sub(1, Ordering::Relaxed);
+        }
+        queued
     }
 }
 
@@ -590,7 +740,7 @@ impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
     #[inline]
     fn enter(
         &self,
-        tx: &Sender<Envelope<J>>,
+        tx: &Sender<Queued<J>>,
         job: J,
         wait: Wait,
         closed: Option<&Receiver<()>>,
@@ -598,11 +748,28 @@ impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
         if self.ctx.is_done() {
             return Err(TrySubmitError::Cancelled(job));
         }
+        let queued = Queued::Job(self.envelope(job));
+        match intake::send_within(tx, queued, wait, &self.ctx, &self.cancel, closed) {
+            Ok(()) => {
+                self.landed();
+                Ok(())
+            }
+            Err(fail) => Err(fail.refused(|queued| self.unenvelope(queued))),
+        }
+    }
+}
+
+impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
+    /// Counts `job` as submitted and wraps it with its number, its queue
+    /// stamp and the submitter's captured value; undone by `unenvelope`
+    /// if it is refused.
+    #[inline]
+    fn envelope(&self, job: J) -> Envelope<J> {
         let jobs = self.exec.jobs(&job);
-        // Count before sending, so no snapshot sees the job finish before
-        // it was submitted; undone below if the send fails.
-        // ORDERING: Relaxed; the channel orders it before the worker's
-        // Release of the outcome (see stats.rs).
+        // Count before queueing, so no snapshot sees the job finish before
+        // it was submitted.
+        // ORDERING: Relaxed; the channel (or the board's lock) orders it
+        // before the worker's Release of the outcome (see stats.rs).
         let seq = self.counters.submitted.fetch_add(jobs, Ordering::Relaxed);
         // A hook sees every job, so every job is timed.
         let timed = sampled(seq) || self.config.on_job_done.is_some();
@@ -616,26 +783,28 @@ impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
             None => None,
             Some(propagate) => propagate.capture(),
         };
-        let job = Envelope {
+        Envelope {
             job,
             seq,
             queued_at,
             carried,
-        };
-        match intake::send_within(tx, job, wait, &self.ctx, &self.cancel, closed) {
-            Ok(()) => {
-                // Cancellation may have raced the send, after every worker
-                // made its last drain: then the job would sit unreported.
-                // Re-check and discard it ourselves.
-                if self.ctx.is_done() {
-                    self.drain();
-                }
-                Ok(())
-            }
-            Err(fail) => {
-                self.counters.submitted.fetch_sub(jobs, Ordering::Relaxed);
-                Err(fail.refused(|queued| queued.job))
-            }
+        }
+    }
+
+    /// A refused job's envelope, uncounted: the caller's job back.
+    fn unenvelope(&self, queued: Queued<J>) -> J {
+        let job = queued.into_job();
+        let jobs = self.exec.jobs(&job);
+        self.counters.submitted.fetch_sub(jobs, Ordering::Relaxed);
+        job
+    }
+
+    /// A job was queued. Cancellation may have raced it, after every
+    /// worker made its last drain: then it would sit unreported, so
+    /// re-check and discard it here.
+    fn landed(&self) {
+        if self.ctx.is_done() {
+            self.drain();
         }
     }
 }
@@ -716,6 +885,7 @@ mod tests {
             adaptive: None,
             elastic: None,
             propagate: None,
+            dispatch: Dispatch::default(),
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);
             })),

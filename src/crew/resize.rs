@@ -45,7 +45,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             for _ in n..*target {
                 // ORDERING: Release pairs with the workers' Acquire check.
                 self.retiring.fetch_add(1, Ordering::Release);
-                let _ = self.retire.0.send(());
+                let _ = self.retire.0.send(super::Nudge::Retire);
             }
             *target = n;
         } else if n > *target {

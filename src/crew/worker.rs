@@ -2,9 +2,10 @@
 
 use std::cell::Cell;
 
+use super::dispatch::{self, Ticket};
 use super::elastic::Waiting;
 use super::job::WorkerState;
-use super::{CURRENT_CREW, Envelope, Exec, PanicPolicy, Ran, Shared};
+use super::{CURRENT_CREW, Envelope, Exec, Nudge, PanicPolicy, Queued, Ran, Shared};
 use crate::stats::WorkerSlot;
 use crate::sync::channel::{Select, SelectTimeoutError, TryRecvError};
 use crate::sync::{Arc, CachePadded, Ordering, Spin, thread};
@@ -36,17 +37,27 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             index,
         };
         state.ctx.link();
-        while let Some(queued) = self.next_job() {
+        while let Some((queued, ticket)) = self.next() {
             self.room.freed();
             if self.ctx.is_done() {
                 self.discard(queued);
+                self.finish(ticket, false);
                 break;
             }
             let Some(queued) = self.pace(queued) else {
+                self.finish(ticket, false);
                 continue;
             };
-            let (ran, faulted) = self.run_job(queued, &state, local);
-            if faulted || (ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn) {
+            let (ran, faulted) = {
+                let _key = ticket
+                    .as_ref()
+                    .and_then(|ticket| dispatch::running(self.id(), ticket));
+                self.run_job(queued, &state, local)
+            };
+            let replace =
+                faulted || (ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn);
+            self.finish(ticket, replace);
+            if replace {
                 return Leave::Replace;
             }
             // A busy worker asked to leave goes after its job.
@@ -56,10 +67,56 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
         if self.ctx.is_done() {
             self.drain();
+        } else if self.board.has_ready() {
+            // Leaving with work on the board: another worker takes it.
+            self.nudge(1);
         }
         // Futures waiting for room see why there is none.
         self.room.wake_all();
         Leave::Done
+    }
+
+    /// The next job to run, and its board ticket if it came from the
+    /// board; `None` once the worker is to leave (see `next_job`).
+    #[inline]
+    fn next(&self) -> Option<(Envelope<J>, Option<Ticket>)> {
+        loop {
+            if self.board.has_ready()
+                && let Some((queued, ticket)) = self.board.take()
+            {
+                return Some((queued, Some(ticket)));
+            }
+            match self.next_job()? {
+                Queued::Job(queued) if self.board.has_ready() => {
+                    let (queued, ticket) = self.board.exchange(queued);
+                    return Some((queued, Some(ticket)));
+                }
+                Queued::Job(queued) => return Some((queued, None)),
+                Queued::Turn => {}
+            }
+        }
+    }
+
+    /// A job from the board ended: releases its key and lane. The jobs
+    /// that made ready beyond the one this worker takes next (all of
+    /// them, if it is `leaving`) are announced to idle workers.
+    #[inline]
+    fn finish(&self, ticket: Option<Ticket>, leaving: bool) {
+        if let Some(ticket) = ticket {
+            let ready = self.board.finish(ticket);
+            self.nudge(if leaving {
+                ready
+            } else {
+                ready.saturating_sub(1)
+            });
+        }
+    }
+
+    /// Wakes up to `n` idle workers to look at the board.
+    fn nudge(&self, n: usize) {
+        for _ in 0..n {
+            let _ = self.retire.0.send(Nudge::Look);
+        }
     }
 
     /// Runs a dequeued job through the lifecycle, inside the submitter's
@@ -102,42 +159,56 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
     }
 
-    /// The next job, or `None` once the pool is cancelled or closed and
-    /// drained.
+    /// The next item from the jobs channel (a [`Queued::Turn`] also when
+    /// the board has a job ready, or a nudge says so), or `None` once the
+    /// pool is cancelled, or closed and drained, or this worker is to leave.
     #[inline]
-    fn next_job(&self) -> Option<Envelope<J>> {
+    fn next_job(&self) -> Option<Queued<J>> {
         match self.jobs.try_recv() {
-            Ok(job) => Some(job),
-            Err(TryRecvError::Disconnected) => None,
+            Ok(queued) => Some(self.received(queued)),
+            Err(TryRecvError::Disconnected) => self.closed_board(),
             Err(TryRecvError::Empty) => self.wait_for_job(),
         }
     }
 
     /// The queue was empty: spins on `try_recv` (and the cancel flag) for
     /// a while, then blocks. Counted free meanwhile, in an elastic crew.
-    fn wait_for_job(&self) -> Option<Envelope<J>> {
+    fn wait_for_job(&self) -> Option<Queued<J>> {
         let mut waiting = Waiting::new(self.free_count());
         let mut spin = Spin::default();
         loop {
             if self.ctx.is_done() || self.take_retire() && self.retire_free(&mut waiting) {
                 return None;
             }
+            if self.board.has_ready() {
+                return Some(Queued::Turn);
+            }
             if !spin.snooze() {
                 return self.next_job_blocking(&mut waiting);
             }
             match self.jobs.try_recv() {
-                Ok(job) => return Some(job),
-                Err(TryRecvError::Disconnected) => return None,
+                Ok(queued) => return Some(self.received(queued)),
+                Err(TryRecvError::Disconnected) => return self.closed_board(),
                 Err(TryRecvError::Empty) => {}
             }
         }
+    }
+
+    /// Intake closed and the channel is empty: the worker stays while the
+    /// board still holds jobs (held behind running ones), waiting until
+    /// one is ready.
+    fn closed_board(&self) -> Option<Queued<J>> {
+        if self.board.is_empty() || !self.board.wait_closed(&self.ctx) {
+            return None;
+        }
+        Some(Queued::Turn)
     }
 
     /// Blocks on the jobs, cancel and retire channels (and the keep-alive,
     /// if any). A `Select` rather than `select!`, so that the loom build's
     /// channel stand-in runs this same code (see `sync.rs`).
     #[cold]
-    fn next_job_blocking(&self, waiting: &mut Waiting<'_>) -> Option<Envelope<J>> {
+    fn next_job_blocking(&self, waiting: &mut Waiting<'_>) -> Option<Queued<J>> {
         // The queue is empty: a future that found it full can send now.
         let _idle = self.room.idle();
         let mut select = Select::new();
@@ -158,20 +229,25 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 },
             };
             return match operation.index() {
-                i if i == jobs => operation.recv(&self.jobs).ok(),
+                i if i == jobs => match operation.recv(&self.jobs) {
+                    Ok(queued) => Some(self.received(queued)),
+                    Err(_) => self.closed_board(),
+                },
                 // The cancel channel only ever disconnects.
                 i if i == cancel => {
                     let _ = operation.recv(&self.cancel);
                     None
                 }
-                _ => {
-                    let token = operation.recv(&self.retire.1);
-                    if self.retired(token.is_ok(), waiting) {
-                        None
-                    } else {
-                        continue;
+                _ => match operation.recv(&self.retire.1) {
+                    Ok(Nudge::Look) => Some(Queued::Turn),
+                    token => {
+                        if self.retired(token.is_ok(), waiting) {
+                            None
+                        } else {
+                            continue;
+                        }
                     }
-                }
+                },
             };
         }
     }
@@ -208,7 +284,9 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     #[inline]
     fn take_retire(&self) -> bool {
         // ORDERING: Acquire pairs with set_workers' Release.
-        if self.retiring.load(Ordering::Acquire) == 0 || self.retire.1.try_recv().is_err() {
+        if self.retiring.load(Ordering::Acquire) == 0
+            || !matches!(self.retire.1.try_recv(), Ok(Nudge::Retire))
+        {
             return false;
         }
         self.retiring.fetch_sub(1, Ordering::AcqRel);

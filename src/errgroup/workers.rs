@@ -6,7 +6,7 @@
 use crossbeam_channel::Sender;
 
 use super::GROUP_KEEP_ALIVE;
-use crate::crew::{Crew, Elastic, Envelope, Erased, Exec, Propagate, Ran, Run, Wait};
+use crate::crew::{Crew, Elastic, Erased, Exec, Propagate, Queued, Ran, Run, Wait};
 use crate::error::Cancelled;
 use crate::options::Options;
 use crate::sizing::Sizing;
@@ -15,7 +15,7 @@ use crate::sizing::Sizing;
 pub(super) struct Workers {
     /// `None` once closed. Declared before `crew`, so it is dropped first
     /// and the crew's drop finds intake closed.
-    pub(super) tx: Option<Sender<Envelope<Erased>>>,
+    pub(super) tx: Option<Sender<Queued<Erased>>>,
     pub(super) crew: Crew<Erased, GroupExec>,
     /// The most threads at once.
     pub(super) max: usize,

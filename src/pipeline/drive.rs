@@ -4,7 +4,7 @@ use crossbeam_channel::{Receiver, Select, TryRecvError};
 
 use super::stage::Item;
 use crate::context::Context;
-use crate::crew::{Envelope, Feeder, Wait};
+use crate::crew::{Feeder, Queued, Wait};
 use crate::error::{Cancelled, PipelineError, StageFailure, TrySubmitError};
 use crate::ordered::Window;
 use crate::unwind;
@@ -16,7 +16,7 @@ pub(super) struct Drive<'a, In, Out, E> {
     cancel: Receiver<()>,
     /// `None` once the inputs are exhausted (which closes stage 1's queue).
     input: Option<Feeder<Item<In>>>,
-    output: Receiver<Envelope<Item<Out>>>,
+    output: Receiver<Queued<Item<Out>>>,
     failures: Receiver<StageFailure<E>>,
     /// Ordered mode: outputs (or holes, for failed items) by index.
     window: Option<Window<Option<Out>>>,
@@ -29,7 +29,7 @@ impl<'a, In, Out, E> Drive<'a, In, Out, E> {
     pub(super) fn new(
         ctx: &'a Context,
         input: Feeder<Item<In>>,
-        output: Receiver<Envelope<Item<Out>>>,
+        output: Receiver<Queued<Item<Out>>>,
         failures: Receiver<StageFailure<E>>,
         window: Option<usize>,
         fail_fast: bool,
@@ -89,7 +89,8 @@ impl<'a, In, Out, E> Drive<'a, In, Out, E> {
     fn collect_ready(&mut self) -> bool {
         let mut collected = false;
         while let Ok(queued) = self.output.try_recv() {
-            self.output(queued.job.index, Some(queued.job.value));
+            let item = queued.into_job();
+            self.output(item.index, Some(item.value));
             collected = true;
         }
         collected
@@ -110,7 +111,10 @@ impl<'a, In, Out, E> Drive<'a, In, Out, E> {
         match select.ready() {
             i if Some(i) == send_op => {}
             i if Some(i) == output_op => match self.output.try_recv() {
-                Ok(queued) => self.output(queued.job.index, Some(queued.job.value)),
+                Ok(queued) => {
+                    let item = queued.into_job();
+                    self.output(item.index, Some(item.value));
+                }
                 // Every stage has finished: collect late failures.
                 Err(TryRecvError::Disconnected) => return self.finish().map(|()| true),
                 Err(TryRecvError::Empty) => {}

@@ -31,7 +31,7 @@ use self::drive::Drive;
 pub use self::stage::StageStats;
 use self::stage::{Item, Launch, Running, Stage, StageConfig, Wiring};
 use crate::context::Context;
-use crate::crew::{Envelope, Feeder, Propagate};
+use crate::crew::{Feeder, Propagate, Queued};
 use crate::error::{BuildError, PipelineBuildError, PipelineError, StageFailure};
 use crate::options::{OrderWindow, check_capacity, order_setters};
 
@@ -314,7 +314,7 @@ pub struct ReadyPipeline<In, Out, E> {
     /// Declared before `stages`, so dropped first: the first stage's queue
     /// disconnects, the end flows through, and the stages' threads exit.
     input: Feeder<Item<In>>,
-    output: Receiver<Envelope<Item<Out>>>,
+    output: Receiver<Queued<Item<Out>>>,
     failures: Receiver<StageFailure<E>>,
     window: Option<usize>,
     fail_fast: bool,

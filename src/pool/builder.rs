@@ -1,10 +1,13 @@
 //! [`ThreadPoolBuilder`] for [`ThreadPool`]: the options every pool shares
 //! (`options.rs`), validated in [`ThreadPoolBuilder::build`].
 
+use std::time::Duration;
+
 use super::ThreadPool;
 use super::job::PoolExec;
 use crate::crew::Crew;
 use crate::error::BuildError;
+use crate::lane::Lane;
 use crate::options::{Options, common_setters};
 
 /// Configures and starts a [`ThreadPool`]; from [`ThreadPool::builder`].
@@ -40,6 +43,50 @@ pub struct ThreadPoolBuilder {
 
 impl ThreadPoolBuilder {
     common_setters!();
+
+    /// Caps `lane` at `workers` jobs running at once, so that (for
+    /// [`Lane::Background`]) batch work never takes every worker. Jobs
+    /// of a lane at its cap wait on the board while other lanes' jobs
+    /// run. [`Lane::Normal`], which holds every job submitted without a
+    /// lane, cannot be capped; `build` says so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{Lane, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().workers(4).lane_limit(Lane::Background, 1).build()?;
+    /// let batch: Vec<_> = (0..4)
+    ///     .map(|n| pool.lane(Lane::Background).submit(move |_ctx| n * 10))
+    ///     .collect::<Result<_, _>>()
+    ///     .map_err(|e| e.kind())?;
+    /// // At most one of them runs at a time; all of them run.
+    /// let total: i32 = batch.into_iter().map(|job| job.join().unwrap()).sum();
+    /// assert_eq!(total, 60);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lane_limit(mut self, lane: Lane, workers: usize) -> Self {
+        self.options.dispatch.caps[lane.index()] = workers;
+        self
+    }
+
+    /// How long a job may wait before it goes ahead of newer jobs of
+    /// higher lanes (default 250 ms), so that no lane starves: under a
+    /// stream of [`Lane::High`] jobs, a [`Lane::Background`] job still
+    /// starts within about this long plus one job's run time.
+    pub fn starvation_bound(mut self, bound: Duration) -> Self {
+        self.options.dispatch.starvation = bound;
+        self
+    }
+
+    /// How many jobs of one key may wait behind the one queued or
+    /// running (default 1,024), so that one hot key cannot fill the
+    /// queue: past it, that key's submits wait (`submit`), or are
+    /// refused with `Full` (`try_submit`, `submit_timeout`).
+    pub fn key_queue_limit(mut self, jobs: usize) -> Self {
+        self.options.dispatch.key_queue = jobs;
+        self
+    }
 
     /// Validates the settings and starts the workers.
     ///

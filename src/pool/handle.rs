@@ -32,6 +32,10 @@ pub(crate) struct JobCell<F, T> {
     waker: Mutex<Option<Waker>>,
     /// The crew it was submitted to (see `crew::run_inline`); 0 for none.
     crew: usize,
+    /// The hash of its key, if submitted with one: a join never runs it
+    /// inline (that would run it out of its key's order), and fails
+    /// rather than hang when the joiner is an earlier job of the key.
+    key: Option<u64>,
     /// Set under the `state` lock: a join ran the job inline, and counted
     /// it, so its queued envelope counts nothing.
     ran_here: AtomicBool,
@@ -56,8 +60,9 @@ enum State<F, T> {
 trait CellResult<T>: Send + Sync {
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>>;
     /// Runs the job here if it is still queued and this thread is one of
-    /// its pool's workers (a join that could otherwise deadlock).
-    fn help(&self);
+    /// its pool's workers (a join that could otherwise deadlock). `Err`:
+    /// the job can never start while this thread waits for it.
+    fn help(&self) -> Result<(), JobError>;
     /// The result if ready, else `waker` is woken once it is.
     fn poll(&self, waker: &Waker) -> Poll<Result<T, JobError>>;
     fn cancel(&self);
@@ -101,7 +106,16 @@ where
     /// A cell for `f`, to be queued on crew `crew`, and the queue's
     /// reference to it.
     pub(crate) fn new(f: F, crew: usize) -> (Arc<Self>, SharedTask) {
-        let cell = Arc::new(Self::with_state(State::Queued(f), crew));
+        Self::queued(f, crew, None)
+    }
+
+    /// A cell for `f`, a job of the key hashed to `key` on crew `crew`.
+    pub(crate) fn keyed(f: F, crew: usize, key: u64) -> (Arc<Self>, SharedTask) {
+        Self::queued(f, crew, Some(key))
+    }
+
+    fn queued(f: F, crew: usize, key: Option<u64>) -> (Arc<Self>, SharedTask) {
+        let cell = Arc::new(Self::with_state(State::Queued(f), crew, key));
         let task = SharedTask {
             cell: Some(Arc::clone(&cell) as Arc<dyn CellJob>),
         };
@@ -111,16 +125,17 @@ where
     /// A cell whose result was already handed out: its handle's `join`
     /// returns [`JobError::AlreadyJoined`].
     pub(crate) fn joined() -> Arc<Self> {
-        Arc::new(Self::with_state(State::Taken, 0))
+        Arc::new(Self::with_state(State::Taken, 0, None))
     }
 
-    fn with_state(state: State<F, T>, crew: usize) -> Self {
+    fn with_state(state: State<F, T>, crew: usize, key: Option<u64>) -> Self {
         Self {
             state: Mutex::new(state),
             ready: Condvar::new(),
             awaited: AtomicBool::new(false),
             waker: Mutex::new(None),
             crew,
+            key,
             ran_here: AtomicBool::new(false),
             claimed: AtomicBool::new(false),
         }
@@ -257,13 +272,20 @@ where
     F: FnOnce(&Context) -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn help(&self) {
+    fn help(&self) -> Result<(), JobError> {
+        if let Some(key) = self.key {
+            if crew::runs_key(self.crew, key) && !self.started() {
+                return Err(JobError::QueuedBehindCaller);
+            }
+            return Ok(());
+        }
         crew::run_inline(self.crew, &mut |run| {
             run.call(
                 |ctx| self.start_here(ctx),
                 |end| self.fill(end.into_result()),
             )
         });
+        Ok(())
     }
 
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>> {
@@ -415,7 +437,7 @@ impl<T> JobHandle<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn join(self) -> Result<T, JobError> {
-        self.cell.help();
+        self.cell.help()?;
         self.cell.wait(None).unwrap_or(Err(JobError::AlreadyJoined))
     }
 
@@ -426,7 +448,9 @@ impl<T> JobHandle<T> {
     /// workers, a job still queued is run inline first, as by
     /// [`join`](Self::join), however long it takes.
     pub fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, JobError>> {
-        self.cell.help();
+        if let Err(err) = self.cell.help() {
+            return Some(Err(err));
+        }
         match Instant::now().checked_add(timeout) {
             Some(deadline) => self.cell.wait(Some(deadline)),
             None => self.cell.wait(None),

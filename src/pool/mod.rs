@@ -27,6 +27,7 @@ mod awaiting;
 mod builder;
 mod handle;
 mod job;
+mod routed;
 // The map and the scope are not model-checked (see `sync.rs`), and map
 // reaches the reorder buffer, which is not built under loom.
 #[cfg(not(loom))]
@@ -47,11 +48,12 @@ pub use handle::JobHandle;
 use job::{ExecJob, Lent, PoolExec, Task, unerase};
 #[cfg(not(loom))]
 pub use map::{DEFAULT_READ_AHEAD, Map};
+pub use routed::Routed;
 #[cfg(not(loom))]
 pub use scope::{Scope, ScopedJoinHandle};
 
 use crate::context::Context;
-use crate::crew::{Crew, Envelope, Shutter, Wait, Work};
+use crate::crew::{Crew, Queued, Route, Shutter, Wait, Work};
 use crate::error::{SizingError, SubmitError, TrySubmitError};
 use crate::stats::Stats;
 use crate::sync::channel::Sender;
@@ -94,7 +96,7 @@ use crate::sync::channel::Sender;
 pub struct ThreadPool {
     /// `None` once intake is closed. Dropped before `crew`, whose own drop
     /// waits for the workers that this disconnection lets finish.
-    intake: Option<Sender<Envelope<Task>>>,
+    intake: Option<Sender<Queued<Task>>>,
     /// Closed by [`close`](ThreadPool::close), through `&self`.
     shutter: Shutter,
     /// A shutdown returned a report (of what never ran, among the rest).
@@ -350,6 +352,23 @@ impl ThreadPool {
             Some(tx) if !self.shutter.is_closed() => {
                 self.crew
                     .submit(tx, task, wait, Some(self.shutter.signal()))
+            }
+            _ => Err(TrySubmitError::Closed(task)),
+        }
+    }
+
+    /// Queues a task along `route` (`routed.rs`), waiting for room as
+    /// `wait` allows.
+    fn enqueue_routed(
+        &self,
+        task: Task,
+        route: Route,
+        wait: Wait,
+    ) -> Result<(), TrySubmitError<Task>> {
+        match &self.intake {
+            Some(tx) if !self.shutter.is_closed() => {
+                self.crew
+                    .submit_routed(tx, task, route, wait, Some(self.shutter.signal()))
             }
             _ => Err(TrySubmitError::Closed(task)),
         }

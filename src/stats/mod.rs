@@ -32,6 +32,7 @@
 
 mod histogram;
 
+use crate::lane::{Lane, LaneLoad};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::OnceLock;
@@ -158,6 +159,17 @@ pub struct Stats {
     /// Jobs finished (completed or failed) per second over the last few
     /// seconds.
     pub throughput: f64,
+    /// Jobs queued and running per [`Lane`], highest first (see
+    /// [`lane`](Self::lane)); all zero until a job is submitted with a
+    /// lane or a key. Jobs submitted with neither are not counted here.
+    pub lanes: [LaneLoad; 3],
+}
+
+impl Stats {
+    /// Jobs queued and running in `lane`.
+    pub fn lane(&self, lane: Lane) -> LaneLoad {
+        self.lanes[lane.index()]
+    }
 }
 
 impl fmt::Display for Stats {

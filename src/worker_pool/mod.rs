@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, Envelope, Exec, Ran, Run, SendFail, Shutter, Ticket, Wait, send};
+use crate::crew::{Crew, Exec, Queued, Ran, Run, SendFail, Shutter, Ticket, Wait, send};
 use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 use crate::options::{
     DEFAULT_QUEUE_CAPACITY, Options, OrderWindow, check_capacity, common_setters, order_setters,
@@ -234,7 +234,7 @@ impl<J, R> WorkerExec<J, R> {
 /// Where submissions go: the jobs channel and the next index, under one
 /// lock so that indices follow queue order.
 struct Intake<J> {
-    tx: Option<Sender<Envelope<Indexed<J>>>>,
+    tx: Option<Sender<Queued<Indexed<J>>>>,
     next: u64,
 }
 

@@ -1,0 +1,466 @@
+//! The dispatcher: which queued job a free worker takes next, for jobs
+//! submitted with a key or a priority lane.
+//!
+//! A pool that never routes a job never touches this: its jobs go through
+//! the jobs channel alone, and a worker's only cost is one relaxed load of
+//! [`Board::ready`] per job, on a cache line nobody writes.
+//!
+//! # The board
+//!
+//! A routed job is admitted to the [`Board`] rather than the channel. The
+//! board holds one queue per [`Lane`], and per active key the jobs queued
+//! behind the one of that key that is in a lane queue or running. A key
+//! has an entry only while it has a job queued or running, so keys that
+//! come and go cost nothing once idle.
+//!
+//! A worker takes from the board the front of the highest lane that is
+//! under its cap, unless the front of some lane under its cap has waited
+//! longer than the starvation bound: then the longest-waiting such front
+//! goes first, so no job waits forever behind newer higher-priority
+//! work. A key's next job enters its lane queue only when the previous
+//! one ends, so jobs of one key run one at a time in submission order,
+//! and a busy key never blocks a worker: it simply has nothing in the
+//! lane queues.
+//!
+//! # Turns
+//!
+//! Workers block on the jobs channel, so a routed job also sends a
+//! *turn* ([`Queued::Turn`](super::Queued)) there: it wakes a blocked
+//! worker, which then takes the best job on the board, not necessarily
+//! the one that sent the turn. Turns are only wake-ups; the board is the
+//! truth. Nothing is stranded because:
+//!
+//! * a worker looks at the board before every job and before it blocks,
+//!   and sends itself no turn: the submit's turn lands after its job is on
+//!   the board, and a full channel never lets a worker block;
+//! * on a rendezvous queue the submit's turn is a blocking send, which
+//!   completes only once a worker has received it;
+//! * a job made ready by another's end (its key's predecessor, or a slot
+//!   under a lane cap) is taken by the worker that ran that job, which
+//!   looks at the board next; a second one made ready by the same end, or
+//!   one made ready by a worker that is leaving, is announced with a nudge
+//!   on the retire channel, which every idle worker also watches;
+//! * after intake closes, a worker leaves only once the board is empty,
+//!   waiting on `changed` while jobs are held back behind running ones.
+//!
+//! A plain job that a worker receives while the board has work ready goes
+//! onto the board as a `Normal` job and the best job runs instead, so a
+//! `High` job overtakes plain jobs queued before it.
+//!
+//! # Bounds
+//!
+//! The board holds at most the pool's queue capacity (at least 1) of
+//! routed jobs, and each key at most `key_queue` behind its running one;
+//! a submit waits for room, or is refused, per its family, as one blocked
+//! on the channel is.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use super::{Envelope, Wait};
+use crate::context::Context;
+use crate::error::TrySubmitError;
+use crate::lane::{Lane, LaneLoad};
+use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
+
+/// Where a routed job goes: its lane and, if keyed, its key's hash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) lane: Lane,
+    pub(crate) key: Option<u64>,
+}
+
+impl Route {
+    /// The hash a key is ordered by. A fixed hasher, so equal keys agree
+    /// across threads; two keys whose hashes collide (odds 2⁻⁶⁴) are
+    /// merely ordered with each other.
+    pub(crate) fn key_of(key: &(impl Hash + ?Sized)) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// The dispatcher's settings, validated by the builder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dispatch {
+    /// Most workers running each lane's jobs at once (`usize::MAX`: no cap).
+    pub(crate) caps: [usize; 3],
+    /// A job waiting longer than this goes before newer work of any lane.
+    pub(crate) starvation: Duration,
+    /// Most jobs of one key waiting behind the one queued or running.
+    pub(crate) key_queue: usize,
+}
+
+/// The default [`Dispatch::starvation`].
+const DEFAULT_STARVATION: Duration = Duration::from_millis(250);
+/// The default [`Dispatch::key_queue`].
+const DEFAULT_KEY_QUEUE: usize = 1024;
+
+impl Default for Dispatch {
+    fn default() -> Self {
+        Self {
+            caps: [usize::MAX; 3],
+            starvation: DEFAULT_STARVATION,
+            key_queue: DEFAULT_KEY_QUEUE,
+        }
+    }
+}
+
+/// A routed job on the board.
+struct Entry<J> {
+    queued: Envelope<J>,
+    route: Route,
+    since: Instant,
+}
+
+/// A job taken from the board: give it back to [`Board::finish`] when it
+/// ends, so its key's next job and its lane's slot are released.
+#[must_use]
+pub(crate) struct Ticket(Route);
+
+/// What a submit's admission was refused for; the job comes back.
+pub(crate) type Refused<J> = TrySubmitError<Envelope<J>>;
+
+/// The dispatcher's queues (see the module docs).
+pub(crate) struct Board<J> {
+    state: Mutex<State<J>>,
+    /// Notified when a job is taken or ends, for submits waiting for room
+    /// and for workers waiting after intake closed.
+    changed: Condvar,
+    /// Jobs in the lane queues, which a worker might take: read before
+    /// locking, so a pool that routes nothing never locks.
+    ready: AtomicUsize,
+    /// Jobs on the board in all.
+    len: AtomicUsize,
+    /// Threads waiting on `changed`.
+    sleepers: AtomicUsize,
+    /// Turns in the jobs channel, left out of `Stats::queued`.
+    turns: AtomicUsize,
+    /// Whether the pool's context wakes `changed` when it is done.
+    hooked: AtomicBool,
+    settings: Dispatch,
+    /// Most jobs on the board.
+    capacity: usize,
+}
+
+struct State<J> {
+    lanes: [VecDeque<Entry<J>>; 3],
+    running: [usize; 3],
+    /// Per active key, the jobs behind the one in a lane queue or running.
+    keys: HashMap<u64, VecDeque<Entry<J>>>,
+}
+
+impl<J> Board<J> {
+    pub(crate) fn new(settings: Dispatch, queue_capacity: Option<usize>) -> Self {
+        Self {
+            state: Mutex::new(State {
+                lanes: Default::default(),
+                running: [0; 3],
+                keys: HashMap::new(),
+            }),
+            changed: Condvar::new(),
+            ready: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            turns: AtomicUsize::new(0),
+            hooked: AtomicBool::new(false),
+            settings,
+            capacity: queue_capacity.map_or(usize::MAX, |capacity| capacity.max(1)),
+        }
+    }
+
+    /// Whether a worker might find a job to take (a hint: it may find
+    /// none once it locks).
+    #[inline]
+    pub(crate) fn has_ready(&self) -> bool {
+        // ORDERING: Relaxed: a hint; taking locks the state.
+        self.ready.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether no routed job is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+    }
+
+    /// Routed jobs queued, for `Stats::queued`.
+    pub(crate) fn queued(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// How many of the jobs channel's messages are turns.
+    pub(crate) fn turns(&self) -> &AtomicUsize {
+        &self.turns
+    }
+
+    /// Whether a routed job was ever submitted.
+    pub(crate) fn in_use(&self) -> bool {
+        self.hooked.load(Ordering::Relaxed)
+    }
+
+    /// Whether `ctx`'s cancellation still has to be hooked to wake the
+    /// board's sleepers (true once, for the first caller).
+    pub(crate) fn needs_hook(&self) -> bool {
+        // ORDERING: Relaxed: a second hook would only wake twice.
+        !self.hooked.swap(true, Ordering::Relaxed)
+    }
+
+    /// Queues `queued` on `route`, waiting for room as `wait` allows while
+    /// `ctx` is live and `closed` says intake is open.
+    pub(crate) fn admit(
+        &self,
+        queued: Envelope<J>,
+        route: Route,
+        wait: Wait,
+        ctx: &Context,
+        closed: &dyn Fn() -> bool,
+    ) -> Result<(), Refused<J>> {
+        let mut state = self.state.lock();
+        loop {
+            if ctx.is_done() {
+                return Err(TrySubmitError::Cancelled(queued));
+            }
+            if closed() {
+                return Err(TrySubmitError::Closed(queued));
+            }
+            if self.has_room(&state, route) {
+                break;
+            }
+            let deadline = match wait {
+                Wait::Now => return Err(TrySubmitError::Full(queued)),
+                Wait::Forever => None,
+                Wait::Until(deadline) if Instant::now() < deadline => Some(deadline),
+                Wait::Until(_) => return Err(TrySubmitError::Full(queued)),
+            };
+            self.sleep(&mut state, deadline);
+        }
+        let entry = Entry {
+            queued,
+            route,
+            since: Instant::now(),
+        };
+        self.push(&mut state, entry);
+        Ok(())
+    }
+
+    fn has_room(&self, state: &State<J>, route: Route) -> bool {
+        self.len.load(Ordering::Relaxed) < self.capacity
+            && route.key.is_none_or(|key| {
+                state
+                    .keys
+                    .get(&key)
+                    .is_none_or(|behind| behind.len() < self.settings.key_queue)
+            })
+    }
+
+    /// Puts `entry` in its lane queue, or behind its key's current job.
+    fn push(&self, state: &mut State<J>, entry: Entry<J>) {
+        // ORDERING: Release pairs with `is_empty`'s Acquire.
+        self.len.fetch_add(1, Ordering::Release);
+        if let Some(key) = entry.route.key {
+            match state.keys.get_mut(&key) {
+                Some(behind) => return behind.push_back(entry),
+                None => {
+                    state.keys.insert(key, VecDeque::new());
+                }
+            }
+        }
+        self.enqueue(state, entry);
+    }
+
+    fn enqueue(&self, state: &mut State<J>, entry: Entry<J>) {
+        state.lanes[entry.route.lane.index()].push_back(entry);
+        // ORDERING: Relaxed: `has_ready` is a hint; the lock orders the rest.
+        self.ready.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes the job a free worker should run next, if any may start.
+    pub(crate) fn take(&self) -> Option<(Envelope<J>, Ticket)> {
+        let mut state = self.state.lock();
+        let entry = self.take_locked(&mut state)?;
+        drop(state);
+        self.wake_sleepers();
+        Some(entry)
+    }
+
+    fn take_locked(&self, state: &mut State<J>) -> Option<(Envelope<J>, Ticket)> {
+        let lane = self.pick(state, Instant::now())?;
+        let entry = state.lanes[lane].pop_front()?;
+        state.running[lane] += 1;
+        self.ready.fetch_sub(1, Ordering::Relaxed);
+        self.len.fetch_sub(1, Ordering::Release);
+        Some((entry.queued, Ticket(entry.route)))
+    }
+
+    /// Swaps a plain job a worker just received for the board's best (the
+    /// board has one ready): the plain job goes on the board as a `Normal`
+    /// job, which can always start (`Normal` has no cap), so a job comes
+    /// back, maybe the plain one.
+    pub(crate) fn exchange(&self, plain: Envelope<J>) -> (Envelope<J>, Ticket) {
+        let mut state = self.state.lock();
+        let entry = Entry {
+            queued: plain,
+            route: Route::default(),
+            since: Instant::now(),
+        };
+        self.push(&mut state, entry);
+        let taken = self.take_locked(&mut state);
+        drop(state);
+        taken.expect("a plain job on the board can always start")
+    }
+
+    /// The lane whose front goes next: the longest-waiting front past the
+    /// starvation bound, else the highest lane with a job; lanes at their
+    /// cap are passed over.
+    fn pick(&self, state: &State<J>, now: Instant) -> Option<usize> {
+        let open = |lane: usize| {
+            state.running[lane] < self.settings.caps[lane] && !state.lanes[lane].is_empty()
+        };
+        let starving = (0..3)
+            .filter(|&lane| open(lane))
+            .filter_map(|lane| Some((lane, state.lanes[lane].front()?.since)))
+            .filter(|&(_, since)| now.saturating_duration_since(since) >= self.settings.starvation)
+            .min_by_key(|&(_, since)| since);
+        match starving {
+            Some((lane, _)) => Some(lane),
+            None => (0..3).find(|&lane| open(lane)),
+        }
+    }
+
+    /// A job taken with `ticket` ended: releases its lane slot and moves
+    /// its key's next job into a lane queue. Returns how many jobs this
+    /// made ready to start.
+    pub(crate) fn finish(&self, ticket: Ticket) -> usize {
+        let Ticket(route) = ticket;
+        let lane = route.lane.index();
+        let mut state = self.state.lock();
+        let at_cap = state.running[lane] == self.settings.caps[lane];
+        state.running[lane] -= 1;
+        let mut made_ready = usize::from(at_cap && !state.lanes[lane].is_empty());
+        if let Some(key) = route.key {
+            let next = state.keys.get_mut(&key).and_then(VecDeque::pop_front);
+            match next {
+                Some(next) => {
+                    self.enqueue(&mut state, next);
+                    made_ready += 1;
+                }
+                None => {
+                    state.keys.remove(&key);
+                }
+            }
+        }
+        drop(state);
+        self.wake_sleepers();
+        made_ready
+    }
+
+    /// Takes every queued job off the board (the pool was cancelled), for
+    /// the caller to discard outside the lock.
+    pub(crate) fn drain(&self) -> Vec<Envelope<J>> {
+        let mut state = self.state.lock();
+        let mut drained = Vec::new();
+        for lane in &mut state.lanes {
+            drained.extend(lane.drain(..).map(|entry| entry.queued));
+        }
+        for behind in state.keys.values_mut() {
+            drained.extend(behind.drain(..).map(|entry| entry.queued));
+        }
+        // Keys of running jobs stay, emptied; `finish` removes them.
+        state.keys.retain(|_, behind| !behind.is_empty());
+        self.ready.store(0, Ordering::Relaxed);
+        self.len.fetch_sub(drained.len(), Ordering::Release);
+        drop(state);
+        self.wake_sleepers();
+        drained
+    }
+
+    /// Removes the job numbered `seq`, if still queued and not held behind
+    /// its key (a rendezvous submit whose turn found no worker).
+    pub(crate) fn withdraw(&self, seq: u64, route: Route) -> Option<Envelope<J>> {
+        let mut state = self.state.lock();
+        let lane = &mut state.lanes[route.lane.index()];
+        let at = lane.iter().position(|entry| entry.queued.seq == seq)?;
+        let entry = lane.remove(at)?;
+        self.ready.fetch_sub(1, Ordering::Relaxed);
+        self.len.fetch_sub(1, Ordering::Release);
+        if let Some(key) = route.key {
+            // It was its key's only job: nothing queued behind, none running.
+            state.keys.remove(&key);
+        }
+        Some(entry.queued)
+    }
+
+    /// Jobs queued and running per lane.
+    pub(crate) fn loads(&self) -> [LaneLoad; 3] {
+        let state = self.state.lock();
+        let mut loads = [LaneLoad::default(); 3];
+        for (lane, load) in loads.iter_mut().enumerate() {
+            load.queued = state.lanes[lane].len();
+            load.running = state.running[lane];
+        }
+        for entry in state.keys.values().flatten() {
+            loads[entry.route.lane.index()].queued += 1;
+        }
+        loads
+    }
+
+    /// Waits, after intake closed, until a job is ready, the board is
+    /// empty, or `ctx` is done. Returns whether to look again.
+    pub(crate) fn wait_closed(&self, ctx: &Context) -> bool {
+        let mut state = self.state.lock();
+        while !self.has_ready() && !self.is_empty() && !ctx.is_done() {
+            self.sleep(&mut state, None);
+        }
+        !self.is_empty() && !ctx.is_done()
+    }
+
+    fn sleep(&self, state: &mut MutexGuard<'_, State<J>>, deadline: Option<Instant>) {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        match deadline {
+            None => self.changed.wait(state),
+            Some(deadline) => {
+                let _ = self.changed.wait_until(state, deadline);
+            }
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes every thread waiting on the board (a job was taken or ended,
+    /// or the pool was cancelled or closed).
+    pub(crate) fn wake_sleepers(&self) {
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            let _state = self.state.lock();
+            self.changed.notify_all();
+        }
+    }
+}
+
+crate::sync::thread_local! {
+    /// On a worker running a keyed job: its crew and key.
+    static RUNNING_KEY: Cell<Option<(usize, u64)>> = const { Cell::new(None) };
+}
+
+/// Marks the calling worker as running a job of `crew` taken with
+/// `ticket`, if keyed, until the guard drops.
+pub(crate) fn running(crew: usize, ticket: &Ticket) -> Option<RunningKey> {
+    let key = ticket.0.key?;
+    let outer = RUNNING_KEY.with(|running| running.replace(Some((crew, key))));
+    Some(RunningKey(outer))
+}
+
+/// Whether the calling thread is running a job of `crew` with the key
+/// hashed to `key`: a later job of that key cannot start until it returns.
+pub(crate) fn runs_key(crew: usize, key: u64) -> bool {
+    RUNNING_KEY.with(Cell::get) == Some((crew, key))
+}
+
+/// Restores the key a nested inline run replaced.
+pub(crate) struct RunningKey(Option<(usize, u64)>);
+
+impl Drop for RunningKey {
+    fn drop(&mut self) {
+        RUNNING_KEY.with(|running| running.set(self.0));
+    }
+}

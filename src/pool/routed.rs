@@ -1,0 +1,220 @@
+//! [`Routed`]: the way into a [`ThreadPool`] for jobs with a priority lane,
+//! a key, or both. The dispatcher that orders them is the crew's
+//! (`crew/dispatch.rs`); this only names the route and hands jobs in.
+
+use std::hash::Hash;
+use std::time::Duration;
+
+use super::handle::{JobCell, SharedTask};
+use super::job::{ExecJob, Task, unerase};
+use super::{JobHandle, ThreadPool, blocking, take_back};
+use crate::context::Context;
+use crate::crew::{Route, Wait};
+use crate::error::{SubmitError, TrySubmitError};
+use crate::lane::Lane;
+use crate::sync::Arc;
+
+/// Submits jobs to a [`ThreadPool`] along a route: a priority [`Lane`], a
+/// key, or both. From [`ThreadPool::lane`] and [`ThreadPool::keyed`];
+/// cheap to copy.
+///
+/// * **Lanes.** Free workers take [`Lane::High`] jobs first and
+///   [`Lane::Background`] jobs last, but a job that waited past the
+///   pool's [starvation bound](crate::ThreadPoolBuilder::starvation_bound)
+///   goes before newer work, and a lane can be capped to a number of
+///   workers ([`lane_limit`](crate::ThreadPoolBuilder::lane_limit)).
+/// * **Keys.** Jobs with equal keys run one at a time, in submission
+///   order; jobs with different keys run in parallel on any worker. A key
+///   whose job is running holds back only its own later jobs: a free
+///   worker takes another key's job, or an unkeyed one, meanwhile. A
+///   job that panics, times out or is cancelled releases its key like
+///   any other end.
+///
+/// The families are [`ThreadPool`]'s: `try_x` never blocks, `x` waits
+/// for room, `x_timeout` waits at most so long, and a refused job comes
+/// back in the error. Routed jobs wait in the dispatcher, which holds up
+/// to the pool's queue capacity of them, and at most
+/// [`key_queue_limit`](crate::ThreadPoolBuilder::key_queue_limit) per key
+/// behind the running one. A pool that routes no job pays nothing for
+/// any of this.
+///
+/// Joining a keyed job from an earlier job of the same key fails with
+/// [`JobError::QueuedBehindCaller`](crate::JobError::QueuedBehindCaller)
+/// instead of hanging, and a join never runs a keyed job inline (that
+/// would break its key's order).
+///
+/// # Examples
+///
+/// Events of one account apply in order; accounts run in parallel:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use brigade::ThreadPool;
+///
+/// let pool = ThreadPool::builder().workers(4).build()?;
+/// let ledger = Arc::new(Mutex::new(Vec::new()));
+/// for event in 0..6u32 {
+///     let account = event % 2;
+///     let ledger = Arc::clone(&ledger);
+///     pool.keyed(account)
+///         .execute(move || ledger.lock().unwrap().push((account, event)))
+///         .map_err(|e| e.kind())?;
+/// }
+/// pool.join();
+/// let ledger = ledger.lock().unwrap();
+/// let of = |account| ledger.iter().filter(|e| e.0 == account).map(|e| e.1).collect::<Vec<_>>();
+/// assert_eq!(of(0), [0, 2, 4]);
+/// assert_eq!(of(1), [1, 3, 5]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct Routed<'p> {
+    pool: &'p ThreadPool,
+    route: Route,
+}
+
+impl std::fmt::Debug for Routed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routed")
+            .field("lane", &self.route.lane)
+            .field("keyed", &self.route.key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThreadPool {
+    /// Submits along priority lane `lane` (see [`Routed`]).
+    pub fn lane(&self, lane: Lane) -> Routed<'_> {
+        Routed {
+            pool: self,
+            route: Route { lane, key: None },
+        }
+    }
+
+    /// Submits jobs of key `key`, in the `Normal` lane: they run one at a
+    /// time in submission order (see [`Routed`]). Keys are compared by
+    /// their hash.
+    pub fn keyed(&self, key: impl Hash) -> Routed<'_> {
+        self.lane(Lane::Normal).key(key)
+    }
+}
+
+impl Routed<'_> {
+    /// The same route in lane `lane`.
+    #[must_use]
+    pub fn lane(mut self, lane: Lane) -> Self {
+        self.route.lane = lane;
+        self
+    }
+
+    /// The same route with key `key`.
+    #[must_use]
+    pub fn key(mut self, key: impl Hash) -> Self {
+        self.route.key = Some(Route::key_of(&key));
+        self
+    }
+
+    /// [`ThreadPool::execute`] along this route.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ThreadPool::execute`]; the closure is handed back.
+    pub fn execute<F>(&self, f: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.enqueue(Task::boxed(ExecJob(f)), Wait::Forever)
+            .map_err(|err| blocking(err, |task| unerase::<ExecJob<F>>(task).0))
+    }
+
+    /// [`ThreadPool::try_execute`] along this route.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ThreadPool::try_execute`]; `Full` also when the key has
+    /// as many jobs waiting as the key queue limit allows.
+    pub fn try_execute<F>(&self, f: F) -> Result<(), TrySubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.enqueue(Task::boxed(ExecJob(f)), Wait::Now)
+            .map_err(|err| err.map(|task| unerase::<ExecJob<F>>(task).0))
+    }
+
+    /// [`ThreadPool::submit`] along this route.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ThreadPool::submit`]; the closure is handed back.
+    pub fn submit<F, T>(&self, f: F) -> Result<JobHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (cell, task) = self.cell(f);
+        match self.enqueue(Task::Shared(task), Wait::Forever) {
+            Ok(()) => Ok(cell.handle()),
+            Err(err) => Err(blocking(err, |task| take_back(&cell, task))),
+        }
+    }
+
+    /// [`ThreadPool::try_submit`] along this route.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_execute`](Self::try_execute).
+    pub fn try_submit<F, T>(&self, f: F) -> Result<JobHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_with(f, Wait::Now)
+    }
+
+    /// [`ThreadPool::submit_timeout`] along this route.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_execute`](Self::try_execute); `Full` means there was
+    /// no room for the whole wait.
+    pub fn submit_timeout<F, T>(
+        &self,
+        f: F,
+        wait: Duration,
+    ) -> Result<JobHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_with(f, Wait::at_most(wait))
+    }
+
+    fn submit_with<F, T>(&self, f: F, wait: Wait) -> Result<JobHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (cell, task) = self.cell(f);
+        match self.enqueue(Task::Shared(task), wait) {
+            Ok(()) => Ok(cell.handle()),
+            Err(err) => Err(err.map(|task| take_back(&cell, task))),
+        }
+    }
+
+    /// The job's cell: a keyed one knows its key (see `JobCell::keyed`).
+    fn cell<F, T>(&self, f: F) -> (Arc<JobCell<F, T>>, SharedTask)
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let crew = self.pool.crew.id();
+        match self.route.key {
+            Some(key) => JobCell::keyed(f, crew, key),
+            None => JobCell::new(f, crew),
+        }
+    }
+
+    fn enqueue(&self, task: Task, wait: Wait) -> Result<(), TrySubmitError<Task>> {
+        self.pool.enqueue_routed(task, self.route, wait)
+    }
+}
