@@ -350,6 +350,46 @@
 //! the final failure; and the error reports how many attempts ran along
 //! with the last error.
 //!
+//! # Keys and priority lanes
+//!
+//! [`ThreadPool::keyed`] submits jobs that run one at a time per key, in
+//! submission order, while different keys run in parallel on every worker:
+//! an account's events, a file's chunks, a tenant's requests. Unlike an
+//! executor that hashes each key to one thread, a key whose job is slow
+//! holds back only its own later jobs; a free worker takes another key's
+//! job meanwhile. Per-key state exists only while the key has jobs, and
+//! [`key_queue_limit`](ThreadPoolBuilder::key_queue_limit) keeps one hot
+//! key from filling the queue.
+//!
+//! [`ThreadPool::lane`] submits in a priority [`Lane`]: `High` jobs are
+//! taken first and `Background` jobs last, but a job that waited past the
+//! [starvation bound](ThreadPoolBuilder::starvation_bound) goes before
+//! newer work, so none waits forever, and
+//! [`lane_limit`](ThreadPoolBuilder::lane_limit) caps a lane to a number of
+//! workers, so background work never takes them all. Keys and lanes
+//! combine (`pool.lane(Lane::Background).key(tenant)`), and
+//! [`Stats::lane`] reports each lane's queued and running jobs. One
+//! dispatcher decides for both which job a free worker takes next; a pool
+//! that routes no job keeps the plain path and its cost.
+//!
+//! ```
+//! use brigade::{Lane, ThreadPool};
+//!
+//! let pool = ThreadPool::builder().workers(4).lane_limit(Lane::Background, 1).build()?;
+//! let backfill = pool.lane(Lane::Background).submit(|_ctx| "backfilled").map_err(|e| e.kind())?;
+//! let deposit = pool.keyed("account-17").submit(|_ctx| 100).map_err(|e| e.kind())?;
+//! let withdrawal = pool.keyed("account-17").submit(|_ctx| -40).map_err(|e| e.kind())?; // after the deposit
+//! let urgent = pool.lane(Lane::High).submit(|_ctx| "served").map_err(|e| e.kind())?;
+//! assert_eq!(deposit.join()? + withdrawal.join()?, 60);
+//! assert_eq!(urgent.join()?, "served");
+//! assert_eq!(backfill.join()?, "backfilled");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/keyed.rs` processes interleaved account events with one slow
+//! account; `examples/priorities.rs` keeps request latency low beside a
+//! capped batch lane.
+//!
 //! # Panics and supervision
 //!
 //! A panicking job does not take the pool down. The panic is caught,
@@ -691,6 +731,8 @@
 //! | `LinkedBlockingQueue` (unbounded) / `ArrayBlockingQueue(n)` / `SynchronousQueue` | [`ThreadPoolBuilder::unbounded_queue`] / [`queue_capacity`](ThreadPoolBuilder::queue_capacity)`(n)` (bounded by default, [`DEFAULT_QUEUE_CAPACITY`]) / `queue_capacity(0)` |
 //! | `AbortPolicy`: `RejectedExecutionException` | [`ThreadPool::try_submit`] → [`TrySubmitError::Full`]`(job)`, the job handed back |
 //! | `CallerRunsPolicy` / `DiscardPolicy` | run the job `Full` handed back yourself / drop it |
+//! | `ThreadPoolExecutor` over a `PriorityBlockingQueue` | [`ThreadPool::lane`]`(Lane::High)`: priorities that cannot starve (a [starvation bound](ThreadPoolBuilder::starvation_bound)), lanes capped with [`lane_limit`](ThreadPoolBuilder::lane_limit), and handles that work with every lane |
+//! | BookKeeper's / Pulsar's `OrderedExecutor` (a key hashed to one thread) | [`ThreadPool::keyed`]: per-key order on every worker, so one slow key blocks no other |
 //! | a blocking `put` into the queue ("caller blocks") | [`ThreadPool::submit`] (the default), [`ThreadPool::submit_timeout`] |
 //! | `Future`: `get()`, `get(timeout)`, `cancel(true)`, `isDone()` | [`JobHandle`]: [`join`](JobHandle::join), [`join_timeout`](JobHandle::join_timeout), [`cancel`](JobHandle::cancel), [`is_finished`](JobHandle::is_finished) |
 //! | `ExecutionException` wrapping what the task threw | the job's own `Result` inside `join`'s; [`JobError::Panicked`] for a panic; [`JobHandle::join_flat`] merges the two |
