@@ -28,7 +28,10 @@ const SLOW_ACCOUNT: u32 = 0;
 type Applied = (u32, u32, Instant);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pool = ThreadPool::builder().workers(4).thread_name("ledger").build()?;
+    let pool = ThreadPool::builder()
+        .workers(4)
+        .thread_name("ledger")
+        .build()?;
     let applied: Arc<Mutex<Vec<Applied>>> = Arc::default();
     let start = Instant::now();
     // Interleaved, as events arrive from a log: a0 a1 … a9 a0 a1 …

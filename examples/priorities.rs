@@ -33,10 +33,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (waits, batch_done) = run(&laned, true)?;
     report("with lanes   ", &waits, batch_done);
     let load = laned.stats().lane(Lane::Background);
-    println!("  (background lane now: {} queued, {} running)", load.queued, load.running);
+    println!(
+        "  (background lane now: {} queued, {} running)",
+        load.queued, load.running
+    );
     laned.join();
 
-    let plain = ThreadPool::builder().workers(WORKERS).thread_name("plain").build()?;
+    let plain = ThreadPool::builder()
+        .workers(WORKERS)
+        .thread_name("plain")
+        .build()?;
     let (waits, batch_done) = run(&plain, false)?;
     report("without lanes", &waits, batch_done);
     plain.join();
