@@ -19,7 +19,9 @@
 //! a join that runs a queued job inline races a cancel's drain without the
 //! job being run twice or counted twice. One more races a keep-alive
 //! worker leaving against a submit (`crew/elastic.rs`): the job is never
-//! stranded.
+//! stranded. Two cover the dispatcher (`crew/dispatch.rs`): a key's jobs
+//! run in order with `join` waiting for one held behind another, and
+//! routed submits race a cancellation without a job lost or run twice.
 #![cfg(loom)]
 
 use std::panic;
@@ -605,5 +607,58 @@ fn expiry_races_submit() {
         job_ran_once(pool, handle, &runs);
         let starts = starts.load(Ordering::SeqCst);
         assert!(starts <= 2, "{starts} workers started for one job");
+    });
+}
+
+/// Two jobs of one key on two workers, then `join`: the second is held
+/// on the board until the first ends, and a worker that finds the channel
+/// closed while it is held waits for it (`crew/dispatch.rs`). Both run
+/// once, in order; nothing is stranded.
+#[test]
+fn keyed_jobs_run_in_order_and_join_waits_for_held_ones() {
+    // Two workers, a condition variable and a join make this the largest
+    // model: two preemptions keep it to CI's budget.
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 10_000;
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let pool = pool(2, 2);
+        let order = Arc::new(AtomicUsize::new(0));
+        let keyed: Vec<_> = (0..2)
+            .map(|i| {
+                let order = Arc::clone(&order);
+                pool.keyed(7)
+                    .submit(move |_| order.fetch_add(1, Ordering::SeqCst) == i)
+                    .expect("a live pool accepts")
+            })
+            .collect();
+        pool.join();
+        for handle in keyed {
+            assert_eq!(handle.join(), Ok(true), "keyed jobs ran in order");
+        }
+    });
+}
+
+/// A routed submit racing the pool's cancellation: refused, or accepted
+/// and then run once or discarded from the board, and counted.
+#[test]
+fn routed_submit_races_cancel() {
+    pool_model(|| {
+        let pool = Arc::new(pool(1, 1));
+        let runs = counters(1);
+        let canceller = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || pool.context().cancel())
+        };
+        let handles: Vec<_> = pool
+            .keyed(1)
+            .lane(brigade::Lane::Background)
+            .submit(counted(&runs, 0))
+            .ok()
+            .map(|handle| (0, handle))
+            .into_iter()
+            .collect();
+        canceller.join().expect("the canceller");
+        settle(shut_down(pool), handles, &runs);
     });
 }

@@ -427,13 +427,22 @@ impl<J> Board<J> {
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Wakes every thread waiting on the board (a job was taken or ended,
-    /// or the pool was cancelled or closed).
-    pub(crate) fn wake_sleepers(&self) {
+    /// Wakes every thread waiting on the board after a change made under
+    /// its lock (a job taken or ended): a sleeper counted itself under
+    /// that lock before it checked, so a change it missed sees it counted.
+    fn wake_sleepers(&self) {
         if self.sleepers.load(Ordering::SeqCst) != 0 {
-            let _state = self.state.lock();
-            self.changed.notify_all();
+            self.wake_all();
         }
+    }
+
+    /// Wakes every thread waiting on the board, after a change made
+    /// outside its lock (the pool cancelled, intake closed): taking the
+    /// lock orders the change before a sleeper's check, or the sleeper's
+    /// wait before this notification.
+    pub(crate) fn wake_all(&self) {
+        let _state = self.state.lock();
+        self.changed.notify_all();
     }
 }
 

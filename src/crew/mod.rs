@@ -447,10 +447,15 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             return Err(TrySubmitError::Cancelled(job));
         }
         if shared.board.needs_hook() {
-            let woken = Arc::clone(&self.shared);
             // Wakes submits waiting for room, and workers waiting after
-            // close, when the pool is cancelled.
-            let _ = shared.ctx.on_done(move |_| woken.board.wake_sleepers());
+            // close, when the pool is cancelled. Weak: the hook lives in
+            // the pool's own context, which `Shared` owns.
+            let woken = Arc::downgrade(&self.shared);
+            let _ = shared.ctx.on_done(move |_| {
+                if let Some(shared) = woken.upgrade() {
+                    shared.board.wake_all();
+                }
+            });
         }
         let queued = shared.envelope(job);
         let seq = queued.seq;
@@ -543,7 +548,7 @@ impl<J, E> Crew<J, E> {
     /// try again and see why there is none.
     pub(crate) fn wake_room(&self) {
         self.shared.room.wake_all();
-        self.shared.board.wake_sleepers();
+        self.shared.board.wake_all();
     }
 
     /// Where futures wait for a slot in the queue. The first call hooks
