@@ -97,7 +97,7 @@ impl<J: Send + 'static, E: Exec<J>> Runner for Inline<J, E> {
             pool: &self.shared.ctx,
             ctx: self.shared.ctx.clone(),
             spare: Cell::new(None),
-            index: self.index,
+            index: Some(self.index),
         };
         // Not timed: the queue stamp is in the envelope, still queued. A
         // panic does not retire this worker in the middle of its own job;

@@ -15,6 +15,7 @@
 //! |---|---|---|---|
 //! | — | queued | accepted by [`Crew::submit`](super::Crew::submit) | the submitter |
 //! | queued | running | taken from the queue, paced, started | a worker (or, for scoped jobs and map chunks, the waiting caller) |
+//! | — | running | not queued: the queue was full, so its submitter paced and started it (`Crew::run_here`) | the submitter |
 //! | queued | discarded | the pool is cancelled or shut down; the pace wait outlives the pool's deadline | whoever finds it: a worker on its way out, the cancelling call, a submitter whose send raced the cancel |
 //! | queued | cancelled | its handle's `cancel()` ([`Run::skip`] counts it when a worker dequeues it) | the handle's owner |
 //! | running | done | returned in time | the running thread |
@@ -115,11 +116,10 @@ fn log_panic(worker: Option<&WorkerState<'_>>, caught: &Caught) {
         .location()
         .map(|location| format!(" at {location}"))
         .unwrap_or_default();
-    match worker {
-        Some(worker) => log::warn!(
-            "brigade: a job panicked on worker {}-{}{at}: {message}",
+    match worker.and_then(|worker| worker.index.map(|index| (worker, index))) {
+        Some((worker, index)) => log::warn!(
+            "brigade: a job panicked on worker {}-{index}{at}: {message}",
             worker.config.thread_name,
-            worker.index
         ),
         None => log::warn!("brigade: a job panicked on the thread that ran it{at}: {message}"),
     }
@@ -174,7 +174,9 @@ pub(crate) struct WorkerState<'w> {
     pub(super) ctx: Context,
     /// The last job's context, kept for reuse (see `Context::derive_reusing`).
     pub(super) spare: Cell<Option<Context>>,
-    pub(super) index: usize,
+    /// The worker's index; `None` on a submitter running its own job
+    /// (`here.rs`).
+    pub(super) index: Option<usize>,
 }
 
 /// One job's pass through the lifecycle: from a worker that dequeued it

@@ -13,6 +13,8 @@
 //!   job is stranded between the two;
 //! * `room.rs` and `inline.rs`: futures waiting for queue room, and joins
 //!   that run a queued job on the joining worker;
+//! * `here.rs`: a job its submitter runs on its own thread when the queue
+//!   is full (`submit_or_run_here`), through the workers' lifecycle;
 //! * `lend.rs`: jobs that borrow from the caller's stack (the one
 //!   lifetime erasure);
 //! * `propagate.rs`: the submitter's context (a span, a request id),
@@ -71,6 +73,7 @@
 mod adaptive;
 mod dispatch;
 mod elastic;
+mod here;
 mod inline;
 mod intake;
 mod job;
@@ -412,15 +415,30 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
+        self.submit_or(tx, job, wait, closed, |queued| Err(SendFail::Full(queued)))
+    }
+
+    /// [`submit`](Self::submit), with `full` deciding what becomes of the
+    /// accepted job if the queue stays full: refused (`Err`), or taken
+    /// care of (`Ok`: run by its submitter, `here.rs`).
+    #[inline]
+    fn submit_or(
+        &self,
+        tx: &Sender<Queued<J>>,
+        job: J,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+        full: impl FnOnce(Queued<J>) -> Result<(), SendFail<Queued<J>>>,
+    ) -> Result<(), TrySubmitError<J>> {
         if self.shared.config.elastic.is_none() {
-            return Intake::enter(&*self.shared, tx, job, wait, closed);
+            return self.shared.enter_or(tx, job, wait, closed, full);
         }
         // A queue of no capacity takes a job only from a waiting worker:
         // start one first.
         if self.shared.config.queue_capacity == Some(0) {
             self.shared.grow_for_job();
         }
-        Intake::enter(&*self.shared, tx, job, wait, closed)?;
+        self.shared.enter_or(tx, job, wait, closed, full)?;
         self.shared.grow_for_job();
         Ok(())
     }
@@ -750,6 +768,23 @@ impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
         wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
+        self.enter_or(tx, job, wait, closed, |queued| Err(SendFail::Full(queued)))
+    }
+}
+
+impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
+    /// Accepts `job` and queues it, waiting for room as `wait` allows; if
+    /// the queue stays full, `full` takes the accepted job (see
+    /// [`Crew::submit_or`]). A refused job is counted out and handed back.
+    #[inline]
+    fn enter_or(
+        &self,
+        tx: &Sender<Queued<J>>,
+        job: J,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+        full: impl FnOnce(Queued<J>) -> Result<(), SendFail<Queued<J>>>,
+    ) -> Result<(), TrySubmitError<J>> {
         if self.ctx.is_done() {
             return Err(TrySubmitError::Cancelled(job));
         }
@@ -759,12 +794,12 @@ impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
                 self.landed();
                 Ok(())
             }
-            Err(fail) => Err(fail.refused(|queued| self.unenvelope(queued))),
+            Err(SendFail::Full(queued)) => full(queued),
+            Err(fail) => Err(fail),
         }
+        .map_err(|fail| fail.refused(|queued| self.unenvelope(queued)))
     }
-}
 
-impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// Counts `job` as submitted and wraps it with its number, its queue
     /// stamp and the submitter's captured value; undone by `unenvelope`
     /// if it is refused.

@@ -21,6 +21,10 @@
 //!   later stage is fed by a worker of the stage before, which captures
 //!   inside the value it entered for its own item, so the value flows
 //!   through every stage.
+//! * A job its submitter runs because the queue is full
+//!   (`submit_or_run_here`, `here.rs`) is captured and entered like a
+//!   queued one, both on the submitting thread: the value it enters is the
+//!   one that thread already has, and a hook sees every such job.
 //!
 //! Jobs that do not run on a worker that dequeued them are not entered:
 //! a scoped job or map chunk run by the waiting caller (a scope on a

@@ -6,6 +6,7 @@ use super::dispatch::{self, Ticket};
 use super::elastic::Waiting;
 use super::job::WorkerState;
 use super::{CURRENT_CREW, Envelope, Exec, Nudge, PanicPolicy, Queued, Ran, Shared};
+use crate::error::Cancelled;
 use crate::stats::WorkerSlot;
 use crate::sync::channel::{Select, SelectTimeoutError, TryRecvError};
 use crate::sync::{Arc, CachePadded, Ordering, Spin, thread};
@@ -34,7 +35,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             pool: &self.ctx,
             ctx: self.ctx.child(),
             spare: Cell::new(None),
-            index,
+            index: Some(index),
         };
         state.ctx.link();
         while let Some((queued, ticket)) = self.next() {
@@ -123,7 +124,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// value if it carries one (`propagate.rs`). The flag says the hook
     /// misbehaved, which retires the worker.
     #[inline]
-    fn run_job<'w>(
+    pub(super) fn run_job<'w>(
         &self,
         queued: Envelope<J>,
         state: &'w WorkerState<'w>,
@@ -147,15 +148,22 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// cancelled during the wait, or the wait would run past the pool's
     /// deadline.
     fn pace(&self, queued: Envelope<J>) -> Option<Envelope<J>> {
-        let Some(gate) = &self.config.start_gate else {
-            return Some(queued);
-        };
-        match gate.pass(&self.ctx) {
+        match self.pass_gate() {
             Ok(()) => Some(queued),
             Err(reason) => {
                 self.discard_for(queued, reason);
                 None
             }
+        }
+    }
+
+    /// Waits at the start gate, if any: `Err` says why a job may not
+    /// start (see [`StartGate::pass`](super::StartGate::pass)).
+    #[inline]
+    pub(super) fn pass_gate(&self) -> Result<(), Cancelled> {
+        match &self.config.start_gate {
+            None => Ok(()),
+            Some(gate) => gate.pass(&self.ctx),
         }
     }
 
