@@ -13,6 +13,16 @@
 //! and `x_timeout` blocks at most so long. A job that is not accepted is
 //! handed back inside the error, so nothing the caller gave is lost.
 //!
+//! `x_or_run_here` ([`submit_or_run_here`](ThreadPool::submit_or_run_here),
+//! [`execute_or_run_here`](ThreadPool::execute_or_run_here)) is Java's
+//! `CallerRunsPolicy` on the call: where `try_x` would say `Full`, the
+//! calling thread runs the job itself, through the same lifecycle as a
+//! worker (context, per-job timeout, rate limit, panic capture, stats,
+//! hooks), and gets back a handle already finished. It blocks the caller
+//! for the job's whole run, so it is a brake for a producer's own thread,
+//! never for an event loop. A closed or cancelled pool refuses the job and
+//! hands it back, as every other submit does; it is never dropped.
+//!
 //! # Shutdown
 //!
 //! The seed's three flavours, each one call that consumes the pool:
@@ -342,6 +352,152 @@ impl ThreadPool {
         match self.enqueue(Task::Shared(task), wait) {
             Ok(()) => Ok(cell.handle()),
             Err(err) => Err(err.map(|task| take_back(&cell, task))),
+        }
+    }
+
+    /// Queues a job if the queue has room now, and otherwise runs it right
+    /// here, on the calling thread, before returning: Java's
+    /// `CallerRunsPolicy`, asked for per call. A producer that outpaces
+    /// the pool is slowed down by doing the work itself, and nothing waits
+    /// in an unbounded queue.
+    ///
+    /// A job run here goes through the same lifecycle as one a worker
+    /// runs: its context is a child of the pool's, with the per-job
+    /// timeout and the pool's deadline; it waits at the pool's rate
+    /// limiter, if any; a panic is caught and reported on its handle as
+    /// [`JobError::Panicked`](crate::JobError::Panicked) (it never unwinds
+    /// into the caller) and, under [`PanicPolicy::CancelPool`](crate::PanicPolicy::CancelPool),
+    /// cancels the pool; it is counted in [`stats`](Self::stats) (with
+    /// [`Stats::busy`] counting the caller while it runs) and seen by the
+    /// `on_job_done` and `propagate` hooks. The handle comes back already
+    /// finished: [`join`](JobHandle::join) returns at once. A panic here
+    /// replaces no thread (the thread is the caller's), so thread-local
+    /// state it left behind stays with the caller.
+    ///
+    /// # Warning: it blocks the caller for the job's whole run
+    ///
+    /// When the queue is full, this call returns only after the job has
+    /// run, however long that takes (and after a wait at the pool's rate
+    /// limiter). Never call it from a thread that must stay responsive —
+    /// an async executor's thread, an event loop, a UI thread — use
+    /// [`submit_async`](Self::submit_async) or [`try_submit`](Self::try_submit)
+    /// there. It is a brake on a producer, meant for the producer's own
+    /// thread.
+    ///
+    /// # Errors
+    ///
+    /// The closure is handed back, never run and never dropped:
+    /// [`SubmitError::Closed`] if the pool no longer accepts jobs,
+    /// [`SubmitError::Cancelled`] if the pool is cancelled before the job
+    /// could be queued or started here (including while it waits at the
+    /// rate limiter, or when the rate limiter cannot let it start before
+    /// the pool's deadline). Java's policy silently drops the job after
+    /// shutdown; this refuses instead. A cancellation that comes after the
+    /// job started reaches it through its context, as on a worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::ThreadPool;
+    ///
+    /// // One worker and room for one queued job.
+    /// let pool = ThreadPool::builder().workers(1).queue_capacity(1).build()?;
+    /// let (started_tx, started) = brigade::channel::bounded(1);
+    /// let (release_tx, release) = brigade::channel::bounded::<()>(0);
+    /// let busy = pool
+    ///     .submit(move |_ctx| {
+    ///         started_tx.send(()).expect("the caller waits");
+    ///         let _ = release.recv(); // until the caller lets go
+    ///     })
+    ///     .map_err(|e| e.kind())?;
+    /// started.recv()?;
+    /// let queued = pool.submit(|_ctx| "ran on the worker").map_err(|e| e.kind())?;
+    ///
+    /// // The worker is busy and the queue full: this job runs right here.
+    /// let caller = std::thread::current().id();
+    /// let here = pool
+    ///     .submit_or_run_here(move |_ctx| std::thread::current().id() == caller)
+    ///     .map_err(|e| e.kind())?;
+    /// assert!(here.is_finished());
+    /// assert_eq!(here.join(), Ok(true));
+    ///
+    /// drop(release_tx);
+    /// assert_eq!(queued.join(), Ok("ran on the worker"));
+    /// busy.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_or_run_here<F, T>(&self, f: F) -> Result<JobHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (cell, task) = JobCell::new(f, self.crew.id());
+        match self.enqueue_or_run_here(Task::Shared(task)) {
+            Ok(()) => Ok(cell.handle()),
+            Err(err) => Err(blocking(err, |task| take_back(&cell, task))),
+        }
+    }
+
+    /// [`execute`](Self::execute)'s shape of
+    /// [`submit_or_run_here`](Self::submit_or_run_here): queues a
+    /// fire-and-forget closure if the queue has room now, and otherwise
+    /// runs it on the calling thread before returning.
+    ///
+    /// The job run here is caught, logged and counted like one run by a
+    /// worker (a panic never unwinds into the caller; under
+    /// [`PanicPolicy::CancelPool`](crate::PanicPolicy::CancelPool) it
+    /// cancels the pool).
+    ///
+    /// # Warning: it blocks the caller for the job's whole run
+    ///
+    /// As for [`submit_or_run_here`](Self::submit_or_run_here): never call
+    /// it from an async executor's thread, an event loop or any thread
+    /// that must stay responsive. It is a brake on a producer.
+    ///
+    /// # Errors
+    ///
+    /// The closure is handed back, never run and never dropped, in
+    /// [`SubmitError::Closed`] or [`SubmitError::Cancelled`], as for
+    /// [`submit_or_run_here`](Self::submit_or_run_here).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use brigade::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(2).queue_capacity(4).build()?;
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..100 {
+    ///     let done = Arc::clone(&done);
+    ///     // A fast producer: whenever the queue is full, it lends a hand.
+    ///     pool.execute_or_run_here(move || {
+    ///         done.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .map_err(|e| e.kind())?;
+    /// }
+    /// pool.join();
+    /// assert_eq!(done.load(Ordering::Relaxed), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn execute_or_run_here<F>(&self, f: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.enqueue_or_run_here(Task::boxed(ExecJob(f)))
+            .map_err(|err| blocking(err, |task| unerase::<ExecJob<F>>(task).0))
+    }
+
+    /// Queues a task if there is room now; if the queue is full, runs it
+    /// on this thread through the crew's lifecycle. Never `Full`.
+    fn enqueue_or_run_here(&self, task: Task) -> Result<(), TrySubmitError<Task>> {
+        match &self.intake {
+            Some(tx) if !self.shutter.is_closed() => {
+                self.crew
+                    .submit_or_run_here(tx, task, Some(self.shutter.signal()))
+            }
+            _ => Err(TrySubmitError::Closed(task)),
         }
     }
 
