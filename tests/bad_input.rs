@@ -1002,6 +1002,50 @@ mod submit {
             },
             TrySubmitError::Cancelled(()),
             cancelled_pool;
+        pool_submit_or_run_here_cancelled: "ThreadPool::submit_or_run_here after its context is cancelled" =>
+            {
+                let pool = small_pool("bi-tc6");
+                pool.context().cancel();
+                pool.submit_or_run_here(|_ctx| 1).map(drop).map_err(|err| match err {
+                    SubmitError::Cancelled(_) => SubmitError::Cancelled(()),
+                    SubmitError::Closed(_) => SubmitError::Closed(()),
+                })
+            },
+            SubmitError::Cancelled(()),
+            cancelled_pool;
+        pool_execute_or_run_here_cancelled: "ThreadPool::execute_or_run_here after its context is cancelled" =>
+            {
+                let pool = small_pool("bi-tc7");
+                pool.context().cancel();
+                pool.execute_or_run_here(|| {}).map_err(|err| match err {
+                    SubmitError::Cancelled(_) => SubmitError::Cancelled(()),
+                    SubmitError::Closed(_) => SubmitError::Closed(()),
+                })
+            },
+            SubmitError::Cancelled(()),
+            cancelled_pool;
+        pool_submit_or_run_here_closed: "ThreadPool::submit_or_run_here after close" =>
+            {
+                let pool = small_pool("bi-tc8");
+                pool.close();
+                pool.submit_or_run_here(|_ctx| 1).map(drop).map_err(|err| match err {
+                    SubmitError::Cancelled(_) => SubmitError::Cancelled(()),
+                    SubmitError::Closed(_) => SubmitError::Closed(()),
+                })
+            },
+            SubmitError::Closed(()),
+            closed;
+        pool_execute_or_run_here_closed: "ThreadPool::execute_or_run_here after close" =>
+            {
+                let pool = small_pool("bi-tc9");
+                pool.close();
+                pool.execute_or_run_here(|| {}).map_err(|err| match err {
+                    SubmitError::Cancelled(_) => SubmitError::Cancelled(()),
+                    SubmitError::Closed(_) => SubmitError::Closed(()),
+                })
+            },
+            SubmitError::Closed(()),
+            closed;
         join_after_join_timeout: "JobHandle::join after join_timeout took the result" =>
             {
                 let pool = small_pool("bi-jh");
