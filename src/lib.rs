@@ -730,7 +730,7 @@
 //! | `allowCoreThreadTimeOut(true)` | [`keep_alive`](ThreadPoolBuilder::keep_alive) on a fixed-size pool (idle workers leave down to none), or `Sizing::Adaptive { min: 0, .. }` |
 //! | `LinkedBlockingQueue` (unbounded) / `ArrayBlockingQueue(n)` / `SynchronousQueue` | [`ThreadPoolBuilder::unbounded_queue`] / [`queue_capacity`](ThreadPoolBuilder::queue_capacity)`(n)` (bounded by default, [`DEFAULT_QUEUE_CAPACITY`]) / `queue_capacity(0)` |
 //! | `AbortPolicy`: `RejectedExecutionException` | [`ThreadPool::try_submit`] → [`TrySubmitError::Full`]`(job)`, the job handed back |
-//! | `CallerRunsPolicy` / `DiscardPolicy` | run the job `Full` handed back yourself / drop it |
+//! | `CallerRunsPolicy` / `DiscardPolicy` | [`ThreadPool::submit_or_run_here`], [`execute_or_run_here`](ThreadPool::execute_or_run_here) (per call; a closed or cancelled pool hands the job back, where Java's drops it) / drop the job `Full` handed back |
 //! | `ThreadPoolExecutor` over a `PriorityBlockingQueue` | [`ThreadPool::lane`]`(Lane::High)`: priorities that cannot starve (a [starvation bound](ThreadPoolBuilder::starvation_bound)), lanes capped with [`lane_limit`](ThreadPoolBuilder::lane_limit), and handles that work with every lane |
 //! | BookKeeper's / Pulsar's `OrderedExecutor` (a key hashed to one thread) | [`ThreadPool::keyed`]: per-key order on every worker, so one slow key blocks no other |
 //! | a blocking `put` into the queue ("caller blocks") | [`ThreadPool::submit`] (the default), [`ThreadPool::submit_timeout`] |
@@ -781,11 +781,14 @@
 //!     })
 //!     .map_err(|e| e.kind())?;
 //! started.recv()?;
-//! // CallerRunsPolicy, by hand: the refused job comes back to be run here.
-//! match pool.try_submit(|_ctx| "ran on the caller") {
-//!     Err(TrySubmitError::Full(job)) => assert_eq!(job(&Context::background()), "ran on the caller"),
-//!     other => panic!("the queue has no room: {:?}", other.map(|_| ())),
-//! }
+//! // AbortPolicy: the refused job comes back.
+//! assert!(matches!(pool.try_submit(|_ctx| "refused"), Err(TrySubmitError::Full(_))));
+//! // CallerRunsPolicy, asked for on the call: no room, so it runs right here.
+//! let caller = std::thread::current().id();
+//! let here = pool
+//!     .submit_or_run_here(move |_ctx| std::thread::current().id() == caller)
+//!     .map_err(|e| e.kind())?;
+//! assert_eq!(here.join(), Ok(true));
 //! // Future.get(timeout) and cancel(true): the wait gives up, the job goes
 //! // on until cancelled, and then stops at its next look at the context.
 //! assert!(busy.join_timeout(Duration::from_millis(10)).is_none());
@@ -800,7 +803,7 @@
 //!
 //! // awaitTermination(10 s), then shutdownNow().
 //! let report = pool.shutdown_timeout(Duration::from_secs(10));
-//! assert_eq!((report.submitted, report.ran), (1, 1));
+//! assert_eq!((report.submitted, report.ran), (2, 2)); // the busy job, and the one run here
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
