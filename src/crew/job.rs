@@ -15,7 +15,7 @@
 //! |---|---|---|---|
 //! | — | queued | accepted by [`Crew::submit`](super::Crew::submit) | the submitter |
 //! | queued | running | taken from the queue, paced, started | a worker (or, for scoped jobs and map chunks, the waiting caller) |
-//! | — | running | not queued: the queue was full, so its submitter paced and started it (`Crew::run_here`) | the submitter |
+//! | — | running | not queued: the queue was full, so its submitter paced and started it (`Crew::submit_or_run_here`, `here.rs`); cancelled first, it is handed back instead | the submitter |
 //! | queued | discarded | the pool is cancelled or shut down; the pace wait outlives the pool's deadline | whoever finds it: a worker on its way out, the cancelling call, a submitter whose send raced the cancel |
 //! | queued | cancelled | its handle's `cancel()` ([`Run::skip`] counts it when a worker dequeues it) | the handle's owner |
 //! | running | done | returned in time | the running thread |

@@ -121,7 +121,10 @@ impl fmt::Display for Latencies {
 pub struct Stats {
     /// Worker threads alive now.
     pub workers: usize,
-    /// Workers running a job now.
+    /// Workers running a job now, and submitters running one of the
+    /// pool's jobs themselves
+    /// ([`submit_or_run_here`](crate::ThreadPool::submit_or_run_here)), so
+    /// it may briefly exceed `workers`.
     pub busy: usize,
     /// Jobs waiting in the queue now.
     pub queued: usize,
