@@ -32,6 +32,11 @@ export RUSTDOCFLAGS="$RUSTFLAGS"
 export TSAN_OPTIONS="suppressions=$(pwd)/.ci/tsan.supp halt_on_error=1 exitcode=66 second_deadlock_stack=1"
 # A separate target directory: sanitizer builds must not mix with normal ones.
 export CARGO_TARGET_DIR="target/tsan"
+# No backtraces: the first one symbolises the whole instrumented binary,
+# which under TSan takes longer than a test's 30 s limit (a test whose
+# task panics on purpose, errgroup's group_tasks_show_in_stats, then
+# fails as a hang whenever the caller's environment sets RUST_BACKTRACE=1).
+export RUST_BACKTRACE=0
 
 # The tests whose point is threads meeting: pools, shutdown, cancellation,
 # the coordination primitives and the stress test. One test thread at a
