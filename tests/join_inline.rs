@@ -7,8 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::Duration;
 
-use brigade::{Context, JobHandle, ThreadPool};
+use brigade::{Context, JobError, JobHandle, ThreadPool};
 use common::{Gate, LONG, wait_until, with_timeout};
 
 fn one_worker() -> ThreadPool {
@@ -296,6 +297,51 @@ fn a_job_run_inline_keeps_its_result_when_its_envelope_is_discarded() {
         assert!(
             matches!(inner, Err(brigade::JobError::Panicked(_))),
             "{inner:?}"
+        );
+    });
+}
+
+#[test]
+fn a_join_starts_a_queued_job_whose_own_timeout_already_passed() {
+    // Found by the chaos suite under ThreadSanitizer: a join running a
+    // queued job inline took the job's own per-job deadline, counted from
+    // just before the start, for a cancellation of the pool whenever it
+    // passed before the start (a slow lock, a descheduled thread), and
+    // reported the job never run. A worker starts such a job, and it times
+    // out; so must a join. A 1 ns timeout always passes before the start.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .job_timeout(Duration::from_nanos(1))
+            .build()
+            .expect("valid pool");
+        let pool = Arc::new(pool);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (inner_pool, counted) = (Arc::clone(&pool), Arc::clone(&runs));
+        let (joined_tx, joined) = crossbeam_channel::bounded(1);
+        let _outer = pool
+            .submit(move |_ctx| {
+                // Queued behind this job on the only worker: run inline.
+                let inner = inner_pool
+                    .submit(move |ctx| {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        // Returns only once its own deadline has passed.
+                        let _ = ctx.done().recv_timeout(LONG);
+                    })
+                    .expect("accepted");
+                drop(inner_pool);
+                joined_tx.send(inner.join()).expect("the test waits");
+            })
+            .expect("accepted");
+        let inner = joined.recv_timeout(LONG).expect("the outer job reports");
+        assert_eq!(inner, Err(JobError::TimedOut));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the inner job never ran");
+        let pool = Arc::into_inner(pool).expect("the job dropped its clone");
+        let report = pool.shutdown_now();
+        assert_eq!(
+            (report.submitted, report.ran, report.never_ran),
+            (2, 2, 0),
+            "{report:?}"
         );
     });
 }

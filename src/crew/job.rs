@@ -232,6 +232,12 @@ impl<'w> Run<'w> {
         }
     }
 
+    /// The context the job's own descends from: on a worker, the worker's
+    /// child of the pool's; in a join's inline run, the pool's.
+    pub(crate) fn parent(&self) -> &'w Context {
+        self.parent
+    }
+
     /// Runs the job under a context descended from `parent` instead of the
     /// worker's (a map's items, under the map's context).
     pub(crate) fn under(mut self, parent: &'w Context) -> Self {

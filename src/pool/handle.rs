@@ -179,16 +179,21 @@ where
 
     /// For a join running the job inline: as `start`, unless a discard
     /// claimed it; otherwise nothing is counted here. In a cancelled pool
-    /// the job does not start: it is settled as cancelled and counted here
-    /// as never run.
-    fn start_here(&self, ctx: &Context) -> Start<F> {
+    /// (`pool`, the context the job's descends from, is done) the job does
+    /// not start: it is settled as cancelled and counted here as never run.
+    ///
+    /// The pool's context, not the job's own `ctx`: that one also carries
+    /// the per-job deadline, set just before this start, which a slow
+    /// lock or a descheduled thread may let pass first. Such a job starts
+    /// and times out, as it does on a worker; it was not cancelled.
+    fn start_here(&self, ctx: &Context, pool: &Context) -> Start<F> {
         let mut state = self.state.lock();
         // ORDERING: Relaxed, both: written under the lock held here.
         if !matches!(*state, State::Queued(_)) || self.claimed.load(Ordering::Relaxed) {
             return Start::Elsewhere;
         }
         self.ran_here.store(true, Ordering::Relaxed);
-        if let Some(reason) = ctx.reason() {
+        if let Some(reason) = pool.reason() {
             self.settle(state, Err(JobError::Cancelled(reason)));
             return Start::Skip;
         }
@@ -280,8 +285,9 @@ where
             return Ok(());
         }
         crew::run_inline(self.crew, &mut |run| {
+            let pool = run.parent();
             run.call(
-                |ctx| self.start_here(ctx),
+                |ctx| self.start_here(ctx, pool),
                 |end| self.fill(end.into_result()),
             )
         });
