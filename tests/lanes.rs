@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::atomic::Ordering::SeqCst;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -68,16 +68,20 @@ fn a_background_job_starts_within_the_starvation_bound_under_a_high_stream() {
         pool.lane(Lane::High).execute(high_job).unwrap();
     }
     let (started, on_start) = bounded(1);
+    let began = Arc::new(AtomicBool::new(false));
     let submitted = Instant::now();
+    let flag = Arc::clone(&began);
     pool.lane(Lane::Background)
-        .execute(move || started.send(Instant::now()).unwrap())
+        .execute(move || {
+            flag.store(true, SeqCst);
+            started.send(Instant::now()).unwrap();
+        })
         .unwrap();
     let producer = {
         let pool = Arc::clone(&pool);
-        let on_start = on_start.clone();
         thread::spawn(move || {
             let mut sent = 0_u64;
-            while on_start.is_empty() && submitted.elapsed() < Duration::from_secs(20) {
+            while !began.load(SeqCst) && submitted.elapsed() < Duration::from_secs(20) {
                 pool.lane(Lane::High).execute(high_job).unwrap();
                 sent += 1;
             }
