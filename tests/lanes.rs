@@ -5,8 +5,8 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,16 @@ use common::{Gate, occupy_worker, thread_sleeping, wait_until};
 
 /// The bound on every wait that should end almost at once.
 const WAIT: Duration = Duration::from_secs(10);
+
+/// Opens its gate when dropped, so a failing assertion does not leave
+/// jobs blocked on it while the pool's drop waits for them.
+struct OpenOnDrop(Gate);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
 
 /// Starts a job along `routed` that signals its start and then holds its
 /// worker until `gate` opens (or the pool is cancelled); returns once it
@@ -115,6 +125,7 @@ fn a_job_past_the_starvation_bound_goes_before_newer_high_jobs() {
         .build()
         .unwrap();
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let blocker = occupy_worker(&pool, &gate);
     let order = Arc::new(AtomicUsize::new(0));
     let record = |lane| {
@@ -145,6 +156,7 @@ fn a_job_past_the_starvation_bound_goes_before_newer_high_jobs() {
         .build()
         .unwrap();
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let blocker = occupy_worker(&pool, &gate);
     let order = Arc::new(AtomicUsize::new(0));
     let record = |lane| {
@@ -176,6 +188,7 @@ fn a_high_job_overtakes_queued_plain_and_normal_jobs() {
         .build()
         .unwrap();
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let blockers: Vec<_> = (0..WORKERS).map(|_| occupy_worker(&pool, &gate)).collect();
     let order = Arc::new(AtomicUsize::new(0));
     for _ in 0..50 {
@@ -225,6 +238,7 @@ fn a_capped_lane_never_runs_on_more_than_its_cap() {
             .unwrap(),
     );
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (started, on_start) = bounded(200);
     let jobs: Vec<_> = (0..200)
@@ -300,6 +314,7 @@ fn stats_count_each_lane_and_each_routed_job_once() {
     // and Stats::queued counts each routed job once (its wake-up turn not at all).
     let pool = ThreadPool::builder().workers(1).build().unwrap();
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let blocker = occupy(pool.lane(Lane::Background).key("k"), &gate);
     let mut handles = Vec::new();
     for _ in 0..3 {
@@ -342,6 +357,7 @@ fn a_key_queue_limit_refuses_or_holds_a_hot_keys_submits() {
             .unwrap(),
     );
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let blocker = occupy(pool.keyed("hot"), &gate);
     let waiting: Vec<_> = (1..=2)
         .map(|n| pool.keyed("hot").submit(move |_| n).unwrap())
@@ -399,6 +415,7 @@ fn routed_submits_past_the_queue_capacity_are_full() {
         .build()
         .unwrap();
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let blocker = occupy_worker(&pool, &gate);
     let lanes = [Lane::High, Lane::Normal, Lane::Background, Lane::Background];
     let queued: Vec<_> = lanes
@@ -499,6 +516,7 @@ fn join_runs_every_keyed_and_laned_job_held_at_close() {
         .build()
         .unwrap();
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let blockers = [
         occupy(pool.keyed("a"), &gate),
         occupy(pool.lane(Lane::Background).key("b"), &gate),
@@ -541,6 +559,7 @@ fn close_wakes_a_routed_submit_waiting_for_room_with_closed() {
             .unwrap(),
     );
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let blocker = occupy(pool.keyed("k"), &gate);
     let behind = pool.keyed("k").submit(|_| ()).unwrap();
     let spawn = |name: &str, route: fn(&ThreadPool) -> brigade::Routed<'_>| {
@@ -629,6 +648,7 @@ fn a_rendezvous_pool_runs_keyed_and_laned_jobs() {
     assert_eq!(lanes, Lane::ALL);
 
     let gate = Gate::new();
+    let _open = OpenOnDrop(gate.clone());
     let blockers = [occupy_worker(&pool, &gate), occupy_worker(&pool, &gate)];
     let Err(TrySubmitError::Full(f)) = pool.keyed("k").try_submit(|_| 1) else {
         panic!("a rendezvous try_submit with no worker waiting was not Full");
