@@ -327,3 +327,40 @@ fn a_keyed_job_can_join_a_job_of_another_key() {
         .unwrap();
     assert_eq!(outer.join(), Ok(Some(Ok("other key"))));
 }
+
+#[test]
+fn cancelled_and_timed_out_keyed_jobs_release_their_key() {
+    // A keyed job cancelled while it waits behind its key, and one that overruns the job
+    // timeout, do not stall the key: its later jobs run, in order.
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .job_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let (release, gate) = bounded::<()>(0);
+    let (started, on_start) = bounded(1);
+    pool.keyed("k")
+        .execute(move || {
+            started.send(()).unwrap();
+            gate.recv_timeout(WAIT).unwrap();
+        })
+        .unwrap();
+    on_start.recv_timeout(WAIT).unwrap();
+    let cancelled = pool.keyed("k").submit(|_| 1).unwrap();
+    let overrun = pool
+        .keyed("k")
+        .submit(|ctx| ctx.sleep(WAIT).is_err())
+        .unwrap();
+    let last = pool.keyed("k").submit(|_| 3).unwrap();
+    cancelled.cancel();
+    release.send(()).unwrap();
+    assert!(matches!(cancelled.join(), Err(JobError::Cancelled(_))));
+    let mut overrun = overrun;
+    let overran = overrun.join_timeout(WAIT).expect("the overrun job ended");
+    assert!(
+        matches!(overran, Err(JobError::TimedOut) | Ok(true)),
+        "{overran:?}"
+    );
+    let mut last = last;
+    assert_eq!(last.join_timeout(WAIT), Some(Ok(3)));
+}
