@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use brigade::sizing::MAX_WORKERS;
 use brigade::{
     AcquireError, Backoff, BuildError, Cancelled, Context, ErrGroup, GroupError, GroupLimitError,
-    JobError, MAX_QUEUE_CAPACITY, Pipeline, PipelineBuildError, RateError, RateLimiter, Retry,
-    RetrySettingsError, Semaphore, SemaphoreError, Sizing, SizingError, SpawnError, SubmitError,
-    ThreadPool, TrySubmitError, WorkerPool,
+    JobError, Lane, MAX_QUEUE_CAPACITY, Pipeline, PipelineBuildError, RateError, RateLimiter,
+    Retry, RetrySettingsError, Semaphore, SemaphoreError, Sizing, SizingError, SpawnError,
+    SubmitError, ThreadPool, TrySubmitError, WorkerPool,
 };
 
 use common::{LONG, with_timeout};
@@ -282,6 +282,29 @@ mod builder {
                 .build(),
             BuildError::ZeroJobTimeout(Duration::ZERO),
             "job timeout must be greater than zero; leave job_timeout unset for no per-job deadline";
+        pool_lane_limit_zero: "ThreadPoolBuilder::lane_limit(Background, 0)" =>
+            ThreadPool::builder().workers(2).lane_limit(Lane::Background, 0).build(),
+            BuildError::ZeroLaneLimit(Lane::Background),
+            "lane_limit(Background, 0) would let no Background job ever start; the limit must be at least 1";
+        pool_high_lane_limit_zero: "ThreadPoolBuilder::lane_limit(High, 0)" =>
+            ThreadPool::builder().workers(2).lane_limit(Lane::High, 0).build(),
+            BuildError::ZeroLaneLimit(Lane::High),
+            "lane_limit(High, 0) would let no High job ever start; the limit must be at least 1";
+        pool_normal_lane_limit: "ThreadPoolBuilder::lane_limit(Normal, 1)" =>
+            ThreadPool::builder().workers(2).lane_limit(Lane::Normal, 1).build(),
+            BuildError::NormalLaneLimit,
+            "Lane::Normal cannot be limited: it holds every job submitted without a lane; limit Lane::High or Lane::Background";
+        pool_starvation_bound_zero: "ThreadPoolBuilder::starvation_bound(ZERO)" =>
+            ThreadPool::builder()
+                .workers(2)
+                .starvation_bound(Duration::ZERO)
+                .build(),
+            BuildError::ZeroStarvationBound,
+            "starvation_bound must be greater than zero (a job waiting longer than it goes first); leave it unset for the default of 250 ms";
+        pool_key_queue_limit_zero: "ThreadPoolBuilder::key_queue_limit(0)" =>
+            ThreadPool::builder().workers(2).key_queue_limit(0).build(),
+            BuildError::ZeroKeyQueue,
+            "key_queue_limit must be at least 1: it is how many jobs of one key may wait";
         pool_thread_name_with_nul: "ThreadPoolBuilder::thread_name with NUL" =>
             ThreadPool::builder().workers(1).thread_name("bad\0name").build(),
             BuildError::InvalidThreadName(ref name) if name == "bad\0name",

@@ -2,12 +2,15 @@
 //! head-of-line blocking.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use std::time::Duration;
 
-use brigade::{JobError, ThreadPool};
+use brigade::{JobError, Lane, ThreadPool};
 use crossbeam_channel::bounded;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -112,4 +115,252 @@ fn join_runs_every_keyed_job_even_behind_a_slow_one() {
     barrier.wait();
     pool.join();
     assert_eq!(*count.lock(), 50);
+}
+
+/// A tiny seeded PRNG (xorshift64*), so the randomised tests replay.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Keeps the panics the tests raise on purpose quiet.
+fn quiet_planned_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let planned = info
+                .payload()
+                .downcast_ref::<&str>()
+                .is_some_and(|text| text.starts_with("planned"));
+            if !planned {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Per key: the last job number that started, and whether one runs.
+struct KeyState {
+    last: Vec<AtomicU64>,
+    running: Vec<AtomicBool>,
+    runs: Vec<AtomicU64>,
+    violations: Mutex<Vec<String>>,
+}
+
+impl KeyState {
+    fn new(keys: usize) -> Arc<Self> {
+        Arc::new(Self {
+            last: (0..keys).map(|_| AtomicU64::new(0)).collect(),
+            running: (0..keys).map(|_| AtomicBool::new(false)).collect(),
+            runs: (0..keys).map(|_| AtomicU64::new(0)).collect(),
+            violations: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Job `n` (numbered from 1 in submission order) of `key` starts; the
+    /// guard marks its end, panics included.
+    fn start(self: &Arc<Self>, key: usize, n: u64) -> KeyRun {
+        if self.running[key].swap(true, SeqCst) {
+            self.violations
+                .lock()
+                .push(format!("job {n}: two jobs of key {key} at once"));
+        }
+        let last = self.last[key].swap(n, SeqCst);
+        if last >= n {
+            self.violations
+                .lock()
+                .push(format!("key {key}: job {n} started after job {last}"));
+        }
+        self.runs[key].fetch_add(1, SeqCst);
+        KeyRun(Arc::clone(self), key)
+    }
+}
+
+struct KeyRun(Arc<KeyState>, usize);
+
+impl Drop for KeyRun {
+    fn drop(&mut self) {
+        self.0.running[self.1].store(false, SeqCst);
+    }
+}
+
+#[test]
+fn order_holds_over_100_000_jobs_on_1_000_keys_with_panics() {
+    // Jobs of one key run one at a time in submission order over 100,000 jobs on 1,000 keys,
+    // with random run times and random panics; a panicking job releases its key.
+    const JOBS: u64 = 100_000;
+    const KEYS: usize = 1_000;
+    quiet_planned_panics();
+    let seed = 0x5EED_0019_u64;
+    let mut rng = XorShift(seed);
+    let pool = ThreadPool::builder().workers(4).build().unwrap();
+    let state = KeyState::new(KEYS);
+    let mut panics = 0;
+    for n in 1..=JOBS {
+        let key = rng.next() as usize % KEYS;
+        let roll = rng.next() % 1000;
+        let state = Arc::clone(&state);
+        panics += u64::from(roll < 5);
+        pool.keyed(key)
+            .execute(move || {
+                let _run = state.start(key, n);
+                match roll {
+                    0..5 => panic!("planned: job {n}"),
+                    5..25 => thread::yield_now(),
+                    25..75 => {
+                        let until = Instant::now() + Duration::from_micros(roll % 8);
+                        while Instant::now() < until {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    _ => {}
+                }
+            })
+            .unwrap();
+    }
+    let report = pool.shutdown_timeout(Duration::from_secs(60));
+    assert!(report.drained, "seed {seed:#x}: {report:?}");
+    assert_eq!(report.ran, JOBS, "seed {seed:#x}");
+    assert_eq!(report.completed, JOBS - panics, "seed {seed:#x}");
+    let violations = state.violations.lock();
+    assert!(
+        violations.is_empty(),
+        "seed {seed:#x}: {} violations, first: {:?}",
+        violations.len(),
+        &violations[..violations.len().min(10)]
+    );
+    let ran: u64 = state.runs.iter().map(|runs| runs.load(SeqCst)).sum();
+    assert_eq!(ran, JOBS, "seed {seed:#x}: every job of every key ran");
+}
+
+#[test]
+fn a_blocked_key_does_not_hold_up_other_keys_or_unkeyed_jobs() {
+    // With one key's job blocked, jobs of 100 other keys and unkeyed jobs (plain and laned)
+    // all complete while it is blocked.
+    let pool = ThreadPool::builder().workers(2).build().unwrap();
+    let (release, gate) = bounded::<()>(0);
+    let (started, on_start) = bounded(1);
+    pool.keyed("slow")
+        .execute(move || {
+            started.send(()).unwrap();
+            gate.recv_timeout(WAIT).unwrap();
+        })
+        .unwrap();
+    on_start.recv_timeout(WAIT).unwrap();
+    let behind: Vec<_> = (0..5)
+        .map(|n| pool.keyed("slow").submit(move |_| n).unwrap())
+        .collect();
+    let (done, finished) = bounded(400);
+    for n in 0..100 {
+        let (keyed, plain, laned) = (done.clone(), done.clone(), done.clone());
+        pool.keyed(n)
+            .execute(move || keyed.send(("keyed", n)).unwrap())
+            .unwrap();
+        pool.execute(move || plain.send(("plain", n)).unwrap())
+            .unwrap();
+        let lane = Lane::ALL[n % 3];
+        pool.lane(lane)
+            .execute(move || laned.send(("laned", n)).unwrap())
+            .unwrap();
+    }
+    let mut seen = HashMap::new();
+    for _ in 0..300 {
+        let (kind, _) = finished
+            .recv_timeout(WAIT)
+            .expect("other keys and unkeyed jobs run while one key is blocked");
+        *seen.entry(kind).or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen,
+        HashMap::from([("keyed", 100), ("plain", 100), ("laned", 100)])
+    );
+    assert!(behind.iter().all(|job| !job.is_finished()));
+    release.send(()).unwrap();
+    let order: Vec<_> = behind.into_iter().map(|job| job.join().unwrap()).collect();
+    assert_eq!(order, [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn join_timeout_on_a_later_job_of_the_own_key_fails_at_once() {
+    // join_timeout from a keyed job on a later job of its own key returns QueuedBehindCaller,
+    // without waiting out the timeout; the joined job still runs afterwards.
+    let pool = Arc::new(ThreadPool::builder().workers(2).build().unwrap());
+    let inner = Arc::clone(&pool);
+    let outer = pool
+        .keyed(7)
+        .submit(move |_| {
+            let mut later = inner.keyed(7).submit(|_| 1).unwrap();
+            let asked = Instant::now();
+            let joined = later.join_timeout(Duration::from_secs(20));
+            (joined, asked.elapsed(), later)
+        })
+        .unwrap();
+    let (joined, waited, later) = outer.join().unwrap();
+    assert_eq!(joined, Some(Err(JobError::QueuedBehindCaller)));
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    assert_eq!(
+        later.join(),
+        Ok(1),
+        "the joined job still runs after its joiner"
+    );
+}
+
+#[test]
+fn a_keyed_job_can_join_a_job_of_another_key() {
+    // A keyed job that submits a job of a different key and joins it gets its result.
+    let pool = Arc::new(ThreadPool::builder().workers(2).build().unwrap());
+    let inner = Arc::clone(&pool);
+    let outer = pool
+        .keyed(1)
+        .submit(move |_| {
+            let other = inner.keyed(2).submit(|_| "other key").unwrap();
+            let mut other = other;
+            other.join_timeout(WAIT)
+        })
+        .unwrap();
+    assert_eq!(outer.join(), Ok(Some(Ok("other key"))));
+}
+
+#[test]
+fn cancelled_and_timed_out_keyed_jobs_release_their_key() {
+    // A keyed job cancelled while it waits behind its key, and one that overruns the job
+    // timeout, do not stall the key: its later jobs run, in order.
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .job_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let (release, gate) = bounded::<()>(0);
+    let (started, on_start) = bounded(1);
+    pool.keyed("k")
+        .execute(move || {
+            started.send(()).unwrap();
+            gate.recv_timeout(WAIT).unwrap();
+        })
+        .unwrap();
+    on_start.recv_timeout(WAIT).unwrap();
+    let cancelled = pool.keyed("k").submit(|_| 1).unwrap();
+    let overrun = pool
+        .keyed("k")
+        .submit(|ctx| ctx.sleep(WAIT).is_err())
+        .unwrap();
+    let last = pool.keyed("k").submit(|_| 3).unwrap();
+    cancelled.cancel();
+    release.send(()).unwrap();
+    assert!(matches!(cancelled.join(), Err(JobError::Cancelled(_))));
+    let mut overrun = overrun;
+    let overran = overrun.join_timeout(WAIT).expect("the overrun job ended");
+    assert!(
+        matches!(overran, Err(JobError::TimedOut) | Ok(true)),
+        "{overran:?}"
+    );
+    let mut last = last;
+    assert_eq!(last.join_timeout(WAIT), Some(Ok(3)));
 }

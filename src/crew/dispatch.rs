@@ -114,6 +114,9 @@ struct Entry<J> {
     queued: Envelope<J>,
     route: Route,
     since: Instant,
+    /// Unique on the board, for [`Board::withdraw`] (an envelope's `seq`
+    /// is not: a refused submit gives its number back).
+    id: u64,
 }
 
 /// A job taken from the board: give it back to [`Board::finish`] when it
@@ -151,6 +154,8 @@ struct State<J> {
     running: [usize; 3],
     /// Per active key, the jobs behind the one in a lane queue or running.
     keys: HashMap<u64, VecDeque<Entry<J>>>,
+    /// The next [`Entry::id`].
+    next_id: u64,
 }
 
 impl<J> Board<J> {
@@ -160,6 +165,7 @@ impl<J> Board<J> {
                 lanes: Default::default(),
                 running: [0; 3],
                 keys: HashMap::new(),
+                next_id: 0,
             }),
             changed: Condvar::new(),
             ready: AtomicUsize::new(0),
@@ -208,7 +214,8 @@ impl<J> Board<J> {
     }
 
     /// Queues `queued` on `route`, waiting for room as `wait` allows while
-    /// `ctx` is live and `closed` says intake is open.
+    /// `ctx` is live and `closed` says intake is open. Returns the job's
+    /// id on the board, for [`withdraw`](Self::withdraw).
     pub(crate) fn admit(
         &self,
         queued: Envelope<J>,
@@ -216,7 +223,7 @@ impl<J> Board<J> {
         wait: Wait,
         ctx: &Context,
         closed: &dyn Fn() -> bool,
-    ) -> Result<(), Refused<J>> {
+    ) -> Result<u64, Refused<J>> {
         let mut state = self.state.lock();
         loop {
             if ctx.is_done() {
@@ -236,13 +243,7 @@ impl<J> Board<J> {
             };
             self.sleep(&mut state, deadline);
         }
-        let entry = Entry {
-            queued,
-            route,
-            since: Instant::now(),
-        };
-        self.push(&mut state, entry);
-        Ok(())
+        Ok(self.push(&mut state, queued, route))
     }
 
     fn has_room(&self, state: &State<J>, route: Route) -> bool {
@@ -255,19 +256,32 @@ impl<J> Board<J> {
             })
     }
 
-    /// Puts `entry` in its lane queue, or behind its key's current job.
-    fn push(&self, state: &mut State<J>, entry: Entry<J>) {
+    /// Puts `queued` in its lane queue, or behind its key's current job;
+    /// returns its id on the board.
+    fn push(&self, state: &mut State<J>, queued: Envelope<J>, route: Route) -> u64 {
+        let id = state.next_id;
+        state.next_id += 1;
+        let entry = Entry {
+            queued,
+            route,
+            since: Instant::now(),
+            id,
+        };
         // ORDERING: Release pairs with `is_empty`'s Acquire.
         self.len.fetch_add(1, Ordering::Release);
-        if let Some(key) = entry.route.key {
+        if let Some(key) = route.key {
             match state.keys.get_mut(&key) {
-                Some(behind) => return behind.push_back(entry),
+                Some(behind) => {
+                    behind.push_back(entry);
+                    return id;
+                }
                 None => {
                     state.keys.insert(key, VecDeque::new());
                 }
             }
         }
         self.enqueue(state, entry);
+        id
     }
 
     fn enqueue(&self, state: &mut State<J>, entry: Entry<J>) {
@@ -300,12 +314,7 @@ impl<J> Board<J> {
     /// back, maybe the plain one.
     pub(crate) fn exchange(&self, plain: Envelope<J>) -> (Envelope<J>, Ticket) {
         let mut state = self.state.lock();
-        let entry = Entry {
-            queued: plain,
-            route: Route::default(),
-            since: Instant::now(),
-        };
-        self.push(&mut state, entry);
+        self.push(&mut state, plain, Route::default());
         let taken = self.take_locked(&mut state);
         drop(state);
         taken.expect("a plain job on the board can always start")
@@ -376,12 +385,13 @@ impl<J> Board<J> {
         drained
     }
 
-    /// Removes the job numbered `seq`, if still queued and not held behind
-    /// its key (a rendezvous submit whose turn found no worker).
-    pub(crate) fn withdraw(&self, seq: u64, route: Route) -> Option<Envelope<J>> {
+    /// Removes the job `admit` gave board id `id`, if still queued and not
+    /// held behind its key (a rendezvous submit whose turn found no
+    /// worker).
+    pub(crate) fn withdraw(&self, id: u64, route: Route) -> Option<Envelope<J>> {
         let mut state = self.state.lock();
         let lane = &mut state.lanes[route.lane.index()];
-        let at = lane.iter().position(|entry| entry.queued.seq == seq)?;
+        let at = lane.iter().position(|entry| entry.id == id)?;
         let entry = lane.remove(at)?;
         self.ready.fetch_sub(1, Ordering::Relaxed);
         self.len.fetch_sub(1, Ordering::Release);
@@ -471,5 +481,35 @@ pub(crate) struct RunningKey(Option<(usize, u64)>);
 impl Drop for RunningKey {
     fn drop(&mut self) {
         RUNNING_KEY.with(|running| running.set(self.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Board, Dispatch, Route};
+    use crate::context::Context;
+    use crate::crew::{Envelope, Wait};
+
+    #[test]
+    fn withdraw_takes_the_job_it_names_when_sequence_numbers_repeat() {
+        // A refused submit gives its sequence number back, so two queued
+        // jobs can share one (found by the chaos suite's keyed rounds: a
+        // rendezvous submit whose turn timed out withdrew another job).
+        let board = Board::new(Dispatch::default(), Some(0));
+        let ctx = Context::new();
+        let route = Route::default();
+        let first = board.push(&mut board.state.lock(), Envelope::unstamped(1), route);
+        let second = board.push(&mut board.state.lock(), Envelope::unstamped(2), route);
+        assert_ne!(first, second);
+        let taken = board.withdraw(second, route).map(|queued| queued.job);
+        assert_eq!(taken, Some(2));
+        assert_eq!(board.withdraw(second, route).map(|queued| queued.job), None);
+        let refused = board.admit(Envelope::unstamped(3), route, Wait::Now, &ctx, &|| false);
+        assert!(refused.is_err(), "the board of a rendezvous holds one job");
+        assert_eq!(
+            board.withdraw(first, route).map(|queued| queued.job),
+            Some(1)
+        );
+        assert!(board.is_empty());
     }
 }

@@ -476,15 +476,17 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             });
         }
         let queued = shared.envelope(job);
-        let seq = queued.seq;
         let is_closed = || closed.is_some_and(intake::is_disconnected);
-        if let Err(refused) = shared
+        let id = match shared
             .board
             .admit(queued, route, wait, &shared.ctx, &is_closed)
         {
-            return Err(refused.map(|queued| shared.unenvelope(Queued::Job(queued))));
-        }
-        self.send_turn(tx, seq, route, wait, closed)?;
+            Ok(id) => id,
+            Err(refused) => {
+                return Err(refused.map(|queued| shared.unenvelope(Queued::Job(queued))));
+            }
+        };
+        self.send_turn(tx, id, route, wait, closed)?;
         shared.landed();
         if shared.config.elastic.is_some() {
             self.shared.grow_for_job();
@@ -492,7 +494,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         Ok(())
     }
 
-    /// Sends the turn of the routed job `seq`. On a queue with room it is
+    /// Sends the turn of the routed job with board id `id`. On a queue with room it is
     /// only a wake-up, dropped if the queue is full (its workers are
     /// busy and look at the board after each job). On a rendezvous it
     /// waits for a worker, as a plain submit does; if none comes within
@@ -501,7 +503,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     fn send_turn(
         &self,
         tx: &Sender<Queued<J>>,
-        seq: u64,
+        id: u64,
         route: Route,
         wait: Wait,
         closed: Option<&Receiver<()>>,
@@ -527,7 +529,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         if !rendezvous {
             return Ok(());
         }
-        match shared.board.withdraw(seq, route) {
+        match shared.board.withdraw(id, route) {
             Some(queued) => Err(refused.map(|()| shared.unenvelope(Queued::Job(queued)))),
             None => Ok(()),
         }

@@ -51,6 +51,8 @@ mod nest;
 mod pipeline;
 /// `ThreadPool` rounds.
 mod pool;
+/// The keys and lanes of keyed `ThreadPool` rounds.
+mod routes;
 /// What a job does, and the body that records it in the ledger.
 mod work;
 /// `WorkerPool` rounds.
@@ -66,7 +68,7 @@ use ledger::{Ledger, Tally};
 
 /// Rounds per front door in the default run: more for the cheap ones, so
 /// that each test takes about as long (about 8 s in debug on 2 cores).
-const CI_ROUNDS: [usize; 4] = [100, 50, 100, 30];
+const CI_ROUNDS: [usize; 5] = [100, 50, 100, 30, 30];
 /// Jobs per round in the default run.
 const CI_JOBS: usize = 3500;
 /// The soak runs rounds until the pools have accepted this many jobs
@@ -91,6 +93,13 @@ const STAGES: usize = 3;
 fn thread_pool_accounts_for_every_job() {
     // Every job given to a ThreadPool runs once, is reported never-run, or is handed back; Stats agree.
     run_rounds(&THREAD_POOL, CI_ROUNDS[0], CI_JOBS);
+}
+
+#[test]
+fn keyed_pool_accounts_for_every_job() {
+    // As thread_pool_accounts_for_every_job, with jobs along keys and lanes: besides, a
+    // key's jobs start one at a time in submission order and no lane runs past its cap.
+    run_rounds(&KEYED_POOL, CI_ROUNDS[4], CI_JOBS);
 }
 
 #[test]
@@ -170,6 +179,14 @@ const THREAD_POOL: Door = Door {
     round: pool::round,
 };
 
+const KEYED_POOL: Door = Door {
+    name: "keyed_pool",
+    test: "keyed_pool_accounts_for_every_job",
+    salt: 0x6b70,
+    plan: pool::keyed_plan,
+    round: pool::keyed_round,
+};
+
 const WORKER_POOL: Door = Door {
     name: "worker_pool",
     test: "worker_pool_accounts_for_every_job",
@@ -195,7 +212,13 @@ const PIPELINE: Door = Door {
 };
 
 /// Every front door, in the order the soak takes them.
-const DOORS: [&Door; 4] = [&THREAD_POOL, &WORKER_POOL, &ERR_GROUP, &PIPELINE];
+const DOORS: [&Door; 5] = [
+    &THREAD_POOL,
+    &KEYED_POOL,
+    &WORKER_POOL,
+    &ERR_GROUP,
+    &PIPELINE,
+];
 
 /// Runs `rounds` rounds of one front door from the base seed, or only the
 /// round [`REPLAY`] names.

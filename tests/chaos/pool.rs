@@ -36,6 +36,7 @@ use crate::ledger::{
     panicked, settle, started,
 };
 use crate::nest::{self, Shared, Tree};
+use crate::routes::{Route, RouteCheck, Routes};
 use crate::work::{Mix, Work, perform};
 use crate::{PATIENCE, pick, submitter_rng};
 
@@ -105,6 +106,9 @@ struct PoolPlan {
     /// A keep-alive, in a third of the rounds: workers leave at the gaps.
     elastic: Option<Elastic>,
     gaps: Gaps,
+    /// In the keyed rounds: which executes and submits go along a key or
+    /// a lane, and the dispatcher's settings.
+    routes: Option<Routes>,
 }
 
 /// What a submitter does with the handle an async submit gave it.
@@ -182,8 +186,17 @@ impl PoolPlan {
             nested: rng.below(150),
             elastic: None,
             gaps: Gaps::random(&mut rng, false, jobs, submitters),
+            routes: None,
         }
         .elastic(&mut rng)
+    }
+
+    /// A keyed round's plan: the plain plan of `seed`, with routes drawn
+    /// from a stream of their own.
+    fn routed(seed: u64, jobs: usize) -> Self {
+        let mut plan = Self::new(seed, jobs);
+        plan.routes = Some(Routes::random(&mut SplitMix64(seed ^ 0x6b65_7973)));
+        plan
     }
 
     /// Makes a third of the rounds elastic, drawing the rest of the plan
@@ -223,6 +236,10 @@ impl PoolPlan {
             Some(timeout) => builder.job_timeout(timeout),
             None => builder,
         };
+        let builder = match &self.routes {
+            Some(routes) => routes.configure(builder),
+            None => builder,
+        };
         builder.build().expect("the plan's pool settings are valid")
     }
 }
@@ -245,6 +262,8 @@ struct PoolRound<'a> {
     /// the submitters and with the jobs that submit jobs.
     shared: Arc<Shared>,
     feed: Feed,
+    /// The run-time check of routed jobs, in the keyed rounds.
+    check: Option<Arc<RouteCheck>>,
 }
 
 /// The whole plan a round of `seed` and `jobs` follows, for messages.
@@ -254,11 +273,29 @@ pub(crate) fn plan(seed: u64, jobs: usize) -> String {
 
 /// One round: `jobs` jobs, planned from `seed`, recorded in `ledger`.
 pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
-    let plan = PoolPlan::new(seed, jobs);
+    run(&PoolPlan::new(seed, jobs), ledger)
+}
+
+/// As [`plan`], for a keyed round.
+pub(crate) fn keyed_plan(seed: u64, jobs: usize) -> String {
+    format!("{:#?}", PoolPlan::routed(seed, jobs))
+}
+
+/// A keyed round: as [`round`], with executes and submits along keys
+/// and lanes, checked by a [`RouteCheck`].
+pub(crate) fn keyed_round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
+    run(&PoolPlan::routed(seed, jobs), ledger)
+}
+
+fn run(plan: &PoolPlan, ledger: Arc<Ledger>) -> Tally {
+    let check = plan
+        .routes
+        .map(|routes| RouteCheck::new(routes, Arc::clone(&ledger)));
+    let jobs = plan.jobs;
     let name = unique_name("ctp");
     let parent = Context::new();
     let round = PoolRound {
-        plan: &plan,
+        plan,
         ledger,
         shared: Arc::new(Shared {
             slot: RwLock::new(Some(plan.build(&name, &parent))),
@@ -266,6 +303,7 @@ pub(crate) fn round(seed: u64, jobs: usize, ledger: Arc<Ledger>) -> Tally {
             timeout: plan.job_timeout,
         }),
         feed: Feed::new(plan.trigger_at, plan.submitters),
+        check,
     };
     let mut ending = Ending::default();
     let mut found = Vec::new();
@@ -357,9 +395,15 @@ impl PoolRound<'_> {
                     let block = next..next + size;
                     (self.submit_tree(block, &mut rng, &mut handles), size)
                 }
-                Action::Execute => (self.execute_one(next, &mut rng), 1),
-                Action::Async => (self.submit_one(next, true, &mut rng, &mut handles), 1),
-                _ => (self.submit_one(next, false, &mut rng, &mut handles), 1),
+                Action::Execute => (self.execute_one(index, next, &mut rng), 1),
+                Action::Async => (
+                    self.submit_one(index, next, true, &mut rng, &mut handles),
+                    1,
+                ),
+                _ => (
+                    self.submit_one(index, next, false, &mut rng, &mut handles),
+                    1,
+                ),
             };
             next += used;
             if matches!(offer, Offer::Gone) {
@@ -370,18 +414,36 @@ impl PoolRound<'_> {
     }
 
     /// A fire-and-forget job through `execute` or `try_execute`.
-    fn execute_one(&self, id: usize, rng: &mut SplitMix64) -> Offer<()> {
+    fn execute_one(&self, submitter: usize, id: usize, rng: &mut SplitMix64) -> Offer<()> {
         let token = self.ledger.token(id);
         let work = self.plan.mix.pick(rng);
+        let (route, check) = self.route(submitter, rng);
         let job = move || {
+            let _started = check.map(|(check, route)| check.start(id, route));
             perform(&token, work, 0, None, None);
         };
-        self.offer_execute(id, job, rng)
+        self.offer_execute(id, job, route, rng)
+    }
+
+    /// In a keyed round, the route of submitter `submitter`'s next job
+    /// (`None`: plain) and, for a routed one, the check its run reports
+    /// to.
+    fn route(
+        &self,
+        submitter: usize,
+        rng: &mut SplitMix64,
+    ) -> (Option<Route>, Option<(Arc<RouteCheck>, Route)>) {
+        let (Some(routes), Some(check)) = (&self.plan.routes, &self.check) else {
+            return (None, None);
+        };
+        let route = routes.draw(rng, submitter);
+        (route, route.map(|route| (Arc::clone(check), route)))
     }
 
     /// A job through the submit family, or through `submit_async`.
     fn submit_one(
         &self,
+        submitter: usize,
         id: usize,
         asynchronous: bool,
         rng: &mut SplitMix64,
@@ -390,8 +452,16 @@ impl PoolRound<'_> {
         let token = self.ledger.token(id);
         let work = self.plan.mix.pick(rng);
         let timeout = self.plan.job_timeout;
-        let job = move |ctx: &Context| perform(&token, work, 0, Some(ctx), timeout);
-        match self.offer(id, job, asynchronous, rng) {
+        // `submit_async` has no routed form.
+        let (route, check) = match asynchronous {
+            true => (None, None),
+            false => self.route(submitter, rng),
+        };
+        let job = move |ctx: &Context| {
+            let _started = check.map(|(check, route)| check.start(id, route));
+            perform(&token, work, 0, Some(ctx), timeout)
+        };
+        match self.offer(id, job, asynchronous, route, rng) {
             Offer::Accepted(handle) if asynchronous => {
                 self.after_async(id, handle, rng, handles);
                 Offer::Accepted(())
@@ -418,7 +488,7 @@ impl PoolRound<'_> {
         let tree = Tree::plan(block, &works, fan);
         let id = tree.id;
         let job = nest::job(Arc::clone(&self.shared), self.ledger.token(id), tree);
-        match self.offer(id, job, false, rng) {
+        match self.offer(id, job, false, None, rng) {
             Offer::Accepted(handle) => {
                 self.keep(id, handle, rng, handles);
                 Offer::Accepted(())
@@ -467,11 +537,13 @@ impl PoolRound<'_> {
     /// Submits through a random member of the submit family, resubmitting
     /// what a full queue hands back; or, if `asynchronous`, through
     /// `submit_async` driven by `block_on` (which waits out a full queue).
+    /// Along `route`, if any.
     fn offer<F>(
         &self,
         id: usize,
         mut job: F,
         asynchronous: bool,
+        route: Option<Route>,
         rng: &mut SplitMix64,
     ) -> Offer<JobHandle<bool>>
     where
@@ -488,10 +560,14 @@ impl PoolRound<'_> {
                 (false, true) => 0,
                 (false, false) => rng.below(3),
             };
-            let result = match method {
-                0 => pool.submit(job).map_err(TrySubmitError::from),
-                1 => pool.try_submit(job),
-                2 => pool.submit_timeout(job, Duration::from_micros(rng.below(300))),
+            let wait = Duration::from_micros(rng.below(300));
+            let result = match (method, route) {
+                (0, None) => pool.submit(job).map_err(TrySubmitError::from),
+                (1, None) => pool.try_submit(job),
+                (2, None) => pool.submit_timeout(job, wait),
+                (0, Some(route)) => route.on(pool).submit(job).map_err(TrySubmitError::from),
+                (1, Some(route)) => route.on(pool).try_submit(job),
+                (2, Some(route)) => route.on(pool).submit_timeout(job, wait),
                 _ => block_on(pool.submit_async(job)).map_err(TrySubmitError::from),
             };
             drop(slot);
@@ -504,7 +580,13 @@ impl PoolRound<'_> {
     }
 
     /// As [`offer`](Self::offer), for fire-and-forget closures.
-    fn offer_execute<F>(&self, id: usize, mut job: F, rng: &mut SplitMix64) -> Offer<()>
+    fn offer_execute<F>(
+        &self,
+        id: usize,
+        mut job: F,
+        route: Option<Route>,
+        rng: &mut SplitMix64,
+    ) -> Offer<()>
     where
         F: FnOnce() + Send + 'static,
     {
@@ -514,10 +596,12 @@ impl PoolRound<'_> {
                 drop(slot);
                 return self.feed.hand_back(&self.ledger, id, job, Offer::Gone);
             };
-            let result = if attempt >= PATIENCE || rng.below(2) == 0 {
-                pool.execute(job).map_err(TrySubmitError::from)
-            } else {
-                pool.try_execute(job)
+            let blocking = attempt >= PATIENCE || rng.below(2) == 0;
+            let result = match (blocking, route) {
+                (true, None) => pool.execute(job).map_err(TrySubmitError::from),
+                (false, None) => pool.try_execute(job),
+                (true, Some(route)) => route.on(pool).execute(job).map_err(TrySubmitError::from),
+                (false, Some(route)) => route.on(pool).try_execute(job),
             };
             drop(slot);
             match self.feed.settle(&self.ledger, id, result) {
@@ -636,6 +720,9 @@ impl PoolRound<'_> {
                 self.ledger.peak(0),
                 plan.resizes.most()
             ));
+        }
+        if let Some(check) = &self.check {
+            check.check_caps(&mut found);
         }
         if let Some(stats) = &ending.stats {
             check_stats(&mut found, stats, &want);
