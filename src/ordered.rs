@@ -24,6 +24,18 @@
 //! job with an index above `next` has been dequeued, job `next` was
 //! dequeued before it: it is running or already buffered. Its worker never
 //! waits (`next` is always inside the window), so `next` always advances.
+//!
+//! Keyed jobs (`WorkerPool::submit_keyed`) go through the dispatcher's
+//! board, which keeps its queue in submission order, and a worker weighs
+//! the channel's head against the board's best, so a free worker always
+//! takes the lowest index that may start. Job `next` may be unable to start
+//! only while its key's previous job runs; that job's index is below
+//! `next`, so it was emitted and its worker is past the window, about to
+//! release the key and take `next` itself. Hence when a worker takes an
+//! index above `next`, job `next` was taken before it or was held by a
+//! worker that will take it: `next` still always advances. (Priority lanes
+//! would break this, letting later work overtake `next`: they are
+//! `ThreadPool`'s only.)
 
 use std::collections::VecDeque;
 

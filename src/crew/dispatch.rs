@@ -73,6 +73,14 @@ pub(crate) struct Route {
 }
 
 impl Route {
+    /// The `Normal` lane, with key `key`.
+    pub(crate) fn keyed(key: &(impl Hash + ?Sized)) -> Self {
+        Self {
+            lane: Lane::Normal,
+            key: Some(Self::key_of(key)),
+        }
+    }
+
     /// The hash a key is ordered by. A fixed hasher, so equal keys agree
     /// across threads; two keys whose hashes collide (odds 2⁻⁶⁴) are
     /// merely ordered with each other.
@@ -133,8 +141,9 @@ pub(crate) struct Board<J> {
     /// Notified when a job is taken or ends, for submits waiting for room
     /// and for workers waiting after intake closed.
     changed: Condvar,
-    /// Jobs in the lane queues, which a worker might take: read before
-    /// locking, so a pool that routes nothing never locks.
+    /// Jobs in the lane queues of lanes under their cap, which a free
+    /// worker may take: read before locking, so a pool that routes nothing
+    /// never locks. Written under the lock, by [`publish`](Self::publish).
     ready: AtomicUsize,
     /// Jobs on the board in all.
     len: AtomicUsize,
@@ -284,10 +293,31 @@ impl<J> Board<J> {
         id
     }
 
+    /// Puts `entry` in its lane queue, which stays in submission order: a
+    /// key's job released by its predecessor's end, or a plain job
+    /// exchanged, may be older than the lane's newest. (An ordered
+    /// `WorkerPool`'s window relies on it: see `ordered.rs`.)
     fn enqueue(&self, state: &mut State<J>, entry: Entry<J>) {
-        state.lanes[entry.route.lane.index()].push_back(entry);
+        let lane = &mut state.lanes[entry.route.lane.index()];
+        let seq = entry.queued.seq;
+        if lane.back().is_none_or(|last| last.queued.seq <= seq) {
+            lane.push_back(entry);
+        } else {
+            let at = lane.partition_point(|queued| queued.queued.seq <= seq);
+            lane.insert(at, entry);
+        }
+        self.publish(state);
+    }
+
+    /// Stores how many queued jobs may start now, after a change under the
+    /// lock: a worker that finds none blocks instead of looking again.
+    fn publish(&self, state: &State<J>) {
+        let ready = (0..3)
+            .filter(|&lane| state.running[lane] < self.settings.caps[lane])
+            .map(|lane| state.lanes[lane].len())
+            .sum();
         // ORDERING: Relaxed: `has_ready` is a hint; the lock orders the rest.
-        self.ready.fetch_add(1, Ordering::Relaxed);
+        self.ready.store(ready, Ordering::Relaxed);
     }
 
     /// Takes the job a free worker should run next, if any may start.
@@ -303,7 +333,7 @@ impl<J> Board<J> {
         let lane = self.pick(state, Instant::now())?;
         let entry = state.lanes[lane].pop_front()?;
         state.running[lane] += 1;
-        self.ready.fetch_sub(1, Ordering::Relaxed);
+        self.publish(state);
         self.len.fetch_sub(1, Ordering::Release);
         Some((entry.queued, Ticket(entry.route)))
     }
@@ -360,6 +390,7 @@ impl<J> Board<J> {
                 }
             }
         }
+        self.publish(&state);
         drop(state);
         self.wake_sleepers();
         made_ready
@@ -393,7 +424,7 @@ impl<J> Board<J> {
         let lane = &mut state.lanes[route.lane.index()];
         let at = lane.iter().position(|entry| entry.id == id)?;
         let entry = lane.remove(at)?;
-        self.ready.fetch_sub(1, Ordering::Relaxed);
+        self.publish(&state);
         self.len.fetch_sub(1, Ordering::Release);
         if let Some(key) = route.key {
             // It was its key's only job: nothing queued behind, none running.

@@ -66,10 +66,15 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 break;
             }
         }
+        self.leave()
+    }
+
+    /// The worker leaves for good: a cancelled pool's queue is discarded,
+    /// work ready on the board is handed to another worker.
+    fn leave(&self) -> Leave {
         if self.ctx.is_done() {
             self.drain();
         } else if self.board.has_ready() {
-            // Leaving with work on the board: another worker takes it.
             self.nudge(1);
         }
         // Futures waiting for room see why there is none.
@@ -82,18 +87,27 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     #[inline]
     fn next(&self) -> Option<(Envelope<J>, Option<Ticket>)> {
         loop {
-            if self.board.has_ready()
-                && let Some((queued, ticket)) = self.board.take()
-            {
-                return Some((queued, Some(ticket)));
-            }
-            match self.next_job()? {
-                Queued::Job(queued) if self.board.has_ready() => {
+            let received = if self.board.has_ready() {
+                // The channel's head too, so a plain job is weighed
+                // against the board's best rather than overtaken by it.
+                self.jobs
+                    .try_recv()
+                    .ok()
+                    .map(|queued| self.received(queued))
+            } else {
+                Some(self.next_job()?)
+            };
+            match received {
+                Some(Queued::Job(queued)) if self.board.has_ready() => {
                     let (queued, ticket) = self.board.exchange(queued);
                     return Some((queued, Some(ticket)));
                 }
-                Queued::Job(queued) => return Some((queued, None)),
-                Queued::Turn => {}
+                Some(Queued::Job(queued)) => return Some((queued, None)),
+                Some(Queued::Turn) | None => {
+                    if let Some((queued, ticket)) = self.board.take() {
+                        return Some((queued, Some(ticket)));
+                    }
+                }
             }
         }
     }
