@@ -364,3 +364,64 @@ fn cancelled_and_timed_out_keyed_jobs_release_their_key() {
     let mut last = last;
     assert_eq!(last.join_timeout(WAIT), Some(Ok(3)));
 }
+
+#[test]
+fn worker_pool_keyed_jobs_run_in_order_per_key() {
+    const PLAIN: u32 = u32::MAX;
+    for ordered in [false, true] {
+        let builder = brigade::WorkerPool::builder().workers(4);
+        let builder = if ordered { builder.ordered() } else { builder };
+        let pool = builder
+            .build(|_ctx, (key, n): (u32, u32)| {
+                if n % 7 == 0 {
+                    std::thread::yield_now();
+                }
+                (key, n)
+            })
+            .unwrap();
+        let feeder = std::thread::scope(|scope| {
+            // Bounded, so a stalled window fails the test instead of hanging.
+            let results = scope.spawn(|| {
+                std::iter::from_fn(|| pool.results().recv_timeout(WAIT).ok()).collect::<Vec<_>>()
+            });
+            for n in 0..4_000u32 {
+                // Plain jobs among them, which the window must not let
+                // keyed ones starve (or the other way round).
+                if n % 5 == 0 {
+                    pool.submit((PLAIN, n)).unwrap();
+                } else {
+                    pool.submit_keyed(n % 13, (n % 13, n)).unwrap();
+                }
+            }
+            pool.close();
+            results.join().unwrap()
+        });
+        let mut last: HashMap<u32, u32> = HashMap::new();
+        for (index, output) in feeder.iter().enumerate() {
+            let (key, n) = output.result.clone().unwrap();
+            if key != PLAIN
+                && let Some(previous) = last.insert(key, n)
+            {
+                assert!(previous < n, "key {key}: {previous} delivered before {n}");
+            }
+            if ordered {
+                assert_eq!(output.index, index as u64, "ordered delivery");
+            }
+        }
+        assert_eq!(feeder.len(), 4_000);
+        let _ = pool.join();
+    }
+}
+
+#[test]
+fn worker_pool_try_submit_keyed_hands_the_job_back_when_closed() {
+    let pool = brigade::WorkerPool::builder()
+        .workers(1)
+        .build(|_ctx, n: u32| n)
+        .unwrap();
+    pool.close();
+    match pool.try_submit_keyed("k", 5) {
+        Err(brigade::TrySubmitError::Closed(5)) => {}
+        other => panic!("expected Closed(5), got {other:?}"),
+    }
+}

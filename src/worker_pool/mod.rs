@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::Hash;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, Exec, Queued, Ran, Run, SendFail, Shutter, Ticket, Wait, send};
+use crate::crew::{Crew, Exec, Queued, Ran, Route, Run, SendFail, Shutter, Ticket, Wait, send};
 use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 use crate::options::{
     DEFAULT_QUEUE_CAPACITY, Options, OrderWindow, check_capacity, common_setters, order_setters,
@@ -433,11 +434,7 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     /// closed (also while waiting), or [`SubmitError::Cancelled`] if it is
     /// (or becomes, while waiting) stopped or cancelled.
     pub fn submit(&self, job: J) -> Result<u64, SubmitError<J>> {
-        self.enqueue(job, Wait::Forever).map_err(|err| match err {
-            TrySubmitError::Cancelled(job) => SubmitError::Cancelled(job),
-            // A waiting submit never reports Full: it waits for room.
-            TrySubmitError::Closed(job) | TrySubmitError::Full(job) => SubmitError::Closed(job),
-        })
+        self.enqueue(job, Wait::Forever).map_err(blocking)
     }
 
     /// [`submit`](Self::submit) for async code: a future that waits for
@@ -497,7 +494,82 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
         self.enqueue(job, Wait::at_most(wait))
     }
 
+    /// Queues `job` as one of key `key`'s: jobs of a key run one at a
+    /// time, in submission order; different keys run in parallel on every
+    /// worker, and a key whose job is running holds back only its own
+    /// later jobs (see [`Routed`](crate::Routed), which does the same for a
+    /// `ThreadPool`). Waits while the queue is full, or while the key has
+    /// [`key_queue_limit`](crate::ThreadPoolBuilder::key_queue_limit)'s
+    /// default of 1,024 jobs waiting. Returns the submission index.
+    ///
+    /// An [`ordered`](WorkerPoolBuilder::ordered) pool keeps its promise:
+    /// the lowest undelivered job's key has no earlier job left, so it is
+    /// never held back. (Priority lanes, which could hold it back behind
+    /// later work, are `ThreadPool`'s only.)
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit`](Self::submit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder().workers(4).build(|_ctx, (account, amount): (u32, i64)| (account, amount))?;
+    /// for (account, amount) in [(1, 100), (2, 5), (1, -30), (2, 7), (1, -20)] {
+    ///     pool.submit_keyed(account, (account, amount))?;
+    /// }
+    /// pool.close();
+    /// let of_one: Vec<i64> = pool.results().iter()
+    ///     .map(|out| out.result.unwrap())
+    ///     .filter(|&(account, _)| account == 1)
+    ///     .map(|(_, amount)| amount)
+    ///     .collect();
+    /// assert_eq!(of_one, [100, -30, -20]); // one account's jobs ran (and finished) in order
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_keyed(&self, key: impl Hash, job: J) -> Result<u64, SubmitError<J>> {
+        self.enqueue_to(job, Some(Route::keyed(&key)), Wait::Forever)
+            .map_err(blocking)
+    }
+
+    /// Like [`submit_keyed`](Self::submit_keyed), but never blocks.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_submit`](Self::try_submit); `Full` also when the key
+    /// has as many jobs waiting as its limit allows.
+    pub fn try_submit_keyed(&self, key: impl Hash, job: J) -> Result<u64, TrySubmitError<J>> {
+        self.enqueue_to(job, Some(Route::keyed(&key)), Wait::Now)
+    }
+
+    /// Like [`submit_keyed`](Self::submit_keyed), but waits at most `wait`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_submit_keyed`](Self::try_submit_keyed); `Full` means
+    /// there was no room for the whole wait.
+    pub fn submit_keyed_timeout(
+        &self,
+        key: impl Hash,
+        job: J,
+        wait: Duration,
+    ) -> Result<u64, TrySubmitError<J>> {
+        self.enqueue_to(job, Some(Route::keyed(&key)), Wait::at_most(wait))
+    }
+
     fn enqueue(&self, job: J, wait: Wait) -> Result<u64, TrySubmitError<J>> {
+        self.enqueue_to(job, None, wait)
+    }
+
+    /// Queues `job` along `route` (`None`: the plain queue).
+    fn enqueue_to(
+        &self,
+        job: J,
+        route: Option<Route>,
+        wait: Wait,
+    ) -> Result<u64, TrySubmitError<J>> {
         let intake = match wait {
             Wait::Now => self.intake.try_lock(),
             Wait::Forever => Some(self.intake.lock()),
@@ -511,7 +583,12 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
             return Err(TrySubmitError::Closed(job));
         };
         let job = Indexed { index, job };
-        match self.crew.submit(tx, job, wait, Some(self.shutter.signal())) {
+        let closed = Some(self.shutter.signal());
+        let sent = match route {
+            None => self.crew.submit(tx, job, wait, closed),
+            Some(route) => self.crew.submit_routed(tx, job, route, wait, closed),
+        };
+        match sent {
             Ok(()) => {
                 intake.next += 1;
                 Ok(index)
@@ -753,5 +830,14 @@ impl<J, R> fmt::Debug for WorkerSubmit<'_, J, R> {
         f.debug_struct("WorkerSubmit")
             .field("resolved", &self.job.is_none())
             .finish()
+    }
+}
+
+/// A waiting submit's error: it never reports `Full`, since it waits for
+/// room.
+fn blocking<J>(err: TrySubmitError<J>) -> SubmitError<J> {
+    match err {
+        TrySubmitError::Cancelled(job) => SubmitError::Cancelled(job),
+        TrySubmitError::Closed(job) | TrySubmitError::Full(job) => SubmitError::Closed(job),
     }
 }
