@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use brigade::{
     AcquireError, Backoff, Cancelled, Context, DEFAULT_READ_AHEAD, ErrGroup, GROUP_THREADS,
-    GroupError, JobError, JobHandle, JobOutcome, PanicPolicy, Pipeline, PipelineError, RateError,
-    Retry, RetryError, Semaphore, Sizing, SpawnError, StageError, SubmitError, ThreadPool,
-    TryMapError, TrySubmitError, WorkerPool, sizing,
+    GroupError, JobError, JobHandle, JobOutcome, Lane, PanicPolicy, Pipeline, PipelineError,
+    RateError, Retry, RetryError, Semaphore, Sizing, SpawnError, StageError, SubmitError,
+    ThreadPool, TryMapError, TrySubmitError, WorkerPool, sizing,
 };
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 use parking_lot::Mutex;
@@ -57,6 +57,7 @@ const WHAT_YOU_GET: &[&str] = &[
     "Resizing",
     "Idle workers leave",
     "Context propagation",
+    "Keys and priority lanes",
 ];
 
 /// The invariants of "## Guarantees" whose "checked by" column is verified.
@@ -1235,6 +1236,62 @@ fn idle_workers_leave() {
             .expect("min 0 with a keep-alive");
         assert!(wait_until(LONG, || adaptive.stats().workers == 0));
         assert_eq!(adaptive.submit(|_ctx| 9).expect("submit").join(), Ok(9));
+    });
+}
+
+#[test]
+fn keys_and_priority_lanes() {
+    // A slow key holds back only its own jobs, which then run in order;
+    // a High job overtakes Background jobs queued before it.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder().workers(2).build().expect("build");
+        let gate = Gate::new();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (started_tx, started_rx) = crossbeam_channel::bounded(1);
+        let held = gate.clone();
+        let slow = pool
+            .keyed("slow")
+            .submit(move |_ctx| {
+                started_tx.send(()).expect("the test waits");
+                held.wait();
+            })
+            .expect("submit");
+        started_rx.recv_timeout(LONG).expect("the slow job started");
+        for n in 0..3 {
+            let order = Arc::clone(&order);
+            pool.keyed("slow")
+                .execute(move || order.lock().push(n))
+                .expect("execute");
+        }
+        // One free worker, and 50 jobs of other keys all finish meanwhile.
+        let others: Vec<_> = (0..50)
+            .map(|k| pool.keyed(k).submit(move |_ctx| k).expect("submit"))
+            .collect();
+        for (k, other) in others.into_iter().enumerate() {
+            assert_eq!(other.join(), Ok(k as i32));
+        }
+        assert!(order.lock().is_empty(), "the slow key's jobs waited");
+        gate.open();
+        assert_eq!(slow.join(), Ok(()));
+        pool.join();
+        assert_eq!(*order.lock(), [0, 1, 2]);
+
+        let (pool, gate, blocker) = held_pool("rlanes", 8);
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        for lane in [Lane::Background, Lane::Background, Lane::High] {
+            let ran = Arc::clone(&ran);
+            pool.lane(lane)
+                .execute(move || ran.lock().push(lane))
+                .expect("execute");
+        }
+        assert_eq!(pool.stats().lane(Lane::Background).queued, 2);
+        gate.open();
+        assert_eq!(blocker.join(), Ok(()));
+        pool.join();
+        assert_eq!(
+            *ran.lock(),
+            [Lane::High, Lane::Background, Lane::Background]
+        );
     });
 }
 
