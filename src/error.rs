@@ -161,6 +161,10 @@ pub enum Refusal {
     /// group's pool refused the job.
     #[error("no thread is available to run the task")]
     Unavailable,
+    /// The request itself was invalid (a schedule's period or a delay out
+    /// of range): fix the argument.
+    #[error("the request is invalid: see the error it came from")]
+    Invalid,
 }
 
 macro_rules! job_carrier {
@@ -199,6 +203,95 @@ job_carrier!(TrySubmitError {
     Closed,
     Cancelled
 });
+
+/// A delayed job or a schedule was refused; the closure is handed back.
+///
+/// From [`ThreadPool::schedule_after`](crate::ThreadPool::schedule_after),
+/// [`schedule_at`](crate::ThreadPool::schedule_at) and
+/// [`schedule`](crate::ThreadPool::schedule).
+#[derive(PartialEq, Eq, Error)]
+pub enum ScheduleError<J> {
+    /// A periodic schedule's period was zero: give it a period of at least
+    /// one nanosecond.
+    #[error("a schedule's period must not be zero")]
+    ZeroPeriod(J),
+    /// A periodic schedule's period was longer than
+    /// [`Every::MAX_PERIOD`](crate::Every::MAX_PERIOD) (a year): use a
+    /// delayed job, or a shorter period.
+    #[error("a schedule's period must be at most a year (Every::MAX_PERIOD)")]
+    PeriodTooLong(J),
+    /// The delay (or first delay) is too long for the clock to represent
+    /// its due time: use a shorter one.
+    #[error("the delay is too long: its due time is past what the clock can represent")]
+    TooFar(J),
+    /// The pool no longer accepts jobs (it was closed, joined or shut down).
+    #[error("the pool is closed and accepts no more jobs")]
+    Closed(J),
+    /// The pool's context was cancelled (or its deadline passed).
+    #[error("the pool was cancelled before the job could be scheduled")]
+    Cancelled(J),
+    /// The OS refused to start the pool's timer thread.
+    #[error("the OS refused to start the pool's timer thread")]
+    NoTimer(J),
+}
+
+impl<J> ScheduleError<J> {
+    /// Hands back the closure that could not be scheduled.
+    pub fn into_inner(self) -> J {
+        match self {
+            Self::ZeroPeriod(job)
+            | Self::PeriodTooLong(job)
+            | Self::TooFar(job)
+            | Self::Closed(job)
+            | Self::Cancelled(job)
+            | Self::NoTimer(job) => job,
+        }
+    }
+
+    /// Why, without the closure (see [`Refusal`]).
+    pub fn kind(&self) -> Refusal {
+        match self {
+            Self::ZeroPeriod(_) | Self::PeriodTooLong(_) | Self::TooFar(_) => Refusal::Invalid,
+            Self::Closed(_) => Refusal::Closed,
+            Self::Cancelled(_) => Refusal::Cancelled,
+            Self::NoTimer(_) => Refusal::Unavailable,
+        }
+    }
+}
+
+impl<J> From<ScheduleError<J>> for Refusal {
+    fn from(err: ScheduleError<J>) -> Self {
+        err.kind()
+    }
+}
+
+impl<J> fmt::Debug for ScheduleError<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::ZeroPeriod(_) => "ZeroPeriod",
+            Self::PeriodTooLong(_) => "PeriodTooLong",
+            Self::TooFar(_) => "TooFar",
+            Self::Closed(_) => "Closed",
+            Self::Cancelled(_) => "Cancelled",
+            Self::NoTimer(_) => "NoTimer",
+        };
+        write!(f, "{name}(..)")
+    }
+}
+
+/// Why one run of a periodic [`Schedule`](crate::Schedule) failed: kept
+/// in the handle ([`Schedule::last_error`](crate::Schedule::last_error)),
+/// and logged.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RunError {
+    /// The run returned `Err`; its message.
+    #[error("the run returned an error: {0}")]
+    Returned(String),
+    /// The run panicked, returned after the pool's per-job timeout, or
+    /// was cancelled while it ran.
+    #[error(transparent)]
+    Job(JobError),
+}
 
 impl<J> From<SubmitError<J>> for TrySubmitError<J> {
     fn from(err: SubmitError<J>) -> Self {

@@ -939,14 +939,15 @@ pub use crew::PanicPolicy;
 pub use error::{
     AcquireError, BuildError, Cancelled, GroupError, GroupErrors, GroupLimitError,
     GroupPropagateError, JobError, PipelineBuildError, PipelineError, RateError, Refusal,
-    RetryError, RetrySettingsError, SemaphoreError, SizingError, SpawnError, StageError,
-    StageFailure, SubmitError, TryMapError, TrySubmitError,
+    RetryError, RetrySettingsError, RunError, ScheduleError, SemaphoreError, SizingError,
+    SpawnError, StageError, StageFailure, SubmitError, TryMapError, TrySubmitError,
 };
 pub use lane::{Lane, LaneLoad};
 pub use options::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY};
 pub use panic::{Panic, PanicLocation};
 pub use pool::{
-    CancelOnDrop, JobHandle, Routed, ShutdownReport, SubmitAsync, ThreadPool, ThreadPoolBuilder,
+    CancelOnDrop, Ended, Every, JobHandle, Missed, OnError, Routed, Schedule, ShutdownReport,
+    SubmitAsync, ThreadPool, ThreadPoolBuilder,
 };
 pub use rate::{RateLimiter, Reservation};
 pub use retry::{Backoff, Retry, RetryBuilder};

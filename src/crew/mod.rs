@@ -430,17 +430,17 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         closed: Option<&Receiver<()>>,
         full: impl FnOnce(Queued<J>) -> Result<(), SendFail<Queued<J>>>,
     ) -> Result<(), TrySubmitError<J>> {
-        if self.shared.config.elastic.is_none() {
-            return self.shared.enter_or(tx, job, wait, closed, full);
+        self.shared.submit_or(tx, job, wait, closed, full)
+    }
+
+    /// A way into this crew for a thread of the front door's own (a
+    /// pool's timer), through the same [`submit`](Self::submit). Holding
+    /// it keeps the queue open: drop it before waiting for the crew.
+    pub(crate) fn door(&self, tx: Sender<Queued<J>>) -> Door<J, E> {
+        Door {
+            tx,
+            shared: Arc::clone(&self.shared),
         }
-        // A queue of no capacity takes a job only from a waiting worker:
-        // start one first.
-        if self.shared.config.queue_capacity == Some(0) {
-            self.shared.grow_for_job();
-        }
-        self.shared.enter_or(tx, job, wait, closed, full)?;
-        self.shared.grow_for_job();
-        Ok(())
     }
 
     /// Queues `job` on the dispatcher's board along `route` (a key, a
@@ -549,6 +549,46 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     pub(crate) fn cancel(&self) -> u64 {
         self.shared.ctx.cancel();
         self.shared.drain()
+    }
+}
+
+/// A crew's way in owned by another thread of its front door: see
+/// [`Crew::door`].
+pub(crate) struct Door<J, E> {
+    tx: Sender<Queued<J>>,
+    shared: Arc<Shared<J, E>>,
+}
+
+impl<J: Send + 'static, E: Exec<J>> Door<J, E> {
+    /// As [`Crew::submit`], without a close signal: the owner checks.
+    pub(crate) fn submit(&self, job: J, wait: Wait) -> Result<(), TrySubmitError<J>> {
+        self.shared
+            .submit_or(&self.tx, job, wait, None, |queued| Err(SendFail::Full(queued)))
+    }
+}
+
+impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
+    /// The body of [`Crew::submit_or`].
+    #[inline]
+    fn submit_or(
+        self: &Arc<Self>,
+        tx: &Sender<Queued<J>>,
+        job: J,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+        full: impl FnOnce(Queued<J>) -> Result<(), SendFail<Queued<J>>>,
+    ) -> Result<(), TrySubmitError<J>> {
+        if self.config.elastic.is_none() {
+            return self.enter_or(tx, job, wait, closed, full);
+        }
+        // A queue of no capacity takes a job only from a waiting worker:
+        // start one first.
+        if self.config.queue_capacity == Some(0) {
+            self.grow_for_job();
+        }
+        self.enter_or(tx, job, wait, closed, full)?;
+        self.grow_for_job();
+        Ok(())
     }
 }
 

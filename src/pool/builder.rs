@@ -115,6 +115,7 @@ impl ThreadPoolBuilder {
             intake: Some(tx),
             shutter: crate::crew::Shutter::new(),
             reported: false,
+            timer: super::Timer::new(),
             crew,
         })
     }

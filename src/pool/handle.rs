@@ -57,7 +57,7 @@ enum State<F, T> {
 }
 
 /// What a handle needs of a cell, with the closure type erased.
-trait CellResult<T>: Send + Sync {
+pub(crate) trait CellResult<T>: Send + Sync {
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>>;
     /// Runs the job here if it is still queued and this thread is one of
     /// its pool's workers (a join that could otherwise deadlock). `Err`:
@@ -401,6 +401,12 @@ impl Drop for SharedTask {
 }
 
 impl<T> JobHandle<T> {
+    /// A handle on `cell`, whatever keeps its result (a delayed job's
+    /// wrapper, `schedule/`).
+    pub(crate) fn from_cell(cell: Arc<dyn CellResult<T>>) -> Self {
+        Self { cell }
+    }
+
     /// Waits for the job and returns its value.
     ///
     /// # Errors

@@ -38,6 +38,7 @@ mod builder;
 mod handle;
 mod job;
 mod routed;
+mod schedule;
 // The map and the scope are not model-checked (see `sync.rs`), and map
 // reaches the reorder buffer, which is not built under loom.
 #[cfg(not(loom))]
@@ -59,6 +60,8 @@ use job::{ExecJob, Lent, PoolExec, Task, unerase};
 #[cfg(not(loom))]
 pub use map::{DEFAULT_READ_AHEAD, Map};
 pub use routed::Routed;
+pub use schedule::{Ended, Every, Missed, OnError, Schedule};
+use schedule::Timer;
 #[cfg(not(loom))]
 pub use scope::{Scope, ScopedJoinHandle};
 
@@ -66,6 +69,7 @@ use crate::context::Context;
 use crate::crew::{Crew, Queued, Route, Shutter, Wait, Work};
 use crate::error::{SizingError, SubmitError, TrySubmitError};
 use crate::stats::Stats;
+use crate::sync::Arc;
 use crate::sync::channel::Sender;
 
 /// A pool of supervised worker threads that runs closures.
@@ -111,6 +115,9 @@ pub struct ThreadPool {
     shutter: Shutter,
     /// A shutdown returned a report (of what never ran, among the rest).
     reported: bool,
+    /// Delayed jobs and schedules (`schedule/`); its thread starts on
+    /// first use and is joined before `crew` waits for the workers.
+    timer: Arc<Timer>,
     crew: Crew<Task, PoolExec>,
 }
 
@@ -137,6 +144,7 @@ impl ThreadPool {
     /// No more jobs: drops the queue's sender, so workers exit once it is
     /// empty, and seals the crew, so no worker is started again.
     fn close_intake(&mut self) {
+        self.timer.stop_and_join(self.context().reason());
         self.intake = None;
         self.crew.seal();
     }
@@ -144,6 +152,7 @@ impl ThreadPool {
     /// Closes intake and lets the queue drain at the size the adaptive
     /// controller steers to (it would not grow a sealed crew); then seals.
     fn close_and_drain(&mut self) {
+        self.timer.stop_and_join(self.context().reason());
         self.intake = None;
         self.crew.drain_steered();
         self.crew.seal();
@@ -177,6 +186,16 @@ pub struct ShutdownReport {
     /// shutdown, or cancelled through their handle first. Their handles say
     /// [`JobError::Cancelled`](crate::JobError::Cancelled).
     pub never_ran: u64,
+    /// Delayed jobs ([`schedule_after`](ThreadPool::schedule_after),
+    /// [`schedule_at`](ThreadPool::schedule_at)) not yet due when the pool
+    /// stopped: they never ran, and their handles say
+    /// [`JobError::Cancelled`](crate::JobError::Cancelled). Not part of
+    /// `submitted`, which counts jobs once they are due.
+    pub delayed_never_ran: u64,
+    /// Schedules ([`schedule`](ThreadPool::schedule)) that were still
+    /// running when the pool stopped; each ended with
+    /// [`Ended::PoolStopped`].
+    pub schedules_stopped: u64,
     /// Whether the queue drained without a hard cancel (always `false` for
     /// `shutdown_now`).
     pub drained: bool,
@@ -553,6 +572,8 @@ impl ThreadPool {
     /// ```
     pub fn close(&self) {
         self.shutter.close();
+        // Nothing not yet due runs (see `schedule/`).
+        self.timer.stop(self.context().reason());
         // Futures waiting for room resolve as `Closed`.
         self.crew.wake_room();
     }
@@ -674,7 +695,10 @@ impl ThreadPool {
     fn report(&mut self, start: Instant, drained: bool) -> ShutdownReport {
         self.reported = true;
         let stats = self.crew.stats();
+        let unfired = self.timer.unfired();
         ShutdownReport {
+            delayed_never_ran: unfired.delayed,
+            schedules_stopped: unfired.schedules,
             submitted: stats.submitted,
             ran: stats.completed + stats.failed,
             completed: stats.completed,

@@ -1,0 +1,151 @@
+//! A delayed job: a submitted job's cell, held by the pool's timer until
+//! its due time, behind a handle that can take it off the timer.
+
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::timer::{Due, Key, PoolDoor, Timer};
+use crate::context::Context;
+use crate::crew::Wait;
+use crate::error::{Cancelled, JobError, TrySubmitError};
+use crate::pool::handle::{CellResult, JobCell, SharedTask};
+use crate::pool::job::Task;
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Weak};
+
+/// How long a due job that found the queue full waits before it tries
+/// again. It was accepted, so it is never dropped; the timer must not
+/// block on one queue.
+const FULL_RETRY: Duration = Duration::from_millis(1);
+
+/// The handle's side of a delayed job: its cell, and where it waits on
+/// the timer.
+pub(super) struct Delayed<F, T> {
+    cell: Arc<JobCell<F, T>>,
+    /// Set once the job is due and handed to the pool: from then on a
+    /// join on a worker may run it inline, as any queued job.
+    fired: AtomicBool,
+    timer: Weak<Timer>,
+    key: Mutex<Option<Key>>,
+}
+
+/// The timer's side: the queue's reference to the cell.
+pub(super) struct DelayedJob<F, T> {
+    delayed: Arc<Delayed<F, T>>,
+    task: SharedTask,
+}
+
+impl<F, T> Delayed<F, T>
+where
+    F: FnOnce(&Context) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    /// A delayed job for `f` on crew `crew`, and the entry for `timer`.
+    pub(super) fn new(f: F, crew: usize, timer: &Arc<Timer>) -> (Arc<Self>, DelayedJob<F, T>) {
+        let (cell, task) = JobCell::new(f, crew);
+        let delayed = Arc::new(Self {
+            cell,
+            fired: AtomicBool::new(false),
+            timer: Arc::downgrade(timer),
+            key: Mutex::new(None),
+        });
+        let job = DelayedJob {
+            delayed: Arc::clone(&delayed),
+            task,
+        };
+        (delayed, job)
+    }
+
+    /// Notes where the timer holds the job, for [`cancel`](CellResult::cancel).
+    pub(super) fn placed(&self, key: Key) {
+        *self.key.lock() = Some(key);
+    }
+
+    /// Takes the closure back from a job the timer refused.
+    pub(super) fn take_back(&self) -> F {
+        match self.cell.take_closure() {
+            Some(f) => f,
+            None => unreachable!("brigade: a refused delayed job's closure is still in its cell"),
+        }
+    }
+}
+
+impl<F, T> Due for DelayedJob<F, T>
+where
+    F: FnOnce(&Context) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn fire(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
+        let Self { delayed, task } = *self;
+        // ORDERING: Relaxed: a join that misses it waits instead of
+        // helping, which is what it did before the job was due.
+        delayed.fired.store(true, Ordering::Relaxed);
+        let refused = match door.submit(Task::Shared(task), Wait::Now) {
+            Ok(()) => return,
+            Err(TrySubmitError::Full(task)) => task,
+            // A closed or cancelled pool stops its timer; the job's
+            // handle says so.
+            Err(refused) => return refused.into_inner().discard(Cancelled::Canceled),
+        };
+        let Task::Shared(task) = refused else {
+            unreachable!("brigade: the pool hands back the task it was given")
+        };
+        let again = Box::new(Self {
+            delayed: Arc::clone(&delayed),
+            task,
+        });
+        match timer.insert(Instant::now() + FULL_RETRY, again, || {
+            unreachable!("brigade: the timer's own thread is running")
+        }) {
+            Ok(key) => delayed.placed(key),
+            Err(super::timer::Refused::Stopped(due, reason)) => {
+                due.cancel(reason.unwrap_or(Cancelled::Canceled));
+            }
+            Err(super::timer::Refused::NoThread(due)) => due.cancel(Cancelled::Canceled),
+        }
+    }
+
+    fn cancel(self: Box<Self>, reason: Cancelled) {
+        self.task.discard(reason);
+    }
+
+    fn is_tick(&self) -> bool {
+        false
+    }
+}
+
+impl<F, T> CellResult<T> for Delayed<F, T>
+where
+    F: FnOnce(&Context) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>> {
+        self.cell.wait(deadline)
+    }
+
+    fn help(&self) -> Result<(), JobError> {
+        // ORDERING: Relaxed: see `fire`.
+        if self.fired.load(Ordering::Relaxed) {
+            self.cell.help()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn poll(&self, waker: &Waker) -> Poll<Result<T, JobError>> {
+        self.cell.poll(waker)
+    }
+
+    /// Settles the handle at once and takes the job off the timer, so
+    /// nothing of it is left behind.
+    fn cancel(&self) {
+        self.cell.cancel();
+        let key = *self.key.lock();
+        if let (Some(key), Some(timer)) = (key, self.timer.upgrade()) {
+            drop(timer.remove(key));
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.cell.is_finished()
+    }
+}

@@ -1,0 +1,211 @@
+//! A pool's timer: one thread per pool, started by the first delayed job
+//! or schedule, holding every due time in one ordered map.
+//!
+//! Entries are keyed by `(due time, sequence number)`: the next one is the
+//! first key, and adding or removing one (a cancel) is `O(log n)`. At its
+//! due time the thread takes an entry out and [fires](Due::fire) it
+//! outside the lock; firing hands a job to the pool through its
+//! [`Door`], never waiting for room, so one full queue cannot hold up
+//! every other entry.
+//!
+//! The timer stops when the pool closes or is cancelled: every entry
+//! still waiting is [cancelled](Due::cancel) (a delayed job's handle
+//! reports `Cancelled`, a schedule ends), later inserts are refused, and
+//! the thread exits; the pool joins it before it waits for its workers,
+//! so no timer thread outlives its pool.
+
+use std::collections::BTreeMap;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::context::Context;
+use crate::crew::Door;
+use crate::error::Cancelled;
+use crate::pool::job::{PoolExec, Task};
+use crate::sync::{Arc, Condvar, Mutex, Weak};
+
+/// The pool's way in, as the timer thread uses it.
+pub(crate) type PoolDoor = Door<Task, PoolExec>;
+
+/// Something the timer fires at its due time.
+pub(crate) trait Due: Send {
+    /// Hands its job to the pool through `door` (on the timer thread; it
+    /// must not wait for room).
+    fn fire(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>);
+    /// It will never fire: the pool stopped (`reason`).
+    fn cancel(self: Box<Self>, reason: Cancelled);
+    /// Whether it is a schedule's next run rather than a delayed job.
+    fn is_tick(&self) -> bool;
+}
+
+/// Identifies one entry, for removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Key {
+    at: Instant,
+    seq: u64,
+}
+
+/// Why an entry was not taken; it comes back.
+pub(crate) enum Refused {
+    /// The timer was stopped: the pool closed, or was cancelled.
+    Stopped(Box<dyn Due>, Option<Cancelled>),
+    /// The OS refused to start the timer thread.
+    NoThread(Box<dyn Due>),
+}
+
+/// What a stopped pool's timer never fired: delayed jobs not yet due, and
+/// schedules that ended with the pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Unfired {
+    pub(crate) delayed: u64,
+    pub(crate) schedules: u64,
+}
+
+/// See the module docs.
+pub(crate) struct Timer {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    entries: BTreeMap<Key, Box<dyn Due>>,
+    next_seq: u64,
+    /// Set once the timer stops; `Some(reason)` if the pool was
+    /// cancelled, `None` if it closed.
+    stopped: Option<Option<Cancelled>>,
+    thread: Option<JoinHandle<()>>,
+    unfired: Unfired,
+}
+
+impl Timer {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        })
+    }
+
+    /// Adds `due` to fire at `at`, starting the thread (with the door
+    /// `door` makes, and stopping when `ctx` is done) on first use.
+    pub(crate) fn insert(
+        self: &Arc<Self>,
+        at: Instant,
+        due: Box<dyn Due>,
+        start: impl FnOnce() -> (PoolDoor, Context),
+    ) -> Result<Key, Refused> {
+        let mut state = self.state.lock();
+        if let Some(reason) = state.stopped {
+            return Err(Refused::Stopped(due, reason));
+        }
+        let mut started = None;
+        if state.thread.is_none() {
+            let (door, ctx) = start();
+            match self.spawn(door) {
+                Ok(thread) => state.thread = Some(thread),
+                Err(err) => {
+                    log::error!("brigade: could not start a pool's timer thread: {err}");
+                    return Err(Refused::NoThread(due));
+                }
+            }
+            started = Some(ctx);
+        }
+        let key = Key {
+            at,
+            seq: state.next_seq,
+        };
+        state.next_seq += 1;
+        let first = state.entries.first_key_value().is_none_or(|(k, _)| key < *k);
+        state.entries.insert(key, due);
+        if first {
+            self.wake.notify_one();
+        }
+        drop(state);
+        if let Some(ctx) = started {
+            // Outside the lock: on a pool already cancelled the hook runs
+            // at once, and stops the timer, cancelling this very entry.
+            // Weak: the hook lives in the pool's own context.
+            let timer = Arc::downgrade(self);
+            let _ = ctx.on_done(move |reason| {
+                if let Some(timer) = Weak::upgrade(&timer) {
+                    timer.stop(Some(reason));
+                }
+            });
+        }
+        Ok(key)
+    }
+
+    /// Takes out the entry `key`, if it has not fired.
+    pub(crate) fn remove(&self, key: Key) -> Option<Box<dyn Due>> {
+        self.state.lock().entries.remove(&key)
+    }
+
+    /// Stops the timer (idempotent): every entry waiting is cancelled with
+    /// `reason` (`None`: the pool closed) and later inserts are refused.
+    pub(crate) fn stop(&self, reason: Option<Cancelled>) {
+        let mut state = self.state.lock();
+        if state.stopped.is_some() {
+            return;
+        }
+        state.stopped = Some(reason);
+        let entries = std::mem::take(&mut state.entries);
+        // A schedule's end counts itself (`schedule_stopped`), wherever
+        // its next run was.
+        state.unfired.delayed += entries.values().filter(|due| !due.is_tick()).count() as u64;
+        self.wake.notify_one();
+        drop(state);
+        for due in entries.into_values() {
+            due.cancel(reason.unwrap_or(Cancelled::Canceled));
+        }
+    }
+
+    /// Stops the timer and waits for its thread to exit (not from the
+    /// thread itself, which never calls it).
+    pub(crate) fn stop_and_join(&self, reason: Option<Cancelled>) {
+        self.stop(reason);
+        let thread = self.state.lock().thread.take();
+        if let Some(thread) = thread {
+            // Firing catches nothing; a panic there is a bug in brigade.
+            let _ = thread.join();
+        }
+    }
+
+    /// A schedule ended because the pool stopped.
+    pub(crate) fn schedule_stopped(&self) {
+        self.state.lock().unfired.schedules += 1;
+    }
+
+    /// What the stopped timer never fired.
+    pub(crate) fn unfired(&self) -> Unfired {
+        self.state.lock().unfired
+    }
+
+    fn spawn(self: &Arc<Self>, door: PoolDoor) -> std::io::Result<JoinHandle<()>> {
+        let timer = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("brigade-schedule".into())
+            .spawn(move || timer.run(&door))
+    }
+
+    /// The thread: fires each entry at its due time until stopped.
+    fn run(self: &Arc<Self>, door: &PoolDoor) {
+        let mut state = self.state.lock();
+        while state.stopped.is_none() {
+            let next = state.entries.first_key_value().map(|(key, _)| key.at);
+            match next {
+                Some(at) if at <= Instant::now() => {
+                    let Some((_, due)) = state.entries.pop_first() else {
+                        continue;
+                    };
+                    drop(state);
+                    due.fire(door, self);
+                    state = self.state.lock();
+                }
+                Some(at) => {
+                    let _ = self.wake.wait_until(&mut state, at);
+                }
+                None => self.wake.wait(&mut state),
+            }
+        }
+    }
+}
