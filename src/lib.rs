@@ -350,6 +350,50 @@
 //! the final failure; and the error reports how many attempts ran along
 //! with the last error.
 //!
+//! # Later and again: delayed and periodic jobs
+//!
+//! [`ThreadPool::schedule_after`] and [`ThreadPool::schedule_at`] run a job
+//! once its due time comes, returning the same [`JobHandle`] as `submit`:
+//! cancel it before it is due and it is gone at once. [`ThreadPool::schedule`]
+//! runs a closure again and again at a fixed rate or with a fixed delay
+//! ([`Every`]), returning a [`Schedule`] that counts runs, misses and
+//! failures. Runs of one schedule never overlap; a late run skips, shifts
+//! or bursts as its [`Missed`] policy says (skip by default, not burst);
+//! and a run that returns `Err` or panics is **never silent**: it is
+//! logged, counted and kept in [`Schedule::last_error`], and the schedule
+//! goes on, or stops with the error in its handle under [`OnError::Stop`]
+//! (Java's scheduled executor silently stops a periodic task that throws).
+//!
+//! One timer thread per pool holds every due time; due jobs enter the pool
+//! like submitted ones (its context, `job_timeout`, deadline, stats and
+//! queue bound apply), and a tick that finds the queue full is counted as
+//! missed rather than blocking the timer. Closing or shutting the pool
+//! down runs nothing that is not yet due: waiting delayed jobs resolve as
+//! cancelled and schedules end, both counted in the [`ShutdownReport`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use brigade::{Every, ThreadPool};
+//!
+//! let pool = ThreadPool::builder().workers(2).build()?;
+//! let retry = pool
+//!     .schedule_after(Duration::from_millis(10), |_ctx| "retried")
+//!     .map_err(|e| e.kind())?;
+//! let (flushed_tx, flushed) = brigade::channel::unbounded();
+//! let flush = pool
+//!     .schedule(Every::rate(Duration::from_millis(5)), move |_ctx| flushed_tx.send(()))
+//!     .map_err(|e| e.kind())?;
+//! assert_eq!(retry.join()?, "retried");
+//! flushed.recv_timeout(Duration::from_secs(10))?;
+//! let report = pool.shutdown_now(); // the schedule ends with the pool
+//! assert_eq!(report.schedules_stopped, 1);
+//! assert!(!flush.is_active());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/scheduled.rs` runs a periodic stats flush beside delayed
+//! retries and a failing periodic job.
+//!
 //! # Keys and priority lanes
 //!
 //! [`ThreadPool::keyed`] submits jobs that run one at a time per key, in
@@ -718,6 +762,8 @@
 //! | drain / cancel / stop-accept-then-drain | [`ThreadPool::join`], [`ThreadPool::shutdown_now`], [`ThreadPool::shutdown_timeout`] |
 //! | `rate.NewLimiter` + `limiter.Wait(ctx)` in the worker | [`RateLimiter`], [`RateLimiter::wait`] |
 //! | retry loop with backoff | [`Retry`], [`Backoff`] |
+//! | `time.AfterFunc(d, f)` | [`ThreadPool::schedule_after`] (cancel through the handle) |
+//! | `time.NewTicker(d)` + a goroutine looping over `ticker.C` | [`ThreadPool::schedule`]`(`[`Every::rate`]`(d), f)`: runs never overlap, late ticks are skipped as a `Ticker` drops them ([`Missed`]) |
 //! | expvar counters | [`ThreadPool::stats`] (counts, percentiles, utilisation, throughput), [`ThreadPoolBuilder::on_job_done`] |
 //! | "dynamic resizing", backpressure modelling | [`ThreadPool::set_workers`], [`Sizing::Adaptive`] |
 //!
@@ -744,7 +790,8 @@
 //! | `awaitTermination(t)`, then `shutdownNow()` | [`ThreadPool::shutdown_timeout`] |
 //! | `setCorePoolSize` / `getActiveCount`, `getQueue().size()`, `getCompletedTaskCount` | [`ThreadPool::set_workers`] / [`ThreadPool::stats`] |
 //! | `ThreadFactory`, `UncaughtExceptionHandler`, `afterExecute` | [`ThreadPoolBuilder::thread_name`], [`stack_size`](ThreadPoolBuilder::stack_size), [`on_thread_start`](ThreadPoolBuilder::on_thread_start); [`PanicPolicy`]; [`ThreadPoolBuilder::on_job_done`] |
-//! | `ScheduledExecutorService` | none yet: brigade has no delayed or periodic jobs |
+//! | `ScheduledExecutorService.schedule(task, delay)` | [`ThreadPool::schedule_after`], [`schedule_at`](ThreadPool::schedule_at): a [`JobHandle`] like `submit`'s |
+//! | `scheduleAtFixedRate` / `scheduleWithFixedDelay` | [`ThreadPool::schedule`] with [`Every::rate`] / [`Every::delay`]; a task that throws does not stop its schedule silently: [`OnError`], [`Schedule::last_error`] |
 //! | `ForkJoinPool`: `fork()` then `join()` | `submit` then [`JobHandle::join`]: from a worker, a job still queued runs inline |
 //!
 //! Differences on purpose:

@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use brigade::{
-    AcquireError, Backoff, Cancelled, Context, DEFAULT_READ_AHEAD, ErrGroup, GROUP_THREADS,
+    AcquireError, Backoff, Cancelled, Context, DEFAULT_READ_AHEAD, ErrGroup, Every, GROUP_THREADS,
     GroupError, JobError, JobHandle, JobOutcome, Lane, PanicPolicy, Pipeline, PipelineError,
     RateError, Retry, RetryError, Semaphore, Sizing, SpawnError, StageError, SubmitError,
     ThreadPool, TryMapError, TrySubmitError, WorkerPool, sizing,
@@ -58,6 +58,7 @@ const WHAT_YOU_GET: &[&str] = &[
     "Idle workers leave",
     "Context propagation",
     "Keys and priority lanes",
+    "Later and again",
 ];
 
 /// The invariants of "## Guarantees" whose "checked by" column is verified.
@@ -1292,6 +1293,46 @@ fn keys_and_priority_lanes() {
             *ran.lock(),
             [Lane::High, Lane::Background, Lane::Background]
         );
+    });
+}
+
+#[test]
+fn later_and_again() {
+    // A delayed job runs no earlier than its due time and cancels
+    // cleanly; a schedule runs, never silently fails, and a shutdown
+    // reports what was pending.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder().workers(2).build().expect("build");
+        let asked = Instant::now();
+        let later = pool
+            .schedule_after(Duration::from_millis(20), move |_ctx| asked.elapsed())
+            .expect("schedule_after");
+        assert!(later.join().expect("ran") >= Duration::from_millis(20));
+        let never = pool
+            .schedule_after(Duration::from_secs(3600), |_ctx| ())
+            .expect("schedule_after");
+        never.cancel();
+        assert!(matches!(never.join(), Err(JobError::Cancelled(_))));
+
+        let failing = pool
+            .schedule(Every::rate(Duration::from_millis(2)), |_ctx| {
+                Err::<(), _>("disk full")
+            })
+            .expect("schedule");
+        assert!(wait_until(LONG, || failing.failures() >= 2));
+        assert!(failing.is_active(), "OnError::Continue keeps it going");
+        assert_eq!(
+            failing.last_error(),
+            Some(brigade::RunError::Returned("disk full".into()))
+        );
+        let pending = pool
+            .schedule_after(Duration::from_secs(3600), |_ctx| ())
+            .expect("schedule_after");
+        let report = pool.shutdown_now();
+        assert_eq!(report.delayed_never_ran, 1);
+        assert_eq!(report.schedules_stopped, 1);
+        assert!(matches!(pending.join(), Err(JobError::Cancelled(_))));
+        assert_eq!(failing.ended(), Some(brigade::Ended::PoolStopped));
     });
 }
 

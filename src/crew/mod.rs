@@ -562,8 +562,9 @@ pub(crate) struct Door<J, E> {
 impl<J: Send + 'static, E: Exec<J>> Door<J, E> {
     /// As [`Crew::submit`], without a close signal: the owner checks.
     pub(crate) fn submit(&self, job: J, wait: Wait) -> Result<(), TrySubmitError<J>> {
-        self.shared
-            .submit_or(&self.tx, job, wait, None, |queued| Err(SendFail::Full(queued)))
+        self.shared.submit_or(&self.tx, job, wait, None, |queued| {
+            Err(SendFail::Full(queued))
+        })
     }
 }
 

@@ -60,8 +60,8 @@ use job::{ExecJob, Lent, PoolExec, Task, unerase};
 #[cfg(not(loom))]
 pub use map::{DEFAULT_READ_AHEAD, Map};
 pub use routed::Routed;
-pub use schedule::{Ended, Every, Missed, OnError, Schedule};
 use schedule::Timer;
+pub use schedule::{Ended, Every, Missed, OnError, Schedule};
 #[cfg(not(loom))]
 pub use scope::{Scope, ScopedJoinHandle};
 

@@ -159,6 +159,10 @@ impl ThreadPool {
     /// ([`Schedule::last_error`]), and the schedule goes on unless it was
     /// built with [`OnError::Stop`]. Late ticks follow [`Missed`].
     ///
+    /// The schedule owns `f` until it ends: a closure holding an
+    /// `Arc<ThreadPool>` of its own pool keeps the pool alive (a cycle);
+    /// capture a `Weak` instead.
+    ///
     /// # Errors
     ///
     /// The closure is handed back: [`ScheduleError::ZeroPeriod`],
@@ -248,11 +252,13 @@ impl ThreadPool {
             return Err((due, Refusing::Closed));
         };
         let start = || (self.crew.door(tx.clone()), self.context().clone());
-        self.timer.insert(at, due, start).map_err(|refused| match refused {
-            Refused::Stopped(due, Some(_)) => (due, Refusing::Cancelled),
-            Refused::Stopped(due, None) => (due, Refusing::Closed),
-            Refused::NoThread(due) => (due, Refusing::NoTimer),
-        })
+        self.timer
+            .insert(at, due, start)
+            .map_err(|refused| match refused {
+                Refused::Stopped(due, Some(_)) => (due, Refusing::Cancelled),
+                Refused::Stopped(due, None) => (due, Refusing::Closed),
+                Refused::NoThread(due) => (due, Refusing::NoTimer),
+            })
     }
 }
 

@@ -346,7 +346,7 @@ where
         let Self { periodic, due } = *self;
         let start = |_: &Context| {
             let live = periodic.core.status.lock().ended.is_none();
-            live.then(|| |ctx: &Context| (*periodic.f.lock())(ctx))
+            live.then_some(|ctx: &Context| (*periodic.f.lock())(ctx))
         };
         run.call_judged(start, Result::is_err, |end| {
             periodic.ran(end.into_result(), due);
@@ -412,7 +412,12 @@ impl Schedule {
         while status.ended.is_none() {
             match deadline {
                 Some(deadline) => {
-                    if self.core.ended.wait_until(&mut status, deadline).timed_out() {
+                    if self
+                        .core
+                        .ended
+                        .wait_until(&mut status, deadline)
+                        .timed_out()
+                    {
                         break;
                     }
                 }

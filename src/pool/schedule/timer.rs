@@ -115,7 +115,10 @@ impl Timer {
             seq: state.next_seq,
         };
         state.next_seq += 1;
-        let first = state.entries.first_key_value().is_none_or(|(k, _)| key < *k);
+        let first = state
+            .entries
+            .first_key_value()
+            .is_none_or(|(k, _)| key < *k);
         state.entries.insert(key, due);
         if first {
             self.wake.notify_one();
