@@ -141,6 +141,10 @@ struct State {
 /// wakes whoever waits.
 pub(crate) type Hook = Box<dyn FnOnce(Cancelled) + Send>;
 
+/// What a cancelled node wakes once its whole tree is marked: its `done()`
+/// receivers (by dropping the sender) and its hooks.
+type Wake = (Option<Sender<()>>, Vec<(u64, Hook)>);
+
 /// What [`Context::on_done`] did with a hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Hooked {
@@ -526,15 +530,31 @@ impl Node {
     /// `done()` receiver and cancels every registered descendant.
     fn cancel_with(&self, reason: Cancelled, at: Instant) {
         let mut pending: Vec<Arc<Node>> = Vec::new();
-        self.cancel_one(reason, at, &mut pending);
+        let mut wakes = Vec::new();
+        self.cancel_one(reason, at, &mut pending, &mut wakes);
         // An explicit work list rather than recursion: a deep chain of
         // contexts must not overflow the stack of whoever cancels the root.
         while let Some(node) = pending.pop() {
-            node.cancel_one(reason, at, &mut pending);
+            node.cancel_one(reason, at, &mut pending, &mut wakes);
+        }
+        // The whole tree is marked before anyone wakes: a job that returns
+        // because it saw an ancestor's `done()` finds its own context done
+        // too (and is reported cancelled, not completed).
+        for (done_tx, hooks) in wakes {
+            drop(done_tx);
+            for (_, hook) in hooks {
+                crate::unwind::call_logged("context done hook", || hook(reason));
+            }
         }
     }
 
-    fn cancel_one(&self, reason: Cancelled, at: Instant, pending: &mut Vec<Arc<Node>>) {
+    fn cancel_one(
+        &self,
+        reason: Cancelled,
+        at: Instant,
+        pending: &mut Vec<Arc<Node>>,
+        wakes: &mut Vec<Wake>,
+    ) {
         let (children, done_tx, timer, hooks) = {
             let mut state = self.state.lock();
             if state.reason.is_some() {
@@ -553,10 +573,7 @@ impl Node {
                 std::mem::take(&mut state.hooks),
             )
         };
-        drop(done_tx);
-        for (_, hook) in hooks {
-            crate::unwind::call_logged("context done hook", || hook(reason));
-        }
+        wakes.push((done_tx, hooks));
         if let Some(key) = timer {
             timer::Timer::global().remove(key);
         }
