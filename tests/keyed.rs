@@ -425,3 +425,70 @@ fn worker_pool_try_submit_keyed_hands_the_job_back_when_closed() {
         other => panic!("expected Closed(5), got {other:?}"),
     }
 }
+
+#[test]
+fn scheduled_jobs_follow_their_route() {
+    // A keyed delayed job joins its key's order when due; a schedule in a
+    // lane runs there (counted in that lane's stats).
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .lane_limit(Lane::Background, 1)
+        .build()
+        .unwrap();
+    let (started_tx, started) = bounded(1);
+    let (release_tx, release) = bounded::<()>(0);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let first_order = Arc::clone(&order);
+    let first = pool
+        .keyed("k")
+        .submit(move |_ctx| {
+            started_tx.send(()).unwrap();
+            let _ = release.recv_timeout(WAIT);
+            first_order.lock().push("first");
+        })
+        .unwrap();
+    started.recv_timeout(WAIT).unwrap();
+    let later_order = Arc::clone(&order);
+    let later = pool
+        .keyed("k")
+        .schedule_after(Duration::from_millis(1), move |_ctx| {
+            later_order.lock().push("later");
+        })
+        .unwrap();
+    // Due, and held behind the running job of its key (the free worker
+    // does not take it).
+    let deadline = Instant::now() + WAIT;
+    while pool.stats().lane(Lane::Normal).queued == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the delayed job never became due"
+        );
+        thread::yield_now();
+    }
+    assert!(order.lock().is_empty());
+    drop(release_tx);
+    first.join().unwrap();
+    later.join().unwrap();
+    assert_eq!(*order.lock(), ["first", "later"]);
+
+    let (ran_tx, ran) = bounded(0);
+    let (hold_tx, hold) = bounded::<()>(0);
+    let background = pool
+        .lane(Lane::Background)
+        .schedule(
+            brigade::Every::delay(Duration::from_millis(1)),
+            move |_ctx| {
+                let _ = ran_tx.send(());
+                hold.recv_timeout(WAIT)
+            },
+        )
+        .unwrap();
+    ran.recv_timeout(WAIT).unwrap();
+    assert_eq!(pool.stats().lane(Lane::Background).running, 1);
+    background.cancel();
+    drop(hold_tx);
+    assert_eq!(
+        background.join_timeout(WAIT),
+        Some(brigade::Ended::Cancelled)
+    );
+}

@@ -460,79 +460,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
-        let shared = &*self.shared;
-        if shared.ctx.is_done() {
-            return Err(TrySubmitError::Cancelled(job));
-        }
-        if shared.board.needs_hook() {
-            // Wakes submits waiting for room, and workers waiting after
-            // close, when the pool is cancelled. Weak: the hook lives in
-            // the pool's own context, which `Shared` owns.
-            let woken = Arc::downgrade(&self.shared);
-            let _ = shared.ctx.on_done(move |_| {
-                if let Some(shared) = woken.upgrade() {
-                    shared.board.wake_all();
-                }
-            });
-        }
-        let queued = shared.envelope(job);
-        let is_closed = || closed.is_some_and(intake::is_disconnected);
-        let id = match shared
-            .board
-            .admit(queued, route, wait, &shared.ctx, &is_closed)
-        {
-            Ok(id) => id,
-            Err(refused) => {
-                return Err(refused.map(|queued| shared.unenvelope(Queued::Job(queued))));
-            }
-        };
-        self.send_turn(tx, id, route, wait, closed)?;
-        shared.landed();
-        if shared.config.elastic.is_some() {
-            self.shared.grow_for_job();
-        }
-        Ok(())
-    }
-
-    /// Sends the turn of the routed job with board id `id`. On a queue with room it is
-    /// only a wake-up, dropped if the queue is full (its workers are
-    /// busy and look at the board after each job). On a rendezvous it
-    /// waits for a worker, as a plain submit does; if none comes within
-    /// `wait`, the job is taken back off the board and refused, unless a
-    /// worker already took it.
-    fn send_turn(
-        &self,
-        tx: &Sender<Queued<J>>,
-        id: u64,
-        route: Route,
-        wait: Wait,
-        closed: Option<&Receiver<()>>,
-    ) -> Result<(), TrySubmitError<J>> {
-        let shared = &*self.shared;
-        let turns = shared.board.turns();
-        // ORDERING: Relaxed: a statistic.
-        turns.fetch_add(1, Ordering::Relaxed);
-        let rendezvous = shared.config.queue_capacity == Some(0);
-        let sent = if rendezvous {
-            intake::send_within(tx, Queued::Turn, wait, &shared.ctx, &shared.cancel, closed)
-                .map_err(|fail| fail.refused(|_| ()))
-        } else {
-            // Full: the workers are busy; Disconnected cannot happen while
-            // the front door holds `tx`.
-            tx.try_send(Queued::Turn)
-                .map_err(|_| TrySubmitError::Full(()))
-        };
-        let Err(refused) = sent else {
-            return Ok(());
-        };
-        turns.fetch_sub(1, Ordering::Relaxed);
-        if !rendezvous {
-            return Ok(());
-        }
-        match shared.board.withdraw(id, route) {
-            Some(queued) => Err(refused.map(|()| shared.unenvelope(Queued::Job(queued)))),
-            None => Ok(()),
-        }
+        self.shared.submit_routed(tx, job, route, wait, closed)
     }
 
     /// A way into this crew that can be owned elsewhere: the workers of a
@@ -560,15 +488,107 @@ pub(crate) struct Door<J, E> {
 }
 
 impl<J: Send + 'static, E: Exec<J>> Door<J, E> {
-    /// As [`Crew::submit`], without a close signal: the owner checks.
-    pub(crate) fn submit(&self, job: J, wait: Wait) -> Result<(), TrySubmitError<J>> {
-        self.shared.submit_or(&self.tx, job, wait, None, |queued| {
-            Err(SendFail::Full(queued))
-        })
+    /// As [`Crew::submit`] or, along `route`, [`Crew::submit_routed`],
+    /// without a close signal: the owner checks.
+    pub(crate) fn submit(
+        &self,
+        job: J,
+        route: Option<Route>,
+        wait: Wait,
+    ) -> Result<(), TrySubmitError<J>> {
+        match route {
+            None => self.shared.submit_or(&self.tx, job, wait, None, |queued| {
+                Err(SendFail::Full(queued))
+            }),
+            Some(route) => self.shared.submit_routed(&self.tx, job, route, wait, None),
+        }
     }
 }
 
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
+    /// The body of [`Crew::submit_routed`].
+    fn submit_routed(
+        self: &Arc<Self>,
+        tx: &Sender<Queued<J>>,
+        job: J,
+        route: Route,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+    ) -> Result<(), TrySubmitError<J>> {
+        let shared = &**self;
+        if shared.ctx.is_done() {
+            return Err(TrySubmitError::Cancelled(job));
+        }
+        if shared.board.needs_hook() {
+            // Wakes submits waiting for room, and workers waiting after
+            // close, when the pool is cancelled. Weak: the hook lives in
+            // the pool's own context, which `Shared` owns.
+            let woken = Arc::downgrade(self);
+            let _ = shared.ctx.on_done(move |_| {
+                if let Some(shared) = woken.upgrade() {
+                    shared.board.wake_all();
+                }
+            });
+        }
+        let queued = shared.envelope(job);
+        let is_closed = || closed.is_some_and(intake::is_disconnected);
+        let id = match shared
+            .board
+            .admit(queued, route, wait, &shared.ctx, &is_closed)
+        {
+            Ok(id) => id,
+            Err(refused) => {
+                return Err(refused.map(|queued| shared.unenvelope(Queued::Job(queued))));
+            }
+        };
+        self.send_turn(tx, id, route, wait, closed)?;
+        shared.landed();
+        if shared.config.elastic.is_some() {
+            self.grow_for_job();
+        }
+        Ok(())
+    }
+
+    /// Sends the turn of the routed job with board id `id`. On a queue with room it is
+    /// only a wake-up, dropped if the queue is full (its workers are
+    /// busy and look at the board after each job). On a rendezvous it
+    /// waits for a worker, as a plain submit does; if none comes within
+    /// `wait`, the job is taken back off the board and refused, unless a
+    /// worker already took it.
+    fn send_turn(
+        &self,
+        tx: &Sender<Queued<J>>,
+        id: u64,
+        route: Route,
+        wait: Wait,
+        closed: Option<&Receiver<()>>,
+    ) -> Result<(), TrySubmitError<J>> {
+        let turns = self.board.turns();
+        // ORDERING: Relaxed: a statistic.
+        turns.fetch_add(1, Ordering::Relaxed);
+        let rendezvous = self.config.queue_capacity == Some(0);
+        let sent = if rendezvous {
+            intake::send_within(tx, Queued::Turn, wait, &self.ctx, &self.cancel, closed)
+                .map_err(|fail| fail.refused(|_| ()))
+        } else {
+            // Full: the workers are busy; Disconnected cannot happen while
+            // the front door holds `tx`.
+            tx.try_send(Queued::Turn)
+                .map_err(|_| TrySubmitError::Full(()))
+        };
+        let Err(refused) = sent else {
+            return Ok(());
+        };
+        turns.fetch_sub(1, Ordering::Relaxed);
+        if !rendezvous {
+            return Ok(());
+        }
+        match self.board.withdraw(id, route) {
+            Some(queued) => Err(refused.map(|()| self.unenvelope(Queued::Job(queued)))),
+            None => Ok(()),
+        }
+    }
+
     /// The body of [`Crew::submit_or`].
     #[inline]
     fn submit_or(

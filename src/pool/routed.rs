@@ -3,14 +3,14 @@
 //! (`crew/dispatch.rs`); this only names the route and hands jobs in.
 
 use std::hash::Hash;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::handle::{JobCell, SharedTask};
 use super::job::{ExecJob, Task, unerase};
-use super::{JobHandle, ThreadPool, blocking, take_back};
+use super::{Every, JobHandle, Schedule, ThreadPool, blocking, take_back};
 use crate::context::Context;
 use crate::crew::{Route, Wait};
-use crate::error::{SubmitError, TrySubmitError};
+use crate::error::{ScheduleError, SubmitError, TrySubmitError};
 use crate::lane::Lane;
 use crate::sync::Arc;
 
@@ -199,6 +199,71 @@ impl Routed<'_> {
             Ok(()) => Ok(cell.handle()),
             Err(err) => Err(err.map(|task| take_back(&cell, task))),
         }
+    }
+
+    /// [`ThreadPool::schedule_after`] along this route: when due, the job
+    /// enters the dispatcher like one submitted along it (a keyed one
+    /// after its key's jobs submitted before its due time).
+    ///
+    /// # Errors
+    ///
+    /// As for [`ThreadPool::schedule_after`].
+    pub fn schedule_after<F, T>(
+        &self,
+        delay: Duration,
+        f: F,
+    ) -> Result<JobHandle<T>, ScheduleError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.pool.schedule_after_along(Some(self.route), delay, f)
+    }
+
+    /// [`ThreadPool::schedule_at`] along this route.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ThreadPool::schedule_at`].
+    pub fn schedule_at<F, T>(&self, at: Instant, f: F) -> Result<JobHandle<T>, ScheduleError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.pool.schedule_at_along(Some(self.route), at, f)
+    }
+
+    /// [`ThreadPool::schedule`] along this route: each run enters the
+    /// dispatcher in this lane (a background flush that never takes every
+    /// worker, under a [`lane_limit`](crate::ThreadPoolBuilder::lane_limit)),
+    /// with this key.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ThreadPool::schedule`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brigade::{Every, Lane, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().workers(4).lane_limit(Lane::Background, 1).build()?;
+    /// let (done_tx, done) = brigade::channel::unbounded();
+    /// let compaction = pool
+    ///     .lane(Lane::Background)
+    ///     .schedule(Every::delay(Duration::from_millis(5)), move |_ctx| done_tx.send(()))
+    ///     .map_err(|e| e.kind())?;
+    /// done.recv_timeout(Duration::from_secs(10))?;
+    /// compaction.cancel();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn schedule<F, E>(&self, every: Every, f: F) -> Result<Schedule, ScheduleError<F>>
+    where
+        F: FnMut(&Context) -> Result<(), E> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        self.pool.schedule_along(Some(self.route), every, f)
     }
 
     /// The job's cell: a keyed one knows its key (see `JobCell::keyed`).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::timer::{Due, Key, PoolDoor, Timer};
 use crate::context::Context;
-use crate::crew::Wait;
+use crate::crew::{Route, Wait};
 use crate::error::{Cancelled, JobError, TrySubmitError};
 use crate::pool::handle::{CellResult, JobCell, SharedTask};
 use crate::pool::job::Task;
@@ -32,6 +32,8 @@ pub(super) struct Delayed<F, T> {
 pub(super) struct DelayedJob<F, T> {
     delayed: Arc<Delayed<F, T>>,
     task: SharedTask,
+    /// Its key and lane, if scheduled through a [`Routed`](crate::Routed).
+    route: Option<Route>,
 }
 
 impl<F, T> Delayed<F, T>
@@ -39,9 +41,18 @@ where
     F: FnOnce(&Context) -> T + Send + 'static,
     T: Send + 'static,
 {
-    /// A delayed job for `f` on crew `crew`, and the entry for `timer`.
-    pub(super) fn new(f: F, crew: usize, timer: &Arc<Timer>) -> (Arc<Self>, DelayedJob<F, T>) {
-        let (cell, task) = JobCell::new(f, crew);
+    /// A delayed job for `f` on crew `crew`, due along `route`, and the
+    /// entry for `timer`.
+    pub(super) fn new(
+        f: F,
+        crew: usize,
+        route: Option<Route>,
+        timer: &Arc<Timer>,
+    ) -> (Arc<Self>, DelayedJob<F, T>) {
+        let (cell, task) = match route.and_then(|route| route.key) {
+            Some(key) => JobCell::keyed(f, crew, key),
+            None => JobCell::new(f, crew),
+        };
         let delayed = Arc::new(Self {
             cell,
             fired: AtomicBool::new(false),
@@ -51,6 +62,7 @@ where
         let job = DelayedJob {
             delayed: Arc::clone(&delayed),
             task,
+            route,
         };
         (delayed, job)
     }
@@ -75,11 +87,15 @@ where
     T: Send + 'static,
 {
     fn fire(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
-        let Self { delayed, task } = *self;
+        let Self {
+            delayed,
+            task,
+            route,
+        } = *self;
         // ORDERING: Relaxed: a join that misses it waits instead of
         // helping, which is what it did before the job was due.
         delayed.fired.store(true, Ordering::Relaxed);
-        let refused = match door.submit(Task::Shared(task), Wait::Now) {
+        let refused = match door.submit(Task::Shared(task), route, Wait::Now) {
             Ok(()) => return,
             Err(TrySubmitError::Full(task)) => task,
             // A closed or cancelled pool stops its timer; the job's
@@ -92,6 +108,7 @@ where
         let again = Box::new(Self {
             delayed: Arc::clone(&delayed),
             task,
+            route,
         });
         match timer.insert(Instant::now() + FULL_RETRY, again, || {
             unreachable!("brigade: the timer's own thread is running")

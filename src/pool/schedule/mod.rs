@@ -10,7 +10,11 @@
 //! a submit (the crew's [`Door`](crate::crew::Door)), so it is counted in
 //! [`Stats`](crate::Stats), bounded by the queue and run through the one
 //! lifecycle: the pool's context, its `job_timeout` counted from the start,
-//! its deadline, panic capture, hooks. The timer never waits for room: a
+//! its deadline, panic capture, hooks. Scheduled through a
+//! [`Routed`](crate::Routed) (`pool.lane(..)` / `pool.keyed(..)`), it enters
+//! the dispatcher along that route when due: a capped background lane,
+//! a key's order (after the key's jobs submitted before the due time).
+//! The timer never waits for room: a
 //! delayed job that finds the queue full tries again a millisecond later
 //! (it was accepted, so it is never dropped); a schedule's run that finds
 //! it full is a missed tick, counted and logged.
@@ -57,6 +61,7 @@ pub(crate) use timer::Timer;
 
 use super::{JobHandle, ThreadPool};
 use crate::context::Context;
+use crate::crew::Route;
 use crate::error::ScheduleError;
 use delayed::Delayed;
 use periodic::Periodic;
@@ -102,8 +107,22 @@ impl ThreadPool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.schedule_after_along(None, delay, f)
+    }
+
+    /// [`schedule_after`](Self::schedule_after), due along `route`.
+    pub(crate) fn schedule_after_along<F, T>(
+        &self,
+        route: Option<Route>,
+        delay: Duration,
+        f: F,
+    ) -> Result<JobHandle<T>, ScheduleError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
         match Instant::now().checked_add(delay) {
-            Some(at) => self.schedule_at(at, f),
+            Some(at) => self.schedule_at_along(route, at, f),
             None => Err(ScheduleError::TooFar(f)),
         }
     }
@@ -130,10 +149,25 @@ impl ThreadPool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.schedule_at_along(None, at, f)
+    }
+
+    /// [`schedule_at`](Self::schedule_at), due along `route` (a
+    /// [`Routed`](crate::Routed)'s).
+    pub(crate) fn schedule_at_along<F, T>(
+        &self,
+        route: Option<Route>,
+        at: Instant,
+        f: F,
+    ) -> Result<JobHandle<T>, ScheduleError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
         if let Some(refused) = self.may_schedule() {
             return Err(refused.with(f));
         }
-        let (delayed, job) = Delayed::new(f, self.crew.id(), &self.timer);
+        let (delayed, job) = Delayed::new(f, self.crew.id(), route, &self.timer);
         match self.arm(at, Box::new(job)) {
             Ok(key) => {
                 delayed.placed(key);
@@ -206,6 +240,21 @@ impl ThreadPool {
         F: FnMut(&Context) -> Result<(), E> + Send + 'static,
         E: fmt::Display + Send + 'static,
     {
+        self.schedule_along(None, every, f)
+    }
+
+    /// [`schedule`](Self::schedule), each run along `route` (a
+    /// [`Routed`](crate::Routed)'s).
+    pub(crate) fn schedule_along<F, E>(
+        &self,
+        route: Option<Route>,
+        every: Every,
+        f: F,
+    ) -> Result<Schedule, ScheduleError<F>>
+    where
+        F: FnMut(&Context) -> Result<(), E> + Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
         if every.period().is_zero() {
             return Err(ScheduleError::ZeroPeriod(f));
         }
@@ -218,7 +267,7 @@ impl ThreadPool {
         if let Some(refused) = self.may_schedule() {
             return Err(refused.with(f));
         }
-        let (periodic, handle) = Periodic::new(every, f, &self.timer);
+        let (periodic, handle) = Periodic::new(every, route, f, &self.timer);
         match self.arm(first, periodic.tick(first)) {
             Ok(key) => {
                 periodic.placed(key);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::timer::{Due, Key, PoolDoor, Refused, Timer};
 use crate::context::Context;
-use crate::crew::{Ran, Run, Wait};
+use crate::crew::{Ran, Route, Run, Wait};
 use crate::error::{Cancelled, JobError, RunError, TrySubmitError};
 use crate::pool::job::{Job, Task, unerase};
 use crate::sync::{Arc, Condvar, Mutex, Weak};
@@ -190,6 +190,8 @@ struct Status {
 pub(super) struct Periodic<F> {
     core: Arc<Core>,
     every: Every,
+    /// Its runs' key and lane, if scheduled through a [`Routed`](crate::Routed).
+    route: Option<Route>,
     f: Mutex<F>,
 }
 
@@ -211,7 +213,12 @@ where
     E: fmt::Display + Send + 'static,
 {
     /// A schedule of `f` on `timer`, and its handle.
-    pub(super) fn new(every: Every, f: F, timer: &Arc<Timer>) -> (Arc<Self>, Schedule) {
+    pub(super) fn new(
+        every: Every,
+        route: Option<Route>,
+        f: F,
+        timer: &Arc<Timer>,
+    ) -> (Arc<Self>, Schedule) {
         let core = Arc::new(Core {
             status: Mutex::new(Status::default()),
             ended: Condvar::new(),
@@ -223,6 +230,7 @@ where
         let periodic = Arc::new(Self {
             core,
             every,
+            route,
             f: Mutex::new(f),
         });
         (periodic, handle)
@@ -316,7 +324,7 @@ where
             periodic: Arc::clone(&periodic),
             due,
         };
-        match door.submit(Task::boxed(job), Wait::Now) {
+        match door.submit(Task::boxed(job), periodic.route, Wait::Now) {
             Ok(()) => {}
             Err(TrySubmitError::Full(task)) => {
                 drop(unerase::<TickJob<F>>(task));
