@@ -1,7 +1,9 @@
 //! Retries with backoff: a flaky call that fails transiently a few times
 //! before it succeeds, a permanent error the retry-if predicate refuses to
 //! retry, and a run stopped by its deadline. Prints each attempt and the
-//! pause before it.
+//! pause before it. Last, the same flaky call on a one-worker pool with
+//! `submit_retrying`: the pauses wait on the pool's timer, and the worker
+//! serves other jobs meanwhile.
 //!
 //! ```text
 //! cargo run --release --example retry
@@ -10,7 +12,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use brigade::{Backoff, Context, Retry, RetryError};
+use brigade::{Backoff, Context, Retry, RetryError, ThreadPool};
 
 /// What the simulated service answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,5 +112,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  => {err}");
         println!("     ({} attempts ran)", err.attempts());
     }
+
+    println!("\nthe flaky call on a one-worker pool, pausing on the pool's timer:");
+    let pool = ThreadPool::builder().workers(1).build()?;
+    let started = Instant::now();
+    let flaky = pool
+        .submit_retrying(&retry, move |_ctx, attempt| {
+            println!(
+                "  attempt {attempt} at {:>4} ms",
+                started.elapsed().as_millis()
+            );
+            if attempt < 4 {
+                Err(ApiError::Unavailable)
+            } else {
+                Ok("200 ok")
+            }
+        })
+        .map_err(|e| e.kind())?;
+    let mut served = 0;
+    while !flaky.is_finished() {
+        // The worker is free between attempts: other requests get served.
+        pool.submit(|_ctx| std::thread::sleep(Duration::from_millis(10)))
+            .map_err(|e| e.kind())?
+            .join()?;
+        served += 1;
+    }
+    println!(
+        "  => {} ({served} other jobs ran on the worker meanwhile)",
+        flaky.join()??
+    );
+    pool.join();
     Ok(())
 }

@@ -323,6 +323,29 @@ impl<E> Retry<E> {
     /// the run, or, after the pause, the attempt's error back when another
     /// attempt may start.
     fn pause_after(&self, ctx: &Context, attempt: u32, error: E) -> Result<E, RetryError<E>> {
+        let (error, delay) = self.decide(ctx, attempt, error)?;
+        if !delay.is_zero() {
+            if let Err(reason) = ctx.sleep(delay) {
+                return Err(RetryError::Cancelled {
+                    attempts: attempt,
+                    reason,
+                    last: Some(error),
+                });
+            }
+        }
+        Ok(error)
+    }
+
+    /// What follows failed attempt `attempt` under `ctx`: an error that
+    /// ends the run, or the pause before the next attempt (with the
+    /// attempt's error back). `run` sleeps the pause; a pool's retrying
+    /// job (`ThreadPool::submit_retrying`) waits it on the pool's timer.
+    pub(crate) fn decide(
+        &self,
+        ctx: &Context,
+        attempt: u32,
+        error: E,
+    ) -> Result<(E, Duration), RetryError<E>> {
         if self.retry_if.as_ref().is_some_and(|retry| !retry(&error)) {
             return Err(RetryError::NotRetryable {
                 attempts: attempt,
@@ -335,13 +358,12 @@ impl<E> Retry<E> {
                 error,
             });
         }
-        let cancelled = |reason, error| RetryError::Cancelled {
-            attempts: attempt,
-            reason,
-            last: Some(error),
-        };
         if let Err(reason) = ctx.check() {
-            return Err(cancelled(reason, error));
+            return Err(RetryError::Cancelled {
+                attempts: attempt,
+                reason,
+                last: Some(error),
+            });
         }
         let delay = self.backoff.delay(attempt);
         if ctx.remaining().is_some_and(|left| delay >= left) {
@@ -351,12 +373,7 @@ impl<E> Retry<E> {
                 delay,
             });
         }
-        if !delay.is_zero() {
-            if let Err(reason) = ctx.sleep(delay) {
-                return Err(cancelled(reason, error));
-            }
-        }
-        Ok(error)
+        Ok((error, delay))
     }
 }
 

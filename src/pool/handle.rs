@@ -203,8 +203,9 @@ where
         }
     }
 
-    /// Stores `result` unless one is already there, and wakes the handle.
-    fn fill(&self, result: Result<T, JobError>) {
+    /// Stores `result` unless one is already there, and wakes the handle
+    /// (also a retrying job's outcome, decided after its last attempt).
+    pub(crate) fn fill(&self, result: Result<T, JobError>) {
         let state = self.state.lock();
         if matches!(*state, State::Queued(_) | State::Running(_)) {
             self.settle(state, result);

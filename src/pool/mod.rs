@@ -189,8 +189,11 @@ pub struct ShutdownReport {
     /// Delayed jobs ([`schedule_after`](ThreadPool::schedule_after),
     /// [`schedule_at`](ThreadPool::schedule_at)) not yet due when the pool
     /// stopped: they never ran, and their handles say
-    /// [`JobError::Cancelled`](crate::JobError::Cancelled). Not part of
-    /// `submitted`, which counts jobs once they are due.
+    /// [`JobError::Cancelled`](crate::JobError::Cancelled). Also the next
+    /// attempts of [retrying jobs](ThreadPool::submit_retrying) paused at
+    /// that time (their handles say
+    /// [`RetryError::Cancelled`](crate::RetryError::Cancelled)). Not part
+    /// of `submitted`, which counts jobs once they are due.
     pub delayed_never_ran: u64,
     /// Schedules ([`schedule`](ThreadPool::schedule)) that were still
     /// running when the pool stopped; each ended with

@@ -35,6 +35,14 @@
 //! runs are counted and logged, and a failed run stops the schedule only
 //! under [`OnError::Stop`], keeping the error in its handle.
 //!
+//! # Retries that wait without a thread
+//!
+//! [`ThreadPool::submit_retrying`] runs a [`Retry`] whose attempts are
+//! jobs and whose pauses are timer entries (`retrying.rs`): the same
+//! decisions as [`Retry::run`], without a worker sleeping through the
+//! backoff. [`Retry::run`] inside a job stays the way to retry while
+//! holding the worker.
+//!
 //! # Shutdown
 //!
 //! Closing the pool ([`close`](ThreadPool::close), [`join`](ThreadPool::join),
@@ -51,6 +59,7 @@
 
 mod delayed;
 mod periodic;
+mod retrying;
 mod timer;
 
 use std::fmt;
@@ -62,9 +71,11 @@ pub(crate) use timer::Timer;
 use super::{JobHandle, ThreadPool};
 use crate::context::Context;
 use crate::crew::Route;
-use crate::error::ScheduleError;
+use crate::error::{RetryError, ScheduleError};
+use crate::retry::Retry;
 use delayed::Delayed;
 use periodic::Periodic;
+use retrying::Retrying;
 use timer::{Due, Key, Refused};
 
 impl ThreadPool {
@@ -278,6 +289,73 @@ impl ThreadPool {
                 match periodic.into_closure() {
                     Some(f) => Err(refused.with(f)),
                     None => unreachable!("brigade: a refused schedule's closure has one owner"),
+                }
+            }
+        }
+    }
+
+    /// Runs `op(ctx, attempt)` on the pool until it succeeds, as `retry`
+    /// says, and returns a handle to the outcome: [`Retry::run`] as a job,
+    /// except that each pause between attempts waits on the pool's timer
+    /// instead of sleeping on a worker, so a backoff of seconds holds no
+    /// thread. Each attempt is a job of its own (the pool's context and
+    /// `job_timeout`, panic capture, stats); the pool's deadline bounds the
+    /// pauses as a context's deadline bounds [`Retry::run`]'s.
+    ///
+    /// The handle's value is [`Retry::run`]'s result. A panicking or
+    /// timed-out attempt ends the job with that [`JobError`](crate::JobError);
+    /// cancelling the handle stops it (no attempt starts afterwards); the
+    /// pool stopping during a pause ends it with [`RetryError::Cancelled`],
+    /// the last attempt's error kept. A join waits for the attempts: on a
+    /// one-worker pool, do not join it from one of the pool's own jobs.
+    ///
+    /// # Errors
+    ///
+    /// As for [`schedule_at`](Self::schedule_at); `op` is handed back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brigade::{Backoff, Retry, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().workers(1).build()?;
+    /// let retry = Retry::builder()
+    ///     .max_attempts(5)
+    ///     .backoff(Backoff::new(Duration::from_millis(5), Duration::from_millis(50)))
+    ///     .build()?;
+    /// // Between attempts the worker is free for other jobs.
+    /// let upload = pool
+    ///     .submit_retrying(&retry, |_ctx, attempt| if attempt < 3 { Err("timeout") } else { Ok(attempt) })
+    ///     .map_err(|e| e.kind())?;
+    /// assert_eq!(upload.join()?.ok(), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_retrying<F, T, E>(
+        &self,
+        retry: &Retry<E>,
+        op: F,
+    ) -> Result<JobHandle<Result<T, RetryError<E>>>, ScheduleError<F>>
+    where
+        F: FnMut(&Context, u32) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        if let Some(refused) = self.may_schedule() {
+            return Err(refused.with(op));
+        }
+        let crew = self.crew.id();
+        let (retrying, promise) = Retrying::new(retry, op, self.context(), crew, None, &self.timer);
+        match self.arm(Instant::now(), retrying.attempt(1)) {
+            Ok(key) => {
+                retrying.placed(key);
+                Ok(JobHandle::from_cell(promise))
+            }
+            Err((due, refused)) => {
+                drop((due, promise));
+                match retrying.into_op() {
+                    Some(op) => Err(refused.with(op)),
+                    None => unreachable!("brigade: a refused retrying job has one owner"),
                 }
             }
         }

@@ -1,0 +1,244 @@
+//! A retrying job ([`ThreadPool::submit_retrying`](crate::ThreadPool::submit_retrying)):
+//! each attempt is a job on the pool, and each pause between attempts an
+//! entry on the pool's timer, so no worker sleeps through a backoff.
+//!
+//! [`Retry::decide`] makes the same decisions as [`Retry::run`] (the
+//! predicate, the attempt limit, the pause, the pool's deadline); the
+//! outcome goes into a cell the handle reads, filled once, after the last
+//! attempt or when the pool stops during a pause.
+
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::timer::{Due, Key, PoolDoor, Refused, Timer};
+use crate::context::Context;
+use crate::crew::{Ran, Route, Run, Wait};
+use crate::error::{Cancelled, JobError, RetryError, TrySubmitError};
+use crate::pool::handle::{CellResult, JobCell, SharedTask};
+use crate::pool::job::{Job, Task, unerase};
+use crate::retry::Retry;
+use crate::sync::{Arc, Mutex, Weak};
+
+/// What a retrying job's handle finally holds.
+type Outcome<T, E> = Result<T, RetryError<E>>;
+
+/// The cell's closure type: never called (attempts are jobs of their own).
+type Unrun<T, E> = fn(&Context) -> Outcome<T, E>;
+
+/// A queued attempt whose queue was full tries again this much later.
+const FULL_RETRY: Duration = Duration::from_millis(1);
+
+/// One retrying job's state, shared by its attempts and pauses.
+pub(super) struct Retrying<F, T, E> {
+    retry: Retry<E>,
+    op: Mutex<F>,
+    cell: Arc<JobCell<Unrun<T, E>, Outcome<T, E>>>,
+    /// Keeps the cell queued; dropped with the last attempt or pause, it
+    /// settles a handle nothing filled as cancelled.
+    _task: SharedTask,
+    /// The pool's context: its deadline bounds the pauses.
+    pool: Context,
+    route: Option<Route>,
+    timer: Weak<Timer>,
+    /// The pause waiting on the timer, and the last attempt's error.
+    paused: Mutex<(Option<Key>, Option<E>)>,
+}
+
+/// The handle's side.
+pub(super) struct Promise<F, T, E> {
+    cell: Arc<JobCell<Unrun<T, E>, Outcome<T, E>>>,
+    retrying: Weak<Retrying<F, T, E>>,
+}
+
+/// Attempt `n`, on the timer (a pause ending) or in the queue.
+struct Attempt<F, T, E> {
+    retrying: Arc<Retrying<F, T, E>>,
+    n: u32,
+}
+
+impl<F, T, E> Retrying<F, T, E>
+where
+    F: FnMut(&Context, u32) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    /// A retrying job of `op` and its handle's side.
+    pub(super) fn new(
+        retry: &Retry<E>,
+        op: F,
+        pool: &Context,
+        crew: usize,
+        route: Option<Route>,
+        timer: &Arc<Timer>,
+    ) -> (Arc<Self>, Arc<Promise<F, T, E>>) {
+        let unrun: Unrun<T, E> = |_| unreachable!("brigade: a retrying job's cell is filled");
+        let (cell, task) = JobCell::new(unrun, crew);
+        let retrying = Arc::new(Self {
+            retry: retry.clone(),
+            op: Mutex::new(op),
+            cell: Arc::clone(&cell),
+            _task: task,
+            pool: pool.clone(),
+            route,
+            timer: Arc::downgrade(timer),
+            paused: Mutex::new((None, None)),
+        });
+        let promise = Arc::new(Promise {
+            cell,
+            retrying: Arc::downgrade(&retrying),
+        });
+        (retrying, promise)
+    }
+
+    /// The timer's entry for attempt `n`.
+    pub(super) fn attempt(self: &Arc<Self>, n: u32) -> Box<dyn Due> {
+        Box::new(Attempt {
+            retrying: Arc::clone(self),
+            n,
+        })
+    }
+
+    /// Notes the pause waiting on the timer, for a cancel.
+    pub(super) fn placed(&self, key: Key) {
+        self.paused.lock().0 = Some(key);
+    }
+
+    /// Takes the operation back from a retrying job the timer refused.
+    pub(super) fn into_op(self: Arc<Self>) -> Option<F> {
+        Arc::into_inner(self).map(|retrying| retrying.op.into_inner())
+    }
+
+    /// Attempt `n` ended with `result`: fills the outcome, or pauses on
+    /// the timer before attempt `n + 1`.
+    fn attempted(self: &Arc<Self>, n: u32, result: Result<Result<T, E>, JobError>) {
+        let error = match result {
+            Ok(Ok(value)) => return self.cell.fill(Ok(Ok(value))),
+            Ok(Err(error)) => error,
+            Err(job_error) => return self.cell.fill(Err(job_error)),
+        };
+        let (error, delay) = match self.retry.decide(&self.pool, n, error) {
+            Ok(next) => next,
+            Err(ended) => return self.cell.fill(Ok(Err(ended))),
+        };
+        self.paused.lock().1 = Some(error);
+        let Some(timer) = self.timer.upgrade() else {
+            return self.stopped(n, Cancelled::Canceled);
+        };
+        let inserted = timer.insert(Instant::now() + delay, self.attempt(n + 1), || {
+            unreachable!("brigade: the first attempt started the timer")
+        });
+        match inserted {
+            Ok(key) => self.placed(key),
+            Err(Refused::Stopped(_, reason)) => {
+                self.stopped(n, reason.unwrap_or(Cancelled::Canceled));
+            }
+            Err(Refused::NoThread(_)) => self.stopped(n, Cancelled::Canceled),
+        }
+    }
+
+    /// The pool stopped after `attempts` attempts, during a pause.
+    fn stopped(&self, attempts: u32, reason: Cancelled) {
+        let last = self.paused.lock().1.take();
+        self.cell.fill(Ok(Err(RetryError::Cancelled {
+            attempts,
+            reason,
+            last,
+        })));
+    }
+}
+
+impl<F, T, E> Due for Attempt<F, T, E>
+where
+    F: FnMut(&Context, u32) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    fn fire(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
+        let route = self.retrying.route;
+        self.retrying.paused.lock().0 = None;
+        let task = match door.submit(Task::boxed(*self), route, Wait::Now) {
+            Ok(()) => return,
+            Err(TrySubmitError::Full(task)) => task,
+            Err(refused) => return refused.into_inner().discard(Cancelled::Canceled),
+        };
+        let again = Box::new(unerase::<Self>(task));
+        let retrying = Arc::clone(&again.retrying);
+        let inserted = timer.insert(Instant::now() + FULL_RETRY, again, || {
+            unreachable!("brigade: the timer's own thread is running")
+        });
+        match inserted {
+            Ok(key) => retrying.placed(key),
+            Err(Refused::Stopped(due, reason)) => due.cancel(reason.unwrap_or(Cancelled::Canceled)),
+            Err(Refused::NoThread(due)) => due.cancel(Cancelled::Canceled),
+        }
+    }
+
+    fn cancel(self: Box<Self>, reason: Cancelled) {
+        self.retrying.stopped(self.n - 1, reason);
+    }
+
+    fn is_tick(&self) -> bool {
+        false
+    }
+}
+
+impl<F, T, E> Job for Attempt<F, T, E>
+where
+    F: FnMut(&Context, u32) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    fn run(self: Box<Self>, run: Run<'_>) -> Ran {
+        let Self { retrying, n } = *self;
+        let start = |_: &Context| {
+            let live = !retrying.cell.is_finished();
+            live.then_some(|ctx: &Context| (*retrying.op.lock())(ctx, n))
+        };
+        run.call(start, |end| retrying.attempted(n, end.into_result()))
+    }
+
+    fn discard(self: Box<Self>, reason: Cancelled) {
+        self.retrying.stopped(self.n - 1, reason);
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
+impl<F, T, E> CellResult<Outcome<T, E>> for Promise<F, T, E>
+where
+    F: FnMut(&Context, u32) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    fn wait(&self, deadline: Option<Instant>) -> Option<Result<Outcome<T, E>, JobError>> {
+        self.cell.wait(deadline)
+    }
+
+    /// Attempts are jobs of their own: a join waits for them.
+    fn help(&self) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    fn poll(&self, waker: &Waker) -> Poll<Result<Outcome<T, E>, JobError>> {
+        self.cell.poll(waker)
+    }
+
+    /// Settles the handle as cancelled at once; no attempt starts after
+    /// this, and a pause waiting on the timer is taken off it.
+    fn cancel(&self) {
+        self.cell.cancel();
+        let Some(retrying) = self.retrying.upgrade() else {
+            return;
+        };
+        let pending = retrying.paused.lock().0.take();
+        if let (Some(key), Some(timer)) = (pending, retrying.timer.upgrade()) {
+            drop(timer.remove(key));
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.cell.is_finished()
+    }
+}
