@@ -391,8 +391,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! `examples/scheduled.rs` runs a periodic stats flush beside delayed
-//! retries and a failing periodic job.
+//! Through [`ThreadPool::lane`] and [`ThreadPool::keyed`], delayed jobs and
+//! schedules enter the dispatcher along a lane or a key when due.
+//! [`ThreadPool::submit_retrying`] runs a [`Retry`] whose pauses wait on the
+//! pool's timer, so a backoff holds no worker. `examples/scheduled.rs`
+//! runs a periodic stats flush beside delayed retries and a failing
+//! periodic job.
 //!
 //! # Keys and priority lanes
 //!

@@ -7,9 +7,9 @@
 //!
 //! Each row is a test of its own, in a module per concept (`sizing`,
 //! `builder`, `pipeline`, `errgroup`, `semaphore`, `rate`, `retry`,
-//! `submit`, `lenient`), so `cargo test --test bad_input rate::` runs one
-//! concept. A row runs under `with_timeout` and `catch_unwind`, and its
-//! failure, panic or hang is reported with the row's input.
+//! `submit`, `lenient`, `schedule`), so `cargo test --test bad_input rate::`
+//! runs one concept. A row runs under `with_timeout` and `catch_unwind`, and
+//! its failure, panic or hang is reported with the row's input.
 //! `BRIGADE_WORKERS` is process-global and has its own file
 //! (`sizing_env.rs`).
 
@@ -1170,6 +1170,171 @@ mod lenient {
                 match got {
                     Ok(permit) if permit.count() == 0 => Ok(()),
                     other => Err(format!("acquire_many(0) gave {other:?}")),
+                }
+            },
+        );
+    }
+}
+
+/// Delayed jobs and schedules: a zero or absurd period, a due time past the
+/// clock's range, a closed or cancelled pool. The closure comes back in
+/// every error; `refuse` keeps only the variant, as `map_job` does.
+mod schedule {
+    // Each bad period or delay, and each schedule on a closed or cancelled pool, is refused
+    // with its exact ScheduleError and message.
+    use super::*;
+    use brigade::{Every, ScheduleError};
+
+    /// Drops the closure and the handle, keeping the variant.
+    fn refuse<T, F>(result: Result<T, ScheduleError<F>>) -> Result<(), ScheduleError<()>> {
+        result.map(drop).map_err(|err| match err {
+            ScheduleError::ZeroPeriod(_) => ScheduleError::ZeroPeriod(()),
+            ScheduleError::PeriodTooLong(_) => ScheduleError::PeriodTooLong(()),
+            ScheduleError::TooFar(_) => ScheduleError::TooFar(()),
+            ScheduleError::Closed(_) => ScheduleError::Closed(()),
+            ScheduleError::Cancelled(_) => ScheduleError::Cancelled(()),
+            ScheduleError::NoTimer(_) => ScheduleError::NoTimer(()),
+        })
+    }
+
+    rows! {
+        given {
+            let ok = |_ctx: &Context| Ok::<(), String>(());
+            let job = |_ctx: &Context| 1_u8;
+            let zero = "a schedule's period must not be zero";
+            let too_long = "a schedule's period must be at most a year (Every::MAX_PERIOD)";
+            let too_far = "the delay is too long: its due time is past what the clock can represent";
+            let closed = "the pool is closed and accepts no more jobs";
+            let cancelled_pool = "the pool was cancelled before the job could be scheduled";
+        }
+        schedule_rate_zero_period: "ThreadPool::schedule(Every::rate(0))" =>
+            refuse(small_pool("bi-sc1").schedule(Every::rate(Duration::ZERO), ok)),
+            ScheduleError::ZeroPeriod(()),
+            zero;
+        schedule_delay_zero_period: "ThreadPool::schedule(Every::delay(0))" =>
+            refuse(small_pool("bi-sc2").schedule(Every::delay(Duration::ZERO), ok)),
+            ScheduleError::ZeroPeriod(()),
+            zero;
+        schedule_period_over_a_year: "ThreadPool::schedule(Every::rate(MAX_PERIOD + 1 ns))" =>
+            refuse(small_pool("bi-sc3").schedule(
+                Every::rate(Every::MAX_PERIOD + Duration::from_nanos(1)),
+                ok,
+            )),
+            ScheduleError::PeriodTooLong(()),
+            too_long;
+        schedule_period_max: "ThreadPool::schedule(Every::delay(Duration::MAX))" =>
+            refuse(small_pool("bi-sc4").schedule(Every::delay(Duration::MAX), ok)),
+            ScheduleError::PeriodTooLong(()),
+            too_long;
+        schedule_first_after_too_far: "ThreadPool::schedule(first_after(Duration::MAX))" =>
+            refuse(small_pool("bi-sc5").schedule(
+                Every::rate(Duration::from_secs(1)).first_after(Duration::MAX),
+                ok,
+            )),
+            ScheduleError::TooFar(()),
+            too_far;
+        schedule_after_too_far: "ThreadPool::schedule_after(Duration::MAX)" =>
+            refuse(small_pool("bi-sc6").schedule_after(Duration::MAX, job)),
+            ScheduleError::TooFar(()),
+            too_far;
+        schedule_after_closed: "ThreadPool::schedule_after after close" =>
+            {
+                let pool = small_pool("bi-sc7");
+                pool.close();
+                refuse(pool.schedule_after(Duration::ZERO, job))
+            },
+            ScheduleError::Closed(()),
+            closed;
+        schedule_at_closed: "ThreadPool::schedule_at after close" =>
+            {
+                let pool = small_pool("bi-sc8");
+                pool.close();
+                refuse(pool.schedule_at(Instant::now(), job))
+            },
+            ScheduleError::Closed(()),
+            closed;
+        schedule_closed: "ThreadPool::schedule after close" =>
+            {
+                let pool = small_pool("bi-sc9");
+                pool.close();
+                refuse(pool.schedule(Every::rate(Duration::from_secs(1)), ok))
+            },
+            ScheduleError::Closed(()),
+            closed;
+        schedule_closed_hands_back_the_closure: "ThreadPool::schedule_after after close, closure handed back" =>
+            {
+                let pool = small_pool("bi-sc10");
+                pool.close();
+                pool.schedule_after(Duration::ZERO, |_ctx: &Context| 42_u8)
+                    .map(drop)
+                    .map_err(|err| match err {
+                        ScheduleError::Closed(f) => ScheduleError::Closed(f(&Context::new())),
+                        other => ScheduleError::NoTimer(other.into_inner()(&Context::new())),
+                    })
+            },
+            ScheduleError::Closed(42),
+            closed;
+        schedule_after_cancelled: "ThreadPool::schedule_after after its context is cancelled" =>
+            {
+                let pool = small_pool("bi-sc11");
+                pool.context().cancel();
+                refuse(pool.schedule_after(Duration::ZERO, job))
+            },
+            ScheduleError::Cancelled(()),
+            cancelled_pool;
+        schedule_at_cancelled: "ThreadPool::schedule_at on a pool built under a cancelled context" =>
+            {
+                let pool = ThreadPool::builder()
+                    .workers(1)
+                    .thread_name("bi-sc12")
+                    .context(&cancelled())
+                    .build()
+                    .expect("build");
+                refuse(pool.schedule_at(Instant::now(), job))
+            },
+            ScheduleError::Cancelled(()),
+            cancelled_pool;
+        schedule_cancelled: "ThreadPool::schedule after its context is cancelled" =>
+            {
+                let pool = small_pool("bi-sc13");
+                pool.context().cancel();
+                refuse(pool.schedule(Every::delay(Duration::from_millis(1)), ok))
+            },
+            ScheduleError::Cancelled(()),
+            cancelled_pool;
+    }
+
+    #[test]
+    fn period_of_exactly_a_year_is_accepted() {
+        // Every::MAX_PERIOD itself is a valid period: the bound is inclusive.
+        check("ThreadPool::schedule(Every::rate(MAX_PERIOD))", || {
+            let pool = small_pool("bi-sc14");
+            let schedule = pool
+                .schedule(Every::rate(Every::MAX_PERIOD), |_ctx: &Context| {
+                    Ok::<(), String>(())
+                })
+                .map_err(|err| format!("refused: {err}"))?;
+            match schedule.is_active() {
+                true => Ok(()),
+                false => Err(format!("not active: {schedule:?}")),
+            }
+        });
+    }
+
+    #[test]
+    fn due_time_already_past_runs_at_once() {
+        // A due time in the past is documented as due at once: the job runs.
+        check(
+            "ThreadPool::schedule_at(a past instant) runs at once",
+            || {
+                let pool = small_pool("bi-sc15");
+                let past = Instant::now();
+                let handle = pool
+                    .schedule_at(past, |_ctx: &Context| 3_u8)
+                    .map_err(|err| format!("refused: {err}"))?;
+                match handle.join() {
+                    Ok(3) => Ok(()),
+                    other => Err(format!("got {other:?}")),
                 }
             },
         );
