@@ -469,3 +469,47 @@ impl fmt::Debug for Schedule {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{Every, Missed};
+
+    const P: Duration = Duration::from_millis(10);
+
+    /// The run due at `t0 + 10 ms` ended at `t0 + 10 ms + late`: the next
+    /// due time, as an offset from `t0`, and the ticks missed.
+    fn next(every: Every, late: Duration) -> (Duration, u64) {
+        let t0 = Instant::now();
+        let (next, missed) = every.next_after(t0 + P, t0 + P + late);
+        (next - t0, missed)
+    }
+
+    #[test]
+    fn on_time_runs_keep_the_grid_under_every_policy() {
+        for missed in [Missed::Skip, Missed::Delay, Missed::Burst] {
+            let every = Every::rate(P).missed(missed);
+            assert_eq!(next(every, Duration::from_millis(3)), (2 * P, 0));
+        }
+    }
+
+    #[test]
+    fn a_run_overrunning_three_and_a_half_periods() {
+        let late = Duration::from_millis(35);
+        // Skip: the next grid point ahead (t0 + 50 ms); the 20, 30 and 40
+        // ms ticks are missed.
+        assert_eq!(next(Every::rate(P), late), (5 * P, 3));
+        // Delay: one period after the late run ended (t0 + 55 ms).
+        let shifted = next(Every::rate(P).missed(Missed::Delay), late);
+        assert_eq!(shifted, (P + late + P, 3));
+        // Burst: the very next tick (t0 + 20 ms, already past): catch up.
+        assert_eq!(next(Every::rate(P).missed(Missed::Burst), late), (2 * P, 0));
+    }
+
+    #[test]
+    fn fixed_delay_counts_from_the_end_of_the_run() {
+        let late = Duration::from_millis(35);
+        assert_eq!(next(Every::delay(P), late), (P + late + P, 0));
+    }
+}
