@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 /// One run of an entrant: the time the measured part took.
 pub(crate) type Run = Box<dyn FnMut() -> Duration>;
 
-/// A row: brigade first, then the peers it is compared with.
+/// A row: brigade (or the brigade path under test) first, then the peers
+/// it is compared with.
 pub(crate) struct Row {
     entrants: Vec<(String, Run)>,
 }
@@ -23,8 +24,15 @@ pub(crate) struct Row {
 impl Row {
     /// A row whose brigade entrant is `run`.
     pub(crate) fn brigade(run: impl FnMut() -> Duration + 'static) -> Self {
+        Self::first("brigade", run)
+    }
+
+    /// A row whose first entrant, the numerator of every ratio, is `run`,
+    /// named `name` in the line: for rows that weigh one brigade path
+    /// against another (`keyed` ÷ `plain`).
+    pub(crate) fn first(name: impl Into<String>, run: impl FnMut() -> Duration + 'static) -> Self {
         Self {
-            entrants: vec![("brigade".to_owned(), Box::new(run))],
+            entrants: vec![(name.into(), Box::new(run))],
         }
     }
 
@@ -40,7 +48,7 @@ impl Row {
 }
 
 /// Every entrant's time in every round, in seconds: `times[entrant][round]`,
-/// brigade first.
+/// the first entrant (brigade) first.
 pub(crate) struct Outcome {
     names: Vec<String>,
     times: Vec<Vec<f64>>,
@@ -91,7 +99,8 @@ impl Outcome {
     pub(crate) fn line(&self, name: &str) -> String {
         let mut fastest = self.ratios_to_fastest();
         let [q1, median, q3] = quartiles(&mut fastest);
-        let mut line = format!("{name:<14} brigade ÷ fastest {median:.2} (q {q1:.2}–{q3:.2})");
+        let first = &self.names[0];
+        let mut line = format!("{name:<14} {first} ÷ fastest {median:.2} (q {q1:.2}–{q3:.2})");
         for (i, peer) in self.names.iter().enumerate().skip(1) {
             let [_, median, _] = quartiles(&mut self.ratios_to(i));
             let _ = write!(line, "  ÷ {peer} {median:.2}");

@@ -25,10 +25,10 @@ const SUBMITS: usize = 200;
 const SETTLE: Duration = Duration::from_millis(2);
 
 /// A tiny job: does nothing, then counts its batch's latch down.
-struct Tiny(Arc<Latch>);
+pub(super) struct Tiny(pub(super) Arc<Latch>);
 
 impl Tiny {
-    fn run(self) {
+    pub(super) fn run(self) {
         black_box(0u64);
         self.0.count_down();
     }

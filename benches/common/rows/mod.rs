@@ -10,6 +10,9 @@ mod cancel;
 /// `scope`, `A`, `A-latencies`, `E`, `E-await`, `E-await-each`,
 /// `E-await-1by1`, `D`: many small jobs.
 mod jobs;
+/// `keyed-cost`, `lane-cost`, `lane-cost-bg`, `keyed-slow`: keys and
+/// priority lanes (#19).
+mod keyed;
 /// `F-try_map`, `F-map`: a map over 10,000,000 items.
 mod map;
 /// `pipeline3`, `pipeline5`: brigade's `Pipeline` against hand-wired ones.
@@ -96,6 +99,26 @@ pub(crate) const ROWS: &[Spec] = &[
         name: "D-cold",
         what: "D on a keep_alive pool whose workers all left: the first job starts a thread | a warm pool, thread::spawn",
         build: jobs::cold_start,
+    },
+    Spec {
+        name: "keyed-cost",
+        what: "500,000 tiny jobs through pool.keyed(i % 1000).execute | plain execute, a pool of the same size",
+        build: keyed::keyed_cost,
+    },
+    Spec {
+        name: "lane-cost",
+        what: "500,000 tiny jobs through pool.lane(Lane::High).execute | plain execute, a pool of the same size",
+        build: keyed::high_lane_cost,
+    },
+    Spec {
+        name: "lane-cost-bg",
+        what: "the same through pool.lane(Lane::Background) | plain execute, a pool of the same size",
+        build: keyed::background_lane_cost,
+    },
+    Spec {
+        name: "keyed-slow",
+        what: "64 keys × 80 jobs of 25 µs, key 0's first sleeps 150 ms, 2 workers per CPU: until the other keys are done | hash-to-one-thread executor; both unblocked",
+        build: keyed::slow_key,
     },
     Spec {
         name: "adaptive-1000",
