@@ -66,6 +66,16 @@ pub(super) fn enter<J: Send + 'static, E: Exec<J>>(
     HERE.with(|here| *here.borrow_mut() = Some(Box::new(runner)));
 }
 
+/// Whether this thread is one of crew `crew`'s workers (a join here could
+/// wait for a job queued behind itself).
+pub(crate) fn works_for(crew: usize) -> bool {
+    HERE.with(|here| {
+        here.borrow()
+            .as_deref()
+            .is_some_and(|runner| runner.crew() == crew)
+    })
+}
+
 /// Runs `job` here through the lifecycle if this thread is one of crew
 /// `crew`'s workers with stack to spare; returns whether it did.
 pub(crate) fn run_inline(crew: usize, job: &mut dyn FnMut(Run<'_>) -> Ran) -> bool {

@@ -90,7 +90,7 @@ use std::time::{Duration, Instant};
 use dispatch::Board;
 pub(crate) use dispatch::{Dispatch, Route, runs_key};
 pub(crate) use elastic::Elastic;
-pub(crate) use inline::run_inline;
+pub(crate) use inline::{run_inline, works_for};
 use intake::Intake;
 pub(crate) use intake::{Feeder, SendFail, Shutter, Wait, send};
 pub(crate) use job::{End, Ends, Ran, Run, Start};

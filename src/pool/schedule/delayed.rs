@@ -4,28 +4,34 @@
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::timer::{Due, Key, PoolDoor, Timer};
+use super::timer::{Due, Key, PoolDoor, Slot, Timer};
 use crate::context::Context;
 use crate::crew::{Route, Wait};
 use crate::error::{Cancelled, JobError, TrySubmitError};
 use crate::pool::handle::{CellResult, JobCell, SharedTask};
 use crate::pool::job::Task;
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Weak};
+use crate::sync::{Arc, Condvar, Mutex, Weak};
 
 /// How long a due job that found the queue full waits before it tries
 /// again. It was accepted, so it is never dropped; the timer must not
 /// block on one queue.
 const FULL_RETRY: Duration = Duration::from_millis(1);
 
+/// How often a join waiting on a worker for the due time looks again.
+const WAIT_SLICE: Duration = Duration::from_millis(10);
+
 /// The handle's side of a delayed job: its cell, and where it waits on
 /// the timer.
 pub(super) struct Delayed<F, T> {
     cell: Arc<JobCell<F, T>>,
+    crew: usize,
     /// Set once the job is due and handed to the pool: from then on a
     /// join on a worker may run it inline, as any queued job.
-    fired: AtomicBool,
+    fired: Mutex<bool>,
+    /// Notified when `fired` is set or the job is cancelled.
+    due: Condvar,
     timer: Weak<Timer>,
-    key: Mutex<Option<Key>>,
+    slot: Mutex<Slot>,
 }
 
 /// The timer's side: the queue's reference to the cell.
@@ -55,9 +61,11 @@ where
         };
         let delayed = Arc::new(Self {
             cell,
-            fired: AtomicBool::new(false),
+            crew,
+            fired: Mutex::new(false),
+            due: Condvar::new(),
             timer: Arc::downgrade(timer),
-            key: Mutex::new(None),
+            slot: Mutex::new(Slot::default()),
         });
         let job = DelayedJob {
             delayed: Arc::clone(&delayed),
@@ -67,9 +75,26 @@ where
         (delayed, job)
     }
 
-    /// Notes where the timer holds the job, for [`cancel`](CellResult::cancel).
+    /// Notes where the timer holds the job, for [`cancel`](CellResult::cancel),
+    /// or takes it off again if the job was cancelled meanwhile. Under
+    /// the slot's lock, so a cancel either finds this key or is seen here.
     pub(super) fn placed(&self, key: Key) {
-        *self.key.lock() = Some(key);
+        let mut slot = self.slot.lock();
+        if !self.cell.is_finished() {
+            slot.note(key);
+            return;
+        }
+        drop(slot);
+        if let Some(timer) = self.timer.upgrade() {
+            drop(timer.remove(key));
+        }
+    }
+
+    /// Wakes a join waiting for the due time (`help`).
+    fn wake(&self, fired: bool) {
+        let mut state = self.fired.lock();
+        *state |= fired;
+        self.due.notify_all();
     }
 
     /// Takes the closure back from a job the timer refused.
@@ -92,9 +117,7 @@ where
             task,
             route,
         } = *self;
-        // ORDERING: Relaxed: a join that misses it waits instead of
-        // helping, which is what it did before the job was due.
-        delayed.fired.store(true, Ordering::Relaxed);
+        delayed.wake(true);
         let refused = match door.submit(Task::Shared(task), route, Wait::Now) {
             Ok(()) => return,
             Err(TrySubmitError::Full(task)) => task,
@@ -105,6 +128,10 @@ where
         let Task::Shared(task) = refused else {
             unreachable!("brigade: the pool hands back the task it was given")
         };
+        if delayed.cell.is_finished() {
+            // Cancelled while due: nothing to retry.
+            return;
+        }
         let again = Box::new(Self {
             delayed: Arc::clone(&delayed),
             task,
@@ -123,6 +150,7 @@ where
 
     fn cancel(self: Box<Self>, reason: Cancelled) {
         self.task.discard(reason);
+        self.delayed.wake(false);
     }
 
     fn is_tick(&self) -> bool {
@@ -139,13 +167,22 @@ where
         self.cell.wait(deadline)
     }
 
+    /// On one of the pool's workers, waits here for the due time (the job
+    /// could otherwise queue behind this very wait), then runs the job
+    /// inline as any queued one; never before it is due. Elsewhere, the
+    /// join just waits.
     fn help(&self) -> Result<(), JobError> {
-        // ORDERING: Relaxed: see `fire`.
-        if self.fired.load(Ordering::Relaxed) {
-            self.cell.help()
-        } else {
-            Ok(())
+        if !crate::crew::works_for(self.crew) {
+            return Ok(());
         }
+        let mut fired = self.fired.lock();
+        while !*fired && !self.cell.is_finished() {
+            // Slices as well as wake-ups: a job dropped off a stopped
+            // timer without a cancel leaves the cell finished, unannounced.
+            let _ = self.due.wait_until(&mut fired, Instant::now() + WAIT_SLICE);
+        }
+        drop(fired);
+        self.cell.help()
     }
 
     fn poll(&self, waker: &Waker) -> Poll<Result<T, JobError>> {
@@ -156,10 +193,11 @@ where
     /// nothing of it is left behind.
     fn cancel(&self) {
         self.cell.cancel();
-        let key = *self.key.lock();
+        let key = self.slot.lock().take();
         if let (Some(key), Some(timer)) = (key, self.timer.upgrade()) {
             drop(timer.remove(key));
         }
+        self.wake(false);
     }
 
     fn is_finished(&self) -> bool {

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::timer::{Due, Key, PoolDoor, Refused, Timer};
+use super::timer::{Due, Key, PoolDoor, Refused, Slot, Timer};
 use crate::context::Context;
 use crate::crew::{Ran, Route, Run, Wait};
 use crate::error::{Cancelled, JobError, RunError, TrySubmitError};
@@ -42,7 +42,11 @@ pub struct Every {
 
 /// What a fixed-rate [`Schedule`] does about ticks it missed, because a
 /// run overran its period or the pool's queue had no room at a due time.
-/// Missed ticks are counted ([`Schedule::misses`]) whatever the policy.
+/// Ticks that pass without a run are counted ([`Schedule::misses`]):
+/// under `Skip` and `Delay` the ticks an overrun skipped, under every
+/// policy a tick that found the queue full (which `Burst` does not run
+/// later). `Burst` runs an overrun's ticks late instead, so they are not
+/// missed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Missed {
     /// Skip to the next tick still ahead on the original grid (run `k`
@@ -183,7 +187,7 @@ struct Status {
     last_error: Option<RunError>,
     ended: Option<Ended>,
     /// The entry waiting on the timer, if any.
-    pending: Option<Key>,
+    pending: Slot,
 }
 
 /// The runs' side: the closure and the timing.
@@ -249,7 +253,7 @@ where
     pub(super) fn placed(&self, key: Key) {
         let mut status = self.core.status.lock();
         if status.ended.is_none() {
-            status.pending = Some(key);
+            status.pending.note(key);
             return;
         }
         drop(status);
@@ -319,7 +323,6 @@ where
 {
     fn fire(self: Box<Self>, door: &PoolDoor, _timer: &Arc<Timer>) {
         let Self { periodic, due } = *self;
-        periodic.core.status.lock().pending = None;
         let job = TickJob {
             periodic: Arc::clone(&periodic),
             due,
@@ -382,14 +385,14 @@ impl Core {
         status.ended = Some(ended);
         let pending = status.pending.take();
         drop(status);
-        self.ended.notify_all();
-        let Some(timer) = self.timer.upgrade() else {
-            return;
-        };
-        if stopped {
+        let timer = self.timer.upgrade();
+        // Counted before anyone waiting for the end wakes: a shutdown
+        // report made after `join_timeout` returned includes it.
+        if let Some(timer) = timer.as_ref().filter(|_| stopped) {
             timer.schedule_stopped();
         }
-        if let Some(key) = pending {
+        self.ended.notify_all();
+        if let (Some(key), Some(timer)) = (pending, timer) {
             drop(timer.remove(key));
         }
     }

@@ -10,7 +10,7 @@
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::timer::{Due, Key, PoolDoor, Refused, Timer};
+use super::timer::{Due, Key, PoolDoor, Refused, Slot, Timer};
 use crate::context::Context;
 use crate::crew::{Ran, Route, Run, Wait};
 use crate::error::{Cancelled, JobError, RetryError, TrySubmitError};
@@ -41,7 +41,7 @@ pub(super) struct Retrying<F, T, E> {
     route: Option<Route>,
     timer: Weak<Timer>,
     /// The pause waiting on the timer, and the last attempt's error.
-    paused: Mutex<(Option<Key>, Option<E>)>,
+    paused: Mutex<(Slot, Option<E>)>,
 }
 
 /// The handle's side.
@@ -81,7 +81,7 @@ where
             pool: pool.clone(),
             route,
             timer: Arc::downgrade(timer),
-            paused: Mutex::new((None, None)),
+            paused: Mutex::new((Slot::default(), None)),
         });
         let promise = Arc::new(Promise {
             cell,
@@ -98,9 +98,18 @@ where
         })
     }
 
-    /// Notes the pause waiting on the timer, for a cancel.
+    /// Notes the pause waiting on the timer, for a cancel, or takes it off
+    /// again if the handle was cancelled meanwhile (see `Delayed::placed`).
     pub(super) fn placed(&self, key: Key) {
-        self.paused.lock().0 = Some(key);
+        let mut paused = self.paused.lock();
+        if !self.cell.is_finished() {
+            paused.0.note(key);
+            return;
+        }
+        drop(paused);
+        if let Some(timer) = self.timer.upgrade() {
+            drop(timer.remove(key));
+        }
     }
 
     /// Takes the operation back from a retrying job the timer refused.
@@ -155,7 +164,6 @@ where
 {
     fn fire(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
         let route = self.retrying.route;
-        self.retrying.paused.lock().0 = None;
         let task = match door.submit(Task::boxed(*self), route, Wait::Now) {
             Ok(()) => return,
             Err(TrySubmitError::Full(task)) => task,

@@ -45,6 +45,28 @@ pub(crate) struct Key {
     seq: u64,
 }
 
+/// Where its owner's entry waits on the timer, as the owner last heard.
+/// Only a newer key replaces the one held: the thread that inserted the
+/// first entry may note its key after the timer fired it and a worker
+/// noted the next one.
+#[derive(Debug, Default)]
+pub(crate) struct Slot(Option<Key>);
+
+impl Slot {
+    /// Notes `key`, unless a newer one is held.
+    pub(crate) fn note(&mut self, key: Key) {
+        if self.0.is_none_or(|held| held.seq < key.seq) {
+            self.0 = Some(key);
+        }
+    }
+
+    /// The newest key noted, to take its entry off the timer (an entry
+    /// already fired is simply not found).
+    pub(crate) fn take(&mut self) -> Option<Key> {
+        self.0.take()
+    }
+}
+
 /// Why an entry was not taken; it comes back.
 pub(crate) enum Refused {
     /// The timer was stopped: the pool closed, or was cancelled.
@@ -65,6 +87,8 @@ pub(crate) struct Unfired {
 pub(crate) struct Timer {
     state: Mutex<State>,
     wake: Condvar,
+    /// Notified once a stop has cancelled every entry it took.
+    settled: Condvar,
 }
 
 #[derive(Default)]
@@ -74,6 +98,8 @@ struct State {
     /// Set once the timer stops; `Some(reason)` if the pool was
     /// cancelled, `None` if it closed.
     stopped: Option<Option<Cancelled>>,
+    /// The stop has cancelled every entry it took.
+    settled: bool,
     thread: Option<JoinHandle<()>>,
     unfired: Unfired,
 }
@@ -83,6 +109,7 @@ impl Timer {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
+            settled: Condvar::new(),
         })
     }
 
@@ -145,9 +172,15 @@ impl Timer {
 
     /// Stops the timer (idempotent): every entry waiting is cancelled with
     /// `reason` (`None`: the pool closed) and later inserts are refused.
+    /// Returns once every entry is cancelled, also when another thread
+    /// (the pool's deadline hook, say) stopped it first: a shutdown report
+    /// made after this counts them all.
     pub(crate) fn stop(&self, reason: Option<Cancelled>) {
         let mut state = self.state.lock();
         if state.stopped.is_some() {
+            while !state.settled {
+                self.settled.wait(&mut state);
+            }
             return;
         }
         state.stopped = Some(reason);
@@ -160,6 +193,8 @@ impl Timer {
         for due in entries.into_values() {
             due.cancel(reason.unwrap_or(Cancelled::Canceled));
         }
+        self.state.lock().settled = true;
+        self.settled.notify_all();
     }
 
     /// Stops the timer and waits for its thread to exit (not from the
