@@ -242,11 +242,13 @@ impl Summary {
         self.samples.get(rank - 1).copied().unwrap_or(0)
     }
 
-    /// One line: count, p50 / p90 / p99 / max in µs.
+    /// One line: count, p50 / p90 / p99 / max in µs, and how many
+    /// samples are over 1 ms.
     fn row(&self, label: &str) -> String {
         let us = |ns: i64| ns as f64 / 1_000.0;
+        let over = self.samples.iter().filter(|&&ns| ns > 1_000_000).count();
         format!(
-            "  {label:<42} n={:<5} p50 {:>8.1}  p90 {:>8.1}  p99 {:>8.1}  max {:>8.1} µs",
+            "  {label:<42} n={:<5} p50 {:>7.1}  p90 {:>7.1}  p99 {:>7.1}  max {:>7.1} µs  >1 ms: {over}",
             self.samples.len(),
             us(self.at(0.5)),
             us(self.at(0.9)),
@@ -536,6 +538,14 @@ fn print_jitter(points: &[(i64, i64)]) {
         "{}",
         Summary::of(jitter).row("jitter vs first due + k × period")
     );
+    let late: Vec<String> = points
+        .iter()
+        .filter(|&&(_, j)| j > 1_000_000)
+        .map(|&(k, j)| format!("{k}: {:.1}", j as f64 / 1_000.0))
+        .collect();
+    if !late.is_empty() {
+        println!("  runs over 1 ms late (k: µs): {}", late.join(", "));
+    }
     let (slope, intercept) = fit(points);
     println!(
         "  drift: least-squares slope {slope:+.1} ns per run ({:+.1} µs over the span), intercept {:.1} µs",
