@@ -17,7 +17,8 @@
 //!    least-squares line through the jitters). `Every::delay(10 ms)`: the
 //!    lateness of each run against the previous run's end + period.
 //!    Beside each, over the same seconds, the floor: a thread of its own
-//!    waiting on a condvar for each tick of a grid half a period off.
+//!    waiting on a condvar for each tick of a grid half a period off, and
+//!    a second thread it hands each tick to.
 //! 3. **Memory per pending delayed job**: a counting global allocator
 //!    (requested bytes, live blocks by size) around 100,000 delayed jobs
 //!    with a zero-sized closure due in an hour; then after cancelling them
@@ -248,7 +249,7 @@ impl Summary {
         let us = |ns: i64| ns as f64 / 1_000.0;
         let over = self.samples.iter().filter(|&&ns| ns > 1_000_000).count();
         format!(
-            "  {label:<42} n={:<5} p50 {:>7.1}  p90 {:>7.1}  p99 {:>7.1}  max {:>7.1} µs  >1 ms: {over}",
+            "  {label:<44} n={:<5} p50 {:>7.1}  p90 {:>7.1}  p99 {:>7.1}  max {:>7.1} µs  >1 ms: {over}",
             self.samples.len(),
             us(self.at(0.5)),
             us(self.at(0.9)),
@@ -465,22 +466,28 @@ fn latency(mode: Mode) {
 
 /// The floor for the schedules: a thread of its own, waiting on a
 /// condvar for each tick of a grid half a period off the schedule's
-/// (so the two never wake at once), from `first` until `end`. Fixed
-/// rate: tick `k` due at `first + k × period` (a tick found already
-/// past is skipped, as `Missed::Skip` does); fixed delay: each due a
-/// period after the last woke. Returns the lateness of each tick.
-fn ticker(first: Instant, end: Instant, fixed_rate: bool) -> JoinHandle<Vec<i64>> {
+/// (so the two never wake at once), from `first` until `end`, and
+/// handing each tick to a second thread through a crossbeam channel (a
+/// timer thread and a worker, as in the pool). Fixed rate: tick `k` due
+/// at `first + k × period` (a tick found already past is skipped, as
+/// `Missed::Skip` does); fixed delay: each due a period after the last
+/// woke. Returns the lateness of each tick when the ticker woke, and
+/// when the second thread received it.
+fn ticker(first: Instant, end: Instant, fixed_rate: bool) -> JoinHandle<(Vec<i64>, Vec<i64>)> {
     thread::spawn(move || {
+        let (tx, rx) = crossbeam_channel::unbounded::<Instant>();
+        let taker = thread::spawn(move || rx.iter().map(|due| late(due, Instant::now())).collect());
         let (lock, wake) = (Mutex::new(()), Condvar::new());
         let mut guard = lock.lock();
         let mut due = first;
-        let mut lateness = Vec::new();
+        let mut woke = Vec::new();
         while due < end {
             while Instant::now() < due {
                 let _ = wake.wait_until(&mut guard, due);
             }
             let now = Instant::now();
-            lateness.push(late(due, now));
+            woke.push(late(due, now));
+            tx.send(due).expect("floor taker");
             due = if fixed_rate {
                 due + PERIOD
             } else {
@@ -490,8 +497,22 @@ fn ticker(first: Instant, end: Instant, fixed_rate: bool) -> JoinHandle<Vec<i64>
                 due += PERIOD;
             }
         }
-        lateness
+        drop(tx);
+        (woke, taker.join().expect("floor taker"))
     })
+}
+
+/// Prints the floor [`ticker`]'s two rows.
+fn print_ticker(floor: JoinHandle<(Vec<i64>, Vec<i64>)>) {
+    let (woke, handed) = floor.join().expect("floor ticker");
+    println!(
+        "{}",
+        Summary::of(woke).row("floor, same seconds: ticker wakes")
+    );
+    println!(
+        "{}",
+        Summary::of(handed).row("floor, same seconds: handed to a thread")
+    );
 }
 
 /// Section 2a: a fixed-rate schedule's jitter and drift, and the floor's
@@ -527,8 +548,7 @@ fn fixed_rate(pool: &ThreadPool, span: Duration) {
         schedule.misses(),
     );
     print_jitter(&points);
-    let floor = Summary::of(floor.join().expect("floor ticker"));
-    println!("{}", floor.row("floor: condvar ticker, same seconds"));
+    print_ticker(floor);
 }
 
 /// Prints the jitter of `(k, jitter)` points and their drift.
@@ -611,8 +631,7 @@ fn fixed_delay(pool: &ThreadPool, span: Duration) {
             (per_run - PERIOD.as_nanos() as f64) / 1_000.0,
         );
     }
-    let floor = Summary::of(floor.join().expect("floor ticker"));
-    println!("{}", floor.row("floor: condvar ticker, same seconds"));
+    print_ticker(floor);
 }
 
 /// Section 2: the schedules, one after the other on one pool.
