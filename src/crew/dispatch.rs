@@ -56,7 +56,7 @@
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use super::{Envelope, Wait};
@@ -82,12 +82,51 @@ impl Route {
     }
 
     /// The hash a key is ordered by. A fixed hasher, so equal keys agree
-    /// across threads; two keys whose hashes collide (odds 2⁻⁶⁴) are
-    /// merely ordered with each other.
+    /// across threads; two keys whose hashes collide are merely ordered
+    /// with each other, so a fast hash will do.
     pub(crate) fn key_of(key: &(impl Hash + ?Sized)) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
+        let mut hasher = KeyHasher::default();
         key.hash(&mut hasher);
         hasher.finish()
+    }
+}
+
+/// FxHash's mixing (rustc's own hasher): a rotate, a xor and a multiply
+/// per word, a fraction of SipHash's cost on the small keys jobs carry
+/// (an account id, a short name). It also hashes the board's map, whose
+/// keys are already such hashes.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -149,8 +188,14 @@ pub(crate) struct Board<J> {
     len: AtomicUsize,
     /// Threads waiting on `changed`.
     sleepers: AtomicUsize,
+    /// Of `sleepers`, submits waiting for room.
+    submitters: AtomicUsize,
     /// Turns in the jobs channel, left out of `Stats::queued`.
     turns: AtomicUsize,
+    /// Jobs running per lane. Changed under the lock for a capped lane
+    /// (`pick` and `publish` compare it with the cap there); an uncapped
+    /// lane's unkeyed job ends without the lock (`finish`).
+    running: [AtomicUsize; 3],
     /// Whether the pool's context wakes `changed` when it is done.
     hooked: AtomicBool,
     settings: Dispatch,
@@ -160,9 +205,8 @@ pub(crate) struct Board<J> {
 
 struct State<J> {
     lanes: [VecDeque<Entry<J>>; 3],
-    running: [usize; 3],
     /// Per active key, the jobs behind the one in a lane queue or running.
-    keys: HashMap<u64, VecDeque<Entry<J>>>,
+    keys: HashMap<u64, VecDeque<Entry<J>>, BuildHasherDefault<KeyHasher>>,
     /// The next [`Entry::id`].
     next_id: u64,
 }
@@ -172,15 +216,20 @@ impl<J> Board<J> {
         Self {
             state: Mutex::new(State {
                 lanes: Default::default(),
-                running: [0; 3],
-                keys: HashMap::new(),
+                keys: HashMap::default(),
                 next_id: 0,
             }),
             changed: Condvar::new(),
             ready: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
+            submitters: AtomicUsize::new(0),
             turns: AtomicUsize::new(0),
+            running: [
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+            ],
             hooked: AtomicBool::new(false),
             settings,
             capacity: queue_capacity.map_or(usize::MAX, |capacity| capacity.max(1)),
@@ -250,7 +299,9 @@ impl<J> Board<J> {
                 Wait::Until(deadline) if Instant::now() < deadline => Some(deadline),
                 Wait::Until(_) => return Err(TrySubmitError::Full(queued)),
             };
+            self.submitters.fetch_add(1, Ordering::SeqCst);
             self.sleep(&mut state, deadline);
+            self.submitters.fetch_sub(1, Ordering::SeqCst);
         }
         Ok(self.push(&mut state, queued, route))
     }
@@ -309,11 +360,18 @@ impl<J> Board<J> {
         self.publish(state);
     }
 
+    /// Jobs of lane `lane` running.
+    fn running(&self, lane: usize) -> usize {
+        // ORDERING: Relaxed: exact under the lock for a capped lane, which
+        // is all `pick` and `publish` rely on; a statistic otherwise.
+        self.running[lane].load(Ordering::Relaxed)
+    }
+
     /// Stores how many queued jobs may start now, after a change under the
     /// lock: a worker that finds none blocks instead of looking again.
     fn publish(&self, state: &State<J>) {
         let ready = (0..3)
-            .filter(|&lane| state.running[lane] < self.settings.caps[lane])
+            .filter(|&lane| self.running(lane) < self.settings.caps[lane])
             .map(|lane| state.lanes[lane].len())
             .sum();
         // ORDERING: Relaxed: `has_ready` is a hint; the lock orders the rest.
@@ -325,14 +383,15 @@ impl<J> Board<J> {
         let mut state = self.state.lock();
         let entry = self.take_locked(&mut state)?;
         drop(state);
-        self.wake_sleepers();
+        self.wake_sleepers(false);
         Some(entry)
     }
 
     fn take_locked(&self, state: &mut State<J>) -> Option<(Envelope<J>, Ticket)> {
-        let lane = self.pick(state, Instant::now())?;
+        let lane = self.pick(state)?;
         let entry = state.lanes[lane].pop_front()?;
-        state.running[lane] += 1;
+        // ORDERING: Relaxed: see `running`.
+        self.running[lane].fetch_add(1, Ordering::Relaxed);
         self.publish(state);
         self.len.fetch_sub(1, Ordering::Release);
         Some((entry.queued, Ticket(entry.route)))
@@ -353,10 +412,17 @@ impl<J> Board<J> {
     /// The lane whose front goes next: the longest-waiting front past the
     /// starvation bound, else the highest lane with a job; lanes at their
     /// cap are passed over.
-    fn pick(&self, state: &State<J>, now: Instant) -> Option<usize> {
+    fn pick(&self, state: &State<J>) -> Option<usize> {
         let open = |lane: usize| {
-            state.running[lane] < self.settings.caps[lane] && !state.lanes[lane].is_empty()
+            self.running(lane) < self.settings.caps[lane] && !state.lanes[lane].is_empty()
         };
+        let mut candidates = (0..3).filter(|&lane| open(lane));
+        let first = candidates.next()?;
+        if candidates.next().is_none() {
+            // One lane to take from: no ages to compare, no clock to read.
+            return Some(first);
+        }
+        let now = Instant::now();
         let starving = (0..3)
             .filter(|&lane| open(lane))
             .filter_map(|lane| Some((lane, state.lanes[lane].front()?.since)))
@@ -374,13 +440,23 @@ impl<J> Board<J> {
     pub(crate) fn finish(&self, ticket: Ticket) -> usize {
         let Ticket(route) = ticket;
         let lane = route.lane.index();
+        if route.key.is_none() && self.settings.caps[lane] == usize::MAX {
+            // Nothing waits on this end: no key to release, no cap to
+            // reopen, no room freed (the take did that).
+            self.running[lane].fetch_sub(1, Ordering::Relaxed);
+            return 0;
+        }
         let mut state = self.state.lock();
-        let at_cap = state.running[lane] == self.settings.caps[lane];
-        state.running[lane] -= 1;
+        let at_cap = self.running(lane) == self.settings.caps[lane];
+        self.running[lane].fetch_sub(1, Ordering::Relaxed);
         let mut made_ready = usize::from(at_cap && !state.lanes[lane].is_empty());
+        let mut key_room = false;
         if let Some(key) = route.key {
-            let next = state.keys.get_mut(&key).and_then(VecDeque::pop_front);
-            match next {
+            let behind = state.keys.get_mut(&key);
+            key_room = behind
+                .as_ref()
+                .is_some_and(|behind| behind.len() == self.settings.key_queue);
+            match behind.and_then(VecDeque::pop_front) {
                 Some(next) => {
                     self.enqueue(&mut state, next);
                     made_ready += 1;
@@ -392,7 +468,7 @@ impl<J> Board<J> {
         }
         self.publish(&state);
         drop(state);
-        self.wake_sleepers();
+        self.wake_sleepers(key_room);
         made_ready
     }
 
@@ -412,7 +488,7 @@ impl<J> Board<J> {
         self.ready.store(0, Ordering::Relaxed);
         self.len.fetch_sub(drained.len(), Ordering::Release);
         drop(state);
-        self.wake_sleepers();
+        self.wake_sleepers(true);
         drained
     }
 
@@ -439,7 +515,7 @@ impl<J> Board<J> {
         let mut loads = [LaneLoad::default(); 3];
         for (lane, load) in loads.iter_mut().enumerate() {
             load.queued = state.lanes[lane].len();
-            load.running = state.running[lane];
+            load.running = self.running(lane);
         }
         for entry in state.keys.values().flatten() {
             loads[entry.route.lane.index()].queued += 1;
@@ -469,10 +545,28 @@ impl<J> Board<J> {
     }
 
     /// Wakes every thread waiting on the board after a change made under
-    /// its lock (a job taken or ended): a sleeper counted itself under
-    /// that lock before it checked, so a change it missed sees it counted.
-    fn wake_sleepers(&self) {
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
+    /// its lock (a job taken or ended), if it may let one go on: a sleeper
+    /// counted itself under that lock before it checked, so a change it
+    /// missed sees it counted.
+    ///
+    /// A worker waiting after close is always woken. Submits waiting for
+    /// room are woken when `key_room` (their key's backlog shrank), once
+    /// the board has drained to half its capacity, or once no job on it
+    /// can start (no take would free room): a submitter that outruns the
+    /// workers then refills half a board per wake-up instead of trading a
+    /// wake-up for every job taken. A bounded wait still sees any room
+    /// when it times out.
+    fn wake_sleepers(&self, key_room: bool) {
+        let sleepers = self.sleepers.load(Ordering::SeqCst);
+        if sleepers == 0 {
+            return;
+        }
+        let len = self.len.load(Ordering::Relaxed);
+        if key_room
+            || sleepers > self.submitters.load(Ordering::SeqCst)
+            || len <= self.capacity / 2
+            || (len < self.capacity && !self.has_ready())
+        {
             self.wake_all();
         }
     }
