@@ -41,7 +41,12 @@ use crate::sync::Arc;
 /// Joining a keyed job from an earlier job of the same key fails with
 /// [`JobError::QueuedBehindCaller`](crate::JobError::QueuedBehindCaller)
 /// instead of hanging, and a join never runs a keyed job inline (that
-/// would break its key's order).
+/// would break its key's order). So a job that joins a keyed job of
+/// another key waits for a free worker to run it: if every worker of the
+/// pool is so waiting (one worker joining, on a one-worker pool), none
+/// comes. Join keyed jobs from inside the pool with
+/// [`join_timeout`](crate::JobHandle::join_timeout), or on a pool with a
+/// worker to spare.
 ///
 /// # Examples
 ///
