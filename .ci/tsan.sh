@@ -42,7 +42,7 @@ export RUST_BACKTRACE=0
 # the coordination primitives and the stress test. One test thread at a
 # time keeps TSan's memory and time in bounds on a 2-core machine.
 tests=(pool backpressure shutdown supervision timeouts context worker_pool map scope pipeline
-       semaphore errgroup rate_limited_pools chaos)
+       semaphore errgroup rate_limited_pools chaos keyed lanes run_here schedule)
 args=()
 for t in "${tests[@]}"; do
   # A test is a file, tests/$t.rs, or a folder with tests/$t/main.rs (chaos).
