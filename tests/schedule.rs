@@ -313,6 +313,45 @@ fn the_only_worker_joining_a_delayed_job_gets_it_at_its_due_time() {
 }
 
 #[test]
+fn a_join_that_runs_a_due_job_while_the_queue_is_full_keeps_the_ledger() {
+    // The only worker joins a delayed job while the queue is full (of a job
+    // queued behind the joiner): at the due time the join runs it inline,
+    // though it never entered the queue. Every job is still counted once:
+    // submitted == ran + never_ran.
+    with_timeout(LONG, || {
+        let _timers = timer_user();
+        let pool = Arc::new(
+            ThreadPool::builder()
+                .workers(1)
+                .queue_capacity(1)
+                .build()
+                .expect("build"),
+        );
+        let inner_pool = Arc::clone(&pool);
+        let outer = pool
+            .submit(move |_ctx| {
+                let mut inner = inner_pool
+                    .schedule_after(ms(50), |_ctx| "due")
+                    .expect("accepted");
+                let filler = inner_pool.submit(|_ctx| "filler").expect("room for one");
+                (inner.join_timeout(Duration::from_secs(10)), filler)
+            })
+            .expect("submit");
+        let (inner, filler) = outer.join().expect("the outer job ran");
+        assert_eq!(inner, Some(Ok("due")));
+        assert_eq!(filler.join(), Ok("filler"));
+        let pool = Arc::into_inner(pool).expect("the only owner");
+        let report = pool.shutdown_timeout(LONG);
+        assert_eq!(
+            report.submitted,
+            report.ran + report.never_ran,
+            "{report:?}"
+        );
+        assert_eq!((report.submitted, report.ran), (3, 3), "{report:?}");
+    });
+}
+
+#[test]
 fn a_delayed_job_that_finds_the_queue_full_runs_once_there_is_room() {
     // A delayed job due while the queue is full is kept (retried), not dropped: it runs once
     // the worker frees up.

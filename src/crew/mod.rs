@@ -488,6 +488,17 @@ pub(crate) struct Door<J, E> {
 }
 
 impl<J: Send + 'static, E: Exec<J>> Door<J, E> {
+    /// Counts as submitted a job that never entered the queue but was run
+    /// (and counted as run) by a join on a worker: a delayed job a join
+    /// took inline while the queue was full at its due time.
+    pub(crate) fn count_submitted(&self) {
+        // ORDERING: Relaxed, as `envelope`'s count.
+        self.shared
+            .counters
+            .submitted
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// As [`Crew::submit`] or, along `route`, [`Crew::submit_routed`],
     /// without a close signal: the owner checks.
     pub(crate) fn submit(

@@ -214,6 +214,20 @@ where
 }
 
 impl<F, T> JobCell<F, T> {
+    /// Whether the job waits to start: neither run (here or by a worker)
+    /// nor settled.
+    pub(crate) fn is_queued(&self) -> bool {
+        matches!(*self.state.lock(), State::Queued(_))
+    }
+
+    /// Whether a join ran (or, in a cancelled pool, settled) the job
+    /// inline, and counted it there.
+    pub(crate) fn ran_here(&self) -> bool {
+        let _state = self.state.lock();
+        // ORDERING: Relaxed: written under the lock held here.
+        self.ran_here.load(Ordering::Relaxed)
+    }
+
     /// Makes the job `Done(result)` under the held lock `state`, wakes
     /// whoever waits, and drops what it replaced (a queued closure)
     /// outside the lock, quietly.

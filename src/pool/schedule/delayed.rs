@@ -90,6 +90,15 @@ where
         }
     }
 
+    /// The job ended without entering the queue: cancelled, or run inline
+    /// by a join, which counts the run; the job is then counted as
+    /// submitted here, so `submitted == ran + never_ran` holds.
+    fn settled_off_queue(&self, door: &PoolDoor) {
+        if self.cell.ran_here() {
+            door.count_submitted();
+        }
+    }
+
     /// Wakes a join waiting for the due time (`help`).
     fn wake(&self, fired: bool) {
         let mut state = self.fired.lock();
@@ -117,20 +126,34 @@ where
             task,
             route,
         } = *self;
-        delayed.wake(true);
-        let refused = match door.submit(Task::Shared(task), route, Wait::Now) {
-            Ok(()) => return,
-            Err(TrySubmitError::Full(task)) => task,
+        let entered = {
+            // Under the slot's lock, which a cancel takes first: a job
+            // cancelled after the timer took this entry out never reaches
+            // the queue, and one that reached it is cancelled there.
+            let _slot = delayed.slot.lock();
+            if delayed.cell.is_queued() {
+                delayed.wake(true);
+                Some(door.submit(Task::Shared(task), route, Wait::Now))
+            } else {
+                None
+            }
+        };
+        let refused = match entered {
+            // Cancelled, or taken by a join, before it could enter.
+            None => return delayed.settled_off_queue(door),
+            Some(Ok(())) => return,
+            Some(Err(TrySubmitError::Full(task))) => task,
             // A closed or cancelled pool stops its timer; the job's
             // handle says so.
-            Err(refused) => return refused.into_inner().discard(Cancelled::Canceled),
+            Some(Err(refused)) => return refused.into_inner().discard(Cancelled::Canceled),
         };
         let Task::Shared(task) = refused else {
             unreachable!("brigade: the pool hands back the task it was given")
         };
-        if delayed.cell.is_finished() {
-            // Cancelled while due: nothing to retry.
-            return;
+        if !delayed.cell.is_queued() {
+            // Taken inline by a worker's join (woken above) while the
+            // queue was full, or cancelled: nothing to retry.
+            return delayed.settled_off_queue(door);
         }
         let again = Box::new(Self {
             delayed: Arc::clone(&delayed),
@@ -142,15 +165,27 @@ where
         }) {
             Ok(key) => delayed.placed(key),
             Err(super::timer::Refused::Stopped(due, reason)) => {
-                due.cancel(reason.unwrap_or(Cancelled::Canceled));
+                due.cancel(reason.unwrap_or(Cancelled::Canceled), Some(door));
             }
-            Err(super::timer::Refused::NoThread(due)) => due.cancel(Cancelled::Canceled),
+            Err(super::timer::Refused::NoThread(due)) => {
+                due.cancel(Cancelled::Canceled, Some(door));
+            }
         }
     }
 
-    fn cancel(self: Box<Self>, reason: Cancelled) {
+    /// A retry entry (the queue was full at the due time) whose job a
+    /// join ran inline meanwhile never entered the queue: the join counted
+    /// the run, and this counts the job as submitted.
+    fn cancel(self: Box<Self>, reason: Cancelled, door: Option<&PoolDoor>) {
+        if let Some(door) = door {
+            self.delayed.settled_off_queue(door);
+        }
         self.task.discard(reason);
         self.delayed.wake(false);
+    }
+
+    fn is_pending(&self) -> bool {
+        self.delayed.cell.is_queued()
     }
 
     fn is_tick(&self) -> bool {
@@ -192,8 +227,10 @@ where
     /// Settles the handle at once and takes the job off the timer, so
     /// nothing of it is left behind.
     fn cancel(&self) {
+        let mut slot = self.slot.lock();
         self.cell.cancel();
-        let key = self.slot.lock().take();
+        let key = slot.take();
+        drop(slot);
         if let (Some(key), Some(timer)) = (key, self.timer.upgrade()) {
             drop(timer.remove(key));
         }

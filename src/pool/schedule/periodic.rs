@@ -339,7 +339,7 @@ where
         }
     }
 
-    fn cancel(self: Box<Self>, _reason: Cancelled) {
+    fn cancel(self: Box<Self>, _reason: Cancelled, _door: Option<&PoolDoor>) {
         self.periodic.core.end(Ended::PoolStopped);
     }
 

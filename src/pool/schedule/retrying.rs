@@ -176,12 +176,14 @@ where
         });
         match inserted {
             Ok(key) => retrying.placed(key),
-            Err(Refused::Stopped(due, reason)) => due.cancel(reason.unwrap_or(Cancelled::Canceled)),
-            Err(Refused::NoThread(due)) => due.cancel(Cancelled::Canceled),
+            Err(Refused::Stopped(due, reason)) => {
+                due.cancel(reason.unwrap_or(Cancelled::Canceled), Some(door));
+            }
+            Err(Refused::NoThread(due)) => due.cancel(Cancelled::Canceled, Some(door)),
         }
     }
 
-    fn cancel(self: Box<Self>, reason: Cancelled) {
+    fn cancel(self: Box<Self>, reason: Cancelled, _door: Option<&PoolDoor>) {
         self.retrying.stopped(self.n - 1, reason);
     }
 

@@ -32,8 +32,14 @@ pub(crate) trait Due: Send {
     /// Hands its job to the pool through `door` (on the timer thread; it
     /// must not wait for room).
     fn fire(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>);
-    /// It will never fire: the pool stopped (`reason`).
-    fn cancel(self: Box<Self>, reason: Cancelled);
+    /// It will never fire: the pool stopped (`reason`). `door` is the
+    /// pool's way in, for what must still be counted there.
+    fn cancel(self: Box<Self>, reason: Cancelled, door: Option<&PoolDoor>);
+    /// Whether its job has neither run nor been cancelled (a delayed job
+    /// a join ran inline may leave a stale entry; see `delayed.rs`).
+    fn is_pending(&self) -> bool {
+        true
+    }
     /// Whether it is a schedule's next run rather than a delayed job.
     fn is_tick(&self) -> bool;
 }
@@ -100,6 +106,9 @@ struct State {
     stopped: Option<Option<Cancelled>>,
     /// The stop has cancelled every entry it took.
     settled: bool,
+    /// The pool's way in, shared with the thread; dropped by `stop`, so
+    /// the queue can close once the thread has exited.
+    door: Option<Arc<PoolDoor>>,
     thread: Option<JoinHandle<()>>,
     unfired: Unfired,
 }
@@ -128,6 +137,8 @@ impl Timer {
         let mut started = None;
         if state.thread.is_none() {
             let (door, ctx) = start();
+            let door = Arc::new(door);
+            state.door = Some(Arc::clone(&door));
             match self.spawn(door) {
                 Ok(thread) => state.thread = Some(thread),
                 Err(err) => {
@@ -185,14 +196,19 @@ impl Timer {
         }
         state.stopped = Some(reason);
         let entries = std::mem::take(&mut state.entries);
+        let door = state.door.take();
         // A schedule's end counts itself (`schedule_stopped`), wherever
         // its next run was.
-        state.unfired.delayed += entries.values().filter(|due| !due.is_tick()).count() as u64;
+        state.unfired.delayed += entries
+            .values()
+            .filter(|due| !due.is_tick() && due.is_pending())
+            .count() as u64;
         self.wake.notify_one();
         drop(state);
         for due in entries.into_values() {
-            due.cancel(reason.unwrap_or(Cancelled::Canceled));
+            due.cancel(reason.unwrap_or(Cancelled::Canceled), door.as_deref());
         }
+        drop(door);
         self.state.lock().settled = true;
         self.settled.notify_all();
     }
@@ -218,7 +234,7 @@ impl Timer {
         self.state.lock().unfired
     }
 
-    fn spawn(self: &Arc<Self>, door: PoolDoor) -> std::io::Result<JoinHandle<()>> {
+    fn spawn(self: &Arc<Self>, door: Arc<PoolDoor>) -> std::io::Result<JoinHandle<()>> {
         let timer = Arc::clone(self);
         std::thread::Builder::new()
             .name("brigade-schedule".into())
