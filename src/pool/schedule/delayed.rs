@@ -115,6 +115,33 @@ where
     }
 }
 
+impl<F, T> DelayedJob<F, T>
+where
+    F: FnOnce(&Context) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    /// The queue was full at the due time: tries again shortly, on the
+    /// timer (which must never block), unless a join took the job or a
+    /// cancel ended it meanwhile.
+    fn retry(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
+        if !self.delayed.cell.is_queued() {
+            return self.delayed.settled_off_queue(door);
+        }
+        let delayed = Arc::clone(&self.delayed);
+        match timer.insert(Instant::now() + FULL_RETRY, self, || {
+            unreachable!("brigade: the timer's own thread is running")
+        }) {
+            Ok(key) => delayed.placed(key),
+            Err(super::timer::Refused::Stopped(due, reason)) => {
+                due.cancel(reason.unwrap_or(Cancelled::Canceled), Some(door));
+            }
+            Err(super::timer::Refused::NoThread(due)) => {
+                due.cancel(Cancelled::Canceled, Some(door));
+            }
+        }
+    }
+}
+
 impl<F, T> Due for DelayedJob<F, T>
 where
     F: FnOnce(&Context) -> T + Send + 'static,
@@ -150,27 +177,12 @@ where
         let Task::Shared(task) = refused else {
             unreachable!("brigade: the pool hands back the task it was given")
         };
-        if !delayed.cell.is_queued() {
-            // Taken inline by a worker's join (woken above) while the
-            // queue was full, or cancelled: nothing to retry.
-            return delayed.settled_off_queue(door);
-        }
-        let again = Box::new(Self {
-            delayed: Arc::clone(&delayed),
+        Box::new(Self {
+            delayed,
             task,
             route,
-        });
-        match timer.insert(Instant::now() + FULL_RETRY, again, || {
-            unreachable!("brigade: the timer's own thread is running")
-        }) {
-            Ok(key) => delayed.placed(key),
-            Err(super::timer::Refused::Stopped(due, reason)) => {
-                due.cancel(reason.unwrap_or(Cancelled::Canceled), Some(door));
-            }
-            Err(super::timer::Refused::NoThread(due)) => {
-                due.cancel(Cancelled::Canceled, Some(door));
-            }
-        }
+        })
+        .retry(door, timer);
     }
 
     /// A retry entry (the queue was full at the due time) whose job a

@@ -165,15 +165,20 @@ impl Timer {
         if let Some(ctx) = started {
             // Outside the lock: on a pool already cancelled the hook runs
             // at once, and stops the timer, cancelling this very entry.
-            // Weak: the hook lives in the pool's own context.
-            let timer = Arc::downgrade(self);
-            let _ = ctx.on_done(move |reason| {
-                if let Some(timer) = Weak::upgrade(&timer) {
-                    timer.stop(Some(reason));
-                }
-            });
+            self.stop_with(&ctx);
         }
         Ok(key)
+    }
+
+    /// Stops the timer when the pool's context `ctx` is done. Weak: the
+    /// hook lives in the pool's own context.
+    fn stop_with(self: &Arc<Self>, ctx: &Context) {
+        let timer = Arc::downgrade(self);
+        let _ = ctx.on_done(move |reason| {
+            if let Some(timer) = Weak::upgrade(&timer) {
+                timer.stop(Some(reason));
+            }
+        });
     }
 
     /// Takes out the entry `key`, if it has not fired.
