@@ -1490,3 +1490,41 @@ fn cancelling_schedules_right_after_their_first_run_frees_them() {
         }
     });
 }
+
+#[test]
+fn a_paused_schedule_skips_its_ticks_without_misses_and_resumes() {
+    // Paused: no run starts once a run already queued has drained, and the
+    // skipped ticks are not misses; resumed: runs start again.
+    with_timeout(LONG, || {
+        let _timers = timer_user();
+        let pool = pool_of(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let schedule = pool
+            .schedule(Every::rate(ms(2)), move |_ctx| {
+                counted.fetch_add(1, SeqCst);
+                Ok::<(), String>(())
+            })
+            .expect("schedule");
+        assert!(wait_until(LONG, || runs.load(SeqCst) >= 2));
+        schedule.pause();
+        assert!(schedule.is_paused() && schedule.is_active());
+        // A clock on the same one-worker pool: a run queued before the
+        // pause has run by the time this one has.
+        let clock = |delay| {
+            pool.schedule_after(delay, |_ctx| ())
+                .expect("clock")
+                .join()
+                .expect("the clock ran");
+        };
+        clock(ms(20));
+        let (paused_at, missed) = (runs.load(SeqCst), schedule.misses());
+        clock(ms(50));
+        assert_eq!(runs.load(SeqCst), paused_at, "a run started while paused");
+        assert_eq!(schedule.misses(), missed, "paused ticks are not misses");
+        schedule.resume();
+        assert!(!schedule.is_paused());
+        assert!(wait_until(LONG, || runs.load(SeqCst) > paused_at));
+        schedule.cancel();
+    });
+}

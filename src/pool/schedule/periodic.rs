@@ -186,6 +186,8 @@ struct Status {
     failures: u64,
     last_error: Option<RunError>,
     ended: Option<Ended>,
+    /// Ticks pass without a run (and without counting a miss).
+    paused: bool,
     /// The entry waiting on the timer, if any.
     pending: Slot,
 }
@@ -267,10 +269,11 @@ where
         Arc::into_inner(self).map(|periodic| periodic.f.into_inner())
     }
 
-    /// Arms the run after the one due at `due`, ended (or missed) at `now`.
-    fn arm(self: &Arc<Self>, due: Instant, now: Instant) {
+    /// Arms the run after the one due at `due`, ended (or missed) at `now`;
+    /// ticks skipped on the way are misses unless the schedule is paused.
+    fn arm(self: &Arc<Self>, due: Instant, now: Instant, paused: bool) {
         let (next, missed) = self.every.next_after(due, now);
-        if missed > 0 {
+        if missed > 0 && !paused {
             self.core.status.lock().misses += missed;
             log::debug!("brigade: a schedule's run was late; {missed} tick(s) missed");
         }
@@ -311,8 +314,9 @@ where
         if status.ended.is_some() {
             return;
         }
+        let paused = status.paused;
         drop(status);
-        self.arm(due, Instant::now());
+        self.arm(due, Instant::now(), paused);
     }
 }
 
@@ -323,6 +327,9 @@ where
 {
     fn fire(self: Box<Self>, door: &PoolDoor, _timer: &Arc<Timer>) {
         let Self { periodic, due } = *self;
+        if periodic.core.status.lock().paused {
+            return periodic.arm(due, Instant::now(), true);
+        }
         let job = TickJob {
             periodic: Arc::clone(&periodic),
             due,
@@ -333,7 +340,7 @@ where
                 drop(unerase::<TickJob<F>>(task));
                 periodic.core.status.lock().misses += 1;
                 log::warn!("brigade: a schedule's run found the pool's queue full: tick missed");
-                periodic.arm(due, Instant::now());
+                periodic.arm(due, Instant::now(), false);
             }
             Err(_) => periodic.core.end(Ended::PoolStopped),
         }
@@ -405,6 +412,42 @@ impl Schedule {
         self.core.end(Ended::Cancelled);
     }
 
+    /// Pauses the schedule: its ticks pass without a run, and are not
+    /// counted as misses, until [`resume`](Self::resume). A run already
+    /// queued or running when this returns still runs. The schedule keeps
+    /// its grid: a fixed-rate schedule resumes at its next tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brigade::{Every, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().workers(1).build()?;
+    /// let (tick_tx, ticks) = brigade::channel::unbounded();
+    /// let refresh = pool
+    ///     .schedule(Every::rate(Duration::from_millis(2)), move |_ctx| tick_tx.send(()))
+    ///     .map_err(|e| e.kind())?;
+    /// refresh.pause(); // e.g. while the cache's backend is in maintenance
+    /// assert!(refresh.is_paused() && refresh.is_active());
+    /// refresh.resume();
+    /// ticks.recv_timeout(Duration::from_secs(10))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pause(&self) {
+        self.core.status.lock().paused = true;
+    }
+
+    /// Resumes a [paused](Self::pause) schedule at its next tick.
+    pub fn resume(&self) {
+        self.core.status.lock().paused = false;
+    }
+
+    /// Whether the schedule is paused.
+    pub fn is_paused(&self) -> bool {
+        self.core.status.lock().paused
+    }
+
     /// Whether the schedule still runs.
     pub fn is_active(&self) -> bool {
         self.core.status.lock().ended.is_none()
@@ -469,6 +512,7 @@ impl fmt::Debug for Schedule {
             .field("failures", &status.failures)
             .field("last_error", &status.last_error)
             .field("ended", &status.ended)
+            .field("paused", &status.paused)
             .finish()
     }
 }
