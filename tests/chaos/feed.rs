@@ -124,9 +124,13 @@ pub(crate) struct Resizes {
     every: usize,
     /// The last target applied: the size a settled, uncancelled pool has.
     size: AtomicUsize,
-    /// The largest size the pool was ever asked for: the most jobs that
-    /// may run at once.
+    /// The most jobs that may run at once: the largest size the pool was
+    /// asked for, plus the workers earlier shrinks asked to leave (a busy
+    /// one leaves after its job, so it may still run beside the workers a
+    /// later grow starts).
     most: AtomicUsize,
+    /// Workers the shrinks so far asked to leave.
+    shrunk: AtomicUsize,
 }
 
 /// The plan only: the sizes a round reaches depend on its run.
@@ -159,6 +163,7 @@ impl Resizes {
             targets,
             size: AtomicUsize::new(workers),
             most: AtomicUsize::new(workers),
+            shrunk: AtomicUsize::new(0),
         }
     }
 
@@ -177,7 +182,9 @@ impl Resizes {
             return;
         };
         // Raised first: a grown pool may run more jobs at once straight away.
-        self.most.fetch_max(target, SeqCst);
+        let shrink = self.size.load(SeqCst).saturating_sub(target);
+        let shrunk = self.shrunk.fetch_add(shrink, SeqCst) + shrink;
+        self.most.fetch_max(target + shrunk, SeqCst);
         if set(target) {
             self.size.store(target, SeqCst);
         }
