@@ -12,11 +12,6 @@ use crate::pool::handle::{CellResult, JobCell, SharedTask};
 use crate::pool::job::Task;
 use crate::sync::{Arc, Condvar, Mutex, Weak};
 
-/// How long a due job that found the queue full waits before it tries
-/// again. It was accepted, so it is never dropped; the timer must not
-/// block on one queue.
-const FULL_RETRY: Duration = Duration::from_millis(1);
-
 /// How often a join waiting on a worker for the due time looks again.
 const WAIT_SLICE: Duration = Duration::from_millis(10);
 
@@ -128,16 +123,8 @@ where
             return self.delayed.settled_off_queue(door);
         }
         let delayed = Arc::clone(&self.delayed);
-        match timer.insert(Instant::now() + FULL_RETRY, self, || {
-            unreachable!("brigade: the timer's own thread is running")
-        }) {
-            Ok(key) => delayed.placed(key),
-            Err(super::timer::Refused::Stopped(due, reason)) => {
-                due.cancel(reason.unwrap_or(Cancelled::Canceled), Some(door));
-            }
-            Err(super::timer::Refused::NoThread(due)) => {
-                due.cancel(Cancelled::Canceled, Some(door));
-            }
+        if let Some(key) = timer.retry_soon(self, door) {
+            delayed.placed(key);
         }
     }
 }

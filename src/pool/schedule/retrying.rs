@@ -8,7 +8,7 @@
 //! attempt or when the pool stops during a pause.
 
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::timer::{Due, Key, PoolDoor, Refused, Slot, Timer};
 use crate::context::Context;
@@ -24,9 +24,6 @@ type Outcome<T, E> = Result<T, RetryError<E>>;
 
 /// The cell's closure type: never called (attempts are jobs of their own).
 type Unrun<T, E> = fn(&Context) -> Outcome<T, E>;
-
-/// A queued attempt whose queue was full tries again this much later.
-const FULL_RETRY: Duration = Duration::from_millis(1);
 
 /// One retrying job's state, shared by its attempts and pauses.
 pub(super) struct Retrying<F, T, E> {
@@ -171,15 +168,8 @@ where
         };
         let again = Box::new(unerase::<Self>(task));
         let retrying = Arc::clone(&again.retrying);
-        let inserted = timer.insert(Instant::now() + FULL_RETRY, again, || {
-            unreachable!("brigade: the timer's own thread is running")
-        });
-        match inserted {
-            Ok(key) => retrying.placed(key),
-            Err(Refused::Stopped(due, reason)) => {
-                due.cancel(reason.unwrap_or(Cancelled::Canceled), Some(door));
-            }
-            Err(Refused::NoThread(due)) => due.cancel(Cancelled::Canceled, Some(door)),
+        if let Some(key) = timer.retry_soon(again, door) {
+            retrying.placed(key);
         }
     }
 

@@ -16,13 +16,17 @@
 
 use std::collections::BTreeMap;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::context::Context;
 use crate::crew::Door;
 use crate::error::Cancelled;
 use crate::pool::job::{PoolExec, Task};
 use crate::sync::{Arc, Condvar, Mutex, Weak};
+
+/// How long an entry whose job found the queue full waits before it
+/// tries again.
+const FULL_RETRY: Duration = Duration::from_millis(1);
 
 /// The pool's way in, as the timer thread uses it.
 pub(crate) type PoolDoor = Door<Task, PoolExec>;
@@ -179,6 +183,27 @@ impl Timer {
                 timer.stop(Some(reason));
             }
         });
+    }
+
+    /// Puts `due` back a moment later, from the timer's own thread: its job
+    /// found the queue full. It was accepted, so it is never dropped, and
+    /// the timer must not block on one queue. A stopped timer cancels it
+    /// instead. Returns its new key.
+    pub(crate) fn retry_soon(self: &Arc<Self>, due: Box<dyn Due>, door: &PoolDoor) -> Option<Key> {
+        let at = Instant::now() + FULL_RETRY;
+        match self.insert(at, due, || {
+            unreachable!("brigade: the timer's own thread is running")
+        }) {
+            Ok(key) => Some(key),
+            Err(Refused::Stopped(due, reason)) => {
+                due.cancel(reason.unwrap_or(Cancelled::Canceled), Some(door));
+                None
+            }
+            Err(Refused::NoThread(due)) => {
+                due.cancel(Cancelled::Canceled, Some(door));
+                None
+            }
+        }
     }
 
     /// Takes out the entry `key`, if it has not fired.
