@@ -24,6 +24,13 @@ pub(super) const SHIFT_EVIDENCE: f64 = 16.0;
 /// The share of the CPUs at which this process counts as saturating them.
 const FULL: f64 = 0.95;
 
+/// How far behind a thread's `schedstat` CPU time can be while the thread
+/// is on a CPU: the kernel folds a running thread's time in at its
+/// scheduler tick (every 10 ms at `HZ=100`, the coarsest) or when the
+/// thread stops running. A worker spinning through a 4 ms first tick can
+/// show almost none of it.
+const CLOCK_LAG: f64 = 0.010;
+
 /// How many workers the law asks for per worker Little's Law keeps busy:
 /// the quarter over one is headroom for bursts.
 const HEADROOM: f64 = 1.25;
@@ -298,6 +305,8 @@ struct Tick {
     cpu: Option<f64>,
     /// The workers' share of all the CPUs, where the OS says.
     worker_share: Option<f64>,
+    /// The CPUs the shares are of.
+    cpus: usize,
 }
 
 impl Tick {
@@ -307,8 +316,17 @@ impl Tick {
     /// starting, which made the first step a third of what the workers
     /// could use (#16); saturation is still judged on the process and the
     /// machine.
+    ///
+    /// Each worker runnable at the tick's end may have run for up to
+    /// [`CLOCK_LAG`] that its clock does not show yet; growth counts that
+    /// time as used. Without it, compute-bound workers read as nearly idle
+    /// over the short first tick and the pool jumped to a dozen workers on
+    /// two CPUs (1 run in 15 of `tests/adaptive.rs`); workers blocked on
+    /// I/O are asleep at the sample and keep their exact share.
     fn sizing_share(&self) -> Option<f64> {
-        self.worker_share.or(self.cpu)
+        let unseen = self.runnable_workers.unwrap_or(0) as f64 * self.dt.min(CLOCK_LAG)
+            / (self.dt * self.cpus as f64);
+        self.worker_share.or(self.cpu).map(|used| used + unseen)
     }
 
     /// The tick from `previous` to `now` on `cpus` CPUs; `None` if no time
@@ -343,6 +361,7 @@ impl Tick {
                 },
             ),
             cpu,
+            cpus,
         })
     }
 
@@ -705,6 +724,37 @@ mod tests {
         let mut law = Law::new(1, 64, 2);
         let answers = steady(&mut law, 2, 10, 2, 30, 40, 88.0, 0.2, 18);
         assert_eq!(answers, [None, Some(3)]);
+    }
+
+    #[test]
+    fn clocks_lagging_behind_running_workers_do_not_size_growth() {
+        // The 4 ms first tick of two spinning workers, as seen on this
+        // machine: the queue filling reads as 9,000 arrivals/s of 1 ms jobs
+        // (λ·S says 11), and the workers' clocks show 0.26 ms of CPU, as
+        // the kernel had not folded their running time in yet. Both are
+        // runnable at the sample, so that time counts as used: one more
+        // worker, not a dozen.
+        let t0 = Instant::now();
+        let step = |runnable| {
+            let mut law = Law::new(1, 32, 2);
+            let mut first = at(t0, 0, 0, 0.0, 32, 2, 2);
+            first.cpu = Some(Duration::ZERO);
+            first.cpu_wait_nanos = Some(0.0);
+            first.worker_cpu_nanos = Some(0.0);
+            law.step(first);
+            let mut now = at(t0, 4, 36, 3.0, 32, 2, 1);
+            now.finished = 3;
+            now.cpu = Some(Duration::from_micros(800));
+            now.cpu_wait_nanos = Some(0.25e6);
+            now.worker_cpu_nanos = Some(0.26e6);
+            now.steady_workers = Some(2);
+            now.runnable_workers = Some(runnable);
+            law.step(now)
+        };
+        assert_eq!(step(2), Some(3));
+        // Asleep at the sample, the same workers' clocks are exact: jobs
+        // that wait, and λ·S stands.
+        assert_eq!(step(0), Some(11));
     }
 
     #[test]
