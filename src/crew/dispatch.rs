@@ -83,11 +83,13 @@ impl Route {
 
     /// The hash a key is ordered by. A fixed hasher, so equal keys agree
     /// across threads; two keys whose hashes collide are merely ordered
-    /// with each other, so a fast hash will do.
+    /// with each other, so a fast hash will do. Never zero, so a job's
+    /// cell holds an optional key in eight bytes (a key hashing to 0 is
+    /// ordered with one hashing to 1).
     pub(crate) fn key_of(key: &(impl Hash + ?Sized)) -> u64 {
         let mut hasher = KeyHasher::default();
         key.hash(&mut hasher);
-        hasher.finish()
+        hasher.finish().max(1)
     }
 }
 

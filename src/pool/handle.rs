@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::ops::DerefMut;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, Waker};
@@ -23,25 +24,30 @@ use crate::unwind;
 
 /// One submitted job and its result, shared by the queue and the handle.
 pub(crate) struct JobCell<F, T> {
-    state: Mutex<State<F, T>>,
+    state: Mutex<Inner<F, T>>,
     ready: Condvar,
-    /// Set (under the `state` lock) once the handle has been polled as a
-    /// future, so a cell nobody awaits never touches `waker`.
-    awaited: AtomicBool,
-    /// The task awaiting the handle; woken once the result is ready.
-    waker: Mutex<Option<Waker>>,
     /// The crew it was submitted to (see `crew::run_inline`); 0 for none.
     crew: usize,
-    /// The hash of its key, if submitted with one: a join never runs it
-    /// inline (that would run it out of its key's order), and fails
-    /// rather than hang when the joiner is an earlier job of the key.
-    key: Option<u64>,
+    /// The hash of its key, if submitted with one (never zero: see
+    /// `Route::key_of`): a join never runs it inline (that would run it
+    /// out of its key's order), and fails rather than hang when the
+    /// joiner is an earlier job of the key.
+    key: Option<NonZeroU64>,
     /// Set under the `state` lock: a join ran the job inline, and counted
     /// it, so its queued envelope counts nothing.
     ran_here: AtomicBool,
     /// Set under the `state` lock: a discard counted the job as never run,
     /// so no join may run it inline.
     claimed: AtomicBool,
+}
+
+/// What the `state` lock guards. The waker shares the lock (rather than
+/// a lock of its own) to keep a cell small: every pending job, delayed
+/// ones included, holds one.
+struct Inner<F, T> {
+    job: State<F, T>,
+    /// The task awaiting the handle; woken once the result is ready.
+    waker: Option<Waker>,
 }
 
 enum State<F, T> {
@@ -130,12 +136,13 @@ where
 
     fn with_state(state: State<F, T>, crew: usize, key: Option<u64>) -> Self {
         Self {
-            state: Mutex::new(state),
+            state: Mutex::new(Inner {
+                job: state,
+                waker: None,
+            }),
             ready: Condvar::new(),
-            awaited: AtomicBool::new(false),
-            waker: Mutex::new(None),
             crew,
-            key,
+            key: key.and_then(NonZeroU64::new),
             ran_here: AtomicBool::new(false),
             claimed: AtomicBool::new(false),
         }
@@ -149,10 +156,10 @@ where
     /// Takes the closure back from a job that was never accepted.
     pub(crate) fn take_closure(&self) -> Option<F> {
         let mut state = self.state.lock();
-        match std::mem::replace(&mut *state, State::Taken) {
+        match std::mem::replace(&mut state.job, State::Taken) {
             State::Queued(f) => Some(f),
             other => {
-                *state = other;
+                state.job = other;
                 None
             }
         }
@@ -163,10 +170,10 @@ where
     /// first, or a join ran it inline.
     fn start(&self, ctx: &Context) -> Start<F> {
         let mut state = self.state.lock();
-        match std::mem::replace(&mut *state, State::Running(ctx.clone())) {
+        match std::mem::replace(&mut state.job, State::Running(ctx.clone())) {
             State::Queued(f) => Start::Run(f),
             other => {
-                *state = other;
+                state.job = other;
                 // ORDERING: Relaxed: written under the lock held here.
                 if self.ran_here.load(Ordering::Relaxed) {
                     Start::Elsewhere
@@ -189,7 +196,7 @@ where
     fn start_here(&self, ctx: &Context, pool: &Context) -> Start<F> {
         let mut state = self.state.lock();
         // ORDERING: Relaxed, both: written under the lock held here.
-        if !matches!(*state, State::Queued(_)) || self.claimed.load(Ordering::Relaxed) {
+        if !matches!(state.job, State::Queued(_)) || self.claimed.load(Ordering::Relaxed) {
             return Start::Elsewhere;
         }
         self.ran_here.store(true, Ordering::Relaxed);
@@ -197,7 +204,7 @@ where
             self.settle(state, Err(JobError::Cancelled(reason)));
             return Start::Skip;
         }
-        match std::mem::replace(&mut *state, State::Running(ctx.clone())) {
+        match std::mem::replace(&mut state.job, State::Running(ctx.clone())) {
             State::Queued(f) => Start::Run(f),
             _ => unreachable!("brigade: checked queued under the same lock"),
         }
@@ -207,7 +214,7 @@ where
     /// (also a retrying job's outcome, decided after its last attempt).
     pub(crate) fn fill(&self, result: Result<T, JobError>) {
         let state = self.state.lock();
-        if matches!(*state, State::Queued(_) | State::Running(_)) {
+        if matches!(state.job, State::Queued(_) | State::Running(_)) {
             self.settle(state, result);
         }
     }
@@ -217,7 +224,7 @@ impl<F, T> JobCell<F, T> {
     /// Whether the job waits to start: neither run (here or by a worker)
     /// nor settled.
     pub(crate) fn is_queued(&self) -> bool {
-        matches!(*self.state.lock(), State::Queued(_))
+        matches!(self.state.lock().job, State::Queued(_))
     }
 
     /// Whether a join ran (or, in a cancelled pool, settled) the job
@@ -229,27 +236,17 @@ impl<F, T> JobCell<F, T> {
     }
 
     /// Makes the job `Done(result)` under the held lock `state`, wakes
-    /// whoever waits, and drops what it replaced (a queued closure)
-    /// outside the lock, quietly.
-    fn settle(&self, mut state: impl DerefMut<Target = State<F, T>>, result: Result<T, JobError>) {
-        let previous = std::mem::replace(&mut *state, State::Done(result));
+    /// whoever waits (an awaiting task outside the lock), and drops what
+    /// it replaced (a queued closure) outside the lock, quietly.
+    fn settle(&self, mut state: impl DerefMut<Target = Inner<F, T>>, result: Result<T, JobError>) {
+        let previous = std::mem::replace(&mut state.job, State::Done(result));
         self.ready.notify_all();
+        let waker = state.waker.take();
         drop(state);
-        self.wake();
-        unwind::drop_quietly(previous);
-    }
-
-    /// Wakes the task awaiting the handle, if any. Called after the state
-    /// became `Done`, outside its lock.
-    fn wake(&self) {
-        // ORDERING: Relaxed: `awaited` is set under the `state` lock, which
-        // the caller took (after the poll that set it) to make the job done.
-        if self.awaited.load(Ordering::Relaxed) {
-            let waker = self.waker.lock().take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+        if let Some(waker) = waker {
+            waker.wake();
         }
+        unwind::drop_quietly(previous);
     }
 }
 
@@ -267,13 +264,13 @@ where
         // Only a queued job: one a join is running inline (its envelope
         // still queued) keeps its own result.
         let state = self.state.lock();
-        if matches!(*state, State::Queued(_)) {
+        if matches!(state.job, State::Queued(_)) {
             self.settle(state, Err(JobError::Cancelled(reason)));
         }
     }
 
     fn started(&self) -> bool {
-        !matches!(*self.state.lock(), State::Queued(_))
+        !matches!(self.state.lock().job, State::Queued(_))
     }
 
     fn claim(&self) -> u64 {
@@ -293,7 +290,7 @@ where
     T: Send + 'static,
 {
     fn help(&self) -> Result<(), JobError> {
-        if let Some(key) = self.key {
+        if let Some(key) = self.key.map(NonZeroU64::get) {
             if crew::runs_key(self.crew, key) && !self.started() {
                 return Err(JobError::QueuedBehindCaller);
             }
@@ -312,19 +309,19 @@ where
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>> {
         let mut state = self.state.lock();
         loop {
-            match std::mem::replace(&mut *state, State::Taken) {
+            match std::mem::replace(&mut state.job, State::Taken) {
                 State::Done(result) => return Some(result),
                 State::Taken => return Some(Err(JobError::AlreadyJoined)),
-                pending => *state = pending,
+                pending => state.job = pending,
             }
             match deadline {
                 None => self.ready.wait(&mut state),
                 Some(deadline) => {
                     if self.ready.wait_until(&mut state, deadline).timed_out() {
-                        return match std::mem::replace(&mut *state, State::Taken) {
+                        return match std::mem::replace(&mut state.job, State::Taken) {
                             State::Done(result) => Some(result),
                             pending => {
-                                *state = pending;
+                                state.job = pending;
                                 None
                             }
                         };
@@ -336,23 +333,21 @@ where
 
     fn poll(&self, waker: &Waker) -> Poll<Result<T, JobError>> {
         let mut state = self.state.lock();
-        match std::mem::replace(&mut *state, State::Taken) {
+        match std::mem::replace(&mut state.job, State::Taken) {
             State::Done(result) => return Poll::Ready(result),
             // Polled again after it returned the result.
             State::Taken => return Poll::Ready(Err(JobError::AlreadyJoined)),
-            pending => *state = pending,
+            pending => state.job = pending,
         }
-        let mut slot = self.waker.lock();
-        if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
-            *slot = Some(waker.clone());
+        if !state.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            state.waker = Some(waker.clone());
         }
-        self.awaited.store(true, Ordering::Relaxed);
         Poll::Pending
     }
 
     fn cancel(&self) {
         let state = self.state.lock();
-        match &*state {
+        match &state.job {
             State::Queued(_) => {
                 self.settle(state, Err(JobError::Cancelled(Cancelled::Canceled)));
             }
@@ -362,7 +357,7 @@ where
     }
 
     fn is_finished(&self) -> bool {
-        matches!(*self.state.lock(), State::Done(_) | State::Taken)
+        matches!(self.state.lock().job, State::Done(_) | State::Taken)
     }
 }
 
