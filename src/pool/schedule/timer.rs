@@ -15,6 +15,7 @@
 //! so no timer thread outlives its pool.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -48,11 +49,14 @@ pub(crate) trait Due: Send {
     fn is_tick(&self) -> bool;
 }
 
-/// Identifies one entry, for removal.
+/// Identifies one entry, for removal: its due time, in nanoseconds since
+/// the timer's epoch (16 bytes where an `Instant` and a sequence number
+/// take 24: every pending job holds a key, and the map one more), and a
+/// sequence number that orders entries due at the same time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Key {
-    at: Instant,
-    seq: u64,
+    at: u64,
+    seq: NonZeroU64,
 }
 
 /// Where its owner's entry waits on the timer, as the owner last heard.
@@ -95,6 +99,9 @@ pub(crate) struct Unfired {
 
 /// See the module docs.
 pub(crate) struct Timer {
+    /// What [`Key`]s count their due times from: no later than any due
+    /// time asked for (an earlier one is due at once anyway).
+    epoch: Instant,
     state: Mutex<State>,
     wake: Condvar,
     /// Notified once a stop has cancelled every entry it took.
@@ -120,6 +127,7 @@ struct State {
 impl Timer {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
+            epoch: Instant::now(),
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             settled: Condvar::new(),
@@ -153,8 +161,10 @@ impl Timer {
             started = Some(ctx);
         }
         let key = Key {
-            at,
-            seq: state.next_seq,
+            // Saturates 584 years out, past any due time a pool accepts.
+            at: u64::try_from(at.saturating_duration_since(self.epoch).as_nanos())
+                .unwrap_or(u64::MAX),
+            seq: NonZeroU64::MIN.saturating_add(state.next_seq),
         };
         state.next_seq += 1;
         let first = state
@@ -275,9 +285,14 @@ impl Timer {
     fn run(self: &Arc<Self>, door: &PoolDoor) {
         let mut state = self.state.lock();
         while state.stopped.is_none() {
-            let next = state.entries.first_key_value().map(|(key, _)| key.at);
+            // `None` inside: due past what an `Instant` can hold; waits
+            // like an empty map, for an insert or a stop.
+            let next = state
+                .entries
+                .first_key_value()
+                .map(|(key, _)| self.epoch.checked_add(Duration::from_nanos(key.at)));
             match next {
-                Some(at) if at <= Instant::now() => {
+                Some(Some(at)) if at <= Instant::now() => {
                     let Some((_, due)) = state.entries.pop_first() else {
                         continue;
                     };
@@ -285,10 +300,10 @@ impl Timer {
                     due.fire(door, self);
                     state = self.state.lock();
                 }
-                Some(at) => {
+                Some(Some(at)) => {
                     let _ = self.wake.wait_until(&mut state, at);
                 }
-                None => self.wake.wait(&mut state),
+                Some(None) | None => self.wake.wait(&mut state),
             }
         }
     }
