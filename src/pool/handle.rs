@@ -121,11 +121,18 @@ where
     }
 
     fn queued(f: F, crew: usize, key: Option<u64>) -> (Arc<Self>, SharedTask) {
-        let cell = Arc::new(Self::with_state(State::Queued(f), crew, key));
+        let cell = Arc::new(Self::pending(f, crew, key));
         let task = SharedTask {
             cell: Some(Arc::clone(&cell) as Arc<dyn CellJob>),
         };
         (cell, task)
+    }
+
+    /// A cell for `f`, queued on crew `crew` (with the hash of its key, if
+    /// any), for a caller that shares it its own way (a delayed job holds
+    /// its cell inline, `schedule/delayed.rs`).
+    pub(crate) fn pending(f: F, crew: usize, key: Option<u64>) -> Self {
+        Self::with_state(State::Queued(f), crew, key)
     }
 
     /// A cell whose result was already handed out: its handle's `join`
@@ -221,6 +228,26 @@ where
 }
 
 impl<F, T> JobCell<F, T> {
+    /// The crew it was submitted to.
+    pub(crate) fn crew(&self) -> usize {
+        self.crew
+    }
+
+    /// The hash of its key, if it has one.
+    pub(crate) fn key(&self) -> Option<u64> {
+        self.key.map(NonZeroU64::get)
+    }
+
+    /// Settles a job still queued as cancelled (`reason`): it never runs.
+    /// One a join is running inline (its envelope still queued) keeps its
+    /// own result.
+    pub(crate) fn settle_cancelled(&self, reason: Cancelled) {
+        let state = self.state.lock();
+        if matches!(state.job, State::Queued(_)) {
+            self.settle(state, Err(JobError::Cancelled(reason)));
+        }
+    }
+
     /// Whether the job waits to start: neither run (here or by a worker)
     /// nor settled.
     pub(crate) fn is_queued(&self) -> bool {
@@ -261,12 +288,7 @@ where
     }
 
     fn discard(&self, reason: Cancelled) {
-        // Only a queued job: one a join is running inline (its envelope
-        // still queued) keeps its own result.
-        let state = self.state.lock();
-        if matches!(state.job, State::Queued(_)) {
-            self.settle(state, Err(JobError::Cancelled(reason)));
-        }
+        self.settle_cancelled(reason);
     }
 
     fn started(&self) -> bool {
@@ -388,6 +410,12 @@ impl SharedTask {
         if let Some(cell) = self.cell.take() {
             f(&*cell);
         }
+    }
+
+    /// Lets go of the cell without discarding the job: a refused job its
+    /// owner keeps pending elsewhere (a delayed job back on the timer).
+    pub(crate) fn release(mut self) {
+        self.cell = None;
     }
 
     /// See [`CellJob::claim`].

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::timer::{Due, Key, PoolDoor, Slot, Timer};
 use crate::context::Context;
-use crate::crew::{Route, Wait};
+use crate::crew::{CellJob, Ran, Route, Run, Wait};
 use crate::error::{Cancelled, JobError, TrySubmitError};
+use crate::lane::Lane;
 use crate::pool::handle::{CellResult, JobCell, SharedTask};
 use crate::pool::job::Task;
 use crate::sync::{Arc, Condvar, Mutex, Weak};
@@ -15,27 +16,35 @@ use crate::sync::{Arc, Condvar, Mutex, Weak};
 /// How often a join waiting on a worker for the due time looks again.
 const WAIT_SLICE: Duration = Duration::from_millis(10);
 
-/// The handle's side of a delayed job: its cell, and where it waits on
-/// the timer.
+/// A delayed job: its cell, and where it waits on the timer. One
+/// allocation, shared by the handle, the timer's entry and (once due) the
+/// queue, which runs it through its [`CellJob`] side.
 pub(super) struct Delayed<F, T> {
-    cell: Arc<JobCell<F, T>>,
-    crew: usize,
-    /// Set once the job is due and handed to the pool: from then on a
-    /// join on a worker may run it inline, as any queued job.
-    fired: Mutex<bool>,
-    /// Notified when `fired` is set or the job is cancelled.
+    cell: JobCell<F, T>,
+    placed: Mutex<Placed>,
+    /// Notified when the job fires or is cancelled.
     due: Condvar,
     timer: Weak<Timer>,
-    slot: Mutex<Slot>,
 }
 
-/// The timer's side: the queue's reference to the cell.
-pub(super) struct DelayedJob<F, T> {
-    delayed: Arc<Delayed<F, T>>,
-    task: SharedTask,
-    /// Its key and lane, if scheduled through a [`Routed`](crate::Routed).
-    route: Option<Route>,
+/// What the `placed` lock guards. The lane lives here, not beside it,
+/// only because it fits in this struct's padding: every pending job holds
+/// one of these.
+struct Placed {
+    /// Where the timer holds the job, as last heard.
+    slot: Slot,
+    /// Set once the job is due and handed to the pool: from then on a
+    /// join on a worker may run it inline, as any queued job.
+    fired: bool,
+    /// Its lane, if scheduled through a [`Routed`](crate::Routed) (its
+    /// key is the cell's).
+    lane: Option<Lane>,
 }
+
+/// The timer's entry for a delayed job. Dropped unfired (a stopped timer
+/// letting go of it), it settles the job as cancelled, as a queued job
+/// dropped from a queue is.
+pub(super) struct DelayedJob<F, T>(Option<Arc<Delayed<F, T>>>);
 
 impl<F, T> Delayed<F, T>
 where
@@ -50,39 +59,32 @@ where
         route: Option<Route>,
         timer: &Arc<Timer>,
     ) -> (Arc<Self>, DelayedJob<F, T>) {
-        let (cell, task) = match route.and_then(|route| route.key) {
-            Some(key) => JobCell::keyed(f, crew, key),
-            None => JobCell::new(f, crew),
-        };
         let delayed = Arc::new(Self {
-            cell,
-            crew,
-            fired: Mutex::new(false),
+            cell: JobCell::pending(f, crew, route.and_then(|route| route.key)),
+            placed: Mutex::new(Placed {
+                slot: Slot::default(),
+                fired: false,
+                lane: route.map(|route| route.lane),
+            }),
             due: Condvar::new(),
             timer: Arc::downgrade(timer),
-            slot: Mutex::new(Slot::default()),
         });
-        let job = DelayedJob {
-            delayed: Arc::clone(&delayed),
-            task,
-            route,
-        };
+        let job = DelayedJob(Some(Arc::clone(&delayed)));
         (delayed, job)
     }
 
     /// Notes where the timer holds the job, for [`cancel`](CellResult::cancel),
-    /// or takes it off again if the job was cancelled meanwhile. Under
-    /// the slot's lock, so a cancel either finds this key or is seen here.
-    pub(super) fn placed(&self, key: Key) {
-        let mut slot = self.slot.lock();
+    /// or takes it off again if the job was cancelled (or run inline by a
+    /// join) meanwhile, and returns that entry. Under the `placed` lock,
+    /// so a cancel either finds this key or is seen here.
+    pub(super) fn placed(&self, key: Key) -> Option<Box<dyn Due>> {
+        let mut placed = self.placed.lock();
         if !self.cell.is_finished() {
-            slot.note(key);
-            return;
+            placed.slot.note(key);
+            return None;
         }
-        drop(slot);
-        if let Some(timer) = self.timer.upgrade() {
-            drop(timer.remove(key));
-        }
+        drop(placed);
+        self.timer.upgrade()?.remove(key)
     }
 
     /// The job ended without entering the queue: cancelled, or run inline
@@ -94,19 +96,31 @@ where
         }
     }
 
-    /// Wakes a join waiting for the due time (`help`).
-    fn wake(&self, fired: bool) {
-        let mut state = self.fired.lock();
-        *state |= fired;
-        self.due.notify_all();
-    }
-
     /// Takes the closure back from a job the timer refused.
     pub(super) fn take_back(&self) -> F {
         match self.cell.take_closure() {
             Some(f) => f,
             None => unreachable!("brigade: a refused delayed job's closure is still in its cell"),
         }
+    }
+
+    /// Hands the due job to the pool, unless a cancel or a join got to it
+    /// first (`None`). Under the `placed` lock, which a cancel takes
+    /// first: a job cancelled after the timer took its entry out never
+    /// reaches the queue, and one that reached it is cancelled there.
+    fn enter(self: &Arc<Self>, door: &PoolDoor) -> Option<Result<(), TrySubmitError<Task>>> {
+        let mut placed = self.placed.lock();
+        if !self.cell.is_queued() {
+            return None;
+        }
+        placed.fired = true;
+        self.due.notify_all();
+        let route = placed.lane.map(|lane| Route {
+            lane,
+            key: self.cell.key(),
+        });
+        let task = SharedTask::new(Arc::clone(self) as Arc<dyn CellJob>);
+        Some(door.submit(Task::Shared(task), route, Wait::Now))
     }
 }
 
@@ -118,13 +132,26 @@ where
     /// The queue was full at the due time: tries again shortly, on the
     /// timer (which must never block), unless a join took the job or a
     /// cancel ended it meanwhile.
-    fn retry(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
-        if !self.delayed.cell.is_queued() {
-            return self.delayed.settled_off_queue(door);
+    fn retry(delayed: Arc<Delayed<F, T>>, door: &PoolDoor, timer: &Arc<Timer>) {
+        if !delayed.cell.is_queued() {
+            return delayed.settled_off_queue(door);
         }
-        let delayed = Arc::clone(&self.delayed);
-        if let Some(key) = timer.retry_soon(self, door) {
-            delayed.placed(key);
+        let entry = Box::new(Self(Some(Arc::clone(&delayed))));
+        let placed = timer
+            .retry_soon(entry, door)
+            .and_then(|key| delayed.placed(key));
+        // A join ran it inline meanwhile: its entry goes the way of every
+        // entry that will not fire, which counts the job.
+        if let Some(entry) = placed {
+            entry.cancel(Cancelled::Canceled, Some(door));
+        }
+    }
+}
+
+impl<F, T> Drop for DelayedJob<F, T> {
+    fn drop(&mut self) {
+        if let Some(delayed) = self.0.take() {
+            delayed.cell.settle_cancelled(Cancelled::Canceled);
         }
     }
 }
@@ -134,25 +161,11 @@ where
     F: FnOnce(&Context) -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn fire(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
-        let Self {
-            delayed,
-            task,
-            route,
-        } = *self;
-        let entered = {
-            // Under the slot's lock, which a cancel takes first: a job
-            // cancelled after the timer took this entry out never reaches
-            // the queue, and one that reached it is cancelled there.
-            let _slot = delayed.slot.lock();
-            if delayed.cell.is_queued() {
-                delayed.wake(true);
-                Some(door.submit(Task::Shared(task), route, Wait::Now))
-            } else {
-                None
-            }
+    fn fire(mut self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
+        let Some(delayed) = self.0.take() else {
+            return;
         };
-        let refused = match entered {
+        let refused = match delayed.enter(door) {
             // Cancelled, or taken by a join, before it could enter.
             None => return delayed.settled_off_queue(door),
             Some(Ok(())) => return,
@@ -161,34 +174,67 @@ where
             // handle says so.
             Some(Err(refused)) => return refused.into_inner().discard(Cancelled::Canceled),
         };
-        let Task::Shared(task) = refused else {
-            unreachable!("brigade: the pool hands back the task it was given")
-        };
-        Box::new(Self {
-            delayed,
-            task,
-            route,
-        })
-        .retry(door, timer);
+        // The queue's reference comes back unused; the job stays queued
+        // on the timer instead.
+        if let Task::Shared(task) = refused {
+            task.release();
+        }
+        Self::retry(delayed, door, timer);
     }
 
     /// A retry entry (the queue was full at the due time) whose job a
     /// join ran inline meanwhile never entered the queue: the join counted
     /// the run, and this counts the job as submitted.
-    fn cancel(self: Box<Self>, reason: Cancelled, door: Option<&PoolDoor>) {
+    fn cancel(mut self: Box<Self>, reason: Cancelled, door: Option<&PoolDoor>) {
+        let Some(delayed) = self.0.take() else {
+            return;
+        };
         if let Some(door) = door {
-            self.delayed.settled_off_queue(door);
+            delayed.settled_off_queue(door);
         }
-        self.task.discard(reason);
-        self.delayed.wake(false);
+        delayed.cell.settle_cancelled(reason);
+        delayed.wake();
     }
 
     fn is_pending(&self) -> bool {
-        self.delayed.cell.is_queued()
+        self.0
+            .as_ref()
+            .is_some_and(|delayed| delayed.cell.is_queued())
     }
 
     fn is_tick(&self) -> bool {
         false
+    }
+}
+
+impl<F, T> Delayed<F, T> {
+    /// Wakes a join waiting for the due time (`help`).
+    fn wake(&self) {
+        let _placed = self.placed.lock();
+        self.due.notify_all();
+    }
+}
+
+/// The queue's side: runs through the cell.
+impl<F, T> CellJob for Delayed<F, T>
+where
+    F: FnOnce(&Context) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(&self, run: Run<'_>) -> Ran {
+        self.cell.run(run)
+    }
+
+    fn discard(&self, reason: Cancelled) {
+        self.cell.discard(reason);
+    }
+
+    fn started(&self) -> bool {
+        self.cell.started()
+    }
+
+    fn claim(&self) -> u64 {
+        self.cell.claim()
     }
 }
 
@@ -206,16 +252,18 @@ where
     /// inline as any queued one; never before it is due. Elsewhere, the
     /// join just waits.
     fn help(&self) -> Result<(), JobError> {
-        if !crate::crew::works_for(self.crew) {
+        if !crate::crew::works_for(self.cell.crew()) {
             return Ok(());
         }
-        let mut fired = self.fired.lock();
-        while !*fired && !self.cell.is_finished() {
+        let mut placed = self.placed.lock();
+        while !placed.fired && !self.cell.is_finished() {
             // Slices as well as wake-ups: a job dropped off a stopped
             // timer without a cancel leaves the cell finished, unannounced.
-            let _ = self.due.wait_until(&mut fired, Instant::now() + WAIT_SLICE);
+            let _ = self
+                .due
+                .wait_until(&mut placed, Instant::now() + WAIT_SLICE);
         }
-        drop(fired);
+        drop(placed);
         self.cell.help()
     }
 
@@ -226,14 +274,14 @@ where
     /// Settles the handle at once and takes the job off the timer, so
     /// nothing of it is left behind.
     fn cancel(&self) {
-        let mut slot = self.slot.lock();
+        let mut placed = self.placed.lock();
         self.cell.cancel();
-        let key = slot.take();
-        drop(slot);
+        let key = placed.slot.take();
+        self.due.notify_all();
+        drop(placed);
         if let (Some(key), Some(timer)) = (key, self.timer.upgrade()) {
             drop(timer.remove(key));
         }
-        self.wake(false);
     }
 
     fn is_finished(&self) -> bool {

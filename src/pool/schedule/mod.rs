@@ -181,7 +181,9 @@ impl ThreadPool {
         let (delayed, job) = Delayed::new(f, self.crew.id(), route, &self.timer);
         match self.arm(at, Box::new(job)) {
             Ok(key) => {
-                delayed.placed(key);
+                // An entry still on the timer has an unsettled job here:
+                // no handle exists yet to cancel or join it.
+                drop(delayed.placed(key));
                 Ok(JobHandle::from_cell(delayed))
             }
             Err((due, refused)) => {
