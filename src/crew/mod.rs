@@ -684,12 +684,12 @@ impl<J, E> Crew<J, E> {
         stats
     }
 
-    /// Whether the calling thread is one of this crew's workers.
     /// This crew's identity, as [`run_inline`] knows it.
     pub(crate) fn id(&self) -> usize {
         self.shared.id()
     }
 
+    /// Whether the calling thread is one of this crew's workers.
     pub(crate) fn on_own_worker(&self) -> bool {
         CURRENT_CREW.with(Cell::get) == self.shared.id()
     }

@@ -4,7 +4,7 @@
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::timer::{Due, Key, PoolDoor, Slot, Timer};
+use super::timer::{Due, Entry, Key, PoolDoor, Slot, Timer};
 use crate::context::Context;
 use crate::crew::{CellJob, Ran, Route, Run, Wait};
 use crate::error::{Cancelled, JobError, TrySubmitError};
@@ -41,25 +41,15 @@ struct Placed {
     lane: Option<Lane>,
 }
 
-/// The timer's entry for a delayed job. Dropped unfired (a stopped timer
-/// letting go of it), it settles the job as cancelled, as a queued job
-/// dropped from a queue is.
-pub(super) struct DelayedJob<F, T>(Option<Arc<Delayed<F, T>>>);
-
 impl<F, T> Delayed<F, T>
 where
     F: FnOnce(&Context) -> T + Send + 'static,
     T: Send + 'static,
 {
-    /// A delayed job for `f` on crew `crew`, due along `route`, and the
-    /// entry for `timer`.
-    pub(super) fn new(
-        f: F,
-        crew: usize,
-        route: Option<Route>,
-        timer: &Arc<Timer>,
-    ) -> (Arc<Self>, DelayedJob<F, T>) {
-        let delayed = Arc::new(Self {
+    /// A delayed job for `f` on crew `crew`, due along `route`, to wait
+    /// on `timer`, which it is its own entry on.
+    pub(super) fn new(f: F, crew: usize, route: Option<Route>, timer: &Arc<Timer>) -> Arc<Self> {
+        Arc::new(Self {
             cell: JobCell::pending(f, crew, route.and_then(|route| route.key)),
             placed: Mutex::new(Placed {
                 slot: Slot::default(),
@@ -68,16 +58,14 @@ where
             }),
             due: Condvar::new(),
             timer: Arc::downgrade(timer),
-        });
-        let job = DelayedJob(Some(Arc::clone(&delayed)));
-        (delayed, job)
+        })
     }
 
     /// Notes where the timer holds the job, for [`cancel`](CellResult::cancel),
     /// or takes it off again if the job was cancelled (or run inline by a
     /// join) meanwhile, and returns that entry. Under the `placed` lock,
     /// so a cancel either finds this key or is seen here.
-    pub(super) fn placed(&self, key: Key) -> Option<Box<dyn Due>> {
+    pub(super) fn placed(&self, key: Key) -> Option<Entry> {
         let mut placed = self.placed.lock();
         if !self.cell.is_finished() {
             placed.slot.note(key);
@@ -104,6 +92,23 @@ where
         }
     }
 
+    /// The queue was full at the due time: tries again shortly, on the
+    /// timer (which must never block), unless a join took the job or a
+    /// cancel ended it meanwhile.
+    fn retry(self: Arc<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
+        if !self.cell.is_queued() {
+            return self.settled_off_queue(door);
+        }
+        let placed = timer
+            .retry_soon(Arc::clone(&self) as Entry, door)
+            .and_then(|key| self.placed(key));
+        // A join ran it inline meanwhile: its entry goes the way of every
+        // entry that will not fire, which counts the job.
+        if let Some(entry) = placed {
+            entry.cancel(Cancelled::Canceled, Some(door));
+        }
+    }
+
     /// Hands the due job to the pool, unless a cancel or a join got to it
     /// first (`None`). Under the `placed` lock, which a cancel takes
     /// first: a job cancelled after the timer took its entry out never
@@ -124,82 +129,42 @@ where
     }
 }
 
-impl<F, T> DelayedJob<F, T>
+impl<F, T> Due for Delayed<F, T>
 where
     F: FnOnce(&Context) -> T + Send + 'static,
     T: Send + 'static,
 {
-    /// The queue was full at the due time: tries again shortly, on the
-    /// timer (which must never block), unless a join took the job or a
-    /// cancel ended it meanwhile.
-    fn retry(delayed: Arc<Delayed<F, T>>, door: &PoolDoor, timer: &Arc<Timer>) {
-        if !delayed.cell.is_queued() {
-            return delayed.settled_off_queue(door);
-        }
-        let entry = Box::new(Self(Some(Arc::clone(&delayed))));
-        let placed = timer
-            .retry_soon(entry, door)
-            .and_then(|key| delayed.placed(key));
-        // A join ran it inline meanwhile: its entry goes the way of every
-        // entry that will not fire, which counts the job.
-        if let Some(entry) = placed {
-            entry.cancel(Cancelled::Canceled, Some(door));
-        }
-    }
-}
-
-impl<F, T> Drop for DelayedJob<F, T> {
-    fn drop(&mut self) {
-        if let Some(delayed) = self.0.take() {
-            delayed.cell.settle_cancelled(Cancelled::Canceled);
-        }
-    }
-}
-
-impl<F, T> Due for DelayedJob<F, T>
-where
-    F: FnOnce(&Context) -> T + Send + 'static,
-    T: Send + 'static,
-{
-    fn fire(mut self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
-        let Some(delayed) = self.0.take() else {
-            return;
-        };
-        let refused = match delayed.enter(door) {
+    fn fire(self: Arc<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
+        let refused = match self.enter(door) {
             // Cancelled, or taken by a join, before it could enter.
-            None => return delayed.settled_off_queue(door),
+            None => return self.settled_off_queue(door),
             Some(Ok(())) => return,
             Some(Err(TrySubmitError::Full(task))) => task,
             // A closed or cancelled pool stops its timer; the job's
             // handle says so.
             Some(Err(refused)) => return refused.into_inner().discard(Cancelled::Canceled),
         };
-        // The queue's reference comes back unused; the job stays queued
+        // The queue's reference comes back unused; the job stays pending
         // on the timer instead.
         if let Task::Shared(task) = refused {
             task.release();
         }
-        Self::retry(delayed, door, timer);
+        self.retry(door, timer);
     }
 
     /// A retry entry (the queue was full at the due time) whose job a
     /// join ran inline meanwhile never entered the queue: the join counted
     /// the run, and this counts the job as submitted.
-    fn cancel(mut self: Box<Self>, reason: Cancelled, door: Option<&PoolDoor>) {
-        let Some(delayed) = self.0.take() else {
-            return;
-        };
+    fn cancel(self: Arc<Self>, reason: Cancelled, door: Option<&PoolDoor>) {
         if let Some(door) = door {
-            delayed.settled_off_queue(door);
+            self.settled_off_queue(door);
         }
-        delayed.cell.settle_cancelled(reason);
-        delayed.wake();
+        self.cell.settle_cancelled(reason);
+        self.wake();
     }
 
     fn is_pending(&self) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|delayed| delayed.cell.is_queued())
+        self.cell.is_queued()
     }
 
     fn is_tick(&self) -> bool {

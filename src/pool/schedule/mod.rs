@@ -73,10 +73,11 @@ use crate::context::Context;
 use crate::crew::Route;
 use crate::error::{RetryError, ScheduleError};
 use crate::retry::Retry;
+use crate::sync::Arc;
 use delayed::Delayed;
 use periodic::Periodic;
 use retrying::Retrying;
-use timer::{Due, Key, Refused};
+use timer::{Entry, Key, Refused};
 
 impl ThreadPool {
     /// Runs `f` on the pool once `delay` has passed; see
@@ -178,8 +179,8 @@ impl ThreadPool {
         if let Some(refused) = self.may_schedule() {
             return Err(refused.with(f));
         }
-        let (delayed, job) = Delayed::new(f, self.crew.id(), route, &self.timer);
-        match self.arm(at, Box::new(job)) {
+        let delayed = Delayed::new(f, self.crew.id(), route, &self.timer);
+        match self.arm(at, Arc::clone(&delayed) as Entry) {
             Ok(key) => {
                 // An entry still on the timer has an unsettled job here:
                 // no handle exists yet to cancel or join it.
@@ -376,7 +377,7 @@ impl ThreadPool {
 
     /// Puts `due` on the pool's timer at `at`, starting the timer on first
     /// use. A refused entry comes back with the reason.
-    fn arm(&self, at: Instant, due: Box<dyn Due>) -> Result<Key, (Box<dyn Due>, Refusing)> {
+    fn arm(&self, at: Instant, due: Entry) -> Result<Key, (Entry, Refusing)> {
         let Some(tx) = &self.intake else {
             return Err((due, Refusing::Closed));
         };

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::timer::{Due, Key, PoolDoor, Refused, Slot, Timer};
+use super::timer::{Due, Entry, Key, PoolDoor, Refused, Slot, Timer};
 use crate::context::Context;
 use crate::crew::{Ran, Route, Run, Wait};
 use crate::error::{Cancelled, JobError, RunError, TrySubmitError};
@@ -243,8 +243,8 @@ where
     }
 
     /// The timer's entry for the run due at `due`.
-    pub(super) fn tick(self: &Arc<Self>, due: Instant) -> Box<dyn Due> {
-        Box::new(Tick {
+    pub(super) fn tick(self: &Arc<Self>, due: Instant) -> Entry {
+        Arc::new(Tick {
             periodic: Arc::clone(self),
             due,
         })
@@ -325,13 +325,13 @@ where
     F: FnMut(&Context) -> Result<(), E> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
-    fn fire(self: Box<Self>, door: &PoolDoor, _timer: &Arc<Timer>) {
-        let Self { periodic, due } = *self;
+    fn fire(self: Arc<Self>, door: &PoolDoor, _timer: &Arc<Timer>) {
+        let (periodic, due) = (&self.periodic, self.due);
         if periodic.core.status.lock().paused {
             return periodic.arm(due, Instant::now(), true);
         }
         let job = TickJob {
-            periodic: Arc::clone(&periodic),
+            periodic: Arc::clone(periodic),
             due,
         };
         match door.submit(Task::boxed(job), periodic.route, Wait::Now) {
@@ -346,7 +346,7 @@ where
         }
     }
 
-    fn cancel(self: Box<Self>, _reason: Cancelled, _door: Option<&PoolDoor>) {
+    fn cancel(self: Arc<Self>, _reason: Cancelled, _door: Option<&PoolDoor>) {
         self.periodic.core.end(Ended::PoolStopped);
     }
 

@@ -10,7 +10,7 @@
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
-use super::timer::{Due, Key, PoolDoor, Refused, Slot, Timer};
+use super::timer::{Due, Entry, Key, PoolDoor, Refused, Slot, Timer};
 use crate::context::Context;
 use crate::crew::{Ran, Route, Run, Wait};
 use crate::error::{Cancelled, JobError, RetryError, TrySubmitError};
@@ -88,8 +88,8 @@ where
     }
 
     /// The timer's entry for attempt `n`.
-    pub(super) fn attempt(self: &Arc<Self>, n: u32) -> Box<dyn Due> {
-        Box::new(Attempt {
+    pub(super) fn attempt(self: &Arc<Self>, n: u32) -> Entry {
+        Arc::new(Attempt {
             retrying: Arc::clone(self),
             n,
         })
@@ -159,21 +159,25 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    fn fire(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
-        let route = self.retrying.route;
-        let task = match door.submit(Task::boxed(*self), route, Wait::Now) {
+    fn fire(self: Arc<Self>, door: &PoolDoor, timer: &Arc<Timer>) {
+        let retrying = Arc::clone(&self.retrying);
+        let attempt = Self {
+            retrying: Arc::clone(&retrying),
+            n: self.n,
+        };
+        drop(self);
+        let task = match door.submit(Task::boxed(attempt), retrying.route, Wait::Now) {
             Ok(()) => return,
             Err(TrySubmitError::Full(task)) => task,
             Err(refused) => return refused.into_inner().discard(Cancelled::Canceled),
         };
-        let again = Box::new(unerase::<Self>(task));
-        let retrying = Arc::clone(&again.retrying);
+        let again = Arc::new(unerase::<Self>(task));
         if let Some(key) = timer.retry_soon(again, door) {
             retrying.placed(key);
         }
     }
 
-    fn cancel(self: Box<Self>, reason: Cancelled, _door: Option<&PoolDoor>) {
+    fn cancel(self: Arc<Self>, reason: Cancelled, _door: Option<&PoolDoor>) {
         self.retrying.stopped(self.n - 1, reason);
     }
 

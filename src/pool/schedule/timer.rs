@@ -32,14 +32,18 @@ const FULL_RETRY: Duration = Duration::from_millis(1);
 /// The pool's way in, as the timer thread uses it.
 pub(crate) type PoolDoor = Door<Task, PoolExec>;
 
+/// One entry on the timer. Shared rather than boxed: a delayed job is
+/// its own entry, with no box of its own (see `delayed.rs`).
+pub(crate) type Entry = Arc<dyn Due>;
+
 /// Something the timer fires at its due time.
-pub(crate) trait Due: Send {
+pub(crate) trait Due: Send + Sync {
     /// Hands its job to the pool through `door` (on the timer thread; it
     /// must not wait for room).
-    fn fire(self: Box<Self>, door: &PoolDoor, timer: &Arc<Timer>);
+    fn fire(self: Arc<Self>, door: &PoolDoor, timer: &Arc<Timer>);
     /// It will never fire: the pool stopped (`reason`). `door` is the
     /// pool's way in, for what must still be counted there.
-    fn cancel(self: Box<Self>, reason: Cancelled, door: Option<&PoolDoor>);
+    fn cancel(self: Arc<Self>, reason: Cancelled, door: Option<&PoolDoor>);
     /// Whether its job has neither run nor been cancelled (a delayed job
     /// a join ran inline may leave a stale entry; see `delayed.rs`).
     fn is_pending(&self) -> bool {
@@ -84,9 +88,9 @@ impl Slot {
 /// Why an entry was not taken; it comes back.
 pub(crate) enum Refused {
     /// The timer was stopped: the pool closed, or was cancelled.
-    Stopped(Box<dyn Due>, Option<Cancelled>),
+    Stopped(Entry, Option<Cancelled>),
     /// The OS refused to start the timer thread.
-    NoThread(Box<dyn Due>),
+    NoThread(Entry),
 }
 
 /// What a stopped pool's timer never fired: delayed jobs not yet due, and
@@ -110,7 +114,7 @@ pub(crate) struct Timer {
 
 #[derive(Default)]
 struct State {
-    entries: BTreeMap<Key, Box<dyn Due>>,
+    entries: BTreeMap<Key, Entry>,
     next_seq: u64,
     /// Set once the timer stops; `Some(reason)` if the pool was
     /// cancelled, `None` if it closed.
@@ -139,7 +143,7 @@ impl Timer {
     pub(crate) fn insert(
         self: &Arc<Self>,
         at: Instant,
-        due: Box<dyn Due>,
+        due: Entry,
         start: impl FnOnce() -> (PoolDoor, Context),
     ) -> Result<Key, Refused> {
         let mut state = self.state.lock();
@@ -199,7 +203,7 @@ impl Timer {
     /// found the queue full. It was accepted, so it is never dropped, and
     /// the timer must not block on one queue. A stopped timer cancels it
     /// instead. Returns its new key.
-    pub(crate) fn retry_soon(self: &Arc<Self>, due: Box<dyn Due>, door: &PoolDoor) -> Option<Key> {
+    pub(crate) fn retry_soon(self: &Arc<Self>, due: Entry, door: &PoolDoor) -> Option<Key> {
         let at = Instant::now() + FULL_RETRY;
         match self.insert(at, due, || {
             unreachable!("brigade: the timer's own thread is running")
@@ -217,7 +221,7 @@ impl Timer {
     }
 
     /// Takes out the entry `key`, if it has not fired.
-    pub(crate) fn remove(&self, key: Key) -> Option<Box<dyn Due>> {
+    pub(crate) fn remove(&self, key: Key) -> Option<Entry> {
         self.state.lock().entries.remove(&key)
     }
 
