@@ -1,8 +1,18 @@
 //! The `F` rows: a map over 10,000,000 trivial items, collected in input
-//! order, against rayon's `par_iter` on a pool of the same size.
+//! order, against rayon's `par_iter` on a pool of the same size, and
+//! against the floor of brigade's own shape: a hand-written chunked map
+//! (`ChunkedFloor`) in which one thread pulls the input into chunks,
+//! workers map them, and that thread copies each chunk's values into the
+//! result in order, with none of a pool's lifecycle. rayon splits an
+//! indexed range instead and writes in place, which an `Iterator` input
+//! cannot offer.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use crate::common::interleave::{Row, timed};
 use crate::common::{brigade_pool, cpus, rayon_pool};
@@ -14,6 +24,91 @@ const ITEMS: u64 = 10_000_000;
 /// The trivial work per item.
 fn f(x: u64) -> u64 {
     x.wrapping_mul(3) ^ 7
+}
+
+/// Items per chunk of the floor: what brigade's map starts with on this
+/// input.
+const FLOOR_CHUNK: usize = 1_024;
+/// Items the floor reads ahead of its result: brigade's default window.
+const FLOOR_WINDOW: usize = brigade::DEFAULT_READ_AHEAD;
+
+/// A chunk of input and its first item's offset; its values coming back.
+type FloorChunk = (usize, Vec<u64>);
+
+/// The hand-written chunked map: long-lived workers, a bounded channel of
+/// input chunks, an unbounded one of value chunks, a reorder map.
+struct ChunkedFloor {
+    chunks: Option<Sender<FloorChunk>>,
+    values: Receiver<FloorChunk>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ChunkedFloor {
+    fn new(workers: usize) -> Self {
+        let (chunks, inputs) = bounded::<FloorChunk>(FLOOR_WINDOW / FLOOR_CHUNK);
+        let (done, values) = unbounded::<FloorChunk>();
+        let threads = (0..workers)
+            .map(|_| {
+                let (inputs, done) = (inputs.clone(), done.clone());
+                std::thread::spawn(move || {
+                    for (start, items) in inputs {
+                        let _ = done.send((start, items.into_iter().map(f).collect()));
+                    }
+                })
+            })
+            .collect();
+        Self {
+            chunks: Some(chunks),
+            values,
+            threads,
+        }
+    }
+
+    /// `f` over `0..items`, in order.
+    fn map(&self, items: u64) -> Vec<u64> {
+        let Some(chunks) = &self.chunks else {
+            return Vec::new();
+        };
+        let total = usize::try_from(items).expect("fits");
+        let mut input = 0..items;
+        let mut out = Vec::with_capacity(total);
+        let (mut sent, mut held) = (0, BTreeMap::new());
+        while out.len() < total {
+            while sent < total && sent - out.len() < FLOOR_WINDOW {
+                let chunk: Vec<u64> = input.by_ref().take(FLOOR_CHUNK).collect();
+                let len = chunk.len();
+                chunks.send((sent, chunk)).expect("the floor's workers run");
+                sent += len;
+            }
+            let (start, values) = self.values.recv().expect("the floor's workers run");
+            held.insert(start, values);
+            while let Some(values) = held.remove(&out.len()) {
+                out.extend(values);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for ChunkedFloor {
+    fn drop(&mut self) {
+        self.chunks = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The floor's run.
+fn floor_peer() -> impl FnMut() -> Duration {
+    let floor = ChunkedFloor::new(cpus());
+    move || {
+        timed(|| {
+            let out = floor.map(ITEMS);
+            assert_eq!(out.len(), ITEMS as usize);
+            black_box(out);
+        })
+    }
 }
 
 /// rayon's run: `install` + `par_iter` + `collect`.
@@ -40,7 +135,9 @@ pub(super) fn try_map() -> Row {
             black_box(out);
         })
     };
-    Row::brigade(brigade).peer("rayon", rayon_peer())
+    Row::brigade(brigade)
+        .peer("rayon", rayon_peer())
+        .peer("chunked floor", floor_peer())
 }
 
 /// `F-map`: `map` + `collect_vec`.
@@ -53,5 +150,7 @@ pub(super) fn map() -> Row {
             black_box(out);
         })
     };
-    Row::brigade(brigade).peer("rayon", rayon_peer())
+    Row::brigade(brigade)
+        .peer("rayon", rayon_peer())
+        .peer("chunked floor", floor_peer())
 }

@@ -77,12 +77,12 @@ pub(crate) const ROWS: &[Spec] = &[
     },
     Spec {
         name: "F-try_map",
-        what: "try_map over 10,000,000 items | rayon install + par_iter collect",
+        what: "try_map over 10,000,000 items | rayon install + par_iter collect, a hand-written chunked map",
         build: map::try_map,
     },
     Spec {
         name: "F-map",
-        what: "map over 10,000,000 items, collect_vec | rayon install + par_iter collect",
+        what: "map over 10,000,000 items, collect_vec | rayon install + par_iter collect, a hand-written chunked map",
         build: map::map,
     },
     Spec {
