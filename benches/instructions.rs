@@ -20,9 +20,11 @@
 //! grep -m1 summary cg-execute-*.out-01 cg-execute-*.out-02
 //! ```
 //!
-//! `execute` submits `pool.execute` jobs; `submit` submits `pool.submit`
-//! jobs and joins every handle after the gate opens (the caller's count
-//! then includes joins that may sleep, so only the worker's is exact).
+//! `execute` submits `pool.execute` jobs; `high` and `keyed` the same
+//! through `pool.lane(Lane::High)` and `pool.keyed(i % 1000)`; `submit`
+//! submits `pool.submit` jobs and joins every handle after the gate opens
+//! (the caller's count then includes joins that may sleep, so only the
+//! worker's is exact).
 //! The caller's figure also moves with glibc's `malloc_consolidate`,
 //! which runs when the heap's state says so: compare brigade's own
 //! functions there (`callgrind_annotate`), not the thread's total.
@@ -33,7 +35,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use brigade::ThreadPool;
+use brigade::{Lane, ThreadPool};
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|arg| arg != "--bench");
@@ -60,6 +62,22 @@ fn main() {
                 .map(|handle| handle.join().expect("the job ran"))
                 .sum();
             black_box(sum);
+        }
+        "high" | "keyed" => {
+            let done = Arc::new(AtomicUsize::new(0));
+            for i in 0..n {
+                let done = Arc::clone(&done);
+                let job = move || {
+                    done.fetch_add(1, Ordering::Relaxed);
+                };
+                let routed = if mode == "high" {
+                    pool.lane(Lane::High)
+                } else {
+                    pool.keyed(i % 1_000)
+                };
+                routed.execute(job).expect("the pool is open");
+            }
+            drop(open);
         }
         _ => {
             let done = Arc::new(AtomicUsize::new(0));
