@@ -277,7 +277,8 @@ impl Context {
         if node.status.load(Ordering::Acquire) != LIVE {
             return true;
         }
-        node.poll().is_some()
+        // The walk itself: `poll` would look at the common cases again.
+        node.poll_at(&mut None).is_some()
     }
 
     /// Why this context is done, or `None` while it is live.
