@@ -20,7 +20,8 @@
 //! grep -m1 summary cg-execute-*.out-01 cg-execute-*.out-02
 //! ```
 //!
-//! `execute` submits `pool.execute` jobs; `high` and `keyed` the same
+//! `execute` submits `pool.execute` jobs, `floor` the same closures to a
+//! hand-written pool (one worker `recv()`ing from a crossbeam channel); `high` and `keyed` the same
 //! through `pool.lane(Lane::High)` and `pool.keyed(i % 1000)`; `submit`
 //! submits `pool.submit` jobs and joins every handle after the gate opens
 //! (the caller's count then includes joins that may sleep, so only the
@@ -41,6 +42,10 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|arg| arg != "--bench");
     let mode = args.next().unwrap_or_else(|| "execute".into());
     let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1_000);
+    if mode == "floor" {
+        floor(n);
+        return;
+    }
     let pool = ThreadPool::builder()
         .workers(1)
         .queue_capacity(n + 1)
@@ -92,4 +97,33 @@ fn main() {
         }
     }
     pool.join();
+}
+
+/// The same workload through a hand-written pool: one worker `recv()`ing
+/// boxed closures from a crossbeam channel, the bar brigade's `execute` is
+/// measured against.
+fn floor(n: usize) {
+    type Job = Box<dyn FnOnce() + Send>;
+    let (tx, rx) = crossbeam_channel::bounded::<Job>(n + 1);
+    let worker = std::thread::spawn(move || {
+        while let Ok(job) = rx.recv() {
+            job();
+        }
+    });
+    let (open, gate) = crossbeam_channel::bounded::<()>(0);
+    tx.send(Box::new(move || {
+        let _ = gate.recv();
+    }))
+    .expect("the worker is running");
+    let done = Arc::new(AtomicUsize::new(0));
+    for _ in 0..n {
+        let done = Arc::clone(&done);
+        tx.send(Box::new(move || {
+            done.fetch_add(1, Ordering::Relaxed);
+        }))
+        .expect("the worker is running");
+    }
+    drop(open);
+    drop(tx);
+    worker.join().expect("the worker did not panic");
 }

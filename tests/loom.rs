@@ -19,9 +19,10 @@
 //! a join that runs a queued job inline races a cancel's drain without the
 //! job being run twice or counted twice. One more races a keep-alive
 //! worker leaving against a submit (`crew/elastic.rs`): the job is never
-//! stranded. Two cover the dispatcher (`crew/dispatch.rs`): a key's jobs
+//! stranded. Three cover the dispatcher (`crew/dispatch.rs`): a key's jobs
 //! run in order with `join` waiting for one held behind another, and
-//! routed submits race a cancellation without a job lost or run twice.
+//! routed submits race a cancellation without a job lost or run twice;
+//! a third, that a routed job wakes a worker on its way to block.
 #![cfg(loom)]
 
 use std::panic;
@@ -660,5 +661,34 @@ fn routed_submit_races_cancel() {
             .collect();
         canceller.join().expect("the canceller");
         settle(shut_down(pool), handles, &runs);
+    });
+}
+
+/// A routed job submitted while the one worker may be on its way to
+/// block: the submit sends a turn only if it sees the worker counted as
+/// blocked, and the worker looks at the board once more after counting
+/// itself (`Board::blocks`, `Board::wants_turn`). The job runs without
+/// intake closing — a lost wake-up parks both model threads forever,
+/// which loom reports.
+#[test]
+fn routed_job_wakes_a_blocking_worker() {
+    pool_model(|| {
+        let pool = pool(1, 4);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let waiter = thread::current();
+        let job = {
+            let ran = Arc::clone(&ran);
+            move || {
+                ran.store(1, Ordering::SeqCst);
+                waiter.unpark();
+            }
+        };
+        pool.lane(brigade::Lane::High)
+            .execute(job)
+            .expect("a live pool accepts");
+        while ran.load(Ordering::SeqCst) == 0 {
+            thread::park();
+        }
+        pool.join();
     });
 }

@@ -24,15 +24,18 @@
 //!
 //! # Turns
 //!
-//! Workers block on the jobs channel, so a routed job also sends a
-//! *turn* ([`Queued::Turn`](super::Queued)) there: it wakes a blocked
-//! worker, which then takes the best job on the board, not necessarily
-//! the one that sent the turn. Turns are only wake-ups; the board is the
-//! truth. Nothing is stranded because:
+//! Workers block on the jobs channel, so a routed job that may start
+//! also sends a *turn* ([`Queued::Turn`](super::Queued)) there while a
+//! worker is blocked: it wakes one, which then takes the best job on the
+//! board, not necessarily the one that sent the turn. Turns are only
+//! wake-ups; the board is the truth. Nothing is stranded because:
 //!
-//! * a worker looks at the board before every job and before it blocks,
-//!   and sends itself no turn: the submit's turn lands after its job is on
-//!   the board, and a full channel never lets a worker block;
+//! * a worker looks at the board before every job, and counts itself
+//!   blocked and then looks once more before it blocks
+//!   ([`Board::blocks`]); a submit sends a turn when that count is not
+//!   zero after its job is on the board, so one of the two sees the
+//!   other; a full channel never lets a worker block. While every worker
+//!   is busy or spinning, a routed job sends no turn at all;
 //! * on a rendezvous queue the submit's turn is a blocking send, which
 //!   completes only once a worker has received it;
 //! * a job made ready by another's end (its key's predecessor, or a slot
@@ -63,7 +66,7 @@ use super::{Envelope, Wait};
 use crate::context::Context;
 use crate::error::TrySubmitError;
 use crate::lane::{Lane, LaneLoad};
-use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, fence};
 
 /// Where a routed job goes: its lane and, if keyed, its key's hash.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -194,6 +197,9 @@ pub(crate) struct Board<J> {
     submitters: AtomicUsize,
     /// Turns in the jobs channel, left out of `Stats::queued`.
     turns: AtomicUsize,
+    /// Workers blocked on the channels (see [`blocks`](Self::blocks)):
+    /// a submit sends a turn only while one is.
+    blocked: AtomicUsize,
     /// Jobs running per lane. Changed under the lock for a capped lane
     /// (`pick` and `publish` compare it with the cap there); an uncapped
     /// lane's unkeyed job ends without the lock (`finish`).
@@ -227,6 +233,7 @@ impl<J> Board<J> {
             sleepers: AtomicUsize::new(0),
             submitters: AtomicUsize::new(0),
             turns: AtomicUsize::new(0),
+            blocked: AtomicUsize::new(0),
             running: [
                 AtomicUsize::new(0),
                 AtomicUsize::new(0),
@@ -259,6 +266,30 @@ impl<J> Board<J> {
     /// How many of the jobs channel's messages are turns.
     pub(crate) fn turns(&self) -> &AtomicUsize {
         &self.turns
+    }
+
+    /// Marks the calling worker blocked on the channels until the guard
+    /// drops; `None` if a job is ready on the board after all, to take
+    /// instead of blocking.
+    ///
+    /// No lost wake-up: the worker counts itself, then looks at `ready`;
+    /// a submit publishes `ready`, then looks at the count
+    /// ([`wants_turn`](Self::wants_turn)). With a SeqCst fence on each
+    /// side, at least one of the two sees the other.
+    pub(crate) fn blocks(&self) -> Option<Blocked<'_>> {
+        self.blocked.fetch_add(1, Ordering::SeqCst);
+        let blocked = Blocked(&self.blocked);
+        fence(Ordering::SeqCst);
+        (!self.has_ready()).then_some(blocked)
+    }
+
+    /// Whether a job just admitted needs a turn to wake a worker: only
+    /// while one is blocked. A worker that is not looks at the board
+    /// before its next job, and before it blocks (see
+    /// [`blocks`](Self::blocks)).
+    pub(crate) fn wants_turn(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.blocked.load(Ordering::Relaxed) != 0
     }
 
     /// Whether a routed job was ever submitted.
@@ -619,6 +650,15 @@ pub(crate) fn running(crew: usize, ticket: &Ticket) -> Option<RunningKey> {
 /// hashed to `key`: a later job of that key cannot start until it returns.
 pub(crate) fn runs_key(crew: usize, key: u64) -> bool {
     RUNNING_KEY.with(Cell::get) == Some((crew, key))
+}
+
+/// A worker blocked on the channels, from [`Board::blocks`].
+pub(crate) struct Blocked<'b>(&'b AtomicUsize);
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Restores the key a nested inline run replaced.

@@ -574,10 +574,13 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
+        let rendezvous = self.config.queue_capacity == Some(0);
+        if !rendezvous && !self.board.wants_turn() {
+            return Ok(());
+        }
         let turns = self.board.turns();
         // ORDERING: Relaxed: a statistic.
         turns.fetch_add(1, Ordering::Relaxed);
-        let rendezvous = self.config.queue_capacity == Some(0);
         let sent = if rendezvous {
             intake::send_within(tx, Queued::Turn, wait, &self.ctx, &self.cancel, closed)
                 .map_err(|fail| fail.refused(|_| ()))

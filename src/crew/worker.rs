@@ -224,6 +224,9 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn next_job_blocking(&self, waiting: &mut Waiting<'_>) -> Option<Queued<J>> {
         // The queue is empty: a future that found it full can send now.
         let _idle = self.room.idle();
+        let Some(_blocked) = self.board.blocks() else {
+            return Some(Queued::Turn);
+        };
         let mut select = Select::new();
         let jobs = select.recv(&self.jobs);
         let cancel = select.recv(&self.cancel);
