@@ -315,16 +315,24 @@ impl<J> Board<J> {
         ctx: &Context,
         closed: &dyn Fn() -> bool,
     ) -> Result<u64, Refused<J>> {
+        // Read before locking: the lock is held for less, and a job that
+        // waits for room counts its queue time from the end of the wait.
+        let mut since = Instant::now();
         let mut state = self.state.lock();
         loop {
+            // Under the lock: a cancel's drain either finds the job or
+            // went first and is seen here, so none is stranded.
             if ctx.is_done() {
                 return Err(TrySubmitError::Cancelled(queued));
             }
-            if closed() {
-                return Err(TrySubmitError::Closed(queued));
-            }
             if self.has_room(&state, route) {
                 break;
+            }
+            // Only before a wait: the front door looked at its switch
+            // before it came here, and a submit racing the close may go
+            // either way. A signal's check is a channel operation.
+            if closed() {
+                return Err(TrySubmitError::Closed(queued));
             }
             let deadline = match wait {
                 Wait::Now => return Err(TrySubmitError::Full(queued)),
@@ -335,8 +343,9 @@ impl<J> Board<J> {
             self.submitters.fetch_add(1, Ordering::SeqCst);
             self.sleep(&mut state, deadline);
             self.submitters.fetch_sub(1, Ordering::SeqCst);
+            since = Instant::now();
         }
-        Ok(self.push(&mut state, queued, route))
+        Ok(self.push(&mut state, queued, route, since))
     }
 
     fn has_room(&self, state: &State<J>, route: Route) -> bool {
@@ -349,15 +358,16 @@ impl<J> Board<J> {
             })
     }
 
-    /// Puts `queued` in its lane queue, or behind its key's current job;
-    /// returns its id on the board.
-    fn push(&self, state: &mut State<J>, queued: Envelope<J>, route: Route) -> u64 {
+    /// Puts `queued`, queued at `since`, in its lane queue, or behind its
+    /// key's current job; returns its id on the board.
+    #[inline]
+    fn push(&self, state: &mut State<J>, queued: Envelope<J>, route: Route, since: Instant) -> u64 {
         let id = state.next_id;
         state.next_id += 1;
         let entry = Entry {
             queued,
             route,
-            since: Instant::now(),
+            since,
             id,
         };
         // ORDERING: Release pairs with `is_empty`'s Acquire.
@@ -381,6 +391,7 @@ impl<J> Board<J> {
     /// key's job released by its predecessor's end, or a plain job
     /// exchanged, may be older than the lane's newest. (An ordered
     /// `WorkerPool`'s window relies on it: see `ordered.rs`.)
+    #[inline]
     fn enqueue(&self, state: &mut State<J>, entry: Entry<J>) {
         let lane = &mut state.lanes[entry.route.lane.index()];
         let seq = entry.queued.seq;
@@ -437,8 +448,9 @@ impl<J> Board<J> {
     /// job, which can always start (`Normal` has no cap), so a job comes
     /// back, maybe the plain one.
     pub(crate) fn exchange(&self, plain: Envelope<J>) -> (Envelope<J>, Ticket) {
+        let since = Instant::now();
         let mut state = self.state.lock();
-        self.push(&mut state, plain, Route::default());
+        self.push(&mut state, plain, Route::default(), since);
         let taken = self.take_locked(&mut state);
         drop(state);
         taken.expect("a plain job on the board can always start")
@@ -672,6 +684,8 @@ impl Drop for RunningKey {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::{Board, Dispatch, Route};
     use crate::context::Context;
     use crate::crew::{Envelope, Wait};
@@ -684,8 +698,18 @@ mod tests {
         let board = Board::new(Dispatch::default(), Some(0));
         let ctx = Context::new();
         let route = Route::default();
-        let first = board.push(&mut board.state.lock(), Envelope::unstamped(1), route);
-        let second = board.push(&mut board.state.lock(), Envelope::unstamped(2), route);
+        let first = board.push(
+            &mut board.state.lock(),
+            Envelope::unstamped(1),
+            route,
+            Instant::now(),
+        );
+        let second = board.push(
+            &mut board.state.lock(),
+            Envelope::unstamped(2),
+            route,
+            Instant::now(),
+        );
         assert_ne!(first, second);
         let taken = board.withdraw(second, route).map(|queued| queued.job);
         assert_eq!(taken, Some(2));
