@@ -813,11 +813,13 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 discarded += 1;
             }
         }
-        if !self.board.is_empty() {
-            for queued in self.board.drain() {
-                self.discard(queued);
-                discarded += 1;
-            }
+        // Under the board's lock, never on a look at its length: a routed
+        // submit that found the pool live under that lock pushes before
+        // this drain locks (which then finds its job), or sees the
+        // cancellation this drain follows (and refuses it).
+        for queued in self.board.drain() {
+            self.discard(queued);
+            discarded += 1;
         }
         discarded
     }
