@@ -286,9 +286,9 @@ impl<J> Board<J> {
     /// Whether a job just admitted needs a turn to wake a worker: only
     /// while one is blocked. A worker that is not looks at the board
     /// before its next job, and before it blocks (see
-    /// [`blocks`](Self::blocks)).
+    /// [`blocks`](Self::blocks)). Called after [`admit`](Self::admit),
+    /// whose fence orders the push before this load.
     pub(crate) fn wants_turn(&self) -> bool {
-        fence(Ordering::SeqCst);
         self.blocked.load(Ordering::Relaxed) != 0
     }
 
@@ -345,7 +345,14 @@ impl<J> Board<J> {
             self.submitters.fetch_sub(1, Ordering::SeqCst);
             since = Instant::now();
         }
-        Ok(self.push(&mut state, queued, route, since))
+        let id = self.push(&mut state, queued, route, since);
+        drop(state);
+        // Orders the push before what the submit reads next: the count of
+        // blocked workers ([`wants_turn`](Self::wants_turn)) and the pool's
+        // cancellation (a cancel's drain looks at `len` after a fence of
+        // its own, so one of the two sees the other).
+        fence(Ordering::SeqCst);
+        Ok(id)
     }
 
     fn has_room(&self, state: &State<J>, route: Route) -> bool {

@@ -104,7 +104,7 @@ use crate::error::{BuildError, Cancelled, TrySubmitError};
 use crate::stats::{Counters, JobEvent, JobOutcome, Stats, sampled, stamp};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::thread::JoinHandle;
-use crate::sync::{Arc, AtomicBool, AtomicUsize, CachePadded, Condvar, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, CachePadded, Condvar, Mutex, Ordering, fence};
 use crate::unwind;
 
 /// What to do when a job panics.
@@ -813,13 +813,15 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 discarded += 1;
             }
         }
-        // Under the board's lock, never on a look at its length: a routed
-        // submit that found the pool live under that lock pushes before
-        // this drain locks (which then finds its job), or sees the
-        // cancellation this drain follows (and refuses it).
-        for queued in self.board.drain() {
-            self.discard(queued);
-            discarded += 1;
+        // Pairs with the fence at the end of `Board::admit`: a routed
+        // submit whose push this look misses sees the cancellation that
+        // came before it, and drains the board itself (`landed`).
+        fence(Ordering::SeqCst);
+        if !self.board.is_empty() {
+            for queued in self.board.drain() {
+                self.discard(queued);
+                discarded += 1;
+            }
         }
         discarded
     }
