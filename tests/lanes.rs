@@ -15,7 +15,7 @@ use brigade::{
 };
 use crossbeam_channel::bounded;
 
-use common::{Gate, occupy_worker, thread_sleeping, wait_until};
+use common::{Gate, LONG, occupy_worker, thread_sleeping, wait_until};
 
 /// The bound on every wait that should end almost at once.
 const WAIT: Duration = Duration::from_secs(10);
@@ -341,6 +341,40 @@ fn stats_count_each_lane_and_each_routed_job_once() {
     let stats = pool.stats();
     assert_eq!(stats.queued, 0, "{stats:?}");
     assert_eq!(stats.lanes, [Default::default(); 3], "{stats:?}");
+}
+
+#[test]
+fn a_routed_jobs_lane_slot_is_free_in_the_stats_once_its_result_is_delivered() {
+    // Every end is in the stats before it is delivered, the lane's running count included: a
+    // propagate hook holds the worker after the job returned (and was delivered), and the
+    // stats read meanwhile show the lane idle.
+    let (held_tx, held_rx) = bounded::<()>(1);
+    let (go_tx, go_rx) = bounded::<()>(1);
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .propagate(
+            || (),
+            move |(), run| {
+                run();
+                let _ = held_tx.send(());
+                let _ = go_rx.recv_timeout(LONG);
+            },
+        )
+        .build()
+        .unwrap();
+    let handle = pool.lane(Lane::Background).key("k").submit(|_| 7).unwrap();
+    assert_eq!(handle.join(), Ok(7));
+    held_rx
+        .recv_timeout(LONG)
+        .expect("the hook holds the worker");
+    let stats = pool.stats();
+    go_tx.send(()).unwrap();
+    assert_eq!(
+        stats.lane(Lane::Background),
+        Default::default(),
+        "{stats:?}"
+    );
+    pool.join();
 }
 
 #[test]

@@ -25,7 +25,8 @@
 //! | running | cancelled | returned after its context was cancelled (or the pool's deadline passed); the value is dropped | the running thread |
 //!
 //! Every end is recorded (counted, timed if sampled, told to the
-//! `on_job_done` hook) *before* it is delivered, so whoever receives a
+//! `on_job_done` hook, and for a job from the dispatcher's board its lane
+//! slot and key released) *before* it is delivered, so whoever receives a
 //! result also finds it in the pool's stats. A discarded job is reported
 //! through [`Exec::discard`](super::Exec::discard), recorded by the crew.
 //!
@@ -42,6 +43,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
+use super::dispatch::Ticket;
 use super::{CrewConfig, PanicPolicy, wait_since};
 use crate::context::Context;
 use crate::error::{Cancelled, JobError};
@@ -177,6 +179,24 @@ pub(crate) struct WorkerState<'w> {
     /// The worker's index; `None` on a submitter running its own job
     /// (`here.rs`).
     pub(super) index: Option<usize>,
+    /// The running job's board ticket, if it came from the board.
+    pub(super) ticket: Cell<Option<Ticket>>,
+    /// Hands a ticket back to the dispatcher (`Board::finish`): called
+    /// once the job's end is recorded, before it is delivered, so whoever
+    /// receives the result finds the job's lane slot (and its key) freed
+    /// in the pool's stats too. `None` where no job has a ticket.
+    pub(super) release: Option<&'w dyn Fn(Ticket)>,
+}
+
+impl WorkerState<'_> {
+    /// Hands the running job's ticket back, if it has one and has not
+    /// yet (see `release`).
+    #[inline]
+    pub(super) fn release_ticket(&self) {
+        if let (Some(ticket), Some(release)) = (self.ticket.take(), self.release) {
+            release(ticket);
+        }
+    }
 }
 
 /// One job's pass through the lifecycle: from a worker that dequeued it
@@ -360,6 +380,7 @@ impl<'w> Run<'w> {
         if let Some(started) = started {
             self.report(worker, self.seq, outcome, started);
         }
+        worker.release_ticket();
         if panicked && worker.config.panic_policy == PanicPolicy::CancelPool {
             worker.pool.cancel();
         }
@@ -612,6 +633,7 @@ impl Run<'_> {
                 .record_timing(wait_since(self.queued_at, started), run, per);
             worker.counters.tick(ended);
         }
+        worker.release_ticket();
         if panicked && worker.config.panic_policy == PanicPolicy::CancelPool {
             worker.pool.cancel();
         }

@@ -28,6 +28,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         // parent's reference count, and on the pool's context that count
         // would bounce between every worker's cache. Registered once, so
         // the pool's cancellation still reaches every job.
+        let release = |ticket| self.release(ticket);
         let state = WorkerState {
             config: &self.config,
             counters: &self.counters,
@@ -36,32 +37,52 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             ctx: self.ctx.child(),
             spare: Cell::new(None),
             index: Some(index),
+            ticket: Cell::new(None),
+            release: Some(&release),
         };
         state.ctx.link();
         while let Some((queued, ticket)) = self.next() {
             self.room.freed();
             if self.ctx.is_done() {
                 self.discard(queued);
-                self.finish(ticket, false);
+                if let Some(ticket) = ticket {
+                    release(ticket);
+                }
                 break;
             }
             // By reference, so the job is not moved through the gate: a
             // pool without one pays a branch.
             if let Err(reason) = self.pass_gate() {
                 self.discard_for(queued, reason);
-                self.finish(ticket, false);
+                if let Some(ticket) = ticket {
+                    release(ticket);
+                }
                 continue;
             }
+            let routed = ticket.is_some();
             let (ran, faulted) = {
                 let _key = ticket
                     .as_ref()
                     .and_then(|ticket| dispatch::running(self.id(), ticket));
+                if routed {
+                    state.ticket.set(ticket);
+                }
                 self.run_job(queued, &state, local)
             };
+            if routed {
+                // Released when its end was recorded, unless it had none
+                // here (run by a join elsewhere, or cancelled through its
+                // handle).
+                state.release_ticket();
+            }
             let replace =
                 faulted || (ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn);
-            self.finish(ticket, replace);
             if replace {
+                // The replacement looks at the board first; idle workers
+                // are told of what this end made ready, as `leave` does.
+                if self.board.has_ready() {
+                    self.nudge(1);
+                }
                 return Leave::Replace;
             }
             // A busy worker asked to leave goes after its job.
@@ -118,18 +139,11 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     }
 
     /// A job from the board ended: releases its key and lane. The jobs
-    /// that made ready beyond the one this worker takes next (all of
-    /// them, if it is `leaving`) are announced to idle workers.
-    #[inline]
-    fn finish(&self, ticket: Option<Ticket>, leaving: bool) {
-        if let Some(ticket) = ticket {
-            let ready = self.board.finish(ticket);
-            self.nudge(if leaving {
-                ready
-            } else {
-                ready.saturating_sub(1)
-            });
-        }
+    /// that made ready beyond the one this worker takes next are
+    /// announced to idle workers.
+    fn release(&self, ticket: Ticket) {
+        let ready = self.board.finish(ticket);
+        self.nudge(ready.saturating_sub(1));
     }
 
     /// Wakes up to `n` idle workers to look at the board.
