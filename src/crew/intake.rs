@@ -60,7 +60,10 @@ pub(crate) fn send_within<T>(
 }
 
 /// Sends `item`, waiting for room until `deadline` (`None`: no limit).
-/// `cancel` must be `ctx.done()`.
+/// `cancel` must be `ctx.done()`. Inlined: its fast path is one
+/// `try_send`, and left to the compiler it became a call that cost each
+/// accepted job 26 instructions (callgrind).
+#[inline]
 pub(crate) fn send<T>(
     tx: &Sender<T>,
     item: T,
