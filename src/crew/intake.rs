@@ -60,8 +60,9 @@ pub(crate) fn send_within<T>(
 }
 
 /// Sends `item`, waiting for room until `deadline` (`None`: no limit).
-/// `cancel` must be `ctx.done()`. Inlined: its fast path is one
-/// `try_send`, and left to the compiler it became a call that cost each
+/// `cancel` must be `ctx.done()`. Marked inline: its fast path is one
+/// `try_send`, and, being generic, it is inlined or not in the user's
+/// crate, where unrelated code could make it a call costing each
 /// accepted job 26 instructions (callgrind).
 #[inline]
 pub(crate) fn send<T>(
