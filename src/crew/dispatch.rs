@@ -2,8 +2,10 @@
 //! submitted with a key or a priority lane.
 //!
 //! A pool that never routes a job never touches this: its jobs go through
-//! the jobs channel alone, and a worker's only cost is one relaxed load of
-//! [`Board::ready`] per job, on a cache line nobody writes.
+//! the jobs channel alone, and a worker's only costs are one relaxed load
+//! of [`Board::ready`] per job, on a cache line nobody writes, and,
+//! each time it parks, counting itself parked ([`Board::blocks`]: two
+//! atomic additions and a fence, beside the park's own system calls).
 //!
 //! # The board
 //!
