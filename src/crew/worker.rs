@@ -44,37 +44,16 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         while let Some((queued, ticket)) = self.next() {
             self.room.freed();
             if self.ctx.is_done() {
-                self.discard(queued);
-                if let Some(ticket) = ticket {
-                    release(ticket);
-                }
+                self.refuse(queued, ticket, None);
                 break;
             }
             // By reference, so the job is not moved through the gate: a
             // pool without one pays a branch.
             if let Err(reason) = self.pass_gate() {
-                self.discard_for(queued, reason);
-                if let Some(ticket) = ticket {
-                    release(ticket);
-                }
+                self.refuse(queued, ticket, Some(reason));
                 continue;
             }
-            let routed = ticket.is_some();
-            let (ran, faulted) = {
-                let _key = ticket
-                    .as_ref()
-                    .and_then(|ticket| dispatch::running(self.id(), ticket));
-                if routed {
-                    state.ticket.set(ticket);
-                }
-                self.run_job(queued, &state, local)
-            };
-            if routed {
-                // Released when its end was recorded, unless it had none
-                // here (run by a join elsewhere, or cancelled through its
-                // handle).
-                state.release_ticket();
-            }
+            let (ran, faulted) = self.run_taken(queued, ticket, &state, local);
             let replace =
                 faulted || (ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn);
             if replace {
@@ -91,6 +70,41 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             }
         }
         self.leave()
+    }
+
+    /// Discards a job that may not start, for `reason` (`None`: the
+    /// pool's own), and hands its board ticket back.
+    fn refuse(&self, queued: Envelope<J>, ticket: Option<Ticket>, reason: Option<Cancelled>) {
+        match reason {
+            None => self.discard(queued),
+            Some(reason) => self.discard_for(queued, reason),
+        }
+        if let Some(ticket) = ticket {
+            self.release(ticket);
+        }
+    }
+
+    /// Runs a job taken from the channel or, with its `ticket`, from the
+    /// board: the ticket marks its key as running on this thread, and is
+    /// handed back when the job's end is recorded (`WorkerState::release`)
+    /// or, if it had none here (run by a join elsewhere, or cancelled
+    /// through its handle), once it returns.
+    #[inline(always)]
+    fn run_taken<'w>(
+        &self,
+        queued: Envelope<J>,
+        ticket: Option<Ticket>,
+        state: &'w WorkerState<'w>,
+        local: &mut E::Local,
+    ) -> (Ran, bool) {
+        let Some(ticket) = ticket else {
+            return self.run_job(queued, state, local);
+        };
+        let _key = dispatch::running(self.id(), &ticket);
+        state.ticket.set(Some(ticket));
+        let ran = self.run_job(queued, state, local);
+        state.release_ticket();
+        ran
     }
 
     /// The worker leaves for good: a cancelled pool's queue is discarded,
