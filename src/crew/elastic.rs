@@ -113,14 +113,14 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
     /// it takes itself off the target (and `waiting` off `free`).
     pub(super) fn expire(&self, waiting: &mut Waiting<'_>, floor: usize) -> bool {
         // A rendezvous keeps one worker (see the module docs).
-        let floor = floor.max(usize::from(self.config.queue_capacity == Some(0)));
+        let floor = floor.max(usize::from(self.rendezvous()));
         let mut target = self.target.lock();
         if *target <= floor {
             return false;
         }
         waiting.uncount();
         fence(Ordering::SeqCst);
-        if !self.jobs.is_empty() {
+        if self.has_work() {
             waiting.count();
             return false;
         }
@@ -141,12 +141,20 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
         let mut target = self.target.lock();
         waiting.uncount();
         fence(Ordering::SeqCst);
-        if *target == 0 && !self.jobs.is_empty() {
+        if *target == 0 && self.has_work() {
             waiting.count();
             *target += 1;
             return false;
         }
         true
+    }
+
+    /// Whether a job waits: in the channel, or ready on the board (a routed
+    /// job sends no turn while no worker is parked, so the channel alone
+    /// would not show it). After a SeqCst fence, which pairs with the one
+    /// in `grow_for_job` and the one at the end of `Board::admit`.
+    fn has_work(&self) -> bool {
+        !self.jobs.is_empty() || self.board.has_ready()
     }
 
     /// A job was just queued in an elastic crew: starts a worker if no

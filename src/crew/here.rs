@@ -80,8 +80,8 @@ impl<J: Send + 'static, E: Exec<J, Local = ()>> Shared<J, E> {
             ctx: self.ctx.clone(),
             spare: Cell::new(None),
             index: None,
-            ticket: Cell::new(None),
-            release: None,
+            endings: None,
+            board_lane: Cell::new(None),
         };
         // Neither a panic (caught and counted) nor a misbehaving propagate
         // hook (logged) retires anything: the thread is the caller's.

@@ -108,8 +108,8 @@ impl<J: Send + 'static, E: Exec<J>> Runner for Inline<J, E> {
             ctx: self.shared.ctx.clone(),
             spare: Cell::new(None),
             index: Some(self.index),
-            ticket: Cell::new(None),
-            release: None,
+            endings: None,
+            board_lane: Cell::new(None),
         };
         // Not timed: the queue stamp is in the envelope, still queued. A
         // panic does not retire this worker in the middle of its own job;

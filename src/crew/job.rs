@@ -25,9 +25,9 @@
 //! | running | cancelled | returned after its context was cancelled (or the pool's deadline passed); the value is dropped | the running thread |
 //!
 //! Every end is recorded (counted, timed if sampled, told to the
-//! `on_job_done` hook, and for a job from the dispatcher's board its lane
-//! slot and key released) *before* it is delivered, so whoever receives a
-//! result also finds it in the pool's stats. A discarded job is reported
+//! `on_job_done` hook, and for a job from the dispatcher's board no longer
+//! counted as running in its lane) *before* it is delivered, so whoever
+//! receives a result also finds it in the pool's stats. A discarded job is reported
 //! through [`Exec::discard`](super::Exec::discard), recorded by the crew.
 //!
 //! # Contexts
@@ -43,11 +43,11 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use super::dispatch::Ticket;
 use super::{CrewConfig, PanicPolicy, wait_since};
 use crate::context::Context;
 use crate::error::{Cancelled, JobError};
 use crate::stats::{Counters, JobEvent, JobOutcome, WorkerSlot};
+use crate::sync::{AtomicUsize, Ordering};
 use crate::unwind::{self, Caught};
 
 /// How a job that started ended: the one outcome type every front door
@@ -179,22 +179,25 @@ pub(crate) struct WorkerState<'w> {
     /// The worker's index; `None` on a submitter running its own job
     /// (`here.rs`).
     pub(super) index: Option<usize>,
-    /// The running job's board ticket, if it came from the board.
-    pub(super) ticket: Cell<Option<Ticket>>,
-    /// Hands a ticket back to the dispatcher (`Board::finish`): called
-    /// once the job's end is recorded, before it is delivered, so whoever
-    /// receives the result finds the job's lane slot (and its key) freed
-    /// in the pool's stats too. `None` where no job has a ticket.
-    pub(super) release: Option<&'w dyn Fn(Ticket)>,
+    /// The dispatcher's counts, per lane, of jobs ended but not yet handed
+    /// back (`Board::endings`); `None` off the crew's own workers, which
+    /// run no board job.
+    pub(super) endings: Option<&'w [AtomicUsize; 3]>,
+    /// For a job from the board, its lane, whose count is bumped when the
+    /// end is recorded, before it is delivered, so whoever receives the
+    /// result no longer finds the job running in `Stats::lanes`. (The
+    /// ticket itself goes back after the delivery: a key's next job must
+    /// not overtake this one's result.)
+    pub(super) board_lane: Cell<Option<usize>>,
 }
 
 impl WorkerState<'_> {
-    /// Hands the running job's ticket back, if it has one and has not
-    /// yet (see `release`).
+    /// The running job's end is recorded (see `board_lane`).
     #[inline]
-    pub(super) fn release_ticket(&self) {
-        if let (Some(ticket), Some(release)) = (self.ticket.take(), self.release) {
-            release(ticket);
+    fn ended(&self) {
+        if let (Some(lane), Some(endings)) = (self.board_lane.take(), self.endings) {
+            // ORDERING: Release pairs with `Board::loads`' Acquire.
+            endings[lane].fetch_add(1, Ordering::Release);
         }
     }
 }
@@ -380,7 +383,7 @@ impl<'w> Run<'w> {
         if let Some(started) = started {
             self.report(worker, self.seq, outcome, started);
         }
-        worker.release_ticket();
+        worker.ended();
         if panicked && worker.config.panic_policy == PanicPolicy::CancelPool {
             worker.pool.cancel();
         }
@@ -633,7 +636,7 @@ impl Run<'_> {
                 .record_timing(wait_since(self.queued_at, started), run, per);
             worker.counters.tick(ended);
         }
-        worker.release_ticket();
+        worker.ended();
         if panicked && worker.config.panic_policy == PanicPolicy::CancelPool {
             worker.pool.cancel();
         }

@@ -574,7 +574,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
-        let rendezvous = self.config.queue_capacity == Some(0);
+        let rendezvous = self.rendezvous();
         if !rendezvous && !self.board.wants_turn() {
             return Ok(());
         }
@@ -618,7 +618,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
         // A queue of no capacity takes a job only from a waiting worker:
         // start one first.
-        if self.config.queue_capacity == Some(0) {
+        if self.rendezvous() {
             self.grow_for_job();
         }
         self.enter_or(tx, job, wait, closed, full)?;
@@ -933,6 +933,13 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         if self.ctx.is_done() {
             self.drain();
         }
+    }
+
+    /// Whether the queue has no capacity: a job is handed straight to a
+    /// waiting worker.
+    #[inline]
+    fn rendezvous(&self) -> bool {
+        self.config.queue_capacity == Some(0)
     }
 }
 

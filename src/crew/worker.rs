@@ -28,7 +28,6 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         // parent's reference count, and on the pool's context that count
         // would bounce between every worker's cache. Registered once, so
         // the pool's cancellation still reaches every job.
-        let release = |ticket| self.release(ticket);
         let state = WorkerState {
             config: &self.config,
             counters: &self.counters,
@@ -37,8 +36,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             ctx: self.ctx.child(),
             spare: Cell::new(None),
             index: Some(index),
-            ticket: Cell::new(None),
-            release: Some(&release),
+            endings: Some(self.board.endings()),
+            board_lane: Cell::new(None),
         };
         state.ctx.link();
         while let Some((queued, ticket)) = self.next() {
@@ -53,15 +52,15 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 self.refuse(queued, ticket, Some(reason));
                 continue;
             }
-            let (ran, faulted) = self.run_taken(queued, ticket, &state, local);
+            let (ran, faulted) = self.run_taken(queued, ticket.as_ref(), &state, local);
+            // A job from the board whose end was not recorded here (run by
+            // a join elsewhere, or cancelled through its handle) left its
+            // lane's count of ended jobs as it was.
+            let recorded = state.board_lane.take().is_none();
             let replace =
                 faulted || (ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn);
+            self.finish(ticket, recorded, replace);
             if replace {
-                // The replacement looks at the board first; idle workers
-                // are told of what this end made ready, as `leave` does.
-                if self.board.has_ready() {
-                    self.nudge(1);
-                }
                 return Leave::Replace;
             }
             // A busy worker asked to leave goes after its job.
@@ -79,32 +78,27 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             None => self.discard(queued),
             Some(reason) => self.discard_for(queued, reason),
         }
-        if let Some(ticket) = ticket {
-            self.release(ticket);
-        }
+        self.finish(ticket, false, false);
     }
 
     /// Runs a job taken from the channel or, with its `ticket`, from the
-    /// board: the ticket marks its key as running on this thread, and is
-    /// handed back when the job's end is recorded (`WorkerState::release`)
-    /// or, if it had none here (run by a join elsewhere, or cancelled
-    /// through its handle), once it returns.
+    /// board: then its key is marked running on this thread meanwhile,
+    /// and its lane's count of ended jobs is bumped when its end is
+    /// recorded (`WorkerState::board_lane`).
     #[inline(always)]
     fn run_taken<'w>(
         &self,
         queued: Envelope<J>,
-        ticket: Option<Ticket>,
+        ticket: Option<&Ticket>,
         state: &'w WorkerState<'w>,
         local: &mut E::Local,
     ) -> (Ran, bool) {
         let Some(ticket) = ticket else {
             return self.run_job(queued, state, local);
         };
-        let _key = dispatch::running(self.id(), &ticket);
-        state.ticket.set(Some(ticket));
-        let ran = self.run_job(queued, state, local);
-        state.release_ticket();
-        ran
+        let _key = dispatch::running(self.id(), ticket);
+        state.board_lane.set(Some(ticket.lane()));
+        self.run_job(queued, state, local)
     }
 
     /// The worker leaves for good: a cancelled pool's queue is discarded,
@@ -129,8 +123,9 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 // The channel's head too, so a plain job is weighed
                 // against the board's best rather than overtaken by it.
                 // (Looking whether it is empty costs a fifth of a
-                // `try_recv` that finds it so.)
-                (!self.jobs.is_empty())
+                // `try_recv` that finds it so; a rendezvous channel always
+                // looks empty, its submitters waiting to be received.)
+                (self.rendezvous() || !self.jobs.is_empty())
                     .then(|| self.jobs.try_recv().ok())
                     .flatten()
                     .map(|queued| self.received(queued))
@@ -152,12 +147,21 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
     }
 
-    /// A job from the board ended: releases its key and lane. The jobs
-    /// that made ready beyond the one this worker takes next are
-    /// announced to idle workers.
-    fn release(&self, ticket: Ticket) {
-        let ready = self.board.finish(ticket);
-        self.nudge(ready.saturating_sub(1));
+    /// A job from the board ended (its end `recorded` here, or not):
+    /// releases its key and lane, after its result was delivered, so a
+    /// key's next job cannot overtake it. The jobs that made ready beyond
+    /// the one this worker takes next (all of them, if it is `leaving`)
+    /// are announced to idle workers.
+    #[inline]
+    fn finish(&self, ticket: Option<Ticket>, recorded: bool, leaving: bool) {
+        if let Some(ticket) = ticket {
+            let ready = self.board.finish(ticket, recorded);
+            self.nudge(if leaving {
+                ready
+            } else {
+                ready.saturating_sub(1)
+            });
+        }
     }
 
     /// Wakes up to `n` idle workers to look at the board.
