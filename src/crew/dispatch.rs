@@ -213,9 +213,6 @@ pub(crate) struct Board<J> {
     /// (`pick` and `publish` compare it with the cap there); an uncapped
     /// lane's unkeyed job ends without the lock (`finish`).
     running: [AtomicUsize; 3],
-    /// Of `running`, the jobs whose end is recorded and whose ticket is
-    /// not back yet ([`endings`](Self::endings)): `loads` leaves them out.
-    ending: [AtomicUsize; 3],
     /// Whether the pool's context wakes `changed` when it is done.
     hooked: AtomicBool,
     settings: Dispatch,
@@ -247,7 +244,6 @@ impl<J> Board<J> {
             turns: AtomicUsize::new(0),
             blocked: AtomicUsize::new(0),
             running: Default::default(),
-            ending: Default::default(),
             hooked: AtomicBool::new(false),
             settings,
             capacity: queue_capacity.map_or(usize::MAX, |capacity| capacity.max(1)),
@@ -514,30 +510,21 @@ impl<J> Board<J> {
         Some(oldest.map_or(first, |(lane, _)| lane))
     }
 
-    /// Per lane, the count a job taken from it bumps once its end is
-    /// recorded (before its result is delivered, while its ticket comes
-    /// back only after): `Stats::lanes` then no longer counts it as
-    /// running.
-    pub(crate) fn endings(&self) -> &[AtomicUsize; 3] {
-        &self.ending
-    }
-
-    /// A job taken with `ticket` ended (`recorded`: and bumped its lane's
-    /// count in [`endings`](Self::endings)): releases its lane slot and moves
+    /// A job taken with `ticket` ended: releases its lane slot and moves
     /// its key's next job into a lane queue. Returns how many jobs this
     /// made ready to start.
-    pub(crate) fn finish(&self, ticket: Ticket, recorded: bool) -> usize {
+    pub(crate) fn finish(&self, ticket: Ticket) -> usize {
         let Ticket(route) = ticket;
         let lane = route.lane.index();
         if route.key.is_none() && self.settings.caps[lane] == usize::MAX {
             // Nothing waits on this end: no key to release, no cap to
             // reopen, no room freed (the take did that).
-            self.unrun(lane, recorded);
+            self.running[lane].fetch_sub(1, Ordering::Relaxed);
             return 0;
         }
         let mut state = self.state.lock();
         let at_cap = self.running(lane) == self.settings.caps[lane];
-        self.unrun(lane, recorded);
+        self.running[lane].fetch_sub(1, Ordering::Relaxed);
         let mut made_ready = usize::from(at_cap && !state.lanes[lane].is_empty());
         let mut key_room = false;
         if let Some(key) = route.key {
@@ -559,18 +546,6 @@ impl<J> Board<J> {
         drop(state);
         self.wake_sleepers(key_room);
         made_ready
-    }
-
-    /// Counts a job of `lane` no longer running: `running` first, then
-    /// `ending`, which `loads` reads in the other order, so a snapshot
-    /// never counts an ended job as running.
-    fn unrun(&self, lane: usize, recorded: bool) {
-        // ORDERING: Relaxed: see `running`.
-        self.running[lane].fetch_sub(1, Ordering::Relaxed);
-        if recorded {
-            // ORDERING: Release pairs with `loads`' Acquire.
-            self.ending[lane].fetch_sub(1, Ordering::Release);
-        }
     }
 
     /// Takes every queued job off the board (the pool was cancelled), for
@@ -610,17 +585,16 @@ impl<J> Board<J> {
         Some(entry.queued)
     }
 
-    /// Jobs queued and running per lane.
-    pub(crate) fn loads(&self) -> [LaneLoad; 3] {
+    /// Jobs queued and running per lane, less from the running ones the
+    /// `ended` per lane whose end is recorded and whose ticket is not
+    /// back yet (`Counters::ending`, read first: see
+    /// `WorkerSlot::set_ending`).
+    pub(crate) fn loads(&self, ended: [usize; 3]) -> [LaneLoad; 3] {
         let state = self.state.lock();
         let mut loads = [LaneLoad::default(); 3];
         for (lane, load) in loads.iter_mut().enumerate() {
             load.queued = state.lanes[lane].len();
-            // ORDERING: Acquire pairs with the Release of `unrun` and of
-            // a recorded end (`WorkerState::ended`): read before `running`
-            // (see `unrun`).
-            let ending = self.ending[lane].load(Ordering::Acquire);
-            load.running = self.running(lane).saturating_sub(ending);
+            load.running = self.running(lane).saturating_sub(ended[lane]);
         }
         for entry in state.keys.values().flatten() {
             loads[entry.route.lane.index()].queued += 1;

@@ -80,7 +80,6 @@ impl<J: Send + 'static, E: Exec<J, Local = ()>> Shared<J, E> {
             ctx: self.ctx.clone(),
             spare: Cell::new(None),
             index: None,
-            endings: None,
             board_lane: Cell::new(None),
         };
         // Neither a panic (caught and counted) nor a misbehaving propagate

@@ -108,7 +108,6 @@ impl<J: Send + 'static, E: Exec<J>> Runner for Inline<J, E> {
             ctx: self.shared.ctx.clone(),
             spare: Cell::new(None),
             index: Some(self.index),
-            endings: None,
             board_lane: Cell::new(None),
         };
         // Not timed: the queue stamp is in the envelope, still queued. A

@@ -47,7 +47,6 @@ use super::{CrewConfig, PanicPolicy, wait_since};
 use crate::context::Context;
 use crate::error::{Cancelled, JobError};
 use crate::stats::{Counters, JobEvent, JobOutcome, WorkerSlot};
-use crate::sync::{AtomicUsize, Ordering};
 use crate::unwind::{self, Caught};
 
 /// How a job that started ended: the one outcome type every front door
@@ -179,15 +178,11 @@ pub(crate) struct WorkerState<'w> {
     /// The worker's index; `None` on a submitter running its own job
     /// (`here.rs`).
     pub(super) index: Option<usize>,
-    /// The dispatcher's counts, per lane, of jobs ended but not yet handed
-    /// back (`Board::endings`); `None` off the crew's own workers, which
-    /// run no board job.
-    pub(super) endings: Option<&'w [AtomicUsize; 3]>,
-    /// For a job from the board, its lane, whose count is bumped when the
-    /// end is recorded, before it is delivered, so whoever receives the
-    /// result no longer finds the job running in `Stats::lanes`. (The
-    /// ticket itself goes back after the delivery: a key's next job must
-    /// not overtake this one's result.)
+    /// For a job from the dispatcher's board, its lane: noted in the
+    /// worker's slot when the end is recorded, before it is delivered, so
+    /// whoever receives the result no longer finds the job running in
+    /// `Stats::lanes`. (The ticket itself goes back after the delivery: a
+    /// key's next job must not overtake this one's result.)
     pub(super) board_lane: Cell<Option<usize>>,
 }
 
@@ -195,9 +190,8 @@ impl WorkerState<'_> {
     /// The running job's end is recorded (see `board_lane`).
     #[inline]
     fn ended(&self) {
-        if let (Some(lane), Some(endings)) = (self.board_lane.take(), self.endings) {
-            // ORDERING: Release pairs with `Board::loads`' Acquire.
-            endings[lane].fetch_add(1, Ordering::Release);
+        if let Some(lane) = self.board_lane.take() {
+            self.slot.set_ending(Some(lane));
         }
     }
 }

@@ -682,7 +682,9 @@ impl<J, E> Crew<J, E> {
         let queued = shared.jobs.len().saturating_sub(turns) + board.queued();
         let mut stats = shared.counters.snapshot(queued);
         if board.in_use() {
-            stats.lanes = board.loads();
+            // Before the board's counts: see `WorkerSlot::set_ending`.
+            let ended = shared.counters.ending();
+            stats.lanes = board.loads(ended);
         }
         stats
     }

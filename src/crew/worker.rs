@@ -36,7 +36,6 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             ctx: self.ctx.child(),
             spare: Cell::new(None),
             index: Some(index),
-            endings: Some(self.board.endings()),
             board_lane: Cell::new(None),
         };
         state.ctx.link();
@@ -53,13 +52,12 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 continue;
             }
             let (ran, faulted) = self.run_taken(queued, ticket.as_ref(), &state, local);
-            // A job from the board whose end was not recorded here (run by
-            // a join elsewhere, or cancelled through its handle) left its
-            // lane's count of ended jobs as it was.
-            let recorded = state.board_lane.take().is_none();
+            // Unset unless the job's end was recorded here (not if a join
+            // elsewhere ran it, or its handle cancelled it).
+            state.board_lane.set(None);
             let replace =
                 faulted || (ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn);
-            self.finish(ticket, recorded, replace);
+            self.finish(ticket, Some(slot), replace);
             if replace {
                 return Leave::Replace;
             }
@@ -78,12 +76,12 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             None => self.discard(queued),
             Some(reason) => self.discard_for(queued, reason),
         }
-        self.finish(ticket, false, false);
+        self.finish(ticket, None, false);
     }
 
     /// Runs a job taken from the channel or, with its `ticket`, from the
     /// board: then its key is marked running on this thread meanwhile,
-    /// and its lane's count of ended jobs is bumped when its end is
+    /// and its lane is noted in the worker's slot when its end is
     /// recorded (`WorkerState::board_lane`).
     #[inline(always)]
     fn run_taken<'w>(
@@ -147,15 +145,19 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
     }
 
-    /// A job from the board ended (its end `recorded` here, or not):
-    /// releases its key and lane, after its result was delivered, so a
-    /// key's next job cannot overtake it. The jobs that made ready beyond
+    /// A job from the board ended: releases its key and lane, after its
+    /// result was delivered, so a key's next job cannot overtake it, and
+    /// then clears the lane the worker's `slot` noted at its recorded end
+    /// (see `WorkerSlot::set_ending`). The jobs that made ready beyond
     /// the one this worker takes next (all of them, if it is `leaving`)
     /// are announced to idle workers.
     #[inline]
-    fn finish(&self, ticket: Option<Ticket>, recorded: bool, leaving: bool) {
+    fn finish(&self, ticket: Option<Ticket>, slot: Option<&WorkerSlot>, leaving: bool) {
         if let Some(ticket) = ticket {
-            let ready = self.board.finish(ticket, recorded);
+            let ready = self.board.finish(ticket);
+            if let Some(slot) = slot {
+                slot.set_ending(None);
+            }
             self.nudge(if leaving {
                 ready
             } else {

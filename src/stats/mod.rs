@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use histogram::{Histogram, Merged};
 
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
 
 /// The span throughput and utilisation are averaged over.
 pub(crate) const WINDOW: Duration = Duration::from_secs(5);
@@ -275,9 +275,25 @@ pub(crate) struct WorkerSlot {
     /// The kernel id of the thread filling this slot, where known and
     /// wanted (adaptive pools read its run-queue delay); 0 otherwise.
     tid: AtomicU64,
+    /// 1 + the lane of a routed job whose end is recorded and whose
+    /// ticket the worker has not handed back yet; 0 otherwise.
+    ending: AtomicU8,
 }
 
 impl WorkerSlot {
+    /// Notes the lane of a routed job whose end was just recorded, before
+    /// its result is delivered (`Some`), or clears it once the job's
+    /// ticket is back and its lane no longer counts it as running
+    /// (`None`). A snapshot reads these before the lanes' running
+    /// counts, so it never counts a delivered job as running: a job's
+    /// lane is noted, then its count falls, then its note is cleared.
+    #[inline]
+    pub(crate) fn set_ending(&self, lane: Option<usize>) {
+        let noted = lane.map_or(0, |lane| lane as u8 + 1);
+        // ORDERING: Release pairs with `Counters::ending`'s Acquire.
+        self.ending.store(noted, Ordering::Release);
+    }
+
     #[inline]
     pub(crate) fn set_busy(&self, busy: bool) {
         // ORDERING: Relaxed; `busy` is a gauge for snapshots only.
@@ -387,6 +403,20 @@ struct Mark {
 }
 
 impl Counters {
+    /// Per lane, the routed jobs whose end is recorded and whose ticket
+    /// is not back yet (see `WorkerSlot::set_ending`).
+    pub(crate) fn ending(&self) -> [usize; 3] {
+        let mut ending = [0; 3];
+        for slot in self.slots.lock().iter() {
+            // ORDERING: Acquire pairs with `set_ending`'s Release.
+            match slot.ending.load(Ordering::Acquire) {
+                0 => {}
+                noted => ending[usize::from(noted - 1)] += 1,
+            }
+        }
+        ending
+    }
+
     /// A snapshot, with `queued` jobs waiting now.
     pub(crate) fn snapshot(&self, queued: usize) -> Stats {
         let mut stats = Stats {
