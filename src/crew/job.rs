@@ -27,8 +27,9 @@
 //! Every end is recorded (counted, timed if sampled, told to the
 //! `on_job_done` hook, and for a job from the dispatcher's board no longer
 //! counted as running in its lane) *before* it is delivered, so whoever
-//! receives a result also finds it in the pool's stats. A discarded job is reported
-//! through [`Exec::discard`](super::Exec::discard), recorded by the crew.
+//! receives a result also finds it in the pool's stats. A discarded job
+//! is reported through [`Exec::discard`](super::Exec::discard), recorded
+//! by the crew.
 //!
 //! # Contexts
 //!

@@ -560,9 +560,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         Ok(())
     }
 
-    /// Sends the turn of the routed job with board id `id`. On a queue with room it is
-    /// only a wake-up, dropped if the queue is full (its workers are
-    /// busy and look at the board after each job). On a rendezvous it
+    /// Sends the turn of the routed job with board id `id`. On a queue
+    /// with room it is only a wake-up: sent only while a worker is
+    /// parked (`Board::wants_turn`), and dropped if the queue is full
+    /// (its workers are busy and look at the board after each job). On a rendezvous it
     /// waits for a worker, as a plain submit does; if none comes within
     /// `wait`, the job is taken back off the board and refused, unless a
     /// worker already took it.
