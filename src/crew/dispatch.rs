@@ -39,7 +39,8 @@
 //!   other; a full channel never lets a worker block. While every worker
 //!   is busy or spinning, a routed job sends no turn at all;
 //! * on a rendezvous queue the submit's turn is a blocking send, which
-//!   completes only once a worker has received it;
+//!   completes only once a worker has received it (so there every routed
+//!   job sends one, and workers do not count themselves blocked);
 //! * a job made ready by another's end (its key's predecessor, or a slot
 //!   under a lane cap) is taken by the worker that ran that job, which
 //!   looks at the board next; a second one made ready by the same end, or

@@ -260,8 +260,16 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn next_job_blocking(&self, waiting: &mut Waiting<'_>) -> Option<Queued<J>> {
         // The queue is empty: a future that found it full can send now.
         let _idle = self.room.idle();
-        let Some(_blocked) = self.board.blocks() else {
-            return Some(Queued::Turn);
+        // A rendezvous crew's routed submits always send their turn, and
+        // its room relies on an idle worker going on to block: it keeps
+        // out of the count.
+        let _blocked = if self.rendezvous() {
+            None
+        } else {
+            let Some(blocked) = self.board.blocks() else {
+                return Some(Queued::Turn);
+            };
+            Some(blocked)
         };
         let mut select = Select::new();
         let jobs = select.recv(&self.jobs);
