@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 
-use super::dispatch::{self, Ticket};
+use super::dispatch::{self, Blocked, Ticket};
 use super::elastic::Waiting;
 use super::job::WorkerState;
 use super::{CURRENT_CREW, Envelope, Exec, Nudge, PanicPolicy, Queued, Ran, Shared};
@@ -260,16 +260,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn next_job_blocking(&self, waiting: &mut Waiting<'_>) -> Option<Queued<J>> {
         // The queue is empty: a future that found it full can send now.
         let _idle = self.room.idle();
-        // A rendezvous crew's routed submits always send their turn, and
-        // its room relies on an idle worker going on to block: it keeps
-        // out of the count.
-        let _blocked = if self.rendezvous() {
-            None
-        } else {
-            let Some(blocked) = self.board.blocks() else {
-                return Some(Queued::Turn);
-            };
-            Some(blocked)
+        let Some(_blocked) = self.count_parked() else {
+            return Some(Queued::Turn);
         };
         let mut select = Select::new();
         let jobs = select.recv(&self.jobs);
@@ -310,6 +302,18 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 },
             };
         }
+    }
+
+    /// Counts this worker parked ([`Board::blocks`](super::dispatch::Board::blocks))
+    /// until the guard drops; `None` if a routed job is ready after all.
+    /// A rendezvous crew's worker keeps out of the count (its guard holds
+    /// nothing): its routed submits always send their turn, and its room
+    /// relies on an idle worker going on to block.
+    fn count_parked(&self) -> Option<Option<Blocked<'_>>> {
+        if self.rendezvous() {
+            return Some(None);
+        }
+        self.board.blocks().map(Some)
     }
 
     /// A retire token arrived (`taken`) or the retire channel closed:
