@@ -20,7 +20,7 @@ use brigade::{
 };
 use parking_lot::Mutex;
 
-use common::{DropCounter, Gate, LONG, threads_named, wait_until, with_timeout};
+use common::{DropCounter, Gate, LONG, thread_sleeping, threads_named, wait_until, with_timeout};
 
 /// How long a run may take to stop once cancelled: far more than a loaded
 /// machine needs, far less than the `LONG` its stages would otherwise wait.
@@ -244,6 +244,50 @@ fn cancel_mid_stream_leaves_no_thread() {
             "run took {elapsed:?} to notice the cancel"
         );
         assert_no_threads(&["cm1", "cm2", "cm3"]);
+    });
+}
+
+#[test]
+fn a_stage_blocked_on_the_next_stages_full_queue_ends_with_the_run() {
+    // Stage 1 fills stage 2's one-slot queue while stage 2's only worker holds item 0, then blocks sending item 2 (its thread asleep). A stage's send waits without watching the cancel channel: cancelling must still end it, through stage 2's worker draining its queue as it leaves. run returns Cancelled and no stage thread is left.
+    with_timeout(LONG, || {
+        let ctx = Context::new();
+        let (started_tx, started_rx) = crossbeam_channel::unbounded();
+        let (fed_tx, fed_rx) = crossbeam_channel::unbounded();
+        let canceller = {
+            let ctx = ctx.clone();
+            thread::spawn(move || {
+                let held = started_rx.recv_timeout(LONG) == Ok(0);
+                let fed = (0..3).all(|_| fed_rx.recv_timeout(LONG).is_ok());
+                let blocked = wait_until(LONG, || thread_sleeping("bq1-0"));
+                ctx.cancel();
+                held && fed && blocked
+            })
+        };
+        let result = Pipeline::<u64, u64, Malformed>::new(&ctx)
+            .stage("bq1", 1, move |_ctx: &Context, n: u64| {
+                let _ = fed_tx.send(n);
+                Ok(n)
+            })
+            .stage("bq2", 1, move |ctx: &Context, n: u64| {
+                let _ = started_tx.send(n);
+                let _ = ctx.sleep(LONG);
+                Ok(n)
+            })
+            .buffer(1)
+            .build()
+            .expect("valid pipeline")
+            .run(0..3);
+        assert!(
+            canceller.join().expect("canceller"),
+            "stage 2 held item 0 and stage 1 blocked sending item 2"
+        );
+        let err = result.expect_err("the run was cancelled");
+        assert!(
+            matches!(err, PipelineError::Cancelled(Cancelled::Canceled)),
+            "{err:?}"
+        );
+        assert_no_threads(&["bq1", "bq2"]);
     });
 }
 

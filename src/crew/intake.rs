@@ -6,6 +6,16 @@
 //! send, the cancel channel and an optional *closed* signal. Used for a
 //! submit blocked on a full queue, a worker blocked on a full results
 //! channel, and a pipeline stage blocked on the next stage's queue.
+//!
+//! A pipeline stage's send blocks in a plain `send` instead
+//! ([`OnCancel::Drained`]): the queue it waits on is a crew's, whose
+//! workers drain it when that crew is cancelled, so the cancellation
+//! still ends the wait, and a `Select` costs each blocked send a
+//! registration on the cancel channel and, once woken, a second lock of
+//! the queue's waker to unregister, taken while the stage's workers lock
+//! it to wake the next blocked sender. On a pipeline whose stages keep
+//! their queues full, that contention parked the stages' threads twice
+//! as often as a plain send does (`benches/README.md`, "Pipelines").
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +49,19 @@ impl<T> SendFail<T> {
     }
 }
 
+/// How a send blocked on a full queue learns that its context is done.
+#[derive(Clone, Copy)]
+pub(crate) enum OnCancel<'a> {
+    /// It watches the context's `done()` beside the send, in a `Select`.
+    Watch(&'a Receiver<()>),
+    /// The queue's receivers end the wait: they are the workers of the
+    /// crew the context belongs to, and each drains the queue as it leaves
+    /// a cancelled crew, which makes room for the send. The crew then
+    /// discards what the send queued (`Shared::landed`). Only for a queue
+    /// with room to make: a rendezvous send needs a receiver still there.
+    Drained,
+}
+
 /// Sends `item`, waiting for room as `wait` allows.
 #[inline]
 pub(crate) fn send_within<T>(
@@ -46,7 +69,7 @@ pub(crate) fn send_within<T>(
     item: T,
     wait: Wait,
     ctx: &Context,
-    cancel: &Receiver<()>,
+    cancel: OnCancel<'_>,
     closed: Option<&Receiver<()>>,
 ) -> Result<(), SendFail<T>> {
     match wait {
@@ -59,8 +82,9 @@ pub(crate) fn send_within<T>(
     }
 }
 
-/// Sends `item`, waiting for room until `deadline` (`None`: no limit).
-/// `cancel` must be `ctx.done()`. Marked inline: its fast path is one
+/// Sends `item`, waiting for room until `deadline` (`None`: no limit)
+/// while `ctx` is live (`cancel` says how a blocked send learns it is
+/// not). Marked inline: its fast path is one
 /// `try_send`, and, being generic, it is inlined or not in the user's
 /// crate, where unrelated code could make it a call costing each
 /// accepted job 26 instructions (callgrind).
@@ -69,7 +93,7 @@ pub(crate) fn send<T>(
     tx: &Sender<T>,
     item: T,
     ctx: &Context,
-    cancel: &Receiver<()>,
+    cancel: OnCancel<'_>,
     deadline: Option<Instant>,
     closed: Option<&Receiver<()>>,
 ) -> Result<(), SendFail<T>> {
@@ -92,8 +116,7 @@ pub(crate) fn send<T>(
 /// What a send blocked on a full channel watches while it waits.
 struct Watch<'a> {
     ctx: &'a Context,
-    /// `ctx.done()`.
-    cancel: &'a Receiver<()>,
+    cancel: OnCancel<'a>,
     deadline: Option<Instant>,
     closed: Option<&'a Receiver<()>>,
 }
@@ -149,11 +172,20 @@ fn spin_send<T>(
 }
 
 /// The second phase: block in a `Select` over the send, the cancel
-/// channel and the closed signal, until the deadline.
+/// channel (unless the queue is [`Drained`](OnCancel::Drained)) and the
+/// closed signal, until the deadline; with nothing to watch but the send,
+/// in the send itself.
 fn block_send<T>(tx: &Sender<T>, item: T, watch: &Watch<'_>) -> Result<(), SendFail<T>> {
+    let disconnected = |SendError(item)| SendFail::Disconnected(item);
+    if let (OnCancel::Drained, None, None) = (watch.cancel, watch.closed, watch.deadline) {
+        return tx.send(item).map_err(disconnected);
+    }
     let mut select = Select::new();
     let send = select.send(tx);
-    let cancelled = select.recv(watch.cancel);
+    let cancelled = match watch.cancel {
+        OnCancel::Watch(done) => Some(select.recv(done)),
+        OnCancel::Drained => None,
+    };
     if let Some(closed) = watch.closed {
         select.recv(closed);
     }
@@ -164,14 +196,12 @@ fn block_send<T>(tx: &Sender<T>, item: T, watch: &Watch<'_>) -> Result<(), SendF
             Err(_) => return Err(SendFail::Full(item)),
         },
     };
-    match operation.index() {
-        i if i == send => operation
-            .send(tx, item)
-            .map_err(|SendError(item)| SendFail::Disconnected(item)),
-        // The cancel and closed channels only ever disconnect; completing
-        // the selected receive just acknowledges that.
-        i if i == cancelled => {
-            let _ = operation.recv(watch.cancel);
+    // The cancel and closed channels only ever disconnect; completing the
+    // selected receive just acknowledges that.
+    match (operation.index(), watch.cancel) {
+        (i, _) if i == send => operation.send(tx, item).map_err(disconnected),
+        (i, OnCancel::Watch(done)) if Some(i) == cancelled => {
+            let _ = operation.recv(done);
             Err(SendFail::Cancelled(item))
         }
         _ => {
@@ -259,7 +289,7 @@ impl<J> Feeder<J> {
             return crew.enter(&self.tx, job, wait, None);
         }
         let queued = Queued::Job(Envelope::unstamped(job));
-        send_within(&self.tx, queued, wait, ctx, cancel, None)
+        send_within(&self.tx, queued, wait, ctx, OnCancel::Watch(cancel), None)
             .map_err(|fail| fail.refused(|queued| queued.into_job()))
     }
 }

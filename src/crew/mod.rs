@@ -92,7 +92,7 @@ pub(crate) use dispatch::{Dispatch, Route, runs_key};
 pub(crate) use elastic::Elastic;
 pub(crate) use inline::{run_inline, works_for};
 use intake::Intake;
-pub(crate) use intake::{Feeder, SendFail, Shutter, Wait, send};
+pub(crate) use intake::{Feeder, OnCancel, SendFail, Shutter, Wait, send};
 pub(crate) use job::{End, Ends, Ran, Run, Start};
 pub(crate) use lend::{CellJob, Erased, Work, erase, erase_cell};
 use propagate::Carried;
@@ -583,7 +583,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         // ORDERING: Relaxed: a statistic.
         turns.fetch_add(1, Ordering::Relaxed);
         let sent = if rendezvous {
-            intake::send_within(tx, Queued::Turn, wait, &self.ctx, &self.cancel, closed)
+            let cancel = OnCancel::Watch(&self.cancel);
+            intake::send_within(tx, Queued::Turn, wait, &self.ctx, cancel, closed)
                 .map_err(|fail| fail.refused(|_| ()))
         } else {
             // Full: the workers are busy; Disconnected cannot happen while
@@ -614,15 +615,16 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         closed: Option<&Receiver<()>>,
         full: impl FnOnce(Queued<J>) -> Result<(), SendFail<Queued<J>>>,
     ) -> Result<(), TrySubmitError<J>> {
+        let cancel = OnCancel::Watch(&self.cancel);
         if self.config.elastic.is_none() {
-            return self.enter_or(tx, job, wait, closed, full);
+            return self.enter_or(tx, job, wait, cancel, closed, full);
         }
         // A queue of no capacity takes a job only from a waiting worker:
         // start one first.
         if self.rendezvous() {
             self.grow_for_job();
         }
-        self.enter_or(tx, job, wait, closed, full)?;
+        self.enter_or(tx, job, wait, cancel, closed, full)?;
         self.grow_for_job();
         Ok(())
     }
@@ -842,7 +844,13 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
 }
 
 /// The one way into the crew (see [`Crew::submit`]); a [`Feeder`] reaches
-/// it with the crew's `Exec` erased.
+/// it with the crew's `Exec` erased. A feeder is another crew's worker,
+/// not a caller waiting for its job back: a feed blocked on a full queue
+/// ends on cancellation when this crew's workers drain the queue, and
+/// what it queued is discarded here ([`OnCancel::Drained`]). Not on a
+/// rendezvous queue: a drain there takes only from a sender already
+/// waiting, and one that comes after the last worker left would wait for
+/// a receiver forever.
 impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
     #[inline]
     fn enter(
@@ -852,13 +860,20 @@ impl<J: Send + 'static, E: Exec<J>> Intake<J> for Shared<J, E> {
         wait: Wait,
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
-        self.enter_or(tx, job, wait, closed, |queued| Err(SendFail::Full(queued)))
+        let cancel = if self.rendezvous() {
+            OnCancel::Watch(&self.cancel)
+        } else {
+            OnCancel::Drained
+        };
+        let full = |queued| Err(SendFail::Full(queued));
+        self.enter_or(tx, job, wait, cancel, closed, full)
     }
 }
 
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
-    /// Accepts `job` and queues it, waiting for room as `wait` allows; if
-    /// the queue stays full, `full` takes the accepted job (see
+    /// Accepts `job` and queues it, waiting for room as `wait` allows
+    /// (and learning of a cancellation meanwhile as it says); if the queue
+    /// stays full, `full` takes the accepted job (see
     /// [`Crew::submit_or`]). A refused job is counted out and handed back.
     #[inline]
     fn enter_or(
@@ -866,6 +881,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         tx: &Sender<Queued<J>>,
         job: J,
         wait: Wait,
+        cancel: OnCancel<'_>,
         closed: Option<&Receiver<()>>,
         full: impl FnOnce(Queued<J>) -> Result<(), SendFail<Queued<J>>>,
     ) -> Result<(), TrySubmitError<J>> {
@@ -876,7 +892,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         // Returns straight from the success arms: mapping the error after
         // one `match` cost every accepted job a move of the whole result
         // (10 instructions an `execute`, measured with callgrind).
-        let fail = match intake::send_within(tx, queued, wait, &self.ctx, &self.cancel, closed) {
+        let fail = match intake::send_within(tx, queued, wait, &self.ctx, cancel, closed) {
             Ok(()) => {
                 self.landed();
                 return Ok(());

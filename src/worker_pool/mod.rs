@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
-use crate::crew::{Crew, Exec, Queued, Ran, Route, Run, SendFail, Shutter, Ticket, Wait, send};
+use crate::crew::{
+    Crew, Exec, OnCancel, Queued, Ran, Route, Run, SendFail, Shutter, Ticket, Wait, send,
+};
 use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 use crate::options::{
     DEFAULT_QUEUE_CAPACITY, Options, OrderWindow, check_capacity, common_setters, order_setters,
@@ -178,7 +180,7 @@ impl<J, R> WorkerExec<J, R> {
             results,
             output,
             &self.ctx,
-            &self.cancel,
+            OnCancel::Watch(&self.cancel),
             None,
             Some(&self.dropped),
         ) {
