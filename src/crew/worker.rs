@@ -52,9 +52,6 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 continue;
             }
             let (ran, faulted) = self.run_taken(queued, ticket.as_ref(), &state, local);
-            // Unset unless the job's end was recorded here (not if a join
-            // elsewhere ran it, or its handle cancelled it).
-            state.board_lane.set(None);
             let replace =
                 faulted || (ran.panicked() && self.config.panic_policy == PanicPolicy::Respawn);
             self.finish(ticket, Some(slot), replace);
@@ -96,7 +93,11 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         };
         let _key = dispatch::running(self.id(), ticket);
         state.board_lane.set(Some(ticket.lane()));
-        self.run_job(queued, state, local)
+        let ran = self.run_job(queued, state, local);
+        // Unset unless the job's end was recorded here (not if a join
+        // elsewhere ran it, or its handle cancelled it).
+        state.board_lane.set(None);
+        ran
     }
 
     /// The worker leaves for good: a cancelled pool's queue is discarded,
