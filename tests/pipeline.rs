@@ -248,8 +248,8 @@ fn cancel_mid_stream_leaves_no_thread() {
 }
 
 #[test]
-fn a_stage_blocked_on_the_next_stages_full_queue_ends_with_the_run() {
-    // Stage 1 fills stage 2's one-slot queue while stage 2's only worker holds item 0, then blocks sending item 2 (its thread asleep). A stage's send waits without watching the cancel channel: cancelling must still end it, through stage 2's worker draining its queue as it leaves. run returns Cancelled and no stage thread is left.
+fn stages_blocked_on_the_next_stages_full_queue_end_with_the_run() {
+    // Stage 1's three workers fill stage 2's one-slot queue while stage 2's only worker holds one of the five items, then all three block sending the last three (their threads asleep). A stage's send waits without watching the cancel channel: cancelling must still end every one of them — stage 2's worker takes the queued item, each send that lands after the cancellation drains the queue again, and stage 2's worker drains it as it leaves. run returns Cancelled and no stage thread is left.
     with_timeout(LONG, || {
         let ctx = Context::new();
         let (started_tx, started_rx) = crossbeam_channel::unbounded();
@@ -257,15 +257,17 @@ fn a_stage_blocked_on_the_next_stages_full_queue_ends_with_the_run() {
         let canceller = {
             let ctx = ctx.clone();
             thread::spawn(move || {
-                let held = started_rx.recv_timeout(LONG) == Ok(0);
-                let fed = (0..3).all(|_| fed_rx.recv_timeout(LONG).is_ok());
-                let blocked = wait_until(LONG, || thread_sleeping("bq1-0"));
+                let held = started_rx.recv_timeout(LONG).is_ok();
+                let fed = (0..5).all(|_| fed_rx.recv_timeout(LONG).is_ok());
+                let blocked = wait_until(LONG, || {
+                    (0..3).all(|i| thread_sleeping(&format!("bq1-{i}")))
+                });
                 ctx.cancel();
                 held && fed && blocked
             })
         };
         let result = Pipeline::<u64, u64, Malformed>::new(&ctx)
-            .stage("bq1", 1, move |_ctx: &Context, n: u64| {
+            .stage("bq1", 3, move |_ctx: &Context, n: u64| {
                 let _ = fed_tx.send(n);
                 Ok(n)
             })
@@ -277,10 +279,10 @@ fn a_stage_blocked_on_the_next_stages_full_queue_ends_with_the_run() {
             .buffer(1)
             .build()
             .expect("valid pipeline")
-            .run(0..3);
+            .run(0..5);
         assert!(
             canceller.join().expect("canceller"),
-            "stage 2 held item 0 and stage 1 blocked sending item 2"
+            "stage 2 held an item and stage 1's workers all blocked sending"
         );
         let err = result.expect_err("the run was cancelled");
         assert!(

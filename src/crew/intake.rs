@@ -7,10 +7,12 @@
 //! submit blocked on a full queue, a worker blocked on a full results
 //! channel, and a pipeline stage blocked on the next stage's queue.
 //!
-//! A pipeline stage's send blocks in a plain `send` instead
-//! ([`OnCancel::Drained`]): the queue it waits on is a crew's, whose
-//! workers drain it when that crew is cancelled, so the cancellation
-//! still ends the wait, and a `Select` costs each blocked send a
+//! A pipeline stage's send blocks in a plain `send` instead, timed to
+//! look at the context now and then ([`OnCancel::Drained`]; a rendezvous
+//! queue excepted): the queue it waits on is a crew's, whose workers
+//! drain it as they leave when that crew is cancelled, so the
+//! cancellation still ends the wait (once a worker of that crew is done
+//! with its running job), and a `Select` costs each blocked send a
 //! registration on the cancel channel and, once woken, a second lock of
 //! the queue's waker to unregister, taken while the stage's workers lock
 //! it to wake the next blocked sender. On a pipeline whose stages keep
@@ -22,7 +24,9 @@ use std::time::{Duration, Instant};
 use super::{Envelope, Queued};
 use crate::context::Context;
 use crate::error::TrySubmitError;
-use crate::sync::channel::{self, Receiver, Select, SendError, Sender, TryRecvError, TrySendError};
+use crate::sync::channel::{
+    self, Receiver, Select, SendError, SendTimeoutError, Sender, TryRecvError, TrySendError,
+};
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Spin};
 
 /// Why [`send`] gave the item back.
@@ -57,8 +61,10 @@ pub(crate) enum OnCancel<'a> {
     /// The queue's receivers end the wait: they are the workers of the
     /// crew the context belongs to, and each drains the queue as it leaves
     /// a cancelled crew, which makes room for the send. The crew then
-    /// discards what the send queued (`Shared::landed`). Only for a queue
-    /// with room to make: a rendezvous send needs a receiver still there.
+    /// discards what the send queued (`Shared::landed`). The wait may so
+    /// last until a worker of that crew ends its running job. Only for a
+    /// queue with room to make: a rendezvous send needs a receiver still
+    /// there.
     Drained,
 }
 
@@ -178,7 +184,7 @@ fn spin_send<T>(
 fn block_send<T>(tx: &Sender<T>, item: T, watch: &Watch<'_>) -> Result<(), SendFail<T>> {
     let disconnected = |SendError(item)| SendFail::Disconnected(item);
     if let (OnCancel::Drained, None, None) = (watch.cancel, watch.closed, watch.deadline) {
-        return tx.send(item).map_err(disconnected);
+        return drained_send(tx, item, watch.ctx);
     }
     let mut select = Select::new();
     let send = select.send(tx);
@@ -209,6 +215,28 @@ fn block_send<T>(tx: &Sender<T>, item: T, watch: &Watch<'_>) -> Result<(), SendF
                 let _ = operation.recv(closed);
             }
             Err(SendFail::Closed(item))
+        }
+    }
+}
+
+/// How often a send blocked on a [`Drained`](OnCancel::Drained) queue
+/// looks at its context itself.
+const DRAINED_RECHECK: Duration = Duration::from_millis(100);
+
+/// A plain send on a [`Drained`](OnCancel::Drained) queue. The drain is
+/// what ends the wait on cancellation; the context is also looked at
+/// every [`DRAINED_RECHECK`], for a crew left with no worker to drain it
+/// (its last workers' respawns all failing at once): without that look,
+/// such a send would outlive the cancellation.
+fn drained_send<T>(tx: &Sender<T>, mut item: T, ctx: &Context) -> Result<(), SendFail<T>> {
+    loop {
+        match tx.send_timeout(item, DRAINED_RECHECK) {
+            Ok(()) => return Ok(()),
+            Err(SendTimeoutError::Disconnected(back)) => return Err(SendFail::Disconnected(back)),
+            Err(SendTimeoutError::Timeout(back)) if ctx.is_done() => {
+                return Err(SendFail::Cancelled(back));
+            }
+            Err(SendTimeoutError::Timeout(back)) => item = back,
         }
     }
 }

@@ -464,7 +464,10 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     }
 
     /// A way into this crew that can be owned elsewhere: the workers of a
-    /// pipeline stage feed the next stage's crew through one.
+    /// pipeline stage feed the next stage's crew through one. A feed
+    /// blocked on a full queue relies on this crew's workers to drain it
+    /// when it is cancelled ([`OnCancel::Drained`]), so the crew keeps its
+    /// workers until then: not elastic, not resized to fewer.
     pub(crate) fn feeder(&self, tx: Sender<Queued<J>>) -> Feeder<J> {
         Feeder {
             tx,

@@ -51,8 +51,10 @@ use crate::options::{OrderWindow, check_capacity, order_setters};
 ///   workers are done, so the end of the inputs flows through the whole
 ///   pipeline and [`run`](ReadyPipeline::run) returns.
 /// * Cancellation anywhere — the parent context, a fail-fast error, a
-///   panic — stops every stage promptly: workers blocked on a full queue,
-///   workers waiting for input and the feeding caller all wake on it.
+///   panic — stops every stage promptly: workers waiting for input and the
+///   feeding caller wake on it, and workers blocked on the next stage's
+///   full queue as soon as that stage's workers leave it (each once its
+///   running item ends).
 /// * A stage error is **fail-fast** by default: the first error cancels the
 ///   pipeline and is returned. [`collect_errors`](Pipeline::collect_errors)
 ///   instead records each failed item and carries on with the others.

@@ -73,7 +73,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 pub(crate) use crossbeam_channel::{
-    RecvError, RecvTimeoutError, SelectTimeoutError, SendError, TryRecvError, TrySendError,
+    RecvError, RecvTimeoutError, SelectTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
 };
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -228,6 +229,23 @@ impl<T> Sender<T> {
         let mut select = Select::new();
         select.send(self);
         select.select().send(self, item)
+    }
+
+    /// Models have no clock: times out if its first look finds no room,
+    /// as [`Select::select_timeout`].
+    pub(crate) fn send_timeout(
+        &self,
+        item: T,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<T>> {
+        let mut select = Select::new();
+        select.send(self);
+        match select.select_timeout(timeout) {
+            Ok(operation) => operation
+                .send(self, item)
+                .map_err(|SendError(item)| SendTimeoutError::Disconnected(item)),
+            Err(SelectTimeoutError) => Err(SendTimeoutError::Timeout(item)),
+        }
     }
 }
 
