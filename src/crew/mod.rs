@@ -978,17 +978,106 @@ mod tests {
     use super::*;
     use crate::sync::{AtomicUsize, Mutex};
 
-    /// Thread-name prefix and worker index whose spawn fails, for the
-    /// half-built crew test.
-    static FAIL_SPAWN: Mutex<Option<(String, usize)>> = Mutex::new(None);
+    /// A spawn that fails on purpose, for the tests below.
+    struct FailSpawn {
+        /// Thread-name prefix of the workers whose spawn fails.
+        name: String,
+        /// The worker index whose spawn fails; `None`: every index.
+        index: Option<usize>,
+        /// Where a failing spawn waits for the others before it fails.
+        together: Option<Arc<std::sync::Barrier>>,
+    }
+
+    static FAIL_SPAWN: Mutex<Option<FailSpawn>> = Mutex::new(None);
 
     pub(crate) fn maybe_fail_spawn(name: &str, index: usize) -> std::io::Result<()> {
-        match &*FAIL_SPAWN.lock() {
-            Some((prefix, at)) if prefix == name && *at == index => {
-                Err(std::io::Error::other("injected spawn failure"))
+        let together = match &*FAIL_SPAWN.lock() {
+            Some(fail) if fail.name == name && fail.index.is_none_or(|at| at == index) => {
+                fail.together.clone()
             }
-            _ => Ok(()),
+            _ => return Ok(()),
+        };
+        if let Some(together) = together {
+            together.wait();
         }
+        Err(std::io::Error::other("injected spawn failure"))
+    }
+
+    /// Jobs that wait at their barrier and panic, or do nothing; counts
+    /// the discarded ones.
+    struct Panicky(Arc<AtomicUsize>);
+
+    impl Exec<Option<Arc<std::sync::Barrier>>> for Panicky {
+        type Local = ();
+        fn run(&self, job: Option<Arc<std::sync::Barrier>>, run: Run<'_>, (): &mut ()) -> Ran {
+            run.call_plain(move || {
+                if let Some(barrier) = job {
+                    barrier.wait();
+                    panic!("a job both workers run at once");
+                }
+            })
+        }
+        fn discard(&self, _job: Option<Arc<std::sync::Barrier>>, _reason: Cancelled) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A crew of `workers` named `name`, respawning, with room for 16.
+    fn config(name: &str, workers: usize) -> CrewConfig {
+        CrewConfig {
+            workers,
+            queue_capacity: Some(16),
+            thread_name: name.to_owned(),
+            stack_size: None,
+            job_timeout: None,
+            panic_policy: PanicPolicy::Respawn,
+            on_thread_start: None,
+            start_gate: None,
+            on_job_done: None,
+            timing: true,
+            adaptive: None,
+            elastic: None,
+            propagate: None,
+            dispatch: Dispatch::default(),
+            on_thread_exit: None,
+        }
+    }
+
+    #[test]
+    fn workers_lost_together_cancel_the_crew() {
+        // Both workers panic under Respawn and neither replacement can
+        // start, the two failing together: whichever is counted out last
+        // is the last, and cancels the crew, so the jobs queued behind
+        // them are discarded and reported rather than stranded with no
+        // worker. (Each used to read the count right after its failed
+        // respawn, outside the lock that counts workers out, so two could
+        // each see the other still counted; that window is too narrow to
+        // hit from here, so this checks the outcome.)
+        let name = "losttogether";
+        let discarded = Arc::new(AtomicUsize::new(0));
+        let config = config(name, 2);
+        let (tx, rx) = config.channel();
+        let exec = Panicky(Arc::clone(&discarded));
+        let crew = Crew::start(config, Context::new(), exec, rx, || ()).expect("the crew starts");
+        // Both respawns fail once both have tried.
+        *FAIL_SPAWN.lock() = Some(FailSpawn {
+            name: name.to_owned(),
+            index: None,
+            together: Some(Arc::new(std::sync::Barrier::new(2))),
+        });
+        // The workers and this thread: no worker panics before the five
+        // jobs behind the barrier's are queued.
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        for job in (0..7).map(|i| (i < 2).then(|| Arc::clone(&barrier))) {
+            crew.submit(&tx, job, Wait::Forever, None)
+                .unwrap_or_else(|_| panic!("the crew is open"));
+        }
+        barrier.wait();
+        let left = crew.wait(Some(Instant::now() + Duration::from_secs(30)));
+        *FAIL_SPAWN.lock() = None;
+        assert!(left, "both workers left");
+        assert!(crew.context().is_done(), "the crew was cancelled");
+        assert_eq!(discarded.load(Ordering::SeqCst), 5);
     }
 
     struct Noop;
@@ -1024,27 +1113,19 @@ mod tests {
         // Workers 0..3 start, worker 3 fails: start() must stop and join the
         // three it started before returning the error.
         let name = "halfbuilt";
-        *FAIL_SPAWN.lock() = Some((name.to_owned(), 3));
+        *FAIL_SPAWN.lock() = Some(FailSpawn {
+            name: name.to_owned(),
+            index: Some(3),
+            together: None,
+        });
         let exited = Arc::new(AtomicUsize::new(0));
         let on_exit = Arc::clone(&exited);
         let config = CrewConfig {
-            workers: 6,
             queue_capacity: Some(4),
-            thread_name: name.to_owned(),
-            stack_size: None,
-            job_timeout: None,
-            panic_policy: PanicPolicy::Respawn,
-            on_thread_start: None,
-            start_gate: None,
-            on_job_done: None,
-            timing: true,
-            adaptive: None,
-            elastic: None,
-            propagate: None,
-            dispatch: Dispatch::default(),
             on_thread_exit: Some(Arc::new(move |_| {
                 on_exit.fetch_add(1, Ordering::SeqCst);
             })),
+            ..config(name, 6)
         };
         let (_tx, rx) = config.channel();
         let result = Crew::start(config, Context::new(), Noop, rx, || ());

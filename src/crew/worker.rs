@@ -18,6 +18,8 @@ enum Leave {
     Done,
     /// A job panicked under `PanicPolicy::Respawn`: leave and be replaced.
     Replace,
+    /// The worker could not start: leave, lost (`Shared::worker_exited`).
+    Lost,
 }
 
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
@@ -329,19 +331,14 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     }
 
     /// A worker could not start (its `Exec::enter` failed): logged, and
-    /// not replaced, so a failing start cannot spin. A pool whose last
-    /// worker this was can run nothing: it is cancelled, so queued jobs
-    /// are reported and later submits refused rather than stranded.
+    /// not replaced, so a failing start cannot spin. It leaves lost (see
+    /// [`worker_exited`](Self::worker_exited)).
     #[cold]
     fn could_not_enter(&self, index: usize, why: &str) {
         log::error!(
             "brigade: worker {}-{index} could not start: {why}",
             self.config.thread_name
         );
-        if self.counters.live.load(Ordering::Acquire) <= 1 {
-            self.ctx.cancel();
-            self.drain();
-        }
     }
 
     /// Takes a retire token if `set_workers` left one: then this worker
@@ -358,10 +355,25 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         true
     }
 
-    fn worker_exited(&self) {
-        let _threads = self.threads.lock();
+    /// Counts a worker out. One that leaves `lost` (it could not start,
+    /// or could not be replaced) as the last: the pool can run nothing, so
+    /// it is cancelled and its queue drained, so that queued jobs are
+    /// reported and later submits refused rather than stranded. Whether it
+    /// is the last is decided under the lock that counts workers out, so
+    /// two lost at once cannot each leave it to the other; it is counted
+    /// out after the drain, so a wait for the workers finds it done.
+    fn worker_exited(&self, lost: bool) {
+        let mut threads = self.threads.lock();
+        // ORDERING: the lock orders the count's changes.
+        if lost && self.counters.live.load(Ordering::Relaxed) == 1 && !self.ctx.is_done() {
+            drop(threads);
+            self.ctx.cancel();
+            self.drain();
+            threads = self.threads.lock();
+        }
         self.counters.live.fetch_sub(1, Ordering::Release);
         self.exited.notify_all();
+        drop(threads);
     }
 }
 
@@ -416,6 +428,7 @@ fn main<J: Send + 'static, E: Exec<J>>(
         slot,
         local: Some(local),
         respawn: true,
+        lost: false,
     };
     CURRENT_CREW.with(|current| current.set(shared.id()));
     super::inline::enter(shared, index, slot);
@@ -430,7 +443,7 @@ fn main<J: Send + 'static, E: Exec<J>>(
             Ok(()) => shared.work(index, slot, local),
             Err(why) => {
                 shared.could_not_enter(index, &why);
-                Leave::Done
+                Leave::Lost
             }
         },
         None => Leave::Done,
@@ -439,6 +452,7 @@ fn main<J: Send + 'static, E: Exec<J>>(
         unwind::call_logged("thread exit hook", || hook(index));
     }
     sentinel.respawn = matches!(exit, Leave::Replace);
+    sentinel.lost = matches!(exit, Leave::Lost);
 }
 
 /// Replaces its worker when dropped with `respawn` set — after a panicking
@@ -451,6 +465,9 @@ struct Sentinel<'a, J: Send + 'static, E: Exec<J>> {
     slot: &'a Arc<CachePadded<WorkerSlot>>,
     local: Option<E::Local>,
     respawn: bool,
+    /// The worker could not start, or could not be replaced: see
+    /// [`Shared::worker_exited`].
+    lost: bool,
 }
 
 impl<J: Send + 'static, E: Exec<J>> Sentinel<'_, J, E> {
@@ -477,12 +494,7 @@ impl<J: Send + 'static, E: Exec<J>> Sentinel<'_, J, E> {
                     shared.config.thread_name,
                     self.index
                 );
-                // The last worker gone with jobs queued would strand
-                // them; cancel so they are reported instead.
-                if shared.counters.live.load(Ordering::Acquire) <= 1 {
-                    shared.ctx.cancel();
-                    shared.drain();
-                }
+                self.lost = true;
                 false
             }
         }
@@ -516,6 +528,6 @@ impl<J: Send + 'static, E: Exec<J>> Drop for Sentinel<'_, J, E> {
         if !handed_on {
             shared.counters.vacate(Arc::clone(self.slot));
         }
-        shared.worker_exited();
+        shared.worker_exited(self.lost);
     }
 }
