@@ -245,3 +245,38 @@ fn a_worker_that_cannot_start_is_not_retried_and_the_others_run_every_job() {
         assert_eq!(attempts, [0, 1, 2], "a failed start was retried");
     });
 }
+
+#[test]
+fn a_first_worker_that_cannot_start_leaves_the_pool_to_the_others() {
+    // Worker 0 fails at once, while the build may still be starting
+    // workers 1 and 2: it is not the pool's last worker, so the pool is
+    // not cancelled, and the other two run every job.
+    with_timeout(LONG, || {
+        for _ in 0..20 {
+            let pool = WorkerPool::builder()
+                .workers(3)
+                .build_with_state(
+                    |index| {
+                        if index == 0 {
+                            Err("worker 0 has no device")
+                        } else {
+                            Ok(index)
+                        }
+                    },
+                    |_ctx, me: &mut usize, n: u32| (*me, n),
+                )
+                .expect("two workers could start");
+            for n in 0..30 {
+                pool.submit(n).expect("accepted: the pool is not cancelled");
+            }
+            pool.close();
+            let ran = pool
+                .results()
+                .iter()
+                .filter(|out| out.result.is_ok())
+                .count();
+            assert_eq!(ran, 30);
+            assert!(pool.join().is_empty());
+        }
+    });
+}
