@@ -978,7 +978,7 @@ mod tests {
     use super::*;
     use crate::sync::{AtomicUsize, Mutex};
 
-    /// A spawn that fails on purpose, for the tests below.
+    /// A spawn that fails or is slow on purpose, for the tests below.
     struct FailSpawn {
         /// Thread-name prefix of the workers whose spawn fails.
         name: String,
@@ -986,17 +986,35 @@ mod tests {
         index: Option<usize>,
         /// Where a failing spawn waits for the others before it fails.
         together: Option<Arc<std::sync::Barrier>>,
+        /// Instead of failing, the spawn starts this late.
+        late: Option<Duration>,
     }
 
-    static FAIL_SPAWN: Mutex<Option<FailSpawn>> = Mutex::new(None);
+    /// One per test that sets one, by thread name: tests run at once.
+    static FAIL_SPAWN: Mutex<Vec<FailSpawn>> = Mutex::new(Vec::new());
+
+    /// Sets `fail` for its name until `unset_fail_spawn`.
+    fn set_fail_spawn(fail: FailSpawn) {
+        FAIL_SPAWN.lock().push(fail);
+    }
+
+    fn unset_fail_spawn(name: &str) {
+        FAIL_SPAWN.lock().retain(|fail| fail.name != name);
+    }
 
     pub(crate) fn maybe_fail_spawn(name: &str, index: usize) -> std::io::Result<()> {
-        let together = match &*FAIL_SPAWN.lock() {
-            Some(fail) if fail.name == name && fail.index.is_none_or(|at| at == index) => {
-                fail.together.clone()
-            }
-            _ => return Ok(()),
+        let found = FAIL_SPAWN
+            .lock()
+            .iter()
+            .find(|fail| fail.name == name && fail.index.is_none_or(|at| at == index))
+            .map(|fail| (fail.together.clone(), fail.late));
+        let Some((together, late)) = found else {
+            return Ok(());
         };
+        if let Some(late) = late {
+            std::thread::sleep(late);
+            return Ok(());
+        }
         if let Some(together) = together {
             together.wait();
         }
@@ -1043,6 +1061,59 @@ mod tests {
         }
     }
 
+    /// Jobs that send on their channel; worker 0 cannot start.
+    struct FirstCannotStart;
+
+    impl Exec<crate::sync::channel::Sender<()>> for FirstCannotStart {
+        type Local = ();
+        fn enter(&self, index: usize, (): &mut ()) -> Result<(), String> {
+            if index == 0 {
+                return Err("worker 0 has no device".to_owned());
+            }
+            Ok(())
+        }
+        fn run(&self, job: crate::sync::channel::Sender<()>, run: Run<'_>, (): &mut ()) -> Ran {
+            run.call_plain(move || {
+                let _ = job.send(());
+            })
+        }
+        fn discard(&self, _job: crate::sync::channel::Sender<()>, _reason: Cancelled) {}
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "a spawn held back for 50 ms of real time")]
+    fn a_first_worker_that_cannot_start_leaves_the_crew_to_the_others() {
+        // Worker 0 fails to start at once, and worker 1's spawn is held
+        // back meanwhile: worker 0 leaves while it is the only worker
+        // counted, yet the start is not over, so it does not cancel the
+        // crew, and workers 1 and 2 run every job.
+        let name = "firstlost";
+        set_fail_spawn(FailSpawn {
+            name: name.to_owned(),
+            index: Some(1),
+            together: None,
+            late: Some(Duration::from_millis(50)),
+        });
+        let config = config(name, 3);
+        let (tx, rx) = config.channel();
+        let crew = Crew::start(config, Context::new(), FirstCannotStart, rx, || ());
+        unset_fail_spawn(name);
+        let crew = crew.expect("the crew starts");
+        let (ran_tx, ran) = crate::sync::channel::unbounded();
+        for _ in 0..10 {
+            crew.submit(&tx, ran_tx.clone(), Wait::Forever, None)
+                .unwrap_or_else(|_| panic!("the crew is not cancelled"));
+        }
+        for _ in 0..10 {
+            ran.recv_timeout(Duration::from_secs(30))
+                .expect("the other workers run every job");
+        }
+        assert!(!crew.context().is_done());
+        // The queue disconnects: the workers leave, and the crew's drop
+        // can join them.
+        drop(tx);
+    }
+
     #[test]
     fn workers_lost_together_cancel_the_crew() {
         // Both workers panic under Respawn and neither replacement can
@@ -1060,10 +1131,11 @@ mod tests {
         let exec = Panicky(Arc::clone(&discarded));
         let crew = Crew::start(config, Context::new(), exec, rx, || ()).expect("the crew starts");
         // Both respawns fail once both have tried.
-        *FAIL_SPAWN.lock() = Some(FailSpawn {
+        set_fail_spawn(FailSpawn {
             name: name.to_owned(),
             index: None,
             together: Some(Arc::new(std::sync::Barrier::new(2))),
+            late: None,
         });
         // The workers and this thread: no worker panics before the five
         // jobs behind the barrier's are queued.
@@ -1074,7 +1146,7 @@ mod tests {
         }
         barrier.wait();
         let left = crew.wait(Some(Instant::now() + Duration::from_secs(30)));
-        *FAIL_SPAWN.lock() = None;
+        unset_fail_spawn(name);
         assert!(left, "both workers left");
         assert!(crew.context().is_done(), "the crew was cancelled");
         assert_eq!(discarded.load(Ordering::SeqCst), 5);
@@ -1113,10 +1185,11 @@ mod tests {
         // Workers 0..3 start, worker 3 fails: start() must stop and join the
         // three it started before returning the error.
         let name = "halfbuilt";
-        *FAIL_SPAWN.lock() = Some(FailSpawn {
+        set_fail_spawn(FailSpawn {
             name: name.to_owned(),
             index: Some(3),
             together: None,
+            late: None,
         });
         let exited = Arc::new(AtomicUsize::new(0));
         let on_exit = Arc::clone(&exited);
@@ -1129,7 +1202,7 @@ mod tests {
         };
         let (_tx, rx) = config.channel();
         let result = Crew::start(config, Context::new(), Noop, rx, || ());
-        *FAIL_SPAWN.lock() = None;
+        unset_fail_spawn(name);
         // Joined, not merely told to stop: all three exit hooks already ran.
         assert_eq!(exited.load(Ordering::SeqCst), 3);
         let err = result.err().map(|e| e.to_string());

@@ -360,12 +360,18 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// it is cancelled and its queue drained, so that queued jobs are
     /// reported and later submits refused rather than stranded. Whether it
     /// is the last is decided under the lock that counts workers out, so
-    /// two lost at once cannot each leave it to the other; it is counted
-    /// out after the drain, so a wait for the workers finds it done.
+    /// two lost at once cannot each leave it to the other, and under the
+    /// one a start holds until it has counted every worker it starts, so
+    /// one lost at once (its `Exec::enter` failing) is not taken for the
+    /// last while the others are still starting. It is counted out after
+    /// the drain, so a wait for the workers finds it done.
     fn worker_exited(&self, lost: bool) {
+        let target = lost.then(|| self.target.lock());
         let mut threads = self.threads.lock();
         // ORDERING: the lock orders the count's changes.
-        if lost && self.counters.live.load(Ordering::Relaxed) == 1 && !self.ctx.is_done() {
+        let last = lost && self.counters.live.load(Ordering::Relaxed) == 1;
+        drop(target);
+        if last && !self.ctx.is_done() {
             drop(threads);
             self.ctx.cancel();
             self.drain();
