@@ -1114,6 +1114,85 @@ mod tests {
         drop(tx);
     }
 
+    /// Worker 0's start waits for `release`, then fails; counts the
+    /// discarded jobs.
+    struct StartFailsLate {
+        release: crate::sync::channel::Receiver<()>,
+        discarded: Arc<AtomicUsize>,
+    }
+
+    impl Exec<()> for StartFailsLate {
+        type Local = ();
+        fn enter(&self, index: usize, (): &mut ()) -> Result<(), String> {
+            if index == 0 {
+                let _ = self.release.recv();
+                return Err("worker 0 has no device".to_owned());
+            }
+            Ok(())
+        }
+        fn run(&self, (): (), run: Run<'_>, (): &mut ()) -> Ran {
+            run.call_plain(|| ())
+        }
+        fn discard(&self, (): (), _reason: Cancelled) {
+            self.discarded.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_last_worker_lost_after_a_cancellation_still_drains() {
+        // A job is queued while the only worker is still starting, the
+        // crew is cancelled (as a parent context or a deadline would),
+        // then the worker's start fails: nothing else drains the queue,
+        // so the lost worker must, although the crew was already done.
+        let (release_tx, release) = crate::sync::channel::unbounded();
+        let discarded = Arc::new(AtomicUsize::new(0));
+        let exec = StartFailsLate {
+            release,
+            discarded: Arc::clone(&discarded),
+        };
+        let config = config("lostaftercancel", 1);
+        let (tx, rx) = config.channel();
+        let crew = Crew::start(config, Context::new(), exec, rx, || ()).expect("the crew starts");
+        crew.submit(&tx, (), Wait::Forever, None)
+            .unwrap_or_else(|_| panic!("the crew is open"));
+        crew.context().cancel();
+        drop(release_tx);
+        assert!(crew.wait(Some(Instant::now() + Duration::from_secs(30))));
+        assert_eq!(discarded.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "polls in real time for a worker to leave")]
+    fn a_worker_that_could_not_start_leaves_the_target() {
+        // Worker 0 of two cannot start; shrinking the crew to one worker
+        // then asks nothing of the one that did: it was the only one
+        // expected. (Counted in the target, the lost worker made the
+        // shrink retire the working one, and jobs queued after sat
+        // unrun.)
+        let name = "losttarget";
+        let config = config(name, 2);
+        let (tx, rx) = config.channel();
+        let crew = Crew::start(config, Context::new(), FirstCannotStart, rx, || ())
+            .expect("the crew starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while crew.shared.counters.live.load(Ordering::Acquire) > 1 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        crew.shared
+            .set_workers(1)
+            .expect("one worker is a valid size");
+        let (ran_tx, ran) = crate::sync::channel::unbounded();
+        for _ in 0..5 {
+            crew.submit(&tx, ran_tx.clone(), Wait::Forever, None)
+                .unwrap_or_else(|_| panic!("the crew is not cancelled"));
+        }
+        for _ in 0..5 {
+            ran.recv_timeout(Duration::from_secs(30))
+                .expect("the working worker stayed and ran every job");
+        }
+        drop(tx);
+    }
+
     #[test]
     fn workers_lost_together_cancel_the_crew() {
         // Both workers panic under Respawn and neither replacement can

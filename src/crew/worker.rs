@@ -356,30 +356,29 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     }
 
     /// Counts a worker out. One that leaves `lost` (it could not start,
-    /// or could not be replaced) as the last: the pool can run nothing, so
-    /// it is cancelled and its queue drained, so that queued jobs are
-    /// reported and later submits refused rather than stranded. Whether it
-    /// is the last is decided under the lock that counts workers out, so
-    /// two lost at once cannot each leave it to the other, and under the
-    /// one a start holds until it has counted every worker it starts, so
-    /// one lost at once (its `Exec::enter` failing) is not taken for the
-    /// last while the others are still starting. It is counted out after
+    /// or could not be replaced) also leaves the target, the workers the
+    /// crew expects to have; if that leaves none, the pool can run
+    /// nothing, so it is cancelled and its queue drained (again, if a
+    /// cancellation came first: no one else drains for it), so that
+    /// queued jobs are reported and later submits refused rather than
+    /// stranded. The target, not the live count: that still counts
+    /// workers on their way out (retired, or replaced), and a start holds
+    /// the target's lock until every worker it starts is counted, so one
+    /// lost meanwhile is not taken for the last. It is counted out after
     /// the drain, so a wait for the workers finds it done.
     fn worker_exited(&self, lost: bool) {
-        let target = lost.then(|| self.target.lock());
-        let mut threads = self.threads.lock();
-        // ORDERING: the lock orders the count's changes.
-        let last = lost && self.counters.live.load(Ordering::Relaxed) == 1;
-        drop(target);
-        if last && !self.ctx.is_done() {
-            drop(threads);
+        let last = lost && {
+            let mut target = self.target.lock();
+            *target = target.saturating_sub(1);
+            *target == 0
+        };
+        if last {
             self.ctx.cancel();
             self.drain();
-            threads = self.threads.lock();
         }
+        let _threads = self.threads.lock();
         self.counters.live.fetch_sub(1, Ordering::Release);
         self.exited.notify_all();
-        drop(threads);
     }
 }
 
