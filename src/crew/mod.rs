@@ -1080,6 +1080,23 @@ mod tests {
         fn discard(&self, _job: crate::sync::channel::Sender<()>, _reason: Cancelled) {}
     }
 
+    /// Submits `n` jobs to `crew` and waits until they all ran.
+    fn runs_every_job(
+        crew: &Crew<crate::sync::channel::Sender<()>, FirstCannotStart>,
+        tx: &Sender<Queued<crate::sync::channel::Sender<()>>>,
+        n: usize,
+    ) {
+        let (ran_tx, ran) = crate::sync::channel::unbounded();
+        for _ in 0..n {
+            crew.submit(tx, ran_tx.clone(), Wait::Forever, None)
+                .unwrap_or_else(|_| panic!("the crew is not cancelled"));
+        }
+        for _ in 0..n {
+            ran.recv_timeout(Duration::from_secs(30))
+                .expect("the workers that started run every job");
+        }
+    }
+
     #[test]
     #[cfg_attr(miri, ignore = "a spawn held back for 50 ms of real time")]
     fn a_first_worker_that_cannot_start_leaves_the_crew_to_the_others() {
@@ -1099,15 +1116,7 @@ mod tests {
         let crew = Crew::start(config, Context::new(), FirstCannotStart, rx, || ());
         unset_fail_spawn(name);
         let crew = crew.expect("the crew starts");
-        let (ran_tx, ran) = crate::sync::channel::unbounded();
-        for _ in 0..10 {
-            crew.submit(&tx, ran_tx.clone(), Wait::Forever, None)
-                .unwrap_or_else(|_| panic!("the crew is not cancelled"));
-        }
-        for _ in 0..10 {
-            ran.recv_timeout(Duration::from_secs(30))
-                .expect("the other workers run every job");
-        }
+        runs_every_job(&crew, &tx, 10);
         assert!(!crew.context().is_done());
         // The queue disconnects: the workers leave, and the crew's drop
         // can join them.
@@ -1181,15 +1190,7 @@ mod tests {
         crew.shared
             .set_workers(1)
             .expect("one worker is a valid size");
-        let (ran_tx, ran) = crate::sync::channel::unbounded();
-        for _ in 0..5 {
-            crew.submit(&tx, ran_tx.clone(), Wait::Forever, None)
-                .unwrap_or_else(|_| panic!("the crew is not cancelled"));
-        }
-        for _ in 0..5 {
-            ran.recv_timeout(Duration::from_secs(30))
-                .expect("the working worker stayed and ran every job");
-        }
+        runs_every_job(&crew, &tx, 5);
         drop(tx);
     }
 
