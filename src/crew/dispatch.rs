@@ -63,13 +63,18 @@
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::{Envelope, Wait};
 use crate::context::Context;
 use crate::error::TrySubmitError;
 use crate::lane::{Lane, LaneLoad};
-use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, fence};
+use crate::sync::channel::{self, Receiver, Sender};
+use crate::sync::{
+    AtomicBool, AtomicU64, AtomicUsize, CachePadded, Condvar, Mutex, MutexGuard, Ordering, Spin,
+    fence,
+};
 
 /// Where a routed job goes: its lane and, if keyed, its key's hash.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -189,6 +194,182 @@ impl Ticket {
 /// What a submit's admission was refused for; the job comes back.
 pub(crate) type Refused<J> = TrySubmitError<Envelope<J>>;
 
+/// The board's job counts, each written by one side: running totals of
+/// jobs counted onto the board and into the inbox (and turns sent), which
+/// submits write, and of jobs taken off it and sorted in from the inbox,
+/// which only the holder of the board's lock writes (and turns received,
+/// which workers count as they receive them). A submit through the inbox writes
+/// a line that only submits write, and reads the takers' line only when
+/// the board looks full by the count it last saw: sharing one counter
+/// with the takers cost it a cache miss on every job.
+#[derive(Default)]
+struct Counts {
+    submits: CachePadded<SubmitCounts>,
+    takers: CachePadded<TakerCounts>,
+}
+
+#[derive(Default)]
+struct SubmitCounts {
+    /// Jobs ever counted onto the board.
+    admitted: AtomicU64,
+    /// Of those, the jobs sent to the inbox: on a line of its own, as the
+    /// workers read it while they have nothing else to do.
+    posted: CachePadded<AtomicU64>,
+    /// A value `TakerCounts::taken` had: at most what it has now.
+    taken_seen: AtomicU64,
+    /// Turns counted into the jobs channel.
+    turns: AtomicU64,
+}
+
+#[derive(Default)]
+struct TakerCounts {
+    /// Jobs ever taken off the board (run, drained or withdrawn).
+    taken: AtomicU64,
+    /// Jobs ever sorted in from the inbox.
+    sorted: AtomicU64,
+    /// Turns received from the jobs channel.
+    turns: AtomicU64,
+}
+
+impl Counts {
+    /// Jobs on the board, counting those in the inbox and those counted
+    /// and not yet pushed there.
+    fn len(&self, order: Ordering) -> usize {
+        // Taken first: every job taken was admitted before.
+        let taken = self.takers.taken.load(order);
+        let admitted = self.submits.admitted.load(order);
+        admitted.saturating_sub(taken) as usize
+    }
+
+    /// Jobs counted into the inbox and not yet sorted in.
+    fn pending(&self, order: Ordering) -> u64 {
+        let sorted = self.takers.sorted.load(order);
+        let posted = self.submits.posted.load(order);
+        posted.saturating_sub(sorted)
+    }
+
+    /// Counts one more job on the board, and in the inbox if `inbox`, if
+    /// the board holds fewer than `limit`.
+    #[inline]
+    fn reserve(&self, limit: usize, inbox: bool) -> bool {
+        let submits = &self.submits;
+        let limit = limit as u64;
+        // ORDERING: Relaxed: the exchange below checks the value.
+        let mut admitted = submits.admitted.load(Ordering::Relaxed);
+        loop {
+            // `taken_seen` is at most `taken`, so the board holds at most
+            // this many: exact enough while it is far from full.
+            let seen = submits.taken_seen.load(Ordering::Relaxed);
+            if admitted.saturating_sub(seen) >= limit {
+                let taken = self.takers.taken.load(Ordering::Acquire);
+                if admitted.saturating_sub(taken) >= limit {
+                    return false;
+                }
+                submits.taken_seen.store(taken, Ordering::Relaxed);
+            }
+            // ORDERING: SeqCst: `admit`'s fence pairs with a drain's, which
+            // reads this through `len` (and Release with `is_empty`).
+            match submits.admitted.compare_exchange_weak(
+                admitted,
+                admitted + 1,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => admitted = now,
+            }
+        }
+        if inbox {
+            // ORDERING: SeqCst: `admit`'s fence pairs with the one in
+            // `blocks`, which reads this through `pending`.
+            submits.posted.fetch_add(1, Ordering::SeqCst);
+        }
+        true
+    }
+
+    /// Counts a job on the board past the limit.
+    fn add(&self) {
+        // ORDERING: Release, as `reserve`.
+        self.submits.admitted.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts `n` jobs off the board.
+    fn remove(&self, n: usize) {
+        // ORDERING: Release pairs with `len`'s loads.
+        self.takers.taken.fetch_add(n as u64, Ordering::Release);
+    }
+
+    /// Counts `n` jobs sorted in from the inbox.
+    fn sorted(&self, n: u64) {
+        // ORDERING: Relaxed: written under the lock, whose next holder
+        // reads it again; elsewhere a hint.
+        self.takers.sorted.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Where routed jobs wait to be sorted in. A bounded channel for a board
+/// of up to [`Inbox::ARRAY`] jobs (a fixed array, allocated at once: a
+/// job's hand-off writes one slot); an unbounded one, growing by blocks,
+/// for larger boards.
+struct Inbox<J> {
+    tx: Sender<Entry<J>>,
+    rx: Receiver<Entry<J>>,
+}
+
+impl<J> Inbox<J> {
+    /// The largest board whose inbox is an array.
+    const ARRAY: usize = 4096;
+
+    /// An inbox that holds `capacity` jobs without waiting: a board
+    /// counts no more than that in it.
+    fn new(capacity: usize) -> Self {
+        let (tx, rx) = if capacity <= Self::ARRAY {
+            channel::bounded(capacity)
+        } else {
+            channel::unbounded()
+        };
+        Self { tx, rx }
+    }
+
+    /// The next job, one counted into the inbox and maybe not pushed yet:
+    /// a spin catches the push that is under way, a blocking receive one
+    /// whose thread was descheduled in between.
+    fn next_pushed(&self) -> Option<Entry<J>> {
+        let mut spin = Spin::default();
+        loop {
+            match self.rx.try_recv() {
+                Ok(entry) => return Some(entry),
+                Err(_) if spin.snooze() => {}
+                // The board holds the sender: this cannot fail.
+                Err(_) => return self.rx.recv().ok(),
+            }
+        }
+    }
+}
+
+/// What routed submits read: the board's settings, and what is written
+/// seldom.
+struct Front<J> {
+    /// Routed jobs admitted without the lock, for whichever thread locks
+    /// it next to sort into the state ([`Board::lock`]). Made by the
+    /// first: a pool that routes nothing allocates none.
+    inbox: OnceLock<Inbox<J>>,
+    /// Workers blocked on the channels (see [`Board::blocks`]): a submit
+    /// sends a turn only while one is.
+    blocked: AtomicUsize,
+    /// Whether the pool's context wakes `changed` when it is done.
+    hooked: AtomicBool,
+    settings: Dispatch,
+    /// Most jobs on the board.
+    capacity: usize,
+    /// Most jobs on the board for a keyed job to enter the inbox: no key
+    /// can then have its `key_queue` behind its running job.
+    keyed_inbox: usize,
+    /// A rendezvous board: its admits wait under the lock, and a job may
+    /// be withdrawn.
+    rendezvous: bool,
+}
+
 /// The dispatcher's queues (see the module docs).
 pub(crate) struct Board<J> {
     state: Mutex<State<J>>,
@@ -199,26 +380,20 @@ pub(crate) struct Board<J> {
     /// worker may take: read before locking, so a pool that routes nothing
     /// never locks. Written under the lock, by [`publish`](Self::publish).
     ready: AtomicUsize,
-    /// Jobs on the board in all.
-    len: AtomicUsize,
+    /// Jobs on the board, and of those the inbox's.
+    counts: Counts,
     /// Threads waiting on `changed`.
     sleepers: AtomicUsize,
     /// Of `sleepers`, submits waiting for room.
     submitters: AtomicUsize,
-    /// Turns in the jobs channel, left out of `Stats::queued`.
-    turns: AtomicUsize,
-    /// Workers blocked on the channels (see [`blocks`](Self::blocks)):
-    /// a submit sends a turn only while one is.
-    blocked: AtomicUsize,
+    /// What every routed submit reads, on lines of its own: a field
+    /// beside one that the workers write for every job cost a submit a
+    /// cache miss each time.
+    front: CachePadded<Front<J>>,
     /// Jobs running per lane. Changed under the lock for a capped lane
     /// (`pick` and `publish` compare it with the cap there); an uncapped
     /// lane's unkeyed job ends without the lock (`finish`).
     running: [AtomicUsize; 3],
-    /// Whether the pool's context wakes `changed` when it is done.
-    hooked: AtomicBool,
-    settings: Dispatch,
-    /// Most jobs on the board.
-    capacity: usize,
 }
 
 struct State<J> {
@@ -227,27 +402,36 @@ struct State<J> {
     keys: HashMap<u64, VecDeque<Entry<J>>, BuildHasherDefault<KeyHasher>>,
     /// The next [`Entry::id`].
     next_id: u64,
+    /// Jobs in `lanes` and `keys`: the board's `len` less this is what
+    /// the inbox holds or is about to.
+    sorted: usize,
 }
 
 impl<J> Board<J> {
     pub(crate) fn new(settings: Dispatch, queue_capacity: Option<usize>) -> Self {
+        let capacity = queue_capacity.map_or(usize::MAX, |capacity| capacity.max(1));
         Self {
             state: Mutex::new(State {
                 lanes: Default::default(),
                 keys: HashMap::default(),
                 next_id: 0,
+                sorted: 0,
             }),
             changed: Condvar::new(),
             ready: AtomicUsize::new(0),
-            len: AtomicUsize::new(0),
+            counts: Counts::default(),
             sleepers: AtomicUsize::new(0),
             submitters: AtomicUsize::new(0),
-            turns: AtomicUsize::new(0),
-            blocked: AtomicUsize::new(0),
+            front: CachePadded(Front {
+                inbox: OnceLock::new(),
+                blocked: AtomicUsize::new(0),
+                hooked: AtomicBool::new(false),
+                settings,
+                capacity,
+                keyed_inbox: capacity.min(settings.key_queue),
+                rendezvous: queue_capacity == Some(0),
+            }),
             running: Default::default(),
-            hooked: AtomicBool::new(false),
-            settings,
-            capacity: queue_capacity.map_or(usize::MAX, |capacity| capacity.max(1)),
         }
     }
 
@@ -256,22 +440,66 @@ impl<J> Board<J> {
     #[inline]
     pub(crate) fn has_ready(&self) -> bool {
         // ORDERING: Relaxed: a hint; taking locks the state.
-        self.ready.load(Ordering::Relaxed) != 0
+        self.ready.load(Ordering::Relaxed) != 0 || self.in_use() && self.has_pending()
+    }
+
+    /// The inbox, made on first use; `None` on a rendezvous board, whose
+    /// jobs go on the board under its lock.
+    #[inline]
+    fn inbox(&self) -> Option<&Inbox<J>> {
+        if self.front.rendezvous {
+            return None;
+        }
+        Some(match self.front.inbox.get() {
+            Some(inbox) => inbox,
+            None => self
+                .front
+                .inbox
+                .get_or_init(|| Inbox::new(self.front.capacity)),
+        })
+    }
+
+    /// Whether a job was counted into the inbox and not yet sorted in.
+    fn has_pending(&self) -> bool {
+        self.counts.pending(Ordering::Relaxed) != 0
     }
 
     /// Whether no routed job is queued.
     pub(crate) fn is_empty(&self) -> bool {
-        self.len.load(Ordering::Acquire) == 0
+        self.counts.len(Ordering::Acquire) == 0
     }
 
     /// Routed jobs queued, for `Stats::queued`.
     pub(crate) fn queued(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.counts.len(Ordering::Relaxed)
     }
 
-    /// How many of the jobs channel's messages are turns.
-    pub(crate) fn turns(&self) -> &AtomicUsize {
-        &self.turns
+    /// Counts a turn sent, or if `!sent`, one whose send failed after
+    /// it was counted.
+    pub(crate) fn turn_sent(&self, sent: bool) {
+        // ORDERING: Relaxed: a statistic.
+        let turns = &self.counts.submits.turns;
+        if sent {
+            turns.fetch_add(1, Ordering::Relaxed);
+        } else {
+            turns.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a turn received from the jobs channel.
+    pub(crate) fn turn_received(&self) {
+        // ORDERING: Relaxed: a statistic.
+        self.counts.takers.turns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many of the jobs channel's messages are turns, left out of
+    /// `Stats::queued`.
+    pub(crate) fn turns(&self) -> usize {
+        // ORDERING: Relaxed: a statistic. Received first: a turn is
+        // received after it is sent.
+        let received = self.counts.takers.turns.load(Ordering::Relaxed);
+        let sent = self.counts.submits.turns.load(Ordering::Relaxed);
+        sent.saturating_sub(received) as usize
     }
 
     /// Marks the calling worker blocked on the channels until the guard
@@ -283,8 +511,8 @@ impl<J> Board<J> {
     /// ([`wants_turn`](Self::wants_turn)). With a SeqCst fence on each
     /// side, at least one of the two sees the other.
     pub(crate) fn blocks(&self) -> Option<Blocked<'_>> {
-        self.blocked.fetch_add(1, Ordering::SeqCst);
-        let blocked = Blocked(&self.blocked);
+        self.front.blocked.fetch_add(1, Ordering::SeqCst);
+        let blocked = Blocked(&self.front.blocked);
         fence(Ordering::SeqCst);
         (!self.has_ready()).then_some(blocked)
     }
@@ -295,24 +523,34 @@ impl<J> Board<J> {
     /// [`blocks`](Self::blocks)). Called after [`admit`](Self::admit),
     /// whose fence orders the push before this load.
     pub(crate) fn wants_turn(&self) -> bool {
-        self.blocked.load(Ordering::Relaxed) != 0
+        self.front.blocked.load(Ordering::Relaxed) != 0
     }
 
     /// Whether a routed job was ever submitted.
     pub(crate) fn in_use(&self) -> bool {
-        self.hooked.load(Ordering::Relaxed)
+        self.front.hooked.load(Ordering::Relaxed)
     }
 
     /// Whether `ctx`'s cancellation still has to be hooked to wake the
     /// board's sleepers (true once, for the first caller).
     pub(crate) fn needs_hook(&self) -> bool {
         // ORDERING: Relaxed: a second hook would only wake twice.
-        !self.hooked.swap(true, Ordering::Relaxed)
+        // A load first: a swap would write the line on every submit.
+        !self.front.hooked.load(Ordering::Relaxed)
+            && !self.front.hooked.swap(true, Ordering::Relaxed)
     }
 
     /// Queues `queued` on `route`, waiting for room as `wait` allows while
-    /// `ctx` is live and `closed` says intake is open. Returns the job's
-    /// id on the board, for [`withdraw`](Self::withdraw).
+    /// `ctx` is live and `closed` says intake is open. On a rendezvous
+    /// board, returns the job's id there, for [`withdraw`](Self::withdraw).
+    ///
+    /// A job that finds room at once goes into the inbox without the
+    /// lock, so a submit shares with the workers only the inbox's slot
+    /// and the board's counts (a lock taken by both sides for every job
+    /// crossed between their cores twice a job). A keyed job does so only
+    /// while the board holds fewer jobs than a key may queue, so that its
+    /// key's queue has room without looking; otherwise, and on a
+    /// rendezvous board, the submit locks and looks.
     pub(crate) fn admit(
         &self,
         queued: Envelope<J>,
@@ -320,18 +558,72 @@ impl<J> Board<J> {
         wait: Wait,
         ctx: &Context,
         closed: &dyn Fn() -> bool,
-    ) -> Result<u64, Refused<J>> {
+    ) -> Result<Option<u64>, Refused<J>> {
         // Read before locking: the lock is held for less, and a job that
         // waits for room counts its queue time from the end of the wait.
-        let mut since = Instant::now();
-        let mut state = self.state.lock();
+        let since = Instant::now();
+        if ctx.is_done() {
+            return Err(TrySubmitError::Cancelled(queued));
+        }
+        let limit = if route.key.is_some() {
+            self.front.keyed_inbox
+        } else {
+            self.front.capacity
+        };
+        // Made before the count, so that a drain which sees the count
+        // finds the inbox.
+        if let Some(inbox) = self.inbox()
+            && self.counts.reserve(limit, true)
+        {
+            // Orders the count before what the submit reads next: the
+            // count of blocked workers ([`wants_turn`](Self::wants_turn))
+            // and the pool's cancellation (a cancel's drain looks at the
+            // count after a fence of its own), so one of the two sees the
+            // other. The push need not be seen first: a thread that locks
+            // waits for every job counted in the inbox ([`lock`](Self::lock)).
+            // Before the push, this fence finds the store buffer empty
+            // (the count's own atomic operation drained it); after it, it
+            // would wait for the push's slot, a line the workers last held.
+            fence(Ordering::SeqCst);
+            let entry = Entry {
+                queued,
+                route,
+                since,
+                id: 0,
+            };
+            // The board holds the receiver, and the inbox never holds
+            // more than the capacity counted: this cannot fail or wait.
+            let _ = inbox.tx.send(entry);
+            return Ok(None);
+        }
+        let mut state = self.lock();
+        let id = self.admit_locked(&mut state, queued, route, since, wait, ctx, closed)?;
+        drop(state);
+        // As above: orders the push before the submit's next reads.
+        fence(Ordering::SeqCst);
+        Ok(Some(id))
+    }
+
+    /// [`admit`](Self::admit)'s wait for room, under the lock; returns
+    /// the job's id on the board.
+    #[allow(clippy::too_many_arguments)]
+    fn admit_locked(
+        &self,
+        state: &mut MutexGuard<'_, State<J>>,
+        queued: Envelope<J>,
+        route: Route,
+        mut since: Instant,
+        wait: Wait,
+        ctx: &Context,
+        closed: &dyn Fn() -> bool,
+    ) -> Result<u64, Refused<J>> {
         loop {
             // Under the lock: a cancel's drain either finds the job or
             // went first and is seen here, so none is stranded.
             if ctx.is_done() {
                 return Err(TrySubmitError::Cancelled(queued));
             }
-            if self.has_room(&state, route) {
+            if self.key_has_room(state, route) && self.counts.reserve(self.front.capacity, false) {
                 break;
             }
             // Only before a wait: the front door looked at its switch
@@ -347,45 +639,85 @@ impl<J> Board<J> {
                 Wait::Until(_) => return Err(TrySubmitError::Full(queued)),
             };
             self.submitters.fetch_add(1, Ordering::SeqCst);
-            self.sleep(&mut state, deadline);
+            self.sleep(state, deadline);
             self.submitters.fetch_sub(1, Ordering::SeqCst);
             since = Instant::now();
         }
-        let id = self.push(&mut state, queued, route, since);
-        drop(state);
-        // Orders the push before what the submit reads next: the count of
-        // blocked workers ([`wants_turn`](Self::wants_turn)) and the pool's
-        // cancellation (a cancel's drain looks at `len` after a fence of
-        // its own, so one of the two sees the other).
-        fence(Ordering::SeqCst);
-        Ok(id)
-    }
-
-    fn has_room(&self, state: &State<J>, route: Route) -> bool {
-        self.len.load(Ordering::Relaxed) < self.capacity
-            && route.key.is_none_or(|key| {
-                state
-                    .keys
-                    .get(&key)
-                    .is_none_or(|behind| behind.len() < self.settings.key_queue)
-            })
-    }
-
-    /// Puts `queued`, queued at `since`, in its lane queue, or behind its
-    /// key's current job; returns its id on the board.
-    #[inline]
-    fn push(&self, state: &mut State<J>, queued: Envelope<J>, route: Route, since: Instant) -> u64 {
-        let id = state.next_id;
-        state.next_id += 1;
         let entry = Entry {
             queued,
             route,
             since,
-            id,
+            id: 0,
         };
-        // ORDERING: Release pairs with `is_empty`'s Acquire.
-        self.len.fetch_add(1, Ordering::Release);
-        if let Some(key) = route.key {
+        Ok(self.push(state, entry))
+    }
+
+    /// Whether `route`'s key may queue one more job, counting every job in
+    /// or on its way to the inbox as one of this key's: those are sorted
+    /// only when a thread locks next.
+    fn key_has_room(&self, state: &State<J>, route: Route) -> bool {
+        route.key.is_none_or(|key| {
+            let unsorted = self
+                .counts
+                .len(Ordering::Relaxed)
+                .saturating_sub(state.sorted);
+            state.keys.get(&key).map_or(0, VecDeque::len) + unsorted < self.front.settings.key_queue
+        })
+    }
+
+    /// Locks the board's state, with the jobs in the inbox sorted in.
+    fn lock(&self) -> MutexGuard<'_, State<J>> {
+        let mut state = self.state.lock();
+        self.sort_in(&mut state, false);
+        state
+    }
+
+    /// Sorts in the jobs in the inbox, and if `all`, every job counted
+    /// into it: a submit counts its job, then pushes it without waiting
+    /// for anything, so one counted and not yet there is waited for (only
+    /// the holder of the lock takes from the inbox, so it is this
+    /// thread's to take).
+    ///
+    /// Without `all` it reads no count: a count that every submit writes,
+    /// read by the workers for every job, took its line from the
+    /// submitting thread each time.
+    fn sort_in(&self, state: &mut State<J>, all: bool) {
+        let Some(inbox) = self.front.inbox.get() else {
+            return;
+        };
+        let mut sorted = 0;
+        while let Ok(entry) = inbox.rx.try_recv() {
+            self.push(state, entry);
+            sorted += 1;
+        }
+        if all {
+            // ORDERING: Acquire: the drain fences before it looks, and a
+            // failed take looks again after its own look found nothing.
+            let counted = self
+                .counts
+                .pending(Ordering::Acquire)
+                .saturating_sub(sorted);
+            for _ in 0..counted {
+                if let Some(entry) = inbox.next_pushed() {
+                    self.push(state, entry);
+                    sorted += 1;
+                }
+            }
+        }
+        if sorted != 0 {
+            self.counts.sorted(sorted);
+        }
+    }
+
+    /// Puts `entry`, already counted in `len`, in its lane queue, or
+    /// behind its key's current job; returns its id on the board.
+    #[inline]
+    fn push(&self, state: &mut State<J>, mut entry: Entry<J>) -> u64 {
+        let id = state.next_id;
+        state.next_id += 1;
+        state.sorted += 1;
+        entry.id = id;
+        if let Some(key) = entry.route.key {
             match state.keys.get_mut(&key) {
                 Some(behind) => {
                     behind.push_back(entry);
@@ -429,7 +761,7 @@ impl<J> Board<J> {
     fn publish(&self, state: &State<J>) {
         let mut ready = 0;
         for lane in 0..3 {
-            if self.running(lane) < self.settings.caps[lane] {
+            if self.running(lane) < self.front.settings.caps[lane] {
                 ready += state.lanes[lane].len();
             }
         }
@@ -439,7 +771,20 @@ impl<J> Board<J> {
 
     /// Takes the job a free worker should run next, if any may start.
     pub(crate) fn take(&self) -> Option<(Envelope<J>, Ticket)> {
+        self.take_sorted(false)
+    }
+
+    /// As [`take`](Self::take), after waiting for the jobs counted into
+    /// the inbox and not yet pushed there: for a worker that has looked
+    /// a few times while [`has_ready`](Self::has_ready) said there was
+    /// one.
+    pub(crate) fn take_counted(&self) -> Option<(Envelope<J>, Ticket)> {
+        self.take_sorted(true)
+    }
+
+    fn take_sorted(&self, all: bool) -> Option<(Envelope<J>, Ticket)> {
         let mut state = self.state.lock();
+        self.sort_in(&mut state, all);
         let entry = self.take_locked(&mut state)?;
         drop(state);
         self.wake_sleepers(false);
@@ -449,10 +794,11 @@ impl<J> Board<J> {
     fn take_locked(&self, state: &mut State<J>) -> Option<(Envelope<J>, Ticket)> {
         let lane = self.pick(state)?;
         let entry = state.lanes[lane].pop_front()?;
+        state.sorted -= 1;
         // ORDERING: Relaxed: see `running`.
         self.running[lane].fetch_add(1, Ordering::Relaxed);
         self.publish(state);
-        self.len.fetch_sub(1, Ordering::Release);
+        self.counts.remove(1);
         Some((entry.queued, Ticket(entry.route)))
     }
 
@@ -461,9 +807,16 @@ impl<J> Board<J> {
     /// job, which can always start (`Normal` has no cap), so a job comes
     /// back, maybe the plain one.
     pub(crate) fn exchange(&self, plain: Envelope<J>) -> (Envelope<J>, Ticket) {
-        let since = Instant::now();
-        let mut state = self.state.lock();
-        self.push(&mut state, plain, Route::default(), since);
+        let entry = Entry {
+            queued: plain,
+            route: Route::default(),
+            since: Instant::now(),
+            id: 0,
+        };
+        let mut state = self.lock();
+        // Counted past the capacity: the take below counts it off.
+        self.counts.add();
+        self.push(&mut state, entry);
         let taken = self.take_locked(&mut state);
         drop(state);
         taken.expect("a plain job on the board can always start")
@@ -474,7 +827,7 @@ impl<J> Board<J> {
     /// cap are passed over.
     fn pick(&self, state: &State<J>) -> Option<usize> {
         let open = |lane: usize| {
-            self.running(lane) < self.settings.caps[lane] && !state.lanes[lane].is_empty()
+            self.running(lane) < self.front.settings.caps[lane] && !state.lanes[lane].is_empty()
         };
         // Plain loops over the three lanes: as iterator chains they were
         // a fifth of a take's instructions.
@@ -493,7 +846,7 @@ impl<J> Board<J> {
         // A job queued at or before this instant has waited the bound
         // out: one subtraction here, then a comparison of instants per
         // lane (a duration per lane was most of a take's instructions).
-        let Some(starved_by) = Instant::now().checked_sub(self.settings.starvation) else {
+        let Some(starved_by) = Instant::now().checked_sub(self.front.settings.starvation) else {
             return Some(first);
         };
         let mut oldest: Option<(usize, Instant)> = None;
@@ -517,14 +870,14 @@ impl<J> Board<J> {
     pub(crate) fn finish(&self, ticket: Ticket) -> usize {
         let Ticket(route) = ticket;
         let lane = route.lane.index();
-        if route.key.is_none() && self.settings.caps[lane] == usize::MAX {
+        if route.key.is_none() && self.front.settings.caps[lane] == usize::MAX {
             // Nothing waits on this end: no key to release, no cap to
             // reopen, no room freed (the take did that).
             self.running[lane].fetch_sub(1, Ordering::Relaxed);
             return 0;
         }
-        let mut state = self.state.lock();
-        let at_cap = self.running(lane) == self.settings.caps[lane];
+        let mut state = self.lock();
+        let at_cap = self.running(lane) == self.front.settings.caps[lane];
         self.running[lane].fetch_sub(1, Ordering::Relaxed);
         let mut made_ready = usize::from(at_cap && !state.lanes[lane].is_empty());
         let mut key_room = false;
@@ -532,7 +885,7 @@ impl<J> Board<J> {
             let behind = state.keys.get_mut(&key);
             key_room = behind
                 .as_ref()
-                .is_some_and(|behind| behind.len() == self.settings.key_queue);
+                .is_some_and(|behind| behind.len() == self.front.settings.key_queue);
             match behind.and_then(VecDeque::pop_front) {
                 Some(next) => {
                     self.enqueue(&mut state, next);
@@ -553,6 +906,8 @@ impl<J> Board<J> {
     /// the caller to discard outside the lock.
     pub(crate) fn drain(&self) -> Vec<Envelope<J>> {
         let mut state = self.state.lock();
+        // Every job counted: the cancel's fence pairs with `admit`'s.
+        self.sort_in(&mut state, true);
         let mut drained = Vec::new();
         for lane in &mut state.lanes {
             drained.extend(lane.drain(..).map(|entry| entry.queued));
@@ -562,8 +917,9 @@ impl<J> Board<J> {
         }
         // Keys of running jobs stay, emptied; `finish` removes them.
         state.keys.retain(|_, behind| !behind.is_empty());
+        state.sorted -= drained.len();
         self.ready.store(0, Ordering::Relaxed);
-        self.len.fetch_sub(drained.len(), Ordering::Release);
+        self.counts.remove(drained.len());
         drop(state);
         self.wake_sleepers(true);
         drained
@@ -573,12 +929,13 @@ impl<J> Board<J> {
     /// held behind its key (a rendezvous submit whose turn found no
     /// worker).
     pub(crate) fn withdraw(&self, id: u64, route: Route) -> Option<Envelope<J>> {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         let lane = &mut state.lanes[route.lane.index()];
         let at = lane.iter().position(|entry| entry.id == id)?;
         let entry = lane.remove(at)?;
+        state.sorted -= 1;
         self.publish(&state);
-        self.len.fetch_sub(1, Ordering::Release);
+        self.counts.remove(1);
         if let Some(key) = route.key {
             // It was its key's only job: nothing queued behind, none running.
             state.keys.remove(&key);
@@ -591,7 +948,7 @@ impl<J> Board<J> {
     /// back yet (`Counters::ending`, read first: see
     /// `WorkerSlot::set_ending`).
     pub(crate) fn loads(&self, ended: [usize; 3]) -> [LaneLoad; 3] {
-        let state = self.state.lock();
+        let state = self.lock();
         let mut loads = [LaneLoad::default(); 3];
         for (lane, load) in loads.iter_mut().enumerate() {
             load.queued = state.lanes[lane].len();
@@ -606,7 +963,7 @@ impl<J> Board<J> {
     /// Waits, after intake closed, until a job is ready, the board is
     /// empty, or `ctx` is done. Returns whether to look again.
     pub(crate) fn wait_closed(&self, ctx: &Context) -> bool {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         while !self.has_ready() && !self.is_empty() && !ctx.is_done() {
             self.sleep(&mut state, None);
         }
@@ -641,11 +998,11 @@ impl<J> Board<J> {
         if sleepers == 0 {
             return;
         }
-        let len = self.len.load(Ordering::Relaxed);
+        let len = self.counts.len(Ordering::Relaxed);
         if key_room
             || sleepers > self.submitters.load(Ordering::SeqCst)
-            || len <= self.capacity / 2
-            || (len < self.capacity && !self.has_ready())
+            || len <= self.front.capacity / 2
+            || (len < self.front.capacity && !self.has_ready())
         {
             self.wake_all();
         }
@@ -702,9 +1059,21 @@ impl Drop for RunningKey {
 mod tests {
     use std::time::Instant;
 
-    use super::{Board, Dispatch, Route};
+    use super::{Board, Dispatch, Entry, Route};
     use crate::context::Context;
     use crate::crew::{Envelope, Wait};
+
+    /// Puts job `job` on `board` along `route` past its capacity check.
+    fn push(board: &Board<i32>, job: i32, route: Route) -> u64 {
+        board.counts.add();
+        let entry = Entry {
+            queued: Envelope::unstamped(job),
+            route,
+            since: Instant::now(),
+            id: 0,
+        };
+        board.push(&mut board.lock(), entry)
+    }
 
     #[test]
     fn withdraw_takes_the_job_it_names_when_sequence_numbers_repeat() {
@@ -714,18 +1083,8 @@ mod tests {
         let board = Board::new(Dispatch::default(), Some(0));
         let ctx = Context::new();
         let route = Route::default();
-        let first = board.push(
-            &mut board.state.lock(),
-            Envelope::unstamped(1),
-            route,
-            Instant::now(),
-        );
-        let second = board.push(
-            &mut board.state.lock(),
-            Envelope::unstamped(2),
-            route,
-            Instant::now(),
-        );
+        let first = push(&board, 1, route);
+        let second = push(&board, 2, route);
         assert_ne!(first, second);
         let taken = board.withdraw(second, route).map(|queued| queued.job);
         assert_eq!(taken, Some(2));

@@ -563,7 +563,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         Ok(())
     }
 
-    /// Sends the turn of the routed job with board id `id`. On a queue
+    /// Sends the turn of the routed job with board id `id` (a rendezvous
+    /// board's: see `Board::admit`). On a queue
     /// with room it is only a wake-up: sent only while a worker is
     /// parked (`Board::wants_turn`), and dropped if the queue is full
     /// (its workers are busy and look at the board after each job). On a rendezvous it
@@ -573,7 +574,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn send_turn(
         &self,
         tx: &Sender<Queued<J>>,
-        id: u64,
+        id: Option<u64>,
         route: Route,
         wait: Wait,
         closed: Option<&Receiver<()>>,
@@ -582,9 +583,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         if !rendezvous && !self.board.wants_turn() {
             return Ok(());
         }
-        let turns = self.board.turns();
-        // ORDERING: Relaxed: a statistic.
-        turns.fetch_add(1, Ordering::Relaxed);
+        self.board.turn_sent(true);
         let sent = if rendezvous {
             let cancel = OnCancel::Watch(&self.cancel);
             intake::send_within(tx, Queued::Turn, wait, &self.ctx, cancel, closed)
@@ -598,11 +597,11 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         let Err(refused) = sent else {
             return Ok(());
         };
-        turns.fetch_sub(1, Ordering::Relaxed);
+        self.board.turn_sent(false);
         if !rendezvous {
             return Ok(());
         }
-        match self.board.withdraw(id, route) {
+        match id.and_then(|id| self.board.withdraw(id, route)) {
             Some(queued) => Err(refused.map(|()| self.unenvelope(Queued::Job(queued)))),
             None => Ok(()),
         }
@@ -683,9 +682,7 @@ impl<J, E> Crew<J, E> {
     pub(crate) fn stats(&self) -> Stats {
         let shared = &self.shared;
         let board = &shared.board;
-        // ORDERING: Relaxed: a statistic.
-        let turns = board.turns().load(Ordering::Relaxed);
-        let queued = shared.jobs.len().saturating_sub(turns) + board.queued();
+        let queued = shared.jobs.len().saturating_sub(board.turns()) + board.queued();
         let mut stats = shared.counters.snapshot(queued);
         if board.in_use() {
             // Before the board's counts: see `WorkerSlot::set_ending`.
@@ -839,8 +836,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     #[inline]
     fn received(&self, queued: Queued<J>) -> Queued<J> {
         if let Queued::Turn = queued {
-            // ORDERING: Relaxed: a statistic.
-            self.board.turns().fetch_sub(1, Ordering::Relaxed);
+            self.board.turn_received();
         }
         queued
     }

@@ -119,6 +119,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// board; `None` once the worker is to leave (see `next_job`).
     #[inline]
     fn next(&self) -> Option<(Envelope<J>, Option<Ticket>)> {
+        let mut spin = Spin::default();
         loop {
             let received = if self.board.has_ready() {
                 // The channel's head too, so a plain job is weighed
@@ -142,6 +143,15 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 Some(Queued::Turn) | None => {
                     if let Some((queued, ticket)) = self.board.take() {
                         return Some((queued, Some(ticket)));
+                    }
+                    // Another worker took the job, or its submit counted
+                    // it and has yet to push it (`Board::admit`): look
+                    // again after a spin, and after a few, wait for it.
+                    if !spin.snooze() {
+                        spin = Spin::default();
+                        if let Some((queued, ticket)) = self.board.take_counted() {
+                            return Some((queued, Some(ticket)));
+                        }
                     }
                 }
             }
