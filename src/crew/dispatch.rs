@@ -405,9 +405,16 @@ struct State<J> {
     /// Jobs in `lanes` and `keys`: the board's `len` less this is what
     /// the inbox holds or is about to.
     sorted: usize,
+    /// Whether the inbox exists: then `ready` carries [`Board::INBOX`].
+    inbox_open: bool,
 }
 
 impl<J> Board<J> {
+    /// A bit of `ready` set once the inbox exists: a worker that finds
+    /// no other job ready then looks at the count of jobs pushed there.
+    /// A pool that routes nothing reads one word, zero, per job.
+    const INBOX: usize = 1 << (usize::BITS - 1);
+
     pub(crate) fn new(settings: Dispatch, queue_capacity: Option<usize>) -> Self {
         let capacity = queue_capacity.map_or(usize::MAX, |capacity| capacity.max(1));
         Self {
@@ -416,6 +423,7 @@ impl<J> Board<J> {
                 keys: HashMap::default(),
                 next_id: 0,
                 sorted: 0,
+                inbox_open: false,
             }),
             changed: Condvar::new(),
             ready: AtomicUsize::new(0),
@@ -440,7 +448,9 @@ impl<J> Board<J> {
     #[inline]
     pub(crate) fn has_ready(&self) -> bool {
         // ORDERING: Relaxed: a hint; taking locks the state.
-        self.ready.load(Ordering::Relaxed) != 0 || self.in_use() && self.has_pending()
+        let ready = self.ready.load(Ordering::Relaxed);
+        // One load and a branch while the board is unused.
+        ready != 0 && (ready != Self::INBOX || self.has_pending())
     }
 
     /// The inbox, made on first use; `None` on a rendezvous board, whose
@@ -450,13 +460,17 @@ impl<J> Board<J> {
         if self.front.rendezvous {
             return None;
         }
-        Some(match self.front.inbox.get() {
-            Some(inbox) => inbox,
-            None => self
-                .front
-                .inbox
-                .get_or_init(|| Inbox::new(self.front.capacity)),
-        })
+        if let Some(inbox) = self.front.inbox.get() {
+            return Some(inbox);
+        }
+        let inbox = self
+            .front
+            .inbox
+            .get_or_init(|| Inbox::new(self.front.capacity));
+        let mut state = self.state.lock();
+        state.inbox_open = true;
+        self.publish(&state);
+        Some(inbox)
     }
 
     /// Whether a job was counted into the inbox and not yet sorted in.
@@ -514,7 +528,9 @@ impl<J> Board<J> {
         self.front.blocked.fetch_add(1, Ordering::SeqCst);
         let blocked = Blocked(&self.front.blocked);
         fence(Ordering::SeqCst);
-        (!self.has_ready()).then_some(blocked)
+        // The count too: the first job pushed may come before `ready`
+        // says the inbox is in use.
+        (!self.has_ready() && !self.has_pending()).then_some(blocked)
     }
 
     /// Whether a job just admitted needs a turn to wake a worker: only
@@ -765,6 +781,9 @@ impl<J> Board<J> {
                 ready += state.lanes[lane].len();
             }
         }
+        if state.inbox_open {
+            ready |= Self::INBOX;
+        }
         // ORDERING: Relaxed: `has_ready` is a hint; the lock orders the rest.
         self.ready.store(ready, Ordering::Relaxed);
     }
@@ -918,7 +937,7 @@ impl<J> Board<J> {
         // Keys of running jobs stay, emptied; `finish` removes them.
         state.keys.retain(|_, behind| !behind.is_empty());
         state.sorted -= drained.len();
-        self.ready.store(0, Ordering::Relaxed);
+        self.publish(&state);
         self.counts.remove(drained.len());
         drop(state);
         self.wake_sleepers(true);
