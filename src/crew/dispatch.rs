@@ -3,7 +3,8 @@
 //!
 //! A pool that never routes a job never touches this: its jobs go through
 //! the jobs channel alone, and a worker's only costs are one relaxed load
-//! of [`Board::ready`] per job, on a cache line nobody writes, and,
+//! of [`Board::ready`] per job (or two, where it looks again after
+//! receiving a job), on a cache line nobody writes, and,
 //! each time it parks, counting itself parked ([`Board::blocks`]: two
 //! atomic additions and a fence, beside the park's own system calls).
 //!
@@ -14,6 +15,29 @@
 //! behind the one of that key that is in a lane queue or running. A key
 //! has an entry only while it has a job queued or running, so keys that
 //! come and go cost nothing once idle.
+//!
+//! # The inbox
+//!
+//! The board's state is behind one lock, which the workers take to pick
+//! a job. A submit that finds room does not take it: it counts its job
+//! ([`Counts`]: totals that only submits write, beside totals that only
+//! the lock's holder writes), fences, and pushes the job into an inbox,
+//! a channel made by the first such submit. Whoever locks the board next
+//! sorts the inbox in before it looks, so the state is exact whenever it
+//! is read. A submit thus shares with the workers the inbox's slot and
+//! no lock or counter: the lock's line used to cross between the
+//! submitting core and the workers' twice a job.
+//!
+//! The count comes before the push, so a job may be counted and not yet
+//! pushed; the push is a few instructions away and never waits. Whoever
+//! must see every job waits for those: a drain after a cancellation, and
+//! a worker whose take found nothing while the count said a job was
+//! there ([`Board::take_counted`], after a spin). A keyed job enters the
+//! inbox only while the board holds fewer jobs than a key may queue, so
+//! that its key has room without a look; otherwise, and on a rendezvous
+//! board, a submit locks and looks.
+//!
+//! # Taking
 //!
 //! A worker takes from the board the front of the highest lane that is
 //! under its cap, unless the front of some lane under its cap has waited
@@ -33,9 +57,9 @@
 //! wake-ups; the board is the truth. Nothing is stranded because:
 //!
 //! * a worker looks at the board before every job, and counts itself
-//!   blocked and then looks once more before it blocks
-//!   ([`Board::blocks`]); a submit sends a turn when that count is not
-//!   zero after its job is on the board, so one of the two sees the
+//!   blocked and then looks once more before it blocks, at the inbox's
+//!   count too ([`Board::blocks`]); a submit sends a turn when that count
+//!   is not zero after its job is counted, so one of the two sees the
 //!   other; a full channel never lets a worker block. While every worker
 //!   is busy or spinning, a routed job sends no turn at all;
 //! * on a rendezvous queue the submit's turn is a blocking send, which
@@ -223,7 +247,8 @@ struct SubmitCounts {
 
 #[derive(Default)]
 struct TakerCounts {
-    /// Jobs ever taken off the board (run, drained or withdrawn).
+    /// Jobs ever taken off the board (run, drained or withdrawn), and
+    /// counts given back by a submit refused room after it counted.
     taken: AtomicU64,
     /// Jobs ever sorted in from the inbox.
     sorted: AtomicU64,
@@ -243,6 +268,7 @@ impl Counts {
 
     /// Jobs counted into the inbox and not yet sorted in.
     fn pending(&self, order: Ordering) -> u64 {
+        // Sorted first: every job sorted in was posted before.
         let sorted = self.takers.sorted.load(order);
         let posted = self.submits.posted.load(order);
         posted.saturating_sub(sorted)
@@ -301,9 +327,10 @@ impl Counts {
 
     /// Counts `n` jobs sorted in from the inbox.
     fn sorted(&self, n: u64) {
-        // ORDERING: Relaxed: written under the lock, whose next holder
-        // reads it again; elsewhere a hint.
-        self.takers.sorted.fetch_add(n, Ordering::Relaxed);
+        // ORDERING: Release: a worker about to block that reads the new
+        // count (Acquire, in `Board::blocks`) then sees the `ready` that
+        // the sort published.
+        self.takers.sorted.fetch_add(n, Ordering::Release);
     }
 }
 
@@ -528,9 +555,11 @@ impl<J> Board<J> {
         self.front.blocked.fetch_add(1, Ordering::SeqCst);
         let blocked = Blocked(&self.front.blocked);
         fence(Ordering::SeqCst);
-        // The count too: the first job pushed may come before `ready`
-        // says the inbox is in use.
-        (!self.has_ready() && !self.has_pending()).then_some(blocked)
+        // The count first, with Acquire: a job it says was sorted in is
+        // then in `ready`. The first job pushed may also come before
+        // `ready` says the inbox is in use.
+        let pending = self.counts.pending(Ordering::Acquire) != 0;
+        (!pending && !self.has_ready()).then_some(blocked)
     }
 
     /// Whether a job just admitted needs a turn to wake a worker: only
@@ -609,7 +638,10 @@ impl<J> Board<J> {
             };
             // The board holds the receiver, and the inbox never holds
             // more than the capacity counted: this cannot fail or wait.
-            let _ = inbox.tx.send(entry);
+            // Nothing between the count and here may fail either: a job
+            // counted and never pushed would hold up every drain.
+            let sent = inbox.tx.send(entry);
+            debug_assert!(sent.is_ok(), "a board's inbox outlives its submits");
             return Ok(None);
         }
         let mut state = self.lock();
@@ -639,7 +671,7 @@ impl<J> Board<J> {
             if ctx.is_done() {
                 return Err(TrySubmitError::Cancelled(queued));
             }
-            if self.key_has_room(state, route) && self.counts.reserve(self.front.capacity, false) {
+            if self.reserve_locked(state, route) {
                 break;
             }
             // Only before a wait: the front door looked at its switch
@@ -668,17 +700,37 @@ impl<J> Board<J> {
         Ok(self.push(state, entry))
     }
 
-    /// Whether `route`'s key may queue one more job, counting every job in
-    /// or on its way to the inbox as one of this key's: those are sorted
-    /// only when a thread locks next.
-    fn key_has_room(&self, state: &State<J>, route: Route) -> bool {
-        route.key.is_none_or(|key| {
-            let unsorted = self
-                .counts
-                .len(Ordering::Relaxed)
-                .saturating_sub(state.sorted);
-            state.keys.get(&key).map_or(0, VecDeque::len) + unsorted < self.front.settings.key_queue
-        })
+    /// Counts one more job on the board, under the lock, if the board
+    /// and `route`'s key have room. Every job counted into the inbox is
+    /// sorted in first (again after each wait), so the key's queue is
+    /// exact but for submits racing this one: those counted after the
+    /// sort and before this count may be of this key, so they count as
+    /// its. Counting first orders this submit against a racing one's
+    /// check, so two cannot both take a key's last place.
+    fn reserve_locked(&self, state: &mut State<J>, route: Route) -> bool {
+        self.sort_in(state, true);
+        if !self.counts.reserve(self.front.capacity, false) {
+            return false;
+        }
+        let Some(key) = route.key else {
+            return true;
+        };
+        // A key with nothing queued or running: this job goes first, and
+        // a racing one of its key was counted against the board's length.
+        let Some(behind) = state.keys.get(&key) else {
+            return true;
+        };
+        // Less this submit's own count.
+        let racing = self
+            .counts
+            .len(Ordering::Relaxed)
+            .saturating_sub(state.sorted + 1);
+        if behind.len() + racing < self.front.settings.key_queue {
+            return true;
+        }
+        // Given back: counted as taken, as a take would.
+        self.counts.remove(1);
+        false
     }
 
     /// Locks the board's state, with the jobs in the inbox sorted in.
@@ -1076,22 +1128,55 @@ impl Drop for RunningKey {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use super::{Board, Dispatch, Entry, Route};
     use crate::context::Context;
     use crate::crew::{Envelope, Wait};
 
-    /// Puts job `job` on `board` along `route` past its capacity check.
-    fn push(board: &Board<i32>, job: i32, route: Route) -> u64 {
-        board.counts.add();
-        let entry = Entry {
+    fn entry(job: i32, route: Route) -> Entry<i32> {
+        Entry {
             queued: Envelope::unstamped(job),
             route,
             since: Instant::now(),
             id: 0,
+        }
+    }
+
+    /// Puts job `job` on `board` along `route` past its capacity check.
+    fn push(board: &Board<i32>, job: i32, route: Route) -> u64 {
+        board.counts.add();
+        board.push(&mut board.lock(), entry(job, route))
+    }
+
+    #[test]
+    fn a_key_with_nothing_queued_has_room_while_another_job_is_on_its_way() {
+        // Found in review: a keyed submit that had to lock counted every
+        // job counted into the inbox and not yet sorted in as its key's,
+        // so with a key queue of 1 a job of another lane, counted and not
+        // yet pushed, made a key never seen refuse as full.
+        let settings = Dispatch {
+            key_queue: 1,
+            ..Dispatch::default()
         };
-        board.push(&mut board.lock(), entry)
+        let board = Board::new(settings, Some(8));
+        let ctx = Context::new();
+        let inbox = board.inbox().expect("not a rendezvous board");
+        // A submit counted its job and was descheduled before its push.
+        assert!(board.counts.reserve(8, true));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                let pushed = inbox.tx.send(entry(1, Route::default()));
+                assert!(pushed.is_ok());
+            });
+            let keyed = Route::keyed("never seen");
+            let admitted = board.admit(Envelope::unstamped(2), keyed, Wait::Now, &ctx, &|| false);
+            assert!(admitted.is_ok(), "a new key was refused room");
+        });
+        assert_eq!(board.queued(), 2);
+        assert_eq!(board.drain().len(), 2);
+        assert!(board.is_empty());
     }
 
     #[test]
