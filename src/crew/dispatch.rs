@@ -203,6 +203,18 @@ struct Entry<J> {
     id: u64,
 }
 
+impl<J> Entry<J> {
+    /// An entry not yet on the board: [`Board::push`] gives it its id.
+    fn new(queued: Envelope<J>, route: Route, since: Instant) -> Self {
+        Self {
+            queued,
+            route,
+            since,
+            id: 0,
+        }
+    }
+}
+
 /// A job taken from the board: give it back to [`Board::finish`] when it
 /// ends, so its key's next job and its lane's slot are released.
 #[must_use]
@@ -610,10 +622,9 @@ impl<J> Board<J> {
         if ctx.is_done() {
             return Err(TrySubmitError::Cancelled(queued));
         }
-        let limit = if route.key.is_some() {
-            self.front.keyed_inbox
-        } else {
-            self.front.capacity
+        let limit = match route.key {
+            Some(_) => self.front.keyed_inbox,
+            None => self.front.capacity,
         };
         // Made before the count, so that a drain which sees the count
         // finds the inbox.
@@ -624,23 +635,17 @@ impl<J> Board<J> {
             // count of blocked workers ([`wants_turn`](Self::wants_turn))
             // and the pool's cancellation (a cancel's drain looks at the
             // count after a fence of its own), so one of the two sees the
-            // other. The push need not be seen first: a thread that locks
-            // waits for every job counted in the inbox ([`lock`](Self::lock)).
-            // Before the push, this fence finds the store buffer empty
-            // (the count's own atomic operation drained it); after it, it
-            // would wait for the push's slot, a line the workers last held.
+            // other. The push need not be seen first: whoever must see
+            // every counted job waits for it (`sort_in`). Before the push,
+            // this fence finds the store buffer empty (the count's own
+            // atomic operation drained it); after it, it would wait for
+            // the push's slot, a line the workers last held.
             fence(Ordering::SeqCst);
-            let entry = Entry {
-                queued,
-                route,
-                since,
-                id: 0,
-            };
             // The board holds the receiver, and the inbox never holds
             // more than the capacity counted: this cannot fail or wait.
             // Nothing between the count and here may fail either: a job
             // counted and never pushed would hold up every drain.
-            let sent = inbox.tx.send(entry);
+            let sent = inbox.tx.send(Entry::new(queued, route, since));
             debug_assert!(sent.is_ok(), "a board's inbox outlives its submits");
             return Ok(None);
         }
@@ -691,13 +696,7 @@ impl<J> Board<J> {
             self.submitters.fetch_sub(1, Ordering::SeqCst);
             since = Instant::now();
         }
-        let entry = Entry {
-            queued,
-            route,
-            since,
-            id: 0,
-        };
-        Ok(self.push(state, entry))
+        Ok(self.push(state, Entry::new(queued, route, since)))
     }
 
     /// Counts one more job on the board, under the lock, if the board
@@ -878,12 +877,7 @@ impl<J> Board<J> {
     /// job, which can always start (`Normal` has no cap), so a job comes
     /// back, maybe the plain one.
     pub(crate) fn exchange(&self, plain: Envelope<J>) -> (Envelope<J>, Ticket) {
-        let entry = Entry {
-            queued: plain,
-            route: Route::default(),
-            since: Instant::now(),
-            id: 0,
-        };
+        let entry = Entry::new(plain, Route::default(), Instant::now());
         let mut state = self.lock();
         // Counted past the capacity: the take below counts it off.
         self.counts.add();
@@ -1135,12 +1129,7 @@ mod tests {
     use crate::crew::{Envelope, Wait};
 
     fn entry(job: i32, route: Route) -> Entry<i32> {
-        Entry {
-            queued: Envelope::unstamped(job),
-            route,
-            since: Instant::now(),
-            id: 0,
-        }
+        Entry::new(Envelope::unstamped(job), route, Instant::now())
     }
 
     /// Puts job `job` on `board` along `route` past its capacity check.
