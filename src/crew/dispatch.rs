@@ -513,7 +513,7 @@ impl<J> Board<J> {
     }
 
     /// Whether a job was counted into the inbox and not yet sorted in.
-    fn has_pending(&self) -> bool {
+    pub(crate) fn has_pending(&self) -> bool {
         self.counts.pending(Ordering::Relaxed) != 0
     }
 
@@ -571,7 +571,9 @@ impl<J> Board<J> {
         // then in `ready`. The first job pushed may also come before
         // `ready` says the inbox is in use.
         let pending = self.counts.pending(Ordering::Acquire) != 0;
-        (!pending && !self.has_ready()).then_some(blocked)
+        // ORDERING: Relaxed: after the Acquire above.
+        let ready = self.ready.load(Ordering::Relaxed) & !Self::INBOX != 0;
+        (!pending && !ready).then_some(blocked)
     }
 
     /// Whether a job just admitted needs a turn to wake a worker: only

@@ -145,9 +145,9 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                         return Some((queued, Some(ticket)));
                     }
                     // Another worker took the job, or its submit counted
-                    // it and has yet to push it (`Board::admit`): look
-                    // again after a spin, and after a few, wait for it.
-                    if !spin.snooze() {
+                    // it and has yet to push it (`Board::admit`): then
+                    // look again after a spin, and after a few, wait.
+                    if self.board.has_pending() && !spin.snooze() {
                         spin = Spin::default();
                         if let Some((queued, ticket)) = self.board.take_counted() {
                             return Some((queued, Some(ticket)));
