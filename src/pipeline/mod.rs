@@ -190,6 +190,13 @@ where
     /// its worker count). `0` hands each item over directly. Called before
     /// the first stage it has nothing to size, and [`build`](Self::build)
     /// refuses with [`BuildError::BufferBeforeStage`].
+    ///
+    /// A deeper queue costs only the memory of the items it holds, and it
+    /// pays when items take microseconds: each item that finds the next
+    /// queue full parks a thread and wakes it again, and with more stage
+    /// threads than CPUs those hand-offs, not the work, set the pace.
+    /// Measure your own stages; `benches/README.md` ("Pipelines: queue
+    /// depth") has one such measurement.
     pub fn buffer(mut self, capacity: usize) -> Self {
         match self.configs.last_mut() {
             Some(config) => config.buffer = Some(capacity),
