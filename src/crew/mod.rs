@@ -349,12 +349,26 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         jobs: Receiver<Queued<J>>,
         make_local: impl FnMut() -> E::Local + Send + 'static,
     ) -> Result<Self, BuildError> {
+        let crew = Self::idle(config, ctx, exec, jobs, make_local);
+        crew.staff()?;
+        Ok(crew)
+    }
+
+    /// A crew with no thread yet: [`staff`](Self::staff) starts them. A
+    /// pipeline makes its stages' crews back to front (each feeds the
+    /// next) and staffs them front to back (see `pipeline/mod.rs`).
+    pub(crate) fn idle(
+        config: CrewConfig,
+        ctx: Context,
+        exec: E,
+        jobs: Receiver<Queued<J>>,
+        make_local: impl FnMut() -> E::Local + Send + 'static,
+    ) -> Self {
         crate::unwind::note_panic_locations();
         let workers = config.workers;
         let rendezvous = config.queue_capacity == Some(0);
         let counters = Counters::default();
         counters.begin(config.workers);
-        let adaptive = config.adaptive;
         let grow_cap = config.elastic.map_or(0, |elastic| elastic.grow_to);
         let board = Board::new(config.dispatch, config.queue_capacity);
         let maker: LocalMaker<E::Local> = Box::new(make_local);
@@ -379,18 +393,26 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             grow_cap: AtomicUsize::new(grow_cap),
             board,
         });
-        let crew = Self { shared };
-        let started = crew.grow_to(workers).and_then(|()| match adaptive {
-            Some((min, max)) => adaptive::start(&crew.shared, min, max),
-            None => Ok(()),
+        Self { shared }
+    }
+
+    /// Starts the crew's `config.workers` threads (and its sizing
+    /// controller, if adaptive). On failure every thread already started
+    /// is stopped and joined before the error is returned.
+    pub(crate) fn staff(&self) -> Result<(), BuildError> {
+        let started = self.grow_to(self.shared.config.workers).and_then(|()| {
+            match self.shared.config.adaptive {
+                Some((min, max)) => adaptive::start(&self.shared, min, max),
+                None => Ok(()),
+            }
         });
         if let Err(err) = started {
             // rayon's Terminator: a half-built crew must not leak threads.
-            crew.shared.ctx.cancel();
-            crew.wait(None);
+            self.shared.ctx.cancel();
+            self.wait(None);
             return Err(BuildError::Spawn(err));
         }
-        Ok(crew)
+        Ok(())
     }
 
     /// Queues `job` through `tx`, waiting for room as long as `wait`
@@ -968,33 +990,34 @@ pub(crate) fn wait_since(queued_at: u64, now: Instant) -> Option<Duration> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
     use crate::sync::{AtomicUsize, Mutex};
 
-    /// A spawn that fails or is slow on purpose, for the tests below.
-    struct FailSpawn {
+    /// A spawn that fails or is slow on purpose, for the tests below (and
+    /// the pipeline's).
+    pub(crate) struct FailSpawn {
         /// Thread-name prefix of the workers whose spawn fails.
-        name: String,
+        pub(crate) name: String,
         /// The worker index whose spawn fails; `None`: every index.
-        index: Option<usize>,
+        pub(crate) index: Option<usize>,
         /// Where a failing spawn waits for the others before it fails.
-        together: Option<Arc<std::sync::Barrier>>,
+        pub(crate) together: Option<Arc<std::sync::Barrier>>,
         /// Instead of failing, the spawn starts this late.
-        late: Option<Duration>,
+        pub(crate) late: Option<Duration>,
     }
 
     /// One per test that sets one, by thread name: tests run at once.
     static FAIL_SPAWN: Mutex<Vec<FailSpawn>> = Mutex::new(Vec::new());
 
     /// Sets `fail` for its name until `unset_fail_spawn`.
-    fn set_fail_spawn(fail: FailSpawn) {
+    pub(crate) fn set_fail_spawn(fail: FailSpawn) {
         FAIL_SPAWN.lock().push(fail);
     }
 
-    fn unset_fail_spawn(name: &str) {
+    pub(crate) fn unset_fail_spawn(name: &str) {
         FAIL_SPAWN.lock().retain(|fail| fail.name != name);
     }
 

@@ -13,6 +13,20 @@
 //! The pipeline is built back to front, so each stage can be given the
 //! sender of the stage after it.
 //!
+//! # Starting the stages
+//!
+//! Each stage's crew is made idle, back to front, and then staffed front
+//! to back, the first stage's threads started first. Started in the
+//! order they were made, the last stage first, the kernel placed a
+//! 2-worker CPU-bound middle stage's threads on one CPU of two in about
+//! half of the runs, beside the one-worker stage after it, and kept them
+//! there: the other CPU's threads, spinning while they waited for room
+//! in that stage's queue, never left it idle long enough to pull one
+//! over. Those runs took 1.5× as long (`benches/README.md`, "Pipelines:
+//! two modes"); started front to back, as a hand-wired pipeline usually
+//! is, the slow mode all but went away. A thread that fails to start
+//! fails the build, which cancels and joins the stages already staffed.
+//!
 //! Settings are checked, and threads started, at one [`Pipeline::build`],
 //! as every pool's builder does: a pipeline that was built cannot fail
 //! for its settings once items flow (#15). `stage(..)` returning a
@@ -297,9 +311,15 @@ where
         // Unbounded: the caller collects outputs between feeds (see
         // `Drive::run`), and every output ends up in its `Vec` anyway.
         let (output_tx, output) = crossbeam_channel::unbounded();
-        let started = launch(&wiring, &configs, Feeder::channel(output_tx));
+        let fault = |(stage, error)| PipelineBuildError::Stage { stage, error };
         let (input, stages) =
-            started.map_err(|(stage, error)| PipelineBuildError::Stage { stage, error })?;
+            launch(&wiring, &configs, Feeder::channel(output_tx)).map_err(fault)?;
+        // Threads start front to back (the stages were made back to front,
+        // each needing the next one's way in): see "Starting the stages".
+        if let Err(failed) = stages.iter().try_for_each(|stage| stage.staff()) {
+            run_ctx.cancel();
+            return Err(fault(failed));
+        }
         Ok(ReadyPipeline {
             ctx: run_ctx,
             input,
@@ -431,5 +451,60 @@ impl<In, Out, E> fmt::Debug for ReadyPipeline<In, Out, E> {
             .field("window", &self.window)
             .field("fail_fast", &self.fail_fast)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crew::tests::{FailSpawn, set_fail_spawn, unset_fail_spawn};
+
+    /// Threads of this process named `{prefix}-…`.
+    fn threads_named(prefix: &str) -> usize {
+        let want = format!("{prefix}-");
+        std::fs::read_dir("/proc/self/task")
+            .expect("read /proc/self/task")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.starts_with(&want))
+            .count()
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // reads /proc
+    fn a_stage_whose_thread_cannot_start_fails_the_build_and_stops_the_stages_before_it() {
+        // The stages before it have their threads by then (they start
+        // front to back); the failed build cancels them and joins them,
+        // and names the stage that failed.
+        set_fail_spawn(FailSpawn {
+            name: "sfb2".to_owned(),
+            index: Some(1),
+            together: None,
+            late: None,
+        });
+        let built = Pipeline::<u64, u64, ()>::new(&Context::new())
+            .stage("sfb1", 2, |_, n: u64| Ok(n))
+            .stage("sfb2", 2, |_, n: u64| Ok(n))
+            .stage("sfb3", 1, |_, n: u64| Ok(n))
+            .build();
+        unset_fail_spawn("sfb2");
+        match built {
+            Err(PipelineBuildError::Stage { stage, error }) => {
+                assert_eq!(stage, "sfb2");
+                assert!(matches!(error, BuildError::Spawn(_)), "{error:?}");
+            }
+            other => panic!("expected sfb2's spawn to fail the build: {other:?}"),
+        }
+        // Joined, so gone from /proc but for the moment a joined thread
+        // may still be listed there.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for stage in ["sfb1", "sfb2", "sfb3"] {
+            while threads_named(stage) != 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{stage} left a thread"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
     }
 }

@@ -35,6 +35,8 @@ pub(super) struct StageConfig {
 
 /// A started stage, type-erased so the pipeline can hold all of them.
 pub(super) trait Running: Send {
+    /// Starts the stage's threads (see [`Stage::start`]).
+    fn staff(&self) -> Result<(), StageFault>;
     fn stats(&self) -> StageStats;
 }
 
@@ -48,9 +50,10 @@ pub(super) struct Stage<A, B, E> {
 }
 
 impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Stage<A, B, E> {
-    /// Starts the stage `config` describes, running `f`, its workers
+    /// Sets up the stage `config` describes, running `f`, its workers
     /// feeding `output`; returns it with the way into its queue (the only
-    /// one: the queue disconnects when that feeder is gone).
+    /// one: the queue disconnects when that feeder is gone). Its threads
+    /// start at [`Running::staff`].
     pub(super) fn start(
         config: &StageConfig,
         wiring: &Wiring<E>,
@@ -70,11 +73,7 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Stage<A, B, E> {
         options.propagate.clone_from(&wiring.propagate);
         let (crew_config, stage_ctx) = options.validate().map_err(fail)?;
         let (input, rx) = crew_config.channel();
-        let crew =
-            Crew::start(crew_config, stage_ctx, exec, rx, move || output.clone()).map_err(fail)?;
-        // Stages never grow: let go of the feeder the maker holds, so the
-        // next stage's queue disconnects when this stage's workers exit.
-        crew.seal();
+        let crew = Crew::idle(crew_config, stage_ctx, exec, rx, move || output.clone());
         let input = crew.feeder(input);
         let stage = Self {
             name: config.name.clone(),
@@ -84,7 +83,17 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Stage<A, B, E> {
     }
 }
 
-impl<A: Send, B: Send, E: Send> Running for Stage<A, B, E> {
+impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Running for Stage<A, B, E> {
+    fn staff(&self) -> Result<(), StageFault> {
+        self.crew
+            .staff()
+            .map_err(|error| (self.name.clone(), error))?;
+        // Stages never grow: let go of the feeder the maker holds, so the
+        // next stage's queue disconnects when this stage's workers exit.
+        self.crew.seal();
+        Ok(())
+    }
+
     fn stats(&self) -> StageStats {
         StageStats {
             name: self.name.clone(),
