@@ -205,26 +205,37 @@ struct Pending {
     count: AtomicUsize,
     /// Set once the scope's body has returned and the final wait runs.
     joining: AtomicBool,
-    /// The scope's thread, which the final wait parks. In a cell, so that
-    /// every byte of `Pending` is interior-mutable: the job that counts
-    /// the last one out still holds `&Pending` in `count_out` when the
-    /// scope may return and free it, which the aliasing rules allow only
-    /// for interior-mutable memory (as for `Arc`'s count, rust-lang/rust
-    /// #55005; Miri's Stacked Borrows flags a frozen field here).
+    /// The scope's thread, which the final wait parks.
     waiter: OnceLock<Thread>,
 }
 
-impl Pending {
-    /// Counts one job out. Once the count may be zero the scope may be
-    /// gone, so the job that takes it to zero gets its own handle on the
-    /// waiting thread first (no job pays for that but the last).
-    fn count_out(&self) {
+/// Counts one job out when dropped: after its closure has run or been
+/// dropped and its result is with the handle or dropped, so the cell
+/// holds nothing borrowed from then on.
+///
+/// Once the count may be zero the scope may return and free `Pending`, so
+/// the job that takes it to zero gets its own handle on the waiting
+/// thread first (no job pays for that but the last), and no call that
+/// takes `&Pending` is still running when the count drops: the scope is
+/// reached through this guard's field, one field at a time. A reference
+/// passed to a function stays protected until the function returns, and
+/// Miri's Stacked Borrows flags freeing memory under a protected
+/// reference unless every byte of it is interior-mutable; `Pending` has
+/// padding and a `OnceLock`'s state, which are not. (The count itself is
+/// an atomic, as `Arc`'s is: rust-lang/rust#55005.)
+struct Finisher<'a>(&'a Pending);
+
+impl Drop for Finisher<'_> {
+    fn drop(&mut self) {
+        let pending = self.0;
         // ORDERING: AcqRel on success; the final wait's Acquire load of
         // zero must see everything the job did.
-        let mut count = self.count.load(Ordering::Acquire);
+        let mut count = pending.count.load(Ordering::Acquire);
         loop {
-            let last = (count == 1).then(|| self.waiter.get().cloned()).flatten();
-            match self.count.compare_exchange_weak(
+            let last = (count == 1)
+                .then(|| pending.waiter.get().cloned())
+                .flatten();
+            match pending.count.compare_exchange_weak(
                 count,
                 count - 1,
                 Ordering::AcqRel,
@@ -239,17 +250,6 @@ impl Pending {
                 Err(now) => count = now,
             }
         }
-    }
-}
-
-/// Counts one job out when dropped: after its closure has run or been
-/// dropped and its result is with the handle or dropped, so the cell
-/// holds nothing borrowed from then on.
-struct Finisher<'a>(&'a Pending);
-
-impl Drop for Finisher<'_> {
-    fn drop(&mut self) {
-        self.0.count_out();
     }
 }
 
