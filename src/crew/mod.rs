@@ -397,8 +397,10 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     }
 
     /// Starts the crew's `config.workers` threads (and its sizing
-    /// controller, if adaptive). On failure every thread already started
-    /// is stopped and joined before the error is returned.
+    /// controller, if adaptive). On failure the crew's context is
+    /// cancelled, and every thread already started is joined before the
+    /// error is returned: a crew that failed to staff stays without
+    /// threads.
     pub(crate) fn staff(&self) -> Result<(), BuildError> {
         let started = self.grow_to(self.shared.config.workers).and_then(|()| {
             match self.shared.config.adaptive {

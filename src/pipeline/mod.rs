@@ -18,14 +18,15 @@
 //! Each stage's crew is made idle, back to front, and then staffed front
 //! to back, the first stage's threads started first. Started in the
 //! order they were made, the last stage first, the kernel placed a
-//! 2-worker CPU-bound middle stage's threads on one CPU of two in about
-//! half of the runs, beside the one-worker stage after it, and kept them
+//! 2-worker CPU-bound middle stage's threads on one CPU of two in 16 or
+//! 17 runs of 40, beside the one-worker stage after it, and kept them
 //! there: the other CPU's threads, spinning while they waited for room
 //! in that stage's queue, never left it idle long enough to pull one
 //! over. Those runs took 1.5× as long (`benches/README.md`, "Pipelines:
-//! two modes"); started front to back, as a hand-wired pipeline usually
-//! is, the slow mode all but went away. A thread that fails to start
-//! fails the build, which cancels and joins the stages already staffed.
+//! two modes" and the section after it); started front to back, as a
+//! hand-wired pipeline usually is, the slow runs mostly went away. A
+//! thread that fails to start fails the build, which cancels and joins
+//! the stages already staffed.
 //!
 //! Settings are checked, and threads started, at one [`Pipeline::build`],
 //! as every pool's builder does: a pipeline that was built cannot fail
@@ -183,7 +184,7 @@ where
         });
         let launch: Launch<In, B, E> = Box::new(move |wiring, configs, output| {
             let config = &configs[position];
-            let (stage, input) = Stage::start(config, wiring, f, output)?;
+            let (stage, input) = Stage::idle(config, wiring, f, output)?;
             let (input, mut running) = previous(wiring, configs, input)?;
             running.push(Box::new(stage));
             Ok((input, running))
@@ -317,7 +318,10 @@ where
         // Threads start front to back (the stages were made back to front,
         // each needing the next one's way in): see "Starting the stages".
         if let Err(failed) = stages.iter().try_for_each(|stage| stage.staff()) {
+            // The staffed stages leave: cancelled, and with the first
+            // stage's queue closed, before `stages` drops and joins them.
             run_ctx.cancel();
+            drop(input);
             return Err(fault(failed));
         }
         Ok(ReadyPipeline {
@@ -456,6 +460,8 @@ impl<In, Out, E> fmt::Debug for ReadyPipeline<In, Out, E> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
     use crate::crew::tests::{FailSpawn, set_fail_spawn, unset_fail_spawn};
 
@@ -470,40 +476,46 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     #[cfg_attr(miri, ignore)] // reads /proc
     fn a_stage_whose_thread_cannot_start_fails_the_build_and_stops_the_stages_before_it() {
-        // The stages before it have their threads by then (they start
-        // front to back); the failed build cancels them and joins them,
-        // and names the stage that failed.
+        // The last stage's second thread fails to start, after both
+        // stages before it and its own first thread have started (front
+        // to back); the failed build cancels and joins all of them, and
+        // names the stage that failed. On a thread of its own, so a build
+        // that hangs fails the test instead.
         set_fail_spawn(FailSpawn {
-            name: "sfb2".to_owned(),
+            name: "sfb3".to_owned(),
             index: Some(1),
             together: None,
             late: None,
         });
-        let built = Pipeline::<u64, u64, ()>::new(&Context::new())
-            .stage("sfb1", 2, |_, n: u64| Ok(n))
-            .stage("sfb2", 2, |_, n: u64| Ok(n))
-            .stage("sfb3", 1, |_, n: u64| Ok(n))
-            .build();
-        unset_fail_spawn("sfb2");
-        match built {
+        let (done, built) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = Pipeline::<u64, u64, ()>::new(&Context::new())
+                .stage("sfb1", 2, |_, n: u64| Ok(n))
+                .stage("sfb2", 2, |_, n: u64| Ok(n))
+                .stage("sfb3", 2, |_, n: u64| Ok(n))
+                .build()
+                .map(drop);
+            let _ = done.send(result);
+        });
+        let built = built.recv_timeout(Duration::from_secs(30));
+        unset_fail_spawn("sfb3");
+        match built.expect("the failed build returns") {
             Err(PipelineBuildError::Stage { stage, error }) => {
-                assert_eq!(stage, "sfb2");
+                assert_eq!(stage, "sfb3");
                 assert!(matches!(error, BuildError::Spawn(_)), "{error:?}");
             }
-            other => panic!("expected sfb2's spawn to fail the build: {other:?}"),
+            other => panic!("expected sfb3's spawn to fail the build: {other:?}"),
         }
-        // Joined, so gone from /proc but for the moment a joined thread
-        // may still be listed there.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // Joined before `build` returned; a joined thread may still be
+        // listed in /proc for a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
         for stage in ["sfb1", "sfb2", "sfb3"] {
             while threads_named(stage) != 0 {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{stage} left a thread"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                assert!(Instant::now() < deadline, "{stage} left a thread");
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
     }

@@ -33,9 +33,11 @@ pub(super) struct StageConfig {
     pub(super) buffer: Option<usize>,
 }
 
-/// A started stage, type-erased so the pipeline can hold all of them.
+/// A stage of a pipeline being built or run, type-erased so the
+/// pipeline can hold all of them.
 pub(super) trait Running: Send {
-    /// Starts the stage's threads (see [`Stage::start`]).
+    /// Starts the stage's threads (made without them by [`Stage::idle`]).
+    /// On failure the stage's context is cancelled: it never gets them.
     fn staff(&self) -> Result<(), StageFault>;
     fn stats(&self) -> StageStats;
 }
@@ -43,7 +45,7 @@ pub(super) trait Running: Send {
 /// A stage that could not start: its name and why.
 pub(super) type StageFault = (String, BuildError);
 
-/// A started stage. Dropping it joins its threads.
+/// A pipeline's stage. Dropping it joins its threads, if it has any.
 pub(super) struct Stage<A, B, E> {
     name: String,
     crew: Crew<Item<A>, StageExec<A, B, E>>,
@@ -54,7 +56,7 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Stage<A, B, E> {
     /// feeding `output`; returns it with the way into its queue (the only
     /// one: the queue disconnects when that feeder is gone). Its threads
     /// start at [`Running::staff`].
-    pub(super) fn start(
+    pub(super) fn idle(
         config: &StageConfig,
         wiring: &Wiring<E>,
         f: impl Fn(&Context, A) -> Result<B, E> + Send + Sync + 'static,
@@ -102,14 +104,15 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Running for Stage<
     }
 }
 
-/// Starts the stages added so far, back to front: given the sender the
-/// last of them should feed, returns the sender that feeds the first.
-/// A failure names the stage that could not start.
+/// Makes the stages added so far, back to front, without their threads
+/// (see [`Running::staff`]): given the sender the last of them should
+/// feed, returns the sender that feeds the first. A failure names the
+/// stage that could not be made.
 pub(super) type Launch<In, Out, E> = Box<
     dyn FnOnce(&Wiring<E>, &[StageConfig], Feeder<Item<Out>>) -> Result<Started<In>, StageFault>,
 >;
 
-/// The first stage's input, and every stage started, first stage first.
+/// The first stage's input, and every stage made, first stage first.
 pub(super) type Started<In> = (Feeder<Item<In>>, Vec<Box<dyn Running>>);
 
 /// One stage's counters after a run.
