@@ -73,20 +73,23 @@ fn thread_pools() {
 
 /// `WorkerPool`: joined, stopped, and dropped with unread results.
 fn worker_pools() {
-    let build = || {
+    // Job 0 sleeps until cancelled if `sleeper`: only `stop` cancels it,
+    // and a drop waits for the jobs it has (a sleeper made this test's
+    // drop wait the whole 30 s).
+    let build = |sleeper: bool| {
         WorkerPool::builder()
             .workers(2)
             .thread_name("lkp-wp")
             .results_capacity(1)
-            .build(|ctx, n: u64| {
-                if n == 0 {
+            .build(move |ctx, n: u64| {
+                if sleeper && n == 0 {
                     let _ = ctx.sleep(LONG);
                 }
                 n
             })
             .expect("build")
     };
-    let joined = build();
+    let joined = build(false);
     let results = joined.results().clone();
     let reader = thread::spawn(move || results.iter().count());
     for n in 1..50 {
@@ -95,7 +98,7 @@ fn worker_pools() {
     assert!(joined.join().is_empty());
     assert_eq!(reader.join().expect("the reader finished"), 49);
     for stop in [true, false] {
-        let pool = build();
+        let pool = build(stop);
         for n in 0..20 {
             pool.submit(n).expect("submit");
         }
