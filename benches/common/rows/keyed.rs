@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use brigade::{Lane, ThreadPool};
+use brigade::{DEFAULT_QUEUE_CAPACITY, Lane, ThreadPool};
 use crossbeam_channel::Sender;
 
 use super::jobs::Tiny;
+use super::routed_floor::{KeyedFloor, LaneFloor};
 use crate::common::interleave::{Row, timed};
-use crate::common::{Latch, brigade_pool, calibrate, cpu_work, cpus};
+use crate::common::{FloorPool, Latch, brigade_pool, calibrate, cpu_work, cpus};
 
 /// Jobs per run of the cost rows: half `A`'s 1,000,000, as a routed job
 /// costs more than a plain one and a round should stay under a second.
@@ -68,6 +69,33 @@ pub(super) fn background_lane_cost() -> Row {
     against_plain("background", |pool, _, job| {
         let background = pool.lane(Lane::Background);
         background.execute(move || job.run()).expect("pool open");
+    })
+}
+
+/// `keyed-floor`: the tiny jobs of `keyed-cost` through the hand-written
+/// keyed executor, against the same jobs through the plain floor: what
+/// per-key order costs without brigade.
+pub(super) fn keyed_floor() -> Row {
+    let keyed = KeyedFloor::new(cpus(), DEFAULT_QUEUE_CAPACITY);
+    let floor = FloorPool::new(cpus(), DEFAULT_QUEUE_CAPACITY);
+    Row::first("keyed-floor", move || {
+        indexed_batch(|i, job| keyed.execute((i % COST_KEYS) as u64, move || job.run()))
+    })
+    .peer("floor", move || {
+        indexed_batch(|_, job| floor.execute(move || job.run()))
+    })
+}
+
+/// `lane-floor`: the tiny jobs of `lane-cost` through the top lane of
+/// three crossbeam channels, against the plain floor.
+pub(super) fn lane_floor() -> Row {
+    let lanes = LaneFloor::new(cpus(), DEFAULT_QUEUE_CAPACITY);
+    let floor = FloorPool::new(cpus(), DEFAULT_QUEUE_CAPACITY);
+    Row::first("lane-floor", move || {
+        indexed_batch(|_, job| lanes.execute(0, move || job.run()))
+    })
+    .peer("floor", move || {
+        indexed_batch(|_, job| floor.execute(move || job.run()))
     })
 }
 

@@ -10,13 +10,16 @@ mod cancel;
 /// `scope`, `A`, `A-latencies`, `E`, `E-await`, `E-await-each`,
 /// `E-await-1by1`, `D`: many small jobs.
 mod jobs;
-/// `keyed-cost`, `lane-cost`, `lane-cost-bg`, `keyed-slow`: keys and
-/// priority lanes (#19).
+/// `keyed-cost`, `lane-cost`, `lane-cost-bg`, `keyed-floor`,
+/// `lane-floor`, `keyed-slow`: keys and priority lanes (#19).
 mod keyed;
 /// `F-try_map`, `F-map`: a map over 10,000,000 items.
 mod map;
 /// `pipeline3`, `pipeline5`: brigade's `Pipeline` against hand-wired ones.
 mod pipeline;
+/// The hand-written keyed and laned executors of `keyed-floor` and
+/// `lane-floor`.
+mod routed_floor;
 
 use super::interleave::{self, Row};
 
@@ -114,6 +117,16 @@ pub(crate) const ROWS: &[Spec] = &[
         name: "lane-cost-bg",
         what: "the same through pool.lane(Lane::Background) | plain execute, a pool of the same size",
         build: keyed::background_lane_cost,
+    },
+    Spec {
+        name: "keyed-floor",
+        what: "keyed-cost's jobs through a hand-written keyed executor (one lock, a ready queue, held keys) | the plain floor",
+        build: keyed::keyed_floor,
+    },
+    Spec {
+        name: "lane-floor",
+        what: "lane-cost's jobs through the top lane of three crossbeam channels | the plain floor",
+        build: keyed::lane_floor,
     },
     Spec {
         name: "keyed-slow",
