@@ -89,10 +89,20 @@ pub(super) fn keyed_floor() -> Row {
 /// `lane-floor`: the tiny jobs of `lane-cost` through the top lane of
 /// three crossbeam channels, against the plain floor.
 pub(super) fn lane_floor() -> Row {
+    lane_floor_row("lane-floor", 0)
+}
+
+/// `lane-floor-bg`: the same through the bottom lane, which a worker
+/// reaches after finding the two above it empty.
+pub(super) fn background_lane_floor() -> Row {
+    lane_floor_row("lane-floor-bg", 2)
+}
+
+fn lane_floor_row(name: &str, lane: usize) -> Row {
     let lanes = LaneFloor::new(cpus(), DEFAULT_QUEUE_CAPACITY);
     let floor = FloorPool::new(cpus(), DEFAULT_QUEUE_CAPACITY);
-    Row::first("lane-floor", move || {
-        indexed_batch(|_, job| lanes.execute(0, move || job.run()))
+    Row::first(name, move || {
+        indexed_batch(|_, job| lanes.execute(lane, move || job.run()))
     })
     .peer("floor", move || {
         indexed_batch(|_, job| floor.execute(move || job.run()))

@@ -11,7 +11,8 @@ mod cancel;
 /// `E-await-1by1`, `D`: many small jobs.
 mod jobs;
 /// `keyed-cost`, `lane-cost`, `lane-cost-bg`, `keyed-floor`,
-/// `lane-floor`, `keyed-slow`: keys and priority lanes (#19).
+/// `lane-floor`, `lane-floor-bg`, `keyed-slow`: keys and priority lanes
+/// (#19).
 mod keyed;
 /// `F-try_map`, `F-map`: a map over 10,000,000 items.
 mod map;
@@ -127,6 +128,11 @@ pub(crate) const ROWS: &[Spec] = &[
         name: "lane-floor",
         what: "lane-cost's jobs through the top lane of three crossbeam channels | the plain floor",
         build: keyed::lane_floor,
+    },
+    Spec {
+        name: "lane-floor-bg",
+        what: "the same through the bottom lane | the plain floor",
+        build: keyed::background_lane_floor,
     },
     Spec {
         name: "keyed-slow",

@@ -1,9 +1,9 @@
 //! Hand-written floors for keys and lanes (#19): the simplest executors
 //! that give per-key order without head-of-line blocking, and priority
 //! lanes, measured against the crossbeam floor of plain jobs. They say
-//! what the property itself costs a tiny job, apart from brigade: the
+//! what the property costs a tiny job in its plainest design: the
 //! `keyed-cost` and `lane-cost` budgets are ratios to plain jobs, and a
-//! floor's own ratio is how far below that any design of its shape gets.
+//! floor's own ratio is what this plainest design of the property costs.
 //!
 //! Neither floor has what brigade's dispatcher adds: no starvation bound
 //! (no clock read per job), no lane caps, no per-key cap, no stats, no
@@ -67,7 +67,8 @@ struct KeyedState {
     held: HashMap<u64, VecDeque<Job>, BuildHasherDefault<MixHasher>>,
     queued: usize,
     sleeping: usize,
-    submitter_waits: bool,
+    /// Submitters asleep waiting for room.
+    waiting: usize,
     closed: bool,
 }
 
@@ -77,6 +78,8 @@ struct KeyedShared {
     room: Condvar,
     /// `ready.len()`, readable without the lock by a spinning worker.
     ready_hint: AtomicUsize,
+    /// `queued`, readable without the lock by a spinning submitter.
+    queued_hint: AtomicUsize,
     capacity: usize,
 }
 
@@ -96,6 +99,7 @@ impl KeyedFloor {
             work: Condvar::new(),
             room: Condvar::new(),
             ready_hint: AtomicUsize::new(0),
+            queued_hint: AtomicUsize::new(0),
             capacity,
         });
         let threads = (0..workers)
@@ -109,13 +113,10 @@ impl KeyedFloor {
 
     pub(super) fn execute(&self, key: u64, job: impl FnOnce() + Send + 'static) {
         let shared = &*self.shared;
-        let mut state = shared.state.lock();
-        while state.queued >= shared.capacity {
-            state.submitter_waits = true;
-            shared.room.wait(&mut state);
-        }
-        state.queued += 1;
         let job: Job = Box::new(job);
+        let mut state = shared.room_for_one();
+        state.queued += 1;
+        shared.queued_hint.store(state.queued, Ordering::Relaxed);
         match state.held.entry(key) {
             Entry::Occupied(mut behind) => behind.get_mut().push_back(job),
             Entry::Vacant(vacant) => {
@@ -127,6 +128,32 @@ impl KeyedFloor {
 }
 
 impl KeyedShared {
+    /// The lock, once the queue has room: a full queue is looked at again
+    /// after each of [`snooze`]'s steps, as a crossbeam `send` spins
+    /// before it blocks, then waited for asleep.
+    fn room_for_one(&self) -> MutexGuard<'_, KeyedState> {
+        let mut step = 0;
+        loop {
+            let mut state = self.state.lock();
+            if state.queued < self.capacity {
+                return state;
+            }
+            drop(state);
+            // Spins on the hint, not the lock, which the workers need.
+            while self.queued_hint.load(Ordering::Relaxed) >= self.capacity {
+                if !snooze(&mut step) {
+                    state = self.state.lock();
+                    while state.queued >= self.capacity {
+                        state.waiting += 1;
+                        self.room.wait(&mut state);
+                        state.waiting -= 1;
+                    }
+                    return state;
+                }
+            }
+        }
+    }
+
     fn make_ready(&self, state: &mut KeyedState, key: u64, job: Job) {
         state.ready.push_back((key, job));
         self.ready_hint.store(state.ready.len(), Ordering::Relaxed);
@@ -141,7 +168,8 @@ impl KeyedShared {
             if let Some((key, job)) = state.ready.pop_front() {
                 self.ready_hint.store(state.ready.len(), Ordering::Relaxed);
                 state.queued -= 1;
-                if std::mem::take(&mut state.submitter_waits) {
+                self.queued_hint.store(state.queued, Ordering::Relaxed);
+                if state.waiting > 0 {
                     self.room.notify_one();
                 }
                 drop(state);
