@@ -239,7 +239,14 @@ impl Law {
             return target.min(workers);
         }
         let target = backlog.map_or(target, |queued| {
-            target.max(Self::probe(workers, queued, tick.sizing_share()))
+            // No CPU time at all is not an unknown share: workers this
+            // idle leave the CPUs free for as many as there are jobs.
+            let probe = if tick.workers_idle() {
+                workers + queued
+            } else {
+                Self::probe(workers, queued, tick.sizing_share())
+            };
+            target.max(probe)
         });
         // What the CPUs can serve caps any growth, the law's too: λ
         // measured over a burst (a queue filling at start) can ask for
@@ -310,6 +317,16 @@ struct Tick {
 }
 
 impl Tick {
+    /// Whether the workers' exact clocks show no CPU time in the tick,
+    /// with none of them runnable at its end (so none has time its clock
+    /// does not show yet): all asleep in their jobs. Over a short tick —
+    /// the first, a few milliseconds after a burst began — jobs that wait
+    /// on I/O read so, and [`Law::fill`] takes a share of zero for an
+    /// unknown one.
+    fn workers_idle(&self) -> bool {
+        self.worker_share == Some(0.0) && self.runnable_workers == Some(0)
+    }
+
     /// The CPU share that sizes growth: the workers' own where the OS
     /// says, else the process's. At the start of a burst the process's
     /// share also holds the producer queueing it and the new threads
@@ -965,6 +982,30 @@ mod tests {
         // A quarter of 3 is no worker: the step is at least one.
         let mut law = Law::new(1, 64, 2);
         assert_eq!(shrinking(&mut law, 3, 0, 0.0), [None, None, Some(2), None]);
+    }
+
+    #[test]
+    fn a_backlog_behind_workers_with_no_cpu_time_grows_to_the_jobs_there_are() {
+        // The first tick of a burst of 2 ms I/O calls, 2 ms long: the two
+        // workers' clocks show no CPU time and neither is runnable. The
+        // pool grows to max at once, not by doubling (as where the share
+        // is unknown), which left it at 4 until the next fast tick.
+        let t0 = Instant::now();
+        let sample = |ms: u64, runnable: usize| {
+            let mut s = at(t0, ms, 0, ms as f64 * 2.0, 998, 2, 2);
+            s.worker_cpu_nanos = Some(0.0);
+            s.steady_workers = Some(2);
+            s.runnable_workers = Some(runnable);
+            s
+        };
+        let mut law = Law::new(2, 64, 2);
+        law.step(sample(0, 0));
+        assert_eq!(law.step(sample(2, 0)), Some(64));
+        // A worker runnable at the sample may have run for time its clock
+        // does not show yet: its share is counted, and the step bounded.
+        let mut law = Law::new(2, 64, 2);
+        law.step(sample(0, 0));
+        assert_eq!(law.step(sample(2, 1)), Some(4));
     }
 
     #[test]
