@@ -160,7 +160,8 @@ impl Law {
     /// How many workers would keep the CPUs [`FULL`] if each kept using
     /// `cpu / workers` of them: `⌈workers · FULL / cpu⌉`, and at least
     /// one more than now (jobs that mostly wait pass a full CPU one worker
-    /// at a time). `None` where the OS gives no CPU time.
+    /// at a time). `None` where the OS gives no CPU time, or none was
+    /// used (see [`Tick::workers_idle`] for when that is a measured zero).
     fn fill(workers: usize, cpu: Option<f64>) -> Option<usize> {
         let used = cpu.filter(|used| *used > 0.0)?;
         Some(((workers as f64 * FULL / used).ceil() as usize).max(workers + 1))
@@ -318,13 +319,20 @@ struct Tick {
 
 impl Tick {
     /// Whether the workers' exact clocks show no CPU time in the tick,
-    /// with none of them runnable at its end (so none has time its clock
-    /// does not show yet): all asleep in their jobs. Over a short tick —
-    /// the first, a few milliseconds after a burst began — jobs that wait
-    /// on I/O read so, and [`Law::fill`] takes a share of zero for an
-    /// unknown one.
+    /// every worker's clocks covering the whole tick and none of them
+    /// runnable at its end: all asleep in their jobs, as jobs waiting on
+    /// I/O are over a tick shorter than their first calls. (A thread's
+    /// CPU time is folded in when it sleeps; one that ran and fell asleep
+    /// between the two reads of a sample could still hide its time, a
+    /// window of microseconds.) [`Law::fill`] takes a share of zero for
+    /// an unknown one; this is a measured zero. No clocks at all (no
+    /// worker's thread found) is not one: then no worker is steady.
     fn workers_idle(&self) -> bool {
-        self.worker_share == Some(0.0) && self.runnable_workers == Some(0)
+        self.worker_share == Some(0.0)
+            && self.runnable_workers == Some(0)
+            && self
+                .steady_workers
+                .is_some_and(|steady| steady > 0 && steady >= self.workers)
     }
 
     /// The CPU share that sizes growth: the workers' own where the OS
@@ -986,26 +994,36 @@ mod tests {
 
     #[test]
     fn a_backlog_behind_workers_with_no_cpu_time_grows_to_the_jobs_there_are() {
-        // The first tick of a burst of 2 ms I/O calls, 2 ms long: the two
-        // workers' clocks show no CPU time and neither is runnable. The
-        // pool grows to max at once, not by doubling (as where the share
-        // is unknown), which left it at 4 until the next fast tick.
+        // The first tick of a burst of 2 ms I/O calls, 2 ms long: no job
+        // has finished, the two workers' clocks show no CPU time and
+        // neither is runnable; the process and the machine are nearly
+        // idle. The pool grows to max at once, not by doubling (as where
+        // the share is unknown), which left it at 4 until the next fast
+        // tick.
         let t0 = Instant::now();
-        let sample = |ms: u64, runnable: usize| {
-            let mut s = at(t0, ms, 0, ms as f64 * 2.0, 998, 2, 2);
+        let sample = |ms: u64, runnable: usize, steady: usize, machine_busy: u64| {
+            let mut s = at(t0, ms, 0, 0.0, 998, 2, 2);
             s.worker_cpu_nanos = Some(0.0);
-            s.steady_workers = Some(2);
+            s.steady_workers = Some(steady);
             s.runnable_workers = Some(runnable);
+            s.cpu = Some(Duration::from_micros(ms * 100));
+            s.machine = Some((ms * machine_busy, ms * 100));
             s
         };
-        let mut law = Law::new(2, 64, 2);
-        law.step(sample(0, 0));
-        assert_eq!(law.step(sample(2, 0)), Some(64));
+        let grown = |runnable: usize, steady: usize, machine_busy: u64| {
+            let mut law = Law::new(2, 64, 2);
+            law.step(sample(0, 0, 2, machine_busy));
+            law.step(sample(2, runnable, steady, machine_busy))
+        };
+        assert_eq!(grown(0, 2, 5), Some(64));
         // A worker runnable at the sample may have run for time its clock
         // does not show yet: its share is counted, and the step bounded.
-        let mut law = Law::new(2, 64, 2);
-        law.step(sample(0, 0));
-        assert_eq!(law.step(sample(2, 1)), Some(4));
+        assert_eq!(grown(1, 2, 5), Some(4));
+        // No worker's clocks cover the tick (none found, or all new): a
+        // zero measures nothing, so the pool doubles.
+        assert_eq!(grown(0, 0, 5), Some(4));
+        // The machine's CPUs full with other work: no growth at all.
+        assert_eq!(grown(0, 2, 100), None);
     }
 
     #[test]

@@ -38,9 +38,11 @@
 //!   95% — never more than
 //!   there are jobs to run (N + queued), at least one more. A pool of two
 //!   workers waiting on 1 ms calls at 10% CPU reaches 19 in one step, and
-//!   workers whose exact clocks show no CPU time at all, none of them
-//!   runnable, grow it to the jobs there are (within `max`): over the
-//!   first few milliseconds of a burst of I/O that is what they show.
+//!   workers whose exact clocks show no CPU time at all, all of them
+//!   there for the whole tick and none runnable, grow it to the jobs there
+//!   are (within `max`, and only while the CPU saturation rule below lets
+//!   it grow): over a tick shorter than a burst's first I/O calls, that
+//!   is what they show.
 //!   Where the OS does not report CPU time, it doubles per tick instead,
 //!   like TCP's slow start. The law brings it back to λ·S once the backlog is
 //!   gone. The same bound caps the law's own growth: λ measured over a
