@@ -35,19 +35,18 @@
 //!   them (`u` the workers' own share where the OS says, not the
 //!   process's: at the start of a burst the producer and the threads
 //!   starting would shrink the step), so ⌈N · 95% / u⌉ workers would use
-//!   95% — never more than
-//!   there are jobs to run (N + queued), at least one more. A pool of two
-//!   workers waiting on 1 ms calls at 10% CPU reaches 19 in one step, and
-//!   workers whose exact clocks show no CPU time at all, all of them
-//!   there for the whole tick and none runnable, grow it to the jobs there
-//!   are (within `max`, and only while the CPU saturation rule below lets
-//!   it grow): over a tick shorter than a burst's first I/O calls, that
-//!   is what they show.
+//!   95% — never more than there are jobs to run (N + queued), at least
+//!   one more. A pool of two workers waiting on 1 ms calls at 10% CPU
+//!   reaches 19 in one step, and workers whose exact clocks show no CPU
+//!   time at all, all of them there for the whole tick and none
+//!   runnable, grow it to the jobs there are (within `max`, and only
+//!   while the CPU saturation rule below lets it grow): over a tick
+//!   shorter than a burst's first I/O calls, that is what they show.
 //!   Where the OS does not report CPU time, it doubles per tick instead,
-//!   like TCP's slow start. The law brings it back to λ·S once the backlog is
-//!   gone. The same bound caps the law's own growth: λ measured over a
-//!   burst (a queue filling at start) can ask for far more workers than
-//!   compute-heavy jobs could use.
+//!   like TCP's slow start. The law brings it back to λ·S once the
+//!   backlog is gone. The same bound caps the law's own growth: λ
+//!   measured over a burst (a queue filling at start) can ask for far
+//!   more workers than compute-heavy jobs could use.
 //! * **CPU saturation.** Compute-bound work gains nothing from more
 //!   threads than CPUs. When its workers spent ≥ a quarter of their busy
 //!   time queued for a CPU, or this process uses ≥ 95% of the CPUs, or
