@@ -56,13 +56,6 @@ export BRIGADE_CHAOS_PERCENT=50
 # Skipped here: a test of map's chunk growth, which depends on trivial
 # items running in well under 100 µs — not so under TSan's instrumentation.
 # It has no threads meeting that the rest of tests/map.rs lacks.
-#
-# `--no-run` only builds, so CI can build while its loom models run and
-# run the tests, which have time limits, once they are done.
-if [ "${1:-}" = "--no-run" ]; then
-  cargo +nightly test -Zbuild-std --target "$target" --lib "${args[@]}" --no-run
-  exit 0
-fi
 cargo +nightly test -Zbuild-std --target "$target" --lib "${args[@]}" -- --test-threads=2 \
   --skip automatic_chunks_grow_for_trivial_items_only
 echo "ThreadSanitizer: no reports"
