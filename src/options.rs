@@ -131,7 +131,7 @@ impl Options {
         if matches!(self.sizing, Sizing::Adaptive { min: 0, .. }) && self.keep_alive.is_none() {
             return Err(BuildError::ZeroMinNeedsKeepAlive);
         }
-        self.check_dispatch()?;
+        self.check_dispatch(workers)?;
         if self.thread_name.contains('\0') {
             return Err(BuildError::InvalidThreadName(self.thread_name.clone()));
         }
@@ -150,19 +150,32 @@ impl Options {
         Ok(workers)
     }
 
-    /// The dispatcher's settings: lane caps of at least one worker, on
-    /// `High` and `Background` only, a starvation bound and key queue
-    /// above zero.
-    fn check_dispatch(&self) -> Result<(), BuildError> {
+    /// The dispatcher's settings: lane caps on `High` and `Background`
+    /// only, each of at least one worker and at most the pool's `workers`
+    /// (an adaptive pool's `max`), a starvation bound and key queue above
+    /// zero.
+    fn check_dispatch(&self, workers: usize) -> Result<(), BuildError> {
         let dispatch = &self.dispatch;
         if dispatch.caps[Lane::Normal.index()] != usize::MAX {
             return Err(BuildError::NormalLaneLimit);
         }
-        if let Some(lane) = Lane::ALL
-            .into_iter()
-            .find(|lane| dispatch.caps[lane.index()] == 0)
-        {
-            return Err(BuildError::ZeroLaneLimit(lane));
+        let most = match self.sizing {
+            Sizing::Adaptive { max, .. } => max,
+            _ => workers,
+        };
+        for lane in Lane::ALL {
+            match dispatch.caps[lane.index()] {
+                0 => return Err(BuildError::ZeroLaneLimit(lane)),
+                usize::MAX => {}
+                limit if limit > most => {
+                    return Err(BuildError::LaneLimitAboveWorkers {
+                        lane,
+                        limit,
+                        workers: most,
+                    });
+                }
+                _ => {}
+            }
         }
         if dispatch.starvation.is_zero() {
             return Err(BuildError::ZeroStarvationBound);

@@ -290,6 +290,17 @@ mod builder {
             ThreadPool::builder().workers(2).lane_limit(Lane::High, 0).build(),
             BuildError::ZeroLaneLimit(Lane::High),
             "lane_limit(High, 0) would let no High job ever start; the limit must be at least 1";
+        pool_lane_limit_above_workers: "ThreadPoolBuilder::lane_limit(Background, 3) on 2 workers" =>
+            ThreadPool::builder().workers(2).lane_limit(Lane::Background, 3).build(),
+            BuildError::LaneLimitAboveWorkers { lane: Lane::Background, limit: 3, workers: 2 },
+            "lane_limit(Background, 3) is above the pool's 2 workers, so it would never hold a job back; use at most 2, or leave Background unlimited";
+        adaptive_lane_limit_above_max: "lane_limit(High, 5) on Sizing::Adaptive { min: 1, max: 4 }" =>
+            ThreadPool::builder()
+                .sizing(Sizing::Adaptive { min: 1, max: 4 })
+                .lane_limit(Lane::High, 5)
+                .build(),
+            BuildError::LaneLimitAboveWorkers { lane: Lane::High, limit: 5, workers: 4 },
+            "lane_limit(High, 5) is above the pool's 4 workers, so it would never hold a job back; use at most 4, or leave High unlimited";
         pool_normal_lane_limit: "ThreadPoolBuilder::lane_limit(Normal, 1)" =>
             ThreadPool::builder().workers(2).lane_limit(Lane::Normal, 1).build(),
             BuildError::NormalLaneLimit,

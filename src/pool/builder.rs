@@ -48,7 +48,11 @@ impl ThreadPoolBuilder {
     /// [`Lane::Background`]) batch work never takes every worker. Jobs
     /// of a lane at its cap wait on the board while other lanes' jobs
     /// run. [`Lane::Normal`], which holds every job submitted without a
-    /// lane, cannot be capped; `build` says so.
+    /// lane, cannot be capped; `build` says so, and refuses a limit of 0
+    /// or above the most workers the pool can have (its count, or an
+    /// adaptive pool's `max`; a pool to be grown by
+    /// [`set_workers`](crate::ThreadPool::set_workers) is limited to the
+    /// count it is built with).
     ///
     /// # Examples
     ///
@@ -95,7 +99,12 @@ impl ThreadPoolBuilder {
     /// * [`BuildError::Sizing`]: zero or too many workers, bad
     ///   [`Sizing::IoBound`](crate::Sizing::IoBound) inputs, or a bad `BRIGADE_WORKERS`;
     /// * [`BuildError::QueueTooLarge`], [`BuildError::ZeroStackSize`],
-    ///   [`BuildError::ZeroJobTimeout`], [`BuildError::InvalidThreadName`];
+    ///   [`BuildError::ZeroJobTimeout`], [`BuildError::ZeroKeepAlive`],
+    ///   [`BuildError::ZeroMinNeedsKeepAlive`], [`BuildError::InvalidThreadName`],
+    ///   [`BuildError::LatenciesNeeded`];
+    /// * the dispatcher's settings: [`BuildError::NormalLaneLimit`],
+    ///   [`BuildError::ZeroLaneLimit`], [`BuildError::LaneLimitAboveWorkers`],
+    ///   [`BuildError::ZeroStarvationBound`], [`BuildError::ZeroKeyQueue`];
     /// * [`BuildError::Spawn`] if the OS refuses a thread; the threads
     ///   already started are stopped and joined first.
     ///

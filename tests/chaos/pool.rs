@@ -237,7 +237,7 @@ impl PoolPlan {
             None => builder,
         };
         let builder = match &self.routes {
-            Some(routes) => routes.configure(builder),
+            Some(routes) => routes.configure(builder, self.workers),
             None => builder,
         };
         builder.build().expect("the plan's pool settings are valid")

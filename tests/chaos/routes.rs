@@ -69,16 +69,21 @@ impl Routes {
         }
     }
 
-    /// The builder with the dispatcher's settings.
-    pub(crate) fn configure(&self, builder: ThreadPoolBuilder) -> ThreadPoolBuilder {
+    /// The builder with the dispatcher's settings, for a pool of at most
+    /// `workers` (a lane's limit may not be above it).
+    pub(crate) fn configure(
+        &self,
+        builder: ThreadPoolBuilder,
+        workers: usize,
+    ) -> ThreadPoolBuilder {
         let mut builder = builder
             .starvation_bound(std::time::Duration::from_millis(self.starvation_ms))
             .key_queue_limit(self.key_queue);
         if let Some(cap) = self.background_cap {
-            builder = builder.lane_limit(Lane::Background, cap);
+            builder = builder.lane_limit(Lane::Background, cap.min(workers));
         }
         if let Some(cap) = self.high_cap {
-            builder = builder.lane_limit(Lane::High, cap);
+            builder = builder.lane_limit(Lane::High, cap.min(workers));
         }
         builder
     }
