@@ -1171,6 +1171,44 @@ mod tests {
     }
 
     #[test]
+    fn a_key_has_state_only_while_it_has_a_job_queued_or_running() {
+        let board = Board::new(Dispatch::default(), Some(8));
+        let active_keys = |board: &Board<i32>| board.state.lock().keys.len();
+        let key = Route::keyed(&7_u64);
+        push(&board, 1, key);
+        push(&board, 2, key);
+        let (first, ticket) = board.take().expect("the key's first job is ready");
+        assert_eq!(first.job, 1);
+        assert!(board.take().is_none(), "the second waits behind the first");
+        assert_eq!(active_keys(&board), 1);
+        assert_eq!(
+            board.finish(ticket),
+            1,
+            "the first's end readies the second"
+        );
+        let (second, ticket) = board.take().expect("the key's second job is ready");
+        assert_eq!(second.job, 2);
+        assert_eq!(active_keys(&board), 1, "running, so still known");
+        assert_eq!(board.finish(ticket), 0);
+        assert_eq!(active_keys(&board), 0, "idle, so forgotten");
+        // Many keys over time, one active at a time: the map never grows
+        // past what is active at once (fewer under Miri, for its time).
+        let keys = if cfg!(miri) { 100 } else { 100_000_u64 };
+        for key in 0..keys {
+            push(&board, 0, Route::keyed(&key));
+            let (_, ticket) = board.take().expect("a new key's job is ready");
+            board.finish(ticket);
+        }
+        let state = board.state.lock();
+        assert!(state.keys.is_empty());
+        assert!(
+            state.keys.capacity() < 16,
+            "{} slots",
+            state.keys.capacity()
+        );
+    }
+
+    #[test]
     fn withdraw_takes_the_job_it_names_when_sequence_numbers_repeat() {
         // A refused submit gives its sequence number back, so two queued
         // jobs can share one (found by the chaos suite's keyed rounds: a
