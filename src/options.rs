@@ -318,6 +318,16 @@ macro_rules! common_setters {
             self
         }
 
+        /// How many jobs of one key may wait behind the one queued or
+        /// running (default 1,024), so that one hot key cannot fill the
+        /// queue: past it, that key's submits wait (`submit`), or are
+        /// refused with `Full` (`try_submit`, `submit_timeout`). Zero is
+        /// rejected by `build()`.
+        pub fn key_queue_limit(mut self, jobs: usize) -> Self {
+            self.options.dispatch.key_queue = jobs;
+            self
+        }
+
         /// The thread name prefix: workers are named `{prefix}-{index}`. Linux
         /// shows the first 15 bytes.
         pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {

@@ -83,15 +83,6 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// How many jobs of one key may wait behind the one queued or
-    /// running (default 1,024), so that one hot key cannot fill the
-    /// queue: past it, that key's submits wait (`submit`), or are
-    /// refused with `Full` (`try_submit`, `submit_timeout`).
-    pub fn key_queue_limit(mut self, jobs: usize) -> Self {
-        self.options.dispatch.key_queue = jobs;
-        self
-    }
-
     /// Validates the settings and starts the workers.
     ///
     /// # Errors
