@@ -28,6 +28,10 @@ const SLOW_ACCOUNT: u32 = 0;
 /// when it finished.
 type Applied = (u32, u32, Instant);
 
+/// Per account, its events' numbers in the order they applied, each with
+/// when it finished (counted from the first submit).
+type Ledger = HashMap<u32, Vec<(u32, Duration)>>;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let unblocked = run(false)?;
     let with_slow = run(true)?;
@@ -53,10 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// One run: every account's events through a keyed pool, account
-/// `SLOW_ACCOUNT`'s slow if `slow`. Returns each account's applied
-/// events, in the order they were applied, with when each finished
-/// (counted from the first submit).
-fn run(slow: bool) -> Result<HashMap<u32, Vec<(u32, Duration)>>, Box<dyn std::error::Error>> {
+/// `SLOW_ACCOUNT`'s slow if `slow`.
+fn run(slow: bool) -> Result<Ledger, Box<dyn std::error::Error>> {
     let pool = ThreadPool::builder()
         .workers(4)
         .thread_name("ledger")
@@ -81,7 +83,7 @@ fn run(slow: bool) -> Result<HashMap<u32, Vec<(u32, Duration)>>, Box<dyn std::er
         }
     }
     pool.join();
-    let mut per_account: HashMap<u32, Vec<(u32, Duration)>> = HashMap::new();
+    let mut per_account = Ledger::new();
     for &(account, seq, at) in applied.lock().iter() {
         per_account
             .entry(account)
@@ -93,7 +95,7 @@ fn run(slow: bool) -> Result<HashMap<u32, Vec<(u32, Duration)>>, Box<dyn std::er
 }
 
 /// Proves every account's events applied, in order.
-fn check_order(per_account: &HashMap<u32, Vec<(u32, Duration)>>) -> Result<(), String> {
+fn check_order(per_account: &Ledger) -> Result<(), String> {
     for account in 0..ACCOUNTS {
         let events = per_account.get(&account).map_or(&[][..], Vec::as_slice);
         if !events.iter().map(|e| e.0).eq(0..EVENTS_PER_ACCOUNT) {
@@ -104,12 +106,12 @@ fn check_order(per_account: &HashMap<u32, Vec<(u32, Duration)>>) -> Result<(), S
 }
 
 /// When `account`'s last event finished.
-fn done_after(per_account: &HashMap<u32, Vec<(u32, Duration)>>, account: u32) -> Duration {
+fn done_after(per_account: &Ledger, account: u32) -> Duration {
     per_account[&account].last().map_or(Duration::ZERO, |e| e.1)
 }
 
 /// When the last of the accounts other than `SLOW_ACCOUNT` finished.
-fn fast_accounts_done(per_account: &HashMap<u32, Vec<(u32, Duration)>>) -> Duration {
+fn fast_accounts_done(per_account: &Ledger) -> Duration {
     (0..ACCOUNTS)
         .filter(|&account| account != SLOW_ACCOUNT)
         .map(|account| done_after(per_account, account))
