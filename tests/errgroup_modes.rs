@@ -432,13 +432,15 @@ fn first_success_on_pool_returns_every_failure_when_none_succeeds() {
 fn first_success_with_no_task_is_an_empty_failure() {
     // A group that had no task has no value: an empty list, which says so.
     let _threads = starts_group_threads();
-    let group = ErrGroup::<String>::first_success::<u32>(&Context::new());
-    let errors = group.wait().expect_err("no task, no value");
-    assert!(errors.is_empty());
-    assert_eq!(
-        errors.to_string(),
-        "no task succeeded: the group had no tasks"
-    );
+    with_timeout(LONG, || {
+        let group = ErrGroup::<String>::first_success::<u32>(&Context::new());
+        let errors = group.wait().expect_err("no task, no value");
+        assert!(errors.is_empty());
+        assert_eq!(
+            errors.to_string(),
+            "no task succeeded: the group had no tasks"
+        );
+    });
 }
 
 #[test]

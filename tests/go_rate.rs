@@ -232,23 +232,25 @@ fn simultaneous_requests() {
     // Fifteen threads racing for a burst of five: exactly five win. Every
     // thread uses the same instant, so the slow refill cannot add a sixth
     // however the threads are scheduled.
-    const BURST: usize = 5;
-    const REQUESTS: usize = 15;
-    let lim = limiter(1.0, BURST);
-    let now = Instant::now();
-    let ok = AtomicUsize::new(0);
-    let start = Barrier::new(REQUESTS);
-    thread::scope(|s| {
-        for _ in 0..REQUESTS {
-            s.spawn(|| {
-                start.wait();
-                if lim.try_acquire_at(now, 1) {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
+    with_timeout(LONG, || {
+        const BURST: usize = 5;
+        const REQUESTS: usize = 15;
+        let lim = limiter(1.0, BURST);
+        let now = Instant::now();
+        let ok = AtomicUsize::new(0);
+        let start = Barrier::new(REQUESTS);
+        thread::scope(|s| {
+            for _ in 0..REQUESTS {
+                s.spawn(|| {
+                    start.wait();
+                    if lim.try_acquire_at(now, 1) {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        assert_eq!(ok.load(Ordering::Relaxed), BURST);
     });
-    assert_eq!(ok.load(Ordering::Relaxed), BURST);
 }
 
 // https://github.com/golang/time/blob/2b4e43900c03fd6b77109b7b2b6d77583f48bc1c/rate/rate_test.go#L266

@@ -364,102 +364,108 @@ fn retry_is_shareable() {
 #[test]
 fn submit_retrying_pauses_on_the_timer_not_on_a_worker() {
     use brigade::{JobError, ThreadPool};
-    // One worker: while the retrying job pauses, another job runs on it.
-    let pool = ThreadPool::builder().workers(1).build().unwrap();
-    let retry = Retry::builder()
-        .max_attempts(4)
-        .backoff(Backoff::new(Duration::from_millis(200), Duration::from_secs(1)).jitter(false))
-        .build()
-        .unwrap();
-    let (failed_tx, failed) = crossbeam_channel::bounded(4);
-    let upload = pool
-        .submit_retrying(&retry, move |_ctx, attempt| {
-            let _ = failed_tx.send(attempt);
-            if attempt < 2 {
-                Err("timeout")
-            } else {
-                Ok(attempt)
-            }
-        })
-        .unwrap();
-    assert_eq!(failed.recv_timeout(Duration::from_secs(10)), Ok(1));
-    // The first pause (200 ms) holds no worker: this job runs meanwhile.
-    let other = pool.submit(|_ctx| "ran during the pause").unwrap();
-    assert_eq!(other.join(), Ok("ran during the pause"));
-    assert!(!upload.is_finished(), "still pausing");
-    assert!(matches!(upload.join(), Ok(Ok(2))));
+    with_timeout(LONG, || {
+        // One worker: while the retrying job pauses, another job runs on it.
+        let pool = ThreadPool::builder().workers(1).build().unwrap();
+        let retry = Retry::builder()
+            .max_attempts(4)
+            .backoff(Backoff::new(Duration::from_millis(200), Duration::from_secs(1)).jitter(false))
+            .build()
+            .unwrap();
+        let (failed_tx, failed) = crossbeam_channel::bounded(4);
+        let upload = pool
+            .submit_retrying(&retry, move |_ctx, attempt| {
+                let _ = failed_tx.send(attempt);
+                if attempt < 2 {
+                    Err("timeout")
+                } else {
+                    Ok(attempt)
+                }
+            })
+            .unwrap();
+        assert_eq!(failed.recv_timeout(Duration::from_secs(10)), Ok(1));
+        // The first pause (200 ms) holds no worker: this job runs meanwhile.
+        let other = pool.submit(|_ctx| "ran during the pause").unwrap();
+        assert_eq!(other.join(), Ok("ran during the pause"));
+        assert!(!upload.is_finished(), "still pausing");
+        assert!(matches!(upload.join(), Ok(Ok(2))));
 
-    // Exhausted, not retryable, cancelled through the handle, and the pool
-    // stopping during a pause.
-    let exhausted = pool
-        .submit_retrying(&retry, |_ctx, _| Err::<(), _>("down"))
-        .unwrap();
-    let fast = Retry::builder()
-        .max_attempts(3)
-        .backoff(Backoff::new(
-            Duration::from_millis(1),
-            Duration::from_millis(2),
-        ))
-        .retry_if(|e: &&str| *e != "404")
-        .build()
-        .unwrap();
-    let gone = pool
-        .submit_retrying(&fast, |_ctx, _| Err::<(), _>("404"))
-        .unwrap();
-    assert!(matches!(
-        gone.join(),
-        Ok(Err(RetryError::NotRetryable {
-            attempts: 1,
-            error: "404"
-        }))
-    ));
-    let slow = Retry::builder()
-        .max_attempts(3)
-        .backoff(Backoff::new(
-            Duration::from_secs(3600),
-            Duration::from_secs(3600),
-        ))
-        .build()
-        .unwrap();
-    let (tried_tx, tried) = crossbeam_channel::bounded(1);
-    let cancelled = pool
-        .submit_retrying(&slow, move |_ctx, _| {
-            let _ = tried_tx.send(());
-            Err::<(), _>("later")
-        })
-        .unwrap();
-    tried.recv_timeout(Duration::from_secs(10)).unwrap();
-    cancelled.cancel();
-    assert!(matches!(cancelled.join(), Err(JobError::Cancelled(_))));
-    let (tried_tx, tried) = crossbeam_channel::bounded(1);
-    let pending = pool
-        .submit_retrying(&slow, move |_ctx, _| {
-            let _ = tried_tx.send(());
-            Err::<(), _>("later")
-        })
-        .unwrap();
-    tried.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert!(matches!(
-        exhausted.join(),
-        Ok(Err(RetryError::Exhausted {
-            attempts: 4,
-            error: "down"
-        }))
-    ));
-    // Wait until the attempt has ended and the pause is on the timer.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while pool.stats().completed + pool.stats().failed < pool.stats().submitted {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::yield_now();
-    }
-    let report = pool.shutdown_now();
-    assert_eq!(report.delayed_never_ran, 1, "{report:?}");
-    assert!(matches!(
-        pending.join(),
-        Ok(Err(RetryError::Cancelled {
-            attempts: 1,
-            last: Some("later"),
-            ..
-        }))
-    ));
+        // Exhausted, not retryable, cancelled through the handle, and the pool
+        // stopping during a pause.
+        let exhausted = pool
+            .submit_retrying(&retry, |_ctx, _| Err::<(), _>("down"))
+            .unwrap();
+        let fast = Retry::builder()
+            .max_attempts(3)
+            .backoff(Backoff::new(
+                Duration::from_millis(1),
+                Duration::from_millis(2),
+            ))
+            .retry_if(|e: &&str| *e != "404")
+            .build()
+            .unwrap();
+        let gone = pool
+            .submit_retrying(&fast, |_ctx, _| Err::<(), _>("404"))
+            .unwrap();
+        assert!(matches!(
+            gone.join(),
+            Ok(Err(RetryError::NotRetryable {
+                attempts: 1,
+                error: "404"
+            }))
+        ));
+        let slow = Retry::builder()
+            .max_attempts(3)
+            .backoff(Backoff::new(
+                Duration::from_secs(3600),
+                Duration::from_secs(3600),
+            ))
+            .build()
+            .unwrap();
+        let (tried_tx, tried) = crossbeam_channel::bounded(1);
+        let cancelled = pool
+            .submit_retrying(&slow, move |_ctx, _| {
+                let _ = tried_tx.send(());
+                Err::<(), _>("later")
+            })
+            .unwrap();
+        tried.recv_timeout(Duration::from_secs(10)).unwrap();
+        cancelled.cancel();
+        assert!(matches!(cancelled.join(), Err(JobError::Cancelled(_))));
+        let (tried_tx, tried) = crossbeam_channel::bounded(1);
+        let pending = pool
+            .submit_retrying(&slow, move |_ctx, _| {
+                let _ = tried_tx.send(());
+                Err::<(), _>("later")
+            })
+            .unwrap();
+        tried.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(
+            exhausted.join(),
+            Ok(Err(RetryError::Exhausted {
+                attempts: 4,
+                error: "down"
+            }))
+        ));
+        // Wait until the attempt has ended and the pause is on the timer.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pool.stats().completed + pool.stats().failed < pool.stats().submitted {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pending job's first attempt never ended: {:?}",
+                pool.stats()
+            );
+            std::thread::yield_now();
+        }
+        let report = pool.shutdown_now();
+        assert_eq!(report.delayed_never_ran, 1, "{report:?}");
+        assert!(matches!(
+            pending.join(),
+            Ok(Err(RetryError::Cancelled {
+                attempts: 1,
+                last: Some("later"),
+                ..
+            }))
+        ));
+    });
 }

@@ -4,10 +4,14 @@
 //! `BRIGADE_WORKERS` is tested in `sizing_env.rs`, alone, because it changes
 //! the process environment.
 
+mod common;
+
 use std::time::Duration;
 
 use brigade::sizing::{self, MAX_WORKERS};
 use brigade::{BuildError, MAX_QUEUE_CAPACITY, Sizing, SizingError, ThreadPool};
+
+use common::{LONG, with_timeout};
 
 /// The message of the error that `builder` fails to build with.
 fn build_error(builder: brigade::ThreadPoolBuilder) -> String {
@@ -181,47 +185,53 @@ fn bad_io_sizing_is_a_build_error() {
 fn io_sizing_builds_that_many_workers() {
     // Sizing::IoBound { 500/s, 20 ms } builds a pool of ⌈500 × 0.02⌉ = 10
     // workers.
-    let pool = ThreadPool::builder()
-        .sizing(Sizing::IoBound {
-            throughput_per_sec: 500.0,
-            latency: Duration::from_millis(20),
-        })
-        .build()
-        .expect("build");
-    assert_eq!(pool.stats().workers, 10);
-    pool.join();
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .sizing(Sizing::IoBound {
+                throughput_per_sec: 500.0,
+                latency: Duration::from_millis(20),
+            })
+            .build()
+            .expect("build");
+        assert_eq!(pool.stats().workers, 10);
+        pool.join();
+    });
 }
 
 #[test]
 fn fixed_and_mixed_sizing_build_that_many_workers() {
     // Sizing::Fixed(n) and Sizing::Mixed build pools of the size they name.
-    let fixed = ThreadPool::builder()
-        .sizing(Sizing::Fixed(3))
-        .build()
-        .expect("build");
-    assert_eq!(fixed.stats().workers, 3);
-    fixed.join();
-    let mixed = ThreadPool::builder()
-        .sizing(Sizing::Mixed)
-        .build()
-        .expect("build");
-    assert_eq!(mixed.stats().workers, sizing::mixed());
-    mixed.join();
+    with_timeout(LONG, || {
+        let fixed = ThreadPool::builder()
+            .sizing(Sizing::Fixed(3))
+            .build()
+            .expect("build");
+        assert_eq!(fixed.stats().workers, 3);
+        fixed.join();
+        let mixed = ThreadPool::builder()
+            .sizing(Sizing::Mixed)
+            .build()
+            .expect("build");
+        assert_eq!(mixed.stats().workers, sizing::mixed());
+        mixed.join();
+    });
 }
 
 #[test]
 fn valid_edge_settings_build() {
     // The smallest valid settings build: one worker, a rendezvous queue, an
     // unbounded queue, a 1 ns job timeout.
-    for builder in [
-        ThreadPool::builder().workers(1).queue_capacity(0),
-        ThreadPool::builder().workers(1).unbounded_queue(),
-        ThreadPool::builder()
-            .workers(1)
-            .job_timeout(Duration::from_nanos(1)),
-    ] {
-        let pool = builder.build().expect("valid settings build");
-        assert_eq!(pool.stats().workers, 1);
-        pool.join();
-    }
+    with_timeout(LONG, || {
+        for builder in [
+            ThreadPool::builder().workers(1).queue_capacity(0),
+            ThreadPool::builder().workers(1).unbounded_queue(),
+            ThreadPool::builder()
+                .workers(1)
+                .job_timeout(Duration::from_nanos(1)),
+        ] {
+            let pool = builder.build().expect("valid settings build");
+            assert_eq!(pool.stats().workers, 1);
+            pool.join();
+        }
+    });
 }

@@ -4,8 +4,12 @@
 //! This file holds a single test because it changes the process
 //! environment, which is not safe while other threads read it.
 
+mod common;
+
 use brigade::sizing::{self, ENV_WORKERS};
 use brigade::{Sizing, SizingError, ThreadPool};
+
+use common::{LONG, with_timeout};
 
 /// Sets or removes `BRIGADE_WORKERS`.
 #[allow(
@@ -44,10 +48,10 @@ fn brigade_workers_overrides_cpu_bound() {
         .build()
         .expect("build");
     assert_eq!(pool.stats().workers, 3);
-    pool.join();
+    with_timeout(LONG, move || pool.join());
     let pool = ThreadPool::builder().build().expect("build");
     assert_eq!(pool.stats().workers, 3, "CpuBound is the default sizing");
-    pool.join();
+    with_timeout(LONG, move || pool.join());
 
     set_env(Some(" 5 "));
     assert_eq!(Sizing::CpuBound.workers(), Ok(5));
@@ -80,7 +84,7 @@ fn brigade_workers_overrides_cpu_bound() {
         .spawn(|_ctx| Ok(()))
         .map_err(|e| e.kind())
         .expect("spawn");
-    assert_eq!(group.wait(), Ok(()));
+    assert_eq!(with_timeout(LONG, move || group.wait()), Ok(()));
 
     set_env(None);
     assert_eq!(Sizing::CpuBound.workers(), Ok(sizing::cpu_bound()));
