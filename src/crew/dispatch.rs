@@ -70,6 +70,12 @@
 //!   looks at the board next; a second one made ready by the same end, or
 //!   one made ready by a worker that is leaving, is announced with a nudge
 //!   on the retire channel, which every idle worker also watches;
+//! * a turn, or a plain job, may be received by a worker other than the
+//!   blocked one it was sent to wake (a channel wakes a blocked receiver
+//!   per message, and one that finds the message gone blocks again): a
+//!   worker that received either and then took from the board nudges a
+//!   blocked worker if a job is still ready (`pass_on_wake_up` in
+//!   `worker.rs`);
 //! * after intake closes, a worker leaves only once the board is empty,
 //!   waiting on `changed` while jobs are held back behind running ones.
 //!
@@ -585,6 +591,12 @@ impl<J> Board<J> {
         self.front.blocked.load(Ordering::Relaxed) != 0
     }
 
+    /// Workers counted blocked, for tests that need one asleep.
+    #[cfg(test)]
+    pub(crate) fn blocked(&self) -> usize {
+        self.front.blocked.load(Ordering::SeqCst)
+    }
+
     /// Whether a routed job was ever submitted.
     pub(crate) fn in_use(&self) -> bool {
         self.front.hooked.load(Ordering::Relaxed)
@@ -1007,6 +1019,9 @@ impl<J> Board<J> {
             // It was its key's only job: nothing queued behind, none running.
             state.keys.remove(&key);
         }
+        drop(state);
+        // Its place is free: a submit may be waiting for it.
+        self.wake_sleepers(false);
         Some(entry.queued)
     }
 
@@ -1206,6 +1221,47 @@ mod tests {
             "{} slots",
             state.keys.capacity()
         );
+    }
+
+    #[test]
+    fn a_withdrawn_job_wakes_a_submit_waiting_for_its_place() {
+        // Found in review: a rendezvous board holds one job; a submit
+        // waiting for room slept on after that job was withdrawn (its
+        // turn found no worker), with the board empty.
+        let board = Board::new(Dispatch::default(), Some(0));
+        let ctx = Context::new();
+        let route = Route::default();
+        let first = board.admit(Envelope::unstamped(1), route, Wait::Now, &ctx, &|| false);
+        let first = first.ok().flatten().expect("the empty board takes a job");
+        std::thread::scope(|scope| {
+            let (done, admitted) = std::sync::mpsc::channel();
+            let (board, ctx) = (&board, &ctx);
+            scope.spawn(move || {
+                let second =
+                    board.admit(Envelope::unstamped(2), route, Wait::Forever, &ctx, &|| {
+                        false
+                    });
+                done.send(second.is_ok()).expect("the test waits");
+            });
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while board.sleepers.load(crate::sync::Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "the second submit never waited");
+                std::thread::yield_now();
+            }
+            assert_eq!(
+                board.withdraw(first, route).map(|queued| queued.job),
+                Some(1)
+            );
+            let woken = admitted.recv_timeout(Duration::from_secs(10));
+            // Let a failing run's submit go, so the scope can end.
+            board.wake_all();
+            assert_eq!(
+                woken,
+                Ok(true),
+                "the waiting submit slept through the withdrawal"
+            );
+        });
+        assert_eq!(board.drain().len(), 1);
     }
 
     #[test]

@@ -339,6 +339,12 @@ crate::sync::thread_local! {
 }
 
 impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
+    /// Workers blocked on the channels, for tests that need one asleep.
+    #[cfg(test)]
+    pub(crate) fn blocked_workers(&self) -> usize {
+        self.shared.board.blocked()
+    }
+
     /// Starts `config.workers` threads taking jobs from `jobs`, each with
     /// its own `make_local()`. On failure every thread already started is
     /// stopped and joined before the error is returned.

@@ -9,7 +9,7 @@ use super::{CURRENT_CREW, Envelope, Exec, Nudge, PanicPolicy, Queued, Ran, Share
 use crate::error::Cancelled;
 use crate::stats::WorkerSlot;
 use crate::sync::channel::{Select, SelectTimeoutError, TryRecvError};
-use crate::sync::{Arc, CachePadded, Ordering, Spin, thread};
+use crate::sync::{Arc, CachePadded, Ordering, Spin, fence, thread};
 use crate::unwind;
 
 /// Why a worker leaves its loop.
@@ -137,11 +137,15 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             match received {
                 Some(Queued::Job(queued)) if self.board.has_ready() => {
                     let (queued, ticket) = self.board.exchange(queued);
+                    self.pass_on_wake_up();
                     return Some((queued, Some(ticket)));
                 }
                 Some(Queued::Job(queued)) => return Some((queued, None)),
                 Some(Queued::Turn) | None => {
                     if let Some((queued, ticket)) = self.board.take() {
+                        if received.is_some() {
+                            self.pass_on_wake_up();
+                        }
                         return Some((queued, Some(ticket)));
                     }
                     // Another worker took the job, or its submit counted
@@ -155,6 +159,23 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                     }
                 }
             }
+        }
+    }
+
+    /// This worker received a turn or a plain job and then took from the
+    /// board: what it received may have been sent to wake a blocked
+    /// worker (a channel wakes a blocked receiver for each message, and
+    /// one that finds the message taken blocks again). If a job is still
+    /// ready and a worker blocked, that worker is nudged, or the job
+    /// would wait for a busy worker while it sleeps.
+    ///
+    /// No lost nudge: the fence pairs with the one in `Board::blocks`, so
+    /// either this look sees the worker counted blocked, or that worker's
+    /// look sees the job ready and does not block.
+    fn pass_on_wake_up(&self) {
+        fence(Ordering::SeqCst);
+        if self.board.has_ready() && self.board.wants_turn() {
+            self.nudge(1);
         }
     }
 

@@ -743,10 +743,74 @@ fn blocking<J>(err: TrySubmitError<Task>, unerase: impl FnOnce(Task) -> J) -> Su
 
 #[cfg(test)]
 mod tests {
+    use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
     use super::ThreadPool;
     use crate::context::Context;
+    use crate::lane::Lane;
+    use crate::sync::Arc;
+
+    /// How long a test waits for what must happen.
+    const LONG: Duration = Duration::from_secs(30);
+
+    #[test]
+    // Ten pools racing real threads for a turn: Miri's scheduler takes
+    // minutes and decides the race its own way.
+    #[cfg_attr(miri, ignore)]
+    fn a_worker_that_takes_another_ones_turn_wakes_it_for_the_job_left_ready() {
+        // Found in review: two workers, Background capped at 1. B1 runs,
+        // B2 is held at the cap, and the other worker blocks. B1's last
+        // act submits H (High), whose turn goes to the channel for the
+        // blocked worker. B1's worker ends B1, which makes B2 ready, then
+        // receives H's turn itself and takes H. The blocked worker, woken
+        // for a turn it found gone, slept on, and B2 waited for H. The
+        // blocked worker wins the race for the turn in some rounds, so
+        // there are several.
+        for round in 0..10 {
+            assert!(
+                b2_runs_beside_h(),
+                "round {round}: B2 waited for H with a worker asleep"
+            );
+        }
+    }
+
+    /// One round of the test above: whether B2 started while H ran.
+    fn b2_runs_beside_h() -> bool {
+        let pool = Arc::new(
+            ThreadPool::builder()
+                .workers(2)
+                .lane_limit(Lane::Background, 1)
+                .build()
+                .expect("build"),
+        );
+        let (go, wait_go) = mpsc::channel::<()>();
+        let (b2_started, wait_b2) = mpsc::channel::<()>();
+        let (h_handle, wait_h) = mpsc::channel();
+        let submitter = Arc::clone(&pool);
+        pool.lane(Lane::Background)
+            .execute(move || {
+                wait_go.recv_timeout(LONG).expect("the test lets B1 go");
+                let high = submitter
+                    .lane(Lane::High)
+                    .submit(move |_| wait_b2.recv_timeout(Duration::from_secs(5)).is_ok());
+                h_handle
+                    .send(high.expect("a live pool accepts"))
+                    .expect("the test waits");
+            })
+            .expect("a live pool accepts");
+        pool.lane(Lane::Background)
+            .execute(move || drop(b2_started.send(())))
+            .expect("a live pool accepts");
+        let deadline = Instant::now() + LONG;
+        while pool.crew.blocked_workers() == 0 {
+            assert!(Instant::now() < deadline, "the idle worker never blocked");
+            std::thread::yield_now();
+        }
+        go.send(()).expect("B1 waits");
+        let mut high = wait_h.recv_timeout(LONG).expect("B1 submits H");
+        high.join_timeout(LONG).expect("H ends") == Ok(true)
+    }
 
     #[test]
     fn job_contexts_do_not_pile_up_in_the_pool_context() {
