@@ -48,6 +48,16 @@
 //! and a busy key never blocks a worker: it simply has nothing in the
 //! lane queues.
 //!
+//! A job's wait counts from its submit, and a keyed job's includes its
+//! wait behind its key's earlier jobs: once released into its lane it may
+//! be past the bound, and go before newer higher-lane work. Counting from
+//! the release instead would break the bound for others: lanes stay in
+//! submission order, so a released job goes in ahead of younger ones, and
+//! a fresh front would hold an older job behind it past the bound. A
+//! plain job's wait counts from when a worker moves it from the jobs
+//! channel onto the board: it waits the bound past the time it took to
+//! reach the channel's head.
+//!
 //! # Turns
 //!
 //! Workers block on the jobs channel, so a routed job that may start
@@ -988,14 +998,21 @@ impl<J> Board<J> {
         // Every job counted: the cancel's fence pairs with `admit`'s.
         self.sort_in(&mut state, true);
         let mut drained = Vec::new();
+        let mut queued_keys = Vec::new();
         for lane in &mut state.lanes {
-            drained.extend(lane.drain(..).map(|entry| entry.queued));
+            for entry in lane.drain(..) {
+                queued_keys.extend(entry.route.key);
+                drained.push(entry.queued);
+            }
         }
         for behind in state.keys.values_mut() {
             drained.extend(behind.drain(..).map(|entry| entry.queued));
         }
-        // Keys of running jobs stay, emptied; `finish` removes them.
-        state.keys.retain(|_, behind| !behind.is_empty());
+        // A key whose job was in a lane queue has none running: it goes.
+        // A running one's stays, emptied, until `finish` removes it.
+        for key in queued_keys {
+            state.keys.remove(&key);
+        }
         state.sorted -= drained.len();
         self.publish(&state);
         self.counts.remove(drained.len());

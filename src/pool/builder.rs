@@ -54,6 +54,12 @@ impl ThreadPoolBuilder {
     /// [`set_workers`](crate::ThreadPool::set_workers) is limited to the
     /// count it is built with).
     ///
+    /// A job's [`join`](crate::JobHandle::join) on one of the pool's
+    /// workers runs the job inline if it has not started, on the worker
+    /// that the joining job already holds; such a run takes no further
+    /// worker, and is counted neither against its lane's limit nor in
+    /// the lane's running jobs in [`Stats::lanes`](crate::Stats::lanes).
+    ///
     /// # Examples
     ///
     /// ```
