@@ -534,3 +534,55 @@ fn scheduled_jobs_follow_their_route() {
         );
     });
 }
+
+#[test]
+fn a_key_with_room_is_not_refused_while_other_jobs_race_in() {
+    // Found in review: a keyed submit that had to lock counted the jobs
+    // counted between its look at the inbox and its own count as its
+    // key's, so `try_execute` on a key with room was refused `Full` now
+    // and then (25 to 99 of 20,000 keys per run), while two threads
+    // raced unkeyed jobs in.
+    const KEYS: u64 = 5_000;
+    const CAPACITY: usize = 40_000;
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .queue_capacity(CAPACITY)
+            .lane_limit(Lane::Background, 1)
+            .key_queue_limit(1)
+            .build()
+            .unwrap();
+        // Held: the one Background slot is taken, so every key's first
+        // job waits in its lane and each key has room for one more.
+        let (release, held) = bounded::<()>(1);
+        let background = pool.lane(Lane::Background);
+        background
+            .execute(move || {
+                let _ = held.recv_timeout(LONG);
+            })
+            .unwrap();
+        for key in 0..KEYS {
+            background.key(key).try_execute(|| ()).unwrap();
+        }
+        let stop = AtomicBool::new(false);
+        let refused = thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    while !stop.load(SeqCst) {
+                        if pool.stats().queued < CAPACITY / 2 {
+                            let _ = pool.lane(Lane::Normal).try_execute(|| ());
+                        }
+                    }
+                });
+            }
+            let refused = (0..KEYS)
+                .filter(|&key| background.key(key).try_execute(|| ()).is_err())
+                .count();
+            stop.store(true, SeqCst);
+            refused
+        });
+        assert_eq!(refused, 0, "keys with room were refused");
+        release.send(()).unwrap();
+        pool.join();
+    });
+}

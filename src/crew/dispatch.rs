@@ -724,31 +724,27 @@ impl<J> Board<J> {
     }
 
     /// Counts one more job on the board, under the lock, if the board
-    /// and `route`'s key have room. Every job counted into the inbox is
-    /// sorted in first (again after each wait), so the key's queue is
-    /// exact but for submits racing this one: those counted after the
-    /// sort and before this count may be of this key, so they count as
-    /// its. Counting first orders this submit against a racing one's
-    /// check, so two cannot both take a key's last place.
+    /// and `route`'s key have room. The count comes first, then every job
+    /// counted into the inbox is sorted in, so the key's queue is exact:
+    /// a job of this key counted later went through the inbox, which it
+    /// enters only while the board, this job included, holds fewer than
+    /// a key may queue, so it cannot take the key past its limit either.
+    /// (Estimating the jobs counted between a sort and this count as this
+    /// key's, as before, refused a key with room now and then.)
     fn reserve_locked(&self, state: &mut State<J>, route: Route) -> bool {
+        let counted = self.counts.reserve(self.front.capacity, false);
         self.sort_in(state, true);
-        if !self.counts.reserve(self.front.capacity, false) {
+        if !counted {
             return false;
         }
         let Some(key) = route.key else {
             return true;
         };
-        // A key with nothing queued or running: this job goes first, and
-        // a racing one of its key was counted against the board's length.
+        // A key with nothing queued or running: this job goes first.
         let Some(behind) = state.keys.get(&key) else {
             return true;
         };
-        // Less this submit's own count.
-        let racing = self
-            .counts
-            .len(Ordering::Relaxed)
-            .saturating_sub(state.sorted + 1);
-        if behind.len() + racing < self.front.settings.key_queue {
+        if behind.len() < self.front.settings.key_queue {
             return true;
         }
         // Given back: counted as taken, as a take would.
@@ -1255,9 +1251,7 @@ mod tests {
             let (board, ctx) = (&board, &ctx);
             scope.spawn(move || {
                 let second =
-                    board.admit(Envelope::unstamped(2), route, Wait::Forever, &ctx, &|| {
-                        false
-                    });
+                    board.admit(Envelope::unstamped(2), route, Wait::Forever, ctx, &|| false);
                 done.send(second.is_ok()).expect("the test waits");
             });
             let deadline = Instant::now() + Duration::from_secs(30);

@@ -800,7 +800,9 @@ mod tests {
             })
             .expect("a live pool accepts");
         pool.lane(Lane::Background)
-            .execute(move || drop(b2_started.send(())))
+            .execute(move || {
+                let _ = b2_started.send(());
+            })
             .expect("a live pool accepts");
         let deadline = Instant::now() + LONG;
         while pool.crew.blocked_workers() == 0 {
