@@ -145,9 +145,9 @@ impl Route {
 }
 
 /// FxHash's mixing (rustc's own hasher): a rotate, a xor and a multiply
-/// per word, a fraction of SipHash's cost on the small keys jobs carry
-/// (an account id, a short name). It also hashes the board's map, whose
-/// keys are already such hashes.
+/// per word, then one folded multiply to finish, a fraction of SipHash's
+/// cost on the small keys jobs carry (an account id, a short name). It
+/// also hashes the board's map, whose keys are already such hashes.
 #[derive(Default)]
 struct KeyHasher(u64);
 
@@ -159,6 +159,9 @@ impl KeyHasher {
 
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
+        // The length first: the last chunk is padded with zeros, so
+        // without it `b"a"` and `b"a\0"` would be one key.
+        self.add(bytes.len() as u64);
         for chunk in bytes.chunks(8) {
             let mut word = [0; 8];
             word[..chunk.len()].copy_from_slice(chunk);
@@ -178,8 +181,14 @@ impl Hasher for KeyHasher {
         self.add(n as u64);
     }
 
+    /// The state folded (a wide multiply, its halves xored), so that
+    /// every bit of it reaches the low bits: a multiply leaves a
+    /// product's low bits depending only on the input's low bits, so
+    /// keys that are multiples of 1,024 would share ten low zero bits,
+    /// and the board's map indexes by low bits.
     fn finish(&self) -> u64 {
-        self.0
+        let wide = u128::from(self.0) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+        (wide as u64) ^ ((wide >> 64) as u64)
     }
 }
 
@@ -1152,9 +1161,10 @@ impl Drop for RunningKey {
 
 #[cfg(test)]
 mod tests {
+    use std::hash::{BuildHasher, BuildHasherDefault};
     use std::time::{Duration, Instant};
 
-    use super::{Board, Dispatch, Entry, Route};
+    use super::{Board, Dispatch, Entry, KeyHasher, Route};
     use crate::context::Context;
     use crate::crew::{Envelope, Wait};
 
@@ -1196,6 +1206,24 @@ mod tests {
         assert_eq!(board.queued(), 2);
         assert_eq!(board.drain().len(), 2);
         assert!(board.is_empty());
+    }
+
+    #[test]
+    fn keys_that_differ_hash_apart() {
+        // Padding: the last chunk of bytes is zero-filled.
+        assert_ne!(Route::key_of("a"), Route::key_of("a\0"));
+        assert_ne!(Route::key_of(&[1_u8][..]), Route::key_of(&[1_u8, 0][..]));
+        // Multiples of 1,024 spread over the low bits the board's map
+        // indexes by (256 random bytes take about 162 values).
+        let map = BuildHasherDefault::<KeyHasher>::default();
+        let low_bytes: std::collections::HashSet<u64> = (0..256_u64)
+            .map(|n| map.hash_one(Route::key_of(&(n * 1024))) & 0xff)
+            .collect();
+        assert!(
+            low_bytes.len() > 128,
+            "{} of 256 low bytes",
+            low_bytes.len()
+        );
     }
 
     #[test]
