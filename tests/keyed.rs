@@ -586,3 +586,86 @@ fn a_key_with_room_is_not_refused_while_other_jobs_race_in() {
         pool.join();
     });
 }
+
+#[test]
+fn worker_pool_key_queue_limit_holds_back_only_the_hot_key() {
+    // A WorkerPool's key queue limit, through each family: try refuses,
+    // a timed submit gives up after its wait, a blocking one waits for
+    // room; another key is not held back.
+    with_timeout(LONG, || {
+        let (started_tx, started) = bounded(1);
+        let (release_tx, release) = bounded::<()>(1);
+        let pool = brigade::WorkerPool::builder()
+            .workers(1)
+            .key_queue_limit(1)
+            .build(move |_ctx, n: u32| {
+                if n == 0 {
+                    started_tx.send(()).unwrap();
+                    release.recv_timeout(WAIT).unwrap();
+                }
+                n
+            })
+            .unwrap();
+        pool.submit_keyed("hot", 0).unwrap();
+        started.recv_timeout(WAIT).unwrap();
+        // One job of the key may wait behind the running one.
+        pool.try_submit_keyed("hot", 1).unwrap();
+        match pool.try_submit_keyed("hot", 2) {
+            Err(brigade::TrySubmitError::Full(2)) => {}
+            other => panic!("expected Full(2), got {other:?}"),
+        }
+        match pool.submit_keyed_timeout("hot", 3, Duration::from_millis(20)) {
+            Err(brigade::TrySubmitError::Full(3)) => {}
+            other => panic!("expected Full(3), got {other:?}"),
+        }
+        pool.try_submit_keyed("cold", 4).unwrap();
+        release_tx.send(()).unwrap();
+        // Room once job 0 ends and job 1 starts.
+        pool.submit_keyed_timeout("hot", 5, WAIT).unwrap();
+        let results = pool.results().clone();
+        let leftovers = pool.join();
+        assert!(leftovers.is_empty());
+        let ran: Vec<u32> = results.iter().map(|out| out.result.unwrap()).collect();
+        let hot: Vec<u32> = ran.iter().copied().filter(|&n| n != 4).collect();
+        assert_eq!(hot, [0, 1, 5], "the hot key's jobs, in order");
+        assert!(ran.contains(&4));
+    });
+}
+
+#[test]
+fn worker_pool_shutdown_now_hands_back_every_unrun_keyed_job() {
+    with_timeout(LONG, || {
+        let (started_tx, started) = bounded(1);
+        let pool = brigade::WorkerPool::builder()
+            .workers(1)
+            .build(move |ctx, n: u32| {
+                if n == 0 {
+                    started_tx.send(()).unwrap();
+                    // Until the shutdown cancels it.
+                    let _ = ctx.sleep(LONG);
+                }
+                n
+            })
+            .unwrap();
+        pool.submit_keyed("a", 0).unwrap();
+        started.recv_timeout(WAIT).unwrap();
+        // Held behind job 0 (key "a"), or queued for the one worker.
+        for n in 1..=6 {
+            pool.submit_keyed(["a", "b", "c"][n as usize % 3], n)
+                .unwrap();
+        }
+        pool.submit(7).unwrap();
+        let results = pool.results().clone();
+        let leftovers = pool.shutdown_now();
+        let mut unrun: Vec<u32> = leftovers.unprocessed.iter().map(|(_, n)| *n).collect();
+        unrun.sort_unstable();
+        assert_eq!(unrun, [1, 2, 3, 4, 5, 6, 7], "every job that never ran");
+        // Job 0 ran (and saw the cancellation): its output, and no other.
+        let delivered: Vec<u64> = results
+            .try_iter()
+            .chain(leftovers.undelivered)
+            .map(|out| out.index)
+            .collect();
+        assert_eq!(delivered, [0]);
+    });
+}

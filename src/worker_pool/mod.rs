@@ -501,8 +501,9 @@ impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
     /// worker, and a key whose job is running holds back only its own
     /// later jobs (see [`Routed`](crate::Routed), which does the same for a
     /// `ThreadPool`). Waits while the queue is full, or while the key has
-    /// [`key_queue_limit`](crate::ThreadPoolBuilder::key_queue_limit)'s
-    /// default of 1,024 jobs waiting. Returns the submission index.
+    /// as many jobs waiting as
+    /// [`key_queue_limit`](WorkerPoolBuilder::key_queue_limit) allows
+    /// (1,024 by default). Returns the submission index.
     ///
     /// An [`ordered`](WorkerPoolBuilder::ordered) pool keeps its promise:
     /// the lowest undelivered job's key has no earlier job left, so it is
