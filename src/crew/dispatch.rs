@@ -297,18 +297,12 @@ impl Counts {
     /// Jobs on the board, counting those in the inbox and those counted
     /// and not yet pushed there.
     fn len(&self, order: Ordering) -> usize {
-        // Taken first: every job taken was admitted before.
-        let taken = self.takers.taken.load(order);
-        let admitted = self.submits.admitted.load(order);
-        admitted.saturating_sub(taken) as usize
+        outstanding(&self.submits.admitted, &self.takers.taken, order) as usize
     }
 
     /// Jobs counted into the inbox and not yet sorted in.
     fn pending(&self, order: Ordering) -> u64 {
-        // Sorted first: every job sorted in was posted before.
-        let sorted = self.takers.sorted.load(order);
-        let posted = self.submits.posted.load(order);
-        posted.saturating_sub(sorted)
+        outstanding(&self.submits.posted, &self.takers.sorted, order)
     }
 
     /// Counts one more job on the board, and in the inbox if `inbox`, if
@@ -369,6 +363,17 @@ impl Counts {
         // the sort published.
         self.takers.sorted.fetch_add(n, Ordering::Release);
     }
+}
+
+/// How far running total `done` is behind `counted`, where everything
+/// `done` counts was first counted in `counted` (jobs taken after they
+/// were admitted, sorted in after they were posted, turns received after
+/// they were sent). `done` is read first, so that ordered loads never
+/// see more done than counted; a relaxed load may, and the difference
+/// saturates at zero.
+fn outstanding(counted: &AtomicU64, done: &AtomicU64, order: Ordering) -> u64 {
+    let done = done.load(order);
+    counted.load(order).saturating_sub(done)
 }
 
 /// Where routed jobs wait to be sorted in. A bounded channel for a board
@@ -573,11 +578,13 @@ impl<J> Board<J> {
     /// How many of the jobs channel's messages are turns, left out of
     /// `Stats::queued`.
     pub(crate) fn turns(&self) -> usize {
-        // ORDERING: Relaxed: a statistic. Received first: a turn is
-        // received after it is sent.
-        let received = self.counts.takers.turns.load(Ordering::Relaxed);
-        let sent = self.counts.submits.turns.load(Ordering::Relaxed);
-        sent.saturating_sub(received) as usize
+        // ORDERING: Relaxed: a statistic.
+        let counts = &self.counts;
+        outstanding(
+            &counts.submits.turns,
+            &counts.takers.turns,
+            Ordering::Relaxed,
+        ) as usize
     }
 
     /// Marks the calling worker blocked on the channels until the guard
@@ -852,12 +859,25 @@ impl<J> Board<J> {
         self.running[lane].load(Ordering::Relaxed)
     }
 
+    /// Whether a job of lane `lane` may start: the lane is under its cap.
+    fn under_cap(&self, lane: usize) -> bool {
+        self.running(lane) < self.front.settings.caps[lane]
+    }
+
+    /// Counts `n` jobs taken off the lane queues or key queues under the
+    /// lock, and publishes what is ready after.
+    fn removed(&self, state: &mut State<J>, n: usize) {
+        state.sorted -= n;
+        self.publish(state);
+        self.counts.remove(n);
+    }
+
     /// Stores how many queued jobs may start now, after a change under the
     /// lock: a worker that finds none blocks instead of looking again.
     fn publish(&self, state: &State<J>) {
         let mut ready = 0;
         for lane in 0..3 {
-            if self.running(lane) < self.front.settings.caps[lane] {
+            if self.under_cap(lane) {
                 ready += state.lanes[lane].len();
             }
         }
@@ -893,11 +913,9 @@ impl<J> Board<J> {
     fn take_locked(&self, state: &mut State<J>) -> Option<(Envelope<J>, Ticket)> {
         let lane = self.pick(state)?;
         let entry = state.lanes[lane].pop_front()?;
-        state.sorted -= 1;
         // ORDERING: Relaxed: see `running`.
         self.running[lane].fetch_add(1, Ordering::Relaxed);
-        self.publish(state);
-        self.counts.remove(1);
+        self.removed(state, 1);
         Some((entry.queued, Ticket(entry.route)))
     }
 
@@ -920,9 +938,7 @@ impl<J> Board<J> {
     /// starvation bound, else the highest lane with a job; lanes at their
     /// cap are passed over.
     fn pick(&self, state: &State<J>) -> Option<usize> {
-        let open = |lane: usize| {
-            self.running(lane) < self.front.settings.caps[lane] && !state.lanes[lane].is_empty()
-        };
+        let open = |lane: usize| self.under_cap(lane) && !state.lanes[lane].is_empty();
         // Plain loops over the three lanes: as iterator chains they were
         // a fifth of a take's instructions.
         let (mut first, mut open_lanes) = (None, 0);
@@ -971,7 +987,7 @@ impl<J> Board<J> {
             return 0;
         }
         let mut state = self.lock();
-        let at_cap = self.running(lane) == self.front.settings.caps[lane];
+        let at_cap = !self.under_cap(lane);
         self.running[lane].fetch_sub(1, Ordering::Relaxed);
         let mut made_ready = usize::from(at_cap && !state.lanes[lane].is_empty());
         let mut key_room = false;
@@ -1018,9 +1034,7 @@ impl<J> Board<J> {
         for key in queued_keys {
             state.keys.remove(&key);
         }
-        state.sorted -= drained.len();
-        self.publish(&state);
-        self.counts.remove(drained.len());
+        self.removed(&mut state, drained.len());
         drop(state);
         self.wake_sleepers(true);
         drained
@@ -1034,13 +1048,11 @@ impl<J> Board<J> {
         let lane = &mut state.lanes[route.lane.index()];
         let at = lane.iter().position(|entry| entry.id == id)?;
         let entry = lane.remove(at)?;
-        state.sorted -= 1;
-        self.publish(&state);
-        self.counts.remove(1);
         if let Some(key) = route.key {
             // It was its key's only job: nothing queued behind, none running.
             state.keys.remove(&key);
         }
+        self.removed(&mut state, 1);
         drop(state);
         // Its place is free: a submit may be waiting for it.
         self.wake_sleepers(false);
@@ -1129,7 +1141,7 @@ crate::sync::thread_local! {
 
 /// Marks the calling worker as running a job of `crew` taken with
 /// `ticket`, if keyed, until the guard drops.
-pub(crate) fn running(crew: usize, ticket: &Ticket) -> Option<RunningKey> {
+pub(crate) fn hold_key(crew: usize, ticket: &Ticket) -> Option<RunningKey> {
     let key = ticket.0.key?;
     let outer = RUNNING_KEY.with(|running| running.replace(Some((crew, key))));
     Some(RunningKey(outer))

@@ -93,7 +93,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         let Some(ticket) = ticket else {
             return self.run_job(queued, state, local);
         };
-        let _key = dispatch::running(self.id(), ticket);
+        let _key = dispatch::hold_key(self.id(), ticket);
         state.board_lane.set(Some(ticket.lane()));
         let ran = self.run_job(queued, state, local);
         // Unset unless the job's end was recorded here (not if a join
