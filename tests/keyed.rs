@@ -669,3 +669,69 @@ fn worker_pool_shutdown_now_hands_back_every_unrun_keyed_job() {
         assert_eq!(delivered, [0]);
     });
 }
+
+#[test]
+fn a_join_on_the_only_worker_runs_its_keys_next_job_there() {
+    // A job joining a keyed job that no free worker is left to run: the
+    // join runs it on its own worker, as it does an unkeyed one, and the
+    // key is released after (its next job runs).
+    with_timeout(LONG, || {
+        let pool = Arc::new(ThreadPool::builder().workers(1).build().unwrap());
+        let inner_pool = Arc::clone(&pool);
+        let outer = pool
+            .submit(move |_ctx| {
+                let mut first = inner_pool.keyed("x").submit(|_ctx| 1).unwrap();
+                let first = first.join_timeout(WAIT);
+                let second = inner_pool.keyed("x").submit(|_ctx| 2).unwrap();
+                (first, second)
+            })
+            .unwrap();
+        let (first, second) = outer.join().unwrap();
+        assert_eq!(first, Some(Ok(1)), "the join ran its keyed job");
+        assert_eq!(second.join(), Ok(2), "the key was released");
+        let stats = pool.stats();
+        assert_eq!(stats.completed, 3);
+        assert_eq!(stats.cancelled, 0, "the run job's envelope counted nothing");
+        assert_eq!(stats.queued, 0);
+    });
+}
+
+#[test]
+fn a_join_does_not_run_a_keyed_job_held_behind_its_key() {
+    // X2 waits behind X1 (key x), which runs on the other worker: a join
+    // of X2 waits for it rather than running X2 first.
+    with_timeout(LONG, || {
+        let pool = Arc::new(ThreadPool::builder().workers(2).build().unwrap());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (x1_started, on_x1) = bounded(1);
+        let (release_x1, x1_released) = bounded::<()>(1);
+        let x1_order = Arc::clone(&order);
+        let x1 = pool
+            .keyed("x")
+            .submit(move |_ctx| {
+                x1_started.send(()).unwrap();
+                let _ = x1_released.recv_timeout(WAIT);
+                x1_order.lock().push(1);
+            })
+            .unwrap();
+        on_x1.recv_timeout(WAIT).unwrap();
+        let x2_order = Arc::clone(&order);
+        let x2 = pool
+            .keyed("x")
+            .submit(move |_ctx| x2_order.lock().push(2))
+            .unwrap();
+        let (joining, on_joining) = bounded(1);
+        let joiner = pool
+            .submit(move |_ctx| {
+                joining.send(()).unwrap();
+                let mut x2 = x2;
+                x2.join_timeout(WAIT)
+            })
+            .unwrap();
+        on_joining.recv_timeout(WAIT).unwrap();
+        release_x1.send(()).unwrap();
+        assert_eq!(joiner.join(), Ok(Some(Ok(()))));
+        assert_eq!(x1.join(), Ok(()));
+        assert_eq!(*order.lock(), [1, 2], "the key's order held");
+    });
+}

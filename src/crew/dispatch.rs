@@ -1040,6 +1040,35 @@ impl<J> Board<J> {
         drained
     }
 
+    /// Takes the job of key `key` that `is_this` picks off its lane queue,
+    /// for a join on one of the pool's workers to run inline; give the
+    /// ticket back to [`finish`](Self::finish) once it ends. Only while
+    /// it is its key's next job (in a lane queue, not held behind one of
+    /// its key), so the key's order holds, and the key stays active, as
+    /// for any running job, until then. Its lane's limit is not checked:
+    /// the run takes the joining worker, already taken, and a capped lane
+    /// whose job joins a job of its own lane would otherwise wait forever.
+    pub(crate) fn claim(
+        &self,
+        key: u64,
+        is_this: &dyn Fn(&J) -> bool,
+    ) -> Option<(Envelope<J>, Ticket)> {
+        let mut state = self.lock();
+        let (lane, at) = (0..3).find_map(|lane| {
+            state.lanes[lane]
+                .iter()
+                .position(|entry| entry.route.key == Some(key) && is_this(&entry.queued.job))
+                .map(|at| (lane, at))
+        })?;
+        let entry = state.lanes[lane].remove(at)?;
+        // ORDERING: Relaxed: see `running`.
+        self.running[lane].fetch_add(1, Ordering::Relaxed);
+        self.removed(&mut state, 1);
+        drop(state);
+        self.wake_sleepers(false);
+        Some((entry.queued, Ticket(entry.route)))
+    }
+
     /// Removes the job `admit` gave board id `id`, if still queued and not
     /// held behind its key (a rendezvous submit whose turn found no
     /// worker).

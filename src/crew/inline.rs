@@ -13,6 +13,13 @@
 //! ([`Start::Elsewhere`](super::Start)) and counts nothing, and a discard
 //! first claims it (`Exec::claim`), so exactly one of the two happens.
 //!
+//! A keyed job is different: its envelope's place on the dispatcher's
+//! board is its key's order. A join runs it here only while it is its
+//! key's next job (in a lane queue, not held behind one of its key): the
+//! envelope is then taken off the board as a worker would take it
+//! ([`Board::claim`](super::dispatch::Board::claim)), the key stays held
+//! during the run, and the run's end releases it as a worker's would.
+//!
 //! Inline runs nest (an inline job may join another) while the worker's
 //! stack has room: past half of it, a join waits as it always did.
 
@@ -37,6 +44,11 @@ trait Runner {
     /// Whether the stack has room for one more nested run.
     fn has_stack(&self) -> bool;
     fn run(&self, job: &mut dyn FnMut(Run<'_>) -> Ran);
+    /// Runs `job`, the keyed job whose queued envelope holds `cell`
+    /// ([`Exec::holds`]), if the board lets it go now
+    /// ([`Board::claim`](super::dispatch::Board::claim)); returns whether
+    /// it did.
+    fn run_claimed(&self, key: u64, cell: *const (), job: &mut dyn FnMut(Run<'_>) -> Ran) -> bool;
 }
 
 struct Inline<J, E> {
@@ -79,12 +91,27 @@ pub(crate) fn works_for(crew: usize) -> bool {
 /// Runs `job` here through the lifecycle if this thread is one of crew
 /// `crew`'s workers with stack to spare; returns whether it did.
 pub(crate) fn run_inline(crew: usize, job: &mut dyn FnMut(Run<'_>) -> Ran) -> bool {
+    runner_for(crew, |runner| runner.run(job)).is_some()
+}
+
+/// As [`run_inline`], for a job of key `key` whose envelope on the board
+/// holds `cell`: it runs here only if it is its key's next job, which
+/// the board then holds as running (see the module docs).
+pub(crate) fn run_keyed_inline(
+    crew: usize,
+    key: u64,
+    cell: *const (),
+    job: &mut dyn FnMut(Run<'_>) -> Ran,
+) -> bool {
+    runner_for(crew, |runner| runner.run_claimed(key, cell, job)) == Some(true)
+}
+
+/// Calls `f` with this thread's runner if it is one of crew `crew`'s
+/// workers with stack to spare.
+fn runner_for<R>(crew: usize, f: impl FnOnce(&dyn Runner) -> R) -> Option<R> {
     HERE.with(|here| match here.borrow().as_deref() {
-        Some(runner) if runner.crew() == crew && runner.has_stack() => {
-            runner.run(job);
-            true
-        }
-        _ => false,
+        Some(runner) if runner.crew() == crew && runner.has_stack() => Some(f(runner)),
+        _ => None,
     })
 }
 
@@ -116,5 +143,23 @@ impl<J: Send + 'static, E: Exec<J>> Runner for Inline<J, E> {
         let _ = job(state.run(0, 0, false));
         // The worker's own job, which joined, is still running.
         self.slot.set_busy(true);
+    }
+
+    fn run_claimed(&self, key: u64, cell: *const (), job: &mut dyn FnMut(Run<'_>) -> Ran) -> bool {
+        let board = &self.shared.board;
+        let exec = &self.shared.exec;
+        let Some((queued, ticket)) = board.claim(key, &|queued: &J| exec.holds(queued, cell))
+        else {
+            return false;
+        };
+        self.run(job);
+        // As at a worker's end of a board job, but every job this makes
+        // ready goes to idle workers: this one goes back to its join.
+        let ready = board.finish(ticket);
+        self.shared.nudge(ready);
+        // The envelope of the job that ran above counts nothing; if its
+        // handle had cancelled it first, it is counted as never run.
+        self.shared.discard(queued);
+        true
     }
 }

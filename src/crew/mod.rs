@@ -90,7 +90,7 @@ use std::time::{Duration, Instant};
 use dispatch::Board;
 pub(crate) use dispatch::{Dispatch, Route, runs_key};
 pub(crate) use elastic::Elastic;
-pub(crate) use inline::{run_inline, works_for};
+pub(crate) use inline::{run_inline, run_keyed_inline, works_for};
 use intake::Intake;
 pub(crate) use intake::{Feeder, OnCancel, SendFail, Shutter, Wait, send};
 pub(crate) use job::{End, Ends, Ran, Run, Start};
@@ -167,6 +167,13 @@ pub(crate) trait Exec<J>: Send + Sync + 'static {
     /// its handle's join ran inline), which no longer can after this.
     fn claim(&self, job: &J) -> u64 {
         self.jobs(job)
+    }
+
+    /// Whether `job` is the queue's reference to the job cell at `cell`
+    /// (a join that runs a keyed job inline finds its envelope on the
+    /// board by it). None is, unless the front door shares cells.
+    fn holds(&self, _job: &J, _cell: *const ()) -> bool {
+        false
     }
 }
 
@@ -809,7 +816,7 @@ impl<J, E> Shared<J, E> {
 }
 
 impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
-    fn discard(&self, queued: Envelope<J>) {
+    pub(super) fn discard(&self, queued: Envelope<J>) {
         let reason = self.ctx.reason().unwrap_or(Cancelled::Canceled);
         self.discard_for(queued, reason);
     }

@@ -201,7 +201,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     }
 
     /// Wakes up to `n` idle workers to look at the board.
-    fn nudge(&self, n: usize) {
+    pub(super) fn nudge(&self, n: usize) {
         for _ in 0..n {
             let _ = self.retire.0.send(Nudge::Look);
         }

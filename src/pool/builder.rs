@@ -56,9 +56,10 @@ impl ThreadPoolBuilder {
     ///
     /// A job's [`join`](crate::JobHandle::join) on one of the pool's
     /// workers runs the job inline if it has not started, on the worker
-    /// that the joining job already holds; such a run takes no further
-    /// worker, and is counted neither against its lane's limit nor in
-    /// the lane's running jobs in [`Stats::lanes`](crate::Stats::lanes).
+    /// that the joining job already holds: such a run takes no further
+    /// worker, and may take its lane past its limit (an unkeyed one is
+    /// not counted among the lane's running jobs in
+    /// [`Stats::lanes`](crate::Stats::lanes)).
     ///
     /// # Examples
     ///

@@ -29,9 +29,9 @@ pub(crate) struct JobCell<F, T> {
     /// The crew it was submitted to (see `crew::run_inline`); 0 for none.
     crew: usize,
     /// The hash of its key, if submitted with one (never zero: see
-    /// `Route::key_of`): a join never runs it inline (that would run it
-    /// out of its key's order), and fails rather than hang when the
-    /// joiner is an earlier job of the key.
+    /// `Route::key_of`): a join runs it inline only while it is its key's
+    /// next job (the board then holds the key for the run), and fails
+    /// rather than hang when the joiner is an earlier job of the key.
     key: Option<NonZeroU64>,
     /// Set under the `state` lock: a join ran the job inline, and counted
     /// it, so its queued envelope counts nothing.
@@ -315,16 +315,25 @@ where
     T: Send + 'static,
 {
     fn help(&self) -> bool {
-        if let Some(key) = self.key.map(NonZeroU64::get) {
-            return !crew::runs_key(self.crew, key) || self.started();
-        }
-        crew::run_inline(self.crew, &mut |run| {
+        let mut run_here = |run: Run<'_>| {
             let pool = run.parent();
             run.call(
                 |ctx| self.start_here(ctx, pool),
                 |end| self.fill(end.into_result()),
             )
-        });
+        };
+        match self.key.map(NonZeroU64::get) {
+            // Queued behind the caller's own job: it cannot start first.
+            Some(key) if crew::runs_key(self.crew, key) => return self.started(),
+            // Only if it is its key's next job, the key held meanwhile.
+            Some(key) => {
+                let cell = std::ptr::from_ref(self).cast::<()>();
+                crew::run_keyed_inline(self.crew, key, cell, &mut run_here);
+            }
+            None => {
+                crew::run_inline(self.crew, &mut run_here);
+            }
+        }
         true
     }
 
@@ -418,6 +427,13 @@ impl SharedTask {
         self.cell = None;
     }
 
+    /// Whether this is the reference to the cell at `cell`.
+    pub(crate) fn holds(&self, cell: *const ()) -> bool {
+        self.cell
+            .as_ref()
+            .is_some_and(|held| Arc::as_ptr(held).cast::<()>() == cell)
+    }
+
     /// See [`CellJob::claim`].
     pub(crate) fn claim(&self) -> u64 {
         self.cell.as_ref().map_or(1, |cell| cell.claim())
@@ -463,8 +479,10 @@ impl<T> JobHandle<T> {
     /// queued, `join` takes the job and runs it right there, through the
     /// same lifecycle (context, per-job timeout, panic capture, counted in
     /// [`stats`](crate::ThreadPool::stats) once) — so a job that submits and
-    /// joins another cannot deadlock, even on a 1-worker pool. A job
-    /// already running on another worker is waited for. An inline job is
+    /// joins another cannot deadlock, even on a 1-worker pool. A keyed
+    /// job runs there only once it is its key's next (none of its key
+    /// queued before it or running); until then, and for a job already
+    /// running on another worker, `join` waits. An inline job is
     /// not timed and not passed to the `on_job_done` hook. Inline runs nest
     /// (an inline job may join another) while the worker has used less than
     /// half of its stack ([`stack_size`](crate::ThreadPoolBuilder::stack_size),

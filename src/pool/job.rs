@@ -73,6 +73,10 @@ impl Exec<Task> for PoolExec {
             other => self.jobs(other),
         }
     }
+
+    fn holds(&self, job: &Task, cell: *const ()) -> bool {
+        matches!(job, Task::Shared(task) if task.holds(cell))
+    }
 }
 
 /// A fire-and-forget closure from `execute`.

@@ -44,7 +44,15 @@ pub(crate) struct Shared {
     pub(crate) results: Mutex<Vec<(usize, Result<bool, JobError>)>>,
     /// The pool's per-job timeout, for the children's work.
     pub(crate) timeout: Option<Duration>,
+    /// In a keyed round, every other child goes along a key of its own:
+    /// always its key's next job, so its parent's join runs it inline
+    /// through the dispatcher's board when no worker has taken it.
+    pub(crate) keyed_children: bool,
 }
+
+/// Where the children's own keys start: above every key a round's
+/// submitters draw.
+const CHILD_KEYS: u64 = 1 << 40;
 
 thread_local! {
     /// How many jobs on this thread are joining their children: a job
@@ -137,10 +145,14 @@ impl Shared {
             let Some(pool) = slot.as_ref() else {
                 break;
             };
-            let result = if attempt % 2 == 0 {
-                pool.try_submit(job)
-            } else {
-                pool.submit_timeout(job, ROOM_WAIT)
+            let keyed = self.keyed_children && id % 2 == 0;
+            let result = match (keyed, attempt % 2 == 0) {
+                (false, true) => pool.try_submit(job),
+                (false, false) => pool.submit_timeout(job, ROOM_WAIT),
+                (true, true) => pool.keyed(CHILD_KEYS + id as u64).try_submit(job),
+                (true, false) => pool
+                    .keyed(CHILD_KEYS + id as u64)
+                    .submit_timeout(job, ROOM_WAIT),
             };
             drop(slot);
             match result {

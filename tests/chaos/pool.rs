@@ -301,6 +301,7 @@ fn run(plan: &PoolPlan, ledger: Arc<Ledger>) -> Tally {
             slot: RwLock::new(Some(plan.build(&name, &parent))),
             results: Mutex::new(Vec::new()),
             timeout: plan.job_timeout,
+            keyed_children: plan.routes.is_some(),
         }),
         feed: Feed::new(plan.trigger_at, plan.submitters),
         check,
