@@ -388,7 +388,11 @@ pub(crate) struct Counters {
     vacant: Mutex<Vec<std::sync::Arc<CachePadded<WorkerSlot>>>>,
     /// The window's ring of marks, and the stamp of the newest.
     marks: Mutex<VecDeque<Mark>>,
-    last_mark: AtomicU64,
+    /// A hint for `tick`, which orders nothing, so a std atomic even in a
+    /// loom build: it is stored only when a mark is due by the clock, and
+    /// a model's steps must not depend on how long an execution took (a
+    /// stall past `MARK_EVERY` under load made one replay differ).
+    last_mark: std::sync::atomic::AtomicU64,
 }
 
 /// Totals at one instant, for rates over the window.
