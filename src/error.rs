@@ -672,9 +672,8 @@ pub enum BuildError {
     /// `lane_limit(lane, 0)`: the lane's jobs could never start.
     #[error("lane_limit({0:?}, 0) would let no {0:?} job ever start; the limit must be at least 1")]
     ZeroLaneLimit(crate::Lane),
-    /// `lane_limit(lane, limit)` above the most workers the pool can have
-    /// (its count, or an adaptive pool's `max`): such a cap could never
-    /// hold a job back.
+    /// `lane_limit(lane, limit)` above a fixed pool's worker count, or an
+    /// adaptive pool's `max`: such a cap could never hold a job back.
     #[error(
         "lane_limit({lane:?}, {limit}) is above the pool's {workers} workers, so it would never hold a job back; use at most {workers}, or leave {lane:?} unlimited"
     )]

@@ -151,17 +151,21 @@ impl Options {
     }
 
     /// The dispatcher's settings: lane caps on `High` and `Background`
-    /// only, each of at least one worker and at most the pool's `workers`
-    /// (an adaptive pool's `max`), a starvation bound and key queue above
-    /// zero.
+    /// only, each of at least one worker and at most a fixed pool's
+    /// `workers` (an adaptive pool's `max`), a starvation bound and key
+    /// queue above zero.
     fn check_dispatch(&self, workers: usize) -> Result<(), BuildError> {
         let dispatch = &self.dispatch;
         if dispatch.caps[Lane::Normal.index()] != usize::MAX {
             return Err(BuildError::NormalLaneLimit);
         }
+        // Only against a count the caller gave: one derived from the
+        // machine would make the same settings build on one host and not
+        // on another, and a limit above it merely never binds.
         let most = match self.sizing {
+            Sizing::Fixed(_) => workers,
             Sizing::Adaptive { max, .. } => max,
-            _ => workers,
+            _ => usize::MAX,
         };
         for lane in Lane::ALL {
             match dispatch.caps[lane.index()] {

@@ -735,3 +735,33 @@ fn a_join_does_not_run_a_keyed_job_held_behind_its_key() {
         assert_eq!(*order.lock(), [1, 2], "the key's order held");
     });
 }
+
+#[test]
+fn a_keyed_job_run_by_a_join_holds_its_key() {
+    // Found in review: K1 (key 7), run inline by a join on the only
+    // worker, joins K2 (key 7), queued behind it. That must fail at once,
+    // as it does when K1 runs on a worker, and not wait for ever. And the
+    // joining job's own key stays held beneath it.
+    with_timeout(LONG, || {
+        let pool = Arc::new(ThreadPool::builder().workers(1).build().unwrap());
+        let inner = Arc::clone(&pool);
+        let outer = pool
+            .keyed(3)
+            .submit(move |_ctx| {
+                let pool = Arc::clone(&inner);
+                let mut k1 = inner
+                    .keyed(7)
+                    .submit(move |_ctx| {
+                        let mut same_key = pool.keyed(7).submit(|_ctx| ()).unwrap();
+                        let mut outer_key = pool.keyed(3).submit(|_ctx| ()).unwrap();
+                        (same_key.join_timeout(WAIT), outer_key.join_timeout(WAIT))
+                    })
+                    .unwrap();
+                k1.join_timeout(WAIT)
+            })
+            .unwrap();
+        let (same_key, outer_key) = outer.join().unwrap().expect("K1 ran").unwrap();
+        assert_eq!(same_key, Some(Err(JobError::QueuedBehindCaller)));
+        assert_eq!(outer_key, Some(Err(JobError::QueuedBehindCaller)));
+    });
+}

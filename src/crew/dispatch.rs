@@ -100,7 +100,7 @@
 //! a submit waits for room, or is refused, per its family, as one blocked
 //! on the channel is.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::OnceLock;
@@ -614,13 +614,14 @@ impl<J> Board<J> {
     /// [`blocks`](Self::blocks)). Called after [`admit`](Self::admit),
     /// whose fence orders the push before this load.
     pub(crate) fn wants_turn(&self) -> bool {
-        self.front.blocked.load(Ordering::Relaxed) != 0
+        self.blocked() != 0
     }
 
-    /// Workers counted blocked, for tests that need one asleep.
-    #[cfg(test)]
+    /// Workers counted blocked on the channels (see [`blocks`](Self::blocks)):
+    /// exact for a caller that fenced after its own change to the board.
     pub(crate) fn blocked(&self) -> usize {
-        self.front.blocked.load(Ordering::SeqCst)
+        // ORDERING: Relaxed: callers fence first.
+        self.front.blocked.load(Ordering::Relaxed)
     }
 
     /// Whether a routed job was ever submitted.
@@ -741,15 +742,16 @@ impl<J> Board<J> {
 
     /// Counts one more job on the board, under the lock, if the board
     /// and `route`'s key have room. The count comes first, then every job
-    /// counted into the inbox is sorted in, so the key's queue is exact:
-    /// a job of this key counted later went through the inbox, which it
-    /// enters only while the board, this job included, holds fewer than
-    /// a key may queue, so it cannot take the key past its limit either.
-    /// (Estimating the jobs counted between a sort and this count as this
-    /// key's, as before, refused a key with room now and then.)
+    /// counted before it (and since) is sorted in, pushed or on its way,
+    /// so the key's queue is exact: a job of this key counted later goes
+    /// through the inbox, which it enters only while the board, this job
+    /// included, holds fewer than a key may queue, so it cannot take the
+    /// key past its limit either. (Estimating the jobs counted between a
+    /// sort and this count as this key's, as before, refused a key with
+    /// room now and then.)
     fn reserve_locked(&self, state: &mut State<J>, route: Route) -> bool {
         let counted = self.counts.reserve(self.front.capacity, false);
-        self.sort_in(state, true);
+        self.sort_in(state, Some(usize::from(counted)));
         if !counted {
             return false;
         }
@@ -771,36 +773,39 @@ impl<J> Board<J> {
     /// Locks the board's state, with the jobs in the inbox sorted in.
     fn lock(&self) -> MutexGuard<'_, State<J>> {
         let mut state = self.state.lock();
-        self.sort_in(&mut state, false);
+        self.sort_in(&mut state, None);
         state
     }
 
-    /// Sorts in the jobs in the inbox, and if `all`, every job counted
-    /// into it: a submit counts its job, then pushes it without waiting
-    /// for anything, so one counted and not yet there is waited for (only
-    /// the holder of the lock takes from the inbox, so it is this
-    /// thread's to take).
+    /// Sorts in the jobs in the inbox, and with `all_but(own)`, every job
+    /// counted onto the board and not on it yet, but `own` of the
+    /// caller's: a submit counts its job, then pushes it into the inbox
+    /// without waiting for anything (one that locks pushes under the
+    /// lock), so one counted and not yet there is waited for; only the
+    /// holder of the lock takes from the inbox, so it is this thread's to
+    /// take. By the board's count, not the inbox's, which a submit bumps
+    /// a moment after it.
     ///
-    /// Without `all` it reads no count: a count that every submit writes,
+    /// With `None` it reads no count: a count that every submit writes,
     /// read by the workers for every job, took its line from the
     /// submitting thread each time.
-    fn sort_in(&self, state: &mut State<J>, all: bool) {
+    fn sort_in(&self, state: &mut State<J>, all_but: Option<usize>) {
         let Some(inbox) = self.front.inbox.get() else {
             return;
         };
-        let mut sorted = 0;
+        let mut sorted: u64 = 0;
         while let Ok(entry) = inbox.rx.try_recv() {
             self.push(state, entry);
             sorted += 1;
         }
-        if all {
+        if let Some(own) = all_but {
             // ORDERING: Acquire: the drain fences before it looks, and a
             // failed take looks again after its own look found nothing.
-            let counted = self
+            let on_the_way = self
                 .counts
-                .pending(Ordering::Acquire)
-                .saturating_sub(sorted);
-            for _ in 0..counted {
+                .len(Ordering::Acquire)
+                .saturating_sub(state.sorted + own);
+            for _ in 0..on_the_way {
                 if let Some(entry) = inbox.next_pushed() {
                     self.push(state, entry);
                     sorted += 1;
@@ -903,7 +908,7 @@ impl<J> Board<J> {
 
     fn take_sorted(&self, all: bool) -> Option<(Envelope<J>, Ticket)> {
         let mut state = self.state.lock();
-        self.sort_in(&mut state, all);
+        self.sort_in(&mut state, all.then_some(0));
         let entry = self.take_locked(&mut state)?;
         drop(state);
         self.wake_sleepers(false);
@@ -1017,7 +1022,7 @@ impl<J> Board<J> {
     pub(crate) fn drain(&self) -> Vec<Envelope<J>> {
         let mut state = self.state.lock();
         // Every job counted: the cancel's fence pairs with `admit`'s.
-        self.sort_in(&mut state, true);
+        self.sort_in(&mut state, Some(0));
         let mut drained = Vec::new();
         let mut queued_keys = Vec::new();
         for lane in &mut state.lanes {
@@ -1054,6 +1059,12 @@ impl<J> Board<J> {
         is_this: &dyn Fn(&J) -> bool,
     ) -> Option<(Envelope<J>, Ticket)> {
         let mut state = self.lock();
+        // Taken already (its key has nothing queued or running), or not
+        // its key's next: no lane queue holds it. A scan of the lanes,
+        // under the lock, for a join on a worker only.
+        if !state.keys.contains_key(&key) {
+            return None;
+        }
         let (lane, at) = (0..3).find_map(|lane| {
             state.lanes[lane]
                 .iter()
@@ -1164,22 +1175,24 @@ impl<J> Board<J> {
 }
 
 crate::sync::thread_local! {
-    /// On a worker running a keyed job: its crew and key.
-    static RUNNING_KEY: Cell<Option<(usize, u64)>> = const { Cell::new(None) };
+    /// On a worker running keyed jobs: each one's crew and key, the
+    /// innermost last (a join runs a job inline inside the joining one).
+    static RUNNING_KEYS: RefCell<Vec<(usize, u64)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks the calling worker as running a job of `crew` taken with
 /// `ticket`, if keyed, until the guard drops.
 pub(crate) fn hold_key(crew: usize, ticket: &Ticket) -> Option<RunningKey> {
     let key = ticket.0.key?;
-    let outer = RUNNING_KEY.with(|running| running.replace(Some((crew, key))));
-    Some(RunningKey(outer))
+    RUNNING_KEYS.with(|running| running.borrow_mut().push((crew, key)));
+    Some(RunningKey)
 }
 
 /// Whether the calling thread is running a job of `crew` with the key
-/// hashed to `key`: a later job of that key cannot start until it returns.
+/// hashed to `key`, itself or one that joined into it: a later job of
+/// that key cannot start until it returns.
 pub(crate) fn runs_key(crew: usize, key: u64) -> bool {
-    RUNNING_KEY.with(Cell::get) == Some((crew, key))
+    RUNNING_KEYS.with(|running| running.borrow().contains(&(crew, key)))
 }
 
 /// A worker blocked on the channels, from [`Board::blocks`].
@@ -1191,12 +1204,12 @@ impl Drop for Blocked<'_> {
     }
 }
 
-/// Restores the key a nested inline run replaced.
-pub(crate) struct RunningKey(Option<(usize, u64)>);
+/// Lets go of the key `hold_key` marked, when its job ends.
+pub(crate) struct RunningKey;
 
 impl Drop for RunningKey {
     fn drop(&mut self) {
-        RUNNING_KEY.with(|running| running.set(self.0));
+        RUNNING_KEYS.with(|running| running.borrow_mut().pop());
     }
 }
 
@@ -1205,9 +1218,12 @@ mod tests {
     use std::hash::{BuildHasher, BuildHasherDefault};
     use std::time::{Duration, Instant};
 
+    use std::collections::VecDeque;
+
     use super::{Board, Dispatch, Entry, KeyHasher, Route};
     use crate::context::Context;
     use crate::crew::{Envelope, Wait};
+    use crate::sync::Ordering;
 
     fn entry(job: i32, route: Route) -> Entry<i32> {
         Entry::new(Envelope::unstamped(job), route, Instant::now())
@@ -1265,6 +1281,45 @@ mod tests {
             "{} of 256 low bytes",
             low_bytes.len()
         );
+    }
+
+    #[test]
+    fn a_keyed_submit_that_locks_waits_for_jobs_counted_before_it() {
+        // Found in review: an inbox submit counts its job on the board,
+        // then into the inbox. A keyed submit that had to lock, counting
+        // between the two, waited only for the jobs counted into the
+        // inbox, so it did not see one of its key on the way, and the key
+        // went past its limit.
+        let settings = Dispatch {
+            key_queue: 2,
+            ..Dispatch::default()
+        };
+        let board = Board::new(settings, Some(64));
+        let ctx = Context::new();
+        let inbox = board.inbox().expect("not a rendezvous board");
+        let key = Route::keyed("k");
+        push(&board, 0, key);
+        let (_running, _ticket) = board.take().expect("the key's first job runs");
+        push(&board, 1, key);
+        std::thread::scope(|scope| {
+            // A submit of the key counted on the board and descheduled
+            // before it counted into the inbox and pushed.
+            board.counts.add();
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                board.counts.submits.posted.fetch_add(1, Ordering::SeqCst);
+                assert!(inbox.tx.send(entry(2, key)).is_ok());
+            });
+            let locked = board.admit(Envelope::unstamped(3), key, Wait::Now, &ctx, &|| false);
+            assert!(locked.is_err(), "the key's queue was full");
+        });
+        let behind = board
+            .state
+            .lock()
+            .keys
+            .get(&key.key.unwrap())
+            .map(VecDeque::len);
+        assert_eq!(behind, Some(2));
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 use std::cell::{Cell, RefCell};
 
+use super::dispatch;
 use super::job::WorkerState;
 use super::{Exec, Ran, Run, Shared};
 use crate::stats::WorkerSlot;
@@ -152,11 +153,15 @@ impl<J: Send + 'static, E: Exec<J>> Runner for Inline<J, E> {
         else {
             return false;
         };
+        // Held as a worker holds its job's key: the job may join a later
+        // job of its own key, which must fail rather than wait for it.
+        let key = dispatch::hold_key(self.shared.id(), &ticket);
         self.run(job);
+        drop(key);
         // As at a worker's end of a board job, but every job this makes
         // ready goes to idle workers: this one goes back to its join.
         let ready = board.finish(ticket);
-        self.shared.nudge(ready);
+        self.shared.nudge_idle(ready);
         // The envelope of the job that ran above counts nothing; if its
         // handle had cancelled it first, it is counted as never run.
         self.shared.discard(queued);

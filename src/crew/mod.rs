@@ -352,6 +352,12 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         self.shared.board.blocked()
     }
 
+    /// Nudges and retire tokens not yet taken, for tests.
+    #[cfg(test)]
+    pub(crate) fn retire_backlog(&self) -> usize {
+        self.shared.retire.1.len()
+    }
+
     /// Starts `config.workers` threads taking jobs from `jobs`, each with
     /// its own `make_local()`. On failure every thread already started is
     /// stopped and joined before the error is returned.

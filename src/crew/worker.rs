@@ -107,8 +107,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn leave(&self) -> Leave {
         if self.ctx.is_done() {
             self.drain();
-        } else if self.board.has_ready() {
-            self.nudge(1);
+        } else {
+            self.nudge_idle(1);
         }
         // Futures waiting for room see why there is none.
         self.room.wake_all();
@@ -166,17 +166,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// board: what it received may have been sent to wake a blocked
     /// worker (a channel wakes a blocked receiver for each message, and
     /// one that finds the message taken blocks again). If a job is still
-    /// ready and a worker blocked, that worker is nudged, or the job
-    /// would wait for a busy worker while it sleeps.
-    ///
-    /// No lost nudge: the fence pairs with the one in `Board::blocks`, so
-    /// either this look sees the worker counted blocked, or that worker's
-    /// look sees the job ready and does not block.
+    /// ready, a blocked worker is nudged, or the job would wait for a busy
+    /// worker while it sleeps.
     fn pass_on_wake_up(&self) {
-        fence(Ordering::SeqCst);
-        if self.board.has_ready() && self.board.wants_turn() {
-            self.nudge(1);
-        }
+        self.nudge_idle(1);
     }
 
     /// A job from the board ended: releases its key and lane, after its
@@ -192,7 +185,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             if let Some(slot) = slot {
                 slot.set_ending(None);
             }
-            self.nudge(if leaving {
+            self.nudge_idle(if leaving {
                 ready
             } else {
                 ready.saturating_sub(1)
@@ -200,8 +193,33 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
     }
 
+    /// Wakes up to `n` idle workers to look at the board, for jobs ready
+    /// there that this thread does not take: as many as are counted
+    /// blocked, and none if no job is ready, so nudges that nobody needs
+    /// do not pile up in the retire channel. (A rendezvous crew's workers
+    /// do not count themselves blocked: there every nudge goes.)
+    ///
+    /// No lost nudge: the fence pairs with the one in `Board::blocks`, so
+    /// either this look sees a worker counted blocked, or that worker's
+    /// look sees the job ready and does not block.
+    pub(super) fn nudge_idle(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let n = if self.rendezvous() {
+            n
+        } else {
+            fence(Ordering::SeqCst);
+            if !self.board.has_ready() {
+                return;
+            }
+            n.min(self.board.blocked())
+        };
+        self.nudge(n);
+    }
+
     /// Wakes up to `n` idle workers to look at the board.
-    pub(super) fn nudge(&self, n: usize) {
+    fn nudge(&self, n: usize) {
         for _ in 0..n {
             let _ = self.retire.0.send(Nudge::Look);
         }

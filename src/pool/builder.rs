@@ -48,11 +48,12 @@ impl ThreadPoolBuilder {
     /// [`Lane::Background`]) batch work never takes every worker. Jobs
     /// of a lane at its cap wait on the board while other lanes' jobs
     /// run. [`Lane::Normal`], which holds every job submitted without a
-    /// lane, cannot be capped; `build` says so, and refuses a limit of 0
-    /// or above the most workers the pool can have (its count, or an
-    /// adaptive pool's `max`; a pool to be grown by
-    /// [`set_workers`](crate::ThreadPool::set_workers) is limited to the
-    /// count it is built with).
+    /// lane, cannot be capped; `build` says so, and refuses a limit of 0,
+    /// or one above the count of a pool built with
+    /// [`workers`](Self::workers) (`Sizing::Fixed`) or the `max` of an
+    /// adaptive one. Against a count derived from the machine
+    /// (`Sizing::CpuBound` and the like) a higher limit is accepted and
+    /// never binds, so that the same settings build on every host.
     ///
     /// A job's [`join`](crate::JobHandle::join) on one of the pool's
     /// workers runs the job inline if it has not started, on the worker

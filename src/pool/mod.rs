@@ -815,6 +815,32 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)]
+    fn nudges_do_not_pile_up_while_every_worker_is_busy() {
+        // Found in review: a join that ran a keyed job inline nudged idle
+        // workers for each job its end made ready, with none idle to take
+        // the nudges, and the retire channel grew by one per job.
+        let pool = Arc::new(ThreadPool::builder().workers(2).build().expect("build"));
+        let jobs = 20_000;
+        let (done, all_done) = mpsc::channel();
+        for i in 0..jobs {
+            let (inner, done) = (Arc::clone(&pool), done.clone());
+            pool.execute(move || {
+                let first = inner.keyed(i).submit(|_| 1).expect("accepted");
+                let second = inner.keyed(i).submit(|_| 2).expect("accepted");
+                let joined = (first.join(), second.join());
+                done.send(joined == (Ok(1), Ok(2))).expect("the test waits");
+            })
+            .expect("accepted");
+        }
+        for _ in 0..jobs {
+            assert_eq!(all_done.recv_timeout(LONG), Ok(true));
+        }
+        let backlog = pool.crew.retire_backlog();
+        assert!(backlog <= 2, "{backlog} nudges left for 2 workers");
+    }
+
+    #[test]
     fn job_contexts_do_not_pile_up_in_the_pool_context() {
         // Jobs that block on their context register with the pool's
         // context while they run and leave its child table empty when they
