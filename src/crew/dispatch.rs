@@ -801,10 +801,17 @@ impl<J> Board<J> {
         if let Some(own) = all_but {
             // ORDERING: Acquire: the drain fences before it looks, and a
             // failed take looks again after its own look found nothing.
-            let on_the_way = self
-                .counts
-                .len(Ordering::Acquire)
-                .saturating_sub(state.sorted + own);
+            // Both counts: the board's may be read stale where nothing
+            // orders it (a take that found a job counted into the inbox
+            // by reading that count, a different word), and the inbox's
+            // misses a job counted on the board and not yet into the
+            // inbox (a submit that locks has just counted its own, with a
+            // read-modify-write, and so reads the board's fresh).
+            let counted = self.counts.len(Ordering::Acquire);
+            let posted = self.counts.pending(Ordering::Acquire);
+            let on_the_way = counted
+                .saturating_sub(state.sorted + own)
+                .max(posted.saturating_sub(sorted) as usize);
             for _ in 0..on_the_way {
                 if let Some(entry) = inbox.next_pushed() {
                     self.push(state, entry);
