@@ -325,7 +325,8 @@ macro_rules! common_setters {
         /// How many jobs of one key may wait behind the one queued or
         /// running (default 1,024), so that one hot key cannot fill the
         /// queue: past it, that key's submits wait (`submit`), or are
-        /// refused with `Full` (`try_submit`, `submit_timeout`). Zero is
+        /// refused with `Full` (`try_submit`, `submit_timeout`). Submits
+        /// of the key racing each other may pass it by a job each. Zero is
         /// rejected by `build()`.
         pub fn key_queue_limit(mut self, jobs: usize) -> Self {
             self.options.dispatch.key_queue = jobs;

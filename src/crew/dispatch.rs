@@ -748,7 +748,13 @@ impl<J> Board<J> {
     /// included, holds fewer than a key may queue, so it cannot take the
     /// key past its limit either. (Estimating the jobs counted between a
     /// sort and this count as this key's, as before, refused a key with
-    /// room now and then.)
+    /// room now and then.) One race is left: the wait is for as many jobs
+    /// as were counted, and the inbox gives them in push order, so one
+    /// counted after the look may stand in for an earlier one of this key
+    /// still on its way, which then takes the key one past its limit (a
+    /// job per submitting thread at most). Waiting for those exactly would
+    /// take a stamp per job; a drain, which must see every job, looks
+    /// again instead (a submit here cannot: submits may go on counting).
     fn reserve_locked(&self, state: &mut State<J>, route: Route) -> bool {
         let counted = self.counts.reserve(self.front.capacity, false);
         self.sort_in(state, Some(usize::from(counted)));
@@ -1028,8 +1034,17 @@ impl<J> Board<J> {
     /// the caller to discard outside the lock.
     pub(crate) fn drain(&self) -> Vec<Envelope<J>> {
         let mut state = self.state.lock();
-        // Every job counted: the cancel's fence pairs with `admit`'s.
-        self.sort_in(&mut state, Some(0));
+        // Every job counted: the cancel's fence pairs with `admit`'s. The
+        // inbox gives jobs in push order, so a wait for as many as were
+        // counted may take later ones in place of one still on its way:
+        // looked at again until none is. It ends: a submit counts only
+        // before it sees the cancellation.
+        loop {
+            self.sort_in(&mut state, Some(0));
+            if self.counts.len(Ordering::Acquire) <= state.sorted {
+                break;
+            }
+        }
         let mut drained = Vec::new();
         let mut queued_keys = Vec::new();
         for lane in &mut state.lanes {

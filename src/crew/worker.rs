@@ -194,10 +194,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     }
 
     /// Wakes up to `n` idle workers to look at the board, for jobs ready
-    /// there that this thread does not take: as many as are counted
-    /// blocked, and none if no job is ready, so nudges that nobody needs
-    /// do not pile up in the retire channel. (A rendezvous crew's workers
-    /// do not count themselves blocked: there every nudge goes.)
+    /// there that this thread does not take: none if no job is ready, and
+    /// no more than are counted blocked, so nudges that nobody needs do
+    /// not pile up in the retire channel. (A rendezvous crew's workers do
+    /// not count themselves blocked: there `n` go while a job is ready.)
     ///
     /// No lost nudge: the fence pairs with the one in `Board::blocks`, so
     /// either this look sees a worker counted blocked, or that worker's
@@ -206,13 +206,13 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         if n == 0 {
             return;
         }
+        fence(Ordering::SeqCst);
+        if !self.board.has_ready() {
+            return;
+        }
         let n = if self.rendezvous() {
             n
         } else {
-            fence(Ordering::SeqCst);
-            if !self.board.has_ready() {
-                return;
-            }
             n.min(self.board.blocked())
         };
         self.nudge(n);
@@ -395,13 +395,22 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     #[inline]
     fn take_retire(&self) -> bool {
         // ORDERING: Acquire pairs with set_workers' Release.
-        if self.retiring.load(Ordering::Acquire) == 0
-            || !matches!(self.retire.1.try_recv(), Ok(Nudge::Retire))
-        {
+        if self.retiring.load(Ordering::Acquire) == 0 {
             return false;
         }
-        self.retiring.fetch_sub(1, Ordering::AcqRel);
-        true
+        match self.retire.1.try_recv() {
+            Ok(Nudge::Retire) => {
+                self.retiring.fetch_sub(1, Ordering::AcqRel);
+                true
+            }
+            // Meant for a blocked worker: passed on, or a ready job would
+            // wait for a busy worker while that one sleeps.
+            Ok(Nudge::Look) => {
+                self.nudge_idle(1);
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Counts a worker out. One that leaves `lost` (it could not start,
