@@ -931,10 +931,17 @@ impl<J> Board<J> {
     fn take_locked(&self, state: &mut State<J>) -> Option<(Envelope<J>, Ticket)> {
         let lane = self.pick(state)?;
         let entry = state.lanes[lane].pop_front()?;
+        Some(self.started(state, lane, entry))
+    }
+
+    /// Counts `entry`, just taken off lane `lane`'s queue, running in
+    /// that lane and off the board; its envelope, and the ticket its end
+    /// gives back to [`finish`](Self::finish).
+    fn started(&self, state: &mut State<J>, lane: usize, entry: Entry<J>) -> (Envelope<J>, Ticket) {
         // ORDERING: Relaxed: see `running`.
         self.running[lane].fetch_add(1, Ordering::Relaxed);
         self.removed(state, 1);
-        Some((entry.queued, Ticket(entry.route)))
+        (entry.queued, Ticket(entry.route))
     }
 
     /// Swaps a plain job a worker just received for the board's best (the
@@ -1094,12 +1101,10 @@ impl<J> Board<J> {
                 .map(|at| (lane, at))
         })?;
         let entry = state.lanes[lane].remove(at)?;
-        // ORDERING: Relaxed: see `running`.
-        self.running[lane].fetch_add(1, Ordering::Relaxed);
-        self.removed(&mut state, 1);
+        let started = self.started(&mut state, lane, entry);
         drop(state);
         self.wake_sleepers(false);
-        Some((entry.queued, Ticket(entry.route)))
+        Some(started)
     }
 
     /// Removes the job `admit` gave board id `id`, if still queued and not
