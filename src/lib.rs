@@ -416,9 +416,14 @@
 //! [`lane_limit`](ThreadPoolBuilder::lane_limit) caps a lane to a number of
 //! workers, so background work never takes them all. Keys and lanes
 //! combine (`pool.lane(Lane::Background).key(tenant)`), and
-//! [`Stats::lane`] reports each lane's queued and running jobs. One
-//! dispatcher decides for both which job a free worker takes next; a pool
-//! that routes no job keeps the plain path and its cost.
+//! [`Stats::lane`] reports each lane's queued and running jobs. A route
+//! ([`Routed`]) has the pool's whole family of submits, down to
+//! [`submit_async`](Routed::submit_async) (waiting for room in the
+//! dispatcher, or in the job's key, as a `Pending` future) and
+//! [`submit_or_run_here`](Routed::submit_or_run_here) (a keyed job runs on
+//! its caller only while its key is idle). One dispatcher decides for
+//! both which job a free worker takes next; a pool that routes no job
+//! keeps the plain path and its cost.
 //!
 //! ```
 //! use brigade::{Lane, ThreadPool};

@@ -15,7 +15,7 @@ use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
 
 use brigade::{
-    Cancelled, Context, ErrGroup, GroupError, JobError, SubmitError, ThreadPool, WorkerPool,
+    Cancelled, Context, ErrGroup, GroupError, JobError, Lane, SubmitError, ThreadPool, WorkerPool,
 };
 use common::{Gate, LONG, block_on, occupy_worker, wait_until, with_timeout};
 use crossbeam_channel::{Receiver, Sender};
@@ -436,6 +436,91 @@ fn async_submits_on_a_rendezvous_queue_are_always_woken() {
                 .expect("accepted");
             assert_eq!(handle.join(), Ok(()));
         }
+        pool.join();
+    });
+}
+
+#[test]
+fn a_lane_async_submit_waits_for_room_on_the_dispatcher() {
+    with_timeout(LONG, || {
+        let pool = pool(1, 1);
+        let gate = Gate::new();
+        let blocker = occupy_worker(&pool, &gate);
+        let second_gate = Gate::new();
+        let held = second_gate.clone();
+        let queued = pool
+            .lane(Lane::Background)
+            .submit(move |_ctx| {
+                held.wait();
+                1_u32
+            })
+            .expect("the dispatcher's one place");
+        let (counter, waker, woken) = counting();
+        let mut submit = pool.lane(Lane::High).submit_async(|_ctx| 2_u32);
+        assert!(poll_once(&mut submit, &waker).is_pending());
+        assert_eq!(counter.wakes.load(Ordering::SeqCst), 0);
+        gate.open();
+        // The worker takes the queued job off the dispatcher, and holds
+        // it: that alone frees the place and wakes the submit.
+        woken.recv_timeout(LONG).expect("woken when a place freed");
+        let Poll::Ready(Ok(handle)) = poll_once(&mut submit, &waker) else {
+            panic!("the submit did not complete once woken")
+        };
+        second_gate.open();
+        drop(submit);
+        assert_eq!(block_on(handle), Ok(2));
+        assert_eq!(block_on(queued), Ok(1));
+        assert_eq!(block_on(blocker), Ok(()));
+        pool.join();
+    });
+}
+
+#[test]
+fn a_keyed_async_submit_waits_for_room_in_its_key_and_keeps_its_order() {
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .key_queue_limit(1)
+            .build()
+            .expect("valid pool");
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let key = pool.keyed("account-1");
+        let gate = Gate::new();
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (held, first_order) = (gate.clone(), Arc::clone(&order));
+        let first = key
+            .submit(move |_ctx| {
+                started_tx.send(()).expect("the test waits");
+                held.wait();
+                first_order.lock().push(1);
+            })
+            .expect("room");
+        started
+            .recv_timeout(LONG)
+            .expect("the key's first job started");
+        let second_order = Arc::clone(&order);
+        let second = key
+            .submit(move |_ctx| second_order.lock().push(2))
+            .expect("room for one behind the running job");
+        let (_counter, waker, woken) = counting();
+        let third_order = Arc::clone(&order);
+        let mut submit = key.submit_async(move |_ctx| third_order.lock().push(3));
+        assert!(
+            poll_once(&mut submit, &waker).is_pending(),
+            "the key's queue is full"
+        );
+        gate.open();
+        woken
+            .recv_timeout(LONG)
+            .expect("woken when the key's queue had room");
+        let Poll::Ready(Ok(third)) = poll_once(&mut submit, &waker) else {
+            panic!("the submit did not complete once woken")
+        };
+        drop(submit);
+        for handle in [first, second, third] {
+            assert_eq!(block_on(handle), Ok(()));
+        }
+        assert_eq!(*order.lock(), [1, 2, 3]);
         pool.join();
     });
 }

@@ -16,10 +16,10 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use brigade::{
-    Cancelled, Context, JobError, JobEvent, JobHandle, JobOutcome, PanicPolicy, RateLimiter,
+    Cancelled, Context, JobError, JobEvent, JobHandle, JobOutcome, Lane, PanicPolicy, RateLimiter,
     SubmitError, ThreadPool, ThreadPoolBuilder,
 };
-use common::{LONG, with_timeout};
+use common::{Gate, LONG, occupy_worker, thread_sleeping, wait_until, with_timeout};
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 /// The bound on every wait that should end almost at once.
@@ -153,34 +153,44 @@ fn execute_or_run_here_runs_on_the_caller_when_the_queue_is_full() {
     });
 }
 
-/// Submits a job that sets `ran` through both methods on `pool`; each must
-/// come back refused with `expect` (`true`: `Cancelled`, `false`:
-/// `Closed`), its closure handed back unrun.
-fn refused_and_handed_back(pool: &ThreadPool, cancelled: bool) {
-    let ran = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&ran);
-    let job = move |_ctx: &Context| flag.store(true, Ordering::SeqCst);
-    let returned = match pool.submit_or_run_here(job) {
-        Err(SubmitError::Cancelled(job)) if cancelled => job,
-        Err(SubmitError::Closed(job)) if !cancelled => job,
-        other => panic!("refused as cancelled={cancelled}: {other:?}"),
-    };
-    assert!(!ran.load(Ordering::SeqCst), "a refused job never runs");
-    // The very closure came back: running it sets the flag.
-    returned(&Context::background());
-    assert!(ran.load(Ordering::SeqCst));
+/// Submits a job that sets `ran` through both methods of `door` (a pool,
+/// or a route into one); each must come back refused with `cancelled`
+/// (`true`: `Cancelled`, `false`: `Closed`), its closure handed back unrun.
+macro_rules! refused_through {
+    ($door:expr, $cancelled:expr) => {{
+        let cancelled: bool = $cancelled;
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let job = move |_ctx: &Context| flag.store(true, Ordering::SeqCst);
+        let returned = match $door.submit_or_run_here(job) {
+            Err(SubmitError::Cancelled(job)) if cancelled => job,
+            Err(SubmitError::Closed(job)) if !cancelled => job,
+            other => panic!("refused as cancelled={cancelled}: {other:?}"),
+        };
+        assert!(!ran.load(Ordering::SeqCst), "a refused job never runs");
+        // The very closure came back: running it sets the flag.
+        returned(&Context::background());
+        assert!(ran.load(Ordering::SeqCst));
 
-    let ran = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&ran);
-    let job = move || flag.store(true, Ordering::SeqCst);
-    let returned = match pool.execute_or_run_here(job) {
-        Err(SubmitError::Cancelled(job)) if cancelled => job,
-        Err(SubmitError::Closed(job)) if !cancelled => job,
-        other => panic!("refused as cancelled={cancelled}: {other:?}"),
-    };
-    assert!(!ran.load(Ordering::SeqCst), "a refused job never runs");
-    returned();
-    assert!(ran.load(Ordering::SeqCst));
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let job = move || flag.store(true, Ordering::SeqCst);
+        let returned = match $door.execute_or_run_here(job) {
+            Err(SubmitError::Cancelled(job)) if cancelled => job,
+            Err(SubmitError::Closed(job)) if !cancelled => job,
+            other => panic!("refused as cancelled={cancelled}: {other:?}"),
+        };
+        assert!(!ran.load(Ordering::SeqCst), "a refused job never runs");
+        returned();
+        assert!(ran.load(Ordering::SeqCst));
+    }};
+}
+
+/// [`refused_through!`] the pool itself, a lane and a key.
+fn refused_and_handed_back(pool: &ThreadPool, cancelled: bool) {
+    refused_through!(pool, cancelled);
+    refused_through!(pool.lane(Lane::High), cancelled);
+    refused_through!(pool.keyed("account-9"), cancelled);
 }
 
 #[test]
@@ -496,5 +506,154 @@ fn a_job_on_the_pools_own_worker_runs_the_next_one_itself() {
             (3, 3, 0),
             "{report:?}"
         );
+    });
+}
+
+/// Fills the dispatcher of a `builder` pool (one worker, room for one
+/// routed job) behind a job that holds the worker until `gate` opens: the
+/// routed job queued is `route`'s, and reports the thread it ran on.
+fn occupy_board(
+    pool: &ThreadPool,
+    gate: &Gate,
+    route: impl FnOnce(&ThreadPool) -> Option<JobHandle<ThreadId>>,
+) -> (JobHandle<()>, JobHandle<ThreadId>) {
+    let busy = occupy_worker(pool, gate);
+    let queued = route(pool).expect("room for one routed job");
+    (busy, queued)
+}
+
+#[test]
+fn a_lane_job_runs_on_the_caller_when_the_dispatcher_is_full() {
+    with_timeout(LONG, || {
+        let pool = builder("rh-lane").build().expect("valid pool");
+        let gate = Gate::new();
+        let background = pool.lane(Lane::Background);
+        let (busy, queued) = occupy_board(&pool, &gate, |pool| {
+            pool.lane(Lane::Background)
+                .try_submit(|_ctx| thread::current().id())
+                .ok()
+        });
+        let caller = thread::current().id();
+        let here = background
+            .submit_or_run_here(|_ctx| thread::current().id())
+            .expect("accepted");
+        assert!(here.is_finished(), "run before the call returned");
+        assert_eq!(here.join(), Ok(caller));
+        let (tx, rx) = bounded(1);
+        background
+            .execute_or_run_here(move || tx.send(thread::current().id()).expect("the test waits"))
+            .expect("accepted");
+        assert_eq!(rx.try_recv(), Ok(caller), "run before the call returned");
+        // Its ticket came back: nothing counts as running in the lane.
+        assert_eq!(pool.stats().lane(Lane::Background).running, 0);
+        gate.open();
+        busy.join().expect("released");
+        assert_ne!(
+            queued.join(),
+            Ok(caller),
+            "the queued job ran on the worker"
+        );
+        let stats = pool.stats();
+        assert_eq!((stats.submitted, stats.completed), (4, 4), "{stats}");
+        pool.join();
+    });
+}
+
+#[test]
+fn a_keyed_job_of_an_idle_key_runs_here_and_holds_its_key() {
+    with_timeout(LONG, || {
+        let pool = Arc::new(builder("rh-key").build().expect("valid pool"));
+        let gate = Gate::new();
+        let (busy, other) = occupy_board(&pool, &gate, |pool| {
+            pool.keyed("other")
+                .try_submit(|_ctx| thread::current().id())
+                .ok()
+        });
+        let (second_tx, second_started) = bounded(1);
+        let first_done = Arc::new(AtomicBool::new(false));
+        let (inner_pool, inner_gate, done) =
+            (Arc::clone(&pool), gate.clone(), Arc::clone(&first_done));
+        let caller = thread::current().id();
+        let here = pool
+            .keyed("mine")
+            .submit_or_run_here(move |_ctx| {
+                assert_eq!(thread::current().id(), caller, "run on the caller");
+                // The worker comes free, runs the other key's job and
+                // makes room: this key's next job queues behind this one.
+                inner_gate.open();
+                let saw = Arc::clone(&done);
+                let second = inner_pool
+                    .keyed("mine")
+                    .submit(move |_ctx| {
+                        let _ = second_tx.send(());
+                        saw.load(Ordering::SeqCst)
+                    })
+                    .expect("room once the worker is free");
+                assert_ne!(other.join(), Ok(caller), "the other key ran on the worker");
+                // The worker is idle now, and must not take the key's
+                // second job while this one runs.
+                assert!(
+                    second_started
+                        .recv_timeout(Duration::from_millis(200))
+                        .is_err(),
+                    "the key's second job started while its first ran"
+                );
+                done.store(true, Ordering::SeqCst);
+                second
+            })
+            .expect("accepted");
+        let second = here.join().expect("ran here");
+        assert_eq!(
+            second.join(),
+            Ok(true),
+            "the second started after the first ended"
+        );
+        busy.join().expect("released");
+        let pool = Arc::into_inner(pool).expect("the only reference");
+        assert_eq!(pool.stats().lane(Lane::Normal).running, 0);
+        pool.join();
+    });
+}
+
+#[test]
+fn a_keyed_job_whose_key_is_busy_waits_for_room_instead_of_running_here() {
+    with_timeout(LONG, || {
+        let pool = Arc::new(builder("rh-key-busy").build().expect("valid pool"));
+        let gate = Gate::new();
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let first_order = Arc::clone(&order);
+        let (busy, first) = occupy_board(&pool, &gate, move |pool| {
+            pool.keyed("mine")
+                .try_submit(move |_ctx| {
+                    first_order.lock().push(1);
+                    thread::current().id()
+                })
+                .ok()
+        });
+        let submitter = thread::Builder::new()
+            .name("rh-key-waiter".into())
+            .spawn({
+                let (pool, order) = (Arc::clone(&pool), Arc::clone(&order));
+                move || {
+                    let caller = thread::current().id();
+                    pool.keyed("mine")
+                        .submit_or_run_here(move |_ctx| {
+                            order.lock().push(2);
+                            thread::current().id() != caller
+                        })
+                        .expect("accepted")
+                }
+            })
+            .expect("spawn the submitter");
+        // Its key has a job queued: it may not run ahead of it, so it
+        // waits for room, asleep, while the worker stays held.
+        assert!(wait_until(LONG, || thread_sleeping("rh-key-waiter")));
+        gate.open();
+        let second = submitter.join().expect("the submitter returns");
+        assert_eq!(second.join(), Ok(true), "run on the worker, not its caller");
+        assert_ne!(first.join(), Ok(thread::current().id()));
+        assert_eq!(*order.lock(), [1, 2]);
+        busy.join().expect("released");
+        Arc::into_inner(pool).expect("the only reference").join();
     });
 }

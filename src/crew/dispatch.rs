@@ -252,6 +252,16 @@ impl Ticket {
     }
 }
 
+/// What a board job's end changed, from [`Board::finish`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ended {
+    /// Jobs the end made ready to start.
+    pub(crate) ready: usize,
+    /// Whether its key had as many jobs queued as it may, and now has
+    /// room for one more.
+    pub(crate) key_room: bool,
+}
+
 /// What a submit's admission was refused for; the job comes back.
 pub(crate) type Refused<J> = TrySubmitError<Envelope<J>>;
 
@@ -1000,16 +1010,15 @@ impl<J> Board<J> {
     }
 
     /// A job taken with `ticket` ended: releases its lane slot and moves
-    /// its key's next job into a lane queue. Returns how many jobs this
-    /// made ready to start.
-    pub(crate) fn finish(&self, ticket: Ticket) -> usize {
+    /// its key's next job into a lane queue.
+    pub(crate) fn finish(&self, ticket: Ticket) -> Ended {
         let Ticket(route) = ticket;
         let lane = route.lane.index();
         if route.key.is_none() && self.front.settings.caps[lane] == usize::MAX {
             // Nothing waits on this end: no key to release, no cap to
             // reopen, no room freed (the take did that).
             self.running[lane].fetch_sub(1, Ordering::Relaxed);
-            return 0;
+            return Ended::default();
         }
         let mut state = self.lock();
         let at_cap = !self.under_cap(lane);
@@ -1034,7 +1043,31 @@ impl<J> Board<J> {
         self.publish(&state);
         drop(state);
         self.wake_sleepers(key_room);
-        made_ready
+        Ended {
+            ready: made_ready,
+            key_room,
+        }
+    }
+
+    /// Holds `route`'s lane, and its key if it has one, for a job its
+    /// submitter runs on its own thread (the board was full): the job
+    /// counts as running in its lane, and a key's later jobs queue behind
+    /// it, until the ticket comes back to [`finish`](Self::finish). `None`
+    /// if the key has a job queued or running: running this one now would
+    /// break the key's order.
+    pub(crate) fn hold_here(&self, route: Route) -> Option<Ticket> {
+        let mut state = self.lock();
+        if let Some(key) = route.key {
+            if state.keys.contains_key(&key) {
+                return None;
+            }
+            state.keys.insert(key, VecDeque::new());
+        }
+        // ORDERING: Relaxed: see `running`.
+        self.running[route.lane.index()].fetch_add(1, Ordering::Relaxed);
+        // A capped lane may have reached its cap.
+        self.publish(&state);
+        Some(Ticket(route))
     }
 
     /// Takes every queued job off the board (the pool was cancelled), for
@@ -1361,14 +1394,14 @@ mod tests {
         assert!(board.take().is_none(), "the second waits behind the first");
         assert_eq!(active_keys(&board), 1);
         assert_eq!(
-            board.finish(ticket),
+            board.finish(ticket).ready,
             1,
             "the first's end readies the second"
         );
         let (second, ticket) = board.take().expect("the key's second job is ready");
         assert_eq!(second.job, 2);
         assert_eq!(active_keys(&board), 1, "running, so still known");
-        assert_eq!(board.finish(ticket), 0);
+        assert_eq!(board.finish(ticket).ready, 0);
         assert_eq!(active_keys(&board), 0, "idle, so forgotten");
         // Many keys over time, one active at a time: the map never grows
         // past what is active at once (fewer under Miri, for its time).

@@ -25,11 +25,23 @@
 //!   or the gate cannot let it start before the pool's deadline, the job
 //!   is handed back uncounted rather than discarded. A cancellation that
 //!   races the start reaches the job through its context, as on a worker.
+//!
+//! A routed job (a lane, a key) runs here where a `try_submit` along its
+//! route would be refused as `Full`: the dispatcher's board, or its key's
+//! queue, has no room. It holds its route as a job a worker took from the
+//! board does ([`Board::hold_here`](super::dispatch::Board::hold_here)):
+//! it counts as running in its lane, its key's later jobs queue behind it,
+//! and its end hands the ticket back through the worker's `finish`, which
+//! gives what it made ready to idle workers. A keyed job whose key has a
+//! job queued or running cannot go first without breaking the key's
+//! order; it waits for room instead, as a blocking submit does (still a
+//! brake on the producer, never a job run out of turn).
 
 use std::cell::Cell;
 
+use super::dispatch::Ticket;
 use super::job::WorkerState;
-use super::{Crew, Exec, Queued, SendFail, Shared, Wait};
+use super::{Crew, Exec, Queued, Route, SendFail, Shared, Wait};
 use crate::error::TrySubmitError;
 use crate::stats::{Counters, WorkerSlot};
 use crate::sync::CachePadded;
@@ -55,17 +67,52 @@ impl<J: Send + 'static, E: Exec<J, Local = ()>> Crew<J, E> {
         closed: Option<&Receiver<()>>,
     ) -> Result<(), TrySubmitError<J>> {
         self.submit_or(tx, job, Wait::Now, closed, |queued| {
-            self.shared.run_here(queued)
+            self.shared.run_here(queued, None)
         })
+    }
+
+    /// As [`submit_or_run_here`](Self::submit_or_run_here), for a job
+    /// along `route`: where the board has no room for it, it runs here
+    /// holding its lane and key as a worker would (see the module docs).
+    /// A keyed job whose key has a job queued or running may not go
+    /// first: it waits for room instead, as a blocking submit does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit_or_run_here`](Self::submit_or_run_here).
+    pub(crate) fn submit_routed_or_run_here(
+        &self,
+        tx: &Sender<Queued<J>>,
+        job: J,
+        route: Route,
+        closed: Option<&Receiver<()>>,
+    ) -> Result<(), TrySubmitError<J>> {
+        let job = match self.submit_routed(tx, job, route, Wait::Now, closed) {
+            Err(TrySubmitError::Full(job)) => job,
+            queued_or_refused => return queued_or_refused,
+        };
+        let Some(ticket) = self.shared.board.hold_here(route) else {
+            return self.submit_routed(tx, job, route, Wait::Forever, closed);
+        };
+        let queued = Queued::Job(self.shared.envelope(job));
+        self.shared
+            .run_here(queued, Some(ticket))
+            .map_err(|fail| fail.refused(|queued| self.shared.unenvelope(queued)))
     }
 }
 
 impl<J: Send + 'static, E: Exec<J, Local = ()>> Shared<J, E> {
     /// Runs an accepted job on the calling thread: paced at the start
-    /// gate, then through `run_job`, as in the worker loop. Hands it back
-    /// if the pool is cancelled first.
-    fn run_here(&self, queued: Queued<J>) -> Result<(), SendFail<Queued<J>>> {
+    /// gate, then through `run_job`, as in the worker loop, holding the
+    /// board `ticket` of a routed job until it ends. Hands it back if the
+    /// pool is cancelled first.
+    fn run_here(
+        &self,
+        queued: Queued<J>,
+        ticket: Option<Ticket>,
+    ) -> Result<(), SendFail<Queued<J>>> {
         if self.pass_gate().is_err() || self.ctx.is_done() {
+            self.finish(ticket, None, true);
             return Err(SendFail::Cancelled(queued));
         }
         let Queued::Job(queued) = queued else {
@@ -84,7 +131,10 @@ impl<J: Send + 'static, E: Exec<J, Local = ()>> Shared<J, E> {
         };
         // Neither a panic (caught and counted) nor a misbehaving propagate
         // hook (logged) retires anything: the thread is the caller's.
-        let (_ran, _faulted) = self.run_job(queued, &state, &mut ());
+        let (_ran, _faulted) = self.run_taken(queued, ticket.as_ref(), &state, &mut ());
+        // Whatever its end made ready goes to idle workers: this thread
+        // goes back to its caller.
+        self.finish(ticket, Some(&slot.0), true);
         Ok(())
     }
 }

@@ -160,8 +160,7 @@ impl<J: Send + 'static, E: Exec<J>> Runner for Inline<J, E> {
         drop(key);
         // As at a worker's end of a board job, but every job this makes
         // ready goes to idle workers: this one goes back to its join.
-        let ready = board.finish(ticket);
-        self.shared.nudge_idle(ready);
+        self.shared.finish(Some(ticket), None, true);
         // The envelope of the job that ran above counts nothing; if its
         // handle had cancelled it first, it is counted as never run.
         self.shared.discard(queued);

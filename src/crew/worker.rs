@@ -83,7 +83,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// and its lane is noted in the worker's slot when its end is
     /// recorded (`WorkerState::board_lane`).
     #[inline(always)]
-    fn run_taken<'w>(
+    pub(super) fn run_taken<'w>(
         &self,
         queued: Envelope<J>,
         ticket: Option<&Ticket>,
@@ -177,18 +177,22 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// then clears the lane the worker's `slot` noted at its recorded end
     /// (see `WorkerSlot::set_ending`). The jobs that made ready beyond
     /// the one this worker takes next (all of them, if it is `leaving`)
-    /// are announced to idle workers.
+    /// are announced to idle workers. A future waiting for room in the
+    /// job's key is woken if its end made some.
     #[inline]
-    fn finish(&self, ticket: Option<Ticket>, slot: Option<&WorkerSlot>, leaving: bool) {
+    pub(super) fn finish(&self, ticket: Option<Ticket>, slot: Option<&WorkerSlot>, leaving: bool) {
         if let Some(ticket) = ticket {
-            let ready = self.board.finish(ticket);
+            let ended = self.board.finish(ticket);
             if let Some(slot) = slot {
                 slot.set_ending(None);
             }
+            if ended.key_room {
+                self.room.wake_all();
+            }
             self.nudge_idle(if leaving {
-                ready
+                ended.ready
             } else {
-                ready.saturating_sub(1)
+                ended.ready.saturating_sub(1)
             });
         }
     }

@@ -18,17 +18,19 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use super::handle::JobCell;
+use super::handle::{JobCell, SharedTask};
 use super::job::Task;
 use super::{ThreadPool, blocking, take_back};
 use crate::context::Context;
-use crate::crew::{Ticket, Wait};
+use crate::crew::{Route, Ticket, Wait};
 use crate::error::{JobError, SubmitError, TrySubmitError};
 use crate::pool::JobHandle;
 use crate::sync::Arc;
 
-/// The future of [`ThreadPool::submit_async`]: resolves to the job's handle
-/// once the queue has room, without blocking the thread that polls it.
+/// The future of [`ThreadPool::submit_async`] and
+/// [`Routed::submit_async`](crate::Routed::submit_async): resolves to the
+/// job's handle once the queue has room, without blocking the thread that
+/// polls it.
 ///
 /// Dropped before it resolves, the job is never queued and its closure is
 /// dropped. Polled again after it resolved, it returns a handle whose
@@ -36,6 +38,8 @@ use crate::sync::Arc;
 #[must_use = "futures do nothing unless awaited; the job is queued only when polled"]
 pub struct SubmitAsync<'p, F, T> {
     pool: &'p ThreadPool,
+    /// The dispatcher's route, for a job from [`Routed::submit_async`].
+    route: Option<Route>,
     /// The job's cell and the task to queue; `None` once resolved.
     pending: Option<(Arc<JobCell<F, T>>, Task)>,
     ticket: Ticket,
@@ -48,16 +52,33 @@ where
 {
     pub(super) fn new(pool: &'p ThreadPool, f: F) -> Self {
         let (cell, task) = JobCell::new(f, pool.crew.id());
+        Self::of(pool, None, cell, task)
+    }
+
+    /// The future of a job with cell `cell` and task `task`, along
+    /// `route` if it has one.
+    pub(super) fn of(
+        pool: &'p ThreadPool,
+        route: Option<Route>,
+        cell: Arc<JobCell<F, T>>,
+        task: SharedTask,
+    ) -> Self {
         Self {
             pool,
+            route,
             pending: Some((cell, Task::Shared(task))),
             ticket: Ticket::default(),
         }
     }
 
-    /// One try at queueing: `Err` hands the task back if the queue is full.
+    /// One try at queueing: `Err` hands the task back if the queue (or,
+    /// for a routed job, the dispatcher or its key) is full.
     fn attempt(&self, cell: &Arc<JobCell<F, T>>, task: Task) -> Result<Submitted<F, T>, Task> {
-        match self.pool.enqueue(task, Wait::Now) {
+        let tried = match self.route {
+            None => self.pool.enqueue(task, Wait::Now),
+            Some(route) => self.pool.enqueue_routed(task, route, Wait::Now),
+        };
+        match tried {
             Err(TrySubmitError::Full(task)) => Err(task),
             Ok(()) => Ok(Ok(Arc::clone(cell).handle())),
             Err(err) => Ok(Err(blocking(err, |task| take_back(cell, task)))),

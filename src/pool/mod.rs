@@ -454,7 +454,7 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let (cell, task) = JobCell::new(f, self.crew.id());
-        match self.enqueue_or_run_here(Task::Shared(task)) {
+        match self.enqueue_or_run_here(Task::Shared(task), None) {
             Ok(()) => Ok(cell.handle()),
             Err(err) => Err(blocking(err, |task| take_back(&cell, task))),
         }
@@ -507,19 +507,25 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.enqueue_or_run_here(Task::boxed(ExecJob(f)))
+        self.enqueue_or_run_here(Task::boxed(ExecJob(f)), None)
             .map_err(|err| blocking(err, |task| unerase::<ExecJob<F>>(task).0))
     }
 
-    /// Queues a task if there is room now; if the queue is full, runs it
-    /// on this thread through the crew's lifecycle. Never `Full`.
-    fn enqueue_or_run_here(&self, task: Task) -> Result<(), TrySubmitError<Task>> {
-        match &self.intake {
-            Some(tx) if !self.shutter.is_closed() => {
-                self.crew
-                    .submit_or_run_here(tx, task, Some(self.shutter.signal()))
-            }
-            _ => Err(TrySubmitError::Closed(task)),
+    /// Queues a task, along `route` if it has one, if there is room now;
+    /// if not, runs it on this thread through the crew's lifecycle. Never
+    /// `Full`.
+    fn enqueue_or_run_here(
+        &self,
+        task: Task,
+        route: Option<Route>,
+    ) -> Result<(), TrySubmitError<Task>> {
+        let (Some(tx), false) = (&self.intake, self.shutter.is_closed()) else {
+            return Err(TrySubmitError::Closed(task));
+        };
+        let closed = Some(self.shutter.signal());
+        match route {
+            None => self.crew.submit_or_run_here(tx, task, closed),
+            Some(route) => self.crew.submit_routed_or_run_here(tx, task, route, closed),
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::handle::{JobCell, SharedTask};
 use super::job::{ExecJob, Task, unerase};
-use super::{Every, JobHandle, Schedule, ThreadPool, blocking, take_back};
+use super::{Every, JobHandle, Schedule, SubmitAsync, ThreadPool, blocking, take_back};
 use crate::context::Context;
 use crate::crew::{Route, Wait};
 use crate::error::{ScheduleError, SubmitError, TrySubmitError};
@@ -40,13 +40,14 @@ use crate::sync::Arc;
 ///
 /// Joining a keyed job from an earlier job of the same key fails with
 /// [`JobError::QueuedBehindCaller`](crate::JobError::QueuedBehindCaller)
-/// instead of hanging, and a join never runs a keyed job inline (that
-/// would break its key's order). So a job that joins a keyed job of
-/// another key waits for a free worker to run it: if every worker of the
-/// pool is so waiting (one worker joining, on a one-worker pool), none
-/// comes. Join keyed jobs from inside the pool with
-/// [`join_timeout`](crate::JobHandle::join_timeout), or on a pool with a
-/// worker to spare.
+/// instead of hanging. A join on one of the pool's workers runs the
+/// joined keyed job right there once it is its key's next, holding its
+/// key as a worker would, so the key's order holds; while it is still
+/// behind earlier jobs of its key, the join waits for a worker to run
+/// those. So if every worker is joining a job held behind its key (one
+/// worker, on a one-worker pool), none comes: join such jobs from inside
+/// the pool with [`join_timeout`](crate::JobHandle::join_timeout), or on
+/// a pool with a worker to spare.
 ///
 /// # Examples
 ///
@@ -104,7 +105,7 @@ impl ThreadPool {
     }
 }
 
-impl Routed<'_> {
+impl<'p> Routed<'p> {
     /// The same route in lane `lane`.
     #[must_use]
     pub fn lane(mut self, lane: Lane) -> Self {
@@ -161,6 +162,135 @@ impl Routed<'_> {
             Ok(()) => Ok(cell.handle()),
             Err(err) => Err(blocking(err, |task| take_back(&cell, task))),
         }
+    }
+
+    /// [`ThreadPool::submit_async`] along this route: the future waits,
+    /// without blocking its thread, for room in the dispatcher and, for a
+    /// keyed job, in its key's queue
+    /// ([`key_queue_limit`](crate::ThreadPoolBuilder::key_queue_limit)).
+    ///
+    /// # Errors
+    ///
+    /// As for [`ThreadPool::submit_async`]: the closure is handed back
+    /// with `Closed` or `Cancelled`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{Lane, ThreadPool};
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// # runtime.block_on(async {
+    /// let pool = ThreadPool::builder().workers(2).key_queue_limit(1).build()?;
+    /// // From async code: waits for room in the key's queue, never blocking.
+    /// let mut handles = Vec::new();
+    /// for step in 1..=3u64 {
+    ///     let handle = pool.keyed("order-7").submit_async(move |_ctx| step * 10).await?;
+    ///     handles.push(handle);
+    /// }
+    /// let urgent = pool.lane(Lane::High).submit_async(|_ctx| "now").await?;
+    /// assert_eq!(urgent.await?, "now");
+    /// let mut total = 0;
+    /// for handle in handles {
+    ///     total += handle.await?;
+    /// }
+    /// assert_eq!(total, 60);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_async<F, T>(&self, f: F) -> SubmitAsync<'p, F, T>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (cell, task) = self.cell(f);
+        SubmitAsync::of(self.pool, Some(self.route), cell, task)
+    }
+
+    /// [`ThreadPool::submit_or_run_here`] along this route: queued if the
+    /// dispatcher (and the job's key) has room for it now, and otherwise
+    /// run on the calling thread before this returns.
+    ///
+    /// Run here, the job holds its route as it would on a worker: it
+    /// counts as running in its lane, and its key's later jobs wait for
+    /// it. It takes no worker, so a lane's
+    /// [limit](crate::ThreadPoolBuilder::lane_limit) does not hold it
+    /// back. A keyed job whose key has a job queued or running never runs
+    /// here, which would break the key's order: it waits for room instead,
+    /// as [`submit`](Self::submit) does.
+    ///
+    /// # Warning: it blocks the caller for the job's whole run
+    ///
+    /// As for [`ThreadPool::submit_or_run_here`]: never call it from an
+    /// async executor's thread, an event loop or any thread that must stay
+    /// responsive.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ThreadPool::submit_or_run_here`]: the closure is handed
+    /// back, never run and never dropped, with `Closed` or `Cancelled`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{Lane, ThreadPool};
+    ///
+    /// // One worker and room for one routed job.
+    /// let pool = ThreadPool::builder().workers(1).queue_capacity(1).build()?;
+    /// let (started_tx, started) = brigade::channel::bounded(1);
+    /// let (release_tx, release) = brigade::channel::bounded::<()>(0);
+    /// let busy = pool
+    ///     .submit(move |_ctx| {
+    ///         started_tx.send(()).expect("the caller waits");
+    ///         let _ = release.recv();
+    ///     })
+    ///     .map_err(|e| e.kind())?;
+    /// started.recv()?;
+    /// let background = pool.lane(Lane::Background);
+    /// let queued = background.submit(|_ctx| "on the worker").map_err(|e| e.kind())?;
+    ///
+    /// // The worker is busy and the dispatcher full: this runs right here.
+    /// let caller = std::thread::current().id();
+    /// let here = background
+    ///     .submit_or_run_here(move |_ctx| std::thread::current().id() == caller)
+    ///     .map_err(|e| e.kind())?;
+    /// assert_eq!(here.join(), Ok(true));
+    ///
+    /// drop(release_tx);
+    /// assert_eq!(queued.join(), Ok("on the worker"));
+    /// busy.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_or_run_here<F, T>(&self, f: F) -> Result<JobHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce(&Context) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (cell, task) = self.cell(f);
+        match self
+            .pool
+            .enqueue_or_run_here(Task::Shared(task), Some(self.route))
+        {
+            Ok(()) => Ok(cell.handle()),
+            Err(err) => Err(blocking(err, |task| take_back(&cell, task))),
+        }
+    }
+
+    /// [`ThreadPool::execute_or_run_here`] along this route: as
+    /// [`submit_or_run_here`](Self::submit_or_run_here), for a
+    /// fire-and-forget closure.
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit_or_run_here`](Self::submit_or_run_here).
+    pub fn execute_or_run_here<F>(&self, f: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool
+            .enqueue_or_run_here(Task::boxed(ExecJob(f)), Some(self.route))
+            .map_err(|err| blocking(err, |task| unerase::<ExecJob<F>>(task).0))
     }
 
     /// [`ThreadPool::try_submit`] along this route.
