@@ -125,44 +125,61 @@ fn awaited_handle_resolves_cancelled_when_the_pool_is_cancelled() {
     });
 }
 
+/// An async submit to a pool whose worker is busy and whose queue (or,
+/// along `lane`, whose dispatcher) is full: pending without blocking,
+/// woken when the worker takes the queued job, then resolved.
+fn pending_until_room(lane: Option<Lane>) {
+    let pool = pool(1, 1);
+    let gate = Gate::new();
+    let blocker = occupy_worker(&pool, &gate);
+    let second_gate = Gate::new();
+    let held = second_gate.clone();
+    let first = move |_ctx: &Context| {
+        held.wait();
+        1_u32
+    };
+    let queued = match lane {
+        None => pool.submit(first),
+        Some(lane) => pool.lane(lane).submit(first),
+    }
+    .expect("the one slot");
+    let (counter, waker, woken) = counting();
+    let second = |_ctx: &Context| 2_u32;
+    let mut submit = match lane {
+        None => pool.submit_async(second),
+        Some(_) => pool.lane(Lane::High).submit_async(second),
+    };
+    // Returns at once, without blocking this thread.
+    assert!(poll_once(&mut submit, &waker).is_pending());
+    assert_eq!(counter.wakes.load(Ordering::SeqCst), 0);
+    gate.open();
+    // The worker takes the queued job (and holds it): taking it freed
+    // the slot, and that alone must wake the waiting submit.
+    woken.recv_timeout(LONG).expect("woken when a slot freed");
+    second_gate.open();
+    let Poll::Ready(Ok(handle)) = poll_once(&mut submit, &waker) else {
+        panic!("the submit did not complete once woken")
+    };
+    assert_eq!(block_on(handle), Ok(2));
+    assert_eq!(block_on(queued), Ok(1));
+    assert_eq!(block_on(blocker), Ok(()));
+    // Polled again after it resolved: a handle that says so.
+    let Poll::Ready(Ok(again)) = poll_once(&mut submit, &waker) else {
+        panic!("a resolved submit did not resolve again")
+    };
+    assert_eq!(again.join(), Err(JobError::AlreadyJoined));
+    drop(submit);
+    pool.join();
+}
+
 #[test]
 fn async_submit_on_a_full_queue_is_pending_then_completes_when_room_frees() {
-    with_timeout(LONG, || {
-        let pool = pool(1, 1);
-        let gate = Gate::new();
-        let blocker = occupy_worker(&pool, &gate);
-        let second_gate = Gate::new();
-        let held = second_gate.clone();
-        let queued = pool
-            .submit(move |_ctx| {
-                held.wait();
-                1_u32
-            })
-            .expect("the one slot");
-        let (counter, waker, woken) = counting();
-        let mut submit = pool.submit_async(|_ctx| 2_u32);
-        // Returns at once, without blocking this thread.
-        assert!(poll_once(&mut submit, &waker).is_pending());
-        assert_eq!(counter.wakes.load(Ordering::SeqCst), 0);
-        gate.open();
-        // The worker takes the queued job (and holds it): taking it freed
-        // the slot, and that alone must wake the waiting submit.
-        woken.recv_timeout(LONG).expect("woken when a slot freed");
-        second_gate.open();
-        let Poll::Ready(Ok(handle)) = poll_once(&mut submit, &waker) else {
-            panic!("the submit did not complete once woken")
-        };
-        assert_eq!(block_on(handle), Ok(2));
-        assert_eq!(block_on(queued), Ok(1));
-        assert_eq!(block_on(blocker), Ok(()));
-        // Polled again after it resolved: a handle that says so.
-        let Poll::Ready(Ok(again)) = poll_once(&mut submit, &waker) else {
-            panic!("a resolved submit did not resolve again")
-        };
-        assert_eq!(again.join(), Err(JobError::AlreadyJoined));
-        drop(submit);
-        pool.join();
-    });
+    with_timeout(LONG, || pending_until_room(None));
+}
+
+#[test]
+fn a_lane_async_submit_waits_for_room_on_the_dispatcher() {
+    with_timeout(LONG, || pending_until_room(Some(Lane::Background)));
 }
 
 #[test]
@@ -436,41 +453,6 @@ fn async_submits_on_a_rendezvous_queue_are_always_woken() {
                 .expect("accepted");
             assert_eq!(handle.join(), Ok(()));
         }
-        pool.join();
-    });
-}
-
-#[test]
-fn a_lane_async_submit_waits_for_room_on_the_dispatcher() {
-    with_timeout(LONG, || {
-        let pool = pool(1, 1);
-        let gate = Gate::new();
-        let blocker = occupy_worker(&pool, &gate);
-        let second_gate = Gate::new();
-        let held = second_gate.clone();
-        let queued = pool
-            .lane(Lane::Background)
-            .submit(move |_ctx| {
-                held.wait();
-                1_u32
-            })
-            .expect("the dispatcher's one place");
-        let (counter, waker, woken) = counting();
-        let mut submit = pool.lane(Lane::High).submit_async(|_ctx| 2_u32);
-        assert!(poll_once(&mut submit, &waker).is_pending());
-        assert_eq!(counter.wakes.load(Ordering::SeqCst), 0);
-        gate.open();
-        // The worker takes the queued job off the dispatcher, and holds
-        // it: that alone frees the place and wakes the submit.
-        woken.recv_timeout(LONG).expect("woken when a place freed");
-        let Poll::Ready(Ok(handle)) = poll_once(&mut submit, &waker) else {
-            panic!("the submit did not complete once woken")
-        };
-        second_gate.open();
-        drop(submit);
-        assert_eq!(block_on(handle), Ok(2));
-        assert_eq!(block_on(queued), Ok(1));
-        assert_eq!(block_on(blocker), Ok(()));
         pool.join();
     });
 }
