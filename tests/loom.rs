@@ -643,20 +643,17 @@ fn a_keys_jobs_run_in_order_and_join_waits_for_held_ones() {
     });
 }
 
-/// A routed submit racing the pool's cancellation: refused, or accepted
-/// and then run once or discarded from the board, and counted.
-#[test]
-fn routed_submit_races_cancel() {
-    pool_model(|| {
+/// A submit along `route` racing the pool's cancellation: refused, or
+/// accepted and then run once or discarded from the board, and counted.
+fn routed_submit_racing_cancel(route: fn(&ThreadPool) -> brigade::Routed<'_>) {
+    pool_model(move || {
         let pool = Arc::new(pool(1, 1));
         let runs = counters(1);
         let canceller = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || pool.context().cancel())
         };
-        let handles: Vec<_> = pool
-            .keyed(1)
-            .lane(brigade::Lane::Background)
+        let handles: Vec<_> = route(&pool)
             .submit(counted(&runs, 0))
             .ok()
             .map(|handle| (0, handle))
@@ -665,6 +662,19 @@ fn routed_submit_races_cancel() {
         canceller.join().expect("the canceller");
         settle(shut_down(pool), handles, &runs);
     });
+}
+
+/// A keyed job goes through the board's sorted inbox.
+#[test]
+fn routed_submit_races_cancel() {
+    routed_submit_racing_cancel(|pool| pool.keyed(1).lane(brigade::Lane::Background));
+}
+
+/// An unkeyed job of an uncapped lane goes through the lane's own inbox,
+/// which a take does not empty: the cancel's drain must.
+#[test]
+fn lane_submit_races_cancel() {
+    routed_submit_racing_cancel(|pool| pool.lane(brigade::Lane::High));
 }
 
 /// A routed job submitted while the one worker may be on its way to

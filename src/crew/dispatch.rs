@@ -16,17 +16,24 @@
 //! has an entry only while it has a job queued or running, so keys that
 //! come and go cost nothing once idle.
 //!
-//! # The inbox
+//! # The inboxes
 //!
 //! The board's state is behind one lock, which the workers take to pick
 //! a job. A submit that finds room does not take it: it counts its job
 //! ([`Counts`]: totals that only submits write, beside totals that only
 //! the lock's holder writes), fences, and pushes the job into an inbox,
-//! a channel made by the first such submit. Whoever locks the board next
-//! sorts the inbox in before it looks, so the state is exact whenever it
-//! is read. A submit thus shares with the workers the inbox's slot and
-//! no lock or counter: the lock's line used to cross between the
-//! submitting core and the workers' twice a job.
+//! a channel made by the first such submit. A submit thus shares with
+//! the workers the inbox's slot and no lock or counter: the lock's line
+//! used to cross between the submitting core and the workers' twice a
+//! job.
+//!
+//! Each lane without a cap has an inbox of its own for its unkeyed jobs;
+//! keyed jobs and capped lanes' jobs share a fourth (`inbox.rs`). Whoever
+//! locks the board sorts that fourth one in before it looks, so keys and
+//! caps are weighed against every job; a take also brings on the front of
+//! each lane's own inbox, so it weighs every lane's oldest job, and leaves
+//! the rest where the submitter wrote it (a channel kept non-empty costs
+//! its producer no cache misses; one emptied on every take did).
 //!
 //! The count comes before the push, so a job may be counted and not yet
 //! pushed; the push is a few instructions away and never waits. Whoever
@@ -100,21 +107,21 @@
 //! a submit waits for room, or is refused, per its family, as one blocked
 //! on the channel is.
 
+mod inbox;
+
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::{Envelope, Wait};
 use crate::context::Context;
 use crate::error::TrySubmitError;
 use crate::lane::{Lane, LaneLoad};
-use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::{
-    AtomicBool, AtomicU64, AtomicUsize, CachePadded, Condvar, Mutex, MutexGuard, Ordering, Spin,
-    fence,
+    AtomicBool, AtomicU64, AtomicUsize, CachePadded, Condvar, Mutex, MutexGuard, Ordering, fence,
 };
+use inbox::{Inbox, Inboxes};
 
 /// Where a routed job goes: its lane and, if keyed, its key's hash.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -304,13 +311,13 @@ struct TakerCounts {
 }
 
 impl Counts {
-    /// Jobs on the board, counting those in the inbox and those counted
+    /// Jobs on the board, counting those in the inboxes and those counted
     /// and not yet pushed there.
     fn len(&self, order: Ordering) -> usize {
         outstanding(&self.submits.admitted, &self.takers.taken, order) as usize
     }
 
-    /// Jobs counted into the inbox and not yet sorted in.
+    /// Jobs counted into an inbox and not yet sorted in.
     fn pending(&self, order: Ordering) -> u64 {
         outstanding(&self.submits.posted, &self.takers.sorted, order)
     }
@@ -386,53 +393,12 @@ fn outstanding(counted: &AtomicU64, done: &AtomicU64, order: Ordering) -> u64 {
     counted.load(order).saturating_sub(done)
 }
 
-/// Where routed jobs wait to be sorted in. A bounded channel for a board
-/// of up to [`Inbox::ARRAY`] jobs (a fixed array, allocated at once: a
-/// job's hand-off writes one slot); an unbounded one, growing by blocks,
-/// for larger boards.
-struct Inbox<J> {
-    tx: Sender<Entry<J>>,
-    rx: Receiver<Entry<J>>,
-}
-
-impl<J> Inbox<J> {
-    /// The largest board whose inbox is an array.
-    const ARRAY: usize = 4096;
-
-    /// An inbox that holds `capacity` jobs without waiting: a board
-    /// counts no more than that in it.
-    fn new(capacity: usize) -> Self {
-        let (tx, rx) = if capacity <= Self::ARRAY {
-            channel::bounded(capacity)
-        } else {
-            channel::unbounded()
-        };
-        Self { tx, rx }
-    }
-
-    /// The next job, one counted into the inbox and maybe not pushed yet:
-    /// a spin catches the push that is under way, a blocking receive one
-    /// whose thread was descheduled in between.
-    fn next_pushed(&self) -> Option<Entry<J>> {
-        let mut spin = Spin::default();
-        loop {
-            match self.rx.try_recv() {
-                Ok(entry) => return Some(entry),
-                Err(_) if spin.snooze() => {}
-                // The board holds the sender: this cannot fail.
-                Err(_) => return self.rx.recv().ok(),
-            }
-        }
-    }
-}
-
 /// What routed submits read: the board's settings, and what is written
 /// seldom.
 struct Front<J> {
-    /// Routed jobs admitted without the lock, for whichever thread locks
-    /// it next to sort into the state ([`Board::lock`]). Made by the
-    /// first: a pool that routes nothing allocates none.
-    inbox: OnceLock<Inbox<J>>,
+    /// Routed jobs admitted without the lock, for the threads that lock
+    /// it to sort into the state (`inbox.rs`).
+    inboxes: Inboxes<J>,
     /// Workers blocked on the channels (see [`Board::blocks`]): a submit
     /// sends a turn only while one is.
     blocked: AtomicUsize,
@@ -459,7 +425,7 @@ pub(crate) struct Board<J> {
     /// worker may take: read before locking, so a pool that routes nothing
     /// never locks. Written under the lock, by [`publish`](Self::publish).
     ready: AtomicUsize,
-    /// Jobs on the board, and of those the inbox's.
+    /// Jobs on the board, and of those the inboxes'.
     counts: Counts,
     /// Threads waiting on `changed`.
     sleepers: AtomicUsize,
@@ -482,16 +448,17 @@ struct State<J> {
     /// The next [`Entry::id`].
     next_id: u64,
     /// Jobs in `lanes` and `keys`: the board's `len` less this is what
-    /// the inbox holds or is about to.
+    /// the inboxes hold or are about to.
     sorted: usize,
-    /// Whether the inbox exists: then `ready` carries [`Board::INBOX`].
+    /// Whether an inbox exists: then `ready` carries [`Board::INBOX`].
     inbox_open: bool,
 }
 
 impl<J> Board<J> {
-    /// A bit of `ready` set once the inbox exists: a worker that finds
-    /// no other job ready then looks at the count of jobs pushed there.
-    /// A pool that routes nothing reads one word, zero, per job.
+    /// A bit of `ready` set once an inbox exists: a worker that finds
+    /// no other job ready then looks at the count of jobs pushed into
+    /// the inboxes. A pool that routes nothing reads one word, zero, per
+    /// job.
     const INBOX: usize = 1 << (usize::BITS - 1);
 
     pub(crate) fn new(settings: Dispatch, queue_capacity: Option<usize>) -> Self {
@@ -510,7 +477,7 @@ impl<J> Board<J> {
             sleepers: AtomicUsize::new(0),
             submitters: AtomicUsize::new(0),
             front: CachePadded(Front {
-                inbox: OnceLock::new(),
+                inboxes: Inboxes::new(capacity),
                 blocked: AtomicUsize::new(0),
                 hooked: AtomicBool::new(false),
                 settings,
@@ -532,27 +499,32 @@ impl<J> Board<J> {
         ready != 0 && (ready != Self::INBOX || self.has_pending())
     }
 
-    /// The inbox, made on first use; `None` on a rendezvous board, whose
-    /// jobs go on the board under its lock.
+    /// The inbox of a job along `route`, made on first use; `None` on a
+    /// rendezvous board, whose jobs go on the board under its lock. A
+    /// lane without a cap has its own for its unkeyed jobs; the rest
+    /// share the sorted one (`inbox.rs`).
     #[inline]
-    fn inbox(&self) -> Option<&Inbox<J>> {
+    fn inbox(&self, route: Route) -> Option<&Inbox<J>> {
         if self.front.rendezvous {
             return None;
         }
-        if let Some(inbox) = self.front.inbox.get() {
+        let lane = route.lane.index();
+        let index = if route.key.is_none() && self.front.settings.caps[lane] == usize::MAX {
+            lane
+        } else {
+            inbox::SORTED
+        };
+        if let Some(inbox) = self.front.inboxes.get(index) {
             return Some(inbox);
         }
-        let inbox = self
-            .front
-            .inbox
-            .get_or_init(|| Inbox::new(self.front.capacity));
+        let inbox = self.front.inboxes.make(index);
         let mut state = self.state.lock();
         state.inbox_open = true;
         self.publish(&state);
         Some(inbox)
     }
 
-    /// Whether a job was counted into the inbox and not yet sorted in.
+    /// Whether a job was counted into an inbox and not yet sorted in.
     pub(crate) fn has_pending(&self) -> bool {
         self.counts.pending(Ordering::Relaxed) != 0
     }
@@ -679,7 +651,7 @@ impl<J> Board<J> {
         };
         // Made before the count, so that a drain which sees the count
         // finds the inbox.
-        if let Some(inbox) = self.inbox()
+        if let Some(inbox) = self.inbox(route)
             && self.counts.reserve(limit, true)
         {
             // Orders the count before what the submit reads next: the
@@ -786,33 +758,58 @@ impl<J> Board<J> {
         false
     }
 
-    /// Locks the board's state, with the jobs in the inbox sorted in.
+    /// Locks the board's state, with the jobs in the sorted inbox sorted
+    /// in: every keyed job and every job of a capped lane is then on it.
     fn lock(&self) -> MutexGuard<'_, State<J>> {
         let mut state = self.state.lock();
         self.sort_in(&mut state, None);
         state
     }
 
-    /// Sorts in the jobs in the inbox, and with `all_but(own)`, every job
-    /// counted onto the board and not on it yet, but `own` of the
-    /// caller's: a submit counts its job, then pushes it into the inbox
-    /// without waiting for anything (one that locks pushes under the
-    /// lock), so one counted and not yet there is waited for; only the
-    /// holder of the lock takes from the inbox, so it is this thread's to
-    /// take. By the board's count, not the inbox's, which a submit bumps
-    /// a moment after it.
+    /// Locks the board's state to take a job: as [`lock`](Self::lock),
+    /// and with the front of each lane's own inbox brought on, so the
+    /// board holds every lane's oldest job (see `inbox.rs`).
+    fn lock_to_take(&self) -> MutexGuard<'_, State<J>> {
+        let mut state = self.lock();
+        let mut sorted = 0;
+        for lane in 0..3 {
+            if let Some(inbox) = self.front.inboxes.get(lane)
+                && let Ok(entry) = inbox.rx.try_recv()
+            {
+                self.push(&mut state, entry);
+                sorted += 1;
+            }
+        }
+        if sorted != 0 {
+            self.counts.sorted(sorted);
+        }
+        state
+    }
+
+    /// Sorts in the jobs in the sorted inbox, and with `all_but(own)`,
+    /// those in every inbox and every job counted onto the board and not
+    /// on it yet, but `own` of the caller's: a submit counts its job, then
+    /// pushes it into an inbox without waiting for anything (one that
+    /// locks pushes under the lock), so one counted and not yet there is
+    /// waited for; only the holder of the lock takes from the inboxes, so
+    /// it is this thread's to take. By the board's count, not the
+    /// inboxes', which a submit bumps a moment after it.
     ///
     /// With `None` it reads no count: a count that every submit writes,
     /// read by the workers for every job, took its line from the
     /// submitting thread each time.
     fn sort_in(&self, state: &mut State<J>, all_but: Option<usize>) {
-        let Some(inbox) = self.front.inbox.get() else {
-            return;
-        };
+        let inboxes = &self.front.inboxes;
         let mut sorted: u64 = 0;
-        while let Ok(entry) = inbox.rx.try_recv() {
-            self.push(state, entry);
-            sorted += 1;
+        let mut empty = |inbox: &Inbox<J>| {
+            while let Ok(entry) = inbox.rx.try_recv() {
+                self.push(state, entry);
+                sorted += 1;
+            }
+        };
+        match all_but {
+            None => inboxes.get(inbox::SORTED).into_iter().for_each(&mut empty),
+            Some(_) => inboxes.made().for_each(&mut empty),
         }
         if let Some(own) = all_but {
             // ORDERING: Acquire: the drain fences before it looks, and a
@@ -829,7 +826,7 @@ impl<J> Board<J> {
                 .saturating_sub(state.sorted + own)
                 .max(posted.saturating_sub(sorted) as usize);
             for _ in 0..on_the_way {
-                if let Some(entry) = inbox.next_pushed() {
+                if let Some(entry) = inboxes.next_pushed() {
                     self.push(state, entry);
                     sorted += 1;
                 }
@@ -930,8 +927,13 @@ impl<J> Board<J> {
     }
 
     fn take_sorted(&self, all: bool) -> Option<(Envelope<J>, Ticket)> {
-        let mut state = self.state.lock();
-        self.sort_in(&mut state, all.then_some(0));
+        let mut state = if all {
+            let mut state = self.state.lock();
+            self.sort_in(&mut state, Some(0));
+            state
+        } else {
+            self.lock_to_take()
+        };
         let entry = self.take_locked(&mut state)?;
         drop(state);
         self.wake_sleepers(false);
@@ -960,7 +962,7 @@ impl<J> Board<J> {
     /// back, maybe the plain one.
     pub(crate) fn exchange(&self, plain: Envelope<J>) -> (Envelope<J>, Ticket) {
         let entry = Entry::new(plain, Route::default(), Instant::now());
-        let mut state = self.lock();
+        let mut state = self.lock_to_take();
         // Counted past the capacity: the take below counts it off.
         self.counts.add();
         self.push(&mut state, entry);
@@ -1167,7 +1169,7 @@ impl<J> Board<J> {
         let state = self.lock();
         let mut loads = [LaneLoad::default(); 3];
         for (lane, load) in loads.iter_mut().enumerate() {
-            load.queued = state.lanes[lane].len();
+            load.queued = state.lanes[lane].len() + self.front.inboxes.lane_len(lane);
             load.running = self.running(lane).saturating_sub(ended[lane]);
         }
         for entry in state.keys.values().flatten() {
@@ -1307,7 +1309,9 @@ mod tests {
         };
         let board = Board::new(settings, Some(8));
         let ctx = Context::new();
-        let inbox = board.inbox().expect("not a rendezvous board");
+        let inbox = board
+            .inbox(Route::default())
+            .expect("not a rendezvous board");
         // A submit counted its job and was descheduled before its push.
         assert!(board.counts.reserve(8, true));
         std::thread::scope(|scope| {
@@ -1356,8 +1360,8 @@ mod tests {
         };
         let board = Board::new(settings, Some(64));
         let ctx = Context::new();
-        let inbox = board.inbox().expect("not a rendezvous board");
         let key = Route::keyed("k");
+        let inbox = board.inbox(key).expect("not a rendezvous board");
         push(&board, 0, key);
         let (_running, _ticket) = board.take().expect("the key's first job runs");
         push(&board, 1, key);
