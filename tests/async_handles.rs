@@ -17,7 +17,7 @@ use std::thread;
 use brigade::{
     Cancelled, Context, ErrGroup, GroupError, JobError, Lane, SubmitError, ThreadPool, WorkerPool,
 };
-use common::{Gate, LONG, block_on, occupy_worker, wait_until, with_timeout};
+use common::{Gate, LONG, block_on, occupy_worker, thread_sleeping, wait_until, with_timeout};
 use crossbeam_channel::{Receiver, Sender};
 
 /// A waker that counts its wake-ups and reports each on a channel.
@@ -503,6 +503,143 @@ fn a_keyed_async_submit_waits_for_room_in_its_key_and_keeps_its_order() {
             assert_eq!(block_on(handle), Ok(()));
         }
         assert_eq!(*order.lock(), [1, 2, 3]);
+        pool.join();
+    });
+}
+
+#[test]
+fn a_board_place_wakes_the_lane_future_behind_a_future_waiting_for_its_key() {
+    // Found in review: one waiter woken per place freed, and the one woken
+    // (waiting for its key's queue, still full) swallowed the wake-up the
+    // lane future behind it needed.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .queue_capacity(2)
+            .key_queue_limit(1)
+            .build()
+            .expect("valid pool");
+        let gate = Gate::new();
+        let busy = occupy_worker(&pool, &gate);
+        let held_gate = Gate::new();
+        let held = held_gate.clone();
+        let key = pool.keyed("k");
+        let first = key.submit(move |_ctx| held.wait()).expect("room");
+        let second = key.submit(|_ctx| ()).expect("room behind the first");
+        let (_key_counter, key_waker, _key_woken) = counting();
+        let mut for_key = key.submit_async(|_ctx| ());
+        assert!(
+            poll_once(&mut for_key, &key_waker).is_pending(),
+            "the key is full"
+        );
+        let (_counter, waker, woken) = counting();
+        let mut for_place = pool.lane(Lane::High).submit_async(|_ctx| 7);
+        assert!(
+            poll_once(&mut for_place, &waker).is_pending(),
+            "the board is full"
+        );
+        // The worker takes the key's first job off the board: a place frees.
+        gate.open();
+        woken
+            .recv_timeout(LONG)
+            .expect("the lane future woken for the place");
+        let Poll::Ready(Ok(handle)) = poll_once(&mut for_place, &waker) else {
+            panic!("the lane future did not complete once woken")
+        };
+        held_gate.open();
+        assert_eq!(block_on(handle), Ok(7));
+        drop((for_key, for_place));
+        assert_eq!((block_on(first), block_on(second)), (Ok(()), Ok(())));
+        assert_eq!(block_on(busy), Ok(()));
+        pool.join();
+    });
+}
+
+#[test]
+fn a_slot_in_the_queue_wakes_a_plain_future_beside_a_lane_future() {
+    // Found in review: plain and routed futures shared one room, and a
+    // slot in the jobs channel woke the lane future, which needed a place
+    // on the board, instead of the plain future that could use it.
+    with_timeout(LONG, || {
+        let pool = pool(1, 1);
+        let gate = Gate::new();
+        let busy = occupy_worker(&pool, &gate);
+        let held_gate = Gate::new();
+        let held = held_gate.clone();
+        let routed = pool
+            .lane(Lane::High)
+            .submit(move |_ctx| held.wait())
+            .expect("the board's one place");
+        let plain = pool.submit(|_ctx| ()).expect("the queue's one slot");
+        let (_lane_counter, lane_waker, _lane_woken) = counting();
+        let mut lane = pool.lane(Lane::High).submit_async(|_ctx| ());
+        assert!(poll_once(&mut lane, &lane_waker).is_pending());
+        let (_counter, waker, woken) = counting();
+        let mut plain_future = pool.submit_async(|_ctx| 5);
+        assert!(poll_once(&mut plain_future, &waker).is_pending());
+        // The worker receives the plain job, puts it on the board and
+        // takes the High one: the jobs channel's slot is free.
+        gate.open();
+        woken
+            .recv_timeout(LONG)
+            .expect("the plain future woken for the slot");
+        let Poll::Ready(Ok(handle)) = poll_once(&mut plain_future, &waker) else {
+            panic!("the plain future did not complete once woken")
+        };
+        held_gate.open();
+        assert_eq!(block_on(handle), Ok(5));
+        drop((lane, plain_future));
+        assert_eq!((block_on(routed), block_on(plain)), (Ok(()), Ok(())));
+        assert_eq!(block_on(busy), Ok(()));
+        pool.join();
+    });
+}
+
+#[test]
+fn a_keyed_future_on_a_rendezvous_pool_waits_for_its_key_without_spinning() {
+    // Found in review: on a queue of capacity 0 a waiting future is polled
+    // again at once while a worker is idle, which lets a plain job
+    // through; a keyed job whose key is full was polled 100,000 times a
+    // fifth of a second.
+    with_timeout(LONG, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .queue_capacity(0)
+            .key_queue_limit(1)
+            .thread_name("rv-spin")
+            .build()
+            .expect("valid pool");
+        let gate = Gate::new();
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let held = gate.clone();
+        let key = pool.keyed("k");
+        let first = key
+            .submit(move |_ctx| {
+                started_tx.send(()).expect("the test waits");
+                held.wait();
+            })
+            .expect("an idle worker");
+        started
+            .recv_timeout(LONG)
+            .expect("the key's first job started");
+        let second = key.submit(|_ctx| ()).expect("room behind the first");
+        // The other worker is idle, blocked on the queue.
+        assert!(wait_until(LONG, || thread_sleeping("rv-spin-0")
+            && thread_sleeping("rv-spin-1")));
+        let (counter, waker, woken) = counting();
+        let mut third = key.submit_async(|_ctx| ());
+        assert!(poll_once(&mut third, &waker).is_pending());
+        assert_eq!(
+            counter.wakes.load(Ordering::SeqCst),
+            0,
+            "woken again at once while its key was full"
+        );
+        gate.open();
+        woken
+            .recv_timeout(LONG)
+            .expect("woken when its key had room");
+        drop(third);
+        assert_eq!((block_on(first), block_on(second)), (Ok(()), Ok(())));
         pool.join();
     });
 }

@@ -657,3 +657,60 @@ fn a_keyed_job_whose_key_is_busy_waits_for_room_instead_of_running_here() {
         Arc::into_inner(pool).expect("the only reference").join();
     });
 }
+
+#[test]
+fn a_keyed_job_on_the_only_worker_queues_behind_its_key_instead_of_waiting() {
+    // Found in review: waiting for room that only this worker could make.
+    with_timeout(LONG, || {
+        let pool = Arc::new(builder("rh-key-worker").build().expect("valid pool"));
+        let inner = Arc::clone(&pool);
+        let outer = pool
+            .submit(move |_ctx| {
+                let key = inner.keyed("k");
+                let first = key.try_submit(|_ctx| 1).expect("the board's one place");
+                let second = key.submit_or_run_here(|_ctx| 2).expect("accepted");
+                (first, second)
+            })
+            .expect("accepted");
+        let (first, second) = outer.join().expect("returned without waiting");
+        assert_eq!((first.join(), second.join()), (Ok(1), Ok(2)));
+        Arc::into_inner(pool).expect("the only reference").join();
+    });
+}
+
+#[test]
+fn a_keyed_job_inside_its_own_key_queues_behind_it_instead_of_waiting() {
+    with_timeout(LONG, || {
+        let pool = Arc::new(
+            ThreadPool::builder()
+                .workers(4)
+                .key_queue_limit(1)
+                .build()
+                .expect("valid pool"),
+        );
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let (inner, log) = (Arc::clone(&pool), Arc::clone(&order));
+        let outer = pool
+            .keyed("k")
+            .submit(move |_ctx| {
+                let key = inner.keyed("k");
+                let one = Arc::clone(&log);
+                let first = key
+                    .try_submit(move |_ctx| one.lock().push(1))
+                    .expect("room for one behind this job");
+                // Its key is full, and held by this job: no room comes
+                // until this returns.
+                let two = Arc::clone(&log);
+                let second = key
+                    .submit_or_run_here(move |_ctx| two.lock().push(2))
+                    .expect("accepted");
+                log.lock().push(0);
+                (first, second)
+            })
+            .expect("accepted");
+        let (first, second) = outer.join().expect("returned without waiting");
+        assert_eq!((first.join(), second.join()), (Ok(()), Ok(())));
+        assert_eq!(*order.lock(), [0, 1, 2], "in the key's order");
+        Arc::into_inner(pool).expect("the only reference").join();
+    });
+}

@@ -1051,6 +1051,29 @@ impl<J> Board<J> {
         }
     }
 
+    /// Queues `queued` along `route` past the board's capacity and its
+    /// key's limit, for a submit that may neither run it here nor wait
+    /// for room (see `here.rs`).
+    pub(crate) fn queue_past(&self, queued: Envelope<J>, route: Route) {
+        let mut state = self.lock();
+        // Counted past the capacity, as `exchange` counts a plain job.
+        self.counts.add();
+        self.push(&mut state, Entry::new(queued, route, Instant::now()));
+    }
+
+    /// Whether `route`'s key has as many jobs queued behind its running
+    /// one as it may.
+    pub(crate) fn key_full(&self, route: Route) -> bool {
+        let Some(key) = route.key else {
+            return false;
+        };
+        let state = self.lock();
+        state
+            .keys
+            .get(&key)
+            .is_some_and(|behind| behind.len() >= self.front.settings.key_queue)
+    }
+
     /// Holds `route`'s lane, and its key if it has one, for a job its
     /// submitter runs on its own thread (the board was full): the job
     /// counts as running in its lane, and a key's later jobs queue behind

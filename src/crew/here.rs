@@ -41,7 +41,7 @@ use std::cell::Cell;
 
 use super::dispatch::Ticket;
 use super::job::WorkerState;
-use super::{Crew, Exec, Queued, Route, SendFail, Shared, Wait};
+use super::{Crew, Exec, Queued, Route, SendFail, Shared, Wait, runs_key, works_for};
 use crate::error::TrySubmitError;
 use crate::stats::{Counters, WorkerSlot};
 use crate::sync::CachePadded;
@@ -91,13 +91,45 @@ impl<J: Send + 'static, E: Exec<J, Local = ()>> Crew<J, E> {
             Err(TrySubmitError::Full(job)) => job,
             queued_or_refused => return queued_or_refused,
         };
-        let Some(ticket) = self.shared.board.hold_here(route) else {
-            return self.submit_routed(tx, job, route, Wait::Forever, closed);
-        };
+        // Accepted before the route is held (the propagate hook's capture
+        // runs here), so nothing between the hold and the run can fail.
         let queued = Queued::Job(self.shared.envelope(job));
+        let Some(ticket) = self.shared.board.hold_here(route) else {
+            return self.wait_behind_key(tx, queued, route, closed);
+        };
         self.shared
             .run_here(queued, Some(ticket))
             .map_err(|fail| fail.refused(|queued| self.shared.unenvelope(queued)))
+    }
+
+    /// A job along `route` that may not run here: its key has a job
+    /// queued or running. It waits for room as a blocking submit does,
+    /// unless this thread is one of the pool's workers or runs a job of
+    /// the same key, where the room it waits for could be this thread's
+    /// to make: then it is queued at once, behind its key, past the
+    /// board's and the key's limits (one job per such thread at a time).
+    fn wait_behind_key(
+        &self,
+        tx: &Sender<Queued<J>>,
+        queued: Queued<J>,
+        route: Route,
+        closed: Option<&Receiver<()>>,
+    ) -> Result<(), TrySubmitError<J>> {
+        let crew = self.shared.id();
+        let own_key = route.key.is_some_and(|key| runs_key(crew, key));
+        if !works_for(crew) && !own_key {
+            let job = self.shared.unenvelope(queued);
+            return self.submit_routed(tx, job, route, Wait::Forever, closed);
+        }
+        let Queued::Job(queued) = queued else {
+            unreachable!("brigade: a submit sends a job, never a turn")
+        };
+        self.shared.board.queue_past(queued, route);
+        // Behind its key, it waits for the key's end; if the key ended
+        // meanwhile, it is ready now, and a blocked worker must hear.
+        self.shared.nudge_idle(1);
+        self.shared.landed();
+        Ok(())
     }
 }
 

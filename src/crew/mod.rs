@@ -309,6 +309,11 @@ struct Shared<J, E> {
     controller: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     /// Futures waiting for a slot in `jobs`.
     room: Arc<Room>,
+    /// Where futures wait for room on the dispatcher's board (`Routed`
+    /// jobs): apart from `room`, since a slot in one frees nothing in the
+    /// other, and a waiter woken for the wrong one would swallow the
+    /// wake-up.
+    routed_room: Arc<Room>,
     /// Whether `ctx` has the hook that wakes them on cancellation.
     room_hooked: AtomicBool,
     /// Workers between jobs, in an elastic crew (see `elastic.rs`).
@@ -407,6 +412,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             make_local: Mutex::new(Some(Box::new(maker))),
             controller: Mutex::new(None),
             room: Arc::new(Room::new(rendezvous)),
+            routed_room: Arc::new(Room::new(rendezvous)),
             room_hooked: AtomicBool::new(false),
             free: CachePadded(AtomicUsize::new(0)),
             grow_cap: AtomicUsize::new(grow_cap),
@@ -691,6 +697,7 @@ impl<J, E> Crew<J, E> {
     /// try again and see why there is none.
     pub(crate) fn wake_room(&self) {
         self.shared.room.wake_all();
+        self.shared.routed_room.wake_all();
         self.shared.board.wake_all();
     }
 
@@ -698,14 +705,34 @@ impl<J, E> Crew<J, E> {
     /// the pool's context, so that its cancellation (by a parent, or a
     /// deadline) wakes them even while every worker is inside a job.
     pub(crate) fn room(&self) -> &Room {
-        let room = &self.shared.room;
+        self.hook_rooms();
+        &self.shared.room
+    }
+
+    /// Where futures wait for room on the dispatcher's board or in a
+    /// key's queue: as [`room`](Self::room), for routed jobs.
+    pub(crate) fn routed_room(&self) -> &Room {
+        self.hook_rooms();
+        &self.shared.routed_room
+    }
+
+    /// Hooks the pool's context, once, to wake both rooms' waiters.
+    fn hook_rooms(&self) {
         // ORDERING: Relaxed: a second hook would only wake twice.
         if !self.shared.room_hooked.swap(true, Ordering::Relaxed) {
-            let woken = Arc::clone(room);
+            let rooms = [&self.shared.room, &self.shared.routed_room].map(Arc::clone);
             // Lives in the pool's own context node, dropped with the pool.
-            let _ = self.shared.ctx.on_done(move |_| woken.wake_all());
+            let _ = self
+                .shared
+                .ctx
+                .on_done(move |_| rooms.iter().for_each(|room| room.wake_all()));
         }
-        room
+    }
+
+    /// Whether a routed job's key has as many jobs queued behind its
+    /// running one as it may: room comes only when one of them starts.
+    pub(crate) fn key_full(&self, route: Route) -> bool {
+        self.shared.board.key_full(route)
     }
 
     pub(crate) fn exec(&self) -> &E {

@@ -117,12 +117,18 @@ impl Room {
     /// once and hands the item back if the queue is full; any other outcome
     /// (sent, or refused for good) is `Ok`. `Err` gives the item back with
     /// `waker` left here: the future is `Pending`.
+    ///
+    /// On a queue of capacity 0, `idle_helps` says whether an idle worker
+    /// would let a retry through (see the module docs); a job refused for
+    /// another reason (its key's queue is full) waits for a wake-up rather
+    /// than being polled again at once.
     pub(crate) fn poll_send<I, R>(
         &self,
         ticket: &mut Ticket,
         waker: &Waker,
         item: I,
         mut send: impl FnMut(I) -> Result<R, I>,
+        idle_helps: impl FnOnce() -> bool,
     ) -> Result<R, I> {
         let item = match send(item) {
             Ok(done) => {
@@ -137,7 +143,7 @@ impl Room {
         let done = match send(item) {
             Ok(done) => done,
             Err(item) => {
-                if self.rendezvous && self.idle.load(Ordering::SeqCst) != 0 {
+                if self.rendezvous && self.idle.load(Ordering::SeqCst) != 0 && idle_helps() {
                     waker.wake_by_ref();
                 }
                 return Err(item);
@@ -175,6 +181,26 @@ impl Room {
         }
     }
 
+    /// A worker took a job off the dispatcher's board: every waiter tries
+    /// again. Its waiters want different things (a place on the board, or
+    /// room in one key's queue), so one woken for a slot it cannot use
+    /// would swallow the wake-up another needed. One flag read unless
+    /// armed.
+    #[inline]
+    pub(crate) fn freed_all(&self) {
+        if self.armed.load(Ordering::Relaxed) {
+            self.freed_all_armed();
+        }
+    }
+
+    #[cold]
+    fn freed_all_armed(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) != 0 {
+            self.wake_waiting();
+        }
+    }
+
     /// A worker found the queue empty and is about to block, or is
     /// leaving, or intake closed: every waiter tries again.
     #[cold]
@@ -185,6 +211,10 @@ impl Room {
                 return;
             }
         }
+        self.wake_waiting();
+    }
+
+    fn wake_waiting(&self) {
         let waiters = std::mem::take(&mut *self.waiters.lock());
         self.waiting.store(0, Ordering::Relaxed);
         waiters.into_iter().for_each(|(_, waker)| waker.wake());

@@ -43,6 +43,9 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         state.ctx.link();
         while let Some((queued, ticket)) = self.next() {
             self.room.freed();
+            if ticket.is_some() {
+                self.routed_room.freed_all();
+            }
             if self.ctx.is_done() {
                 self.refuse(queued, ticket, None);
                 break;
@@ -112,6 +115,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         }
         // Futures waiting for room see why there is none.
         self.room.wake_all();
+        self.routed_room.wake_all();
         Leave::Done
     }
 
@@ -187,7 +191,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 slot.set_ending(None);
             }
             if ended.key_room {
-                self.room.wake_all();
+                self.routed_room.wake_all();
             }
             self.nudge_idle(if leaving {
                 ended.ready
@@ -316,6 +320,7 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn next_job_blocking(&self, waiting: &mut Waiting<'_>) -> Option<Queued<J>> {
         // The queue is empty: a future that found it full can send now.
         let _idle = self.room.idle();
+        let _routed_idle = self.routed_room.idle();
         let Some(_blocked) = self.count_parked() else {
             return Some(Queued::Turn);
         };

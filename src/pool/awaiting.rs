@@ -22,7 +22,7 @@ use super::handle::{JobCell, SharedTask};
 use super::job::Task;
 use super::{ThreadPool, blocking, take_back};
 use crate::context::Context;
-use crate::crew::{Route, Ticket, Wait};
+use crate::crew::{Room, Route, Ticket, Wait};
 use crate::error::{JobError, SubmitError, TrySubmitError};
 use crate::pool::JobHandle;
 use crate::sync::Arc;
@@ -102,13 +102,19 @@ where
             return Poll::Ready(Ok(JobCell::<F, T>::joined().handle()));
         };
         let mut ticket = std::mem::take(&mut this.ticket);
-        let polled = this
-            .pool
-            .crew
-            .room()
-            .poll_send(&mut ticket, cx.waker(), task, |task| {
-                this.attempt(&cell, task)
-            });
+        // On a queue of capacity 0, an idle worker lets a retry through,
+        // unless the job's key is what is full.
+        let idle_helps = || {
+            this.route
+                .is_none_or(|route| !this.pool.crew.key_full(route))
+        };
+        let polled = this.room().poll_send(
+            &mut ticket,
+            cx.waker(),
+            task,
+            |task| this.attempt(&cell, task),
+            idle_helps,
+        );
         this.ticket = ticket;
         match polled {
             Ok(done) => Poll::Ready(done),
@@ -120,10 +126,20 @@ where
     }
 }
 
+impl<'p, F, T> SubmitAsync<'p, F, T> {
+    /// Where this future waits: a routed job's room is the dispatcher's.
+    fn room(&self) -> &'p Room {
+        match self.route {
+            None => self.pool.crew.room(),
+            Some(_) => self.pool.crew.routed_room(),
+        }
+    }
+}
+
 impl<F, T> Drop for SubmitAsync<'_, F, T> {
     fn drop(&mut self) {
         if self.pending.is_some() {
-            self.pool.crew.room().leave(&mut self.ticket, false);
+            self.room().leave(&mut self.ticket, false);
         }
     }
 }

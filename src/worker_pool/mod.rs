@@ -799,17 +799,18 @@ impl<J: Send + 'static, R: Send + 'static> Future for WorkerSubmit<'_, J, R> {
             return Poll::Ready(Ok(u64::MAX));
         };
         let pool = this.pool;
-        let polled =
-            pool.crew
-                .room()
-                .poll_send(&mut this.ticket, cx.waker(), job, |job| {
-                    match pool.enqueue(job, Wait::Now) {
-                        Err(TrySubmitError::Full(job)) => Err(job),
-                        Ok(index) => Ok(Ok(index)),
-                        Err(TrySubmitError::Cancelled(job)) => Ok(Err(SubmitError::Cancelled(job))),
-                        Err(TrySubmitError::Closed(job)) => Ok(Err(SubmitError::Closed(job))),
-                    }
-                });
+        let polled = pool.crew.room().poll_send(
+            &mut this.ticket,
+            cx.waker(),
+            job,
+            |job| match pool.enqueue(job, Wait::Now) {
+                Err(TrySubmitError::Full(job)) => Err(job),
+                Ok(index) => Ok(Ok(index)),
+                Err(TrySubmitError::Cancelled(job)) => Ok(Err(SubmitError::Cancelled(job))),
+                Err(TrySubmitError::Closed(job)) => Ok(Err(SubmitError::Closed(job))),
+            },
+            || true,
+        );
         match polled {
             Ok(done) => Poll::Ready(done),
             Err(job) => {
