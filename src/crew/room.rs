@@ -17,6 +17,14 @@
 //! wakes it) or the queue empties (and wakes it). A worker that leaves,
 //! and a pool that closes, wake every waiter, which then sees why.
 //!
+//! A crew has two rooms: one for its jobs channel, one for the
+//! dispatcher's board (jobs with a lane or a key). A slot in one frees
+//! nothing in the other, and a waiter woken for the wrong one would
+//! swallow the wake-up. The board's waiters also want different things —
+//! a place on the board, or room in one key's queue — so a worker that
+//! takes a job off the board wakes all of them ([`Room::freed_all`]), and
+//! a key whose queue shrank wakes all of them too.
+//!
 //! A queue of capacity 0 has room only while a worker is blocked receiving,
 //! and a worker wakes the waiters just *before* it blocks: a retry in that
 //! gap finds no room, and nothing would wake it again. So while a worker

@@ -218,7 +218,10 @@ impl<'p> Routed<'p> {
     /// [limit](crate::ThreadPoolBuilder::lane_limit) does not hold it
     /// back. A keyed job whose key has a job queued or running never runs
     /// here, which would break the key's order: it waits for room instead,
-    /// as [`submit`](Self::submit) does.
+    /// as [`submit`](Self::submit) does — unless the caller is one of the
+    /// pool's workers or runs a job of the same key, where that room could
+    /// be the caller's own to make: there it is queued behind its key at
+    /// once, past the queue's and the key's limits.
     ///
     /// # Warning: it blocks the caller for the job's whole run
     ///
