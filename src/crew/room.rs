@@ -173,19 +173,12 @@ impl Room {
         Idle(self)
     }
 
-    /// A worker took a job off the queue. One flag read unless armed.
+    /// A worker took a job off the queue: the longest waiter tries again.
+    /// One flag read unless armed.
     #[inline]
     pub(crate) fn freed(&self) {
         if self.armed.load(Ordering::Relaxed) {
-            self.freed_armed();
-        }
-    }
-
-    #[cold]
-    fn freed_armed(&self) {
-        fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::Relaxed) != 0 {
-            self.wake_one();
+            self.freed_armed(false);
         }
     }
 
@@ -197,15 +190,20 @@ impl Room {
     #[inline]
     pub(crate) fn freed_all(&self) {
         if self.armed.load(Ordering::Relaxed) {
-            self.freed_all_armed();
+            self.freed_armed(true);
         }
     }
 
     #[cold]
-    fn freed_all_armed(&self) {
+    fn freed_armed(&self, all: bool) {
         fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::Relaxed) != 0 {
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if all {
             self.wake_waiting();
+        } else {
+            self.wake_one();
         }
     }
 
