@@ -35,7 +35,11 @@
 //! gives what it made ready to idle workers. A keyed job whose key has a
 //! job queued or running cannot go first without breaking the key's
 //! order; it waits for room instead, as a blocking submit does (still a
-//! brake on the producer, never a job run out of turn).
+//! brake on the producer, never a job run out of turn) — unless the
+//! caller is one of the pool's workers or runs a job of the same key,
+//! whose wait could be for room only the caller can make: that job is
+//! queued behind its key at once, past the board's and the key's limits
+//! ([`Board::queue_past`](super::dispatch::Board::queue_past)).
 
 use std::cell::Cell;
 
@@ -75,7 +79,7 @@ impl<J: Send + 'static, E: Exec<J, Local = ()>> Crew<J, E> {
     /// along `route`: where the board has no room for it, it runs here
     /// holding its lane and key as a worker would (see the module docs).
     /// A keyed job whose key has a job queued or running may not go
-    /// first: it waits for room instead, as a blocking submit does.
+    /// first: see [`wait_behind_key`](Self::wait_behind_key).
     ///
     /// # Errors
     ///
