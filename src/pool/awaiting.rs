@@ -38,7 +38,8 @@ use crate::sync::Arc;
 #[must_use = "futures do nothing unless awaited; the job is queued only when polled"]
 pub struct SubmitAsync<'p, F, T> {
     pool: &'p ThreadPool,
-    /// The dispatcher's route, for a job from [`Routed::submit_async`](crate::Routed::submit_async).
+    /// The dispatcher's route, for a job from
+    /// [`Routed::submit_async`](crate::Routed::submit_async).
     route: Option<Route>,
     /// The job's cell and the task to queue; `None` once resolved.
     pending: Option<(Arc<JobCell<F, T>>, Task)>,
