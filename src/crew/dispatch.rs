@@ -508,9 +508,8 @@ impl<J> Board<J> {
         if self.front.rendezvous {
             return None;
         }
-        let lane = route.lane.index();
-        let index = if route.key.is_none() && self.front.settings.caps[lane] == usize::MAX {
-            lane
+        let index = if self.unbound(route) {
+            route.lane.index()
         } else {
             inbox::SORTED
         };
@@ -884,6 +883,13 @@ impl<J> Board<J> {
         self.running[lane].load(Ordering::Relaxed)
     }
 
+    /// Whether a job along `route` is bound by nothing but its lane's
+    /// order: no key, no cap. Such a job waits in its lane's own inbox,
+    /// and its end releases nothing.
+    fn unbound(&self, route: Route) -> bool {
+        route.key.is_none() && self.front.settings.caps[route.lane.index()] == usize::MAX
+    }
+
     /// Whether a job of lane `lane` may start: the lane is under its cap.
     fn under_cap(&self, lane: usize) -> bool {
         self.running(lane) < self.front.settings.caps[lane]
@@ -1016,7 +1022,7 @@ impl<J> Board<J> {
     pub(crate) fn finish(&self, ticket: Ticket) -> Ended {
         let Ticket(route) = ticket;
         let lane = route.lane.index();
-        if route.key.is_none() && self.front.settings.caps[lane] == usize::MAX {
+        if self.unbound(route) {
             // Nothing waits on this end: no key to release, no cap to
             // reopen, no room freed (the take did that).
             self.running[lane].fetch_sub(1, Ordering::Relaxed);
