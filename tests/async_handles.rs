@@ -492,11 +492,17 @@ fn a_keyed_async_submit_waits_for_room_in_its_key_and_keeps_its_order() {
             "the key's queue is full"
         );
         gate.open();
-        woken
-            .recv_timeout(LONG)
-            .expect("woken when the key's queue had room");
-        let Poll::Ready(Ok(third)) = poll_once(&mut submit, &waker) else {
-            panic!("the submit did not complete once woken")
+        // Polled only when woken. The other worker, idle, may wake it
+        // before the key has room (a worker about to block wakes every
+        // waiter): then it stays pending until the next wake-up.
+        let third = loop {
+            woken
+                .recv_timeout(LONG)
+                .expect("woken when the key's queue had room");
+            match poll_once(&mut submit, &waker) {
+                Poll::Ready(done) => break done.expect("a live pool accepts"),
+                Poll::Pending => {}
+            }
         };
         drop(submit);
         for handle in [first, second, third] {
