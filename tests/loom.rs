@@ -705,3 +705,32 @@ fn routed_job_wakes_a_blocking_worker() {
         pool.join();
     });
 }
+
+/// Two keyed jobs of different keys on one worker: a take brings on
+/// from the sorted inbox only the first, and leaves the second there
+/// (`Board::sort_in_for_take`). The worker must still find it, whether
+/// it is pushed before or after the take, or the worker blocks: both
+/// run without intake closing — a stranded job parks both model threads
+/// forever, which loom reports.
+#[test]
+fn a_keyed_job_left_in_the_inbox_runs() {
+    pool_model(|| {
+        let pool = pool(1, 4);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let waiter = thread::current();
+        for key in 0..2 {
+            let ran = Arc::clone(&ran);
+            let waiter = waiter.clone();
+            pool.keyed(key)
+                .execute(move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    waiter.unpark();
+                })
+                .expect("a live pool accepts");
+        }
+        while ran.load(Ordering::SeqCst) < 2 {
+            thread::park();
+        }
+        pool.join();
+    });
+}

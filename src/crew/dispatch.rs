@@ -28,12 +28,20 @@
 //! job.
 //!
 //! Each lane without a cap has an inbox of its own for its unkeyed jobs;
-//! keyed jobs and capped lanes' jobs share a fourth (`inbox.rs`). Whoever
-//! locks the board sorts that fourth one in before it looks, so keys and
-//! caps are weighed against every job; a take also brings on the front of
-//! each lane's own inbox, so it weighs every lane's oldest job, and leaves
-//! the rest where the submitter wrote it (a channel kept non-empty costs
-//! its producer no cache misses; one emptied on every take did).
+//! keyed jobs and capped lanes' jobs share a fourth, the sorted inbox
+//! (`inbox.rs`). A take brings on the front of each lane's own inbox, so
+//! it weighs every lane's oldest job, and from the sorted inbox jobs
+//! until one it brings on may start, and more only while the inbox may
+//! hold a job of a higher lane than the board's best (the board notes
+//! which lanes ever entered it: once a keyed `High` job has, a take
+//! empties it unless a `High` job may start). It leaves the rest where the submitter wrote it (a channel kept
+//! non-empty costs its producer no cache misses; one emptied on every
+//! take did). A job's end releases its key without looking at the inbox:
+//! a job of the key still there came later. Everything else that locks
+//! the board (a submit that locks, a drain, a join run inline, run-here,
+//! a count of the lanes, a worker waiting after intake closed), and a
+//! take or an end while a thread waits on the board, sorts the whole
+//! sorted inbox in first, so it sees every key's queue.
 //!
 //! The count comes before the push, so a job may be counted and not yet
 //! pushed; the push is a few instructions away and never waits. Whoever
@@ -86,7 +94,9 @@
 //!   under a lane cap) is taken by the worker that ran that job, which
 //!   looks at the board next; a second one made ready by the same end, or
 //!   one made ready by a worker that is leaving, is announced with a nudge
-//!   on the retire channel, which every idle worker also watches;
+//!   on the retire channel, which every idle worker also watches (a job
+//!   still in the sorted inbox at that end is counted there, and sent
+//!   its own turn);
 //! * a turn, or a plain job, may be received by a worker other than the
 //!   blocked one it was sent to wake (a channel wakes a blocked receiver
 //!   per message, and one that finds the message gone blocks again): a
@@ -119,7 +129,8 @@ use crate::context::Context;
 use crate::error::TrySubmitError;
 use crate::lane::{Lane, LaneLoad};
 use crate::sync::{
-    AtomicBool, AtomicU64, AtomicUsize, CachePadded, Condvar, Mutex, MutexGuard, Ordering, fence,
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize, CachePadded, Condvar, Mutex, MutexGuard,
+    Ordering, fence,
 };
 use inbox::{Inbox, Inboxes};
 
@@ -269,6 +280,15 @@ pub(crate) struct Ended {
     pub(crate) key_room: bool,
 }
 
+/// Where [`Board::push`] put a job.
+struct Pushed {
+    /// Its id on the board.
+    id: u64,
+    /// Whether it went into its lane's queue, under the lane's cap: a
+    /// worker may take it now.
+    may_start: bool,
+}
+
 /// What a submit's admission was refused for; the job comes back.
 pub(crate) type Refused<J> = TrySubmitError<Envelope<J>>;
 
@@ -404,6 +424,9 @@ struct Front<J> {
     blocked: AtomicUsize,
     /// Whether the pool's context wakes `changed` when it is done.
     hooked: AtomicBool,
+    /// The lanes whose jobs ever entered the sorted inbox, a bit per lane
+    /// index: set once per lane, so read by every take without a miss.
+    sorted_lanes: AtomicU8,
     settings: Dispatch,
     /// Most jobs on the board.
     capacity: usize,
@@ -480,6 +503,7 @@ impl<J> Board<J> {
                 inboxes: Inboxes::new(capacity),
                 blocked: AtomicUsize::new(0),
                 hooked: AtomicBool::new(false),
+                sorted_lanes: AtomicU8::new(0),
                 settings,
                 capacity,
                 keyed_inbox: capacity.min(settings.key_queue),
@@ -511,6 +535,7 @@ impl<J> Board<J> {
         let index = if self.unbound(route) {
             route.lane.index()
         } else {
+            self.mark_sorted(route.lane.index());
             inbox::SORTED
         };
         if let Some(inbox) = self.front.inboxes.get(index) {
@@ -718,7 +743,7 @@ impl<J> Board<J> {
             self.submitters.fetch_sub(1, Ordering::SeqCst);
             since = Instant::now();
         }
-        Ok(self.push(state, Entry::new(queued, route, since)))
+        Ok(self.push(state, Entry::new(queued, route, since)).id)
     }
 
     /// Counts one more job on the board, under the lock, if the board
@@ -765,11 +790,25 @@ impl<J> Board<J> {
         state
     }
 
-    /// Locks the board's state to take a job: as [`lock`](Self::lock),
-    /// and with the front of each lane's own inbox brought on, so the
-    /// board holds every lane's oldest job (see `inbox.rs`).
+    /// Locks the board's state, leaving the sorted inbox as it is unless a
+    /// thread waits on the board: a submit waiting for room is woken once
+    /// no job on the board can start (`wake_sleepers`), which the board
+    /// can tell only with every job sorted in. Sleepers count themselves
+    /// under the lock, so the relaxed look is exact here.
+    fn lock_lazily(&self) -> MutexGuard<'_, State<J>> {
+        let mut state = self.state.lock();
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            self.sort_in(&mut state, None);
+        }
+        state
+    }
+
+    /// Locks the board's state to take a job, with the front of each
+    /// lane's own inbox brought on, so the board holds every lane's
+    /// oldest job, and from the sorted inbox as many as
+    /// [`sort_in_for_take`](Self::sort_in_for_take) needs (see `inbox.rs`).
     fn lock_to_take(&self) -> MutexGuard<'_, State<J>> {
-        let mut state = self.lock();
+        let mut state = self.lock_lazily();
         let mut sorted = 0;
         for lane in 0..3 {
             if let Some(inbox) = self.front.inboxes.get(lane)
@@ -779,10 +818,56 @@ impl<J> Board<J> {
                 sorted += 1;
             }
         }
+        sorted += self.sort_in_for_take(&mut state);
         if sorted != 0 {
             self.counts.sorted(sorted);
         }
         state
+    }
+
+    /// Brings jobs on from the sorted inbox until one it brings on may
+    /// start and none left behind could go before the board's best by its
+    /// lane ([`Front::sorted_lanes`] says which lanes the inbox may hold);
+    /// returns how many came. The inbox is in push order, so what stays is
+    /// younger than what came on: a key's jobs still reach the board in
+    /// order, the take cannot pass over an older job that may start (an
+    /// ordered `WorkerPool` relies on it: see `ordered.rs`), and if one
+    /// left behind has waited past the starvation bound, so has the one
+    /// brought on, and the oldest such front goes first.
+    fn sort_in_for_take(&self, state: &mut State<J>) -> u64 {
+        let Some(inbox) = self.front.inboxes.get(inbox::SORTED) else {
+            return 0;
+        };
+        let mut sorted = 0;
+        while let Ok(entry) = inbox.rx.try_recv() {
+            sorted += 1;
+            if self.push(state, entry).may_start && self.outranks(state) {
+                break;
+            }
+        }
+        sorted
+    }
+
+    /// Whether the board has a job that may start in a lane at least as
+    /// high as any that entered the sorted inbox.
+    fn outranks(&self, state: &State<J>) -> bool {
+        // ORDERING: Relaxed: a lane's mark comes before its first job's
+        // push, so every job received so far is covered; one whose mark
+        // this misses was pushed concurrently with the take, which may
+        // then go first as it would before a job submitted a moment later.
+        let lanes = self.front.sorted_lanes.load(Ordering::Relaxed);
+        let highest = lanes.trailing_zeros() as usize;
+        (0..=highest.min(2)).any(|lane| self.under_cap(lane) && !state.lanes[lane].is_empty())
+    }
+
+    /// Notes that jobs of lane `lane` enter the sorted inbox.
+    fn mark_sorted(&self, lane: usize) {
+        let bit = 1 << lane;
+        // ORDERING: Relaxed: the push that follows publishes it. A load
+        // first, so the line is written once per lane.
+        if self.front.sorted_lanes.load(Ordering::Relaxed) & bit == 0 {
+            self.front.sorted_lanes.fetch_or(bit, Ordering::Relaxed);
+        }
     }
 
     /// Sorts in the jobs in the sorted inbox, and with `all_but(own)`,
@@ -837,9 +922,9 @@ impl<J> Board<J> {
     }
 
     /// Puts `entry`, already counted in `len`, in its lane queue, or
-    /// behind its key's current job; returns its id on the board.
+    /// behind its key's current job.
     #[inline]
-    fn push(&self, state: &mut State<J>, mut entry: Entry<J>) -> u64 {
+    fn push(&self, state: &mut State<J>, mut entry: Entry<J>) -> Pushed {
         let id = state.next_id;
         state.next_id += 1;
         state.sorted += 1;
@@ -848,15 +933,22 @@ impl<J> Board<J> {
             match state.keys.get_mut(&key) {
                 Some(behind) => {
                     behind.push_back(entry);
-                    return id;
+                    return Pushed {
+                        id,
+                        may_start: false,
+                    };
                 }
                 None => {
                     state.keys.insert(key, VecDeque::new());
                 }
             }
         }
+        let lane = entry.route.lane.index();
         self.enqueue(state, entry);
-        id
+        Pushed {
+            id,
+            may_start: self.under_cap(lane),
+        }
     }
 
     /// Puts `entry` in its lane queue, which stays in submission order: a
@@ -1028,7 +1120,9 @@ impl<J> Board<J> {
             self.running[lane].fetch_sub(1, Ordering::Relaxed);
             return Ended::default();
         }
-        let mut state = self.lock();
+        // A job of this key still in the inbox came after this one, and
+        // finds the key released, or its next job ahead of it.
+        let mut state = self.lock_lazily();
         let at_cap = !self.under_cap(lane);
         self.running[lane].fetch_sub(1, Ordering::Relaxed);
         let mut made_ready = usize::from(at_cap && !state.lanes[lane].is_empty());
@@ -1314,6 +1408,7 @@ mod tests {
     use super::{Board, Dispatch, Entry, KeyHasher, Route};
     use crate::context::Context;
     use crate::crew::{Envelope, Wait};
+    use crate::lane::Lane;
     use crate::sync::Ordering;
 
     fn entry(job: i32, route: Route) -> Entry<i32> {
@@ -1323,7 +1418,7 @@ mod tests {
     /// Puts job `job` on `board` along `route` past its capacity check.
     fn push(board: &Board<i32>, job: i32, route: Route) -> u64 {
         board.counts.add();
-        board.push(&mut board.lock(), entry(job, route))
+        board.push(&mut board.lock(), entry(job, route)).id
     }
 
     #[test]
@@ -1356,6 +1451,127 @@ mod tests {
         assert_eq!(board.queued(), 2);
         assert_eq!(board.drain().len(), 2);
         assert!(board.is_empty());
+    }
+
+    /// Admits job `job` along `route` through the inbox it belongs in.
+    fn admit(board: &Board<i32>, job: i32, route: Route) {
+        let ctx = Context::new();
+        let admitted = board.admit(Envelope::unstamped(job), route, Wait::Now, &ctx, &|| false);
+        assert_eq!(admitted.ok(), Some(None), "admitted without the lock");
+    }
+
+    /// Takes the board's next job and ends it at once.
+    fn take_and_end(board: &Board<i32>) -> i32 {
+        let (queued, ticket) = board.take().expect("a job is ready");
+        board.finish(ticket);
+        queued.job
+    }
+
+    #[test]
+    fn a_take_leaves_the_younger_keyed_jobs_in_the_inbox() {
+        let board = Board::new(Dispatch::default(), Some(8));
+        for (job, key) in [(0, 'a'), (1, 'a'), (2, 'b'), (3, 'c')] {
+            admit(&board, job, Route::keyed(&key));
+        }
+        let left = || {
+            board
+                .front
+                .inboxes
+                .get(super::inbox::SORTED)
+                .unwrap()
+                .rx
+                .len()
+        };
+        let (first, ticket) = board.take().expect("key a's first job");
+        assert_eq!((first.job, left()), (0, 3), "one job brought on");
+        // Key a's second job is brought on behind its first, and the
+        // next one with it.
+        assert_eq!(take_and_end(&board), 2);
+        assert_eq!(left(), 1);
+        assert_eq!(board.finish(ticket).ready, 1);
+        assert_eq!(take_and_end(&board), 1);
+        assert_eq!(take_and_end(&board), 3);
+        assert!(board.is_empty());
+    }
+
+    #[test]
+    fn a_submit_waiting_for_room_wakes_once_no_job_can_start() {
+        // Found in review: a take that left jobs in the sorted inbox,
+        // none of which could start, counted them as ready and left a
+        // submit waiting for room asleep with room on the board.
+        // Background capped at 1; its jobs go through the sorted inbox.
+        // Normal's unkeyed jobs have an inbox of their own.
+        let settings = Dispatch {
+            caps: [usize::MAX, usize::MAX, 1],
+            ..Dispatch::default()
+        };
+        let board = Board::new(settings, Some(6));
+        let normal = Route::default();
+        let background = Route {
+            lane: Lane::Background,
+            key: None,
+        };
+        // A full board: two Normal jobs, then four Background ones.
+        admit(&board, 1, normal);
+        admit(&board, 2, normal);
+        for job in 10..14 {
+            admit(&board, job, background);
+        }
+        std::thread::scope(|scope| {
+            let (done, admitted) = std::sync::mpsc::channel();
+            let (board, ctx) = (&board, Context::new());
+            scope.spawn(move || {
+                let waited = board.admit(
+                    Envelope::unstamped(99),
+                    background,
+                    Wait::Forever,
+                    &ctx,
+                    &|| false,
+                );
+                done.send(waited.is_ok()).expect("the test waits");
+            });
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while board.sleepers.load(Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "the submit never waited");
+                std::thread::yield_now();
+            }
+            // Two Normal jobs taken: Background jobs may still start, so
+            // the waiting submit is rightly left asleep (len 4 > 6 / 2).
+            let (first, _t1) = board.take().expect("a Normal job");
+            let (second, _t2) = board.take().expect("a Normal job");
+            assert_eq!((first.job, second.job), (1, 2));
+            // Another submitter fills the two places through the inbox.
+            admit(board, 20, background);
+            admit(board, 21, background);
+            // A worker takes job 10: Background is now at its cap, so no
+            // job on the board can start, and the board has room (5 < 6).
+            let (third, _t3) = board.take().expect("a Background job");
+            assert_eq!(third.job, 10);
+            // Another worker looks, finds nothing it may start, and blocks.
+            assert!(board.take().is_none());
+            let woken = admitted.recv_timeout(Duration::from_secs(30));
+            // Let a failing run's submit go, so the scope can end.
+            board.wake_all();
+            assert_eq!(
+                woken,
+                Ok(true),
+                "the submit slept on with room and nothing to start"
+            );
+        });
+    }
+
+    #[test]
+    fn a_higher_lane_in_the_inbox_goes_before_the_job_a_take_brought_on() {
+        let board = Board::new(Dispatch::default(), Some(8));
+        admit(&board, 0, Route::keyed(&0));
+        let keyed_in = |lane, key: i32| Route {
+            lane,
+            ..Route::keyed(&key)
+        };
+        admit(&board, 1, keyed_in(Lane::Background, 1));
+        admit(&board, 2, keyed_in(Lane::High, 2));
+        let order: Vec<i32> = (0..3).map(|_| take_and_end(&board)).collect();
+        assert_eq!(order, [2, 0, 1]);
     }
 
     #[test]

@@ -3,19 +3,24 @@
 //!
 //! There are four. Each lane without a cap has one for its unkeyed jobs,
 //! and every other routed job — a keyed one, or one in a capped lane —
-//! goes into the fourth, the *sorted* inbox, which whoever locks the
-//! board empties: a key's order needs every job of the key on the board,
-//! and a cap is weighed against the whole lane.
+//! goes into the fourth, the *sorted* inbox, which holds every lane's
+//! jobs in one order: a key's jobs may be in any lane, and must reach the
+//! board in the order they were submitted.
 //!
-//! A lane's own inbox is not emptied on every take; a take brings on the
-//! front of each, so the board weighs every lane's oldest job (an inbox
-//! is in push order: what stays behind is younger). The reason is the
-//! cache, not the work: a consumer that empties a channel on every take
-//! keeps finding it empty, and each failed look reads the slot and the
-//! tail the producer writes next, so every push of a submitter that is
-//! ahead of the workers missed the cache twice. A channel that stays
-//! non-empty lets the two sides work on lines of their own, as a plain
-//! job's channel does (`benches/README.md`, "Lanes: an inbox per lane").
+//! No inbox is emptied on every take. A take brings on the front of each
+//! lane's own inbox, so the board weighs every lane's oldest job (an
+//! inbox is in push order: what stays behind is younger), and from the
+//! sorted inbox jobs until one may start (a job behind its key's running
+//! one, or in a lane at its cap, may not), and past that only while a job
+//! of a higher lane than the board's best may be behind (the board notes
+//! which lanes ever entered the sorted inbox). The reason is the cache,
+//! not the work: a consumer that empties a channel on every take keeps
+//! finding it empty, and each failed look reads the slot and the tail the
+//! producer writes next, so every push of a submitter that is ahead of
+//! the workers missed the cache twice. A channel that stays non-empty
+//! lets the two sides work on lines of their own, as a plain job's
+//! channel does (`benches/README.md`, "Lanes: an inbox per lane" and
+//! "Keys: the sorted inbox left non-empty").
 
 use std::sync::OnceLock;
 
