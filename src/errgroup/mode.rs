@@ -63,7 +63,7 @@ use crate::error::{Cancelled, GroupError, GroupErrors};
 #[cfg(doc)]
 use super::ErrGroup;
 
-/// How an [`ErrGroup`](super::ErrGroup) treats its tasks' ends: one of
+/// How an [`ErrGroup`] treats its tasks' ends: one of
 /// [`FailFast`], [`CollectAll`] and [`FirstSuccess`]. Sealed; pick a mode
 /// with the group's constructor.
 pub trait GroupMode: sealed::Sealed {
