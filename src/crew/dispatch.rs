@@ -1460,6 +1460,42 @@ mod tests {
         assert_eq!(admitted.ok(), Some(None), "admitted without the lock");
     }
 
+    /// Submits `job` along `route` to the full `board` from another
+    /// thread, runs `change` once that submit waits for room, and asserts
+    /// that the change woke it and let it in (`why` says what broke).
+    fn assert_wakes_waiting_submit(
+        board: &Board<i32>,
+        job: i32,
+        route: Route,
+        change: impl FnOnce(),
+        why: &str,
+    ) {
+        std::thread::scope(|scope| {
+            let (done, admitted) = std::sync::mpsc::channel();
+            scope.spawn(move || {
+                let ctx = Context::new();
+                let waited = board.admit(
+                    Envelope::unstamped(job),
+                    route,
+                    Wait::Forever,
+                    &ctx,
+                    &|| false,
+                );
+                done.send(waited.is_ok()).expect("the test waits");
+            });
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while board.sleepers.load(Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "the submit never waited");
+                std::thread::yield_now();
+            }
+            change();
+            let woken = admitted.recv_timeout(Duration::from_secs(30));
+            // Let a failing run's submit go, so the scope can end.
+            board.wake_all();
+            assert_eq!(woken, Ok(true), "{why}");
+        });
+    }
+
     /// Takes the board's next job and ends it at once.
     fn take_and_end(board: &Board<i32>) -> i32 {
         let (queued, ticket) = board.take().expect("a job is ready");
@@ -1517,47 +1553,24 @@ mod tests {
         for job in 10..14 {
             admit(&board, job, background);
         }
-        std::thread::scope(|scope| {
-            let (done, admitted) = std::sync::mpsc::channel();
-            let (board, ctx) = (&board, Context::new());
-            scope.spawn(move || {
-                let waited = board.admit(
-                    Envelope::unstamped(99),
-                    background,
-                    Wait::Forever,
-                    &ctx,
-                    &|| false,
-                );
-                done.send(waited.is_ok()).expect("the test waits");
-            });
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while board.sleepers.load(Ordering::SeqCst) == 0 {
-                assert!(Instant::now() < deadline, "the submit never waited");
-                std::thread::yield_now();
-            }
+        let fill_and_take = || {
             // Two Normal jobs taken: Background jobs may still start, so
             // the waiting submit is rightly left asleep (len 4 > 6 / 2).
-            let (first, _t1) = board.take().expect("a Normal job");
-            let (second, _t2) = board.take().expect("a Normal job");
+            let (first, _) = board.take().expect("a Normal job");
+            let (second, _) = board.take().expect("a Normal job");
             assert_eq!((first.job, second.job), (1, 2));
             // Another submitter fills the two places through the inbox.
-            admit(board, 20, background);
-            admit(board, 21, background);
+            admit(&board, 20, background);
+            admit(&board, 21, background);
             // A worker takes job 10: Background is now at its cap, so no
             // job on the board can start, and the board has room (5 < 6).
-            let (third, _t3) = board.take().expect("a Background job");
+            let (third, _) = board.take().expect("a Background job");
             assert_eq!(third.job, 10);
             // Another worker looks, finds nothing it may start, and blocks.
             assert!(board.take().is_none());
-            let woken = admitted.recv_timeout(Duration::from_secs(30));
-            // Let a failing run's submit go, so the scope can end.
-            board.wake_all();
-            assert_eq!(
-                woken,
-                Ok(true),
-                "the submit slept on with room and nothing to start"
-            );
-        });
+        };
+        let why = "the submit slept on with room and nothing to start";
+        assert_wakes_waiting_submit(&board, 99, background, fill_and_take, why);
     }
 
     #[test]
@@ -1679,32 +1692,12 @@ mod tests {
         let route = Route::default();
         let first = board.admit(Envelope::unstamped(1), route, Wait::Now, &ctx, &|| false);
         let first = first.ok().flatten().expect("the empty board takes a job");
-        std::thread::scope(|scope| {
-            let (done, admitted) = std::sync::mpsc::channel();
-            let (board, ctx) = (&board, &ctx);
-            scope.spawn(move || {
-                let second =
-                    board.admit(Envelope::unstamped(2), route, Wait::Forever, ctx, &|| false);
-                done.send(second.is_ok()).expect("the test waits");
-            });
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while board.sleepers.load(crate::sync::Ordering::SeqCst) == 0 {
-                assert!(Instant::now() < deadline, "the second submit never waited");
-                std::thread::yield_now();
-            }
-            assert_eq!(
-                board.withdraw(first, route).map(|queued| queued.job),
-                Some(1)
-            );
-            let woken = admitted.recv_timeout(Duration::from_secs(10));
-            // Let a failing run's submit go, so the scope can end.
-            board.wake_all();
-            assert_eq!(
-                woken,
-                Ok(true),
-                "the waiting submit slept through the withdrawal"
-            );
-        });
+        let withdraw = || {
+            let withdrawn = board.withdraw(first, route).map(|queued| queued.job);
+            assert_eq!(withdrawn, Some(1));
+        };
+        let why = "the waiting submit slept through the withdrawal";
+        assert_wakes_waiting_submit(&board, 2, route, withdraw, why);
         assert_eq!(board.drain().len(), 1);
     }
 
