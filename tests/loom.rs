@@ -677,60 +677,43 @@ fn lane_submit_races_cancel() {
     routed_submit_racing_cancel(|pool| pool.lane(brigade::Lane::High));
 }
 
+/// Submits a job along each of `routes` to a one-worker pool and waits
+/// for them all to run without closing intake: a job stranded on the
+/// board parks both model threads forever, which loom reports.
+fn all_run_without_a_join(routes: &[fn(&ThreadPool) -> brigade::Routed<'_>]) {
+    let pool = pool(1, 4);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let waiter = thread::current();
+    for route in routes {
+        let ran = Arc::clone(&ran);
+        let waiter = waiter.clone();
+        route(&pool)
+            .execute(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+                waiter.unpark();
+            })
+            .expect("a live pool accepts");
+    }
+    while ran.load(Ordering::SeqCst) < routes.len() {
+        thread::park();
+    }
+    pool.join();
+}
+
 /// A routed job submitted while the one worker may be on its way to
 /// block: the submit sends a turn only if it sees the worker counted as
 /// blocked, and the worker looks at the board once more after counting
-/// itself (`Board::blocks`, `Board::wants_turn`). The job runs without
-/// intake closing — a lost wake-up parks both model threads forever,
-/// which loom reports.
+/// itself (`Board::blocks`, `Board::wants_turn`).
 #[test]
 fn routed_job_wakes_a_blocking_worker() {
-    pool_model(|| {
-        let pool = pool(1, 4);
-        let ran = Arc::new(AtomicUsize::new(0));
-        let waiter = thread::current();
-        let job = {
-            let ran = Arc::clone(&ran);
-            move || {
-                ran.store(1, Ordering::SeqCst);
-                waiter.unpark();
-            }
-        };
-        pool.lane(brigade::Lane::High)
-            .execute(job)
-            .expect("a live pool accepts");
-        while ran.load(Ordering::SeqCst) == 0 {
-            thread::park();
-        }
-        pool.join();
-    });
+    pool_model(|| all_run_without_a_join(&[|pool| pool.lane(brigade::Lane::High)]));
 }
 
-/// Two keyed jobs of different keys on one worker: a take brings on
-/// from the sorted inbox only the first, and leaves the second there
+/// Two keyed jobs of different keys: a take brings on from the sorted
+/// inbox only the first, and leaves the second there
 /// (`Board::sort_in_for_take`). The worker must still find it, whether
-/// it is pushed before or after the take, or the worker blocks: both
-/// run without intake closing — a stranded job parks both model threads
-/// forever, which loom reports.
+/// it is pushed before or after the take, or the worker blocks.
 #[test]
 fn a_keyed_job_left_in_the_inbox_runs() {
-    pool_model(|| {
-        let pool = pool(1, 4);
-        let ran = Arc::new(AtomicUsize::new(0));
-        let waiter = thread::current();
-        for key in 0..2 {
-            let ran = Arc::clone(&ran);
-            let waiter = waiter.clone();
-            pool.keyed(key)
-                .execute(move || {
-                    ran.fetch_add(1, Ordering::SeqCst);
-                    waiter.unpark();
-                })
-                .expect("a live pool accepts");
-        }
-        while ran.load(Ordering::SeqCst) < 2 {
-            thread::park();
-        }
-        pool.join();
-    });
+    pool_model(|| all_run_without_a_join(&[|pool| pool.keyed(0), |pool| pool.keyed(1)]));
 }
