@@ -168,10 +168,7 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
         }
         // No cheaper first look at the count: `live` still holds a worker
         // that has left the target and not yet exited.
-        // ORDERING: Relaxed: a setting; a resize racing a submit may be
-        // seen by the next one.
-        let grow_to = self.grow_cap.load(Ordering::Relaxed);
-        if let Err(err) = self.grow_one(grow_to) {
+        if let Err(err) = self.grow_one() {
             log::error!("brigade: could not start a worker for a job: {err}");
             // With no worker at all, the job would sit unrun: cancel, so
             // it is reported, as when a respawn fails.

@@ -320,7 +320,8 @@ struct Shared<J, E> {
     free: CachePadded<AtomicUsize>,
     /// In an elastic crew, how many workers jobs may start on demand:
     /// `Elastic::grow_to`, then what `set_workers` last asked for (unless
-    /// a controller steers the size).
+    /// a controller steers the size). Changed and read under `target`'s
+    /// lock, so a grow sees the cap and the target of the same moment.
     grow_cap: AtomicUsize,
     /// Keyed and laned jobs (`dispatch.rs`).
     board: Board<J>,

@@ -2,7 +2,9 @@
 //! retired by a shrink (idle ones first, busy ones after their job).
 //! Leaving after the keep-alive and growing for a job are `elastic.rs`'s.
 //! A worker only leaves between jobs, so no job is lost or run twice. The
-//! target count lives under one lock, which serialises every change.
+//! target count lives under one lock, which serialises every change; an
+//! elastic crew's growth cap changes under it too, and a grow for a job
+//! reads both and starts its worker in one hold of it.
 
 use super::{Crew, Exec, LocalMaker, Shared, worker};
 use crate::error::SizingError;
@@ -10,16 +12,9 @@ use crate::sizing::check_count;
 use crate::sync::{Arc, Ordering};
 
 impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
-    /// Asks for `n` workers (see `Shared::set_workers`). Without a
-    /// controller, `n` is also how far jobs may grow an elastic crew
-    /// again once its idle workers have left.
+    /// Asks for `n` workers (see `Shared::set_workers`).
     pub(crate) fn set_workers(&self, n: usize) -> Result<(), SizingError> {
-        self.shared.set_workers(n)?;
-        if self.shared.config.elastic.is_some() && self.shared.config.adaptive.is_none() {
-            // ORDERING: Relaxed: see `Shared::grow_for_job`.
-            self.shared.grow_cap.store(n, Ordering::Relaxed);
-        }
-        Ok(())
+        self.shared.set_workers(n)
     }
 
     pub(super) fn grow_to(&self, n: usize) -> std::io::Result<()> {
@@ -37,10 +32,20 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// Asks for `n` workers: starts the missing ones now, or lets the extra
     /// ones leave — idle workers first, busy ones after their current job.
     /// No job is lost or run twice: a worker only leaves between jobs. On a
-    /// pool whose intake is closed, only shrinking does anything.
+    /// pool whose intake is closed, only shrinking does anything. Without
+    /// a controller, `n` is also how far jobs may grow an elastic crew
+    /// again once its idle workers have left (a controller's calls leave
+    /// that cap alone: its crew is adaptive).
     pub(super) fn set_workers(self: &Arc<Self>, n: usize) -> Result<(), SizingError> {
         let n = check_count(n)?;
         let mut target = self.target.lock();
+        if self.config.elastic.is_some() && self.config.adaptive.is_none() {
+            // Under the target's lock, where `grow_one` reads it: a job's
+            // grow never pairs the cap before a shrink with the target
+            // after it (it started workers past the new size).
+            // ORDERING: Relaxed: the lock orders it.
+            self.grow_cap.store(n, Ordering::Relaxed);
+        }
         if n < *target {
             for _ in n..*target {
                 // ORDERING: Release pairs with the workers' Acquire check.
@@ -48,29 +53,37 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 let _ = self.retire.0.send(super::Nudge::Retire);
             }
             *target = n;
-        } else if n > *target {
-            drop(target);
-            if let Err(err) = self.grow_to(n) {
-                log::error!("brigade: could not start more workers: {err}");
-            }
+        } else if let Err(err) = self.start_until(&mut target, n) {
+            log::error!("brigade: could not start more workers: {err}");
         }
         Ok(())
     }
 
-    /// Starts one more worker unless `max` are running or starting.
-    /// Returns whether it did.
-    pub(super) fn grow_one(self: &Arc<Self>, max: usize) -> std::io::Result<bool> {
-        let target = *self.target.lock();
-        if target >= max {
+    /// Starts one more worker for a job, unless the crew has its growth
+    /// cap (`grow_cap`) already. Returns whether it did. The look and the
+    /// start are one hold of the target's lock: a shrink between them
+    /// would have the start grow the crew back past the size just asked
+    /// for, beside the workers still leaving.
+    pub(super) fn grow_one(self: &Arc<Self>) -> std::io::Result<bool> {
+        let mut target = self.target.lock();
+        // ORDERING: Relaxed: set at the start, then stored only under
+        // this lock (`set_workers`).
+        if *target >= self.grow_cap.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        self.grow_to(target + 1).map(|()| true)
+        let n = *target + 1;
+        self.start_until(&mut target, n).map(|()| true)
     }
 
     /// Starts workers until the target is `n`. Stops at the first thread
     /// the OS refuses, keeping the target at what was started.
     pub(super) fn grow_to(self: &Arc<Self>, n: usize) -> std::io::Result<()> {
-        let mut target = self.target.lock();
+        self.start_until(&mut self.target.lock(), n)
+    }
+
+    /// As [`grow_to`](Self::grow_to), for a caller holding the target's
+    /// lock (`target`).
+    fn start_until(self: &Arc<Self>, target: &mut usize, n: usize) -> std::io::Result<()> {
         let mut maker = self.make_local.lock();
         let Some(make) = maker
             .as_mut()
