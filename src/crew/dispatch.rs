@@ -34,14 +34,15 @@
 //! until one it brings on may start, and more only while the inbox may
 //! hold a job of a higher lane than the board's best (the board notes
 //! which lanes ever entered it: once a keyed `High` job has, a take
-//! empties it unless a `High` job may start). It leaves the rest where the submitter wrote it (a channel kept
-//! non-empty costs its producer no cache misses; one emptied on every
-//! take did). A job's end releases its key without looking at the inbox:
-//! a job of the key still there came later. Everything else that locks
-//! the board (a submit that locks, a drain, a join run inline, run-here,
-//! a count of the lanes, a worker waiting after intake closed), and a
-//! take or an end while a thread waits on the board, sorts the whole
-//! sorted inbox in first, so it sees every key's queue.
+//! empties it unless a `High` job may start). It leaves the rest where
+//! the submitter wrote it (a channel kept non-empty costs its producer
+//! no cache misses; one emptied on every take did). A job's end releases
+//! its key without looking at the inbox: a job of the key still there
+//! came later. Everything else that locks the board (a submit that
+//! locks, a drain, a join run inline, run-here, a count of the lanes, a
+//! worker waiting after intake closed), and a take or an end while a
+//! thread waits on the board, sorts the whole sorted inbox in first, so
+//! it sees every key's queue.
 //!
 //! The count comes before the push, so a job may be counted and not yet
 //! pushed; the push is a few instructions away and never waits. Whoever
