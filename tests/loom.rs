@@ -7,8 +7,9 @@
 //!
 //! Each model explores every interleaving of the shim's mutex, condition
 //! variable, atomic, channel and thread operations (bounded by
-//! `LOOM_MAX_PREEMPTIONS`, which `.ci/run` sets to keep the run to a few
-//! minutes). The models check the semaphore's hand-off from a release to
+//! `LOOM_MAX_PREEMPTIONS`, which `.ci/run` sets to three; the largest
+//! models pin a lower bound and search one deeper for a bounded time, see
+//! `large_pool_model`). The models check the semaphore's hand-off from a release to
 //! a blocked acquire, a cancelled waiter leaving the queue (and waking the
 //! waiters behind it), a context cancelled while a child registers with
 //! it, and — on a real `ThreadPool` of one or two loom threads, built by
@@ -196,9 +197,39 @@ fn context_cancel_races_chain_registration() {
 /// default limit of branches allows (starting threads, registering
 /// contexts, the stats a shutdown reads), though no thread spins.
 fn pool_model(f: impl Fn() + Send + Sync + 'static) {
+    pool_builder().check(f);
+}
+
+fn pool_builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 10_000;
-    builder.check(f);
+    builder
+}
+
+/// Runs a pool model too large for `.ci/run`'s bound of three
+/// preemptions: every execution with at most `complete` preemptions (or
+/// `LOOM_MAX_PREEMPTIONS`, if lower), then, for at most `deeper_for`,
+/// those with one more. The second search is partial: loom goes depth
+/// first, so which deeper executions it reaches in the time is its order,
+/// and a slower machine reaches fewer. (Per model and machine, the
+/// complete searches' times are in `benches/README.md`, "CI: the loom
+/// step's budget".)
+fn large_pool_model(
+    complete: usize,
+    deeper_for: Duration,
+    f: impl Fn() + Send + Sync + 'static,
+) {
+    let f = Arc::new(f);
+    let mut builder = pool_builder();
+    let complete = builder.preemption_bound.map_or(complete, |env| env.min(complete));
+    builder.preemption_bound = Some(complete);
+    builder.check({
+        let f = Arc::clone(&f);
+        move || f()
+    });
+    builder.preemption_bound = Some(complete + 1);
+    builder.max_duration = Some(deeper_for);
+    builder.check(move || f());
 }
 
 /// A pool of `workers` loom threads with a queue of `capacity`, as a user
@@ -618,14 +649,10 @@ fn expiry_races_submit() {
 #[test]
 fn a_keys_jobs_run_in_order_and_join_waits_for_held_ones() {
     // Two workers, a condition variable and a join make this the largest
-    // model: two preemptions keep it to CI's budget. Named to sort first,
-    // so libtest starts it first and the other models run beside it on
-    // the second test thread, rather than it running alone at the end
-    // of the loom step (732 s in one CI run with it last).
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 10_000;
-    builder.preemption_bound = Some(2);
-    builder.check(|| {
+    // model: complete at one preemption (3 s), at two it ran past twelve
+    // minutes. Named to sort first, so libtest starts it first and the
+    // other models run beside it on the second test thread.
+    large_pool_model(1, Duration::from_secs(90), || {
         let pool = pool(2, 2);
         let order = Arc::new(AtomicUsize::new(0));
         let keyed: Vec<_> = (0..2)
@@ -646,7 +673,8 @@ fn a_keys_jobs_run_in_order_and_join_waits_for_held_ones() {
 /// A submit along `route` racing the pool's cancellation: refused, or
 /// accepted and then run once or discarded from the board, and counted.
 fn routed_submit_racing_cancel(route: fn(&ThreadPool) -> brigade::Routed<'_>) {
-    pool_model(move || {
+    // Complete at two preemptions (5 s); at three, minutes each.
+    large_pool_model(2, Duration::from_secs(45), move || {
         let pool = Arc::new(pool(1, 1));
         let runs = counters(1);
         let canceller = {
