@@ -214,14 +214,12 @@ fn pool_builder() -> loom::model::Builder {
 /// and a slower machine reaches fewer. (Per model and machine, the
 /// complete searches' times are in `benches/README.md`, "CI: the loom
 /// step's budget".)
-fn large_pool_model(
-    complete: usize,
-    deeper_for: Duration,
-    f: impl Fn() + Send + Sync + 'static,
-) {
+fn large_pool_model(complete: usize, deeper_for: Duration, f: impl Fn() + Send + Sync + 'static) {
     let f = Arc::new(f);
     let mut builder = pool_builder();
-    let complete = builder.preemption_bound.map_or(complete, |env| env.min(complete));
+    let complete = builder
+        .preemption_bound
+        .map_or(complete, |env| env.min(complete));
     builder.preemption_bound = Some(complete);
     builder.check({
         let f = Arc::clone(&f);
