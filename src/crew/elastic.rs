@@ -115,7 +115,7 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
         // A rendezvous keeps one worker (see the module docs).
         let floor = floor.max(usize::from(self.rendezvous()));
         let mut target = self.target.lock();
-        if *target <= floor {
+        if target.workers <= floor {
             return false;
         }
         waiting.uncount();
@@ -124,7 +124,7 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
             waiting.count();
             return false;
         }
-        *target -= 1;
+        target.workers -= 1;
         // ORDERING: Relaxed: a statistic.
         self.counters.expired.fetch_add(1, Ordering::Relaxed);
         true
@@ -141,9 +141,9 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
         let mut target = self.target.lock();
         waiting.uncount();
         fence(Ordering::SeqCst);
-        if *target == 0 && self.has_work() {
+        if target.workers == 0 && self.has_work() {
             waiting.count();
-            *target += 1;
+            target.workers += 1;
             return false;
         }
         true
@@ -172,7 +172,7 @@ impl<J: Send + 'static, E: super::Exec<J>> Shared<J, E> {
             log::error!("brigade: could not start a worker for a job: {err}");
             // With no worker at all, the job would sit unrun: cancel, so
             // it is reported, as when a respawn fails.
-            if *self.target.lock() == 0 {
+            if self.target.lock().workers == 0 {
                 self.ctx.cancel();
                 self.drain();
             }

@@ -290,9 +290,10 @@ struct Shared<J, E> {
     /// wake-up.
     threads: Mutex<Vec<JoinHandle<()>>>,
     exited: Condvar,
-    /// The worker count asked for; `live` converges to it. Its lock
-    /// serialises resizes.
-    target: Mutex<usize>,
+    /// The worker count asked for, and an elastic crew's growth cap. Its
+    /// lock serialises resizes, and a grow sees the cap and the count of
+    /// the same moment.
+    target: Mutex<Target>,
     /// One token per worker `set_workers` asked to leave: idle workers,
     /// blocked on this channel too, take them first; busy ones look after
     /// their job. Also carries the dispatcher's nudges to idle workers.
@@ -318,13 +319,18 @@ struct Shared<J, E> {
     room_hooked: AtomicBool,
     /// Workers between jobs, in an elastic crew (see `elastic.rs`).
     free: CachePadded<AtomicUsize>,
-    /// In an elastic crew, how many workers jobs may start on demand:
-    /// `Elastic::grow_to`, then what `set_workers` last asked for (unless
-    /// a controller steers the size). Changed and read under `target`'s
-    /// lock, so a grow sees the cap and the target of the same moment.
-    grow_cap: AtomicUsize,
     /// Keyed and laned jobs (`dispatch.rs`).
     board: Board<J>,
+}
+
+/// What [`Shared::target`] guards.
+struct Target {
+    /// The worker count asked for; `live` converges to it.
+    workers: usize,
+    /// In an elastic crew, how many workers jobs may start on demand:
+    /// `Elastic::grow_to`, then what `set_workers` last asked for (unless
+    /// a controller steers the size).
+    grow_cap: usize,
 }
 
 /// A message on the retire channel.
@@ -406,7 +412,10 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             counters,
             threads: Mutex::new(Vec::with_capacity(workers)),
             exited: Condvar::new(),
-            target: Mutex::new(0),
+            target: Mutex::new(Target {
+                workers: 0,
+                grow_cap,
+            }),
             retire: channel::unbounded(),
             retiring: AtomicUsize::new(0),
             next_index: AtomicUsize::new(0),
@@ -416,7 +425,6 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             routed_room: Arc::new(Room::new(rendezvous)),
             room_hooked: AtomicBool::new(false),
             free: CachePadded(AtomicUsize::new(0)),
-            grow_cap: AtomicUsize::new(grow_cap),
             board,
         });
         Self { shared }

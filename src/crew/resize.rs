@@ -40,49 +40,46 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         let n = check_count(n)?;
         let mut target = self.target.lock();
         if self.config.elastic.is_some() && self.config.adaptive.is_none() {
-            // Under the target's lock, where `grow_one` reads it: a job's
-            // grow never pairs the cap before a shrink with the target
-            // after it (it started workers past the new size).
-            // ORDERING: Relaxed: the lock orders it.
-            self.grow_cap.store(n, Ordering::Relaxed);
+            // Beside the count, where `grow_one` reads both: a job's grow
+            // never pairs the cap before a shrink with the count after it
+            // (it started workers past the new size).
+            target.grow_cap = n;
         }
-        if n < *target {
-            for _ in n..*target {
+        if n < target.workers {
+            for _ in n..target.workers {
                 // ORDERING: Release pairs with the workers' Acquire check.
                 self.retiring.fetch_add(1, Ordering::Release);
                 let _ = self.retire.0.send(super::Nudge::Retire);
             }
-            *target = n;
-        } else if let Err(err) = self.start_until(&mut target, n) {
+            target.workers = n;
+        } else if let Err(err) = self.start_until(&mut target.workers, n) {
             log::error!("brigade: could not start more workers: {err}");
         }
         Ok(())
     }
 
     /// Starts one more worker for a job, unless the crew has its growth
-    /// cap (`grow_cap`) already. Returns whether it did. The look and the
+    /// cap already. Returns whether it did. The look and the
     /// start are one hold of the target's lock: a shrink between them
     /// would have the start grow the crew back past the size just asked
     /// for, beside the workers still leaving.
     pub(super) fn grow_one(self: &Arc<Self>) -> std::io::Result<bool> {
         let mut target = self.target.lock();
-        // ORDERING: Relaxed: set at the start, then stored only under
-        // this lock (`set_workers`).
-        if *target >= self.grow_cap.load(Ordering::Relaxed) {
+        if target.workers >= target.grow_cap {
             return Ok(false);
         }
-        let n = *target + 1;
-        self.start_until(&mut target, n).map(|()| true)
+        let n = target.workers + 1;
+        self.start_until(&mut target.workers, n).map(|()| true)
     }
 
     /// Starts workers until the target is `n`. Stops at the first thread
     /// the OS refuses, keeping the target at what was started.
     pub(super) fn grow_to(self: &Arc<Self>, n: usize) -> std::io::Result<()> {
-        self.start_until(&mut self.target.lock(), n)
+        self.start_until(&mut self.target.lock().workers, n)
     }
 
     /// As [`grow_to`](Self::grow_to), for a caller holding the target's
-    /// lock (`target`).
+    /// lock (`target`: its worker count).
     fn start_until(self: &Arc<Self>, target: &mut usize, n: usize) -> std::io::Result<()> {
         let mut maker = self.make_local.lock();
         let Some(make) = maker

@@ -436,8 +436,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     fn worker_exited(&self, lost: bool) {
         let last = lost && {
             let mut target = self.target.lock();
-            *target = target.saturating_sub(1);
-            *target == 0
+            target.workers = target.workers.saturating_sub(1);
+            target.workers == 0
         };
         if last {
             self.ctx.cancel();
