@@ -7,23 +7,24 @@
 //!
 //! Each model explores every interleaving of the shim's mutex, condition
 //! variable, atomic, channel and thread operations (bounded by
-//! `LOOM_MAX_PREEMPTIONS`, which `.ci/run` sets to three; the largest
-//! models pin a lower bound and search one deeper for a bounded time, see
-//! `large_pool_model`). The models check the semaphore's hand-off from a release to
-//! a blocked acquire, a cancelled waiter leaving the queue (and waking the
-//! waiters behind it), a context cancelled while a child registers with
-//! it, and — on a real `ThreadPool` of one or two loom threads, built by
-//! its `ThreadPoolBuilder` — the crew's submit, cancel, drain and respawn protocol
-//! and the `JobHandle` cell: every accepted job runs exactly once or is
-//! reported cancelled, and is counted either way. Two more cover the async
-//! and inline paths: an async submit waiting for room is always woken, and
-//! a join that runs a queued job inline races a cancel's drain without the
-//! job being run twice or counted twice. One more races a keep-alive
-//! worker leaving against a submit (`crew/elastic.rs`): the job is never
-//! stranded. Three cover the dispatcher (`crew/dispatch.rs`): a key's jobs
-//! run in order with `join` waiting for one held behind another, and
-//! routed submits race a cancellation without a job lost or run twice;
-//! a third, that a routed job wakes a worker on its way to block.
+//! `LOOM_MAX_PREEMPTIONS`, which `.ci/run` sets to three; the largest models
+//! pin a lower bound and search one deeper for a bounded time, see
+//! `large_pool_model`). The models check the semaphore's hand-off from a
+//! release to a blocked acquire, a cancelled waiter leaving the queue (and
+//! waking the waiters behind it), a context cancelled while a child registers
+//! with it, and — on a real `ThreadPool` of one or two loom threads, built by
+//! its `ThreadPoolBuilder` — the crew's submit, cancel, drain and respawn
+//! protocol and the `JobHandle` cell: every accepted job runs exactly once or
+//! is reported cancelled, and is counted either way. Two more cover the async
+//! and inline paths: an async submit waiting for room is always woken, and a
+//! join that runs a queued job inline races a cancel's drain without the job
+//! being run twice or counted twice. One more races a keep-alive worker leaving
+//! against a submit (`crew/elastic.rs`): the job is never stranded. Five
+//! cover the dispatcher (`crew/dispatch.rs`): a key's jobs run in order with
+//! `join` waiting for one held behind another; routed submits (keyed, and of
+//! an uncapped lane) race a cancellation without a job lost or run twice; a
+//! routed job wakes a worker on its way to block; and a keyed job a take left
+//! in the sorted inbox still runs.
 #![cfg(loom)]
 
 use std::panic;
@@ -200,6 +201,7 @@ fn pool_model(f: impl Fn() + Send + Sync + 'static) {
     pool_builder().check(f);
 }
 
+/// A model builder with the branch limit a pool's executions need.
 fn pool_builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 10_000;
