@@ -229,8 +229,8 @@ fn large_pool_model(complete: usize, deeper_for: Duration, f: impl Fn() + Send +
     });
     builder.preemption_bound = Some(complete + 1);
     builder.max_duration = Some(deeper_for);
-    // loom looks at the clock only every `checkpoint_interval` executions
-    // (20,000 by default: minutes of this model's on a slow machine).
+    // loom looks at the clock only every `checkpoint_interval` executions;
+    // its default, 20,000, is minutes of these models on a slow machine.
     builder.checkpoint_interval = 200;
     builder.check(move || f());
 }

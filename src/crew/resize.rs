@@ -59,10 +59,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     }
 
     /// Starts one more worker for a job, unless the crew has its growth
-    /// cap already. Returns whether it did. The look and the
-    /// start are one hold of the target's lock: a shrink between them
-    /// would have the start grow the crew back past the size just asked
-    /// for, beside the workers still leaving.
+    /// cap already. Returns whether it did. The look and the start are one
+    /// hold of the target's lock: a shrink between them would have the
+    /// start grow the crew back past the size just asked for, beside the
+    /// workers still leaving.
     pub(super) fn grow_one(self: &Arc<Self>) -> std::io::Result<bool> {
         let mut target = self.target.lock();
         if target.workers >= target.grow_cap {
