@@ -57,12 +57,14 @@
 //!
 //! A worker takes from the board the front of the highest lane that is
 //! under its cap, unless the front of some lane under its cap has waited
-//! longer than the starvation bound: then the longest-waiting such front
-//! goes first, so no job waits forever behind newer higher-priority
-//! work. A key's next job enters its lane queue only when the previous
-//! one ends, so jobs of one key run one at a time in submission order,
-//! and a busy key never blocks a worker: it simply has nothing in the
-//! lane queues.
+//! longer than the starvation bound: then the earliest submitted such
+//! front goes first (or the highest lane's, if it came earlier still), so
+//! no job waits forever behind newer higher-priority work. Only a lower
+//! lane's front is ever passed over, so only its age is asked: a `High`
+//! job carries no stamp, and its submit reads no clock. A key's next job
+//! enters its lane queue only when the previous one ends, so jobs of one
+//! key run one at a time in submission order, and a busy key never
+//! blocks a worker: it simply has nothing in the lane queues.
 //!
 //! A job's wait counts from its submit, and a keyed job's includes its
 //! wait behind its key's earlier jobs: once released into its lane it may
@@ -241,7 +243,8 @@ impl Default for Dispatch {
 struct Entry<J> {
     queued: Envelope<J>,
     route: Route,
-    since: Instant,
+    /// When its wait began (see [`stamp`]); `None` in the top lane.
+    since: Option<Instant>,
     /// Unique on the board, for [`Board::withdraw`] (an envelope's `seq`
     /// is not: a refused submit gives its number back).
     id: u64,
@@ -249,7 +252,7 @@ struct Entry<J> {
 
 impl<J> Entry<J> {
     /// An entry not yet on the board: [`Board::push`] gives it its id.
-    fn new(queued: Envelope<J>, route: Route, since: Instant) -> Self {
+    fn new(queued: Envelope<J>, route: Route, since: Option<Instant>) -> Self {
         Self {
             queued,
             route,
@@ -257,6 +260,16 @@ impl<J> Entry<J> {
             id: 0,
         }
     }
+}
+
+/// The instant a job along `route` starts waiting, for the starvation
+/// bound; `None` in the top lane. Only a lane below the highest with a
+/// job is ever passed over, so only its front's age is asked ([`Board::pick`]
+/// weighs the highest front by submission order): a `High` job never
+/// needs one, and its submit skips the clock read, which cost a routed
+/// submit about a tenth of its time.
+fn stamp(route: Route) -> Option<Instant> {
+    (route.lane != Lane::High).then(Instant::now)
 }
 
 /// A job taken from the board: give it back to [`Board::finish`] when it
@@ -666,7 +679,7 @@ impl<J> Board<J> {
     ) -> Result<Option<u64>, Refused<J>> {
         // Read before locking: the lock is held for less, and a job that
         // waits for room counts its queue time from the end of the wait.
-        let since = Instant::now();
+        let since = stamp(route);
         if ctx.is_done() {
             return Err(TrySubmitError::Cancelled(queued));
         }
@@ -713,7 +726,7 @@ impl<J> Board<J> {
         state: &mut MutexGuard<'_, State<J>>,
         queued: Envelope<J>,
         route: Route,
-        mut since: Instant,
+        mut since: Option<Instant>,
         wait: Wait,
         ctx: &Context,
         closed: &dyn Fn() -> bool,
@@ -742,7 +755,7 @@ impl<J> Board<J> {
             self.submitters.fetch_add(1, Ordering::SeqCst);
             self.sleep(state, deadline);
             self.submitters.fetch_sub(1, Ordering::SeqCst);
-            since = Instant::now();
+            since = stamp(route);
         }
         Ok(self.push(state, Entry::new(queued, route, since)).id)
     }
@@ -1060,7 +1073,8 @@ impl<J> Board<J> {
     /// job, which can always start (`Normal` has no cap), so a job comes
     /// back, maybe the plain one.
     pub(crate) fn exchange(&self, plain: Envelope<J>) -> (Envelope<J>, Ticket) {
-        let entry = Entry::new(plain, Route::default(), Instant::now());
+        let route = Route::default();
+        let entry = Entry::new(plain, route, stamp(route));
         let mut state = self.lock_to_take();
         // Counted past the capacity: the take below counts it off.
         self.counts.add();
@@ -1070,9 +1084,9 @@ impl<J> Board<J> {
         taken.expect("a plain job on the board can always start")
     }
 
-    /// The lane whose front goes next: the longest-waiting front past the
-    /// starvation bound, else the highest lane with a job; lanes at their
-    /// cap are passed over.
+    /// The lane whose front goes next: the earliest submitted of the
+    /// fronts past the starvation bound, else the highest lane with a
+    /// job; lanes at their cap are passed over.
     fn pick(&self, state: &State<J>) -> Option<usize> {
         let open = |lane: usize| self.under_cap(lane) && !state.lanes[lane].is_empty();
         // Plain loops over the three lanes: as iterator chains they were
@@ -1095,19 +1109,26 @@ impl<J> Board<J> {
         let Some(starved_by) = Instant::now().checked_sub(self.front.settings.starvation) else {
             return Some(first);
         };
-        let mut oldest: Option<(usize, Instant)> = None;
-        for lane in 0..3 {
+        // The highest front goes unless a lower one has waited the bound
+        // out and was submitted before it: the highest front's age is not
+        // asked, as it has not been passed over (and a `High` job has no
+        // stamp); if it is older than a front that waited the bound out,
+        // it has too. Submission order (`seq`) also ranks the lower
+        // fronts past the bound, as their stamps would, to within the
+        // moment between a submit's number and its clock read.
+        let (mut pick, mut earliest) = (first, state.lanes[first].front()?.queued.seq);
+        for lane in first + 1..3 {
             let Some(front) = state.lanes[lane].front() else {
                 continue;
             };
             if open(lane)
-                && front.since <= starved_by
-                && oldest.is_none_or(|(_, since)| front.since < since)
+                && front.since.is_some_and(|since| since <= starved_by)
+                && front.queued.seq < earliest
             {
-                oldest = Some((lane, front.since));
+                (pick, earliest) = (lane, front.queued.seq);
             }
         }
-        Some(oldest.map_or(first, |(lane, _)| lane))
+        Some(pick)
     }
 
     /// A job taken with `ticket` ended: releases its lane slot and moves
@@ -1159,7 +1180,7 @@ impl<J> Board<J> {
         let mut state = self.lock();
         // Counted past the capacity, as `exchange` counts a plain job.
         self.counts.add();
-        self.push(&mut state, Entry::new(queued, route, Instant::now()));
+        self.push(&mut state, Entry::new(queued, route, stamp(route)));
     }
 
     /// Whether `route`'s key has as many jobs queued behind its running
@@ -1413,7 +1434,7 @@ mod tests {
     use crate::sync::Ordering;
 
     fn entry(job: i32, route: Route) -> Entry<i32> {
-        Entry::new(Envelope::unstamped(job), route, Instant::now())
+        Entry::new(Envelope::unstamped(job), route, super::stamp(route))
     }
 
     /// Puts job `job` on `board` along `route` past its capacity check.
@@ -1586,6 +1607,59 @@ mod tests {
         admit(&board, 2, keyed_in(Lane::High, 2));
         let order: Vec<i32> = (0..3).map(|_| take_and_end(&board)).collect();
         assert_eq!(order, [2, 0, 1]);
+    }
+
+    #[test]
+    fn a_front_past_the_starvation_bound_goes_first_unless_the_highest_came_before_it() {
+        let starvation = Duration::from_millis(50);
+        let board = Board::new(
+            Dispatch {
+                starvation,
+                ..Dispatch::default()
+            },
+            Some(8),
+        );
+        let lane = |lane| Route { lane, key: None };
+        // Job `job`, submitted `seq`-th, stamped as its lane stamps it,
+        // or long enough ago to be past the bound.
+        let put = |job: i32, seq: u64, route: Route, starved: bool| {
+            let queued = Envelope {
+                seq,
+                ..Envelope::unstamped(job)
+            };
+            let mut since = super::stamp(route);
+            if starved {
+                since = since.map(|now| now - starvation * 4);
+            }
+            board.counts.add();
+            board.push(&mut board.lock(), Entry::new(queued, route, since));
+        };
+        assert_eq!(
+            super::stamp(lane(Lane::High)),
+            None,
+            "the top lane reads no clock"
+        );
+        // Not past the bound: the lanes' order.
+        put(0, 5, lane(Lane::High), false);
+        put(1, 1, lane(Lane::Background), false);
+        assert_eq!(take_and_end(&board), 0);
+        assert_eq!(take_and_end(&board), 1);
+        // Past it, and before the High front: it goes first.
+        put(2, 9, lane(Lane::High), false);
+        put(3, 7, lane(Lane::Normal), true);
+        assert_eq!(take_and_end(&board), 3);
+        assert_eq!(take_and_end(&board), 2);
+        // Past it, but after the High front, which has then waited longer.
+        put(4, 10, lane(Lane::High), false);
+        put(5, 11, lane(Lane::Background), true);
+        assert_eq!(take_and_end(&board), 4);
+        // Two past it: the earlier submitted first.
+        put(6, 20, lane(Lane::High), false);
+        put(7, 14, lane(Lane::Normal), true);
+        assert_eq!(take_and_end(&board), 5);
+        assert_eq!(take_and_end(&board), 7);
+        assert_eq!(take_and_end(&board), 6);
+        assert!(board.is_empty());
     }
 
     #[test]
