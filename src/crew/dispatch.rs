@@ -57,11 +57,12 @@
 //!
 //! A worker takes from the board the front of the highest lane that is
 //! under its cap, unless the front of some lane under its cap has waited
-//! longer than the starvation bound: then the earliest submitted such
-//! front goes first (or the highest lane's, if it came earlier still), so
-//! no job waits forever behind newer higher-priority work. Only a lower
-//! lane's front is ever passed over, so only its age is asked: a `High`
-//! job carries no stamp, and its submit reads no clock. A key's next job
+//! longer than the starvation bound: then the longest-waiting such front
+//! goes first, so no job waits forever behind newer higher-priority work.
+//! Only a front below the highest open lane is ever passed over for
+//! starvation, so a `High` job carries no stamp and its submit reads no
+//! clock; a `High` front is weighed against a starved one by submission
+//! order, and goes first if it was submitted earlier. A key's next job
 //! enters its lane queue only when the previous one ends, so jobs of one
 //! key run one at a time in submission order, and a busy key never
 //! blocks a worker: it simply has nothing in the lane queues.
@@ -310,10 +311,11 @@ pub(crate) type Refused<J> = TrySubmitError<Envelope<J>>;
 /// jobs counted onto the board and into the inbox (and turns sent), which
 /// submits write, and of jobs taken off it and sorted in from the inbox,
 /// which only the holder of the board's lock writes (and turns received,
-/// which workers count as they receive them). A submit through the inbox writes
-/// a line that only submits write, and reads the takers' line only when
-/// the board looks full by the count it last saw: sharing one counter
-/// with the takers cost it a cache miss on every job.
+/// which workers count as they receive them, and the inbox count last
+/// seen, which any thread looking for work may store). A submit through
+/// the inbox writes a line that only submits write, and reads the
+/// takers' line only when the board looks full by the count it last saw:
+/// sharing one counter with the takers cost it a cache miss on every job.
 #[derive(Default)]
 struct Counts {
     submits: CachePadded<SubmitCounts>,
@@ -340,7 +342,8 @@ struct TakerCounts {
     taken: AtomicU64,
     /// Jobs ever sorted in from the inbox.
     sorted: AtomicU64,
-    /// A value `SubmitCounts::posted` had: at most what it has now.
+    /// A value `SubmitCounts::posted` had: at most what it has now
+    /// (stored without the lock, by whoever read it: see `has_pending`).
     posted_seen: AtomicU64,
     /// Turns received from the jobs channel.
     turns: AtomicU64,
@@ -360,14 +363,17 @@ impl Counts {
 
     /// Whether a job was counted into an inbox and not yet sorted in, as
     /// a hint. The inbox count last seen answers while it is ahead of the
-    /// jobs sorted in, so a worker reads the submits' line only once it
-    /// has caught up with that count: read after every job, the line
-    /// went back and forth between a submitter running ahead and the
-    /// workers, a cache miss on every routed submit.
+    /// jobs sorted in, so a thread looking for work (a worker, after every
+    /// job) reads the submits' line only once it has caught up with that
+    /// count: read every time, the line went back and forth between a
+    /// submitter running ahead and the workers, a cache miss on every
+    /// routed submit.
     fn has_pending(&self) -> bool {
         let takers = &self.takers;
-        // ORDERING: Relaxed: a hint (see `Board::has_ready`). `sorted`
-        // first: it never passes `posted`, nor any value `posted` had.
+        // ORDERING: Relaxed: a hint (see `Board::has_ready`).
+        // `posted_seen` never passes `posted`, so while it is ahead of
+        // `sorted` so is `posted`; a `false` always rests on a fresh read
+        // of `posted`.
         let sorted = takers.sorted.load(Ordering::Relaxed);
         if takers.posted_seen.load(Ordering::Relaxed) > sorted {
             return true;
@@ -1108,9 +1114,10 @@ impl<J> Board<J> {
         taken.expect("a plain job on the board can always start")
     }
 
-    /// The lane whose front goes next: the earliest submitted of the
-    /// fronts past the starvation bound, else the highest lane with a
-    /// job; lanes at their cap are passed over.
+    /// The lane whose front goes next: the longest-waiting front past the
+    /// starvation bound, else the highest lane with a job; lanes at their
+    /// cap are passed over. An unstamped `High` front (see
+    /// [`stamp`](Self::stamp)) is weighed by submission order instead.
     fn pick(&self, state: &State<J>) -> Option<usize> {
         let open = |lane: usize| self.under_cap(lane) && !state.lanes[lane].is_empty();
         // Plain loops over the three lanes: as iterator chains they were
@@ -1133,26 +1140,32 @@ impl<J> Board<J> {
         let Some(starved_by) = Instant::now().checked_sub(self.front.settings.starvation) else {
             return Some(first);
         };
-        // The highest front goes unless a lower one has waited the bound
-        // out and was submitted before it: the highest front's age is not
-        // asked, as it has not been passed over (and a `High` job has no
-        // stamp); if it is older than a front that waited the bound out,
-        // it has too. Submission order (`seq`) also ranks the lower
-        // fronts past the bound, as their stamps would, to within the
-        // moment between a submit's number and its clock read.
-        let (mut pick, mut earliest) = (first, state.lanes[first].front()?.queued.seq);
-        for lane in first + 1..3 {
+        let mut oldest: Option<(usize, Instant)> = None;
+        for lane in first..3 {
             let Some(front) = state.lanes[lane].front() else {
                 continue;
             };
-            if open(lane)
-                && front.since.is_some_and(|since| since <= starved_by)
-                && front.queued.seq < earliest
+            if let Some(since) = front.since
+                && open(lane)
+                && since <= starved_by
+                && oldest.is_none_or(|(_, oldest)| since < oldest)
             {
-                (pick, earliest) = (lane, front.queued.seq);
+                oldest = Some((lane, since));
             }
         }
-        Some(pick)
+        let Some((starved, _)) = oldest else {
+            return Some(first);
+        };
+        // Only the `High` lane's front may be unstamped, and then it is
+        // the highest: it goes first if it was submitted before the front
+        // that waited the bound out (and has then waited as long, unless
+        // that one's stamp came late, after a wait for room). By the same
+        // number that keeps each lane in submission order.
+        let seq = |lane: usize| state.lanes[lane].front().map(|front| front.queued.seq);
+        match state.lanes[first].front()?.since {
+            None if seq(first) < seq(starved) => Some(first),
+            _ => Some(starved),
+        }
     }
 
     /// A job taken with `ticket` ended: releases its lane slot and moves
@@ -1645,16 +1658,13 @@ mod tests {
         );
         let lane = |lane| Route { lane, key: None };
         // Job `job`, submitted `seq`-th, stamped as its lane stamps it,
-        // or long enough ago to be past the bound.
-        let put = |job: i32, seq: u64, route: Route, starved: bool| {
+        // `bounds` starvation bounds ago.
+        let put = |job: i32, seq: u64, route: Route, bounds: u32| {
             let queued = Envelope {
                 seq,
                 ..Envelope::unstamped(job)
             };
-            let mut since = super::stamp(route);
-            if starved {
-                since = since.map(|now| now - starvation * 4);
-            }
+            let since = super::stamp(route).map(|now| now - starvation * bounds);
             board.counts.add();
             board.push(&mut board.lock(), Entry::new(queued, route, since));
         };
@@ -1664,25 +1674,32 @@ mod tests {
             "the top lane reads no clock"
         );
         // Not past the bound: the lanes' order.
-        put(0, 5, lane(Lane::High), false);
-        put(1, 1, lane(Lane::Background), false);
+        put(0, 5, lane(Lane::High), 0);
+        put(1, 1, lane(Lane::Background), 0);
         assert_eq!(take_and_end(&board), 0);
         assert_eq!(take_and_end(&board), 1);
         // Past it, and before the High front: it goes first.
-        put(2, 9, lane(Lane::High), false);
-        put(3, 7, lane(Lane::Normal), true);
+        put(2, 9, lane(Lane::High), 0);
+        put(3, 7, lane(Lane::Normal), 4);
         assert_eq!(take_and_end(&board), 3);
         assert_eq!(take_and_end(&board), 2);
         // Past it, but after the High front, which has then waited longer.
-        put(4, 10, lane(Lane::High), false);
-        put(5, 11, lane(Lane::Background), true);
+        put(4, 10, lane(Lane::High), 0);
+        put(5, 11, lane(Lane::Background), 4);
         assert_eq!(take_and_end(&board), 4);
         // Two past it: the earlier submitted first.
-        put(6, 20, lane(Lane::High), false);
-        put(7, 14, lane(Lane::Normal), true);
+        put(6, 20, lane(Lane::High), 0);
+        put(7, 14, lane(Lane::Normal), 4);
         assert_eq!(take_and_end(&board), 5);
         assert_eq!(take_and_end(&board), 7);
         assert_eq!(take_and_end(&board), 6);
+        // Stamped fronts rank by their stamps, not their numbers: a job
+        // stamped late (after a wait for room, or a plain job moved onto
+        // the board) has waited for less than its number says.
+        put(8, 30, lane(Lane::Normal), 4);
+        put(9, 25, lane(Lane::Background), 2);
+        assert_eq!(take_and_end(&board), 8);
+        assert_eq!(take_and_end(&board), 9);
         assert!(board.is_empty());
     }
 
