@@ -1648,6 +1648,7 @@ mod tests {
 
     #[test]
     fn a_front_past_the_starvation_bound_goes_first_unless_the_highest_came_before_it() {
+        use Lane::{Background, High, Normal};
         let starvation = Duration::from_millis(50);
         let board = Board::new(
             Dispatch {
@@ -1656,50 +1657,44 @@ mod tests {
             },
             Some(8),
         );
-        let lane = |lane| Route { lane, key: None };
-        // Job `job`, submitted `seq`-th, stamped as its lane stamps it,
-        // `bounds` starvation bounds ago.
-        let put = |job: i32, seq: u64, route: Route, bounds: u32| {
-            let queued = Envelope {
-                seq,
-                ..Envelope::unstamped(job)
-            };
-            let since = super::stamp(route).map(|now| now - starvation * bounds);
-            board.counts.add();
-            board.push(&mut board.lock(), Entry::new(queued, route, since));
+        assert!(super::stamp(Route::default()).is_some());
+        let high = Route {
+            lane: High,
+            key: None,
         };
-        assert_eq!(
-            super::stamp(lane(Lane::High)),
-            None,
-            "the top lane reads no clock"
-        );
-        // Not past the bound: the lanes' order.
-        put(0, 5, lane(Lane::High), 0);
-        put(1, 1, lane(Lane::Background), 0);
-        assert_eq!(take_and_end(&board), 0);
-        assert_eq!(take_and_end(&board), 1);
-        // Past it, and before the High front: it goes first.
-        put(2, 9, lane(Lane::High), 0);
-        put(3, 7, lane(Lane::Normal), 4);
-        assert_eq!(take_and_end(&board), 3);
-        assert_eq!(take_and_end(&board), 2);
-        // Past it, but after the High front, which has then waited longer.
-        put(4, 10, lane(Lane::High), 0);
-        put(5, 11, lane(Lane::Background), 4);
-        assert_eq!(take_and_end(&board), 4);
-        // Two past it: the earlier submitted first.
-        put(6, 20, lane(Lane::High), 0);
-        put(7, 14, lane(Lane::Normal), 4);
-        assert_eq!(take_and_end(&board), 5);
-        assert_eq!(take_and_end(&board), 7);
-        assert_eq!(take_and_end(&board), 6);
-        // Stamped fronts rank by their stamps, not their numbers: a job
-        // stamped late (after a wait for room, or a plain job moved onto
-        // the board) has waited for less than its number says.
-        put(8, 30, lane(Lane::Normal), 4);
-        put(9, 25, lane(Lane::Background), 2);
-        assert_eq!(take_and_end(&board), 8);
-        assert_eq!(take_and_end(&board), 9);
+        assert_eq!(super::stamp(high), None, "the top lane reads no clock");
+        // Each case: jobs (job, submission number, lane, stamped how many
+        // bounds ago), then the order they are taken in.
+        type Job = (i32, u64, Lane, u32);
+        let cases: [(&[Job], &[i32]); 5] = [
+            // Not past the bound: the lanes' order.
+            (&[(0, 5, High, 0), (1, 1, Background, 0)], &[0, 1]),
+            // Past it, and submitted before the High front: first.
+            (&[(2, 9, High, 0), (3, 7, Normal, 4)], &[3, 2]),
+            // Past it, but after the High front, which has then waited
+            // longer.
+            (&[(4, 10, High, 0), (5, 11, Background, 4)], &[4, 5]),
+            // Two past it: the longer-waiting first.
+            (&[(6, 20, Normal, 2), (7, 14, Background, 4)], &[7, 6]),
+            // Stamped fronts rank by their stamps, not their numbers: a
+            // job stamped late (after a wait for room, or a plain job
+            // moved onto the board) has waited less than its number says.
+            (&[(8, 30, Normal, 4), (9, 25, Background, 2)], &[8, 9]),
+        ];
+        for (jobs, order) in cases {
+            for &(job, seq, lane, bounds) in jobs {
+                let route = Route { lane, key: None };
+                let queued = Envelope {
+                    seq,
+                    ..Envelope::unstamped(job)
+                };
+                let since = super::stamp(route).map(|now| now - starvation * bounds);
+                board.counts.add();
+                board.push(&mut board.lock(), Entry::new(queued, route, since));
+            }
+            let taken: Vec<i32> = order.iter().map(|_| take_and_end(&board)).collect();
+            assert_eq!(taken, order, "jobs {jobs:?}");
+        }
         assert!(board.is_empty());
     }
 
