@@ -264,11 +264,12 @@ impl<J> Entry<J> {
 }
 
 /// The instant a job along `route` starts waiting, for the starvation
-/// bound; `None` in the top lane. Only a lane below the highest with a
-/// job is ever passed over, so only its front's age is asked ([`Board::pick`]
-/// weighs the highest front by submission order): a `High` job never
-/// needs one, and its submit skips the clock read, which cost a routed
-/// submit about a tenth of its time.
+/// bound; `None` in the top lane. Only a front below the highest open
+/// lane is ever passed over for starvation, so only such a front's age
+/// decides whether it goes first ([`Board::pick`] weighs a `High` front
+/// against it by submission order): a `High` job never needs one, and
+/// its submit skips the clock read, which cost a `High` submit about a
+/// tenth of its time.
 fn stamp(route: Route) -> Option<Instant> {
     (route.lane != Lane::High).then(Instant::now)
 }
@@ -1116,8 +1117,8 @@ impl<J> Board<J> {
 
     /// The lane whose front goes next: the longest-waiting front past the
     /// starvation bound, else the highest lane with a job; lanes at their
-    /// cap are passed over. An unstamped `High` front (see
-    /// [`stamp`](Self::stamp)) is weighed by submission order instead.
+    /// cap are passed over. An unstamped `High` front (see [`stamp`]) is
+    /// weighed by submission order instead.
     fn pick(&self, state: &State<J>) -> Option<usize> {
         let open = |lane: usize| self.under_cap(lane) && !state.lanes[lane].is_empty();
         // Plain loops over the three lanes: as iterator chains they were
