@@ -15,7 +15,13 @@ pub(crate) const FAST_TICK: Duration = Duration::from_millis(20);
 /// How soon after its first sample the controller takes the second, the
 /// first that measures anything: a pool built for a burst meets it in
 /// about this long.
-pub(crate) const FIRST_TICK: Duration = Duration::from_millis(4);
+pub(crate) const FIRST_TICK: Duration = Duration::from_millis(2);
+
+/// How soon it samples again after a growth that left jobs queued: a
+/// sample that landed as the first jobs ended, with a worker runnable
+/// and its time not yet counted, grows the pool only a step, and the
+/// next step should not wait a [`FAST_TICK`].
+pub(crate) const RAMP_TICK: Duration = Duration::from_millis(2);
 
 /// How many completions a glance between steps must have seen, or have
 /// expected, before a change in their rate counts as a shift.
@@ -76,6 +82,10 @@ pub(crate) struct Law {
     service: Option<f64>,
     shrink_votes: u32,
     grew: bool,
+    /// Jobs were queued at the last step.
+    backlog: bool,
+    /// Steps in a row that left jobs queued without growing the pool.
+    held_back: u32,
     /// The last tick saw workers queued for a CPU half their busy time:
     /// far too many threads, so shrinking may be quicker.
     crowded: bool,
@@ -98,6 +108,8 @@ impl Law {
             service: None,
             shrink_votes: 0,
             grew: false,
+            backlog: false,
+            held_back: 0,
             crowded: false,
             finishing: 0.0,
             glance: None,
@@ -145,13 +157,23 @@ impl Law {
 
     /// How long to wait before the next sample: short while the pool is
     /// ramping up or crowded, so that either takes a few fast ticks rather
-    /// than a second. Shrinking an uncrowded pool keeps the slow tick: that
-    /// is the hysteresis.
+    /// than a second, and shorter still while a growth has left jobs
+    /// queued. Shrinking an uncrowded pool keeps the slow tick: that is
+    /// the hysteresis.
     pub(crate) fn next_tick(&self) -> Duration {
         if self.rate.is_none() {
             FIRST_TICK
+        } else if self.grew && self.backlog {
+            RAMP_TICK
         } else if self.grew || self.crowded {
             FAST_TICK
+        } else if self.backlog {
+            // A sample before the first jobs ended can tell waiting jobs
+            // from a busy machine only by the process's share, which
+            // then holds the producer and the threads starting: look
+            // again soon, then less and less often, as a pool held back
+            // by its CPUs stays so.
+            (RAMP_TICK * 2u32.pow(self.held_back.min(6))).min(TICK)
         } else {
             TICK
         }
@@ -182,6 +204,13 @@ impl Law {
         self.glance = Some((now.at, now.finished));
         let target = self.target(now);
         self.grew = target.is_some_and(|n| n > now.workers);
+        self.backlog = now.queued > 0;
+        // Counted from the first step that measures (the first primes).
+        self.held_back = if self.backlog && !self.grew && self.rate.is_some() {
+            self.held_back.saturating_add(1)
+        } else {
+            0
+        };
         target
     }
 
@@ -520,7 +549,7 @@ mod tests {
         law.step(at(t0, 0, 0, 0.0, 256, 2, 2));
         assert_eq!(law.next_tick(), FIRST_TICK, "primed, nothing measured yet");
         // A backlog behind all-busy workers, CPU use unknown: the pool
-        // doubles per fast tick.
+        // doubles, sampled again a ramp tick later while jobs wait.
         let mut workers = 2;
         for tick in 1..=5u64 {
             let grown = law.step(at(
@@ -533,7 +562,7 @@ mod tests {
                 workers,
             ));
             workers = grown.expect("a backlog grows the pool");
-            assert_eq!(law.next_tick(), FAST_TICK);
+            assert_eq!(law.next_tick(), RAMP_TICK);
         }
         assert_eq!(workers, 64);
         // At max with nothing queued: steady, back to the slow tick.
@@ -606,13 +635,48 @@ mod tests {
     }
 
     #[test]
+    fn a_backlog_held_back_is_sampled_soon_then_less_and_less_often() {
+        // Jobs queued behind two workers using the CPUs in full: no
+        // growth, and the next sample comes a ramp tick's double later,
+        // then double again, up to the slow tick.
+        let mut law = Law::new(1, 64, 2);
+        let t0 = Instant::now();
+        let mut ticks = Vec::new();
+        for tick in 0..9u64 {
+            let mut sample = at(t0, tick * 10, tick * 18, tick as f64 * 20.0, 256, 2, 2);
+            sample.cpu = Some(Duration::from_millis(tick * 19));
+            sample.worker_cpu_nanos = Some((tick * 19) as f64 * 1e6);
+            sample.cpu_wait_nanos = Some(0.0);
+            assert_eq!(law.step(sample), None, "saturated CPUs: no growth");
+            ticks.push(law.next_tick().as_millis());
+        }
+        assert_eq!(ticks, [2, 4, 8, 16, 32, 64, 100, 100, 100]);
+        // The backlog gone: the slow tick.
+        let mut sample = at(t0, 90, 162, 180.0, 0, 2, 2);
+        sample.cpu = Some(Duration::from_millis(171));
+        sample.worker_cpu_nanos = Some(171.0 * 1e6);
+        sample.cpu_wait_nanos = Some(0.0);
+        assert_eq!(law.step(sample), None);
+        assert_eq!(law.next_tick(), TICK);
+    }
+
+    #[test]
     fn cpu_headroom_sizes_the_probe() {
         // Two workers waiting ~1 ms per job use a tenth of two CPUs; with
         // jobs queued, about 2 × 0.95 / 0.1 = 19 workers would fill them.
         let mut law = Law::new(1, 64, 2);
         let answers = steady(&mut law, 2, 10, 2, 256, 18, 20.0, 0.0, 2);
         assert_eq!(answers, [None, Some(19)]);
-        assert_eq!(law.next_tick(), FAST_TICK, "grew: sample again soon");
+        assert_eq!(
+            law.next_tick(),
+            RAMP_TICK,
+            "grew, jobs queued: sample again soon"
+        );
+        // Grown for the arrival rate alone, nothing queued: a fast tick.
+        let mut law = Law::new(1, 64, 2);
+        let answers = steady(&mut law, 2, 10, 2, 0, 40, 20.0, 0.0, 2);
+        assert_eq!(answers, [None, Some(3)]);
+        assert_eq!(law.next_tick(), FAST_TICK, "grew, nothing queued");
         // No more workers than there are jobs to run.
         let mut law = Law::new(1, 64, 2);
         let answers = steady(&mut law, 2, 10, 2, 3, 18, 20.0, 0.0, 2);

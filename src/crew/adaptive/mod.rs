@@ -77,7 +77,16 @@
 //! **Pace.** The second sample comes [`FIRST_TICK`] after the first (a
 //! pool built for a burst should meet it at once), and after a growth or a
 //! crowded tick the next comes after [`FAST_TICK`]: ramping up from `min`
-//! to `max` or out of crowding takes tens of milliseconds, not seconds.
+//! to `max` or out of crowding takes tens of milliseconds, not seconds. A
+//! growth that leaves jobs queued is followed sooner, after [`RAMP_TICK`]:
+//! a sample that lands as the first jobs end finds a worker runnable with
+//! time its clocks have not yet counted, which bounds that step, and a
+//! burst should not wait a fast tick for the next. A sample that leaves
+//! jobs queued without growing the pool is followed after twice
+//! [`RAMP_TICK`], then twice that, up to [`TICK`]: before the first jobs
+//! end only the process's share tells waiting jobs from a busy machine,
+//! and at a burst's start it also holds the producer and the threads
+//! starting, while a pool its CPUs really hold back stays held back.
 //! Between samples, while the pool has work, the controller *glances* at
 //! its counters every [`FAST_TICK`]: if jobs finish at under half or over
 //! twice the rate of the last tick (over at least [`SHIFT_EVIDENCE`] of
@@ -93,6 +102,7 @@
 //! [`TICK`]: law::TICK
 //! [`FIRST_TICK`]: law::FIRST_TICK
 //! [`FAST_TICK`]: law::FAST_TICK
+//! [`RAMP_TICK`]: law::RAMP_TICK
 //! [`SHIFT_EVIDENCE`]: law::SHIFT_EVIDENCE
 
 mod clocks;
