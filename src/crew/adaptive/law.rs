@@ -570,6 +570,15 @@ mod tests {
         assert_eq!(law.next_tick(), TICK);
     }
 
+    /// `sample` with `cpu_ms` of the process's CPU time, all of it the
+    /// workers', and `cpu_wait_ms` of theirs queued for a CPU.
+    fn clocked(mut sample: Sample, cpu_ms: u64, cpu_wait_ms: f64) -> Sample {
+        sample.cpu = Some(Duration::from_millis(cpu_ms));
+        sample.worker_cpu_nanos = Some(cpu_ms as f64 * 1e6);
+        sample.cpu_wait_nanos = Some(cpu_wait_ms * 1e6);
+        sample
+    }
+
     /// `ticks` samples `ms_per_tick` apart of a pool of `workers`, all
     /// busy, finishing `jobs` jobs per tick with `busy_ms` of busy time, of
     /// which `cpu_wait_ms` queued for a CPU, using `cpu_ms` of CPU time
@@ -590,7 +599,7 @@ mod tests {
         let t0 = Instant::now();
         (0..ticks)
             .map(|tick| {
-                let mut sample = at(
+                let sample = at(
                     t0,
                     tick * ms_per_tick,
                     tick * jobs,
@@ -599,10 +608,7 @@ mod tests {
                     workers,
                     workers,
                 );
-                sample.cpu = Some(Duration::from_millis(tick * cpu_ms));
-                sample.worker_cpu_nanos = Some((tick * cpu_ms) as f64 * 1e6);
-                sample.cpu_wait_nanos = Some(tick as f64 * cpu_wait_ms * 1e6);
-                law.step(sample)
+                law.step(clocked(sample, tick * cpu_ms, tick as f64 * cpu_wait_ms))
             })
             .collect()
     }
@@ -643,20 +649,15 @@ mod tests {
         let t0 = Instant::now();
         let mut ticks = Vec::new();
         for tick in 0..9u64 {
-            let mut sample = at(t0, tick * 10, tick * 18, tick as f64 * 20.0, 256, 2, 2);
-            sample.cpu = Some(Duration::from_millis(tick * 19));
-            sample.worker_cpu_nanos = Some((tick * 19) as f64 * 1e6);
-            sample.cpu_wait_nanos = Some(0.0);
-            assert_eq!(law.step(sample), None, "saturated CPUs: no growth");
+            let sample = at(t0, tick * 10, tick * 18, tick as f64 * 20.0, 256, 2, 2);
+            let answer = law.step(clocked(sample, tick * 19, 0.0));
+            assert_eq!(answer, None, "saturated CPUs: no growth");
             ticks.push(law.next_tick().as_millis());
         }
         assert_eq!(ticks, [2, 4, 8, 16, 32, 64, 100, 100, 100]);
         // The backlog gone: the slow tick.
-        let mut sample = at(t0, 90, 162, 180.0, 0, 2, 2);
-        sample.cpu = Some(Duration::from_millis(171));
-        sample.worker_cpu_nanos = Some(171.0 * 1e6);
-        sample.cpu_wait_nanos = Some(0.0);
-        assert_eq!(law.step(sample), None);
+        let sample = at(t0, 90, 162, 180.0, 0, 2, 2);
+        assert_eq!(law.step(clocked(sample, 171, 0.0)), None);
         assert_eq!(law.next_tick(), TICK);
     }
 
