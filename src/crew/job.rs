@@ -409,11 +409,34 @@ impl<'w> Run<'w> {
 }
 
 /// The ends of a batch's items, in input order. While every item returns
-/// cleanly the batch carries bare values: for a `u64`, 8 bytes an item on
-/// the way back instead of 32.
-pub(crate) enum Ends<R> {
-    Values(Vec<R>),
+/// cleanly the batch carries bare values (`C`, what its [`Judge`] keeps of
+/// a clean value): for a `u64`, 8 bytes an item on the way back instead
+/// of 32.
+pub(crate) enum Ends<R, C> {
+    Values(Vec<C>),
     Mixed(Vec<End<R>>),
+}
+
+/// Which of a batch's returned values are failures, and what of a clean
+/// one crosses back: all of a plain map's value, the inside of
+/// `try_map`'s `Ok`. A type rather than a closure, so the item loop asks
+/// it with no call, and a clean chunk of `Result`s comes back as bare
+/// values, which the consumer copies in one block.
+pub(crate) trait Judge<R>: 'static {
+    /// What a clean value crosses back as.
+    type Clean;
+
+    /// Whether any value can be a failure.
+    const FAILS: bool;
+
+    /// Whether `value` is a failure, which cancels the batch's parent.
+    fn failed(value: &R) -> bool;
+
+    /// The clean part of `value`, or `value` itself if it is a failure.
+    fn clean(value: R) -> Result<Self::Clean, R>;
+
+    /// A clean value as it was returned.
+    fn returned(clean: Self::Clean) -> R;
 }
 
 /// How a batch's items ended, counted once per batch.
@@ -462,12 +485,11 @@ impl Run<'_> {
     /// own: it is checked when each item returns. A sampled batch is timed
     /// as one sample standing for all its items; with an `on_job_done`
     /// hook every item is timed and reported.
-    pub(crate) fn call_each<T, R>(
+    pub(crate) fn call_each<T, R, J: Judge<R>>(
         self,
         items: Vec<T>,
         f: &impl Fn(T) -> R,
-        failed: &impl Fn(&R) -> bool,
-        deliver: impl FnOnce(Ends<R>),
+        deliver: impl FnOnce(Ends<R, J::Clean>),
     ) -> Ran {
         let hooked = self
             .worker
@@ -480,21 +502,25 @@ impl Run<'_> {
         let (values, odd) = if hooked {
             (Vec::new(), None)
         } else {
-            self.fast(&mut items, f, failed)
+            self.fast::<T, R, J>(&mut items, f)
         };
         tally.add(JobOutcome::Completed, values.len() as u64);
         let ends = if values.len() == total {
             Ends::Values(values)
         } else {
             let mut ends: Vec<End<R>> = Vec::with_capacity(total);
-            ends.extend(values.into_iter().map(End::Returned));
+            ends.extend(
+                values
+                    .into_iter()
+                    .map(|clean| End::Returned(J::returned(clean))),
+            );
             if let Some((end, outcome)) = odd {
                 tally.add(outcome, 1);
                 ends.push(end);
             }
             for item in items {
                 let seq = hooked.then(|| self.seq + ends.len() as u64);
-                let (end, outcome) = self.one(item, f, failed, seq);
+                let (end, outcome) = self.one::<T, R, J>(item, f, seq);
                 tally.add(outcome, 1);
                 ends.push(end);
             }
@@ -511,12 +537,11 @@ impl Run<'_> {
     /// one `catch_unwind`, until the first item that does not simply
     /// return in time (returned with it, settled).
     #[inline]
-    fn fast<T, R>(
+    fn fast<T, R, J: Judge<R>>(
         &self,
         items: &mut std::vec::IntoIter<T>,
         f: &impl Fn(T) -> R,
-        failed: &impl Fn(&R) -> bool,
-    ) -> (Vec<R>, Option<Settled<R>>) {
+    ) -> (Vec<J::Clean>, Option<Settled<R>>) {
         let mut values = Vec::with_capacity(items.len());
         let mut odd = None;
         let caught = catch_unwind(AssertUnwindSafe(|| {
@@ -530,11 +555,17 @@ impl Run<'_> {
                 // One look at the parent per item: it also stands for the
                 // next item's look before it starts.
                 let late = own.is_some_and(|own| Instant::now() >= own);
-                if late || failed(&value) || self.parent.is_done() {
-                    odd = Some(self.settle(value, own, failed));
+                if late || self.parent.is_done() {
+                    odd = Some(self.settle::<R, J>(value, own));
                     return;
                 }
-                values.push(value);
+                match J::clean(value) {
+                    Ok(clean) => values.push(clean),
+                    Err(failure) => {
+                        odd = Some(self.settle::<R, J>(failure, own));
+                        return;
+                    }
+                }
             }
         }));
         if let Err(payload) = caught {
@@ -547,20 +578,14 @@ impl Run<'_> {
 
     /// One item of the slow path, timed and reported to the hook as job
     /// `seq` when that is given.
-    fn one<T, R>(
-        &self,
-        item: T,
-        f: &impl Fn(T) -> R,
-        failed: &impl Fn(&R) -> bool,
-        seq: Option<u64>,
-    ) -> Settled<R> {
+    fn one<T, R, J: Judge<R>>(&self, item: T, f: &impl Fn(T) -> R, seq: Option<u64>) -> Settled<R> {
         if self.parent.is_done() {
             return self.unstarted(item);
         }
         let started = seq.map(|_| Instant::now());
         let own = self.own_deadline();
         let settled = match catch_unwind(AssertUnwindSafe(|| f(item))) {
-            Ok(value) => self.settle(value, own, failed),
+            Ok(value) => self.settle::<R, J>(value, own),
             Err(payload) => {
                 let caught = Caught::new(payload);
                 log_panic(self.worker, &caught);
@@ -581,12 +606,7 @@ impl Run<'_> {
     }
 
     /// Classifies an item's returned value; a failure cancels the parent.
-    fn settle<R>(
-        &self,
-        value: R,
-        own: Option<Instant>,
-        failed: &impl Fn(&R) -> bool,
-    ) -> Settled<R> {
+    fn settle<R, J: Judge<R>>(&self, value: R, own: Option<Instant>) -> Settled<R> {
         if let Some(reason) = self.parent.reason() {
             unwind::drop_quietly(value);
             return (End::Cancelled(reason), JobOutcome::Interrupted);
@@ -595,7 +615,7 @@ impl Run<'_> {
             unwind::drop_quietly(value);
             return (End::TimedOut, JobOutcome::TimedOut);
         }
-        if failed(&value) {
+        if J::failed(&value) {
             self.parent.cancel();
             return (End::Returned(value), JobOutcome::Failed);
         }

@@ -93,7 +93,7 @@ pub(crate) use elastic::Elastic;
 pub(crate) use inline::{run_inline, run_keyed_inline, works_for};
 use intake::Intake;
 pub(crate) use intake::{Feeder, OnCancel, SendFail, Shutter, Wait, send};
-pub(crate) use job::{End, Ends, Ran, Run, Start};
+pub(crate) use job::{End, Ends, Judge, Ran, Run, Start};
 pub(crate) use lend::{CellJob, Erased, Work, erase, erase_cell};
 use propagate::Carried;
 pub(crate) use propagate::Propagate;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::context::Context;
-use crate::crew::{Ends, Ran, Run};
+use crate::crew::{Ends, Judge, Ran, Run};
 use crate::error::{Cancelled, JobError};
 use crate::pool::job::Job;
 use crate::sync::Arc;
@@ -15,22 +15,68 @@ use crate::unwind;
 
 /// Results of one chunk: its index, one result per item in order, and how
 /// long the items took to run (zero for a chunk discarded unrun).
-pub(super) type ChunkResults<R> = (u64, Batch<R>, Duration);
+pub(super) type ChunkResults<R, J> = (u64, Batch<R, J>, Duration);
 
-/// Judges a mapped value a failure (`try_map`'s `Err`), which cancels the
-/// items not yet started; `None` for `map`, whose values never fail.
-pub(super) type Fails<R> = Option<fn(&R) -> bool>;
+/// [`map`](crate::ThreadPool::map)'s judge: no value is a failure, and a
+/// clean value crosses back whole.
+pub(crate) struct Plain;
+
+impl<R> Judge<R> for Plain {
+    type Clean = R;
+    const FAILS: bool = false;
+
+    #[inline(always)]
+    fn failed(_: &R) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    fn clean(value: R) -> Result<R, R> {
+        Ok(value)
+    }
+
+    #[inline(always)]
+    fn returned(clean: R) -> R {
+        clean
+    }
+}
+
+/// [`try_map`](crate::ThreadPool::try_map)'s judge: an `Err` is a failure,
+/// which cancels the items not yet started, and an `Ok` crosses back as
+/// the value inside it.
+pub(super) struct Fallible;
+
+impl<V, E> Judge<Result<V, E>> for Fallible {
+    type Clean = V;
+    const FAILS: bool = true;
+
+    #[inline(always)]
+    fn failed(value: &Result<V, E>) -> bool {
+        value.is_err()
+    }
+
+    #[inline(always)]
+    fn clean(value: Result<V, E>) -> Result<V, Result<V, E>> {
+        value.map_err(Err)
+    }
+
+    #[inline(always)]
+    fn returned(clean: V) -> Result<V, E> {
+        Ok(clean)
+    }
+}
 
 /// One chunk's results. Nearly every chunk succeeds whole, so it carries
-/// bare values; only a chunk with a failure (a panic, a cancellation) pays
-/// for a `Result` per item. For a `u64`, that is 8 bytes an item instead of
-/// 32 on the way back to the consumer.
-pub(super) enum Batch<R> {
-    Values(std::vec::IntoIter<R>),
+/// bare values (what its judge `J` keeps of each); only a chunk with a
+/// failure (a panic, a cancellation) pays for a `Result` per item. For a
+/// `u64`, that is 8 bytes an item instead of 32 on the way back to the
+/// consumer, from `map` and `try_map` alike.
+pub(super) enum Batch<R, J: Judge<R>> {
+    Values(std::vec::IntoIter<J::Clean>),
     Mixed(std::vec::IntoIter<Result<R, JobError>>),
 }
 
-impl<R> Batch<R> {
+impl<R, J: Judge<R>> Batch<R, J> {
     pub(super) fn empty() -> Self {
         Self::Values(Vec::new().into_iter())
     }
@@ -38,7 +84,7 @@ impl<R> Batch<R> {
     #[inline(always)]
     pub(super) fn next(&mut self) -> Option<Result<R, JobError>> {
         match self {
-            Self::Values(values) => values.next().map(Ok),
+            Self::Values(values) => values.next().map(|clean| Ok(J::returned(clean))),
             Self::Mixed(results) => results.next(),
         }
     }
@@ -60,7 +106,7 @@ impl<R> Batch<R> {
     /// The result at `at`; the ones before it are dropped.
     pub(super) fn into_nth(self, at: usize) -> Option<Result<R, JobError>> {
         match self {
-            Self::Values(mut values) => values.nth(at).map(Ok),
+            Self::Values(mut values) => values.nth(at).map(|clean| Ok(J::returned(clean))),
             Self::Mixed(mut results) => results.nth(at),
         }
     }
@@ -73,21 +119,21 @@ impl<R> Batch<R> {
     }
 }
 
-/// A chunk of consecutive items as one pool job.
-pub(super) struct Chunk<T, F, R> {
+/// A chunk of consecutive items as one pool job, its values judged by `J`.
+pub(super) struct Chunk<T, F, R, J: Judge<R>> {
     index: u64,
     items: Vec<T>,
     f: Arc<F>,
-    fails: Fails<R>,
     ctx: Context,
-    tx: Sender<ChunkResults<R>>,
+    tx: Sender<ChunkResults<R, J>>,
 }
 
-impl<T, F, R> Chunk<T, F, R>
+impl<T, F, R, J> Chunk<T, F, R, J>
 where
     T: Send + 'static,
     F: Fn(T) -> R + Send + Sync + 'static,
     R: Send + 'static,
+    J: Judge<R, Clean: Send + 'static>,
 {
     /// Chunk `index` of a map: `items` to run through `f` under `ctx`,
     /// their results to be sent on `tx`.
@@ -95,15 +141,13 @@ where
         index: u64,
         items: Vec<T>,
         f: Arc<F>,
-        fails: Fails<R>,
         ctx: Context,
-        tx: Sender<ChunkResults<R>>,
+        tx: Sender<ChunkResults<R, J>>,
     ) -> Self {
         Self {
             index,
             items,
             f,
-            fails,
             ctx,
             tx,
         }
@@ -121,13 +165,11 @@ where
             index,
             items,
             f,
-            fails,
             ctx,
             tx,
         } = self;
         let started = Instant::now();
-        let failed = |value: &R| fails.is_some_and(|fails| fails(value));
-        run.under(&ctx).call_each(items, &*f, &failed, |ends| {
+        run.under(&ctx).call_each::<_, _, J>(items, &*f, |ends| {
             let results = match ends {
                 Ends::Values(values) => Batch::Values(values.into_iter()),
                 Ends::Mixed(ends) => {
@@ -141,11 +183,12 @@ where
     }
 }
 
-impl<T, F, R> Job for Chunk<T, F, R>
+impl<T, F, R, J> Job for Chunk<T, F, R, J>
 where
     T: Send + 'static,
     F: Fn(T) -> R + Send + Sync + 'static,
     R: Send + 'static,
+    J: Judge<R, Clean: Send + 'static>,
 {
     fn run(self: Box<Self>, run: Run<'_>) -> Ran {
         self.process(run)
@@ -167,5 +210,30 @@ where
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fallible_batch_of_bare_values_gives_them_back_as_ok() {
+        let mut batch: Batch<Result<u32, String>, Fallible> =
+            Batch::Values(vec![1, 2, 3].into_iter());
+        assert_eq!(batch.next(), Some(Ok(Ok(1))));
+        assert_eq!(batch.into_nth(1), Some(Ok(Ok(3))));
+    }
+
+    #[test]
+    fn judges_split_failures_from_clean_values() {
+        assert_eq!(<Fallible as Judge<Result<u32, &str>>>::clean(Ok(7)), Ok(7));
+        assert_eq!(
+            <Fallible as Judge<Result<u32, &str>>>::clean(Err("no")),
+            Err(Err("no"))
+        );
+        assert!(<Fallible as Judge<Result<u32, &str>>>::failed(&Err("no")));
+        assert!(!<Plain as Judge<Result<u32, &str>>>::failed(&Err("no")));
+        assert_eq!(<Plain as Judge<u32>>::clean(7), Ok(7));
     }
 }

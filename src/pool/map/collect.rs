@@ -1,5 +1,5 @@
-//! The collecting loop shared by [`Map::collect_vec`] and
-//! [`ThreadPool::try_map`] ([`Map::gather`]), and what each keeps of the
+//! The collecting loop shared by [`Map::collect_vec`](super::Map::collect_vec)
+//! and [`ThreadPool::try_map`] ([`Mapping::gather`]), and what each keeps of the
 //! results ([`Gather`]: [`Values`], [`Tried`]).
 //!
 //! Both collect in input order into one `Vec`, sized up front
@@ -9,12 +9,14 @@
 
 use std::vec;
 
-use super::Map;
+use super::Mapping;
+use crate::crew::Judge;
 use crate::error::{JobError, TryMapError};
 use crate::pool::ThreadPool;
 
-/// What a collecting loop keeps of a map's results, and when it stops.
-pub(super) trait Gather<R> {
+/// What a collecting loop keeps of a map's results (`R`, or `C` for the
+/// bare values of a clean chunk), and when it stops.
+pub(super) trait Gather<R, C> {
     /// What goes into the `Vec`.
     type Value;
     /// Why the loop stopped early.
@@ -34,17 +36,18 @@ pub(super) trait Gather<R> {
         &mut self,
         out: &mut Vec<Self::Value>,
         index: usize,
-        block: vec::IntoIter<R>,
+        block: vec::IntoIter<C>,
     ) -> Result<(), Self::Error>;
 
     /// Every result has been seen: the final word on `out`.
     fn finish(self, out: Vec<Self::Value>) -> Result<Vec<Self::Value>, Self::Error>;
 }
 
-/// [`Map::collect_vec`]: every value, or the first error in input order.
+/// [`Map::collect_vec`](super::Map::collect_vec): every value, or the
+/// first error in input order.
 pub(super) struct Values;
 
-impl<R> Gather<R> for Values {
+impl<R> Gather<R, R> for Values {
     type Value = R;
     type Error = JobError;
 
@@ -91,7 +94,7 @@ impl<'p> Tried<'p> {
     }
 }
 
-impl<V, E> Gather<Result<V, E>> for Tried<'_> {
+impl<V, E> Gather<Result<V, E>, V> for Tried<'_> {
     type Value = V;
     type Error = TryMapError<E>;
 
@@ -126,26 +129,13 @@ impl<V, E> Gather<Result<V, E>> for Tried<'_> {
     fn block(
         &mut self,
         out: &mut Vec<V>,
-        index: usize,
-        mut block: vec::IntoIter<Result<V, E>>,
+        _: usize,
+        block: vec::IntoIter<V>,
     ) -> Result<(), TryMapError<E>> {
-        // A clean chunk holds no `Err` (a failing value ends a chunk's
-        // fast path, which makes it mixed), but this does not rely on it.
-        let clean = block.as_slice().iter().take_while(|r| r.is_ok()).count();
-        // An exact-length `extend` writes without a capacity check per
-        // value, unlike a `push` loop: on trivial items, the difference
-        // is most of the consumer's time.
-        out.extend(block.by_ref().take(clean).map(|result| match result {
-            Ok(value) => value,
-            Err(_) => unreachable!("the first `clean` results are `Ok`: just counted"),
-        }));
-        match block.next() {
-            Some(Err(error)) => Err(TryMapError::Failed {
-                index: (index + clean) as u64,
-                error,
-            }),
-            _ => Ok(()),
-        }
+        // A clean chunk's values came across without their `Ok`s (see
+        // `Fallible`): by value, so `extend` copies them in one go.
+        out.extend(block);
+        Ok(())
     }
 
     fn finish(self, out: Vec<V>) -> Result<Vec<V>, TryMapError<E>> {
@@ -169,17 +159,13 @@ fn cancelled_by_failure(pool: &ThreadPool, error: &JobError) -> bool {
     matches!(error, JobError::Cancelled(_)) && !pool.context().is_done()
 }
 
-/// Whether `try_map` stops at `result`, whose value `fails` judges: a
+/// Whether `try_map` stops at `result`, whose value `J` judges: a
 /// failure, or an item error that no failure explains (a panic, a
 /// timeout, the pool cancelled). Agrees with [`Tried::one`], which turns
 /// the same result into the error returned.
-pub(super) fn stops<R>(
-    fails: fn(&R) -> bool,
-    pool: &ThreadPool,
-    result: &Result<R, JobError>,
-) -> bool {
+pub(super) fn stops<R, J: Judge<R>>(pool: &ThreadPool, result: &Result<R, JobError>) -> bool {
     match result {
-        Ok(value) => fails(value),
+        Ok(value) => J::failed(value),
         Err(error) => !cancelled_by_failure(pool, error),
     }
 }
@@ -195,12 +181,13 @@ pub(super) fn capacity(size_hint: (usize, Option<usize>)) -> usize {
     }
 }
 
-impl<I, F, R> Map<'_, I, F, R>
+impl<I, F, R, J> Mapping<'_, I, F, R, J>
 where
     I: Iterator,
     I::Item: Send + 'static,
     F: Fn(I::Item) -> R + Send + Sync + 'static,
     R: Send + 'static,
+    J: Judge<R, Clean: Send + 'static>,
 {
     /// The collecting loop: every result in input order through `gather`,
     /// the rest of each clean chunk as one block. `next_indexed` does the
@@ -209,7 +196,10 @@ where
     ///
     /// A `try_map` stop that came back ahead of its turn ends the loop
     /// at once, however many earlier items are still running.
-    pub(super) fn gather<G: Gather<R>>(mut self, mut gather: G) -> Result<Vec<G::Value>, G::Error> {
+    pub(super) fn gather<G: Gather<R, J::Clean>>(
+        mut self,
+        mut gather: G,
+    ) -> Result<Vec<G::Value>, G::Error> {
         let mut out = Vec::new();
         // A reservation the allocator refuses (a size hint that lies, or
         // is absurd) is skipped: the `Vec` then grows as it goes.

@@ -26,6 +26,14 @@
 //! * **A clean chunk moves as one block.** Only the first result of a
 //!   chunk, and every result of a mixed one (a panic, a cancellation, a
 //!   failure), goes through the per-item path.
+//! * **`try_map`'s clean values cross without their `Ok`.** What a
+//!   worker keeps of a value is the map's *judge* (`Judge`, a type: `Plain`
+//!   for `map`, `Fallible` for `try_map`), so the item loop asks whether a
+//!   value failed with no call, and a clean `try_map` chunk comes back as
+//!   bare values, which the consumer copies as `collect_vec` does — half
+//!   the bytes of the `Result`s for a `u64`, and one pass instead of a
+//!   look for an `Err` and an unwrapping copy. (`Map` wraps the engine,
+//!   `Mapping`, so that the judge is not a parameter of the public type.)
 //! * **The `Vec` is sized once**, from the input's exact length, or its
 //!   lower bound; not from an input with no upper bound, whose lower bound
 //!   need not be a length (`0u64..` says `usize::MAX`), and not past what
@@ -63,10 +71,10 @@ use crossbeam_channel::{Receiver, Sender};
 use super::ThreadPool;
 use super::job::Task;
 use crate::context::Context;
-use crate::crew::{Run, Wait};
+use crate::crew::{Judge, Run, Wait};
 use crate::error::{Cancelled, JobError, TryMapError, TrySubmitError};
 use crate::sync::Arc;
-use chunk::{Chunk, ChunkResults, Fails};
+use chunk::{Chunk, ChunkResults, Fallible, Plain};
 use collect::{Tried, Values};
 use policy::Policy;
 use window::Progress;
@@ -144,31 +152,37 @@ pub const DEFAULT_READ_AHEAD: usize = 8_192;
 /// [`try_map`]: ThreadPool::try_map
 #[must_use = "a Map does nothing unless iterated"]
 pub struct Map<'p, I: Iterator, F, R> {
+    mapping: Mapping<'p, I, F, R, Plain>,
+}
+
+/// The engine under [`Map`] and [`ThreadPool::try_map`]: the same loop,
+/// with the values judged by `J` (`Plain` for `map`, whose values never
+/// fail; `Fallible` for `try_map`).
+struct Mapping<'p, I: Iterator, F, R, J: Judge<R>> {
     pool: &'p ThreadPool,
     input: std::iter::Fuse<I>,
     f: Arc<F>,
-    fails: Fails<R>,
     ordered: bool,
     chunk_size: Option<usize>,
     window: Option<usize>,
     /// The map's context, a child of the pool's: cancelled when the map is
     /// dropped or `try_map` fails.
     ctx: Context,
-    run: Option<Started<R>>,
+    run: Option<Started<R, J>>,
 }
 
 /// A started map: where its chunks report, how big they are, and how far
 /// it has got.
-struct Started<R> {
+struct Started<R, J: Judge<R>> {
     /// Cancelled when the iterator is dropped or `try_map` fails, so queued
     /// chunks are skipped.
     ctx: Context,
-    tx: Sender<ChunkResults<R>>,
-    rx: Receiver<ChunkResults<R>>,
+    tx: Sender<ChunkResults<R, J>>,
+    rx: Receiver<ChunkResults<R, J>>,
     /// Started on one of the pool's own workers: chunks run inline.
     inline: bool,
     policy: Policy,
-    progress: Progress<R>,
+    progress: Progress<R, J>,
     /// `try_map`: the result it stops at, taken out of a chunk that came
     /// back ahead of its turn. Once set, nothing more is taken or yielded.
     stop: Option<Indexed<R>>,
@@ -177,11 +191,11 @@ struct Started<R> {
 /// A result with its item's input offset.
 type Indexed<R> = (usize, Result<R, JobError>);
 
-impl<R: Send + 'static> Started<R> {
+impl<R: Send + 'static, J: Judge<R, Clean: Send + 'static>> Started<R, J> {
     /// Hands `job` to the pool, or runs it here if the map started on one
     /// of the pool's own workers. A job the pool refuses (closed,
     /// cancelled) is discarded, which still reports its items.
-    fn submit<T, F>(&self, pool: &ThreadPool, job: Chunk<T, F, R>)
+    fn submit<T, F>(&self, pool: &ThreadPool, job: Chunk<T, F, R, J>)
     where
         T: Send + 'static,
         F: Fn(T) -> R + Send + Sync + 'static,
@@ -211,7 +225,38 @@ where
     F: Fn(I::Item) -> R + Send + Sync + 'static,
     R: Send + 'static,
 {
-    pub(super) fn new(pool: &'p ThreadPool, input: I, f: F, ordered: bool) -> Self {
+    fn new(pool: &'p ThreadPool, input: I, f: F, ordered: bool) -> Self {
+        Self {
+            mapping: Mapping::new(pool, input, f, ordered),
+        }
+    }
+
+    /// Consecutive items per job (default: from the input's size hint, see
+    /// [`Map`]). `0` is taken as 1. Takes effect for chunks not yet
+    /// taken.
+    pub fn chunk_size(mut self, items: usize) -> Self {
+        self.mapping.set_chunk_size(items);
+        self
+    }
+
+    /// The most items taken from the input and not yet settled (default:
+    /// four chunks per worker, at most [`DEFAULT_READ_AHEAD`]). A window
+    /// smaller than a chunk is one chunk.
+    pub fn window(mut self, items: usize) -> Self {
+        self.mapping.set_window(items);
+        self
+    }
+}
+
+impl<'p, I, F, R, J> Mapping<'p, I, F, R, J>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+    J: Judge<R, Clean: Send + 'static>,
+{
+    fn new(pool: &'p ThreadPool, input: I, f: F, ordered: bool) -> Self {
         Self::under(pool.context().child(), pool, input, f, ordered)
     }
 
@@ -221,7 +266,6 @@ where
             pool,
             input: input.fuse(),
             f: Arc::new(f),
-            fails: None,
             ordered,
             chunk_size: None,
             window: None,
@@ -230,34 +274,28 @@ where
         }
     }
 
-    /// Consecutive items per job (default: from the input's size hint, see
-    /// [`Map`]). `0` is taken as 1. Takes effect for chunks not yet
-    /// taken.
-    pub fn chunk_size(mut self, items: usize) -> Self {
+    /// See [`Map::chunk_size`].
+    fn set_chunk_size(&mut self, items: usize) {
         let items = items.max(1);
         self.chunk_size = Some(items);
         if let Some(run) = &mut self.run {
             run.policy.set_chunk(items);
             run.progress.recheck();
         }
-        self
     }
 
-    /// The most items taken from the input and not yet settled (default:
-    /// four chunks per worker, at most [`DEFAULT_READ_AHEAD`]). A window
-    /// smaller than a chunk is one chunk.
-    pub fn window(mut self, items: usize) -> Self {
+    /// See [`Map::window`].
+    fn set_window(&mut self, items: usize) {
         self.window = Some(items);
         if let Some(run) = &mut self.run {
             run.policy.set_window(items);
             run.progress.recheck();
         }
-        self
     }
 
     /// Sizes the chunks and window from the input and the pool, and opens
     /// the map's context and result channel.
-    fn start(&mut self) -> Started<R> {
+    fn start(&mut self) -> Started<R, J> {
         let (workers, hint) = (self.pool.stats().workers, self.input.size_hint());
         let policy = Policy::new(workers, hint, self.chunk_size, self.window);
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -321,9 +359,11 @@ where
             run.progress.recheck();
         }
         let pool = self.pool;
-        let stop = self
-            .fails
-            .and_then(|fails| results.position(|result| collect::stops(fails, pool, result)));
+        let stop = if J::FAILS {
+            results.position(|result| collect::stops::<R, J>(pool, result))
+        } else {
+            None
+        };
         match stop {
             Some(at) => {
                 let offset = run.progress.offset(index) + at;
@@ -347,7 +387,7 @@ where
             }
             let index = run.progress.took(items.len());
             let f = Arc::clone(&self.f);
-            let job = Chunk::new(index, items, f, self.fails, run.ctx.clone(), run.tx.clone());
+            let job = Chunk::new(index, items, f, run.ctx.clone(), run.tx.clone());
             run.submit(self.pool, job);
         }
     }
@@ -387,7 +427,7 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn collect_vec(self) -> Result<Vec<R>, JobError> {
-        self.gather(Values)
+        self.mapping.gather(Values)
     }
 }
 
@@ -402,18 +442,26 @@ where
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        let mapping = &mut self.mapping;
         // Fast path, a few instructions per item: a result is at hand and
         // the window cannot have room yet.
-        if let Some(run) = &mut self.run {
+        if let Some(run) = &mut mapping.run {
             if !run.progress.may_refill() {
                 if let Some((_, result)) = run.progress.next_result() {
                     return Some(result);
                 }
             }
         }
-        self.next_indexed().map(|(_, result)| result)
+        mapping.next_indexed().map(|(_, result)| result)
     }
 
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.mapping.size_hint()
+    }
+}
+
+impl<I: Iterator, F, R, J: Judge<R>> Mapping<'_, I, F, R, J> {
+    /// Items not yet taken, plus those taken and not yet yielded.
     fn size_hint(&self) -> (usize, Option<usize>) {
         let (low, high) = self.input.size_hint();
         let in_flight = self.run.as_ref().map_or(0, |run| run.progress.unyielded());
@@ -424,7 +472,7 @@ where
     }
 }
 
-impl<I: Iterator, F, R> Drop for Map<'_, I, F, R> {
+impl<I: Iterator, F, R, J: Judge<R>> Drop for Mapping<'_, I, F, R, J> {
     fn drop(&mut self) {
         if let Some(run) = &self.run {
             run.ctx.cancel();
@@ -434,16 +482,17 @@ impl<I: Iterator, F, R> Drop for Map<'_, I, F, R> {
 
 impl<I: Iterator, F, R> fmt::Debug for Map<'_, I, F, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let policy = self.run.as_ref().map(|run| run.policy);
+        let map = &self.mapping;
+        let policy = map.run.as_ref().map(|run| run.policy);
         f.debug_struct("Map")
-            .field("ordered", &self.ordered)
+            .field("ordered", &map.ordered)
             .field(
                 "chunk_size",
-                &policy.map(|policy| policy.chunk()).or(self.chunk_size),
+                &policy.map(|policy| policy.chunk()).or(map.chunk_size),
             )
             .field(
                 "window",
-                &policy.map(|policy| policy.window()).or(self.window),
+                &policy.map(|policy| policy.window()).or(map.window),
             )
             .finish_non_exhaustive()
     }
@@ -539,7 +588,7 @@ impl ThreadPool {
         R: Send + 'static,
         E: Send + 'static,
     {
-        try_collect(Map::new(self, input.into_iter(), f, true))
+        try_collect(Mapping::new(self, input.into_iter(), f, true))
     }
 
     /// [`map`](Self::map) for a closure that watches the map's [`Context`]:
@@ -573,7 +622,9 @@ impl ThreadPool {
         F: Fn(&Context, I::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        watching(self, input.into_iter(), f, true)
+        Map {
+            mapping: watching(self, input.into_iter(), f, true),
+        }
     }
 
     /// [`try_map`](Self::try_map) for a closure that watches the map's
@@ -612,26 +663,29 @@ impl ThreadPool {
 }
 
 /// A map whose closure `f` also gets the map's own context.
-fn watching<I, F, R>(
+fn watching<I, F, R, J>(
     pool: &ThreadPool,
     input: I,
     f: F,
     ordered: bool,
-) -> Map<'_, I, impl Fn(I::Item) -> R + Send + Sync + 'static, R>
+) -> Mapping<'_, I, impl Fn(I::Item) -> R + Send + Sync + 'static, R, J>
 where
     I: Iterator,
     I::Item: Send + 'static,
     F: Fn(&Context, I::Item) -> R + Send + Sync + 'static,
     R: Send + 'static,
+    J: Judge<R, Clean: Send + 'static>,
 {
     let ctx = pool.context().child();
     let seen = ctx.clone();
-    Map::under(ctx, pool, input, move |item| f(&seen, item), ordered)
+    Mapping::under(ctx, pool, input, move |item| f(&seen, item), ordered)
 }
 
 /// `try_map`'s loop: collects the values in input order, or stops at the
 /// first failure seen; each item's failure cancels the map's context.
-fn try_collect<I, F, R, E>(mut map: Map<'_, I, F, Result<R, E>>) -> Result<Vec<R>, TryMapError<E>>
+fn try_collect<I, F, R, E>(
+    map: Mapping<'_, I, F, Result<R, E>, Fallible>,
+) -> Result<Vec<R>, TryMapError<E>>
 where
     I: Iterator,
     I::Item: Send + 'static,
@@ -639,7 +693,6 @@ where
     R: Send + 'static,
     E: Send + 'static,
 {
-    map.fails = Some(Result::is_err);
     let pool = map.pool;
     // Dropping the map on a stop cancels its chunks still queued or
     // running.

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::chunk::Batch;
+use crate::crew::Judge;
 use crate::error::JobError;
 use crate::ordered::Window;
 
@@ -23,7 +24,7 @@ use crate::ordered::Window;
 /// item not yet yielded (ordered: `map`, `try_map`) or not yet finished
 /// (unordered). The ordered frontier is never ahead of the unordered one,
 /// so a `try_map` stopped by a failure has read at most a window past it.
-pub(super) struct Progress<R> {
+pub(super) struct Progress<R, J: Judge<R>> {
     /// `map` (results in input order) rather than `map_unordered`.
     ordered: bool,
     /// Index of the next chunk to be taken.
@@ -33,13 +34,13 @@ pub(super) struct Progress<R> {
     /// Results handed to the consumer.
     yielded: usize,
     /// Ordered mode: chunks that finished ahead of their turn.
-    pending: Window<Batch<R>>,
+    pending: Window<Batch<R, J>>,
     /// Unordered mode: which chunks have been received.
     received: Window<()>,
     /// Input offset of each chunk's first item, for chunks not yet settled.
     offsets: BTreeMap<u64, usize>,
     /// The chunk being yielded, and the input offset of its next item.
-    current: Batch<R>,
+    current: Batch<R, J>,
     current_offset: usize,
     /// The progress counter (items yielded when ordered, the offset of the
     /// next result when not) below which the window cannot have room, so
@@ -48,7 +49,7 @@ pub(super) struct Progress<R> {
     refill_at: usize,
 }
 
-impl<R> Progress<R> {
+impl<R, J: Judge<R>> Progress<R, J> {
     /// Nothing taken yet.
     pub(super) fn new(ordered: bool) -> Self {
         Self {
@@ -100,7 +101,7 @@ impl<R> Progress<R> {
 
     /// The rest of the chunk being yielded, if it is all values, with the
     /// input offset of its first value; counted as yielded.
-    pub(super) fn take_values(&mut self) -> Option<(usize, std::vec::IntoIter<R>)> {
+    pub(super) fn take_values(&mut self) -> Option<(usize, std::vec::IntoIter<J::Clean>)> {
         let Batch::Values(values) = &mut self.current else {
             return None;
         };
@@ -188,7 +189,7 @@ impl<R> Progress<R> {
 
     /// Chunk `index` sent back `results`: held for its turn when ordered,
     /// made the one to yield when not.
-    pub(super) fn arrived(&mut self, index: u64, results: Batch<R>) {
+    pub(super) fn arrived(&mut self, index: u64, results: Batch<R, J>) {
         if self.ordered {
             // Each chunk index arrives once, and is at or after `next`.
             let _ = self.pending.insert(index, results);
@@ -216,7 +217,7 @@ impl<R> Progress<R> {
     }
 
     /// Makes `results` of chunk `index` the ones to yield next.
-    fn take_chunk(&mut self, index: u64, results: Batch<R>) {
+    fn take_chunk(&mut self, index: u64, results: Batch<R, J>) {
         self.current_offset = self.offset(index);
         self.current = results;
     }
@@ -225,12 +226,13 @@ impl<R> Progress<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::map::chunk::Plain;
 
-    fn values(values: Vec<u32>) -> Batch<u32> {
+    fn values(values: Vec<u32>) -> Batch<u32, Plain> {
         Batch::Values(values.into_iter())
     }
 
-    fn drain(progress: &mut Progress<u32>) -> Vec<(usize, u32)> {
+    fn drain(progress: &mut Progress<u32, Plain>) -> Vec<(usize, u32)> {
         std::iter::from_fn(|| progress.next_result())
             .map(|(offset, result)| (offset, result.unwrap()))
             .collect()
@@ -326,7 +328,7 @@ mod tests {
 
     #[test]
     fn nothing_out_always_has_room() {
-        let mut progress = Progress::<u32>::new(true);
+        let mut progress = Progress::<u32, Plain>::new(true);
         assert!(progress.has_room(100, 1));
     }
 
