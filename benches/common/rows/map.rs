@@ -5,7 +5,8 @@
 //! workers map them, and that thread copies each chunk's values into the
 //! result in order, with none of a pool's lifecycle. rayon splits an
 //! indexed range instead and writes in place, which an `Iterator` input
-//! cannot offer.
+//! cannot offer. The copy floor is the bound under every map whose
+//! consumer writes the result: that copy alone, on one thread.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -111,6 +112,28 @@ fn floor_peer() -> impl FnMut() -> Duration {
     }
 }
 
+/// The copy floor: no map and no threads, only what the one thread that
+/// writes an ordered result without `unsafe` must do — copy every value,
+/// a chunk at a time, into a fresh `Vec` of `ITEMS` (and give it back).
+/// Its first touch of the result's pages is most of its time. Any map in
+/// which the consumer writes the result, as brigade's must, is at least
+/// this slow: a bound under the `F` rows that rayon, whose workers write
+/// in place, is not held to.
+fn copy_peer() -> impl FnMut() -> Duration {
+    let values: Vec<u64> = (0..FLOOR_CHUNK as u64).map(f).collect();
+    move || {
+        timed(|| {
+            let total = usize::try_from(ITEMS).expect("fits");
+            let mut out: Vec<u64> = Vec::with_capacity(total);
+            while out.len() < total {
+                let n = (total - out.len()).min(values.len());
+                out.extend_from_slice(&values[..n]);
+            }
+            black_box(out);
+        })
+    }
+}
+
 /// rayon's run: `install` + `par_iter` + `collect`.
 fn rayon_peer() -> impl FnMut() -> Duration {
     let rayon = rayon_pool(cpus());
@@ -138,6 +161,7 @@ pub(super) fn try_map() -> Row {
     Row::brigade(brigade)
         .peer("rayon", rayon_peer())
         .peer("chunked floor", floor_peer())
+        .peer("copy floor", copy_peer())
 }
 
 /// `F-map`: `map` + `collect_vec`.
@@ -153,4 +177,5 @@ pub(super) fn map() -> Row {
     Row::brigade(brigade)
         .peer("rayon", rayon_peer())
         .peer("chunked floor", floor_peer())
+        .peer("copy floor", copy_peer())
 }

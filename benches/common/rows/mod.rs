@@ -81,12 +81,12 @@ pub(crate) const ROWS: &[Spec] = &[
     },
     Spec {
         name: "F-try_map",
-        what: "try_map over 10,000,000 items | rayon install + par_iter collect, a hand-written chunked map",
+        what: "try_map over 10,000,000 items | rayon install + par_iter collect, a hand-written chunked map, the copy into the result alone",
         build: map::try_map,
     },
     Spec {
         name: "F-map",
-        what: "map over 10,000,000 items, collect_vec | rayon install + par_iter collect, a hand-written chunked map",
+        what: "map over 10,000,000 items, collect_vec | rayon install + par_iter collect, a hand-written chunked map, the copy into the result alone",
         build: map::map,
     },
     Spec {
