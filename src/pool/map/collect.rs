@@ -7,16 +7,16 @@
 //! block; they differ only in what a single result means and in when
 //! they stop.
 
-use std::vec;
-
 use super::Mapping;
 use crate::crew::Judge;
 use crate::error::{JobError, TryMapError};
 use crate::pool::ThreadPool;
 
-/// What a collecting loop keeps of a map's results (`R`, or `C` for the
-/// bare values of a clean chunk), and when it stops.
-pub(super) trait Gather<R, C> {
+/// What a collecting loop keeps of a map's results, and when it stops.
+/// The rest of a clean chunk needs no judging: it arrives as the bare
+/// values that go into the `Vec` (see `Fallible`), and the loop copies it
+/// in one block.
+pub(super) trait Gather<R> {
     /// What goes into the `Vec`.
     type Value;
     /// Why the loop stopped early.
@@ -31,14 +31,6 @@ pub(super) trait Gather<R, C> {
         result: Result<R, JobError>,
     ) -> Result<(), Self::Error>;
 
-    /// The rest of a clean chunk, the first at input offset `index`.
-    fn block(
-        &mut self,
-        out: &mut Vec<Self::Value>,
-        index: usize,
-        block: vec::IntoIter<C>,
-    ) -> Result<(), Self::Error>;
-
     /// Every result has been seen: the final word on `out`.
     fn finish(self, out: Vec<Self::Value>) -> Result<Vec<Self::Value>, Self::Error>;
 }
@@ -47,7 +39,7 @@ pub(super) trait Gather<R, C> {
 /// first error in input order.
 pub(super) struct Values;
 
-impl<R> Gather<R, R> for Values {
+impl<R> Gather<R> for Values {
     type Value = R;
     type Error = JobError;
 
@@ -58,17 +50,6 @@ impl<R> Gather<R, R> for Values {
         result: Result<R, JobError>,
     ) -> Result<(), JobError> {
         out.push(result?);
-        Ok(())
-    }
-
-    fn block(
-        &mut self,
-        out: &mut Vec<R>,
-        _: usize,
-        block: vec::IntoIter<R>,
-    ) -> Result<(), JobError> {
-        // By value, so `extend` copies the block in one go.
-        out.extend(block);
         Ok(())
     }
 
@@ -94,7 +75,7 @@ impl<'p> Tried<'p> {
     }
 }
 
-impl<V, E> Gather<Result<V, E>, V> for Tried<'_> {
+impl<V, E> Gather<Result<V, E>> for Tried<'_> {
     type Value = V;
     type Error = TryMapError<E>;
 
@@ -123,18 +104,6 @@ impl<V, E> Gather<Result<V, E>, V> for Tried<'_> {
                 });
             }
         }
-        Ok(())
-    }
-
-    fn block(
-        &mut self,
-        out: &mut Vec<V>,
-        _: usize,
-        block: vec::IntoIter<V>,
-    ) -> Result<(), TryMapError<E>> {
-        // A clean chunk's values came across without their `Ok`s (see
-        // `Fallible`): by value, so `extend` copies them in one go.
-        out.extend(block);
         Ok(())
     }
 
@@ -196,7 +165,7 @@ where
     ///
     /// A `try_map` stop that came back ahead of its turn ends the loop
     /// at once, however many earlier items are still running.
-    pub(super) fn gather<G: Gather<R, J::Clean>>(
+    pub(super) fn gather<G: Gather<R, Value = J::Clean>>(
         mut self,
         mut gather: G,
     ) -> Result<Vec<G::Value>, G::Error> {
@@ -206,10 +175,9 @@ where
         let _ = out.try_reserve_exact(capacity(self.size_hint()));
         while let Some((index, result)) = self.next_indexed() {
             gather.one(&mut out, index, result)?;
-            if let Some((index, block)) =
-                self.run.as_mut().and_then(|run| run.progress.take_values())
-            {
-                gather.block(&mut out, index, block)?;
+            if let Some(block) = self.run.as_mut().and_then(|run| run.progress.take_values()) {
+                // By value, so `extend` copies the block in one go.
+                out.extend(block);
             }
         }
         if let Some((index, result)) = self.run.as_mut().and_then(|run| run.stop.take()) {

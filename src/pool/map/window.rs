@@ -99,16 +99,16 @@ impl<R, J: Judge<R>> Progress<R, J> {
         Some((offset, result))
     }
 
-    /// The rest of the chunk being yielded, if it is all values, with the
-    /// input offset of its first value; counted as yielded.
-    pub(super) fn take_values(&mut self) -> Option<(usize, std::vec::IntoIter<J::Clean>)> {
+    /// The rest of the chunk being yielded, if it is all values, as the
+    /// bare values its judge kept; counted as yielded.
+    pub(super) fn take_values(&mut self) -> Option<std::vec::IntoIter<J::Clean>> {
         let Batch::Values(values) = &mut self.current else {
             return None;
         };
-        let (offset, block) = (self.current_offset, values.len());
+        let block = values.len();
         self.current_offset += block;
         self.yielded += block;
-        Some((offset, std::mem::replace(values, Vec::new().into_iter())))
+        Some(std::mem::replace(values, Vec::new().into_iter()))
     }
 
     /// The window may have moved (or been resized): the next result
@@ -339,8 +339,8 @@ mod tests {
         progress.arrived(0, values(vec![1, 2, 3]));
         progress.next_pending();
         progress.next_result();
-        let (offset, block) = progress.take_values().unwrap();
-        assert_eq!((offset, block.collect::<Vec<u32>>()), (1, vec![2, 3]));
+        let block = progress.take_values().unwrap();
+        assert_eq!(block.collect::<Vec<u32>>(), vec![2, 3]);
         assert!(progress.is_done());
         assert_eq!(progress.counter(), 3);
     }
