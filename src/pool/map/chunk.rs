@@ -19,7 +19,7 @@ pub(super) type ChunkResults<R, J> = (u64, Batch<R, J>, Duration);
 
 /// [`map`](crate::ThreadPool::map)'s judge: no value is a failure, and a
 /// clean value crosses back whole.
-pub(crate) struct Plain;
+pub(super) struct Plain;
 
 impl<R> Judge<R> for Plain {
     type Clean = R;
