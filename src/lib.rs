@@ -1031,6 +1031,7 @@ pub use pipeline::{Pipeline, PipelineOutput, ReadyPipeline, StageStats};
 #[cfg(not(loom))]
 pub use pool::{Completions, NextCompletion};
 #[cfg(not(loom))]
-pub use pool::{DEFAULT_READ_AHEAD, Map, Scope, ScopedJoinHandle};
+pub use pool::{DEFAULT_READ_AHEAD, Map};
+pub use pool::{Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
 pub use worker_pool::{Leftovers, Output, WorkerPool, WorkerPoolBuilder, WorkerSubmit};

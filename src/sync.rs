@@ -8,7 +8,7 @@
 //! loom's, so that `tests/loom.rs` checks the code that ships — the
 //! semaphore, the context tree, and a real `ThreadPool`: the crew's
 //! submit, worker loop, cancel, drain and respawn, and the `JobHandle`
-//! cell:
+//! cell, and a scope's final wait:
 //!
 //! * `Mutex`, `Condvar`: loom's behind a parking_lot-shaped wrapper
 //!   (`model` below); a timed wait is an untimed one (models have no

@@ -24,7 +24,9 @@
 //! `join` waiting for one held behind another; routed submits (keyed, and of
 //! an uncapped lane) race a cancellation without a job lost or run twice; a
 //! routed job wakes a worker on its way to block; and a keyed job a take left
-//! in the sorted inbox still runs.
+//! in the sorted inbox still runs. The last races a scope's final wait
+//! against a job spawning into the scope (`pool/scope.rs`, `Pending`): every
+//! job runs before `scope` returns, and the wait is always woken.
 #![cfg(loom)]
 
 use std::panic;
@@ -747,4 +749,31 @@ fn routed_job_wakes_a_blocking_worker() {
 #[test]
 fn a_keyed_job_left_in_the_inbox_runs() {
     pool_model(|| all_run_without_a_join(&[|pool| pool.keyed(0), |pool| pool.keyed(1)]));
+}
+
+/// A scope whose one job spawns two more while the final wait begins.
+/// The body's spawn counts in two (a batch, under loom) and keeps one
+/// credit; the job's first spawn takes it, and its second counts in
+/// again, racing the wait's hand-back of credits (`Pending` in
+/// `pool/scope.rs`). Every job runs once before `scope` returns, and the
+/// wait is always woken.
+#[test]
+fn a_scope_wait_races_a_job_that_spawns() {
+    pool_model(|| {
+        let pool = pool(1, 4);
+        let runs = counters(3);
+        pool.scope(|s| {
+            let runs = &runs;
+            s.spawn(move |_| {
+                runs[0].fetch_add(1, Ordering::SeqCst);
+                for i in 1..3 {
+                    s.spawn(move |_| runs[i].fetch_add(1, Ordering::SeqCst));
+                }
+            });
+        });
+        for (i, runs) in runs.iter().enumerate() {
+            assert_eq!(runs.load(Ordering::SeqCst), 1, "job {i}");
+        }
+        pool.join();
+    });
 }

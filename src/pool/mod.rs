@@ -39,13 +39,12 @@ mod handle;
 mod job;
 mod routed;
 mod schedule;
-// The map and the scope are not model-checked (see `sync.rs`), and map
-// reaches the reorder buffer, which is not built under loom.
+// The map is not model-checked (see `sync.rs`): it reaches the reorder
+// buffer, which is not built under loom.
 #[cfg(not(loom))]
 mod completions;
 #[cfg(not(loom))]
 mod map;
-#[cfg(not(loom))]
 mod scope;
 
 use std::time::{Duration, Instant};
@@ -62,7 +61,6 @@ pub use map::{DEFAULT_READ_AHEAD, Map};
 pub use routed::Routed;
 use schedule::Timer;
 pub use schedule::{Ended, Every, Missed, OnError, Schedule};
-#[cfg(not(loom))]
 pub use scope::{Scope, ScopedJoinHandle};
 
 use crate::context::Context;

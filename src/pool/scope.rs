@@ -16,12 +16,18 @@
 //! * the scope counts a job as pending from `spawn` until its closure has
 //!   run or been dropped and its result is with the handle or, the handle
 //!   being gone, dropped ([`Finisher`]); after that the cell holds nothing
-//!   borrowed, so a worker may drop its reference later;
+//!   borrowed, so a worker may drop its reference later. Spawners count
+//!   jobs in a batch at a time and the final wait hands back what they did
+//!   not use ([`Pending`]): the count is never below the jobs it covers;
 //! * the wait at the end takes every job still in its cell, runs it, and
 //!   then blocks until the pending count is zero; user code it runs is
 //!   wrapped in `catch_unwind`, and an [`AbortOnUnwind`] guard turns any
 //!   unexpected unwind out of the wait into a process abort rather than a
 //!   return with jobs still running.
+//!
+//! `tests/loom.rs` models the final wait against a job that spawns as it
+//! begins (`a_scope_wait_races_a_job_that_spawns`); Miri runs this
+//! module's unit tests against the erasure.
 
 use std::any::Any;
 use std::fmt;
@@ -201,13 +207,99 @@ where
 
 /// Jobs spawned and not yet counted out, and the thread that waits for
 /// them.
+///
+/// The count is on a line of its own, for the workers to count jobs out
+/// on. A spawner does not add to it one job at a time: it adds
+/// [`CREDITS`] at once and keeps the rest as credits, taking one per job,
+/// so the line workers write is not pulled back to the spawner for every
+/// job. The count is always at least the jobs not yet counted out plus the
+/// credits, so it cannot reach zero while credits are held; the final wait
+/// hands them back ([`Pending::return_credits`]), and a spawner that sees
+/// the wait begun counts its job in alone. Spawning and handing back are a
+/// Dekker pair (credits added, then `joining` read; `joining` set, then
+/// credits taken back, all `SeqCst`): a spawner whose credits the wait
+/// missed sees `joining` and wakes it.
 struct Pending {
-    count: AtomicUsize,
+    count: Padded,
+    credits: AtomicUsize,
     /// Set once the scope's body has returned and the final wait runs.
     joining: AtomicBool,
     /// The scope's thread, which the final wait parks.
     waiter: OnceLock<Thread>,
 }
+
+/// How many jobs a spawner counts in at once. Two under loom, so that a
+/// model's few spawns run out of credits and count in again.
+const CREDITS: usize = if cfg!(loom) { 2 } else { 64 };
+
+impl Pending {
+    /// Counts one job in, before anyone can see it.
+    fn count_in(&self) {
+        // ORDERING: Acquire pairs with the Release half of the `SeqCst`
+        // add below: the count a credit stands for was added first.
+        let credit = self
+            .credits
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |c| c.checked_sub(1));
+        if credit.is_ok() {
+            return;
+        }
+        // ORDERING: SeqCst, the Dekker pair with `return_credits`.
+        let batch = if self.joining.load(Ordering::SeqCst) {
+            1
+        } else {
+            CREDITS
+        };
+        self.count.0.fetch_add(batch, Ordering::AcqRel);
+        if batch > 1 {
+            self.credits.fetch_add(batch - 1, Ordering::SeqCst);
+        }
+    }
+
+    /// The final wait begins: from now on spawners count jobs in alone.
+    fn begin_joining(&self) {
+        // ORDERING: SeqCst, the Dekker pair with `count_in`.
+        self.joining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the final wait has begun, for a spawner that has counted
+    /// its job in: if so, it wakes the wait (its job is one more to run,
+    /// and it may have added credits the wait has to hand back).
+    fn joining(&self) -> bool {
+        // ORDERING: SeqCst, the Dekker pair with `return_credits`.
+        self.joining.load(Ordering::SeqCst)
+    }
+
+    /// Hands back the credits no spawner took; called by the final wait
+    /// before each look at the count.
+    fn return_credits(&self) {
+        // ORDERING: SeqCst, the Dekker pair with `count_in`.
+        let unused = self.credits.swap(0, Ordering::SeqCst);
+        if unused > 0 {
+            // ORDERING: AcqRel, as a job's count-out.
+            self.count.0.fetch_sub(unused, Ordering::AcqRel);
+        }
+    }
+
+    /// About how many jobs are not yet counted out: the count less the
+    /// credits, read one after the other.
+    fn jobs(&self) -> usize {
+        // ORDERING: Relaxed: an estimate, for `Debug`.
+        let credits = self.credits.load(Ordering::Relaxed);
+        self.count.0.load(Ordering::Relaxed).saturating_sub(credits)
+    }
+
+    /// Whether every job has been counted out.
+    fn is_clear(&self) -> bool {
+        // ORDERING: Acquire: a job's count-out (AcqRel) publishes all it
+        // did.
+        self.count.0.load(Ordering::Acquire) == 0
+    }
+}
+
+/// A count on a cache line (of a pair: neighbouring lines are fetched
+/// together) of its own.
+#[repr(align(128))]
+struct Padded(AtomicUsize);
 
 /// Counts one job out when dropped: after its closure has run or been
 /// dropped and its result is with the handle or dropped, so the cell
@@ -230,12 +322,12 @@ impl Drop for Finisher<'_> {
         let pending = self.0;
         // ORDERING: AcqRel on success; the final wait's Acquire load of
         // zero must see everything the job did.
-        let mut count = pending.count.load(Ordering::Acquire);
+        let mut count = pending.count.0.load(Ordering::Acquire);
         loop {
             let last = (count == 1)
                 .then(|| pending.waiter.get().cloned())
                 .flatten();
-            match pending.count.compare_exchange_weak(
+            match pending.count.0.compare_exchange_weak(
                 count,
                 count - 1,
                 Ordering::AcqRel,
@@ -333,7 +425,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             id,
         });
         // Counted as pending before the erased job can be seen by anyone.
-        self.pending.count.fetch_add(1, Ordering::AcqRel);
+        self.pending.count_in();
         let job: Arc<dyn CellJob + 'scope> = Arc::clone(&cell) as _;
         // SAFETY: the job is counted pending above, and counted out (by a
         // `Finisher`) only once its closure has been run or dropped and its
@@ -345,7 +437,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         #[allow(unsafe_code, reason = "the erasure's obligations are met here")]
         let job = unsafe { erase_cell(job) };
         self.remember(Arc::clone(&job));
-        if self.pending.joining.load(Ordering::Acquire) {
+        if self.pending.joining() {
             // Spawned by a running job during the final wait: wake it.
             if let Some(waiter) = self.pending.waiter.get() {
                 waiter.unpark();
@@ -398,7 +490,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     fn join_all(&self) -> Option<Box<dyn Any + Send>> {
         let _abort = AbortOnUnwind;
         let mut escaped = None;
-        self.pending.joining.store(true, Ordering::Release);
+        self.pending.begin_joining();
         loop {
             loop {
                 // One at a time, not under the lock: a job run here may spawn.
@@ -408,7 +500,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                     escaped.get_or_insert(payload);
                 }
             }
-            if self.pending.count.load(Ordering::Acquire) == 0 {
+            self.pending.return_credits();
+            if self.pending.is_clear() {
                 return escaped;
             }
             // Woken by the last job's count-out, or by a job that spawns
@@ -530,7 +623,8 @@ impl ThreadPool {
         let scope = Scope {
             pool: self,
             pending: Pending {
-                count: AtomicUsize::new(0),
+                count: Padded(AtomicUsize::new(0)),
+                credits: AtomicUsize::new(0),
                 joining: AtomicBool::new(false),
                 waiter: OnceLock::from(thread::current()),
             },
@@ -557,7 +651,7 @@ impl ThreadPool {
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("pending", &self.pending.count.load(Ordering::Relaxed))
+            .field("pending", &self.pending.jobs())
             .finish_non_exhaustive()
     }
 }
@@ -631,6 +725,17 @@ mod tests {
         });
         drop(text);
         assert_eq!(dropped.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn debug_counts_jobs_not_credits() {
+        let pool = ThreadPool::builder().workers(1).build().expect("build");
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        pool.scope(|s| {
+            s.spawn(move |_ctx| held.recv_timeout(std::time::Duration::from_secs(30)));
+            assert!(format!("{s:?}").contains("pending: 1"), "{s:?}");
+            release.send(()).expect("the job waits");
+        });
     }
 
     #[test]
