@@ -44,7 +44,7 @@ use crate::error::{Cancelled, JobError};
 use std::collections::VecDeque;
 
 use crate::sync::thread::{self, Thread};
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Condvar, Mutex, Ordering};
 
 /// One scoped job, in one allocation shared by the queue, the scope's list
 /// and the handle: its closure until it starts, then its result until the
@@ -212,15 +212,21 @@ where
 /// on. A spawner does not add to it one job at a time: it adds
 /// [`CREDITS`] at once and keeps the rest as credits, taking one per job,
 /// so the line workers write is not pulled back to the spawner for every
-/// job. The count is always at least the jobs not yet counted out plus the
-/// credits, so it cannot reach zero while credits are held; the final wait
-/// hands them back ([`Pending::return_credits`]), and a spawner that sees
-/// the wait begun counts its job in alone. Spawning and handing back are a
-/// Dekker pair (credits added, then `joining` read; `joining` set, then
-/// credits taken back, all `SeqCst`): a spawner whose credits the wait
-/// missed sees `joining` and wakes it.
+/// job. Every change to the count is a read-modify-write, and a credit is
+/// added to `credits` only after the count holds it, so the count is
+/// never below the jobs not yet counted out: it cannot reach zero while a
+/// job or a credit is outstanding.
+///
+/// The final wait hands the credits back ([`Pending::return_credits`])
+/// before each look at the count. A spawner that refills after the wait
+/// began reads `joining` after adding its credits, and wakes the wait if
+/// it is set: both sides change `credits` by read-modify-writes, so either
+/// the hand-back comes later and sees the credits, or it comes first and
+/// releases `joining` to the refill, whose spawner then sees it. Once the
+/// wait has begun, spawners count jobs in one at a time: the wait takes
+/// credits back whenever it wakes, so a batch would not last.
 struct Pending {
-    count: Padded,
+    count: CachePadded<AtomicUsize>,
     credits: AtomicUsize,
     /// Set once the scope's body has returned and the final wait runs.
     joining: AtomicBool,
@@ -235,48 +241,59 @@ const CREDITS: usize = if cfg!(loom) { 2 } else { 64 };
 impl Pending {
     /// Counts one job in, before anyone can see it.
     fn count_in(&self) {
-        // ORDERING: Acquire pairs with the Release half of the `SeqCst`
-        // add below: the count a credit stands for was added first.
+        // ORDERING: Acquire pairs with the refill's Release below, so the
+        // count this credit stands for is seen to have been added.
         let credit = self
             .credits
             .fetch_update(Ordering::Acquire, Ordering::Relaxed, |c| c.checked_sub(1));
         if credit.is_ok() {
             return;
         }
-        // ORDERING: SeqCst, the Dekker pair with `return_credits`.
-        let batch = if self.joining.load(Ordering::SeqCst) {
+        // ORDERING: Relaxed: this only picks the batch; a refill that
+        // misses the wait's start is caught by `joining` in `spawn`.
+        let batch = if self.joining.load(Ordering::Relaxed) {
             1
         } else {
             CREDITS
         };
-        self.count.0.fetch_add(batch, Ordering::AcqRel);
+        // ORDERING: Relaxed: what matters is that this add comes before
+        // the Release below in this thread; it is a read-modify-write, so
+        // a count-out or a hand-back ordered after that Release comes
+        // after it in the count's order.
+        self.count.0.fetch_add(batch, Ordering::Relaxed);
         if batch > 1 {
-            self.credits.fetch_add(batch - 1, Ordering::SeqCst);
+            // ORDERING: AcqRel: Release publishes the count's add to a
+            // credit's taker and to the hand-back; Acquire pairs with the
+            // hand-back's Release (see `Pending`).
+            self.credits.fetch_add(batch - 1, Ordering::AcqRel);
         }
     }
 
     /// The final wait begins: from now on spawners count jobs in alone.
     fn begin_joining(&self) {
-        // ORDERING: SeqCst, the Dekker pair with `count_in`.
-        self.joining.store(true, Ordering::SeqCst);
+        // ORDERING: Release, read by `joining` (after a refill's Acquire
+        // of the hand-back, see `Pending`).
+        self.joining.store(true, Ordering::Release);
     }
 
     /// Whether the final wait has begun, for a spawner that has counted
     /// its job in: if so, it wakes the wait (its job is one more to run,
     /// and it may have added credits the wait has to hand back).
     fn joining(&self) -> bool {
-        // ORDERING: SeqCst, the Dekker pair with `return_credits`.
-        self.joining.load(Ordering::SeqCst)
+        // ORDERING: Acquire pairs with `begin_joining`.
+        self.joining.load(Ordering::Acquire)
     }
 
     /// Hands back the credits no spawner took; called by the final wait
     /// before each look at the count.
     fn return_credits(&self) {
-        // ORDERING: SeqCst, the Dekker pair with `count_in`.
-        let unused = self.credits.swap(0, Ordering::SeqCst);
+        // ORDERING: AcqRel: Acquire sees the counts the credits stand
+        // for; Release passes `joining` on to a later refill.
+        let unused = self.credits.swap(0, Ordering::AcqRel);
         if unused > 0 {
-            // ORDERING: AcqRel, as a job's count-out.
-            self.count.0.fetch_sub(unused, Ordering::AcqRel);
+            // ORDERING: Relaxed: ordered after the counts' adds by the
+            // swap's Acquire; `is_clear`'s Acquire reads the count.
+            self.count.0.fetch_sub(unused, Ordering::Relaxed);
         }
     }
 
@@ -295,11 +312,6 @@ impl Pending {
         self.count.0.load(Ordering::Acquire) == 0
     }
 }
-
-/// A count on a cache line (of a pair: neighbouring lines are fetched
-/// together) of its own.
-#[repr(align(128))]
-struct Padded(AtomicUsize);
 
 /// Counts one job out when dropped: after its closure has run or been
 /// dropped and its result is with the handle or dropped, so the cell
@@ -427,8 +439,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // Counted as pending before the erased job can be seen by anyone.
         self.pending.count_in();
         let job: Arc<dyn CellJob + 'scope> = Arc::clone(&cell) as _;
-        // SAFETY: the job is counted pending above, and counted out (by a
-        // `Finisher`) only once its closure has been run or dropped and its
+        // SAFETY: the job is counted pending above (the count is never
+        // below the jobs not yet counted out, see `Pending`), and counted
+        // out (by a `Finisher`) only once its closure has been run or dropped and its
         // result handed to the handle or dropped (`detached`): the handle
         // is bound to `'scope`, so a result it holds goes before `'scope`
         // ends. A cell's `Drop` touches nothing borrowed, and
@@ -623,7 +636,7 @@ impl ThreadPool {
         let scope = Scope {
             pool: self,
             pending: Pending {
-                count: Padded(AtomicUsize::new(0)),
+                count: CachePadded(AtomicUsize::new(0)),
                 credits: AtomicUsize::new(0),
                 joining: AtomicBool::new(false),
                 waiter: OnceLock::from(thread::current()),
