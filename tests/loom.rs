@@ -26,7 +26,10 @@
 //! routed job wakes a worker on its way to block; and a keyed job a take left
 //! in the sorted inbox still runs. The last races a scope's final wait
 //! against a job spawning into the scope (`pool/scope.rs`, `Pending`): every
-//! job runs before `scope` returns, and the wait is always woken.
+//! job runs before `scope` returns, and the wait is always woken. Two race
+//! a worker on its way to park in the jobs channel's `recv` against a
+//! cancellation and a shrink, with intake open: each reaches it as a turn
+//! or is seen after it counted itself parked (`crew/worker.rs`, `park`).
 #![cfg(loom)]
 
 use std::panic;
@@ -775,5 +778,78 @@ fn a_scope_wait_races_a_job_that_spawns() {
             assert_eq!(runs.load(Ordering::SeqCst), 1, "job {i}");
         }
         pool.join();
+    });
+}
+
+/// Workers that have exited, counted by a pool's exit hook.
+#[derive(Default)]
+struct Exits {
+    count: loom::sync::Mutex<usize>,
+    changed: loom::sync::Condvar,
+}
+
+impl Exits {
+    /// Waits until `n` workers have exited, with the pool's intake still
+    /// open: only a wake-up sent to a parked worker can end it.
+    fn wait_for(&self, n: usize) {
+        let mut count = self.count.lock().expect("exits");
+        while *count < n {
+            count = self.changed.wait(count).expect("exits");
+        }
+    }
+}
+
+/// A pool of `workers` loom threads with a queue of one, whose exits are
+/// counted.
+fn counted_exits(workers: usize) -> (Arc<ThreadPool>, Arc<Exits>) {
+    let exits = Arc::new(Exits::default());
+    let pool = ThreadPool::builder()
+        .workers(workers)
+        .queue_capacity(1)
+        .thread_name("model")
+        .record_latencies(false)
+        .on_thread_exit({
+            let exits = Arc::clone(&exits);
+            move |_| {
+                *exits.count.lock().expect("exits") += 1;
+                exits.changed.notify_all();
+            }
+        })
+        .build()
+        .expect("a valid pool");
+    (Arc::new(pool), exits)
+}
+
+/// A cancellation racing the worker on its way to park in `recv`: the
+/// worker either sees the pool cancelled after counting itself parked,
+/// or is sent a turn (`Shared::wake_parked`). Intake stays open until it
+/// has left, so the channel's disconnect cannot stand in for the turn.
+#[test]
+fn a_cancellation_reaches_a_parking_worker() {
+    pool_model(|| {
+        let (pool, exits) = counted_exits(1);
+        let canceller = thread::spawn({
+            let pool = Arc::clone(&pool);
+            move || pool.context().cancel()
+        });
+        exits.wait_for(1);
+        canceller.join().expect("canceller");
+        shut_down(pool);
+    });
+}
+
+/// A shrink racing a worker on its way to park: the retire token reaches
+/// it as a turn, or it sees the token after counting itself parked.
+#[test]
+fn a_shrink_reaches_a_parking_worker() {
+    large_pool_model(2, Duration::from_secs(20), || {
+        let (pool, exits) = counted_exits(2);
+        let shrinker = thread::spawn({
+            let pool = Arc::clone(&pool);
+            move || pool.set_workers(1).expect("a valid count")
+        });
+        exits.wait_for(1);
+        shrinker.join().expect("shrinker");
+        shut_down(pool);
     });
 }

@@ -98,9 +98,10 @@
 //!   under a lane cap) is taken by the worker that ran that job, which
 //!   looks at the board next; a second one made ready by the same end, or
 //!   one made ready by a worker that is leaving, is announced with a nudge
-//!   on the retire channel, which every idle worker also watches (a job
-//!   still in the sorted inbox at that end is counted there, and sent
-//!   its own turn);
+//!   to a blocked worker: a turn, or, where workers block in a `Select`
+//!   (an elastic or rendezvous crew), a message on the retire channel they
+//!   watch (a job still in the sorted inbox at that end is counted there,
+//!   and sent its own turn);
 //! * a turn, or a plain job, may be received by a worker other than the
 //!   blocked one it was sent to wake (a channel wakes a blocked receiver
 //!   per message, and one that finds the message gone blocks again): a
@@ -645,7 +646,8 @@ impl<J> Board<J> {
     /// No lost wake-up: the worker counts itself, then looks at `ready`;
     /// a submit publishes `ready`, then looks at the count
     /// ([`wants_turn`](Self::wants_turn)). With a SeqCst fence on each
-    /// side, at least one of the two sees the other.
+    /// side, at least one of the two sees the other. The crew's other
+    /// wakers (a cancellation, a shrink) pair with the same fence.
     pub(crate) fn blocks(&self) -> Option<Blocked<'_>> {
         self.front.blocked.fetch_add(1, Ordering::SeqCst);
         let blocked = Blocked(&self.front.blocked);

@@ -277,7 +277,7 @@ pub(super) trait Intake<J>: Send + Sync {
 /// Owned by workers of another crew: the queue disconnects when the last
 /// feeder is gone.
 pub(crate) struct Feeder<J> {
-    pub(super) tx: Sender<Queued<J>>,
+    pub(super) tx: super::JobsTx<J>,
     pub(super) crew: Option<Arc<dyn Intake<J>>>,
 }
 
@@ -293,7 +293,10 @@ impl<J> Clone for Feeder<J> {
 impl<J> Feeder<J> {
     /// Feeds a plain channel, not a crew.
     pub(crate) fn channel(tx: Sender<Queued<J>>) -> Self {
-        Self { tx, crew: None }
+        Self {
+            tx: Arc::new(tx),
+            crew: None,
+        }
     }
 
     /// The channel, to watch for room in a `Select`.

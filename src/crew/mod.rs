@@ -36,11 +36,23 @@
 //! Each worker takes a job, paces it (the rate limiter, if any, is a gate
 //! before the start), runs it through the lifecycle, and goes back for the
 //! next. Waiting for a job is two-phase: first spin on `try_recv` (and the
-//! cancel flag) with a bounded backoff, then block in a `Select` on the jobs
-//! channel, the pool's cancel channel and the retire channel. A `Select`
-//! sleeps at once, while a job usually arrives within microseconds on a
-//! busy pool; the spin keeps the per-job cost at that of a plain `recv()`
-//! (see `benches/README.md`).
+//! cancel flag) with a bounded backoff, then block. Blocking sleeps at
+//! once, while a job usually arrives within microseconds on a busy pool;
+//! the spin keeps the per-job cost at that of a plain `recv()` (see
+//! `benches/README.md`).
+//!
+//! A worker blocks in a plain `recv()` on the jobs channel, as a
+//! hand-written pool's does: whatever else must reach it there — the
+//! pool's cancellation, a retire token, a job made ready on the
+//! dispatcher's board — comes as a *turn* through that same channel, and
+//! sends the worker back round its loop, where it looks at all three. The
+//! crew holds the front doors' sender weakly to send them, so the channel
+//! still disconnects when intake closes. Two kinds of crew block in a
+//! `Select` over the jobs, cancel and retire channels instead: an elastic
+//! one, whose wait also times out after the keep-alive, and a rendezvous
+//! one, where a turn can only be handed to a worker already waiting. A
+//! `Select` costs each idle submit's start about a microsecond more than
+//! a `recv()` (see `benches/README.md`, "`D`: a park in `recv`").
 //!
 //! # Supervision
 //!
@@ -104,7 +116,9 @@ use crate::error::{BuildError, Cancelled, TrySubmitError};
 use crate::stats::{Counters, JobEvent, JobOutcome, Stats, sampled, stamp};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::thread::JoinHandle;
-use crate::sync::{Arc, AtomicBool, AtomicUsize, CachePadded, Condvar, Mutex, Ordering, fence};
+use crate::sync::{
+    Arc, AtomicBool, AtomicUsize, CachePadded, Condvar, Mutex, Ordering, Weak, fence,
+};
 use crate::unwind;
 
 /// What to do when a job panics.
@@ -267,18 +281,29 @@ pub(crate) struct CrewConfig {
     pub(crate) dispatch: Dispatch,
 }
 
+/// The sending side of a crew's jobs channel, as front doors hold it.
+/// Shared rather than cloned, so that the crew can hold it weakly: a crew
+/// whose workers park in a plain `recv` wakes them by sending turns (see
+/// `worker.rs`), and a `Sender` of its own would keep the channel from
+/// disconnecting when intake closes.
+pub(crate) type JobsTx<J> = Arc<Sender<Queued<J>>>;
+
 impl CrewConfig {
     /// A jobs channel of the configured capacity.
-    pub(crate) fn channel<J>(&self) -> (Sender<Queued<J>>, Receiver<Queued<J>>) {
-        match self.queue_capacity {
+    pub(crate) fn channel<J>(&self) -> (JobsTx<J>, Receiver<Queued<J>>) {
+        let (tx, rx) = match self.queue_capacity {
             Some(capacity) => channel::bounded(capacity),
             None => channel::unbounded(),
-        }
+        };
+        (Arc::new(tx), rx)
     }
 }
 
 struct Shared<J, E> {
     jobs: Receiver<Queued<J>>,
+    /// The front doors' sender, held weakly: turns sent through it wake
+    /// workers parked in `recv` (see [`wake_parked`](Self::wake_parked)).
+    waker: Weak<Sender<Queued<J>>>,
     ctx: Context,
     /// `ctx.done()`, fetched once: disconnects when the pool is cancelled.
     cancel: Receiver<()>,
@@ -294,9 +319,11 @@ struct Shared<J, E> {
     /// lock serialises resizes, and a grow sees the cap and the count of
     /// the same moment.
     target: Mutex<Target>,
-    /// One token per worker `set_workers` asked to leave: idle workers,
-    /// blocked on this channel too, take them first; busy ones look after
-    /// their job. Also carries the dispatcher's nudges to idle workers.
+    /// One token per worker `set_workers` asked to leave: idle workers
+    /// take them first, busy ones after their job. A worker blocked in a
+    /// `Select` watches this channel, which then also carries the
+    /// dispatcher's nudges; one blocked in `recv` is sent a turn instead
+    /// (`worker.rs`).
     retire: (Sender<Nudge>, Receiver<Nudge>),
     /// Tokens sent and not yet taken, so the hot path reads an atomic.
     retiring: AtomicUsize,
@@ -337,7 +364,8 @@ struct Target {
 enum Nudge {
     /// Leave (a shrink asked for one worker fewer).
     Retire,
-    /// Look at the board: a job there became ready to start.
+    /// Look at the board: a job there became ready to start. Sent only to
+    /// a crew whose workers block in a `Select`.
     Look,
 }
 
@@ -364,10 +392,11 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         self.shared.board.blocked()
     }
 
-    /// Nudges and retire tokens not yet taken, for tests.
+    /// Nudges (on the retire channel, or as turns in the jobs channel)
+    /// and retire tokens not yet taken, for tests.
     #[cfg(test)]
     pub(crate) fn retire_backlog(&self) -> usize {
-        self.shared.retire.1.len()
+        self.shared.retire.1.len() + self.shared.board.turns()
     }
 
     /// Starts `config.workers` threads taking jobs from `jobs`, each with
@@ -377,10 +406,10 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         config: CrewConfig,
         ctx: Context,
         exec: E,
-        jobs: Receiver<Queued<J>>,
+        (tx, jobs): (&JobsTx<J>, Receiver<Queued<J>>),
         make_local: impl FnMut() -> E::Local + Send + 'static,
     ) -> Result<Self, BuildError> {
-        let crew = Self::idle(config, ctx, exec, jobs, make_local);
+        let crew = Self::idle(config, ctx, exec, (tx, jobs), make_local);
         crew.staff()?;
         Ok(crew)
     }
@@ -392,7 +421,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         config: CrewConfig,
         ctx: Context,
         exec: E,
-        jobs: Receiver<Queued<J>>,
+        (tx, jobs): (&JobsTx<J>, Receiver<Queued<J>>),
         make_local: impl FnMut() -> E::Local + Send + 'static,
     ) -> Self {
         crate::unwind::note_panic_locations();
@@ -405,6 +434,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
         let maker: LocalMaker<E::Local> = Box::new(make_local);
         let shared = Arc::new(Shared {
             jobs,
+            waker: Arc::downgrade(tx),
             cancel: ctx.done(),
             ctx,
             exec,
@@ -427,6 +457,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
             free: CachePadded(AtomicUsize::new(0)),
             board,
         });
+        shared.hook_parked();
         Self { shared }
     }
 
@@ -494,7 +525,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     /// A way into this crew for a thread of the front door's own (a
     /// pool's timer), through the same [`submit`](Self::submit). Holding
     /// it keeps the queue open: drop it before waiting for the crew.
-    pub(crate) fn door(&self, tx: Sender<Queued<J>>) -> Door<J, E> {
+    pub(crate) fn door(&self, tx: JobsTx<J>) -> Door<J, E> {
         Door {
             tx,
             shared: Arc::clone(&self.shared),
@@ -526,7 +557,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
     /// blocked on a full queue relies on this crew's workers to drain it
     /// when it is cancelled ([`OnCancel::Drained`]), so the crew keeps its
     /// workers until then: not elastic, not resized to fewer.
-    pub(crate) fn feeder(&self, tx: Sender<Queued<J>>) -> Feeder<J> {
+    pub(crate) fn feeder(&self, tx: JobsTx<J>) -> Feeder<J> {
         Feeder {
             tx,
             crew: Some(Arc::clone(&self.shared) as Arc<dyn Intake<J>>),
@@ -544,7 +575,7 @@ impl<J: Send + 'static, E: Exec<J>> Crew<J, E> {
 /// A crew's way in owned by another thread of its front door: see
 /// [`Crew::door`].
 pub(crate) struct Door<J, E> {
-    tx: Sender<Queued<J>>,
+    tx: JobsTx<J>,
     shared: Arc<Shared<J, E>>,
 }
 
@@ -907,6 +938,11 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 discarded += 1;
             }
         }
+        if self.parks_in_recv() {
+            // The queue has room now: workers still parked are woken to
+            // leave, whether or not the cancellation's turns fitted.
+            self.wake_parked(usize::MAX);
+        }
         discarded
     }
 
@@ -1189,7 +1225,7 @@ pub(crate) mod tests {
         });
         let config = config(name, 3);
         let (tx, rx) = config.channel();
-        let crew = Crew::start(config, Context::new(), FirstCannotStart, rx, || ());
+        let crew = Crew::start(config, Context::new(), FirstCannotStart, (&tx, rx), || ());
         unset_fail_spawn(name);
         let crew = crew.expect("the crew starts");
         runs_every_job(&crew, &tx, 10);
@@ -1237,7 +1273,8 @@ pub(crate) mod tests {
         };
         let config = config("lostaftercancel", 1);
         let (tx, rx) = config.channel();
-        let crew = Crew::start(config, Context::new(), exec, rx, || ()).expect("the crew starts");
+        let crew =
+            Crew::start(config, Context::new(), exec, (&tx, rx), || ()).expect("the crew starts");
         crew.submit(&tx, (), Wait::Forever, None)
             .unwrap_or_else(|_| panic!("the crew is open"));
         crew.context().cancel();
@@ -1257,7 +1294,7 @@ pub(crate) mod tests {
         let name = "losttarget";
         let config = config(name, 2);
         let (tx, rx) = config.channel();
-        let crew = Crew::start(config, Context::new(), FirstCannotStart, rx, || ())
+        let crew = Crew::start(config, Context::new(), FirstCannotStart, (&tx, rx), || ())
             .expect("the crew starts");
         let deadline = Instant::now() + Duration::from_secs(30);
         while crew.shared.counters.live.load(Ordering::Acquire) > 1 && Instant::now() < deadline {
@@ -1285,7 +1322,8 @@ pub(crate) mod tests {
         let config = config(name, 2);
         let (tx, rx) = config.channel();
         let exec = Panicky(Arc::clone(&discarded));
-        let crew = Crew::start(config, Context::new(), exec, rx, || ()).expect("the crew starts");
+        let crew =
+            Crew::start(config, Context::new(), exec, (&tx, rx), || ()).expect("the crew starts");
         // Both respawns fail once both have tried.
         set_fail_spawn(FailSpawn {
             name: name.to_owned(),
@@ -1357,7 +1395,7 @@ pub(crate) mod tests {
             ..config(name, 6)
         };
         let (_tx, rx) = config.channel();
-        let result = Crew::start(config, Context::new(), Noop, rx, || ());
+        let result = Crew::start(config, Context::new(), Noop, (&_tx, rx), || ());
         unset_fail_spawn(name);
         // Joined, not merely told to stop: all three exit hooks already ran.
         assert_eq!(exited.load(Ordering::SeqCst), 3);

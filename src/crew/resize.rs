@@ -51,6 +51,9 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 self.retiring.fetch_add(1, Ordering::Release);
                 let _ = self.retire.0.send(super::Nudge::Retire);
             }
+            if self.parks_in_recv() {
+                self.wake_parked(target.workers - n);
+            }
             target.workers = n;
         } else if let Err(err) = self.start_until(&mut target.workers, n) {
             log::error!("brigade: could not start more workers: {err}");

@@ -112,6 +112,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
             self.drain();
         } else {
             self.nudge_idle(1);
+            if self.parks_in_recv() && !self.retire.1.is_empty() {
+                // A token left for a parked worker whose turn did not fit.
+                self.wake_parked(1);
+            }
         }
         // Futures waiting for room see why there is none.
         self.room.wake_all();
@@ -228,8 +232,69 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
 
     /// Wakes up to `n` idle workers to look at the board.
     fn nudge(&self, n: usize) {
+        if self.parks_in_recv() {
+            self.send_turns(n);
+            return;
+        }
         for _ in 0..n {
             let _ = self.retire.0.send(Nudge::Look);
+        }
+    }
+
+    /// Whether an idle worker parks in a plain `recv` on the jobs channel
+    /// (see [`park`](Self::park)) rather than in a `Select`: every crew
+    /// but an elastic one, whose park also times out, and a rendezvous
+    /// one, where a turn can be sent only to a worker already waiting.
+    pub(super) fn parks_in_recv(&self) -> bool {
+        self.config.elastic.is_none() && !self.rendezvous()
+    }
+
+    /// Hooks the crew's context, in a crew that parks in `recv`, to wake
+    /// its parked workers when it is cancelled (see [`park`](Self::park)).
+    /// Weak: the hook lives in the crew's own context, which `Shared` owns.
+    pub(super) fn hook_parked(self: &Arc<Self>) {
+        if !self.parks_in_recv() {
+            return;
+        }
+        let shared = Arc::downgrade(self);
+        let _ = self.ctx.on_done(move |_| {
+            if let Some(shared) = shared.upgrade() {
+                shared.wake_parked(usize::MAX);
+            }
+        });
+    }
+
+    /// Wakes up to `n` workers parked in `recv` (all of them with
+    /// `usize::MAX`) to look again at the cancel flag, the retire tokens
+    /// and the board. The caller changed one of those first.
+    ///
+    /// No lost wake-up: the fence pairs with the one in `Board::blocks`,
+    /// so either this look sees a worker counted parked, or that worker's
+    /// look (after its count) sees the change and does not park.
+    pub(super) fn wake_parked(&self, n: usize) {
+        fence(Ordering::SeqCst);
+        self.send_turns(n.min(self.board.blocked()));
+    }
+
+    /// Sends up to `n` turns into the jobs channel, each of which wakes
+    /// one worker parked in `recv`. A turn that does not fit is not sent:
+    /// the queue is then full, and whichever worker takes from it looks
+    /// at the board, the cancel flag and the retire tokens before it
+    /// parks, and passes a wake-up on when it leaves (`leave`, `drain`).
+    /// None once intake has closed: the disconnect wakes every worker.
+    fn send_turns(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let Some(tx) = self.waker.upgrade() else {
+            return;
+        };
+        for _ in 0..n {
+            self.board.turn_sent(true);
+            if tx.try_send(Queued::Turn).is_err() {
+                self.board.turn_sent(false);
+                return;
+            }
         }
     }
 
@@ -313,9 +378,11 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         Some(Queued::Turn)
     }
 
-    /// Blocks on the jobs, cancel and retire channels (and the keep-alive,
-    /// if any). A `Select` rather than `select!`, so that the loom build's
-    /// channel stand-in runs this same code (see `sync.rs`).
+    /// Blocks until a job or a turn comes: in a plain `recv` (see
+    /// [`park`](Self::park)), or, in an elastic or rendezvous crew, in a
+    /// `Select` on the jobs, cancel and retire channels (and the
+    /// keep-alive, if any). A `Select` rather than `select!`, so that the
+    /// loom build's channel stand-in runs this same code (see `sync.rs`).
     #[cold]
     fn next_job_blocking(&self, waiting: &mut Waiting<'_>) -> Option<Queued<J>> {
         // The queue is empty: a future that found it full can send now.
@@ -324,6 +391,9 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
         let Some(_blocked) = self.count_parked() else {
             return Some(Queued::Turn);
         };
+        if self.parks_in_recv() {
+            return self.park();
+        }
         let mut select = Select::new();
         let jobs = select.recv(&self.jobs);
         let cancel = select.recv(&self.cancel);
@@ -362,6 +432,33 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                     }
                 },
             };
+        }
+    }
+
+    /// Blocks in a plain `recv` on the jobs channel, counted parked (by
+    /// the caller). A `Select` over the jobs, cancel and retire channels
+    /// would cost each idle submit's start a registration on three
+    /// channels and, once woken, an unregistration from each (see
+    /// `benches/README.md`). So a cancellation, a retire token or a job
+    /// made ready on the board reaches a parked worker as a turn through
+    /// the jobs channel ([`wake_parked`](Self::wake_parked)); the worker
+    /// goes back round its loop, where it looks at all three. Intake
+    /// closing disconnects the channel, as before.
+    ///
+    /// The looks here come after the count's fence (`Board::blocks`): a
+    /// change made before a waker looked at the count is seen here.
+    fn park(&self) -> Option<Queued<J>> {
+        if self.ctx.is_done() {
+            return None;
+        }
+        // A token already sent, not merely counted: a shrink between the
+        // two sends its turn after this look (and the loop would spin).
+        if !self.retire.1.is_empty() {
+            return Some(Queued::Turn);
+        }
+        match self.jobs.recv() {
+            Ok(queued) => Some(self.received(queued)),
+            Err(_) => self.closed_board(),
         }
     }
 

@@ -3,10 +3,8 @@
 //! `max`), and whose workers leave after [`GROUP_KEEP_ALIVE`] without a
 //! task.
 
-use crossbeam_channel::Sender;
-
 use super::GROUP_KEEP_ALIVE;
-use crate::crew::{Crew, Elastic, Erased, Exec, Propagate, Queued, Ran, Run, Wait};
+use crate::crew::{Crew, Elastic, Erased, Exec, JobsTx, Propagate, Ran, Run, Wait};
 use crate::error::Cancelled;
 use crate::options::Options;
 use crate::sizing::Sizing;
@@ -15,7 +13,7 @@ use crate::sizing::Sizing;
 pub(super) struct Workers {
     /// `None` once closed. Declared before `crew`, so it is dropped first
     /// and the crew's drop finds intake closed.
-    pub(super) tx: Option<Sender<Queued<Erased>>>,
+    pub(super) tx: Option<JobsTx<Erased>>,
     pub(super) crew: Crew<Erased, GroupExec>,
     /// The most threads at once.
     pub(super) max: usize,
@@ -62,7 +60,7 @@ impl Workers {
         });
         let (tx, rx) = config.channel();
         // No worker starts yet, so starting cannot fail.
-        let Ok(crew) = Crew::start(config, ctx, GroupExec, rx, || ()) else {
+        let Ok(crew) = Crew::start(config, ctx, GroupExec, (&tx, rx), || ()) else {
             unreachable!("brigade: a crew of no workers starts no thread")
         };
         Self {

@@ -75,7 +75,9 @@ impl<A: Send + 'static, B: Send + 'static, E: Send + 'static> Stage<A, B, E> {
         options.propagate.clone_from(&wiring.propagate);
         let (crew_config, stage_ctx) = options.validate().map_err(fail)?;
         let (input, rx) = crew_config.channel();
-        let crew = Crew::idle(crew_config, stage_ctx, exec, rx, move || output.clone());
+        let crew = Crew::idle(crew_config, stage_ctx, exec, (&input, rx), move || {
+            output.clone()
+        });
         let input = crew.feeder(input);
         let stage = Self {
             name: config.name.clone(),

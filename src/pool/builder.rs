@@ -118,7 +118,7 @@ impl ThreadPoolBuilder {
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let (config, ctx) = self.options.validate()?;
         let (tx, rx) = config.channel();
-        let crew = Crew::start(config, ctx, PoolExec, rx, || ())?;
+        let crew = Crew::start(config, ctx, PoolExec, (&tx, rx), || ())?;
         Ok(ThreadPool {
             intake: Some(tx),
             shutter: crate::crew::Shutter::new(),

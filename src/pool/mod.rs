@@ -64,11 +64,10 @@ pub use schedule::{Ended, Every, Missed, OnError, Schedule};
 pub use scope::{Scope, ScopedJoinHandle};
 
 use crate::context::Context;
-use crate::crew::{Crew, Queued, Route, Shutter, Wait, Work};
+use crate::crew::{Crew, JobsTx, Route, Shutter, Wait, Work};
 use crate::error::{SizingError, SubmitError, TrySubmitError};
 use crate::stats::Stats;
 use crate::sync::Arc;
-use crate::sync::channel::Sender;
 
 /// A pool of supervised worker threads that runs closures.
 ///
@@ -108,7 +107,7 @@ use crate::sync::channel::Sender;
 pub struct ThreadPool {
     /// `None` once intake is closed. Dropped before `crew`, whose own drop
     /// waits for the workers that this disconnection lets finish.
-    intake: Option<Sender<Queued<Task>>>,
+    intake: Option<JobsTx<Task>>,
     /// Closed by [`close`](ThreadPool::close), through `&self`.
     shutter: Shutter,
     /// A shutdown returned a report (of what never ran, among the rest).
@@ -816,6 +815,54 @@ mod tests {
         go.send(()).expect("B1 waits");
         let mut high = wait_h.recv_timeout(LONG).expect("B1 submits H");
         high.join_timeout(LONG).expect("H ends") == Ok(true)
+    }
+
+    /// Waits, `LONG` at most, until `done` holds.
+    fn settles(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + LONG;
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// A pool of four workers, all parked in the jobs channel's `recv`.
+    fn parked_pool(parent: &Context) -> ThreadPool {
+        let pool = ThreadPool::builder()
+            .workers(4)
+            .queue_capacity(1)
+            .context(parent)
+            .build()
+            .expect("build");
+        settles("the workers never parked", || {
+            pool.crew.blocked_workers() == 4
+        });
+        pool
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_cancellation_ends_parked_workers_while_intake_is_open() {
+        // Parked workers are in a `recv` that a cancellation does not
+        // disconnect: only the turns it sends can end them while the pool
+        // is neither joined nor dropped.
+        let parent = Context::new();
+        let pool = parked_pool(&parent);
+        parent.cancel();
+        settles("parked workers outlived the cancellation", || {
+            pool.stats().workers == 0
+        });
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_shrink_ends_parked_workers_while_intake_is_open() {
+        let pool = parked_pool(&Context::new());
+        pool.set_workers(1).expect("a valid count");
+        settles("parked workers outlived the shrink", || {
+            pool.stats().workers == 1
+        });
+        assert_eq!(pool.submit(|_| 7).expect("open").join(), Ok(7));
     }
 
     #[test]

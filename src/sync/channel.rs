@@ -14,15 +14,11 @@
 //! [`Waiter`] on every channel it looked at, and sleeps. Any change that
 //! can make an operation ready — a send, a receive that frees room, the
 //! last sender or receiver going — wakes every waiter on that channel, and
-//! they look again. A wake that finds nothing (another thread was faster,
-//! or a park returned early) just loops. A waiter stays on the lists of
-//! the channels that did not wake it; lists hold it weakly, so a finished
-//! `Select` is skipped, not woken.
-//!
-//! A wake sets the waiter's flag before it unparks the thread, and a
-//! waiter parks only while the flag is clear: loom spends an unpark on a
-//! thread blocked on a lock (it makes it runnable) instead of keeping it
-//! for the thread's next `park`, so an unpark alone can be lost.
+//! they look again. A wake that finds nothing (another thread was faster)
+//! just loops. A waiter stays on the lists of the channels that did not
+//! wake it; lists hold it weakly, so a finished `Select` is skipped, not
+//! woken. A waiter sleeps on a condition variable rather than in `park`
+//! (see [`Waiter`]).
 //!
 //! A selected operation must not be lost to a faster thread between the
 //! `Select` choosing it and the caller completing it (crossbeam guarantees
@@ -79,33 +75,40 @@ pub(crate) use crossbeam_channel::{
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{Arc, AtomicBool, Mutex, Ordering, Weak};
+use super::{Arc, Condvar, Mutex, Weak};
 
 /// A thread blocked in a [`Select`].
+///
+/// It sleeps on a condition variable, not in `park`: a wake can come
+/// after the waiter found its operation ready by its own look and went
+/// on, and loom spends an unpark on a thread blocked on a lock by making
+/// it runnable with the lock still held (a failed model), where a real
+/// thread would take it as a spurious wake-up.
 struct Waiter {
-    woken: AtomicBool,
-    thread: loom::thread::Thread,
+    woken: Mutex<bool>,
+    changed: Condvar,
 }
 
 impl Waiter {
     fn new() -> Self {
         Self {
-            woken: AtomicBool::new(false),
-            thread: loom::thread::current(),
+            woken: Mutex::new(false),
+            changed: Condvar::new(),
         }
     }
 
     fn wake(&self) {
-        self.woken.store(true, Ordering::Release);
-        self.thread.unpark();
+        *self.woken.lock() = true;
+        self.changed.notify_one();
     }
 
-    /// Sleeps until woken (or until a park returns early), and consumes
-    /// the wake.
+    /// Sleeps until woken, and consumes the wake.
     fn sleep(&self) {
-        if !self.woken.swap(false, Ordering::Acquire) {
-            loom::thread::park();
+        let mut woken = self.woken.lock();
+        while !*woken {
+            self.changed.wait(&mut woken);
         }
+        *woken = false;
     }
 }
 

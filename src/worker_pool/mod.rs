@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::context::Context;
 use crate::crew::{
-    Crew, Exec, OnCancel, Queued, Ran, Route, Run, SendFail, Shutter, Ticket, Wait, send,
+    Crew, Exec, JobsTx, OnCancel, Ran, Route, Run, SendFail, Shutter, Ticket, Wait, send,
 };
 use crate::error::{BuildError, Cancelled, JobError, SizingError, SubmitError, TrySubmitError};
 use crate::options::{
@@ -237,7 +237,7 @@ impl<J, R> WorkerExec<J, R> {
 /// Where submissions go: the jobs channel and the next index, under one
 /// lock so that indices follow queue order.
 struct Intake<J> {
-    tx: Option<Sender<Queued<Indexed<J>>>>,
+    tx: Option<JobsTx<Indexed<J>>>,
     next: u64,
 }
 
@@ -400,9 +400,11 @@ impl WorkerPoolBuilder {
         // after start, the channel disconnects when the last worker exits.
         // The crew's maker keeps one sender for workers started later
         // (`set_workers`); it is let go when intake closes (`seal`).
-        let crew = Crew::start(config, ctx, exec, jobs_rx, move || WorkerLocal {
-            results: results_tx.clone(),
-            state: None,
+        let crew = Crew::start(config, ctx, exec, (&jobs_tx, jobs_rx), move || {
+            WorkerLocal {
+                results: results_tx.clone(),
+                state: None,
+            }
         })?;
         let pool = WorkerPool {
             intake: Mutex::new(Intake {
