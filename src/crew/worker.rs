@@ -186,8 +186,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// (see `WorkerSlot::set_ending`). The jobs that made ready beyond
     /// the one this worker takes next (all of them, if it is `leaving`)
     /// are announced to idle workers. A future waiting for room in the
-    /// job's key is woken if its end made some.
-    #[inline]
+    /// job's key is woken if its end made some. Always inlined: a plain
+    /// job passes no ticket, and as a call this was 12 instructions of
+    /// each plain job's path on the worker (callgrind).
+    #[inline(always)]
     pub(super) fn finish(&self, ticket: Option<Ticket>, slot: Option<&WorkerSlot>, leaving: bool) {
         if let Some(ticket) = ticket {
             let ended = self.board.finish(ticket);
