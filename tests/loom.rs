@@ -30,6 +30,10 @@
 //! a worker on its way to park in the jobs channel's `recv` against a
 //! cancellation and a shrink, with intake open: each reaches it as a turn
 //! or is seen after it counted itself parked (`crew/worker.rs`, `park`).
+//! (A model of a cancellation reaching two workers past a full queue
+//! cannot run: the context keeps its children in a `HashMap`, whose order
+//! differs between executions, and loom needs every execution of a model
+//! to repeat; `pool::tests` covers it with real threads.)
 #![cfg(loom)]
 
 use std::panic;

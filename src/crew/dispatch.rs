@@ -107,7 +107,10 @@
 //!   per message, and one that finds the message gone blocks again): a
 //!   worker that received either and then took from the board nudges a
 //!   blocked worker if a job is still ready (`pass_on_wake_up` in
-//!   `worker.rs`);
+//!   `worker.rs`). Turns also carry a cancellation's and a shrink's
+//!   wake-ups (`Shared::wake_parked`): a worker that receives one takes a
+//!   waiting retire token before it looks at the board, and one that
+//!   leaves passes on the wake-ups it may have taken (`leave`, `drain`);
 //! * after intake closes, a worker leaves only once the board is empty,
 //!   waiting on `changed` while jobs are held back behind running ones.
 //!
@@ -310,8 +313,9 @@ struct Pushed {
 pub(crate) type Refused<J> = TrySubmitError<Envelope<J>>;
 
 /// The board's job counts, each written by one side: running totals of
-/// jobs counted onto the board and into the inbox (and turns sent), which
-/// submits write, and of jobs taken off it and sorted in from the inbox,
+/// jobs counted onto the board and into the inbox, which submits write
+/// (and turns sent, which wakers of parked workers also write: a
+/// cancellation, a shrink, a worker nudging another), and of jobs taken off it and sorted in from the inbox,
 /// which only the holder of the board's lock writes (and turns received,
 /// which workers count as they receive them, and the inbox count last
 /// seen, which any thread looking for work may store). A submit through
@@ -465,8 +469,9 @@ struct Front<J> {
     /// Routed jobs admitted without the lock, for the threads that lock
     /// it to sort into the state (`inbox.rs`).
     inboxes: Inboxes<J>,
-    /// Workers blocked on the channels (see [`Board::blocks`]): a submit
-    /// sends a turn only while one is.
+    /// Workers blocked on the channels (see [`Board::blocks`]): a submit,
+    /// or any other waker of a parked worker, sends a turn only while one
+    /// is.
     blocked: AtomicUsize,
     /// Whether the pool's context wakes `changed` when it is done.
     hooked: AtomicBool,

@@ -44,8 +44,10 @@
 //! A worker blocks in a plain `recv()` on the jobs channel, as a
 //! hand-written pool's does: whatever else must reach it there — the
 //! pool's cancellation, a retire token, a job made ready on the
-//! dispatcher's board — comes as a *turn* through that same channel, and
-//! sends the worker back round its loop, where it looks at all three. The
+//! dispatcher's board — comes as a *turn* through that same channel. The
+//! worker that receives one takes a waiting retire token (and leaves), or
+//! looks at the board, and its loop looks at the cancel flag before it
+//! parks again. The
 //! crew holds the front doors' sender weakly to send them, so the channel
 //! still disconnects when intake closes. Two kinds of crew block in a
 //! `Select` over the jobs, cancel and retire channels instead: an elastic

@@ -150,6 +150,14 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 }
                 Some(Queued::Job(queued)) => return Some((queued, None)),
                 Some(Queued::Turn) | None => {
+                    // A turn may carry a shrink's wake-up (`wake_parked`):
+                    // its token comes first, or the job this worker would
+                    // take next keeps the idle worker it woke instead
+                    // from leaving until that job ends.
+                    let turn = matches!(received, Some(Queued::Turn));
+                    if turn && self.parks_in_recv() && self.take_retire() {
+                        return None;
+                    }
                     if let Some((queued, ticket)) = self.board.take() {
                         if received.is_some() {
                             self.pass_on_wake_up();
@@ -210,7 +218,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// Wakes up to `n` idle workers to look at the board, for jobs ready
     /// there that this thread does not take: none if no job is ready, and
     /// no more than are counted blocked, so nudges that nobody needs do
-    /// not pile up in the retire channel. (A rendezvous crew's workers do
+    /// not pile up (in the retire channel, or as turns taking room in the
+    /// jobs channel). (A rendezvous crew's workers do
     /// not count themselves blocked: there `n` go while a job is ready.)
     ///
     /// No lost nudge: the fence pairs with the one in `Board::blocks`, so
@@ -282,8 +291,10 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// one worker parked in `recv`. A turn that does not fit is not sent:
     /// the queue is then full, and whichever worker takes from it looks
     /// at the board, the cancel flag and the retire tokens before it
-    /// parks, and passes a wake-up on when it leaves (`leave`, `drain`).
-    /// None once intake has closed: the disconnect wakes every worker.
+    /// parks; one that leaves cancelled wakes every parked worker after
+    /// its drain, and one that retires wakes one while tokens remain
+    /// (`drain`, `leave`). None once every holder of the front doors'
+    /// sender has let go: the disconnect then wakes every worker.
     fn send_turns(&self, n: usize) {
         if n == 0 {
             return;
@@ -444,7 +455,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
     /// `benches/README.md`). So a cancellation, a retire token or a job
     /// made ready on the board reaches a parked worker as a turn through
     /// the jobs channel ([`wake_parked`](Self::wake_parked)); the worker
-    /// goes back round its loop, where it looks at all three. Intake
+    /// that receives it takes a waiting token, or looks at the board, and
+    /// goes back round its loop, which looks at the cancel flag. Intake
     /// closing disconnects the channel, as before.
     ///
     /// The looks here come after the count's fence (`Board::blocks`): a

@@ -826,16 +826,16 @@ mod tests {
         }
     }
 
-    /// A pool of four workers, all parked in the jobs channel's `recv`.
-    fn parked_pool(parent: &Context) -> ThreadPool {
+    /// A pool of `workers`, all parked in the jobs channel's `recv`.
+    fn parked_pool(parent: &Context, workers: usize, capacity: usize) -> ThreadPool {
         let pool = ThreadPool::builder()
-            .workers(4)
-            .queue_capacity(1)
+            .workers(workers)
+            .queue_capacity(capacity)
             .context(parent)
             .build()
             .expect("build");
         settles("the workers never parked", || {
-            pool.crew.blocked_workers() == 4
+            pool.crew.blocked_workers() == workers
         });
         pool
     }
@@ -847,7 +847,7 @@ mod tests {
         // disconnect: only the turns it sends can end them while the pool
         // is neither joined nor dropped.
         let parent = Context::new();
-        let pool = parked_pool(&parent);
+        let pool = parked_pool(&parent, 4, 1);
         parent.cancel();
         settles("parked workers outlived the cancellation", || {
             pool.stats().workers == 0
@@ -856,13 +856,52 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore)]
+    fn a_cancellation_reaches_parked_workers_past_a_full_queue() {
+        // A job fills the queue of one as the pool is cancelled: a turn
+        // that does not fit is passed on by whichever worker drains.
+        for _ in 0..50 {
+            let parent = Context::new();
+            let pool = parked_pool(&parent, 4, 1);
+            let _ = pool.execute(|| {});
+            parent.cancel();
+            settles("parked workers outlived the cancellation", || {
+                pool.stats().workers == 0
+            });
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
     fn a_shrink_ends_parked_workers_while_intake_is_open() {
-        let pool = parked_pool(&Context::new());
+        let pool = parked_pool(&Context::new(), 4, 1);
         pool.set_workers(1).expect("a valid count");
         settles("parked workers outlived the shrink", || {
             pool.stats().workers == 1
         });
         assert_eq!(pool.submit(|_| 7).expect("open").join(), Ok(7));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_shrink_retires_the_idle_worker_not_the_busy_one() {
+        // Found in review: the turn a shrink sent could wake a worker
+        // that then took a job queued just after it, so the token waited
+        // for that job's end while the other worker slept on (about one
+        // round in eight).
+        for _ in 0..50 {
+            let pool = parked_pool(&Context::new(), 2, 4);
+            pool.set_workers(1).expect("a valid count");
+            let (release, held) = mpsc::channel::<()>();
+            pool.execute(move || {
+                let _ = held.recv_timeout(LONG);
+            })
+            .expect("open");
+            settles("the idle worker stayed while the other ran a job", || {
+                pool.stats().workers == 1
+            });
+            release.send(()).expect("the job waits");
+            pool.join();
+        }
     }
 
     #[test]

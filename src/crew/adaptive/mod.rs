@@ -202,7 +202,7 @@ fn sample<J, E>(shared: &Shared<J, E>) -> Sample {
         submitted: shared.counters.submitted.load(Ordering::Relaxed),
         finished,
         busy_nanos,
-        queued: shared.jobs.len(),
+        queued: shared.jobs.len().saturating_sub(shared.board.turns()),
         workers: shared.counters.live.load(Ordering::Relaxed),
         busy,
         cpu: None,
