@@ -47,14 +47,14 @@
 //! dispatcher's board — comes as a *turn* through that same channel. The
 //! worker that receives one takes a waiting retire token (and leaves), or
 //! looks at the board, and its loop looks at the cancel flag before it
-//! parks again. The
-//! crew holds the front doors' sender weakly to send them, so the channel
-//! still disconnects when intake closes. Two kinds of crew block in a
-//! `Select` over the jobs, cancel and retire channels instead: an elastic
-//! one, whose wait also times out after the keep-alive, and a rendezvous
-//! one, where a turn can only be handed to a worker already waiting. A
-//! `Select` costs each idle submit's start about a microsecond more than
-//! a `recv()` (see `benches/README.md`, "`D`: a park in `recv`").
+//! parks again. The crew holds the front doors' sender weakly to send
+//! them, so the channel still disconnects when intake closes. Two kinds
+//! of crew block in a `Select` over the jobs, cancel and retire channels
+//! instead: an elastic one, whose wait also times out after the
+//! keep-alive, and a rendezvous one, where a turn can only be handed to a
+//! worker already waiting. A `Select` costs each idle submit's start
+//! about a microsecond more than a `recv()` (see `benches/README.md`,
+//! "`D`: a park in `recv`").
 //!
 //! # Supervision
 //!
