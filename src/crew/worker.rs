@@ -149,15 +149,8 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                     return Some((queued, Some(ticket)));
                 }
                 Some(Queued::Job(queued)) => return Some((queued, None)),
+                Some(Queued::Turn) if self.retires_on_turn() => return None,
                 Some(Queued::Turn) | None => {
-                    // A turn may carry a shrink's wake-up (`wake_parked`):
-                    // its token comes first, or the job this worker would
-                    // take next keeps the idle worker it woke instead
-                    // from leaving until that job ends.
-                    let turn = matches!(received, Some(Queued::Turn));
-                    if turn && self.parks_in_recv() && self.take_retire() {
-                        return None;
-                    }
                     if let Some((queued, ticket)) = self.board.take() {
                         if received.is_some() {
                             self.pass_on_wake_up();
@@ -176,6 +169,15 @@ impl<J: Send + 'static, E: Exec<J>> Shared<J, E> {
                 }
             }
         }
+    }
+
+    /// A turn was received: in a crew that parks in `recv` it may carry a
+    /// shrink's wake-up (`wake_parked`), so a waiting retire token is
+    /// taken first (then the worker leaves). Otherwise the job this
+    /// worker would take next keeps the idle worker the turn woke instead
+    /// from leaving until that job ends.
+    fn retires_on_turn(&self) -> bool {
+        self.parks_in_recv() && self.take_retire()
     }
 
     /// This worker received a turn or a plain job and then took from the
